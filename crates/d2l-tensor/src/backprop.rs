@@ -1,0 +1,319 @@
+//! Reverse-mode autodiff (D2L 2.5). Each computed tensor keeps the [`Op`] that made it;
+//! `backward` sorts the graph topologically, walks it in reverse, and applies one rule
+//! per op, freeing every op's saved tensors as soon as its rule has run.
+
+use crate::error::{Error, Result};
+use crate::grad_mode::no_grad;
+use crate::ops::elementwise::{BinaryOp, UnaryOp};
+use crate::{Tensor, TensorId};
+use std::collections::{HashMap, HashSet};
+
+/// How a tensor was computed: the op and the inputs (and outputs) its gradient needs.
+#[derive(Clone)]
+pub(crate) enum Op {
+    Unary { arg: Tensor, op: UnaryOp, out: Option<Tensor> },
+    Binary { lhs: Tensor, rhs: Tensor, op: BinaryOp },
+    Sum { arg: Tensor, dims: Vec<usize> },
+    Extremum { arg: Tensor, dim: usize, keepdim: bool, indices: Tensor },
+    Matmul(Tensor, Tensor),
+    Reshape(Tensor),
+    Permute(Tensor, Vec<usize>),
+    Broadcast(Tensor),
+    Narrow { arg: Tensor, dim: usize, start: usize },
+    Copy(Tensor),
+    Cast(Tensor),
+    Cat { args: Vec<Tensor>, dim: usize },
+    IndexSelect { arg: Tensor, dim: usize, index: Tensor },
+    Gather { arg: Tensor, dim: usize, index: Tensor },
+    ScatterAdd { arg: Tensor, dim: usize, index: Tensor, src: Tensor },
+    Where { cond: Tensor, a: Tensor, b: Tensor },
+    Pad { arg: Tensor, pads: Vec<(usize, usize)> },
+    Softmax { arg: Tensor, out: Tensor, dim: usize },
+    LogSoftmax { arg: Tensor, out: Tensor, dim: usize },
+    /// An op defined outside the engine (layers with fused kernels); its rule maps the
+    /// output gradient to one gradient per input.
+    Custom { args: Vec<Tensor>, backward: std::sync::Arc<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync> },
+}
+
+impl Op {
+    /// The differentiable inputs, in the order `grads` returns their gradients.
+    pub(crate) fn inputs(&self) -> Vec<Tensor> {
+        match self {
+            Op::Unary { arg, .. }
+            | Op::Sum { arg, .. }
+            | Op::Extremum { arg, .. }
+            | Op::Reshape(arg)
+            | Op::Permute(arg, _)
+            | Op::Broadcast(arg)
+            | Op::Narrow { arg, .. }
+            | Op::Copy(arg)
+            | Op::Cast(arg)
+            | Op::IndexSelect { arg, .. }
+            | Op::Gather { arg, .. }
+            | Op::Pad { arg, .. }
+            | Op::Softmax { arg, .. }
+            | Op::LogSoftmax { arg, .. } => vec![arg.clone()],
+            Op::Binary { lhs, rhs, .. } | Op::Matmul(lhs, rhs) => vec![lhs.clone(), rhs.clone()],
+            Op::Cat { args, .. } | Op::Custom { args, .. } => args.clone(),
+            Op::ScatterAdd { arg, src, .. } => vec![arg.clone(), src.clone()],
+            Op::Where { a, b, .. } => vec![a.clone(), b.clone()],
+        }
+    }
+
+    /// The gradient of each input given the gradient `g` of the output (`None` where
+    /// none flows). Every rule lives here.
+    fn grads(&self, g: &Tensor) -> Result<Vec<Option<Tensor>>> {
+        let one = |t: Tensor| Ok(vec![Some(t)]);
+        match self {
+            Op::Unary { arg, op, out } => {
+                let saved = if op.grad_from_output() { out.as_ref().unwrap_or(arg) } else { arg };
+                one(Tensor::unary_backward(*op, saved, g)?)
+            }
+            Op::Binary { lhs, rhs, op } => {
+                let (ga, gb) = match op {
+                    BinaryOp::Add => (g.clone(), g.clone()),
+                    BinaryOp::Sub => (g.clone(), g.neg()?),
+                    BinaryOp::Mul => (g.mul(rhs)?, g.mul(lhs)?),
+                    BinaryOp::Div => {
+                        let ga = g.div(rhs)?;
+                        (ga.clone(), ga.mul(lhs)?.div(rhs)?.neg()?)
+                    }
+                    BinaryOp::Pow => {
+                        let ga = g.mul(rhs)?.mul(&lhs.pow(&rhs.sub_scalar(1.0)?)?)?;
+                        let gb = g.mul(&lhs.pow(rhs)?)?.mul(&lhs.log()?)?;
+                        (ga, gb)
+                    }
+                    BinaryOp::Maximum | BinaryOp::Minimum => {
+                        // Ties split the gradient evenly, as in PyTorch.
+                        let wins = if *op == BinaryOp::Maximum { lhs.gt(rhs)? } else { lhs.lt(rhs)? };
+                        let ties = lhs.eq(rhs)?;
+                        let w = wins.to_dtype(g.dtype())?.add(&ties.to_dtype(g.dtype())?.mul_scalar(0.5)?)?;
+                        let ga = g.mul(&w)?;
+                        (ga.clone(), g.sub(&ga)?)
+                    }
+                };
+                Ok(vec![Some(ga.sum_to(lhs.shape())?), Some(gb.sum_to(rhs.shape())?)])
+            }
+            Op::Sum { arg, dims } => {
+                let mut keep = arg.shape().to_vec();
+                for &d in dims {
+                    keep[d] = 1;
+                }
+                one(g.reshape(keep)?.broadcast_to(arg.shape())?)
+            }
+            Op::Extremum { arg, dim, keepdim, indices } => {
+                let (g, idx) = if *keepdim {
+                    (g.clone(), indices.clone())
+                } else {
+                    (g.unsqueeze(*dim as isize)?, indices.unsqueeze(*dim as isize)?)
+                };
+                one(g.zeros_like_shape(arg.shape()).scatter_add(*dim as isize, &idx, &g)?)
+            }
+            Op::Matmul(a, b) => {
+                let ga = g.matmul(&b.transpose(-1, -2)?)?.sum_to(a.shape())?;
+                let gb = a.transpose(-1, -2)?.matmul(g)?.sum_to(b.shape())?;
+                Ok(vec![Some(ga), Some(gb)])
+            }
+            Op::Reshape(arg) => one(g.reshape(arg.shape())?),
+            Op::Permute(_, dims) => {
+                let mut inv = vec![0; dims.len()];
+                for (i, &d) in dims.iter().enumerate() {
+                    inv[d] = i;
+                }
+                one(g.permute(&inv)?)
+            }
+            Op::Broadcast(arg) => one(g.sum_to(arg.shape())?),
+            Op::Narrow { arg, dim, start } => {
+                let mut pads = vec![(0, 0); arg.rank()];
+                pads[*dim] = (*start, arg.shape()[*dim] - start - g.shape()[*dim]);
+                one(g.pad_dims(&pads, 0.0)?)
+            }
+            Op::Copy(_) => one(g.clone()),
+            Op::Cast(arg) => one(g.to_dtype(arg.dtype())?),
+            Op::Cat { args, dim } => {
+                let mut start = 0;
+                args.iter()
+                    .map(|a| {
+                        let n = a.shape()[*dim];
+                        let part = g.narrow(*dim as isize, start, n)?;
+                        start += n;
+                        Ok(a.requires_grad().then_some(part))
+                    })
+                    .collect()
+            }
+            Op::IndexSelect { arg, dim, index } => {
+                // Spread g back with a scatter-add whose index repeats `index` along `dim`.
+                let mut view = vec![1; arg.rank()];
+                view[*dim] = index.numel();
+                let idx = index.reshape(view)?.broadcast_to(g.shape())?.contiguous()?;
+                one(g.zeros_like_shape(arg.shape()).scatter_add(*dim as isize, &idx, g)?)
+            }
+            Op::Gather { arg, dim, index } => one(g.zeros_like_shape(arg.shape()).scatter_add(*dim as isize, index, g)?),
+            Op::ScatterAdd { src, dim, index, .. } => {
+                let gs = g.gather(*dim as isize, index)?;
+                let gs = if gs.shape() == src.shape() {
+                    gs
+                } else {
+                    let mut pads = vec![(0, 0); src.rank()];
+                    for (d, p) in pads.iter_mut().enumerate() {
+                        p.1 = src.shape()[d] - gs.shape()[d];
+                    }
+                    gs.pad_dims(&pads, 0.0)?
+                };
+                Ok(vec![Some(g.clone()), Some(gs)])
+            }
+            Op::Where { cond, a, b } => {
+                let z = g.scalar_like(0.0);
+                let ga = Tensor::where_cond(cond, g, &z)?.sum_to(a.shape())?;
+                let gb = Tensor::where_cond(cond, &z, g)?.sum_to(b.shape())?;
+                Ok(vec![Some(ga), Some(gb)])
+            }
+            Op::Pad { pads, .. } => {
+                let mut x = g.clone();
+                for (d, &(before, _)) in pads.iter().enumerate() {
+                    let n = x.shape()[d] - before - pads[d].1;
+                    x = x.narrow(d as isize, before, n)?;
+                }
+                one(x)
+            }
+            Op::Softmax { out, dim, .. } => {
+                let d = *dim as isize;
+                let s = g.mul(out)?.sum(&[d], true)?;
+                one(out.mul(&g.sub(&s)?)?)
+            }
+            Op::LogSoftmax { out, dim, .. } => {
+                let d = *dim as isize;
+                let s = g.sum(&[d], true)?;
+                one(g.sub(&out.exp()?.mul(&s)?)?)
+            }
+            Op::Custom { backward, .. } => backward(g),
+        }
+    }
+}
+
+impl Tensor {
+    /// Zeros of `shape` with this tensor's dtype.
+    pub(crate) fn zeros_like_shape(&self, shape: &[usize]) -> Tensor {
+        Tensor::full_dtype(shape, 0.0, self.dtype())
+    }
+
+    /// Sums a broadcast gradient back to `shape` (the backward of broadcasting).
+    pub fn sum_to(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let extra = self.rank().checked_sub(shape.len()).ok_or_else(|| Error::ShapeMismatch {
+            op: "sum_to",
+            lhs: self.shape().to_vec(),
+            rhs: shape.to_vec(),
+            why: "do not agree: the target has more dims".into(),
+        })?;
+        let dims: Vec<isize> = (0..self.rank())
+            .filter(|&d| d < extra || (shape[d - extra] == 1 && self.shape()[d] != 1))
+            .map(|d| d as isize)
+            .collect();
+        self.sum(&dims, true)?.reshape(shape)
+    }
+
+    /// Computes gradients of this scalar with respect to every leaf that requires one and
+    /// adds them to the leaves' `.grad` (D2L 2.5.1). Frees the graph.
+    pub fn backward(&self) -> Result<()> {
+        if self.numel() != 1 {
+            return Err(Error::Autograd(format!(
+                "backward() needs a scalar output, got shape {:?}; pass an output gradient with backward_with",
+                self.shape()
+            )));
+        }
+        self.backward_opts(&self.ones_like(), false)
+    }
+
+    /// Backpropagates a given output gradient (D2L 2.5.2, non-scalar outputs).
+    pub fn backward_with(&self, grad: &Tensor) -> Result<()> {
+        self.backward_opts(grad, false)
+    }
+
+    /// Backward with control over freeing: `retain_graph` keeps the graph for another pass.
+    pub fn backward_opts(&self, grad: &Tensor, retain_graph: bool) -> Result<()> {
+        if !self.requires_grad() {
+            return Err(Error::Autograd(
+                "backward() on a tensor that does not require grad (no input had requires_grad set, or it was computed under no_grad)".into(),
+            ));
+        }
+        if grad.shape() != self.shape() {
+            return Err(Error::ShapeMismatch {
+                op: "backward",
+                lhs: self.shape().to_vec(),
+                rhs: grad.shape().to_vec(),
+                why: "must be equal: the output gradient needs the output's shape".into(),
+            });
+        }
+        self.same_device("backward", grad)?;
+        no_grad(|| run_backward(self, grad.to_dtype(self.dtype())?, retain_graph))
+    }
+}
+
+/// Depth-first post-order of the nodes that carry an op: inputs come before their users.
+fn topo_order(root: &Tensor) -> Result<Vec<Tensor>> {
+    let mut order = Vec::new();
+    let mut seen: HashSet<TensorId> = HashSet::new();
+    let mut stack: Vec<(Tensor, bool)> = vec![(root.clone(), false)];
+    while let Some((t, expanded)) = stack.pop() {
+        if expanded {
+            order.push(t);
+            continue;
+        }
+        if !seen.insert(t.id()) {
+            continue;
+        }
+        match t.op_inputs() {
+            Some(inputs) => {
+                stack.push((t.clone(), true));
+                for i in inputs {
+                    if i.requires_grad() && !seen.contains(&i.id()) {
+                        stack.push((i, false));
+                    }
+                }
+            }
+            None if t.is_leaf() => {}
+            None => {
+                return Err(Error::Autograd(
+                    "trying to backward through the graph a second time: its saved tensors were freed by the first backward (use backward_opts with retain_graph = true)".into(),
+                ))
+            }
+        }
+    }
+    Ok(order)
+}
+
+fn run_backward(root: &Tensor, seed: Tensor, retain_graph: bool) -> Result<()> {
+    if root.is_leaf() {
+        return root.accumulate_grad(seed.contiguous()?);
+    }
+    let mut order: Vec<Option<Tensor>> = topo_order(root)?.into_iter().map(Some).collect();
+    let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
+    grads.insert(root.id(), seed);
+    for slot in order.iter_mut().rev() {
+        let node = slot.take().expect("each node is visited once");
+        let Some(g) = grads.remove(&node.id()) else { continue };
+        let op = if retain_graph { node.clone_op() } else { node.take_op() };
+        let Some(op) = op else { continue };
+        let inputs = op.inputs();
+        let input_grads = op.grads(&g)?;
+        drop(op);
+        for (input, ig) in inputs.into_iter().zip(input_grads) {
+            let Some(ig) = ig else { continue };
+            if !input.requires_grad() {
+                continue;
+            }
+            if input.is_leaf() {
+                input.accumulate_grad(ig.contiguous()?)?;
+            } else {
+                match grads.remove(&input.id()) {
+                    Some(prev) => grads.insert(input.id(), prev.add(&ig)?),
+                    None => grads.insert(input.id(), ig),
+                };
+            }
+        }
+    }
+    Ok(())
+}

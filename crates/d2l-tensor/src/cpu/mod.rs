@@ -1,0 +1,9 @@
+//! CPU kernels. Each kernel takes plain slices plus layouts and returns a fresh buffer;
+//! contiguous inputs take a fast path, strided ones loop over collapsed rows.
+
+pub(crate) mod elementwise;
+pub(crate) mod index;
+pub(crate) mod matmul;
+pub(crate) mod reduce;
+
+pub(crate) use elementwise::{binary, copy_strided, unary};

@@ -1,0 +1,30 @@
+//! Tensor operations, grouped by kind; each file adds methods to [`Tensor`].
+
+pub(crate) mod creation;
+pub(crate) mod elementwise;
+pub(crate) mod index;
+pub(crate) mod linalg;
+pub(crate) mod movement;
+pub(crate) mod overload;
+pub(crate) mod reduce;
+
+use crate::backprop::Op;
+use crate::error::Result;
+use crate::Tensor;
+use std::sync::Arc;
+
+/// The backward rule of a custom op: output gradient in, one optional gradient per input out.
+pub type BackwardFn = Arc<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
+
+impl Tensor {
+    /// Attaches a hand-written gradient rule to a value computed outside the graph (a
+    /// fused kernel), so that `backward` flows through it into `inputs`.
+    pub fn custom_op(value: Tensor, inputs: &[&Tensor], backward: BackwardFn) -> Tensor {
+        let rec = Tensor::record(inputs, || Op::Custom { args: inputs.iter().map(|t| (*t).clone()).collect(), backward });
+        let value = value.detach();
+        match rec {
+            Some(op) => value.view_with(value.layout().clone(), Some(op)),
+            None => value,
+        }
+    }
+}
