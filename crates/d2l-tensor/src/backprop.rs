@@ -317,3 +317,31 @@ fn run_backward(root: &Tensor, seed: Tensor, retain_graph: bool) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{no_grad, Tensor};
+    use std::sync::Arc;
+
+    #[test]
+    fn saved_tensors_are_released_by_backward() {
+        let x = Tensor::from_slice(&[0.5f32, 1.0], &[2]).unwrap().requires_grad_(true).unwrap();
+        let h = x.exp().unwrap(); // saves its own output (a second handle on h's buffer)
+        let y = h.sin().unwrap(); // saves h
+        let z = y.sum_all().unwrap();
+        assert_eq!(Arc::strong_count(&h.0.storage), 2);
+        assert_eq!(Arc::strong_count(&x.0), 2, "x is referenced by exp's record");
+        z.backward().unwrap();
+        assert_eq!(Arc::strong_count(&h.0.storage), 1, "exp's saved output was freed");
+        assert_eq!(Arc::strong_count(&x.0), 1, "nothing in the graph holds x any more");
+        assert!(x.grad().is_some());
+    }
+
+    #[test]
+    fn no_grad_keeps_nothing_alive() {
+        let x = Tensor::from_slice(&[0.5f32, 1.0], &[2]).unwrap().requires_grad_(true).unwrap();
+        let y = no_grad(|| x.exp().unwrap().sin().unwrap());
+        assert_eq!(Arc::strong_count(&x.0), 1, "no op recorded a reference to x");
+        assert!(!y.has_graph());
+    }
+}

@@ -355,13 +355,10 @@ impl Tensor {
         self.check_inplace("copy_")?;
         self.same_device("copy_", src)?;
         let src = src.broadcast_to(self.shape())?.to_dtype(self.dtype())?;
-        let values = src.contiguous()?;
+        // Reading and writing one buffer at once would deadlock (and alias): copy first.
+        let values = if Arc::ptr_eq(&src.0.storage, &self.0.storage) { src.copy()? } else { src.contiguous()? };
         let vs = values.storage();
         let l = self.0.layout.clone();
-        if Arc::ptr_eq(&values.0.storage, &self.0.storage) {
-            // `contiguous()` returned this very view: nothing to copy.
-            return Ok(());
-        }
         let mut dst = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
         macro_rules! put {
             ($variant:ident) => {{

@@ -1,5 +1,6 @@
 //! Operator overloading: `&a + &b`, `&a * 2.0`, `-&a`. Like every op they can fail (shape
-//! mismatch), so they return `Result<Tensor>`: write `(&a + &b)?`.
+//! mismatch), so they return `Result<Tensor>`: write `(&a + &b)?`. Scalars are `f64`
+//! (one scalar type keeps float literals unambiguous).
 
 use crate::error::Result;
 use crate::Tensor;
@@ -45,32 +46,11 @@ macro_rules! overload {
                 f(&self, rhs)
             }
         }
-        impl $trait<f32> for &Tensor {
-            type Output = Result<Tensor>;
-            fn $method(self, rhs: f32) -> Result<Tensor> {
-                let f: fn(&Tensor, f64) -> Result<Tensor> = $scalar_fn;
-                f(self, rhs as f64)
-            }
-        }
-        impl $trait<f32> for Tensor {
-            type Output = Result<Tensor>;
-            fn $method(self, rhs: f32) -> Result<Tensor> {
-                let f: fn(&Tensor, f64) -> Result<Tensor> = $scalar_fn;
-                f(&self, rhs as f64)
-            }
-        }
         impl $trait<&Tensor> for f64 {
             type Output = Result<Tensor>;
             fn $method(self, rhs: &Tensor) -> Result<Tensor> {
                 let f: fn(f64, &Tensor) -> Result<Tensor> = $rscalar_fn;
                 f(self, rhs)
-            }
-        }
-        impl $trait<&Tensor> for f32 {
-            type Output = Result<Tensor>;
-            fn $method(self, rhs: &Tensor) -> Result<Tensor> {
-                let f: fn(f64, &Tensor) -> Result<Tensor> = $rscalar_fn;
-                f(self as f64, rhs)
             }
         }
     };
