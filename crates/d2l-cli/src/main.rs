@@ -18,7 +18,11 @@ fn demo() -> Result<()> {
     let true_b = 4.2;
     let (features, labels) = synthetic_data(&true_w, true_b, 1000)?;
     println!("features: {features:?}");
-    println!("first example: {} -> {}", features.select(0, 0)?, labels.select(0, 0)?);
+    println!(
+        "first example: {} -> {}",
+        features.select(0, 0)?,
+        labels.select(0, 0)?
+    );
 
     let w = Tensor::normal(&[2, 1], 0.0, 0.01)?.requires_grad_(true)?;
     let b = Tensor::zeros(&[1]).requires_grad_(true)?;
@@ -26,7 +30,10 @@ fn demo() -> Result<()> {
     for epoch in 0..epochs {
         let order = Tensor::randperm(features.shape()[0]);
         for idx in order.split(batch_size, 0)? {
-            let (x, y) = (features.index_select(0, &idx)?, labels.index_select(0, &idx)?);
+            let (x, y) = (
+                features.index_select(0, &idx)?,
+                labels.index_select(0, &idx)?,
+            );
             let y_hat = x.matmul(&w)?.add(&b)?;
             let loss = y_hat.sub(&y)?.square()?.mul_scalar(0.5)?.sum_all()?;
             loss.backward()?;
@@ -39,7 +46,15 @@ fn demo() -> Result<()> {
                 Ok(())
             })?;
         }
-        let train_l = no_grad(|| features.matmul(&w)?.add(&b)?.sub(&labels)?.square()?.mul_scalar(0.5)?.mean_all())?;
+        let train_l = no_grad(|| {
+            features
+                .matmul(&w)?
+                .add(&b)?
+                .sub(&labels)?
+                .square()?
+                .mul_scalar(0.5)?
+                .mean_all()
+        })?;
         println!("epoch {}, loss {:.6}", epoch + 1, train_l.item()?);
     }
     let w_err = true_w.sub(&w.reshape([-1])?)?;
@@ -49,7 +64,10 @@ fn demo() -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    println!("d2l-rs {VERSION} (engine d2l-tensor, {} threads)", num_threads());
+    println!(
+        "d2l-rs {VERSION} (engine d2l-tensor, {} threads)",
+        num_threads()
+    );
     println!("The training commands arrive with the CLI issue; running the D2L 3.2 demo.\n");
     match demo() {
         Ok(()) => ExitCode::SUCCESS,

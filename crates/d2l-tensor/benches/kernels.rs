@@ -10,8 +10,10 @@
 //! "GiB/s" is the effective bandwidth. For the ratio against PyTorch use the example
 //! `bench_kernels` and `scripts/bench_torch_kernels.py`, which share one protocol.
 
-use criterion::{black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use criterion::measurement::WallTime;
+use criterion::{
+    black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput,
+};
 use d2l_tensor::{manual_seed, no_grad, Tensor};
 use std::time::Duration;
 
@@ -19,7 +21,9 @@ const ELEMWISE_N: usize = 1 << 24; // 16,777,216 elements
 const F32: u64 = 4;
 
 fn configure(g: &mut BenchmarkGroup<'_, WallTime>) {
-    g.sample_size(10).warm_up_time(Duration::from_millis(700)).measurement_time(Duration::from_secs(2));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(700))
+        .measurement_time(Duration::from_secs(2));
 }
 
 fn gemm(c: &mut Criterion) {
@@ -45,10 +49,16 @@ fn elementwise(c: &mut Criterion) {
     let y = Tensor::randn(&[ELEMWISE_N]);
     let n = ELEMWISE_N as u64;
     g.throughput(Throughput::Bytes(3 * n * F32)); // read 2, write 1
-    g.bench_function("add", |b| no_grad(|| b.iter(|| black_box(x.add(&y).unwrap()))));
-    g.bench_function("mul", |b| no_grad(|| b.iter(|| black_box(x.mul(&y).unwrap()))));
+    g.bench_function("add", |b| {
+        no_grad(|| b.iter(|| black_box(x.add(&y).unwrap())))
+    });
+    g.bench_function("mul", |b| {
+        no_grad(|| b.iter(|| black_box(x.mul(&y).unwrap())))
+    });
     g.throughput(Throughput::Bytes(2 * n * F32)); // read 1, write 1
-    g.bench_function("relu", |b| no_grad(|| b.iter(|| black_box(x.relu().unwrap()))));
+    g.bench_function("relu", |b| {
+        no_grad(|| b.iter(|| black_box(x.relu().unwrap())))
+    });
     g.finish();
 }
 
@@ -63,7 +73,9 @@ fn reductions(c: &mut Criterion) {
     });
     let big = Tensor::randn(&[4096, 4096]);
     g.throughput(Throughput::Bytes(4096 * 4096 * F32 + F32)); // read all, write one
-    g.bench_function("sum_all_4096x4096", |b| no_grad(|| b.iter(|| black_box(big.sum_all().unwrap()))));
+    g.bench_function("sum_all_4096x4096", |b| {
+        no_grad(|| b.iter(|| black_box(big.sum_all().unwrap())))
+    });
     g.finish();
 }
 

@@ -63,7 +63,12 @@ impl Protocol {
             rates.push(work_per_step * steps as f64 / dt);
             per_step.push(dt / steps as f64);
         }
-        Measured { rate: median(&rates), rates, steps, step_s: median(&per_step) }
+        Measured {
+            rate: median(&rates),
+            rates,
+            steps,
+            step_s: median(&per_step),
+        }
     }
 }
 
@@ -72,7 +77,15 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * p).round() / p
 }
 
-fn emit(workload: &str, name: &str, metric: &str, unit: &str, scale: f64, m: &Measured, extra: serde_json::Value) {
+fn emit(
+    workload: &str,
+    name: &str,
+    metric: &str,
+    unit: &str,
+    scale: f64,
+    m: &Measured,
+    extra: serde_json::Value,
+) {
     let mut rec = serde_json::json!({
         "peer": "d2l-rs",
         "workload": workload,
@@ -113,8 +126,16 @@ fn main() {
         }
     }
     let want = |name: &str| only.as_ref().map_or(true, |o| o.iter().any(|x| x == name));
-    let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let p = Protocol { reps: env("BENCH_REPS", 5.0) as usize, target_s: env("BENCH_TARGET_S", 1.0) };
+    let env = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let p = Protocol {
+        reps: env("BENCH_REPS", 5.0) as usize,
+        target_s: env("BENCH_TARGET_S", 1.0),
+    };
     manual_seed(0);
 
     no_grad(|| {
@@ -129,36 +150,88 @@ fn main() {
             let a = Tensor::randn(&[m, k]);
             let b = Tensor::randn(&[k, n]);
             let r = p.measure(|| drop(a.matmul(&b).unwrap()), 2.0 * (m * k * n) as f64);
-            emit(workload, name, "gflops", "GFLOP/s", 1e9, &r, serde_json::json!({"shape": [m, k, n]}));
+            emit(
+                workload,
+                name,
+                "gflops",
+                "GFLOP/s",
+                1e9,
+                &r,
+                serde_json::json!({"shape": [m, k, n]}),
+            );
         }
 
         // Memory-bound kernels: GB/s (1e9 bytes) of bytes read + bytes written.
         let n = 1usize << 24;
         let need_ew = ["add_16m", "mul_16m", "relu_16m"].iter().any(|k| want(k));
-        let (x, y) = if need_ew { (Tensor::randn(&[n]), Tensor::randn(&[n])) } else { (Tensor::zeros(&[1]), Tensor::zeros(&[1])) };
+        let (x, y) = if need_ew {
+            (Tensor::randn(&[n]), Tensor::randn(&[n]))
+        } else {
+            (Tensor::zeros(&[1]), Tensor::zeros(&[1]))
+        };
         let nb = n as f64 * 4.0;
         if want("add_16m") {
             let r = p.measure(|| drop(x.add(&y).unwrap()), 3.0 * nb);
-            emit("kernels", "add_16m", "gbps", "GB/s", 1e9, &r, serde_json::json!({"shape": [n]}));
+            emit(
+                "kernels",
+                "add_16m",
+                "gbps",
+                "GB/s",
+                1e9,
+                &r,
+                serde_json::json!({"shape": [n]}),
+            );
         }
         if want("mul_16m") {
             let r = p.measure(|| drop(x.mul(&y).unwrap()), 3.0 * nb);
-            emit("kernels", "mul_16m", "gbps", "GB/s", 1e9, &r, serde_json::json!({"shape": [n]}));
+            emit(
+                "kernels",
+                "mul_16m",
+                "gbps",
+                "GB/s",
+                1e9,
+                &r,
+                serde_json::json!({"shape": [n]}),
+            );
         }
         if want("relu_16m") {
             let r = p.measure(|| drop(x.relu().unwrap()), 2.0 * nb);
-            emit("kernels", "relu_16m", "gbps", "GB/s", 1e9, &r, serde_json::json!({"shape": [n]}));
+            emit(
+                "kernels",
+                "relu_16m",
+                "gbps",
+                "GB/s",
+                1e9,
+                &r,
+                serde_json::json!({"shape": [n]}),
+            );
         }
         drop((x, y));
         if want("softmax_256x1000") {
             let l = Tensor::randn(&[256, 1000]);
             let r = p.measure(|| drop(l.softmax(-1).unwrap()), 2.0 * 256.0 * 1000.0 * 4.0);
-            emit("kernels", "softmax_256x1000", "gbps", "GB/s", 1e9, &r, serde_json::json!({"shape": [256, 1000], "dim": -1}));
+            emit(
+                "kernels",
+                "softmax_256x1000",
+                "gbps",
+                "GB/s",
+                1e9,
+                &r,
+                serde_json::json!({"shape": [256, 1000], "dim": -1}),
+            );
         }
         if want("sum_4096x4096") {
             let s = Tensor::randn(&[4096, 4096]);
             let r = p.measure(|| drop(s.sum_all().unwrap()), 4096.0 * 4096.0 * 4.0 + 4.0);
-            emit("kernels", "sum_4096x4096", "gbps", "GB/s", 1e9, &r, serde_json::json!({"shape": [4096, 4096]}));
+            emit(
+                "kernels",
+                "sum_4096x4096",
+                "gbps",
+                "GB/s",
+                1e9,
+                &r,
+                serde_json::json!({"shape": [4096, 4096]}),
+            );
         }
     });
 }

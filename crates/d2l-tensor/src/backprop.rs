@@ -11,28 +11,82 @@ use std::collections::{HashMap, HashSet};
 /// How a tensor was computed: the op and the inputs (and outputs) its gradient needs.
 #[derive(Clone)]
 pub(crate) enum Op {
-    Unary { arg: Tensor, op: UnaryOp, out: Option<Tensor> },
-    Binary { lhs: Tensor, rhs: Tensor, op: BinaryOp },
-    Sum { arg: Tensor, dims: Vec<usize> },
-    Extremum { arg: Tensor, dim: usize, keepdim: bool, indices: Tensor },
+    Unary {
+        arg: Tensor,
+        op: UnaryOp,
+        out: Option<Tensor>,
+    },
+    Binary {
+        lhs: Tensor,
+        rhs: Tensor,
+        op: BinaryOp,
+    },
+    Sum {
+        arg: Tensor,
+        dims: Vec<usize>,
+    },
+    Extremum {
+        arg: Tensor,
+        dim: usize,
+        keepdim: bool,
+        indices: Tensor,
+    },
     Matmul(Tensor, Tensor),
     Reshape(Tensor),
     Permute(Tensor, Vec<usize>),
     Broadcast(Tensor),
-    Narrow { arg: Tensor, dim: usize, start: usize },
+    Narrow {
+        arg: Tensor,
+        dim: usize,
+        start: usize,
+    },
     Copy(Tensor),
     Cast(Tensor),
-    Cat { args: Vec<Tensor>, dim: usize },
-    IndexSelect { arg: Tensor, dim: usize, index: Tensor },
-    Gather { arg: Tensor, dim: usize, index: Tensor },
-    ScatterAdd { arg: Tensor, dim: usize, index: Tensor, src: Tensor },
-    Where { cond: Tensor, a: Tensor, b: Tensor },
-    Pad { arg: Tensor, pads: Vec<(usize, usize)> },
-    Softmax { arg: Tensor, out: Tensor, dim: usize },
-    LogSoftmax { arg: Tensor, out: Tensor, dim: usize },
+    Cat {
+        args: Vec<Tensor>,
+        dim: usize,
+    },
+    IndexSelect {
+        arg: Tensor,
+        dim: usize,
+        index: Tensor,
+    },
+    Gather {
+        arg: Tensor,
+        dim: usize,
+        index: Tensor,
+    },
+    ScatterAdd {
+        arg: Tensor,
+        dim: usize,
+        index: Tensor,
+        src: Tensor,
+    },
+    Where {
+        cond: Tensor,
+        a: Tensor,
+        b: Tensor,
+    },
+    Pad {
+        arg: Tensor,
+        pads: Vec<(usize, usize)>,
+    },
+    Softmax {
+        arg: Tensor,
+        out: Tensor,
+        dim: usize,
+    },
+    LogSoftmax {
+        arg: Tensor,
+        out: Tensor,
+        dim: usize,
+    },
     /// An op defined outside the engine (layers with fused kernels); its rule maps the
     /// output gradient to one gradient per input.
-    Custom { args: Vec<Tensor>, backward: std::sync::Arc<dyn Fn(&Tensor) -> Result<Vec<Option<Tensor>>> + Send + Sync> },
+    Custom {
+        args: Vec<Tensor>,
+        backward: crate::ops::BackwardFn,
+    },
 }
 
 impl Op {
@@ -66,7 +120,11 @@ impl Op {
         let one = |t: Tensor| Ok(vec![Some(t)]);
         match self {
             Op::Unary { arg, op, out } => {
-                let saved = if op.grad_from_output() { out.as_ref().unwrap_or(arg) } else { arg };
+                let saved = if op.grad_from_output() {
+                    out.as_ref().unwrap_or(arg)
+                } else {
+                    arg
+                };
                 one(Tensor::unary_backward(*op, saved, g)?)
             }
             Op::Binary { lhs, rhs, op } => {
@@ -85,14 +143,23 @@ impl Op {
                     }
                     BinaryOp::Maximum | BinaryOp::Minimum => {
                         // Ties split the gradient evenly, as in PyTorch.
-                        let wins = if *op == BinaryOp::Maximum { lhs.gt(rhs)? } else { lhs.lt(rhs)? };
+                        let wins = if *op == BinaryOp::Maximum {
+                            lhs.gt(rhs)?
+                        } else {
+                            lhs.lt(rhs)?
+                        };
                         let ties = lhs.eq(rhs)?;
-                        let w = wins.to_dtype(g.dtype())?.add(&ties.to_dtype(g.dtype())?.mul_scalar(0.5)?)?;
+                        let w = wins
+                            .to_dtype(g.dtype())?
+                            .add(&ties.to_dtype(g.dtype())?.mul_scalar(0.5)?)?;
                         let ga = g.mul(&w)?;
                         (ga.clone(), g.sub(&ga)?)
                     }
                 };
-                Ok(vec![Some(ga.sum_to(lhs.shape())?), Some(gb.sum_to(rhs.shape())?)])
+                Ok(vec![
+                    Some(ga.sum_to(lhs.shape())?),
+                    Some(gb.sum_to(rhs.shape())?),
+                ])
             }
             Op::Sum { arg, dims } => {
                 let mut keep = arg.shape().to_vec();
@@ -101,13 +168,23 @@ impl Op {
                 }
                 one(g.reshape(keep)?.broadcast_to(arg.shape())?)
             }
-            Op::Extremum { arg, dim, keepdim, indices } => {
+            Op::Extremum {
+                arg,
+                dim,
+                keepdim,
+                indices,
+            } => {
                 let (g, idx) = if *keepdim {
                     (g.clone(), indices.clone())
                 } else {
-                    (g.unsqueeze(*dim as isize)?, indices.unsqueeze(*dim as isize)?)
+                    (
+                        g.unsqueeze(*dim as isize)?,
+                        indices.unsqueeze(*dim as isize)?,
+                    )
                 };
-                one(g.zeros_like_shape(arg.shape()).scatter_add(*dim as isize, &idx, &g)?)
+                one(g
+                    .zeros_like_shape(arg.shape())
+                    .scatter_add(*dim as isize, &idx, &g)?)
             }
             Op::Matmul(a, b) => {
                 let ga = g.matmul(&b.transpose(-1, -2)?)?.sum_to(a.shape())?;
@@ -146,10 +223,18 @@ impl Op {
                 let mut view = vec![1; arg.rank()];
                 view[*dim] = index.numel();
                 let idx = index.reshape(view)?.broadcast_to(g.shape())?.contiguous()?;
-                one(g.zeros_like_shape(arg.shape()).scatter_add(*dim as isize, &idx, g)?)
+                one(g
+                    .zeros_like_shape(arg.shape())
+                    .scatter_add(*dim as isize, &idx, g)?)
             }
-            Op::Gather { arg, dim, index } => one(g.zeros_like_shape(arg.shape()).scatter_add(*dim as isize, index, g)?),
-            Op::ScatterAdd { src, dim, index, .. } => {
+            Op::Gather { arg, dim, index } => {
+                one(g
+                    .zeros_like_shape(arg.shape())
+                    .scatter_add(*dim as isize, index, g)?)
+            }
+            Op::ScatterAdd {
+                src, dim, index, ..
+            } => {
                 let gs = g.gather(*dim as isize, index)?;
                 let gs = if gs.shape() == src.shape() {
                     gs
@@ -202,12 +287,15 @@ impl Tensor {
         if self.shape() == shape {
             return Ok(self.clone());
         }
-        let extra = self.rank().checked_sub(shape.len()).ok_or_else(|| Error::ShapeMismatch {
-            op: "sum_to",
-            lhs: self.shape().to_vec(),
-            rhs: shape.to_vec(),
-            why: "do not agree: the target has more dims".into(),
-        })?;
+        let extra = self
+            .rank()
+            .checked_sub(shape.len())
+            .ok_or_else(|| Error::ShapeMismatch {
+                op: "sum_to",
+                lhs: self.shape().to_vec(),
+                rhs: shape.to_vec(),
+                why: "do not agree: the target has more dims".into(),
+            })?;
         let dims: Vec<isize> = (0..self.rank())
             .filter(|&d| d < extra || (shape[d - extra] == 1 && self.shape()[d] != 1))
             .map(|d| d as isize)
@@ -294,8 +382,14 @@ fn run_backward(root: &Tensor, seed: Tensor, retain_graph: bool) -> Result<()> {
     grads.insert(root.id(), seed);
     for slot in order.iter_mut().rev() {
         let node = slot.take().expect("each node is visited once");
-        let Some(g) = grads.remove(&node.id()) else { continue };
-        let op = if retain_graph { node.clone_op() } else { node.take_op() };
+        let Some(g) = grads.remove(&node.id()) else {
+            continue;
+        };
+        let op = if retain_graph {
+            node.clone_op()
+        } else {
+            node.take_op()
+        };
         let Some(op) = op else { continue };
         let inputs = op.inputs();
         let input_grads = op.grads(&g)?;
@@ -325,23 +419,45 @@ mod tests {
 
     #[test]
     fn saved_tensors_are_released_by_backward() {
-        let x = Tensor::from_slice(&[0.5f32, 1.0], &[2]).unwrap().requires_grad_(true).unwrap();
+        let x = Tensor::from_slice(&[0.5f32, 1.0], &[2])
+            .unwrap()
+            .requires_grad_(true)
+            .unwrap();
         let h = x.exp().unwrap(); // saves its own output (a second handle on h's buffer)
         let y = h.sin().unwrap(); // saves h
         let z = y.sum_all().unwrap();
         assert_eq!(Arc::strong_count(&h.0.storage), 2);
-        assert_eq!(Arc::strong_count(&x.0), 2, "x is referenced by exp's record");
+        assert_eq!(
+            Arc::strong_count(&x.0),
+            2,
+            "x is referenced by exp's record"
+        );
         z.backward().unwrap();
-        assert_eq!(Arc::strong_count(&h.0.storage), 1, "exp's saved output was freed");
-        assert_eq!(Arc::strong_count(&x.0), 1, "nothing in the graph holds x any more");
+        assert_eq!(
+            Arc::strong_count(&h.0.storage),
+            1,
+            "exp's saved output was freed"
+        );
+        assert_eq!(
+            Arc::strong_count(&x.0),
+            1,
+            "nothing in the graph holds x any more"
+        );
         assert!(x.grad().is_some());
     }
 
     #[test]
     fn no_grad_keeps_nothing_alive() {
-        let x = Tensor::from_slice(&[0.5f32, 1.0], &[2]).unwrap().requires_grad_(true).unwrap();
+        let x = Tensor::from_slice(&[0.5f32, 1.0], &[2])
+            .unwrap()
+            .requires_grad_(true)
+            .unwrap();
         let y = no_grad(|| x.exp().unwrap().sin().unwrap());
-        assert_eq!(Arc::strong_count(&x.0), 1, "no op recorded a reference to x");
+        assert_eq!(
+            Arc::strong_count(&x.0),
+            1,
+            "no op recorded a reference to x"
+        );
         assert!(!y.has_graph());
     }
 }

@@ -16,9 +16,18 @@ impl fmt::Display for Tensor {
         }
         suffix.push_str(&format!("shape={:?}", self.shape()));
         if self.requires_grad() {
-            suffix.push_str(if self.is_leaf() { ", requires_grad=true" } else { ", grad_fn" });
+            suffix.push_str(if self.is_leaf() {
+                ", requires_grad=true"
+            } else {
+                ", grad_fn"
+            });
         }
-        f.write_str(&format_tensor(self.shape(), &self.to_f64_vec(), kind, &suffix))
+        f.write_str(&format_tensor(
+            self.shape(),
+            &self.to_f64_vec(),
+            kind,
+            &suffix,
+        ))
     }
 }
 

@@ -50,9 +50,7 @@ impl fmt::Display for DType {
 }
 
 /// A Rust type that can be stored in a tensor.
-pub trait Element:
-    Copy + Send + Sync + PartialOrd + Default + fmt::Debug + 'static
-{
+pub trait Element: Copy + Send + Sync + PartialOrd + Default + fmt::Debug + 'static {
     /// The matching [`DType`].
     const DTYPE: DType;
     /// Widens to f64 (exact for every supported type except large i64).

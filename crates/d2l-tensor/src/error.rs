@@ -8,17 +8,38 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Error {
     /// Two shapes that had to agree (or broadcast) do not.
-    ShapeMismatch { op: &'static str, lhs: Vec<usize>, rhs: Vec<usize>, why: String },
+    ShapeMismatch {
+        op: &'static str,
+        lhs: Vec<usize>,
+        rhs: Vec<usize>,
+        why: String,
+    },
     /// A shape argument is invalid for the tensor it is applied to.
     BadShape { op: &'static str, msg: String },
     /// The tensor's dtype is not one the op accepts.
-    DTypeMismatch { op: &'static str, expected: String, got: DType },
+    DTypeMismatch {
+        op: &'static str,
+        expected: String,
+        got: DType,
+    },
     /// A dimension index is out of range.
-    DimOutOfRange { op: &'static str, dim: isize, rank: usize },
+    DimOutOfRange {
+        op: &'static str,
+        dim: isize,
+        rank: usize,
+    },
     /// An element index is out of range.
-    IndexOutOfRange { op: &'static str, index: i64, size: usize },
+    IndexOutOfRange {
+        op: &'static str,
+        index: i64,
+        size: usize,
+    },
     /// Inputs live on different devices.
-    DeviceMismatch { op: &'static str, lhs: Device, rhs: Device },
+    DeviceMismatch {
+        op: &'static str,
+        lhs: Device,
+        rhs: Device,
+    },
     /// An autograd misuse (backward on a non-scalar, on a freed graph, ...).
     Autograd(String),
     /// Any other invalid argument.
@@ -60,9 +81,15 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub(crate) fn invalid(op: &'static str, msg: impl Into<String>) -> Error {
-    Error::InvalidArgument { op, msg: msg.into() }
+    Error::InvalidArgument {
+        op,
+        msg: msg.into(),
+    }
 }
 
 pub(crate) fn bad_shape(op: &'static str, msg: impl Into<String>) -> Error {
-    Error::BadShape { op, msg: msg.into() }
+    Error::BadShape {
+        op,
+        msg: msg.into(),
+    }
 }

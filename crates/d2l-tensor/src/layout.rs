@@ -37,8 +37,16 @@ pub(crate) fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Re
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
@@ -60,7 +68,11 @@ pub(crate) fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Re
 impl Layout {
     /// A fresh row-major layout for a shape.
     pub fn contiguous(shape: &[usize]) -> Self {
-        Layout { shape: shape.to_vec(), strides: contiguous_strides(shape), offset: 0 }
+        Layout {
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape),
+            offset: 0,
+        }
     }
 
     /// The dimensions.
@@ -97,7 +109,8 @@ impl Layout {
 
     /// The storage range a contiguous layout covers.
     pub(crate) fn contiguous_range(&self) -> Option<std::ops::Range<usize>> {
-        self.is_contiguous().then(|| self.offset..self.offset + self.numel())
+        self.is_contiguous()
+            .then(|| self.offset..self.offset + self.numel())
     }
 
     /// Reorders dimensions.
@@ -107,7 +120,10 @@ impl Layout {
         if dims.len() != rank {
             return Err(bad_shape(
                 "permute",
-                format!("expected {rank} dimensions for a tensor of shape {:?}, got {dims:?}", self.shape),
+                format!(
+                    "expected {rank} dimensions for a tensor of shape {:?}, got {dims:?}",
+                    self.shape
+                ),
             ));
         }
         for &d in dims {
@@ -152,7 +168,11 @@ impl Layout {
                 }
             }
         }
-        Ok(Layout { shape: shape.to_vec(), strides, offset: self.offset })
+        Ok(Layout {
+            shape: shape.to_vec(),
+            strides,
+            offset: self.offset,
+        })
     }
 
     /// A view of `len` entries of `dim` starting at `start`.
@@ -178,9 +198,10 @@ impl Layout {
                 continue;
             }
             let mergeable = !out_shape.is_empty()
-                && strides.iter().enumerate().all(|(k, s)| {
-                    *out_strides[k].last().unwrap() == s[i] * shape[i]
-                });
+                && strides
+                    .iter()
+                    .enumerate()
+                    .all(|(k, s)| *out_strides[k].last().unwrap() == s[i] * shape[i]);
             if mergeable {
                 *out_shape.last_mut().unwrap() *= shape[i];
                 for (k, s) in strides.iter().enumerate() {
@@ -246,13 +267,21 @@ impl Iterator for OffsetIter<'_> {
 }
 
 /// Resolves a requested shape with at most one `-1` against an element count.
-pub(crate) fn infer_shape(op: &'static str, numel: usize, from: &[usize], spec: &[isize]) -> Result<Vec<usize>> {
+pub(crate) fn infer_shape(
+    op: &'static str,
+    numel: usize,
+    from: &[usize],
+    spec: &[isize],
+) -> Result<Vec<usize>> {
     let mut infer = None;
     let mut known = 1usize;
     for (i, &d) in spec.iter().enumerate() {
         if d == -1 {
             if infer.is_some() {
-                return Err(bad_shape(op, format!("only one dimension can be inferred (-1), got {spec:?}")));
+                return Err(bad_shape(
+                    op,
+                    format!("only one dimension can be inferred (-1), got {spec:?}"),
+                ));
             }
             infer = Some(i);
         } else if d < 0 {
@@ -263,10 +292,12 @@ pub(crate) fn infer_shape(op: &'static str, numel: usize, from: &[usize], spec: 
     }
     let mut shape: Vec<usize> = spec.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(i) = infer {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(bad_shape(
                 op,
-                format!("shape {spec:?} is invalid for a tensor of shape {from:?} ({numel} elements)"),
+                format!(
+                    "shape {spec:?} is invalid for a tensor of shape {from:?} ({numel} elements)"
+                ),
             ));
         }
         shape[i] = numel / known;

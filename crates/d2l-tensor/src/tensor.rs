@@ -66,12 +66,20 @@ impl Tensor {
 
     /// Wraps a fresh buffer in a row-major tensor, recording `op` when autograd must.
     pub(crate) fn from_storage(s: CpuStorage, shape: &[usize], op: Option<Op>) -> Tensor {
-        Self::build(Arc::new(RwLock::new(Storage::Cpu(s))), Layout::contiguous(shape), op)
+        Self::build(
+            Arc::new(RwLock::new(Storage::Cpu(s))),
+            Layout::contiguous(shape),
+            op,
+        )
     }
 
     /// Like [`Tensor::from_storage`], recording an op that saves the output itself
     /// (as a detached handle, so the graph holds no cycle).
-    pub(crate) fn from_storage_with(s: CpuStorage, shape: &[usize], op: impl FnOnce(Tensor) -> Op) -> Tensor {
+    pub(crate) fn from_storage_with(
+        s: CpuStorage,
+        shape: &[usize],
+        op: impl FnOnce(Tensor) -> Op,
+    ) -> Tensor {
         let storage = Arc::new(RwLock::new(Storage::Cpu(s)));
         let layout = Layout::contiguous(shape);
         let saved = Self::build(storage.clone(), layout.clone(), None);
@@ -192,7 +200,11 @@ impl Tensor {
 
     pub(crate) fn same_device(&self, op: &'static str, other: &Tensor) -> Result<()> {
         if self.device() != other.device() {
-            return Err(Error::DeviceMismatch { op, lhs: self.device(), rhs: other.device() });
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: self.device(),
+                rhs: other.device(),
+            });
         }
         Ok(())
     }
@@ -210,7 +222,11 @@ impl Tensor {
 
     pub(crate) fn expect_dtype(&self, op: &'static str, dtype: DType) -> Result<()> {
         if self.dtype() != dtype {
-            return Err(Error::DTypeMismatch { op, expected: format!("{dtype}"), got: self.dtype() });
+            return Err(Error::DTypeMismatch {
+                op,
+                expected: format!("{dtype}"),
+                got: self.dtype(),
+            });
         }
         Ok(())
     }
@@ -244,7 +260,10 @@ impl Tensor {
         if self.numel() != 1 {
             return Err(invalid(
                 "item",
-                format!("expected a tensor with one element, got shape {:?}", self.shape()),
+                format!(
+                    "expected a tensor with one element, got shape {:?}",
+                    self.shape()
+                ),
             ));
         }
         let s = self.storage();
@@ -356,13 +375,18 @@ impl Tensor {
         self.same_device("copy_", src)?;
         let src = src.broadcast_to(self.shape())?.to_dtype(self.dtype())?;
         // Reading and writing one buffer at once would deadlock (and alias): copy first.
-        let values = if Arc::ptr_eq(&src.0.storage, &self.0.storage) { src.copy()? } else { src.contiguous()? };
+        let values = if Arc::ptr_eq(&src.0.storage, &self.0.storage) {
+            src.copy()?
+        } else {
+            src.contiguous()?
+        };
         let vs = values.storage();
         let l = self.0.layout.clone();
         let mut dst = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
         macro_rules! put {
             ($variant:ident) => {{
-                let (CpuStorage::$variant(d), CpuStorage::$variant(s)) = (dst.cpu_mut(), vs.cpu()) else {
+                let (CpuStorage::$variant(d), CpuStorage::$variant(s)) = (dst.cpu_mut(), vs.cpu())
+                else {
                     unreachable!("dtypes were matched above")
                 };
                 let s = &s[values.0.layout.offset..];

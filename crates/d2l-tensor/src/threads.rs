@@ -12,7 +12,10 @@ pub(crate) const PAR_MIN: usize = 1 << 15;
 /// Sets the number of threads the kernels use.
 pub fn set_num_threads(n: usize) -> Result<()> {
     if n == 0 {
-        return Err(invalid("set_num_threads", "expected at least 1 thread, got 0"));
+        return Err(invalid(
+            "set_num_threads",
+            "expected at least 1 thread, got 0",
+        ));
     }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(n)

@@ -1,7 +1,9 @@
 //! Behaviour of the engine as a D2L reader uses it (chapter 2): creation, dtypes, views,
 //! autograd semantics, no_grad, errors, printing.
 
-use d2l_tensor::{manual_seed, no_grad, DType, Device, Error, Generator, NoGradGuard, Result, Tensor};
+use d2l_tensor::{
+    manual_seed, no_grad, DType, Device, Error, Generator, NoGradGuard, Result, Tensor,
+};
 
 fn t(v: &[f32], shape: &[usize]) -> Tensor {
     Tensor::from_slice(v, shape).unwrap()
@@ -13,13 +15,22 @@ fn creation_ops() -> Result<()> {
     assert_eq!(Tensor::ones(&[2]).to_vec::<f32>(), vec![1.0; 2]);
     assert_eq!(Tensor::full(&[2], 7.0).to_vec::<f32>(), vec![7.0; 2]);
     assert_eq!(Tensor::arange(0.0, 12.0, 1.0)?.shape(), &[12]);
-    assert_eq!(Tensor::arange(1.0, 2.0, 0.25)?.to_vec::<f32>(), vec![1.0, 1.25, 1.5, 1.75]);
+    assert_eq!(
+        Tensor::arange(1.0, 2.0, 0.25)?.to_vec::<f32>(),
+        vec![1.0, 1.25, 1.5, 1.75]
+    );
     let a = Tensor::arange_dtype(0.0, 5.0, 2.0, DType::I64)?;
     assert_eq!((a.dtype(), a.to_vec::<i64>()), (DType::I64, vec![0, 2, 4]));
-    assert_eq!(Tensor::linspace(0.0, 1.0, 5)?.to_vec::<f32>(), vec![0.0, 0.25, 0.5, 0.75, 1.0]);
+    assert_eq!(
+        Tensor::linspace(0.0, 1.0, 5)?.to_vec::<f32>(),
+        vec![0.0, 0.25, 0.5, 0.75, 1.0]
+    );
     assert_eq!(Tensor::eye(2).to_vec::<f32>(), vec![1.0, 0.0, 0.0, 1.0]);
     let k = t(&[1.0, 2.0], &[1, 2]).kron(&t(&[1.0, 10.0], &[2, 1]))?;
-    assert_eq!((k.shape(), k.to_vec::<f32>()), (&[2usize, 2][..], vec![1.0, 2.0, 10.0, 20.0]));
+    assert_eq!(
+        (k.shape(), k.to_vec::<f32>()),
+        (&[2usize, 2][..], vec![1.0, 2.0, 10.0, 20.0])
+    );
     assert!(Tensor::from_vec(vec![1.0f32; 5], &[2, 3]).is_err());
     assert!(Tensor::arange(0.0, 1.0, 0.0).is_err());
     Ok(())
@@ -36,7 +47,10 @@ fn seeding_makes_runs_reproducible() -> Result<()> {
     assert_eq!(p, Tensor::randperm(10).to_vec::<i64>());
     let mut g1 = Generator::new(7);
     let mut g2 = Generator::new(7);
-    assert_eq!(Tensor::rand_with(&mut g1, &[4]).to_vec::<f32>(), Tensor::rand_with(&mut g2, &[4]).to_vec::<f32>());
+    assert_eq!(
+        Tensor::rand_with(&mut g1, &[4]).to_vec::<f32>(),
+        Tensor::rand_with(&mut g2, &[4]).to_vec::<f32>()
+    );
     let mut sorted = p.clone();
     sorted.sort();
     assert_eq!(sorted, (0..10).collect::<Vec<i64>>());
@@ -58,15 +72,24 @@ fn random_distributions_have_the_right_moments() -> Result<()> {
     // D2L 2.6: a fair die, each face near 1/6.
     let fair = Tensor::full(&[6], 1.0 / 6.0);
     let draws = fair.multinomial_with(&mut g, 10_000, true)?;
-    let counts = Tensor::zeros_dtype(&[6], DType::I64).scatter_add(0, &draws, &Tensor::ones(&[10_000]).to_dtype(DType::I64)?)?;
+    let counts = Tensor::zeros_dtype(&[6], DType::I64).scatter_add(
+        0,
+        &draws,
+        &Tensor::ones(&[10_000]).to_dtype(DType::I64)?,
+    )?;
     for c in counts.to_vec::<i64>() {
-        assert!((c as f64 / 10_000.0 - 1.0 / 6.0).abs() < 0.02, "face frequency {c}");
+        assert!(
+            (c as f64 / 10_000.0 - 1.0 / 6.0).abs() < 0.02,
+            "face frequency {c}"
+        );
     }
     let without = t(&[0.1, 0.2, 0.3, 0.4], &[4]).multinomial_with(&mut g, 4, false)?;
     let mut s = without.to_vec::<i64>();
     s.sort();
     assert_eq!(s, vec![0, 1, 2, 3]);
-    assert!(t(&[0.1, 0.0], &[2]).multinomial_with(&mut g, 2, false).is_err());
+    assert!(t(&[0.1, 0.0], &[2])
+        .multinomial_with(&mut g, 2, false)
+        .is_err());
     assert!(Tensor::bernoulli(&[2], 1.5).is_err());
     Ok(())
 }
@@ -75,9 +98,15 @@ fn random_distributions_have_the_right_moments() -> Result<()> {
 fn dtype_conversion() -> Result<()> {
     let x = t(&[1.7, -2.2, 255.0], &[3]);
     assert_eq!(x.to_dtype(DType::I64)?.to_vec::<i64>(), vec![1, -2, 255]);
-    assert_eq!(x.to_dtype(DType::F64)?.to_vec::<f64>(), vec![1.7f32 as f64, -2.2f32 as f64, 255.0]);
+    assert_eq!(
+        x.to_dtype(DType::F64)?.to_vec::<f64>(),
+        vec![1.7f32 as f64, -2.2f32 as f64, 255.0]
+    );
     let px = Tensor::from_vec(vec![0u8, 128, 255], &[3])?;
-    assert_eq!(px.to_dtype(DType::F32)?.div_scalar(255.0)?.to_vec::<f32>()[2], 1.0);
+    assert_eq!(
+        px.to_dtype(DType::F32)?.div_scalar(255.0)?.to_vec::<f32>()[2],
+        1.0
+    );
     assert_eq!(px.dtype(), DType::U8);
     Ok(())
 }
@@ -97,7 +126,10 @@ fn views_share_storage_and_copies_do_not() -> Result<()> {
     let b = t(&[1.0, 2.0], &[2, 1]).broadcast_to(&[2, 3])?;
     assert_eq!(b.stride(), &[1, 0]);
     assert_eq!(b.to_vec::<f32>(), vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
-    assert!(p.view([-1]).is_err(), "view of a non-contiguous tensor must fail");
+    assert!(
+        p.view([-1]).is_err(),
+        "view of a non-contiguous tensor must fail"
+    );
     let c = p.contiguous()?;
     assert!(c.is_contiguous() && !c.shares_storage(&x));
     assert_eq!(p.reshape([-1])?.to_vec::<f32>(), c.to_vec::<f32>());
@@ -108,7 +140,10 @@ fn views_share_storage_and_copies_do_not() -> Result<()> {
     assert_eq!(v.select(0, -1)?.to_vec::<f32>(), vec![8.0, 9.0, 10.0, 11.0]);
     assert_eq!(v.slice(1, -2, 100)?.shape(), &[3, 2]);
     let parts = x.split(5, 0)?;
-    assert_eq!(parts.iter().map(|p| p.numel()).collect::<Vec<_>>(), vec![5, 5, 2]);
+    assert_eq!(
+        parts.iter().map(|p| p.numel()).collect::<Vec<_>>(),
+        vec![5, 5, 2]
+    );
     assert_eq!(x.chunk(3, 0)?.len(), 3);
     // In-place writes through a view are seen by the base (storage is shared).
     n.fill_(-1.0)?;
@@ -124,13 +159,23 @@ fn matmul_shapes_follow_pytorch() -> Result<()> {
     assert_eq!(Tensor::ones(&[4]).matmul(&b)?.shape(), &[5]);
     assert_eq!(b.t()?.matmul(&Tensor::ones(&[4]))?.shape(), &[5]);
     assert_eq!(Tensor::ones(&[4]).matmul(&Tensor::ones(&[4]))?.item()?, 4.0);
-    assert_eq!(Tensor::ones(&[7, 1, 3, 4]).matmul(&Tensor::ones(&[2, 4, 6]))?.shape(), &[7, 2, 3, 6]);
+    assert_eq!(
+        Tensor::ones(&[7, 1, 3, 4])
+            .matmul(&Tensor::ones(&[2, 4, 6]))?
+            .shape(),
+        &[7, 2, 3, 6]
+    );
     // A transposed view goes to GEMM without a copy and gives the right numbers.
     let m = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]);
-    assert_eq!(m.t()?.matmul(&m)?.to_vec::<f32>(), vec![17.0, 22.0, 27.0, 22.0, 29.0, 36.0, 27.0, 36.0, 45.0]);
+    assert_eq!(
+        m.t()?.matmul(&m)?.to_vec::<f32>(),
+        vec![17.0, 22.0, 27.0, 22.0, 29.0, 36.0, 27.0, 36.0, 45.0]
+    );
     let big = Tensor::randn_with(&mut Generator::new(3), &[130, 70]);
     let prod = big.matmul(&big.t()?)?;
-    let naive: f32 = (0..70).map(|k| big.to_vec::<f32>()[k] * big.to_vec::<f32>()[70 + k]).sum();
+    let naive: f32 = (0..70)
+        .map(|k| big.to_vec::<f32>()[k] * big.to_vec::<f32>()[70 + k])
+        .sum();
     assert!((prod.to_vec::<f32>()[1] - naive).abs() < 1e-3);
     Ok(())
 }
@@ -157,7 +202,10 @@ fn reductions() -> Result<()> {
     assert_eq!(x.sum(&[-1], true)?.shape(), &[2, 1]);
     assert_eq!(x.mean_all()?.item()?, 2.5);
     let (v, i) = x.max_dim(1, false)?;
-    assert_eq!((v.to_vec::<f32>(), i.to_vec::<i64>()), (vec![2.0, 5.0], vec![2, 2]));
+    assert_eq!(
+        (v.to_vec::<f32>(), i.to_vec::<i64>()),
+        (vec![2.0, 5.0], vec![2, 2])
+    );
     assert_eq!(x.argmin(0, false)?.to_vec::<i64>(), vec![0, 0, 0]);
     assert_eq!(x.var(&[1], true, false)?.to_vec::<f32>(), vec![1.0, 1.0]);
     assert_eq!(t(&[3.0, 4.0], &[2]).norm(2.0)?.item()?, 5.0);
@@ -234,7 +282,10 @@ fn no_grad_records_nothing() -> Result<()> {
         let z = w.exp()?;
         assert!(!z.requires_grad());
     }
-    assert!(w.exp()?.requires_grad(), "recording resumes after the guard");
+    assert!(
+        w.exp()?.requires_grad(),
+        "recording resumes after the guard"
+    );
     // In-place on a leaf that requires grad is refused unless under no_grad.
     assert!(w.sub_(&Tensor::ones(&[3, 3])).is_err());
     no_grad(|| w.sub_(&Tensor::ones(&[3, 3])))?;
@@ -248,9 +299,15 @@ fn backward_frees_the_graph() -> Result<()> {
     let y = h.sin()?.sum_all()?;
     assert!(y.has_graph() && h.has_graph());
     y.backward()?;
-    assert!(!y.has_graph() && !h.has_graph(), "saved tensors are released by backward");
+    assert!(
+        !y.has_graph() && !h.has_graph(),
+        "saved tensors are released by backward"
+    );
     let again = y.backward();
-    assert!(matches!(again, Err(Error::Autograd(ref m)) if m.contains("second time")), "{again:?}");
+    assert!(
+        matches!(again, Err(Error::Autograd(ref m)) if m.contains("second time")),
+        "{again:?}"
+    );
     // retain_graph keeps it for a second pass.
     let y = x.exp()?.sum_all()?;
     y.backward_opts(&Tensor::scalar(1.0), true)?;
@@ -272,7 +329,9 @@ fn d2l_from_scratch_sgd_reads_naturally() -> Result<()> {
     w.zero_grad();
     // grad = Xᵀ(Xw) = [[1,2],[1,0]]·[3,2] = [7, 3].
     let got = w.to_vec::<f32>();
-    assert!((got[0] - (1.0 - 0.05 * 7.0)).abs() < 1e-6 && (got[1] - (2.0 - 0.05 * 3.0)).abs() < 1e-6);
+    assert!(
+        (got[0] - (1.0 - 0.05 * 7.0)).abs() < 1e-6 && (got[1] - (2.0 - 0.05 * 3.0)).abs() < 1e-6
+    );
     assert!(w.is_leaf() && w.requires_grad());
     Ok(())
 }
@@ -282,19 +341,59 @@ fn errors_name_the_op_and_the_shapes() {
     let a = Tensor::ones(&[256, 784]);
     let b = Tensor::ones(&[256, 10]);
     let e = a.matmul(&b).unwrap_err().to_string();
-    assert!(e.contains("matmul") && e.contains("[256, 784]") && e.contains("[256, 10]") && e.contains("784"), "{e}");
-    let e = Tensor::ones(&[2, 3]).add(&Tensor::ones(&[4])).unwrap_err().to_string();
-    assert!(e.starts_with("add:") && e.contains("[2, 3]") && e.contains("[4]"), "{e}");
+    assert!(
+        e.contains("matmul")
+            && e.contains("[256, 784]")
+            && e.contains("[256, 10]")
+            && e.contains("784"),
+        "{e}"
+    );
+    let e = Tensor::ones(&[2, 3])
+        .add(&Tensor::ones(&[4]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("add:") && e.contains("[2, 3]") && e.contains("[4]"),
+        "{e}"
+    );
     let e = Tensor::ones(&[2, 3]).sum(&[2], false).unwrap_err();
-    assert!(matches!(e, Error::DimOutOfRange { dim: 2, rank: 2, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::DimOutOfRange {
+                dim: 2,
+                rank: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let idx = Tensor::from_vec(vec![0i64, 5], &[2]).unwrap();
     let e = Tensor::ones(&[3, 2]).index_select(0, &idx).unwrap_err();
-    assert!(matches!(e, Error::IndexOutOfRange { index: 5, size: 3, .. }), "{e}");
-    let e = Tensor::ones(&[3]).index_select(0, &Tensor::ones(&[1])).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::IndexOutOfRange {
+                index: 5,
+                size: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = Tensor::ones(&[3])
+        .index_select(0, &Tensor::ones(&[1]))
+        .unwrap_err();
     assert!(matches!(e, Error::DTypeMismatch { .. }), "{e}");
     let ints = Tensor::from_vec(vec![1i64, 2], &[2]).unwrap();
-    assert!(matches!(ints.exp().unwrap_err(), Error::DTypeMismatch { .. }));
-    assert!(matches!(ints.add(&Tensor::ones(&[2])).unwrap_err(), Error::DTypeMismatch { .. }));
+    assert!(matches!(
+        ints.exp().unwrap_err(),
+        Error::DTypeMismatch { .. }
+    ));
+    assert!(matches!(
+        ints.add(&Tensor::ones(&[2])).unwrap_err(),
+        Error::DTypeMismatch { .. }
+    ));
     assert!(ints.clone().requires_grad_(true).is_err());
     assert!(Tensor::ones(&[2, 3]).reshape([4, -1]).is_err());
     assert!(Tensor::ones(&[2, 3]).reshape([-1, -1]).is_err());
@@ -309,22 +408,38 @@ fn errors_name_the_op_and_the_shapes() {
 fn device_is_cpu_and_mixing_is_checked_by_name() {
     let a = Tensor::ones(&[2]);
     assert_eq!(a.device(), Device::Cpu);
-    let msg = Error::DeviceMismatch { op: "add", lhs: Device::Cpu, rhs: Device::Cpu }.to_string();
+    let msg = Error::DeviceMismatch {
+        op: "add",
+        lhs: Device::Cpu,
+        rhs: Device::Cpu,
+    }
+    .to_string();
     assert!(msg.contains("add") && msg.contains("cpu"));
 }
 
 #[test]
 fn printing_like_pytorch() -> Result<()> {
     let x = t(&[1.0, 2.0, 3.0, 4.0], &[2, 2]);
-    assert_eq!(x.to_string(), "tensor([[1., 2.],\n        [3., 4.]], shape=[2, 2])");
+    assert_eq!(
+        x.to_string(),
+        "tensor([[1., 2.],\n        [3., 4.]], shape=[2, 2])"
+    );
     let y = t(&[0.5, -1.25], &[2]);
     assert_eq!(y.to_string(), "tensor([ 0.5000, -1.2500], shape=[2])");
     let i = Tensor::from_vec(vec![1i64, 20], &[2])?;
     assert_eq!(i.to_string(), "tensor([ 1, 20], dtype=i64, shape=[2])");
     let big = Tensor::zeros(&[100, 100]).to_string();
-    assert!(big.contains("...") && big.len() < 600, "large tensors are summarised");
+    assert!(
+        big.contains("...") && big.len() < 600,
+        "large tensors are summarised"
+    );
     let d = format!("{:?}", x.clone().requires_grad_(true)?);
-    assert!(d.contains("shape: [2, 2]") && d.contains("dtype: f32") && d.contains("device: cpu") && d.contains("requires_grad: true"));
+    assert!(
+        d.contains("shape: [2, 2]")
+            && d.contains("dtype: f32")
+            && d.contains("device: cpu")
+            && d.contains("requires_grad: true")
+    );
     Ok(())
 }
 

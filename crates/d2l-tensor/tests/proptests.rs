@@ -29,7 +29,11 @@ fn broadcast_case() -> impl Strategy<Value = (Vec<usize>, Vec<usize>, Vec<usize>
         let r = out.len();
         let pick = move |out: Vec<usize>| {
             (0..=r, prop::collection::vec(any::<bool>(), r)).prop_map(move |(drop, ones)| {
-                out.iter().enumerate().skip(drop).map(|(i, &d)| if ones[i] { 1 } else { d }).collect::<Vec<_>>()
+                out.iter()
+                    .enumerate()
+                    .skip(drop)
+                    .map(|(i, &d)| if ones[i] { 1 } else { d })
+                    .collect::<Vec<_>>()
             })
         };
         (Just(out.clone()), pick(out.clone()), pick(out))
@@ -37,7 +41,9 @@ fn broadcast_case() -> impl Strategy<Value = (Vec<usize>, Vec<usize>, Vec<usize>
 }
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    (0..n).map(|i| ((i as u64 * 2654435761 + seed) % 1000) as f32 / 100.0 - 5.0).collect()
+    (0..n)
+        .map(|i| ((i as u64 * 2654435761 + seed) % 1000) as f32 / 100.0 - 5.0)
+        .collect()
 }
 
 proptest! {

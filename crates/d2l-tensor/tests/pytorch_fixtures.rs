@@ -29,7 +29,10 @@ fn shape_of(v: &Value) -> Vec<usize> {
         .as_array()
         .expect("fixture: shape must be an array")
         .iter()
-        .map(|d| d.as_u64().expect("fixture: shape entries must be non-negative ints") as usize)
+        .map(|d| {
+            d.as_u64()
+                .expect("fixture: shape entries must be non-negative ints") as usize
+        })
         .collect()
 }
 
@@ -52,23 +55,35 @@ fn dtype_of(v: &Value) -> DType {
 }
 
 fn param<'a>(params: &'a Value, key: &str) -> std::result::Result<&'a Value, Failure> {
-    params.get(key).ok_or_else(|| format!("missing param {key:?} in {params}"))
+    params
+        .get(key)
+        .ok_or_else(|| format!("missing param {key:?} in {params}"))
 }
 
 fn p_f64(params: &Value, key: &str) -> std::result::Result<f64, Failure> {
-    param(params, key)?.as_f64().ok_or_else(|| format!("param {key:?} is not a number"))
+    param(params, key)?
+        .as_f64()
+        .ok_or_else(|| format!("param {key:?} is not a number"))
 }
 
 fn p_bool(params: &Value, key: &str) -> std::result::Result<bool, Failure> {
-    param(params, key)?.as_bool().ok_or_else(|| format!("param {key:?} is not a bool"))
+    param(params, key)?
+        .as_bool()
+        .ok_or_else(|| format!("param {key:?} is not a bool"))
 }
 
 fn p_isize(params: &Value, key: &str) -> std::result::Result<isize, Failure> {
-    param(params, key)?.as_i64().map(|v| v as isize).ok_or_else(|| format!("param {key:?} is not an int"))
+    param(params, key)?
+        .as_i64()
+        .map(|v| v as isize)
+        .ok_or_else(|| format!("param {key:?} is not an int"))
 }
 
 fn p_usize(params: &Value, key: &str) -> std::result::Result<usize, Failure> {
-    param(params, key)?.as_u64().map(|v| v as usize).ok_or_else(|| format!("param {key:?} is not a non-negative int"))
+    param(params, key)?
+        .as_u64()
+        .map(|v| v as usize)
+        .ok_or_else(|| format!("param {key:?} is not a non-negative int"))
 }
 
 fn p_list(params: &Value, key: &str) -> std::result::Result<Vec<i64>, Failure> {
@@ -76,16 +91,25 @@ fn p_list(params: &Value, key: &str) -> std::result::Result<Vec<i64>, Failure> {
         .as_array()
         .ok_or_else(|| format!("param {key:?} is not a list"))?
         .iter()
-        .map(|x| x.as_i64().ok_or_else(|| format!("param {key:?} has a non-int entry")))
+        .map(|x| {
+            x.as_i64()
+                .ok_or_else(|| format!("param {key:?} has a non-int entry"))
+        })
         .collect()
 }
 
 fn p_usizes(params: &Value, key: &str) -> std::result::Result<Vec<usize>, Failure> {
-    Ok(p_list(params, key)?.into_iter().map(|v| v as usize).collect())
+    Ok(p_list(params, key)?
+        .into_iter()
+        .map(|v| v as usize)
+        .collect())
 }
 
 fn p_isizes(params: &Value, key: &str) -> std::result::Result<Vec<isize>, Failure> {
-    Ok(p_list(params, key)?.into_iter().map(|v| v as isize).collect())
+    Ok(p_list(params, key)?
+        .into_iter()
+        .map(|v| v as isize)
+        .collect())
 }
 
 /// `Some(dims)` for a list, `None` for JSON null (reduce over everything).
@@ -103,7 +127,9 @@ fn require_param(params: &Value, key: &str, expected: Value) -> std::result::Res
     if *got == expected {
         Ok(())
     } else {
-        Err(format!("unsupported param {key} = {got} (engine only implements {expected})"))
+        Err(format!(
+            "unsupported param {key} = {got} (engine only implements {expected})"
+        ))
     }
 }
 
@@ -120,7 +146,9 @@ fn build_input(v: &Value, grad: bool) -> Result<Tensor> {
             let t = Tensor::from_vec(data.iter().map(|&x| x as f32).collect::<Vec<f32>>(), &shape)?;
             t.requires_grad_(grad)
         }
-        DType::I64 => Tensor::from_vec(data.iter().map(|&x| x as i64).collect::<Vec<i64>>(), &shape),
+        DType::I64 => {
+            Tensor::from_vec(data.iter().map(|&x| x as i64).collect::<Vec<i64>>(), &shape)
+        }
         DType::U8 => Tensor::from_vec(data.iter().map(|&x| x as u8).collect::<Vec<u8>>(), &shape),
         other => panic!("fixture: unexpected input dtype {other}"),
     }
@@ -131,25 +159,44 @@ fn build_input(v: &Value, grad: bool) -> Result<Tensor> {
 fn compare(what: &str, actual: &Tensor, expected: &Value, dtype: DType) -> Option<Failure> {
     let shape = shape_of(expected);
     if actual.shape() != shape.as_slice() {
-        return Some(format!("{what}: shape {:?}, expected {:?}", actual.shape(), shape));
+        return Some(format!(
+            "{what}: shape {:?}, expected {:?}",
+            actual.shape(),
+            shape
+        ));
     }
     if actual.dtype() != dtype {
-        return Some(format!("{what}: dtype {}, expected {dtype}", actual.dtype()));
+        return Some(format!(
+            "{what}: dtype {}, expected {dtype}",
+            actual.dtype()
+        ));
     }
     let want = data_of(expected);
     let got = actual.to_f64_vec();
     if got.len() != want.len() {
-        return Some(format!("{what}: {} elements, expected {}", got.len(), want.len()));
+        return Some(format!(
+            "{what}: {} elements, expected {}",
+            got.len(),
+            want.len()
+        ));
     }
     let exact = !dtype.is_float();
     let mut bad = Vec::new();
     let mut max_err = 0.0f64;
     for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
         let err = (g - w).abs();
-        let ok = if exact { g == w } else { err <= ATOL + RTOL * w.abs() };
+        let ok = if exact {
+            g == w
+        } else {
+            err <= ATOL + RTOL * w.abs()
+        };
         if !ok || err.is_nan() {
             bad.push(i);
-            max_err = if err.is_nan() { f64::NAN } else { max_err.max(err) };
+            max_err = if err.is_nan() {
+                f64::NAN
+            } else {
+                max_err.max(err)
+            };
         }
     }
     if bad.is_empty() {
@@ -175,7 +222,10 @@ fn run_op(op: &str, params: &Value, x: &[Tensor]) -> std::result::Result<Result<
         if x.len() == n {
             Ok(())
         } else {
-            Err(format!("op {op:?} expects {n} inputs, fixture has {}", x.len()))
+            Err(format!(
+                "op {op:?} expects {n} inputs, fixture has {}",
+                x.len()
+            ))
         }
     };
     let refs: Vec<&Tensor> = x.iter().collect();
@@ -229,8 +279,8 @@ fn run_op(op: &str, params: &Value, x: &[Tensor]) -> std::result::Result<Result<
             x[0].clamp(p_f64(params, "min")?, p_f64(params, "max")?)
         }
         // Parameterless unary ops (gelu / softplus only in PyTorch's default form).
-        "neg" | "abs" | "exp" | "log" | "log1p" | "sqrt" | "rsqrt" | "sin" | "cos" | "tanh" | "sigmoid"
-        | "relu" | "gelu" | "softplus" => {
+        "neg" | "abs" | "exp" | "log" | "log1p" | "sqrt" | "rsqrt" | "sin" | "cos" | "tanh"
+        | "sigmoid" | "relu" | "gelu" | "softplus" => {
             arity(1)?;
             let t = &x[0];
             match op {
@@ -262,7 +312,9 @@ fn run_op(op: &str, params: &Value, x: &[Tensor]) -> std::result::Result<Result<
             arity(1)?;
             let keepdim = p_bool(params, "keepdim")?;
             match (p_opt_dims(params, "dims")?, op) {
-                (None, _) if keepdim => return Err("dims=null with keepdim=true is not mapped".into()),
+                (None, _) if keepdim => {
+                    return Err("dims=null with keepdim=true is not mapped".into())
+                }
                 (None, "sum") => x[0].sum_all(),
                 (None, _) => x[0].mean_all(),
                 (Some(d), "sum") => x[0].sum(&d, keepdim),
@@ -272,7 +324,11 @@ fn run_op(op: &str, params: &Value, x: &[Tensor]) -> std::result::Result<Result<
         "max" | "min" => {
             arity(1)?;
             let (dim, keepdim) = (p_isize(params, "dim")?, p_bool(params, "keepdim")?);
-            let r = if op == "max" { x[0].max_dim(dim, keepdim) } else { x[0].min_dim(dim, keepdim) };
+            let r = if op == "max" {
+                x[0].max_dim(dim, keepdim)
+            } else {
+                x[0].min_dim(dim, keepdim)
+            };
             r.map(|(values, _)| values)
         }
         "argmax" | "argmin" => {
@@ -338,7 +394,11 @@ fn run_op(op: &str, params: &Value, x: &[Tensor]) -> std::result::Result<Result<
         }
         "narrow" => {
             arity(1)?;
-            x[0].narrow(p_isize(params, "dim")?, p_usize(params, "start")?, p_usize(params, "length")?)
+            x[0].narrow(
+                p_isize(params, "dim")?,
+                p_usize(params, "start")?,
+                p_usize(params, "length")?,
+            )
         }
         "expand" => {
             arity(1)?;
@@ -385,7 +445,9 @@ fn run_case(case: &Value) -> Vec<Failure> {
     let op = case["op"].as_str().expect("fixture: op must be a string");
     let params = &case["params"];
     let differentiable = !case["grad_output"].is_null();
-    let specs = case["inputs"].as_array().expect("fixture: inputs must be an array");
+    let specs = case["inputs"]
+        .as_array()
+        .expect("fixture: inputs must be an array");
 
     let inputs: Vec<Tensor> = match specs
         .iter()
@@ -422,7 +484,9 @@ fn run_case(case: &Value) -> Vec<Failure> {
         failures.push(format!("backward returned an error: {e}"));
         return failures;
     }
-    let expected_grads = case["grads"].as_array().expect("fixture: grads must be an array");
+    let expected_grads = case["grads"]
+        .as_array()
+        .expect("fixture: grads must be an array");
     for (i, (input, want)) in inputs.iter().zip(expected_grads).enumerate() {
         if want.is_null() {
             continue;
@@ -432,7 +496,9 @@ fn run_case(case: &Value) -> Vec<Failure> {
             Some(g) => failures.extend(compare(&what, &g, want, DType::F32)),
             // No gradient reached the leaf: fine only if PyTorch's gradient is all zeros.
             None if data_of(want).iter().all(|&v| v == 0.0) => {}
-            None => failures.push(format!("{what}: no gradient reached the input (.grad() is None)")),
+            None => failures.push(format!(
+                "{what}: no gradient reached the input (.grad() is None)"
+            )),
         }
     }
     failures
@@ -454,24 +520,34 @@ fn run_case_catching(case: &Value) -> Vec<Failure> {
 fn ops_match_pytorch() {
     let text = std::fs::read_to_string(FIXTURES).expect("read tests/fixtures/ops.json");
     let root: Value = serde_json::from_str(&text).expect("parse tests/fixtures/ops.json");
-    let cases = root["cases"].as_array().expect("fixture: `cases` must be an array");
+    let cases = root["cases"]
+        .as_array()
+        .expect("fixture: `cases` must be an array");
     assert!(!cases.is_empty(), "no cases in {FIXTURES}");
 
     let mut checked = 0usize;
     let mut report = Vec::new();
     for case in cases {
-        let name = case["name"].as_str().expect("fixture: name must be a string");
+        let name = case["name"]
+            .as_str()
+            .expect("fixture: name must be a string");
         let failures = run_case_catching(case);
         checked += 1;
         for f in failures {
-            report.push(format!("  {name} ({}): {f}", case["op"].as_str().unwrap_or("?")));
+            report.push(format!(
+                "  {name} ({}): {f}",
+                case["op"].as_str().unwrap_or("?")
+            ));
         }
     }
 
     assert_eq!(checked, cases.len(), "not every fixture case was checked");
     if !report.is_empty() {
         let failed_cases = {
-            let mut names: Vec<&str> = report.iter().map(|l| l.trim_start().split(' ').next().unwrap()).collect();
+            let mut names: Vec<&str> = report
+                .iter()
+                .map(|l| l.trim_start().split(' ').next().unwrap())
+                .collect();
             names.dedup();
             names.len()
         };

@@ -21,11 +21,13 @@ fn for_each_row<U: Send>(out: &mut [U], inner: usize, f: impl Fn(usize, &mut [U]
     }
     let rows_per_task = (TASK_ELEMS / inner).max(1);
     threads::run(|| {
-        out.par_chunks_mut(rows_per_task * inner).enumerate().for_each(|(t, chunk)| {
-            for (i, row) in chunk.chunks_mut(inner).enumerate() {
-                f(t * rows_per_task + i, row);
-            }
-        })
+        out.par_chunks_mut(rows_per_task * inner)
+            .enumerate()
+            .for_each(|(t, chunk)| {
+                for (i, row) in chunk.chunks_mut(inner).enumerate() {
+                    f(t * rows_per_task + i, row);
+                }
+            })
     });
 }
 
@@ -79,7 +81,11 @@ where
     if n == 0 {
         return out;
     }
-    let row_len = if is == 1 && shape.len() == 1 { inner.min(TASK_ELEMS) } else { inner };
+    let row_len = if is == 1 && shape.len() == 1 {
+        inner.min(TASK_ELEMS)
+    } else {
+        inner
+    };
     for_each_row(&mut out, row_len, |r, row| {
         let off = if shape.len() == 1 {
             l.offset + r * row_len * is
@@ -129,7 +135,10 @@ where
         let (oa, ob) = if flat {
             (la.offset + r * row_len * ia, lb.offset + r * row_len * ib)
         } else {
-            (row_offset(&shape, sa, la.offset, r), row_offset(&shape, sb, lb.offset, r))
+            (
+                row_offset(&shape, sa, la.offset, r),
+                row_offset(&shape, sb, lb.offset, r),
+            )
         };
         let m = row.len();
         match (ia, ib) {

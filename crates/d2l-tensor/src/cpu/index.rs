@@ -9,7 +9,12 @@ pub(crate) fn split_at_dim(shape: &[usize], dim: usize) -> (usize, usize, usize)
 }
 
 /// `out[.., j, ..] = x[.., idx[j], ..]` along `dim`.
-pub(crate) fn index_select<T: Copy + Default>(x: &[T], shape: &[usize], dim: usize, idx: &[usize]) -> Vec<T> {
+pub(crate) fn index_select<T: Copy + Default>(
+    x: &[T],
+    shape: &[usize],
+    dim: usize,
+    idx: &[usize],
+) -> Vec<T> {
     let (outer, size, inner) = split_at_dim(shape, dim);
     let mut out = Vec::with_capacity(outer * idx.len() * inner);
     for o in 0..outer {
@@ -71,7 +76,9 @@ pub(crate) fn scatter_add<T: Copy + std::ops::Add<Output = T>>(
     idx_shape: &[usize],
     src: &[T],
 ) {
-    for_each_indexed(idx_shape, out_shape, dim, idx, |p, off| out[off] = out[off] + src[p]);
+    for_each_indexed(idx_shape, out_shape, dim, idx, |p, off| {
+        out[off] = out[off] + src[p]
+    });
 }
 
 /// Concatenates row-major parts along `dim` (the parts agree on every other dim).
@@ -89,7 +96,11 @@ pub(crate) fn cat<T: Copy>(parts: &[(&[T], usize)], outer: usize, inner: usize) 
 
 /// Constant padding: `pads[d] = (before, after)` for every dim.
 pub(crate) fn pad<T: Copy>(x: &[T], shape: &[usize], pads: &[(usize, usize)], value: T) -> Vec<T> {
-    let out_shape: Vec<usize> = shape.iter().zip(pads).map(|(s, (a, b))| s + a + b).collect();
+    let out_shape: Vec<usize> = shape
+        .iter()
+        .zip(pads)
+        .map(|(s, (a, b))| s + a + b)
+        .collect();
     let n: usize = out_shape.iter().product();
     let mut out = vec![value; n];
     if x.is_empty() {

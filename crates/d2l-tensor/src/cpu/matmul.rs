@@ -76,7 +76,9 @@ pub(crate) fn matmul<T: Float>(
         }
     } else if batches >= nt && flops < 128 * 128 * 128 {
         threads::run(|| {
-            out.par_chunks_mut(m * n).enumerate().for_each(|(b, dst)| one(b, dst, Parallelism::None))
+            out.par_chunks_mut(m * n)
+                .enumerate()
+                .for_each(|(b, dst)| one(b, dst, Parallelism::None))
         });
     } else {
         threads::run(|| {

@@ -85,7 +85,9 @@ pub(crate) fn sum<T: Float>(src: &[T], l: &Layout, dims: &[usize]) -> Vec<T> {
         if data.len() >= PAR_MIN && threads::num_threads() > 1 {
             let chunk = data.len().div_ceil(threads::num_threads() * 4);
             let parts: Vec<f64> = threads::run(|| {
-                data.par_chunks(chunk).map(|c| sum_run(c).to_f64()).collect()
+                data.par_chunks(chunk)
+                    .map(|c| sum_run(c).to_f64())
+                    .collect()
             });
             return vec![T::of(parts.iter().sum())];
         }
@@ -94,7 +96,9 @@ pub(crate) fn sum<T: Float>(src: &[T], l: &Layout, dims: &[usize]) -> Vec<T> {
     let mut out = vec![T::ZERO; outer];
     if data.len() >= PAR_MIN {
         threads::run(|| {
-            out.par_iter_mut().zip(data.par_chunks(inner)).for_each(|(o, row)| *o = sum_run(row))
+            out.par_iter_mut()
+                .zip(data.par_chunks(inner))
+                .for_each(|(o, row)| *o = sum_run(row))
         });
     } else {
         for (o, row) in out.iter_mut().zip(data.chunks(inner)) {
@@ -105,7 +109,12 @@ pub(crate) fn sum<T: Float>(src: &[T], l: &Layout, dims: &[usize]) -> Vec<T> {
 }
 
 /// Max (or min) along one dim with the index of the first extremum; NaN wins, as in PyTorch.
-pub(crate) fn extremum_dim<T: Float>(src: &[T], l: &Layout, dim: usize, max: bool) -> (Vec<T>, Vec<i64>) {
+pub(crate) fn extremum_dim<T: Float>(
+    src: &[T],
+    l: &Layout,
+    dim: usize,
+    max: bool,
+) -> (Vec<T>, Vec<i64>) {
     let (p, outer, inner) = split_dims(l, &[dim]);
     let owned;
     let data: &[T] = match p.contiguous_range() {
@@ -144,7 +153,12 @@ pub(crate) fn extremum_dim<T: Float>(src: &[T], l: &Layout, dim: usize, max: boo
 
 /// Softmax (or log-softmax) along `dim`. Returns the buffer laid out with `dim` last and
 /// the permutation that maps it back to the input's dim order.
-pub(crate) fn softmax<T: Float>(src: &[T], l: &Layout, dim: usize, log: bool) -> (Vec<T>, Vec<usize>) {
+pub(crate) fn softmax<T: Float>(
+    src: &[T],
+    l: &Layout,
+    dim: usize,
+    log: bool,
+) -> (Vec<T>, Vec<usize>) {
     let (p, _outer, inner) = split_dims(l, &[dim]);
     let mut out = copy_strided(src, &p);
     let work = |row: &mut [T]| {

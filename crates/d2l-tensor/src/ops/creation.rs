@@ -65,10 +65,18 @@ impl Tensor {
     /// `arange` with a dtype (`DType::I64` gives integer ranges).
     pub fn arange_dtype(start: f64, end: f64, step: f64, dtype: DType) -> Result<Tensor> {
         if step == 0.0 || !step.is_finite() || !start.is_finite() || !end.is_finite() {
-            return Err(invalid("arange", format!("expected finite bounds and a non-zero step, got {start}..{end} step {step}")));
+            return Err(invalid(
+                "arange",
+                format!(
+                    "expected finite bounds and a non-zero step, got {start}..{end} step {step}"
+                ),
+            ));
         }
         if (end - start) * step < 0.0 {
-            return Err(invalid("arange", format!("the step {step} does not lead from {start} to {end}")));
+            return Err(invalid(
+                "arange",
+                format!("the step {step} does not lead from {start} to {end}"),
+            ));
         }
         let n = ((end - start) / step).ceil().max(0.0) as usize;
         let v: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
@@ -82,7 +90,15 @@ impl Tensor {
             1 => vec![start as f32],
             _ => {
                 let d = (end - start) / (steps - 1) as f64;
-                (0..steps).map(|i| if i == steps - 1 { end as f32 } else { (start + i as f64 * d) as f32 }).collect()
+                (0..steps)
+                    .map(|i| {
+                        if i == steps - 1 {
+                            end as f32
+                        } else {
+                            (start + i as f64 * d) as f32
+                        }
+                    })
+                    .collect()
             }
         };
         Tensor::from_vec(v, &[steps])
@@ -105,7 +121,11 @@ impl Tensor {
     /// Uniform [0, 1) f32 samples from `g`.
     pub fn rand_with(g: &mut Generator, shape: &[usize]) -> Tensor {
         let n = shape.iter().product();
-        Tensor::from_storage(CpuStorage::F32(random::uniform_f32(g, n, 0.0, 1.0)), shape, None)
+        Tensor::from_storage(
+            CpuStorage::F32(random::uniform_f32(g, n, 0.0, 1.0)),
+            shape,
+            None,
+        )
     }
 
     /// Standard normal f32 samples from the global generator.
@@ -116,7 +136,11 @@ impl Tensor {
     /// Standard normal f32 samples from `g`.
     pub fn randn_with(g: &mut Generator, shape: &[usize]) -> Tensor {
         let n = shape.iter().product();
-        Tensor::from_storage(CpuStorage::F32(random::normal_f32(g, n, 0.0, 1.0)), shape, None)
+        Tensor::from_storage(
+            CpuStorage::F32(random::normal_f32(g, n, 0.0, 1.0)),
+            shape,
+            None,
+        )
     }
 
     /// N(mean, std²) f32 samples from the global generator.
@@ -126,11 +150,18 @@ impl Tensor {
 
     /// N(mean, std²) f32 samples from `g`.
     pub fn normal_with(g: &mut Generator, shape: &[usize], mean: f64, std: f64) -> Result<Tensor> {
-        if !(std >= 0.0) || !mean.is_finite() || !std.is_finite() {
-            return Err(invalid("normal", format!("expected a finite mean and std >= 0, got mean {mean} and std {std}")));
+        if std.is_nan() || std < 0.0 || !mean.is_finite() || !std.is_finite() {
+            return Err(invalid(
+                "normal",
+                format!("expected a finite mean and std >= 0, got mean {mean} and std {std}"),
+            ));
         }
         let n = shape.iter().product();
-        Ok(Tensor::from_storage(CpuStorage::F32(random::normal_f32(g, n, mean as f32, std as f32)), shape, None))
+        Ok(Tensor::from_storage(
+            CpuStorage::F32(random::normal_f32(g, n, mean as f32, std as f32)),
+            shape,
+            None,
+        ))
     }
 
     /// Uniform [lo, hi) f32 samples from the global generator.
@@ -140,11 +171,18 @@ impl Tensor {
 
     /// Uniform [lo, hi) f32 samples from `g`.
     pub fn uniform_with(g: &mut Generator, shape: &[usize], lo: f64, hi: f64) -> Result<Tensor> {
-        if !(lo <= hi) || !lo.is_finite() || !hi.is_finite() {
-            return Err(invalid("uniform", format!("expected finite bounds with lo <= hi, got [{lo}, {hi})")));
+        if lo > hi || !lo.is_finite() || !hi.is_finite() {
+            return Err(invalid(
+                "uniform",
+                format!("expected finite bounds with lo <= hi, got [{lo}, {hi})"),
+            ));
         }
         let n = shape.iter().product();
-        Ok(Tensor::from_storage(CpuStorage::F32(random::uniform_f32(g, n, lo as f32, hi as f32)), shape, None))
+        Ok(Tensor::from_storage(
+            CpuStorage::F32(random::uniform_f32(g, n, lo as f32, hi as f32)),
+            shape,
+            None,
+        ))
     }
 
     /// 0/1 f32 samples that are 1 with probability `p` (global generator).
@@ -155,10 +193,17 @@ impl Tensor {
     /// 0/1 f32 samples that are 1 with probability `p`, from `g`.
     pub fn bernoulli_with(g: &mut Generator, shape: &[usize], p: f64) -> Result<Tensor> {
         if !(0.0..=1.0).contains(&p) {
-            return Err(invalid("bernoulli", format!("expected a probability in [0, 1], got {p}")));
+            return Err(invalid(
+                "bernoulli",
+                format!("expected a probability in [0, 1], got {p}"),
+            ));
         }
         let n = shape.iter().product();
-        Ok(Tensor::from_storage(CpuStorage::F32(random::bernoulli_f32(g, n, p)), shape, None))
+        Ok(Tensor::from_storage(
+            CpuStorage::F32(random::bernoulli_f32(g, n, p)),
+            shape,
+            None,
+        ))
     }
 
     /// A random permutation of `0..n` (`i64`), from the global generator.
@@ -178,16 +223,31 @@ impl Tensor {
     }
 
     /// [`Tensor::multinomial`] drawing from `g`.
-    pub fn multinomial_with(&self, g: &mut Generator, num_samples: usize, replacement: bool) -> Result<Tensor> {
+    pub fn multinomial_with(
+        &self,
+        g: &mut Generator,
+        num_samples: usize,
+        replacement: bool,
+    ) -> Result<Tensor> {
         let rows = match self.rank() {
             1 => 1,
             2 => self.shape()[0],
-            r => return Err(invalid("multinomial", format!("expected 1-D or 2-D weights, got {r} dims"))),
+            r => {
+                return Err(invalid(
+                    "multinomial",
+                    format!("expected 1-D or 2-D weights, got {r} dims"),
+                ))
+            }
         };
         self.expect_float("multinomial")?;
         let probs = self.to_f64_vec();
-        let v = random::multinomial(g, &probs, rows, num_samples, replacement).map_err(|m| invalid("multinomial", m))?;
-        let shape: Vec<usize> = if self.rank() == 1 { vec![num_samples] } else { vec![rows, num_samples] };
+        let v = random::multinomial(g, &probs, rows, num_samples, replacement)
+            .map_err(|m| invalid("multinomial", m))?;
+        let shape: Vec<usize> = if self.rank() == 1 {
+            vec![num_samples]
+        } else {
+            vec![rows, num_samples]
+        };
         Tensor::from_vec(v, &shape)
     }
 }

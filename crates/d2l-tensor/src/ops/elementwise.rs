@@ -79,7 +79,10 @@ impl UnaryOp {
 
     /// Whether the derivative is cheapest from the output (true) or the input (false).
     pub(crate) fn grad_from_output(self) -> bool {
-        matches!(self, UnaryOp::Exp | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Sqrt | UnaryOp::Rsqrt)
+        matches!(
+            self,
+            UnaryOp::Exp | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Sqrt | UnaryOp::Rsqrt
+        )
     }
 }
 
@@ -153,7 +156,13 @@ fn apply_unary<T: Float>(op: UnaryOp, x: &[T], l: &crate::Layout) -> Vec<T> {
 
 /// `g · f'(s)` in one pass, where `s` is the op's input, or its output for the ops
 /// that [`UnaryOp::grad_from_output`].
-fn unary_grad<T: Float>(op: UnaryOp, s: &[T], ls: &crate::Layout, g: &[T], lg: &crate::Layout) -> Vec<T> {
+fn unary_grad<T: Float>(
+    op: UnaryOp,
+    s: &[T],
+    ls: &crate::Layout,
+    g: &[T],
+    lg: &crate::Layout,
+) -> Vec<T> {
     let (z, one) = (T::ZERO, T::ONE);
     match op {
         UnaryOp::Neg => cpu::binary(s, ls, g, lg, |_, g: T| -g),
@@ -192,15 +201,33 @@ fn unary_grad<T: Float>(op: UnaryOp, s: &[T], ls: &crate::Layout, g: &[T], lg: &
         }
         UnaryOp::Softplus => {
             let t = T::of(20.0);
-            cpu::binary(s, ls, g, lg, move |x: T, g: T| if x > t { g } else { g * sigmoid(x) })
+            cpu::binary(
+                s,
+                ls,
+                g,
+                lg,
+                move |x: T, g: T| if x > t { g } else { g * sigmoid(x) },
+            )
         }
         UnaryOp::LeakyRelu(sl) => {
             let sl = T::of(sl);
-            cpu::binary(s, ls, g, lg, move |x: T, g: T| if x > z { g } else { g * sl })
+            cpu::binary(
+                s,
+                ls,
+                g,
+                lg,
+                move |x: T, g: T| if x > z { g } else { g * sl },
+            )
         }
         UnaryOp::Clamp(lo, hi) => {
             let (lo, hi) = (T::of(lo), T::of(hi));
-            cpu::binary(s, ls, g, lg, move |x: T, g: T| if x >= lo && x <= hi { g } else { z })
+            cpu::binary(
+                s,
+                ls,
+                g,
+                lg,
+                move |x: T, g: T| if x >= lo && x <= hi { g } else { z },
+            )
         }
         UnaryOp::PowScalar(p) => {
             let (pt, pm1) = (T::of(p), T::of(p - 1.0));
@@ -269,7 +296,13 @@ pub enum CmpOp {
     Ge,
 }
 
-fn float_binary<T: Float>(op: BinaryOp, a: &[T], la: &crate::Layout, b: &[T], lb: &crate::Layout) -> Vec<T> {
+fn float_binary<T: Float>(
+    op: BinaryOp,
+    a: &[T],
+    la: &crate::Layout,
+    b: &[T],
+    lb: &crate::Layout,
+) -> Vec<T> {
     match op {
         BinaryOp::Add => cpu::binary(a, la, b, lb, |x: T, y: T| x + y),
         BinaryOp::Sub => cpu::binary(a, la, b, lb, |x: T, y: T| x - y),
@@ -284,9 +317,15 @@ fn float_binary<T: Float>(op: BinaryOp, a: &[T], la: &crate::Layout, b: &[T], lb
 macro_rules! int_binary {
     ($op:expr, $a:expr, $la:expr, $b:expr, $lb:expr, $t:ty) => {
         match $op {
-            BinaryOp::Add => Some(cpu::binary($a, $la, $b, $lb, |x: $t, y: $t| x.wrapping_add(y))),
-            BinaryOp::Sub => Some(cpu::binary($a, $la, $b, $lb, |x: $t, y: $t| x.wrapping_sub(y))),
-            BinaryOp::Mul => Some(cpu::binary($a, $la, $b, $lb, |x: $t, y: $t| x.wrapping_mul(y))),
+            BinaryOp::Add => Some(cpu::binary($a, $la, $b, $lb, |x: $t, y: $t| {
+                x.wrapping_add(y)
+            })),
+            BinaryOp::Sub => Some(cpu::binary($a, $la, $b, $lb, |x: $t, y: $t| {
+                x.wrapping_sub(y)
+            })),
+            BinaryOp::Mul => Some(cpu::binary($a, $la, $b, $lb, |x: $t, y: $t| {
+                x.wrapping_mul(y)
+            })),
             BinaryOp::Maximum => Some(cpu::binary($a, $la, $b, $lb, |x: $t, y: $t| x.max(y))),
             BinaryOp::Minimum => Some(cpu::binary($a, $la, $b, $lb, |x: $t, y: $t| x.min(y))),
             BinaryOp::Div | BinaryOp::Pow => None,
@@ -294,7 +333,13 @@ macro_rules! int_binary {
     };
 }
 
-fn compare<T: crate::Element>(op: CmpOp, a: &[T], la: &crate::Layout, b: &[T], lb: &crate::Layout) -> Vec<u8> {
+fn compare<T: crate::Element>(
+    op: CmpOp,
+    a: &[T],
+    la: &crate::Layout,
+    b: &[T],
+    lb: &crate::Layout,
+) -> Vec<u8> {
     match op {
         CmpOp::Eq => cpu::binary(a, la, b, lb, |x: T, y: T| (x == y) as u8),
         CmpOp::Ne => cpu::binary(a, la, b, lb, |x: T, y: T| (x != y) as u8),
@@ -320,10 +365,12 @@ impl Tensor {
         if !Tensor::tracks(&[self]) {
             return Ok(Tensor::from_storage(out, self.shape(), None));
         }
-        Ok(Tensor::from_storage_with(out, self.shape(), |y| Op::Unary {
-            arg: self.clone(),
-            op,
-            out: op.grad_from_output().then_some(y),
+        Ok(Tensor::from_storage_with(out, self.shape(), |y| {
+            Op::Unary {
+                arg: self.clone(),
+                op,
+                out: op.grad_from_output().then_some(y),
+            }
         }))
     }
 
@@ -344,12 +391,19 @@ impl Tensor {
         Ok(Tensor::from_storage(out, saved.shape(), None))
     }
 
-    fn broadcast_pair(&self, op: &'static str, rhs: &Tensor) -> Result<(Vec<usize>, crate::Layout, crate::Layout)> {
+    fn broadcast_pair(
+        &self,
+        op: &'static str,
+        rhs: &Tensor,
+    ) -> Result<(Vec<usize>, crate::Layout, crate::Layout)> {
         self.same_device(op, rhs)?;
         if self.dtype() != rhs.dtype() {
             return Err(Error::DTypeMismatch {
                 op,
-                expected: format!("both operands of dtype {} (convert one with to_dtype)", self.dtype()),
+                expected: format!(
+                    "both operands of dtype {} (convert one with to_dtype)",
+                    self.dtype()
+                ),
                 got: rhs.dtype(),
             });
         }
@@ -365,10 +419,18 @@ impl Tensor {
         let (shape, la, lb) = self.broadcast_pair(name, rhs)?;
         let (sa, sb) = (self.storage(), rhs.storage());
         let out = match (sa.cpu(), sb.cpu()) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => Some(CpuStorage::F32(float_binary(op, a, &la, b, &lb))),
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => Some(CpuStorage::F64(float_binary(op, a, &la, b, &lb))),
-            (CpuStorage::I64(a), CpuStorage::I64(b)) => int_binary!(op, a, &la, b, &lb, i64).map(CpuStorage::I64),
-            (CpuStorage::U8(a), CpuStorage::U8(b)) => int_binary!(op, a, &la, b, &lb, u8).map(CpuStorage::U8),
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
+                Some(CpuStorage::F32(float_binary(op, a, &la, b, &lb)))
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
+                Some(CpuStorage::F64(float_binary(op, a, &la, b, &lb)))
+            }
+            (CpuStorage::I64(a), CpuStorage::I64(b)) => {
+                int_binary!(op, a, &la, b, &lb, i64).map(CpuStorage::I64)
+            }
+            (CpuStorage::U8(a), CpuStorage::U8(b)) => {
+                int_binary!(op, a, &la, b, &lb, u8).map(CpuStorage::U8)
+            }
             _ => unreachable!("dtypes matched"),
         };
         drop((sa, sb));
@@ -377,7 +439,11 @@ impl Tensor {
             expected: "a float tensor (f32 or f64)".into(),
             got: self.dtype(),
         })?;
-        let rec = Tensor::record(&[self, rhs], || Op::Binary { lhs: self.clone(), rhs: rhs.clone(), op });
+        let rec = Tensor::record(&[self, rhs], || Op::Binary {
+            lhs: self.clone(),
+            rhs: rhs.clone(),
+            op,
+        });
         Ok(Tensor::from_storage(out, &shape, rec))
     }
 
@@ -530,7 +596,10 @@ impl Tensor {
     /// Clamps into `[min, max]`.
     pub fn clamp(&self, min: f64, max: f64) -> Result<Tensor> {
         if min > max {
-            return Err(crate::error::invalid("clamp", format!("expected min <= max, got min {min} and max {max}")));
+            return Err(crate::error::invalid(
+                "clamp",
+                format!("expected min <= max, got min {min} and max {max}"),
+            ));
         }
         self.unary(UnaryOp::Clamp(min, max))
     }
@@ -555,10 +624,16 @@ impl Tensor {
         macro_rules! conv {
             ($x:expr) => {
                 match dtype {
-                    DType::F32 => CpuStorage::F32(cpu::unary($x, l, |v| crate::Element::to_f64(v) as f32)),
+                    DType::F32 => {
+                        CpuStorage::F32(cpu::unary($x, l, |v| crate::Element::to_f64(v) as f32))
+                    }
                     DType::F64 => CpuStorage::F64(cpu::unary($x, l, |v| crate::Element::to_f64(v))),
-                    DType::I64 => CpuStorage::I64(cpu::unary($x, l, |v| crate::Element::to_f64(v) as i64)),
-                    DType::U8 => CpuStorage::U8(cpu::unary($x, l, |v| crate::Element::to_f64(v) as u8)),
+                    DType::I64 => {
+                        CpuStorage::I64(cpu::unary($x, l, |v| crate::Element::to_f64(v) as i64))
+                    }
+                    DType::U8 => {
+                        CpuStorage::U8(cpu::unary($x, l, |v| crate::Element::to_f64(v) as u8))
+                    }
                 }
             };
         }

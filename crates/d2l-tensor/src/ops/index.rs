@@ -11,7 +11,11 @@ impl Tensor {
     /// Reads an `i64` index tensor as offsets, checking each against `size`.
     pub(crate) fn indices(&self, op: &'static str, size: usize) -> Result<Vec<usize>> {
         if self.dtype() != DType::I64 {
-            return Err(Error::DTypeMismatch { op, expected: "an i64 index tensor".into(), got: self.dtype() });
+            return Err(Error::DTypeMismatch {
+                op,
+                expected: "an i64 index tensor".into(),
+                got: self.dtype(),
+            });
         }
         self.to_vec::<i64>()
             .into_iter()
@@ -45,13 +49,22 @@ impl Tensor {
         drop(s);
         let mut shape = self.shape().to_vec();
         shape[d] = idx.len();
-        let rec = Tensor::record(&[self], || Op::IndexSelect { arg: self.clone(), dim: d, index: index.clone() });
+        let rec = Tensor::record(&[self], || Op::IndexSelect {
+            arg: self.clone(),
+            dim: d,
+            index: index.clone(),
+        });
         Ok(Tensor::from_storage(out, &shape, rec))
     }
 
     fn check_index_shape(&self, op: &'static str, d: usize, index: &Tensor) -> Result<()> {
         let ok = index.rank() == self.rank()
-            && index.shape().iter().zip(self.shape()).enumerate().all(|(i, (a, b))| i == d || a <= b);
+            && index
+                .shape()
+                .iter()
+                .zip(self.shape())
+                .enumerate()
+                .all(|(i, (a, b))| i == d || a <= b);
         if !ok {
             return Err(Error::ShapeMismatch {
                 op,
@@ -76,7 +89,11 @@ impl Tensor {
             cpu::index::gather(&v[o..o + x.numel()], x.shape(), d, &idx, index.shape())
         ));
         drop(s);
-        let rec = Tensor::record(&[self], || Op::Gather { arg: self.clone(), dim: d, index: index.clone() });
+        let rec = Tensor::record(&[self], || Op::Gather {
+            arg: self.clone(),
+            dim: d,
+            index: index.clone(),
+        });
         Ok(Tensor::from_storage(out, index.shape(), rec))
     }
 
@@ -88,7 +105,11 @@ impl Tensor {
         self.check_index_shape("scatter_add", d, index)?;
         src.check_index_shape("scatter_add", d, index)?;
         if src.dtype() != self.dtype() {
-            return Err(Error::DTypeMismatch { op: "scatter_add", expected: self.dtype().to_string(), got: src.dtype() });
+            return Err(Error::DTypeMismatch {
+                op: "scatter_add",
+                expected: self.dtype().to_string(),
+                got: src.dtype(),
+            });
         }
         let idx = index.indices("scatter_add", self.shape()[d])?;
         // `src` may be larger than the index: only its index-shaped corner is used.
@@ -104,10 +125,19 @@ impl Tensor {
             let so = src_vals.layout().offset;
             macro_rules! go {
                 ($variant:ident) => {{
-                    let (CpuStorage::$variant(out), CpuStorage::$variant(sv)) = (bs.cpu_mut(), ss.cpu()) else {
+                    let (CpuStorage::$variant(out), CpuStorage::$variant(sv)) =
+                        (bs.cpu_mut(), ss.cpu())
+                    else {
                         unreachable!()
                     };
-                    cpu::index::scatter_add(out, self.shape(), d, &idx, index.shape(), &sv[so..so + src_vals.numel()]);
+                    cpu::index::scatter_add(
+                        out,
+                        self.shape(),
+                        d,
+                        &idx,
+                        index.shape(),
+                        &sv[so..so + src_vals.numel()],
+                    );
                 }};
             }
             match self.dtype() {
@@ -129,7 +159,8 @@ impl Tensor {
     /// A fresh row-major copy that shares nothing with `self`.
     pub fn copy(&self) -> Result<Tensor> {
         let s = self.storage();
-        let out = with_slice!(s.cpu(), v => Element::into_storage(cpu::copy_strided(v, self.layout())));
+        let out =
+            with_slice!(s.cpu(), v => Element::into_storage(cpu::copy_strided(v, self.layout())));
         drop(s);
         let rec = Tensor::record(&[self], || Op::Copy(self.clone()));
         Ok(Tensor::from_storage(out, self.shape(), rec))
@@ -140,10 +171,18 @@ impl Tensor {
         cond.same_device("where", a)?;
         a.same_device("where", b)?;
         if cond.dtype() != DType::U8 {
-            return Err(Error::DTypeMismatch { op: "where", expected: "a u8 mask".into(), got: cond.dtype() });
+            return Err(Error::DTypeMismatch {
+                op: "where",
+                expected: "a u8 mask".into(),
+                got: cond.dtype(),
+            });
         }
         if a.dtype() != b.dtype() {
-            return Err(Error::DTypeMismatch { op: "where", expected: a.dtype().to_string(), got: b.dtype() });
+            return Err(Error::DTypeMismatch {
+                op: "where",
+                expected: a.dtype().to_string(),
+                got: b.dtype(),
+            });
         }
         let shape = crate::layout::broadcast_shapes("where", cond.shape(), a.shape())?;
         let shape = crate::layout::broadcast_shapes("where", &shape, b.shape())?;
@@ -152,15 +191,26 @@ impl Tensor {
         let lb = b.layout().broadcast_to("where", &shape)?;
         let mask: Vec<u8> = {
             let s = cond.storage();
-            let CpuStorage::U8(c) = s.cpu() else { unreachable!() };
+            let CpuStorage::U8(c) = s.cpu() else {
+                unreachable!()
+            };
             cpu::copy_strided(c, &lc)
         };
         let (sa, sb) = (a.storage(), b.storage());
         macro_rules! go {
             ($variant:ident) => {{
-                let (CpuStorage::$variant(x), CpuStorage::$variant(y)) = (sa.cpu(), sb.cpu()) else { unreachable!() };
+                let (CpuStorage::$variant(x), CpuStorage::$variant(y)) = (sa.cpu(), sb.cpu())
+                else {
+                    unreachable!()
+                };
                 let (av, bv) = (cpu::copy_strided(x, &la), cpu::copy_strided(y, &lb));
-                CpuStorage::$variant(mask.iter().zip(av).zip(bv).map(|((m, a), b)| if *m != 0 { a } else { b }).collect())
+                CpuStorage::$variant(
+                    mask.iter()
+                        .zip(av)
+                        .zip(bv)
+                        .map(|((m, a), b)| if *m != 0 { a } else { b })
+                        .collect(),
+                )
             }};
         }
         let out = match a.dtype() {
@@ -170,7 +220,11 @@ impl Tensor {
             DType::U8 => go!(U8),
         };
         drop((sa, sb));
-        let rec = Tensor::record(&[a, b], || Op::Where { cond: cond.clone(), a: a.clone(), b: b.clone() });
+        let rec = Tensor::record(&[a, b], || Op::Where {
+            cond: cond.clone(),
+            a: a.clone(),
+            b: b.clone(),
+        });
         Ok(Tensor::from_storage(out, &shape, rec))
     }
 

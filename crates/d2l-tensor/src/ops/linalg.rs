@@ -18,11 +18,16 @@ impl Tensor {
                 op: "matmul",
                 lhs: self.shape().to_vec(),
                 rhs: rhs.shape().to_vec(),
-                why: "cannot be multiplied: both operands need at least 1 dim (use mul for scalars)".into(),
+                why:
+                    "cannot be multiplied: both operands need at least 1 dim (use mul for scalars)"
+                        .into(),
             });
         }
         match (self.rank(), rhs.rank()) {
-            (1, 1) => self.unsqueeze(0)?.matmul_nd(&rhs.unsqueeze(1)?)?.reshape(Vec::<usize>::new()),
+            (1, 1) => self
+                .unsqueeze(0)?
+                .matmul_nd(&rhs.unsqueeze(1)?)?
+                .reshape(Vec::<usize>::new()),
             (1, _) => self.unsqueeze(0)?.matmul_nd(rhs)?.squeeze(-2),
             (_, 1) => self.matmul_nd(&rhs.unsqueeze(1)?)?.squeeze(-1),
             _ => self.matmul_nd(rhs),
@@ -65,8 +70,20 @@ impl Tensor {
         let (sa, sb) = (self.storage(), rhs.storage());
         macro_rules! go {
             ($a:expr, $b:expr) => {{
-                let va = MatView { data: $a, offset: la.offset, batch_strides: la.strides[..nb].to_vec(), rs: la.strides[nb], cs: la.strides[nb + 1] };
-                let vb = MatView { data: $b, offset: lb.offset, batch_strides: lb.strides[..nb].to_vec(), rs: lb.strides[nb], cs: lb.strides[nb + 1] };
+                let va = MatView {
+                    data: $a,
+                    offset: la.offset,
+                    batch_strides: la.strides[..nb].to_vec(),
+                    rs: la.strides[nb],
+                    cs: la.strides[nb + 1],
+                };
+                let vb = MatView {
+                    data: $b,
+                    offset: lb.offset,
+                    batch_strides: lb.strides[..nb].to_vec(),
+                    rs: lb.strides[nb],
+                    cs: lb.strides[nb + 1],
+                };
                 matmul(&va, &vb, &batch, m, k, n)
             }};
         }

@@ -20,7 +20,10 @@ impl Tensor {
     /// Attaches a hand-written gradient rule to a value computed outside the graph (a
     /// fused kernel), so that `backward` flows through it into `inputs`.
     pub fn custom_op(value: Tensor, inputs: &[&Tensor], backward: BackwardFn) -> Tensor {
-        let rec = Tensor::record(inputs, || Op::Custom { args: inputs.iter().map(|t| (*t).clone()).collect(), backward });
+        let rec = Tensor::record(inputs, || Op::Custom {
+            args: inputs.iter().map(|t| (*t).clone()).collect(),
+            backward,
+        });
         let value = value.detach();
         match rec {
             Some(op) => value.view_with(value.layout().clone(), Some(op)),

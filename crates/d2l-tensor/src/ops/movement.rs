@@ -42,7 +42,8 @@ impl Tensor {
             return Ok(self.clone());
         }
         let s = self.storage();
-        let out = with_slice!(s.cpu(), v => Element::into_storage(cpu::copy_strided(v, self.layout())));
+        let out =
+            with_slice!(s.cpu(), v => Element::into_storage(cpu::copy_strided(v, self.layout())));
         drop(s);
         let rec = Tensor::record(&[self], || Op::Copy(self.clone()));
         Ok(Tensor::from_storage(out, self.shape(), rec))
@@ -53,7 +54,10 @@ impl Tensor {
     pub fn reshape(&self, shape: impl ShapeSpec) -> Result<Tensor> {
         let shape = infer_shape("reshape", self.numel(), self.shape(), &shape.spec())?;
         let base = self.contiguous()?;
-        let layout = Layout { offset: base.layout().offset, ..Layout::contiguous(&shape) };
+        let layout = Layout {
+            offset: base.layout().offset,
+            ..Layout::contiguous(&shape)
+        };
         if shape == self.shape() {
             return Ok(base);
         }
@@ -97,7 +101,12 @@ impl Tensor {
         match self.rank() {
             0 | 1 => Ok(self.clone()),
             2 => self.transpose(0, 1),
-            r => Err(invalid("t", format!("expected a tensor of at most 2 dims, got {r} dims (use transpose or permute)"))),
+            r => Err(invalid(
+                "t",
+                format!(
+                    "expected a tensor of at most 2 dims, got {r} dims (use transpose or permute)"
+                ),
+            )),
         }
     }
 
@@ -134,7 +143,10 @@ impl Tensor {
         let s = self.resolve_dim("flatten", start)?;
         let e = self.resolve_dim("flatten", end)?;
         if s > e {
-            return Err(invalid("flatten", format!("start dim {start} comes after end dim {end}")));
+            return Err(invalid(
+                "flatten",
+                format!("start dim {start} comes after end dim {end}"),
+            ));
         }
         let mut shape = self.shape()[..s].to_vec();
         shape.push(self.shape()[s..=e].iter().product());
@@ -147,13 +159,21 @@ impl Tensor {
         let d = self.resolve_dim("narrow", dim)?;
         let size = self.shape().get(d).copied().unwrap_or(1);
         if start + length > size {
-            return Err(Error::IndexOutOfRange { op: "narrow", index: (start + length) as i64, size });
+            return Err(Error::IndexOutOfRange {
+                op: "narrow",
+                index: (start + length) as i64,
+                size,
+            });
         }
         if self.rank() == 0 {
             return Err(invalid("narrow", "cannot narrow a 0-d tensor"));
         }
         let layout = self.layout().narrow(d, start, length);
-        let rec = Tensor::record(&[self], || Op::Narrow { arg: self.clone(), dim: d, start });
+        let rec = Tensor::record(&[self], || Op::Narrow {
+            arg: self.clone(),
+            dim: d,
+            start,
+        });
         Ok(self.view_with(layout, rec))
     }
 
@@ -172,7 +192,11 @@ impl Tensor {
         let n = self.shape()[d];
         let i = if index < 0 { index + n as isize } else { index };
         if i < 0 || i as usize >= n {
-            return Err(Error::IndexOutOfRange { op: "select", index: index as i64, size: n });
+            return Err(Error::IndexOutOfRange {
+                op: "select",
+                index: index as i64,
+                size: n,
+            });
         }
         self.narrow(d as isize, i as usize, 1)?.squeeze(d as isize)
     }
@@ -196,10 +220,16 @@ impl Tensor {
     pub fn split(&self, size: usize, dim: isize) -> Result<Vec<Tensor>> {
         let d = self.resolve_dim("split", dim)?;
         if size == 0 {
-            return Err(invalid("split", "expected a split size of at least 1, got 0"));
+            return Err(invalid(
+                "split",
+                "expected a split size of at least 1, got 0",
+            ));
         }
         let n = self.shape()[d];
-        (0..n).step_by(size).map(|s| self.narrow(d as isize, s, size.min(n - s))).collect()
+        (0..n)
+            .step_by(size)
+            .map(|s| self.narrow(d as isize, s, size.min(n - s)))
+            .collect()
     }
 
     /// `chunks` nearly equal pieces along `dim` (the last may be smaller, as in PyTorch).
@@ -214,15 +244,25 @@ impl Tensor {
 
     /// Concatenates along an existing dim.
     pub fn cat(tensors: &[&Tensor], dim: isize) -> Result<Tensor> {
-        let first = *tensors.first().ok_or_else(|| invalid("cat", "expected at least one tensor"))?;
+        let first = *tensors
+            .first()
+            .ok_or_else(|| invalid("cat", "expected at least one tensor"))?;
         let d = first.resolve_dim("cat", dim)?;
         for t in &tensors[1..] {
             first.same_device("cat", t)?;
             if t.dtype() != first.dtype() {
-                return Err(Error::DTypeMismatch { op: "cat", expected: first.dtype().to_string(), got: t.dtype() });
+                return Err(Error::DTypeMismatch {
+                    op: "cat",
+                    expected: first.dtype().to_string(),
+                    got: t.dtype(),
+                });
             }
             let ok = t.rank() == first.rank()
-                && t.shape().iter().zip(first.shape()).enumerate().all(|(i, (a, b))| i == d || a == b);
+                && t.shape()
+                    .iter()
+                    .zip(first.shape())
+                    .enumerate()
+                    .all(|(i, (a, b))| i == d || a == b);
             if !ok {
                 return Err(Error::ShapeMismatch {
                     op: "cat",
@@ -232,7 +272,10 @@ impl Tensor {
                 });
             }
         }
-        let parts: Vec<Tensor> = tensors.iter().map(|t| t.contiguous()).collect::<Result<_>>()?;
+        let parts: Vec<Tensor> = tensors
+            .iter()
+            .map(|t| t.contiguous())
+            .collect::<Result<_>>()?;
         let (outer, _, inner) = cpu::index::split_at_dim(first.shape(), d);
         let guards: Vec<_> = parts.iter().map(|t| t.storage()).collect();
         macro_rules! go {
@@ -261,13 +304,18 @@ impl Tensor {
         let mut shape = first.shape().to_vec();
         shape[d] = tensors.iter().map(|t| t.shape()[d]).sum();
         let refs: Vec<&Tensor> = tensors.to_vec();
-        let rec = Tensor::record(&refs, || Op::Cat { args: tensors.iter().map(|t| (*t).clone()).collect(), dim: d });
+        let rec = Tensor::record(&refs, || Op::Cat {
+            args: tensors.iter().map(|t| (*t).clone()).collect(),
+            dim: d,
+        });
         Ok(Tensor::from_storage(out, &shape, rec))
     }
 
     /// Stacks equal-shaped tensors along a new dim.
     pub fn stack(tensors: &[&Tensor], dim: isize) -> Result<Tensor> {
-        let first = *tensors.first().ok_or_else(|| invalid("stack", "expected at least one tensor"))?;
+        let first = *tensors
+            .first()
+            .ok_or_else(|| invalid("stack", "expected at least one tensor"))?;
         for t in tensors {
             if t.shape() != first.shape() {
                 return Err(Error::ShapeMismatch {
@@ -279,7 +327,10 @@ impl Tensor {
             }
         }
         let d = crate::layout::resolve_dim("stack", dim, first.rank() + 1)?;
-        let parts: Vec<Tensor> = tensors.iter().map(|t| t.unsqueeze(d as isize)).collect::<Result<_>>()?;
+        let parts: Vec<Tensor> = tensors
+            .iter()
+            .map(|t| t.unsqueeze(d as isize))
+            .collect::<Result<_>>()?;
         let refs: Vec<&Tensor> = parts.iter().collect();
         Tensor::cat(&refs, d as isize)
     }
@@ -287,10 +338,13 @@ impl Tensor {
     /// Constant padding with PyTorch's `F.pad` order: `(left, right)` of the last dim
     /// first, then the dim before it, and so on.
     pub fn pad(&self, pad: &[usize], value: f64) -> Result<Tensor> {
-        if pad.len() % 2 != 0 || pad.len() / 2 > self.rank() {
+        if !pad.len().is_multiple_of(2) || pad.len() / 2 > self.rank() {
             return Err(invalid(
                 "pad",
-                format!("expected an even number of pads covering at most {} dims, got {pad:?}", self.rank()),
+                format!(
+                    "expected an even number of pads covering at most {} dims, got {pad:?}",
+                    self.rank()
+                ),
             ));
         }
         let mut pads = vec![(0usize, 0usize); self.rank()];
@@ -308,8 +362,16 @@ impl Tensor {
             &v[o..o + x.numel()], x.shape(), pads, Element::from_f64(value)
         )));
         drop(s);
-        let shape: Vec<usize> = self.shape().iter().zip(pads).map(|(s, (a, b))| s + a + b).collect();
-        let rec = Tensor::record(&[self], || Op::Pad { arg: self.clone(), pads: pads.to_vec() });
+        let shape: Vec<usize> = self
+            .shape()
+            .iter()
+            .zip(pads)
+            .map(|(s, (a, b))| s + a + b)
+            .collect();
+        let rec = Tensor::record(&[self], || Op::Pad {
+            arg: self.clone(),
+            pads: pads.to_vec(),
+        });
         Ok(Tensor::from_storage(out, &shape, rec))
     }
 
@@ -318,7 +380,10 @@ impl Tensor {
         if repeats.len() < self.rank() {
             return Err(invalid(
                 "repeat",
-                format!("expected at least {} repeat counts, got {repeats:?}", self.rank()),
+                format!(
+                    "expected at least {} repeat counts, got {repeats:?}",
+                    self.rank()
+                ),
             ));
         }
         let extra = repeats.len() - self.rank();
@@ -332,7 +397,9 @@ impl Tensor {
             target.extend([*r, *s]);
         }
         let out_shape: Vec<usize> = repeats.iter().zip(&shape).map(|(r, s)| r * s).collect();
-        self.reshape(inter)?.broadcast_to(&target)?.reshape(out_shape)
+        self.reshape(inter)?
+            .broadcast_to(&target)?
+            .reshape(out_shape)
     }
 
     /// The Kronecker product of two tensors of equal rank.
@@ -351,7 +418,12 @@ impl Tensor {
             sa.extend([*a, 1]);
             sb.extend([1, *b]);
         }
-        let out: Vec<usize> = self.shape().iter().zip(other.shape()).map(|(a, b)| a * b).collect();
+        let out: Vec<usize> = self
+            .shape()
+            .iter()
+            .zip(other.shape())
+            .map(|(a, b)| a * b)
+            .collect();
         self.reshape(sa)?.mul(&other.reshape(sb)?)?.reshape(out)
     }
 }

@@ -56,10 +56,16 @@ macro_rules! overload {
     };
 }
 
-overload!(Add, add, add, |t, c| t.add_scalar(c), |c, t| t.add_scalar(c));
-overload!(Sub, sub, sub, |t, c| t.add_scalar(-c), |c, t| t.neg()?.add_scalar(c));
-overload!(Mul, mul, mul, |t, c| t.mul_scalar(c), |c, t| t.mul_scalar(c));
-overload!(Div, div, div, |t, c| t.div_scalar(c), |c, t| t.pow_scalar(-1.0)?.mul_scalar(c));
+overload!(Add, add, add, |t, c| t.add_scalar(c), |c, t| t
+    .add_scalar(c));
+overload!(Sub, sub, sub, |t, c| t.add_scalar(-c), |c, t| t
+    .neg()?
+    .add_scalar(c));
+overload!(Mul, mul, mul, |t, c| t.mul_scalar(c), |c, t| t
+    .mul_scalar(c));
+overload!(Div, div, div, |t, c| t.div_scalar(c), |c, t| t
+    .pow_scalar(-1.0)?
+    .mul_scalar(c));
 
 impl Neg for &Tensor {
     type Output = Result<Tensor>;

@@ -9,10 +9,17 @@ use crate::Tensor;
 
 impl Tensor {
     /// Validates and sorts reduction dims; `None` means every dim.
-    pub(crate) fn reduce_dims(&self, op: &'static str, dims: Option<&[isize]>) -> Result<Vec<usize>> {
+    pub(crate) fn reduce_dims(
+        &self,
+        op: &'static str,
+        dims: Option<&[isize]>,
+    ) -> Result<Vec<usize>> {
         let mut out = match dims {
             None => (0..self.rank()).collect::<Vec<_>>(),
-            Some(ds) => ds.iter().map(|&d| self.resolve_dim(op, d)).collect::<Result<Vec<_>>>()?,
+            Some(ds) => ds
+                .iter()
+                .map(|&d| self.resolve_dim(op, d))
+                .collect::<Result<Vec<_>>>()?,
         };
         out.sort_unstable();
         if out.windows(2).any(|w| w[0] == w[1]) {
@@ -46,14 +53,20 @@ impl Tensor {
             _ => unreachable!(),
         };
         drop(s);
-        let rec = Tensor::record(&[self], || Op::Sum { arg: self.clone(), dims: dims.clone() });
+        let rec = Tensor::record(&[self], || Op::Sum {
+            arg: self.clone(),
+            dims: dims.clone(),
+        });
         Ok(Tensor::from_storage(out, &shape, rec))
     }
 
     /// Sum over `dims` (negative dims count from the end).
     pub fn sum(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
         if !self.dtype().is_float() {
-            return self.to_dtype(crate::DType::F64)?.sum(dims, keepdim)?.to_dtype(crate::DType::I64);
+            return self
+                .to_dtype(crate::DType::F64)?
+                .sum(dims, keepdim)?
+                .to_dtype(crate::DType::I64);
         }
         let d = self.reduce_dims("sum", Some(dims))?;
         self.sum_impl(d, keepdim)
@@ -62,7 +75,10 @@ impl Tensor {
     /// Sum of every element, as a 0-d tensor (integer tensors sum to `i64`).
     pub fn sum_all(&self) -> Result<Tensor> {
         if !self.dtype().is_float() {
-            return self.to_dtype(crate::DType::F64)?.sum_all()?.to_dtype(crate::DType::I64);
+            return self
+                .to_dtype(crate::DType::F64)?
+                .sum_all()?
+                .to_dtype(crate::DType::I64);
         }
         self.sum_impl((0..self.rank()).collect(), false)
     }
@@ -85,9 +101,14 @@ impl Tensor {
         let name = if max { "max" } else { "min" };
         if self.rank() == 0 {
             self.resolve_dim(name, dim)?;
-            return self.reshape([1])?.extremum(0, keepdim && false, max);
+            // A 0-d tensor stays 0-d whatever keepdim says (as in PyTorch).
+            return self.reshape([1])?.extremum(0, false, max);
         }
-        let src = if self.dtype().is_float() { self.clone() } else { self.to_dtype(crate::DType::F64)? };
+        let src = if self.dtype().is_float() {
+            self.clone()
+        } else {
+            self.to_dtype(crate::DType::F64)?
+        };
         let d = src.resolve_dim(name, dim)?;
         if src.rank() > 0 && src.shape()[d] == 0 {
             return Err(invalid(name, "cannot reduce over an empty dimension"));
@@ -114,7 +135,11 @@ impl Tensor {
             indices: indices.clone(),
         });
         let values = Tensor::from_storage(vals, &shape, rec);
-        let values = if self.dtype().is_float() { values } else { values.to_dtype(self.dtype())? };
+        let values = if self.dtype().is_float() {
+            values
+        } else {
+            values.to_dtype(self.dtype())?
+        };
         Ok((values, indices))
     }
 
@@ -209,7 +234,10 @@ impl Tensor {
         self.expect_float(name)?;
         let d = self.resolve_dim(name, dim)?;
         if self.rank() == 0 {
-            return self.reshape([1])?.softmax_impl(0, log)?.reshape(Vec::<usize>::new());
+            return self
+                .reshape([1])?
+                .softmax_impl(0, log)?
+                .reshape(Vec::<usize>::new());
         }
         let s = self.storage();
         let (buf, inverse) = match s.cpu() {
@@ -229,15 +257,27 @@ impl Tensor {
         let last = moved.remove(d);
         moved.push(last);
         let raw = Tensor::from_storage(buf, &moved, None);
-        let y = if d + 1 == self.rank() { raw } else { raw.permute(&inverse)?.contiguous()? };
+        let y = if d + 1 == self.rank() {
+            raw
+        } else {
+            raw.permute(&inverse)?.contiguous()?
+        };
         if !Tensor::tracks(&[self]) {
             return Ok(y);
         }
         let saved = y.detach();
         let op = if log {
-            Op::LogSoftmax { arg: self.clone(), out: saved, dim: d }
+            Op::LogSoftmax {
+                arg: self.clone(),
+                out: saved,
+                dim: d,
+            }
         } else {
-            Op::Softmax { arg: self.clone(), out: saved, dim: d }
+            Op::Softmax {
+                arg: self.clone(),
+                out: saved,
+                dim: d,
+            }
         };
         Ok(y.view_with(y.layout().clone(), Some(op)))
     }
