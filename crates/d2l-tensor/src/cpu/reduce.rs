@@ -175,9 +175,11 @@ pub(crate) fn softmax<T: Float>(
             }
         }
         if log {
-            let ls = s.ln() + m;
+            // (x - m) - ln s, not x - (m + ln s): adding m first would round ln s at
+            // the scale of the logits.
+            let ls = s.ln();
             for x in row.iter_mut() {
-                *x = *x - ls;
+                *x = (*x - m) - ls;
             }
         } else {
             let inv = T::ONE / s;
