@@ -1,1 +1,445 @@
-//! (in progress)
+//! File I/O (D2L 5.5): save and load a tensor, a list or a dictionary of tensors, and a
+//! model's parameters, in the [safetensors](https://huggingface.co/docs/safetensors) format
+//! with PyTorch's dotted names.
+//!
+//! A file written by `safetensors.torch.save_file(model.state_dict(), path)` loads into the
+//! same architecture built here with [`load_state_dict`], and a file written by
+//! [`save_state_dict`] loads in PyTorch with `model.load_state_dict(load_file(path))`.
+//! Element types map one to one: f32, f64, i64 and u8 are safetensors' `F32`, `F64`, `I64`
+//! and `U8`; any other dtype in a file is refused with an error naming the tensor.
+//!
+//! Saving is atomic: the bytes go to a temporary file in the target's directory, which
+//! is flushed and then renamed over the target, so a failed save leaves neither a partial
+//! file nor a temporary one, and an existing file is kept unchanged.
+//!
+//! ```no_run
+//! use d2l_nn::serialize;
+//! use d2l_tensor::Tensor;
+//! # fn main() -> d2l_tensor::Result<()> {
+//! let x = Tensor::arange(0.0, 4.0, 1.0)?;
+//! serialize::save_tensor("x-file", &x)?; // torch.save(x, 'x-file')
+//! let x2 = serialize::load_tensor("x-file")?; // torch.load('x-file')
+//! assert_eq!(x2.to_vec::<f32>(), x.to_vec::<f32>());
+//! # Ok(()) }
+//! ```
+
+use crate::module::Module;
+use d2l_tensor::{no_grad, DType, Error, Result, Tensor, TensorId};
+use safetensors::tensor::{Dtype, SafeTensors, View};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The name [`save_tensor`] stores a single tensor under.
+pub const SINGLE_TENSOR_NAME: &str = "tensor";
+
+fn io_err(op: &'static str, path: &Path, what: impl fmt::Display) -> Error {
+    Error::InvalidArgument {
+        op,
+        msg: format!("{}: {what}", path.display()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// dtype mapping
+
+fn to_st_dtype(d: DType) -> Dtype {
+    match d {
+        DType::F32 => Dtype::F32,
+        DType::F64 => Dtype::F64,
+        DType::I64 => Dtype::I64,
+        DType::U8 => Dtype::U8,
+    }
+}
+
+fn from_st_dtype(d: Dtype) -> Option<DType> {
+    match d {
+        Dtype::F32 => Some(DType::F32),
+        Dtype::F64 => Some(DType::F64),
+        Dtype::I64 => Some(DType::I64),
+        Dtype::U8 => Some(DType::U8),
+        _ => None,
+    }
+}
+
+/// A tensor's bytes in safetensors' layout (row-major, little-endian).
+struct Raw {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl Raw {
+    fn of(t: &Tensor) -> Raw {
+        fn le<T, const N: usize>(v: Vec<T>, f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+            v.into_iter().flat_map(f).collect()
+        }
+        let bytes = match t.dtype() {
+            DType::F32 => le(t.to_vec::<f32>(), f32::to_le_bytes),
+            DType::F64 => le(t.to_vec::<f64>(), f64::to_le_bytes),
+            DType::I64 => le(t.to_vec::<i64>(), i64::to_le_bytes),
+            DType::U8 => t.to_vec::<u8>(),
+        };
+        Raw {
+            dtype: to_st_dtype(t.dtype()),
+            shape: t.shape().to_vec(),
+            bytes,
+        }
+    }
+}
+
+impl View for &Raw {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+fn decode(
+    name: &str,
+    dtype: Dtype,
+    shape: &[usize],
+    data: &[u8],
+) -> std::result::Result<Tensor, String> {
+    fn from_le<T, const N: usize>(data: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
+        data.chunks_exact(N)
+            .map(|c| f(c.try_into().expect("chunks_exact yields N bytes")))
+            .collect()
+    }
+    let Some(d) = from_st_dtype(dtype) else {
+        return Err(format!(
+            "tensor `{name}` has dtype {dtype:?}, which d2l-rs cannot hold (supported: F32, F64, I64, U8)"
+        ));
+    };
+    let r = match d {
+        DType::F32 => Tensor::from_vec(from_le(data, f32::from_le_bytes), shape),
+        DType::F64 => Tensor::from_vec(from_le(data, f64::from_le_bytes), shape),
+        DType::I64 => Tensor::from_vec(from_le(data, i64::from_le_bytes), shape),
+        DType::U8 => Tensor::from_vec(data.to_vec(), shape),
+    };
+    r.map_err(|e| format!("tensor `{name}`: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// atomic write
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| io_err("save", path, "the path does not name a file"))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = dir.join(format!(
+        ".{}.{}.{}.tmp",
+        file_name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let attempt = || -> std::io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        let written = f.write_all(bytes).and_then(|_| f.sync_all());
+        drop(f);
+        written?;
+        fs::rename(&tmp, path)
+    };
+    attempt().map_err(|e| {
+        // The temporary may or may not exist (create can fail); either way it must go.
+        let _ = fs::remove_file(&tmp);
+        io_err("save", path, e)
+    })
+}
+
+fn check_unique<'a>(path: &Path, names: impl Iterator<Item = &'a str>) -> Result<()> {
+    let mut seen = HashSet::new();
+    let dups: Vec<&str> = names.filter(|n| !seen.insert(*n)).collect();
+    if dups.is_empty() {
+        Ok(())
+    } else {
+        Err(io_err(
+            "save",
+            path,
+            format!("duplicate tensor names {dups:?}"),
+        ))
+    }
+}
+
+fn save_entries<'a>(
+    path: &Path,
+    entries: impl Iterator<Item = (&'a str, &'a Tensor)>,
+) -> Result<()> {
+    let entries: Vec<(&str, &Tensor)> = entries.collect();
+    check_unique(path, entries.iter().map(|(n, _)| *n))?;
+    let raws: Vec<(&str, Raw)> = entries.iter().map(|(n, t)| (*n, Raw::of(t))).collect();
+    let meta = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+    let bytes = safetensors::serialize(raws.iter().map(|(n, r)| (*n, r)), &meta)
+        .map_err(|e| io_err("save", path, e))?;
+    write_atomic(path, &bytes)
+}
+
+// ---------------------------------------------------------------------------------------
+// tensors, lists, dictionaries
+
+/// Saves named tensors to a safetensors file (atomically; names must be unique).
+pub fn save(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) -> Result<()> {
+    save_entries(path.as_ref(), tensors.iter().map(|(n, t)| (n.as_str(), t)))
+}
+
+/// Loads every tensor of a safetensors file, sorted by name.
+pub fn load(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
+    let path = path.as_ref();
+    let bytes = fs::read(path).map_err(|e| io_err("load", path, e))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        io_err(
+            "load",
+            path,
+            format!("not a valid safetensors file ({e:?})"),
+        )
+    })?;
+    let mut out = st
+        .tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            decode(&name, v.dtype(), v.shape(), v.data())
+                .map(|t| (name, t))
+                .map_err(|m| io_err("load", path, m))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Saves one tensor (`torch.save(x, 'x-file')`), under the name [`SINGLE_TENSOR_NAME`].
+pub fn save_tensor(path: impl AsRef<Path>, tensor: &Tensor) -> Result<()> {
+    save_entries(path.as_ref(), std::iter::once((SINGLE_TENSOR_NAME, tensor)))
+}
+
+/// Loads a file holding exactly one tensor, whatever its name (`torch.load('x-file')`).
+pub fn load_tensor(path: impl AsRef<Path>) -> Result<Tensor> {
+    let path = path.as_ref();
+    let mut all = load(path)?;
+    if all.len() != 1 {
+        let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(io_err(
+            "load",
+            path,
+            format!(
+                "expected a file with exactly one tensor, found {} ({names:?})",
+                all.len()
+            ),
+        ));
+    }
+    Ok(all.pop().expect("one entry").1)
+}
+
+/// Saves a list of tensors (`torch.save([x, y], 'x-files')`) under the names `0`, `1`, ….
+pub fn save_list(path: impl AsRef<Path>, tensors: &[Tensor]) -> Result<()> {
+    let names: Vec<String> = (0..tensors.len()).map(|i| i.to_string()).collect();
+    save_entries(path.as_ref(), names.iter().map(String::as_str).zip(tensors))
+}
+
+/// Loads a list saved by [`save_list`]: the names must be exactly `0`, `1`, …, `n-1`.
+pub fn load_list(path: impl AsRef<Path>) -> Result<Vec<Tensor>> {
+    let path = path.as_ref();
+    let all = load(path)?;
+    let n = all.len();
+    let mut slots: Vec<Option<Tensor>> = vec![None; n];
+    for (name, t) in all {
+        match name.parse::<usize>() {
+            Ok(i) if i < n && name == i.to_string() => slots[i] = Some(t),
+            _ => {
+                return Err(io_err(
+                    "load",
+                    path,
+                    format!("not a list of tensors: expected names 0..{n}, found `{name}`"),
+                ))
+            }
+        }
+    }
+    Ok(slots
+        .into_iter()
+        .map(|t| t.expect("names 0..n are distinct"))
+        .collect())
+}
+
+/// Saves a dictionary of tensors (`torch.save({'x': x, 'y': y}, 'mydict')`); takes a
+/// `&BTreeMap<String, Tensor>`, a `&HashMap<String, Tensor>` or any (name, tensor) pairs.
+pub fn save_dict<'a, K, I>(path: impl AsRef<Path>, dict: I) -> Result<()>
+where
+    K: AsRef<str> + 'a,
+    I: IntoIterator<Item = (&'a K, &'a Tensor)>,
+{
+    save_entries(
+        path.as_ref(),
+        dict.into_iter().map(|(k, t)| (k.as_ref(), t)),
+    )
+}
+
+/// Loads a file as a dictionary from name to tensor (`torch.load('mydict')`).
+pub fn load_dict(path: impl AsRef<Path>) -> Result<BTreeMap<String, Tensor>> {
+    Ok(load(path)?.into_iter().collect())
+}
+
+// ---------------------------------------------------------------------------------------
+// state dicts
+
+/// Saves a module's [`Module::state_dict`] (parameters and buffers with PyTorch's dotted
+/// names; a tensor shared by several layers is written once, under its first name).
+pub fn save_state_dict(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
+    let sd = module.state_dict();
+    save_entries(path.as_ref(), sd.iter().map(|(n, t)| (n.as_str(), t)))
+}
+
+/// What [`load_state_dict`] did: the entries it copied and those it could not match.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadReport {
+    /// Module entries that received a value, by the module's (first) name.
+    pub loaded: Vec<String>,
+    /// Module entries absent from the file, with the module's shapes.
+    pub missing: Vec<(String, Vec<usize>)>,
+    /// File entries the module does not have, with the file's shapes.
+    pub unexpected: Vec<(String, Vec<usize>)>,
+    /// Entries in both whose shapes differ: (name, module shape, file shape).
+    pub mismatched: Vec<(String, Vec<usize>, Vec<usize>)>,
+}
+
+impl LoadReport {
+    /// Whether every entry matched: nothing missing, unexpected or mismatched.
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.mismatched.is_empty()
+    }
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |v: Vec<String>| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        write!(
+            f,
+            "missing from the file: {}; unexpected in the file: {}; shape mismatches (module vs file): {}",
+            list(self.missing.iter().map(|(n, s)| format!("{n} {s:?}")).collect()),
+            list(self.unexpected.iter().map(|(n, s)| format!("{n} {s:?}")).collect()),
+            list(self.mismatched.iter().map(|(n, m, s)| format!("{n} {m:?} vs {s:?}")).collect()),
+        )
+    }
+}
+
+/// Every name under which the module reaches each of its tensors (a shared parameter
+/// has several), in `state_dict` order, grouped per tensor.
+fn all_names(module: &dyn Module) -> Vec<(Tensor, Vec<String>)> {
+    fn walk(m: &dyn Module, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        for (n, t) in m.parameters_local().into_iter().chain(m.buffers_local()) {
+            out.push((format!("{prefix}{n}"), t));
+        }
+        for (n, c) in m.children() {
+            walk(c.as_ref(), &format!("{prefix}{n}."), out);
+        }
+    }
+    let mut flat = Vec::new();
+    walk(module, "", &mut flat);
+    let mut groups: Vec<(Tensor, Vec<String>)> = Vec::new();
+    let mut index: HashMap<TensorId, usize> = HashMap::new();
+    for (name, t) in flat {
+        match index.get(&t.id()) {
+            Some(&i) => groups[i].1.push(name),
+            None => {
+                index.insert(t.id(), groups.len());
+                groups.push((t, vec![name]));
+            }
+        }
+    }
+    groups
+}
+
+/// Loads a safetensors state dict into `module`'s existing tensors, in place under
+/// `no_grad`, so shared parameters and optimiser handles stay valid (values are converted
+/// to each parameter's dtype, as PyTorch's `copy_` does).
+///
+/// A shared parameter is found under any of its names. With `strict`, any missing,
+/// unexpected or shape-mismatched entry makes one error listing all three groups and
+/// nothing is changed; without it, the matching entries are loaded and the rest are
+/// reported (PyTorch errors on shape mismatches even then; here they are skipped).
+pub fn load_state_dict(
+    module: &dyn Module,
+    path: impl AsRef<Path>,
+    strict: bool,
+) -> Result<LoadReport> {
+    let path = path.as_ref();
+    // Read and decode everything first: a bad file changes nothing.
+    let file: BTreeMap<String, Tensor> = load(path)?.into_iter().collect();
+    let mut report = LoadReport::default();
+    let mut used: HashSet<&str> = HashSet::new();
+    let mut plan: Vec<(Tensor, &Tensor)> = Vec::new();
+    for (target, names) in all_names(module) {
+        // The first name present in the file supplies the value; other aliases present
+        // must agree in shape and are then accepted as the same tensor.
+        let present: Vec<(&String, &Tensor)> = names
+            .iter()
+            .filter_map(|n| file.get_key_value(n.as_str()))
+            .collect();
+        let Some(&(_, value)) = present.first() else {
+            report
+                .missing
+                .push((names[0].clone(), target.shape().to_vec()));
+            continue;
+        };
+        let mut ok = true;
+        for &(n, src) in &present {
+            used.insert(n.as_str());
+            if src.shape() != target.shape() {
+                report
+                    .mismatched
+                    .push((n.clone(), target.shape().to_vec(), src.shape().to_vec()));
+                ok = false;
+            }
+        }
+        if ok {
+            plan.push((target, value));
+            report.loaded.push(names[0].clone());
+        }
+    }
+    report.unexpected = file
+        .iter()
+        .filter(|(n, _)| !used.contains(n.as_str()))
+        .map(|(n, t)| (n.clone(), t.shape().to_vec()))
+        .collect();
+    if strict && !report.is_clean() {
+        return Err(Error::InvalidArgument {
+            op: "load_state_dict",
+            msg: format!(
+                "{}: the file does not match the module ({report}); nothing was loaded",
+                path.display()
+            ),
+        });
+    }
+    no_grad(|| -> Result<()> {
+        for (target, src) in &plan {
+            target.copy_(src)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| io_err("load", path, e))?;
+    Ok(report)
+}
