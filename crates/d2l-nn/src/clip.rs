@@ -1,1 +1,104 @@
-//! (in progress)
+//! Gradient clipping (D2L 8.5.4 `grad_clipping`, 9.5): rescale all gradients together so
+//! their global norm is at most `max_norm` ([`clip_grad_norm_`], as
+//! `torch.nn.utils.clip_grad_norm_`), or clamp each entry ([`clip_grad_value_`]).
+//!
+//! Parameters without a gradient are ignored. The clipped gradient replaces the stored
+//! one (`set_grad`), so a gradient tensor that autograd shares between parameters is
+//! never scaled twice.
+//!
+//! ```
+//! use d2l_nn::clip::clip_grad_norm_;
+//! use d2l_nn::Tensor;
+//! # fn main() -> d2l_nn::Result<()> {
+//! let w = Tensor::zeros(&[2]).requires_grad_(true)?;
+//! w.set_grad(Some(Tensor::from_vec(vec![3.0f32, 4.0], &[2])?));
+//! let norm = clip_grad_norm_(&[w.clone()], 1.0)?;
+//! assert!((norm - 5.0).abs() < 1e-9);
+//! let g = w.grad().unwrap().to_vec::<f32>();
+//! assert!((g[0] - 0.6).abs() < 1e-5 && (g[1] - 0.8).abs() < 1e-5);
+//! # Ok(()) }
+//! ```
+
+use d2l_tensor::{no_grad, Error, Result, Tensor};
+
+fn invalid(op: &'static str, msg: String) -> Error {
+    Error::InvalidArgument { op, msg }
+}
+
+/// The `norm_type`-norm of all gradients of `params` taken together, as if concatenated
+/// into one vector (`f64::INFINITY` = largest absolute entry); 0 when none has a gradient.
+pub fn grad_norm(params: &[Tensor], norm_type: f64) -> Result<f64> {
+    if norm_type.is_nan() || norm_type <= 0.0 {
+        return Err(invalid(
+            "grad_norm",
+            format!("expected norm_type > 0 (or infinity), got {norm_type}"),
+        ));
+    }
+    let mut acc = 0.0f64;
+    for g in params.iter().filter_map(|p| p.grad()) {
+        let v = g.to_f64_vec();
+        if norm_type.is_infinite() {
+            acc = v.iter().fold(acc, |m, x| m.max(x.abs()));
+        } else if norm_type == 2.0 {
+            acc += v.iter().map(|x| x * x).sum::<f64>();
+        } else {
+            acc += v.iter().map(|x| x.abs().powf(norm_type)).sum::<f64>();
+        }
+    }
+    Ok(if norm_type.is_infinite() {
+        acc
+    } else if norm_type == 2.0 {
+        acc.sqrt()
+    } else {
+        acc.powf(1.0 / norm_type)
+    })
+}
+
+/// Scales every gradient by `max_norm / (total + 1e-6)` when the global L2 norm `total`
+/// exceeds `max_norm`; returns `total` (the norm before clipping).
+pub fn clip_grad_norm_(params: &[Tensor], max_norm: f64) -> Result<f64> {
+    clip_grad_norm_p_(params, max_norm, 2.0)
+}
+
+/// [`clip_grad_norm_`] with any p-norm (`f64::INFINITY` for the max norm), PyTorch's
+/// `norm_type` argument.
+pub fn clip_grad_norm_p_(params: &[Tensor], max_norm: f64, norm_type: f64) -> Result<f64> {
+    if max_norm.is_nan() || max_norm < 0.0 {
+        return Err(invalid(
+            "clip_grad_norm_",
+            format!("expected max_norm >= 0, got {max_norm}"),
+        ));
+    }
+    let total = grad_norm(params, norm_type)?;
+    let coef = max_norm / (total + 1e-6);
+    if coef < 1.0 {
+        no_grad(|| -> Result<()> {
+            for p in params {
+                if let Some(g) = p.grad() {
+                    p.set_grad(Some(g.mul_scalar(coef)?));
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(total)
+}
+
+/// Clamps every gradient entry into `[-clip_value, clip_value]`
+/// (`torch.nn.utils.clip_grad_value_`).
+pub fn clip_grad_value_(params: &[Tensor], clip_value: f64) -> Result<()> {
+    if clip_value.is_nan() || clip_value < 0.0 {
+        return Err(invalid(
+            "clip_grad_value_",
+            format!("expected clip_value >= 0, got {clip_value}"),
+        ));
+    }
+    no_grad(|| {
+        for p in params {
+            if let Some(g) = p.grad() {
+                p.set_grad(Some(g.clamp(-clip_value, clip_value)?));
+            }
+        }
+        Ok(())
+    })
+}
