@@ -41,7 +41,7 @@ impl fmt::Display for DataError {
             }
             DataError::Checksum { path, expected, got } => write!(
                 f,
-                "{}: SHA-1 mismatch: expected {expected}, got {got} (the file was not kept)",
+                "{}: SHA-1 mismatch: expected {expected}, got {got}",
                 path.display()
             ),
             DataError::Download { url, msg } => write!(f, "download of {url} failed: {msg}"),
