@@ -36,22 +36,32 @@ impl Module for MyLinear {
     }
 
     fn parameters_local(&self) -> Vec<(String, Tensor)> {
-        vec![("weight".into(), self.weight.clone()), ("bias".into(), self.bias.clone())]
+        vec![
+            ("weight".into(), self.weight.clone()),
+            ("bias".into(), self.bias.clone()),
+        ]
     }
 }
 
 fn main() -> Result<()> {
     manual_seed(0);
     let layer = CenteredLayer;
-    println!("{}", layer.forward(&Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0], &[5])?)?);
-    let net = Sequential::new().add(Linear::new(8, 128)?).add(CenteredLayer);
+    println!(
+        "{}",
+        layer.forward(&Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0], &[5])?)?
+    );
+    let net = Sequential::new()
+        .add(Linear::new(8, 128)?)
+        .add(CenteredLayer);
     let y = net.forward(&Tensor::rand(&[4, 8]))?;
     println!("mean of the output: {:.3e}", y.mean_all()?.item()?);
 
     let linear = MyLinear::new(5, 3)?;
     println!("MyLinear weight: {}", linear.weight);
     println!("forward: {}", linear.forward(&Tensor::rand(&[2, 5]))?);
-    let net = Sequential::new().add(MyLinear::new(64, 8)?).add(MyLinear::new(8, 1)?);
+    let net = Sequential::new()
+        .add(MyLinear::new(64, 8)?)
+        .add(MyLinear::new(8, 1)?);
     println!("stacked: {}", net.forward(&Tensor::rand(&[2, 64]))?);
     Ok(())
 }

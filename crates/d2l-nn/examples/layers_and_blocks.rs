@@ -20,7 +20,10 @@ impl Module for Mlp {
     }
 
     fn children(&self) -> Vec<(String, Arc<dyn Module>)> {
-        vec![("hidden".into(), self.hidden.clone()), ("out".into(), self.out.clone())]
+        vec![
+            ("hidden".into(), self.hidden.clone()),
+            ("out".into(), self.out.clone()),
+        ]
     }
 }
 
@@ -58,7 +61,10 @@ impl Module for NestMlp {
     }
 
     fn children(&self) -> Vec<(String, Arc<dyn Module>)> {
-        vec![("net".into(), self.net.clone()), ("linear".into(), self.linear.clone())]
+        vec![
+            ("net".into(), self.net.clone()),
+            ("linear".into(), self.linear.clone()),
+        ]
     }
 }
 
@@ -66,20 +72,38 @@ fn main() -> Result<()> {
     manual_seed(0);
     let x = Tensor::rand(&[2, 20]);
 
-    let net = Sequential::new().add(Linear::new(20, 256)?).add(ReLU).add(Linear::new(256, 10)?);
+    let net = Sequential::new()
+        .add(Linear::new(20, 256)?)
+        .add(ReLU)
+        .add(Linear::new(256, 10)?);
     println!("Sequential output shape: {:?}", net.forward(&x)?.shape());
 
-    let mlp = Mlp { hidden: Arc::new(Linear::new(20, 256)?), out: Arc::new(Linear::new(256, 10)?) };
+    let mlp = Mlp {
+        hidden: Arc::new(Linear::new(20, 256)?),
+        out: Arc::new(Linear::new(256, 10)?),
+    };
     println!("MLP block output shape: {:?}", mlp.forward(&x)?.shape());
 
-    let fixed = FixedHiddenMlp { rand_weight: Tensor::rand(&[20, 20]), linear: Arc::new(Linear::new(20, 20)?) };
+    let fixed = FixedHiddenMlp {
+        rand_weight: Tensor::rand(&[20, 20]),
+        linear: Arc::new(Linear::new(20, 20)?),
+    };
     println!("FixedHiddenMLP: {}", fixed.forward(&x)?);
 
     let nest = NestMlp {
-        net: Arc::new(Sequential::new().add(Linear::new(20, 64)?).add(ReLU).add(Linear::new(64, 32)?).add(ReLU)),
+        net: Arc::new(
+            Sequential::new()
+                .add(Linear::new(20, 64)?)
+                .add(ReLU)
+                .add(Linear::new(64, 32)?)
+                .add(ReLU),
+        ),
         linear: Arc::new(Linear::new(32, 16)?),
     };
-    let chimera = Sequential::new().add(nest).add(Linear::new(16, 20)?).add(fixed);
+    let chimera = Sequential::new()
+        .add(nest)
+        .add(Linear::new(16, 20)?)
+        .add(fixed);
     println!("chimera: {}", chimera.forward(&x)?);
     println!("{}", chimera.summary_tree());
     Ok(())

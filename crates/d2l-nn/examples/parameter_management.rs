@@ -10,14 +10,24 @@ use std::sync::Arc;
 
 fn main() -> Result<()> {
     manual_seed(0);
-    let net = Sequential::new().add(Linear::new(4, 8)?).add(ReLU).add(Linear::new(8, 1)?);
+    let net = Sequential::new()
+        .add(Linear::new(4, 8)?)
+        .add(ReLU)
+        .add(Linear::new(8, 1)?);
     let x = Tensor::rand(&[2, 4]);
     net.forward(&x)?;
 
     // 5.2.1 Parameter access.
     let out = net.get_as::<Linear>(2).expect("layer 2 is a Linear");
-    println!("net[2] weight {:?}, bias {}", out.weight.shape(), out.bias.as_ref().unwrap());
-    println!("net[2].weight.grad is None: {}", out.weight.grad().is_none());
+    println!(
+        "net[2] weight {:?}, bias {}",
+        out.weight.shape(),
+        out.bias.as_ref().unwrap()
+    );
+    println!(
+        "net[2].weight.grad is None: {}",
+        out.weight.grad().is_none()
+    );
     for (name, p) in net.named_parameters() {
         println!("  {name}: {:?}", p.shape());
     }
@@ -31,16 +41,25 @@ fn main() -> Result<()> {
         }
         Ok(())
     })?;
-    println!("after init_normal: 0.weight[0] = {}", net.parameter("0.weight")?.select(0, 0)?);
+    println!(
+        "after init_normal: 0.weight[0] = {}",
+        net.parameter("0.weight")?.select(0, 0)?
+    );
     init::xavier_uniform_(&net.parameter("0.weight")?, 1.0)?;
     init::constant_(&net.parameter("2.weight")?, 42.0)?;
-    println!("xavier net[0].weight[0] = {}", net.parameter("0.weight")?.select(0, 0)?);
+    println!(
+        "xavier net[0].weight[0] = {}",
+        net.parameter("0.weight")?.select(0, 0)?
+    );
     println!("constant net[2].weight = {}", net.parameter("2.weight")?);
     init::custom_(&net.parameter("0.weight")?, |shape| {
         let w = Tensor::uniform(shape, -10.0, 10.0)?;
         w.mul(&w.abs()?.ge_scalar(5.0)?.to_dtype(d2l_tensor::DType::F32)?)
     })?;
-    println!("my_init net[0].weight[:2] = {}", net.parameter("0.weight")?.narrow(0, 0, 2)?);
+    println!(
+        "my_init net[0].weight[:2] = {}",
+        net.parameter("0.weight")?.narrow(0, 0, 2)?
+    );
 
     // 5.2.3 Tied parameters: one layer object used twice.
     let shared: Arc<dyn Module> = Arc::new(Linear::new(8, 8)?);
@@ -53,9 +72,18 @@ fn main() -> Result<()> {
         .add(ReLU)
         .add(Linear::new(8, 1)?);
     net.forward(&x)?;
-    let (w2, w4) = (net.get(2).unwrap().parameters()[0].clone(), net.get(4).unwrap().parameters()[0].clone());
+    let (w2, w4) = (
+        net.get(2).unwrap().parameters()[0].clone(),
+        net.get(4).unwrap().parameters()[0].clone(),
+    );
     init::constant_(&w2, 100.0)?;
-    println!("tied: net[2].weight[0,0] == net[4].weight[0,0]: {}", w2.select(0, 0)?.select(0, 0)?.item()? == w4.select(0, 0)?.select(0, 0)?.item()?);
-    println!("shared layer listed once: {} parameter tensors", net.parameters().len());
+    println!(
+        "tied: net[2].weight[0,0] == net[4].weight[0,0]: {}",
+        w2.select(0, 0)?.select(0, 0)?.item()? == w4.select(0, 0)?.select(0, 0)?.item()?
+    );
+    println!(
+        "shared layer listed once: {} parameter tensors",
+        net.parameters().len()
+    );
     Ok(())
 }

@@ -4,7 +4,11 @@
 use d2l_tensor::{no_grad, Error, Generator, Result, Tensor};
 
 /// Runs `f` with the caller's generator or the global one.
-fn sample(shape: &[usize], g: Option<&mut Generator>, f: impl FnOnce(&mut Generator, &[usize]) -> Result<Tensor>) -> Result<Tensor> {
+fn sample(
+    shape: &[usize],
+    g: Option<&mut Generator>,
+    f: impl FnOnce(&mut Generator, &[usize]) -> Result<Tensor>,
+) -> Result<Tensor> {
     match g {
         Some(g) => f(g, shape),
         None => d2l_tensor::random::with_global(|g| f(g, shape)),
@@ -40,7 +44,10 @@ pub fn calculate_gain(nonlinearity: &str, param: Option<f64>) -> Result<f64> {
         }
         "selu" => 0.75,
         other => {
-            return Err(Error::InvalidArgument { op: "calculate_gain", msg: format!("unsupported nonlinearity `{other}`") })
+            return Err(Error::InvalidArgument {
+                op: "calculate_gain",
+                msg: format!("unsupported nonlinearity `{other}`"),
+            })
         }
     })
 }
@@ -107,7 +114,10 @@ fn kaiming_std(p: &Tensor, a: f64, mode: FanMode, nonlinearity: &str) -> Result<
         FanMode::FanOut => fo,
     };
     if fan == 0 {
-        return Err(Error::InvalidArgument { op: "kaiming init", msg: "the tensor has zero elements in its fan".into() });
+        return Err(Error::InvalidArgument {
+            op: "kaiming init",
+            msg: "the tensor has zero elements in its fan".into(),
+        });
     }
     Ok(calculate_gain(nonlinearity, Some(a))? / (fan as f64).sqrt())
 }

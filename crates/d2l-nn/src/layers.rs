@@ -24,7 +24,10 @@ pub mod functional {
     /// rest by 1/(1-p) when `training`; the identity otherwise.
     pub fn dropout(x: &Tensor, p: f64, training: bool) -> Result<Tensor> {
         if !(0.0..=1.0).contains(&p) {
-            return Err(Error::InvalidArgument { op: "dropout", msg: format!("expected a probability in [0, 1], got {p}") });
+            return Err(Error::InvalidArgument {
+                op: "dropout",
+                msg: format!("expected a probability in [0, 1], got {p}"),
+            });
         }
         if !training || p == 0.0 {
             return Ok(x.clone());
@@ -116,7 +119,11 @@ impl Linear {
 
     /// A layer wrapping given tensors (made parameters: leaves that require grad).
     pub fn from_tensors(weight: Tensor, bias: Option<Tensor>) -> Result<Self> {
-        if weight.rank() != 2 || bias.as_ref().is_some_and(|b| b.shape() != [weight.shape()[0]]) {
+        if weight.rank() != 2
+            || bias
+                .as_ref()
+                .is_some_and(|b| b.shape() != [weight.shape()[0]])
+        {
             return Err(Error::InvalidArgument {
                 op: "Linear::from_tensors",
                 msg: format!(
@@ -126,7 +133,10 @@ impl Linear {
                 ),
             });
         }
-        Ok(Linear { weight: weight.detach().requires_grad_(true)?, bias: bias.map(|b| b.detach().requires_grad_(true)).transpose()? })
+        Ok(Linear {
+            weight: weight.detach().requires_grad_(true)?,
+            bias: bias.map(|b| b.detach().requires_grad_(true)).transpose()?,
+        })
     }
 
     /// Input size.
@@ -147,7 +157,10 @@ impl Module for Linear {
                 op: "Linear",
                 lhs: x.shape().to_vec(),
                 rhs: self.weight.shape().to_vec(),
-                why: format!("do not agree: the input's last dim must be in_features = {}", self.in_features()),
+                why: format!(
+                    "do not agree: the input's last dim must be in_features = {}",
+                    self.in_features()
+                ),
             });
         }
         functional::linear(x, &self.weight, self.bias.as_ref())
@@ -227,7 +240,9 @@ impl LeakyReLU {
 
 impl Default for LeakyReLU {
     fn default() -> Self {
-        LeakyReLU { negative_slope: 0.01 }
+        LeakyReLU {
+            negative_slope: 0.01,
+        }
     }
 }
 
@@ -277,7 +292,10 @@ pub struct Flatten {
 impl Flatten {
     /// `nn.Flatten()`: merges everything after the batch dim.
     pub fn new() -> Self {
-        Flatten { start_dim: 1, end_dim: -1 }
+        Flatten {
+            start_dim: 1,
+            end_dim: -1,
+        }
     }
 }
 
@@ -293,7 +311,10 @@ impl Module for Flatten {
     }
 
     fn describe(&self) -> String {
-        format!("Flatten(start_dim={}, end_dim={})", self.start_dim, self.end_dim)
+        format!(
+            "Flatten(start_dim={}, end_dim={})",
+            self.start_dim, self.end_dim
+        )
     }
 }
 
@@ -308,9 +329,15 @@ impl Dropout {
     /// Dropout with drop probability `p` in [0, 1].
     pub fn new(p: f64) -> Result<Self> {
         if !(0.0..=1.0).contains(&p) {
-            return Err(Error::InvalidArgument { op: "Dropout", msg: format!("expected a probability in [0, 1], got {p}") });
+            return Err(Error::InvalidArgument {
+                op: "Dropout",
+                msg: format!("expected a probability in [0, 1], got {p}"),
+            });
         }
-        Ok(Dropout { p, training: AtomicBool::new(true) })
+        Ok(Dropout {
+            p,
+            training: AtomicBool::new(true),
+        })
     }
 
     /// The drop probability.
@@ -357,7 +384,11 @@ impl Module for Embedding {
     }
 
     fn describe(&self) -> String {
-        format!("Embedding({}, {})", self.weight.shape()[0], self.weight.shape()[1])
+        format!(
+            "Embedding({}, {})",
+            self.weight.shape()[0],
+            self.weight.shape()[1]
+        )
     }
 }
 
@@ -381,7 +412,10 @@ impl LayerNorm {
     /// LayerNorm with a given eps.
     pub fn with_eps(normalized_shape: &[usize], eps: f64) -> Result<Self> {
         if normalized_shape.is_empty() {
-            return Err(Error::InvalidArgument { op: "LayerNorm", msg: "expected a non-empty normalized_shape".into() });
+            return Err(Error::InvalidArgument {
+                op: "LayerNorm",
+                msg: "expected a non-empty normalized_shape".into(),
+            });
         }
         Ok(LayerNorm {
             normalized_shape: normalized_shape.to_vec(),
@@ -394,11 +428,20 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        functional::layer_norm(x, &self.normalized_shape, Some(&self.weight), Some(&self.bias), self.eps)
+        functional::layer_norm(
+            x,
+            &self.normalized_shape,
+            Some(&self.weight),
+            Some(&self.bias),
+            self.eps,
+        )
     }
 
     fn parameters_local(&self) -> Vec<(String, Tensor)> {
-        vec![("weight".into(), self.weight.clone()), ("bias".into(), self.bias.clone())]
+        vec![
+            ("weight".into(), self.weight.clone()),
+            ("bias".into(), self.bias.clone()),
+        ]
     }
 
     fn describe(&self) -> String {
@@ -422,7 +465,7 @@ pub struct PhmLinear {
 impl PhmLinear {
     /// A d→q PHM layer with `n` Kronecker terms; d and q must be divisible by n.
     pub fn new(d: usize, q: usize, n: usize) -> Result<Self> {
-        if n == 0 || d == 0 || q == 0 || d % n != 0 || q % n != 0 {
+        if n == 0 || d == 0 || q == 0 || !d.is_multiple_of(n) || !q.is_multiple_of(n) {
             return Err(Error::InvalidArgument {
                 op: "PhmLinear",
                 msg: format!("expected in ({d}) and out ({q}) features divisible by n ({n}) and all non-zero"),
@@ -443,7 +486,10 @@ impl PhmLinear {
     pub fn weight(&self) -> Result<Tensor> {
         let mut w: Option<Tensor> = None;
         for i in 0..self.n {
-            let term = self.a.select(0, i as isize)?.kron(&self.s.select(0, i as isize)?)?;
+            let term = self
+                .a
+                .select(0, i as isize)?
+                .kron(&self.s.select(0, i as isize)?)?;
             w = Some(match w {
                 None => term,
                 Some(acc) => acc.add(&term)?,
@@ -459,10 +505,19 @@ impl Module for PhmLinear {
     }
 
     fn parameters_local(&self) -> Vec<(String, Tensor)> {
-        vec![("a".into(), self.a.clone()), ("s".into(), self.s.clone()), ("bias".into(), self.bias.clone())]
+        vec![
+            ("a".into(), self.a.clone()),
+            ("s".into(), self.s.clone()),
+            ("bias".into(), self.bias.clone()),
+        ]
     }
 
     fn describe(&self) -> String {
-        format!("PhmLinear(in_features={}, out_features={}, n={})", self.s.shape()[2] * self.n, self.s.shape()[1] * self.n, self.n)
+        format!(
+            "PhmLinear(in_features={}, out_features={}, n={})",
+            self.s.shape()[2] * self.n,
+            self.s.shape()[1] * self.n,
+            self.n
+        )
     }
 }

@@ -68,7 +68,10 @@ pub trait Module: AsAny + AsDynModule + Send + Sync {
 
     /// Every parameter (shared ones once).
     fn parameters(&self) -> Vec<Tensor> {
-        self.named_parameters().into_iter().map(|(_, t)| t).collect()
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
     }
 
     /// Every buffer, dotted names.
@@ -90,10 +93,16 @@ pub trait Module: AsAny + AsDynModule + Send + Sync {
     /// One parameter by dotted name (`"0.weight"`).
     fn parameter(&self, name: &str) -> Result<Tensor> {
         let all = self.named_parameters();
-        all.iter().find(|(n, _)| n == name).map(|(_, t)| t.clone()).ok_or_else(|| {
-            let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
-            Error::InvalidArgument { op: "parameter", msg: format!("no parameter named `{name}`; the module has {names:?}") }
-        })
+        all.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone())
+            .ok_or_else(|| {
+                let names: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+                Error::InvalidArgument {
+                    op: "parameter",
+                    msg: format!("no parameter named `{name}`; the module has {names:?}"),
+                }
+            })
     }
 
     /// Parameters and buffers by dotted name, each tensor once (PyTorch's `state_dict`).
@@ -210,7 +219,8 @@ impl Sequential {
         Sequential { layers: Vec::new() }
     }
 
-    /// Appends a layer.
+    /// Appends a layer (builder style, as `nn.Sequential(a, b, ...)`).
+    #[allow(clippy::should_implement_trait)]
     pub fn add<M: Module + 'static>(mut self, layer: M) -> Self {
         self.layers.push(Arc::new(layer));
         self
@@ -234,7 +244,9 @@ impl Sequential {
 
     /// The layer at `index`, downcast to its type (`net.get_as::<Linear>(0)`).
     pub fn get_as<T: Module + 'static>(&self, index: usize) -> Option<&T> {
-        self.layers.get(index).and_then(|l| l.as_ref().as_any().downcast_ref::<T>())
+        self.layers
+            .get(index)
+            .and_then(|l| l.as_ref().as_any().downcast_ref::<T>())
     }
 
     /// Number of layers.
@@ -269,7 +281,11 @@ impl Module for Sequential {
     }
 
     fn children(&self) -> Vec<(String, Arc<dyn Module>)> {
-        self.layers.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone())).collect()
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), l.clone()))
+            .collect()
     }
 
     fn describe(&self) -> String {
