@@ -51,7 +51,10 @@ impl ArchiveKind {
         if head.len() >= 262 && &head[257..262] == b"ustar" {
             return Ok(ArchiveKind::Tar);
         }
-        let name = path.file_name().map(|s| s.to_string_lossy().to_lowercase()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|s| s.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
         if name.ends_with(".tar") && head.len() == 512 {
             // An old (v7) tar without the `ustar` magic.
             return Ok(ArchiveKind::Tar);
@@ -74,7 +77,8 @@ pub fn safe_entry_path(archive: &Path, entry: &str) -> Result<PathBuf> {
         return Err(unsafe_entry());
     }
     // A Windows drive prefix such as `C:` is absolute as well.
-    if entry.len() >= 2 && entry.as_bytes()[1] == b':' && entry.as_bytes()[0].is_ascii_alphabetic() {
+    if entry.len() >= 2 && entry.as_bytes()[1] == b':' && entry.as_bytes()[0].is_ascii_alphabetic()
+    {
         return Err(unsafe_entry());
     }
     let mut out = PathBuf::new();
@@ -138,7 +142,10 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<bool> {
     }
 
     let marker = tmp.join(MARKER);
-    let name = archive.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = archive
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     fs::write(&marker, format!("extracted from {name}\n")).map_err(io(&marker))?;
     match fs::rename(&tmp, dest) {
         Ok(()) => {
@@ -147,13 +154,19 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<bool> {
         }
         // Someone else finished the same extraction meanwhile: theirs is as good as ours.
         Err(_) if is_extracted(dest) => Ok(false),
-        Err(e) => Err(DataError::Io { path: dest.to_path_buf(), source: e }),
+        Err(e) => Err(DataError::Io {
+            path: dest.to_path_buf(),
+            source: e,
+        }),
     }
 }
 
 fn temp_sibling(parent: &Path, dest: &Path) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let base = dest.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "x".into());
+    let base = dest
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "x".into());
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     parent.join(format!(".{base}.partial-{}-{n}", std::process::id()))
 }
@@ -217,7 +230,13 @@ fn extract_zip(archive: &Path, tmp: &Path) -> Result<()> {
 }
 
 /// Copies one entry, telling read errors (a corrupt archive) from write errors.
-fn copy_entry(archive: &Path, rel: &Path, r: &mut impl Read, w: &mut File, out: &Path) -> Result<()> {
+fn copy_entry(
+    archive: &Path,
+    rel: &Path,
+    r: &mut impl Read,
+    w: &mut File,
+    out: &Path,
+) -> Result<()> {
     use std::io::Write;
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -267,7 +286,10 @@ fn extract_tar(archive: &Path, r: impl Read, tmp: &Path) -> Result<()> {
         match entry.unpack_in(tmp) {
             Ok(true) => {}
             Ok(false) => {
-                return Err(DataError::UnsafeArchive { archive: archive.to_path_buf(), entry: raw })
+                return Err(DataError::UnsafeArchive {
+                    archive: archive.to_path_buf(),
+                    entry: raw,
+                })
             }
             Err(e) => {
                 // Tell a full disk or a permission problem from a corrupt archive.
@@ -275,7 +297,10 @@ fn extract_tar(archive: &Path, r: impl Read, tmp: &Path) -> Result<()> {
                 if matches!(e.kind(), UnexpectedEof | InvalidData | InvalidInput) {
                     return Err(corrupt(archive, format!("entry {raw}: {e}")));
                 }
-                return Err(DataError::Io { path: tmp.join(&rel), source: e });
+                return Err(DataError::Io {
+                    path: tmp.join(&rel),
+                    source: e,
+                });
             }
         }
     }

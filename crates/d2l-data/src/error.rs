@@ -8,11 +8,22 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub enum DataError {
     /// An I/O error on a named path.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Files that are neither on disk nor downloadable (offline): what, where, from where.
-    Missing { name: String, looked_in: Vec<PathBuf>, url: String },
+    Missing {
+        name: String,
+        looked_in: Vec<PathBuf>,
+        url: String,
+    },
     /// A downloaded or found file whose SHA-1 is not the registered one.
-    Checksum { path: PathBuf, expected: String, got: String },
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        got: String,
+    },
     /// A download that failed (HTTP status, truncated body, network error).
     Download { url: String, msg: String },
     /// A file whose content is malformed (bad magic, truncated, bad CSV).
@@ -32,14 +43,22 @@ impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DataError::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            DataError::Missing { name, looked_in, url } => {
+            DataError::Missing {
+                name,
+                looked_in,
+                url,
+            } => {
                 write!(f, "data file `{name}` is not available offline; looked in:")?;
                 for p in looked_in {
                     write!(f, "\n  - {}", p.display())?;
                 }
                 write!(f, "\nfetch it by hand from {url} and put it in one of those places (or pass --data-dir)")
             }
-            DataError::Checksum { path, expected, got } => write!(
+            DataError::Checksum {
+                path,
+                expected,
+                got,
+            } => write!(
                 f,
                 "{}: SHA-1 mismatch: expected {expected}, got {got}",
                 path.display()

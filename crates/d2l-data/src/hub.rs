@@ -78,53 +78,133 @@ macro_rules! idx {
 
 static REGISTRY: &[HubEntry] = &[
     // 4.10 Kaggle house prices.
-    d2l!("kaggle_house", "kaggle_house_pred_train.csv", "585e9cc93e70b39160e7921475f9bcd7d31219ce"),
-    d2l!("kaggle_house", "kaggle_house_pred_test.csv", "fa19780a7b011d9b009e8bff8e99922a8ee2eb90"),
+    d2l!(
+        "kaggle_house",
+        "kaggle_house_pred_train.csv",
+        "585e9cc93e70b39160e7921475f9bcd7d31219ce"
+    ),
+    d2l!(
+        "kaggle_house",
+        "kaggle_house_pred_test.csv",
+        "fa19780a7b011d9b009e8bff8e99922a8ee2eb90"
+    ),
     // 8.2 The Time Machine.
-    d2l!("timemachine", "timemachine.txt", "090b5e7e70c295757f55df93cb0a180b9691891a"),
+    d2l!(
+        "timemachine",
+        "timemachine.txt",
+        "090b5e7e70c295757f55df93cb0a180b9691891a"
+    ),
     // 11.5 airfoil self-noise (tab-separated, CRLF line ends; the checksum is of that form).
-    d2l!("airfoil", "airfoil_self_noise.dat", "76e5be1548fd8222e5074cf0faae75edff8cf93f"),
+    d2l!(
+        "airfoil",
+        "airfoil_self_noise.dat",
+        "76e5be1548fd8222e5074cf0faae75edff8cf93f"
+    ),
     // 3.5 Fashion-MNIST: the official release files.
-    idx!("fashion_mnist", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-         "train-images-idx3-ubyte.gz", "95978b76b6897f6ca69a25145d01716efb615989",
-         "b9bd999c0106c9b8b4b0cefce58c9a6060f27095"),
-    idx!("fashion_mnist", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-         "train-labels-idx1-ubyte.gz", "09814cfef5a041118ceace42f8dae995319d331a",
-         "4bccf37222e01638381eaa326bf730337a597267"),
-    idx!("fashion_mnist", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-         "t10k-images-idx3-ubyte.gz", "5edda96c6d8c36ff915115a0e8136d370a021576",
-         "880056926db704f9f713097915f99da346f5b1d1"),
-    idx!("fashion_mnist", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-         "t10k-labels-idx1-ubyte.gz", "9caad14e1aff9adac77d3744963212d36af15bee",
-         "958122e8b4b97fd4e71eca2d08ef754ed77c3ad9"),
+    idx!(
+        "fashion_mnist",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "train-images-idx3-ubyte.gz",
+        "95978b76b6897f6ca69a25145d01716efb615989",
+        "b9bd999c0106c9b8b4b0cefce58c9a6060f27095"
+    ),
+    idx!(
+        "fashion_mnist",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "train-labels-idx1-ubyte.gz",
+        "09814cfef5a041118ceace42f8dae995319d331a",
+        "4bccf37222e01638381eaa326bf730337a597267"
+    ),
+    idx!(
+        "fashion_mnist",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "t10k-images-idx3-ubyte.gz",
+        "5edda96c6d8c36ff915115a0e8136d370a021576",
+        "880056926db704f9f713097915f99da346f5b1d1"
+    ),
+    idx!(
+        "fashion_mnist",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "t10k-labels-idx1-ubyte.gz",
+        "9caad14e1aff9adac77d3744963212d36af15bee",
+        "958122e8b4b97fd4e71eca2d08ef754ed77c3ad9"
+    ),
     // MNIST digits.
-    idx!("mnist", "https://ossci-datasets.s3.amazonaws.com/mnist/",
-         "train-images-idx3-ubyte.gz", "6c95f4b05d2bf285e1bfb0e7960c31bd3b3f8a7d",
-         "c3557c10f29b266e19b3eeee1553c85e0ef4a8ea"),
-    idx!("mnist", "https://ossci-datasets.s3.amazonaws.com/mnist/",
-         "train-labels-idx1-ubyte.gz", "2a80914081dc54586dbdf242f9805a6b8d2a15fc",
-         "adbf52269f5d842899f287c269e2883e40b4f6e2"),
-    idx!("mnist", "https://ossci-datasets.s3.amazonaws.com/mnist/",
-         "t10k-images-idx3-ubyte.gz", "c3a25af1f52dad7f726cce8cacb138654b760d48",
-         "65e11ec1fd220343092a5070b58418b5c2644e26"),
-    idx!("mnist", "https://ossci-datasets.s3.amazonaws.com/mnist/",
-         "t10k-labels-idx1-ubyte.gz", "763e7fa3757d93b0cdec073cef058b2004252c17",
-         "a6d52cc628797e845885543326e9f10abb8a6f89"),
+    idx!(
+        "mnist",
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "train-images-idx3-ubyte.gz",
+        "6c95f4b05d2bf285e1bfb0e7960c31bd3b3f8a7d",
+        "c3557c10f29b266e19b3eeee1553c85e0ef4a8ea"
+    ),
+    idx!(
+        "mnist",
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "train-labels-idx1-ubyte.gz",
+        "2a80914081dc54586dbdf242f9805a6b8d2a15fc",
+        "adbf52269f5d842899f287c269e2883e40b4f6e2"
+    ),
+    idx!(
+        "mnist",
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "t10k-images-idx3-ubyte.gz",
+        "c3a25af1f52dad7f726cce8cacb138654b760d48",
+        "65e11ec1fd220343092a5070b58418b5c2644e26"
+    ),
+    idx!(
+        "mnist",
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "t10k-labels-idx1-ubyte.gz",
+        "763e7fa3757d93b0cdec073cef058b2004252c17",
+        "a6d52cc628797e845885543326e9f10abb8a6f89"
+    ),
     // 8.3+ Penn Treebank (a stored zip holding ptb/ptb.{train,valid,test}.txt).
     d2l!("ptb", "ptb.zip", "319d85e578af0cdc590547f26231e4e31cdf1e42"),
     // 13.x the book's images. They live in the d2l-zh repo under img/; the DATA_URL
     // bucket is the best known download location, not a confirmed one.
-    d2l!("d2l_images", "cat1.jpg", "f9c5b905d908b97eeeb64ff34a46fa8b143f88f8"),
-    d2l!("d2l_images", "catdog.jpg", "60b7d540db03eef6b9834329bccc4417ef349bf6"),
-    d2l!("d2l_images", "banana.jpg", "cdcc1e668faf05c173389b6a73d33ed8d44cf4b4"),
-    d2l!("d2l_images", "rainier.jpg", "b0193ffd8ecea1631ac1092130017b884faafa30"),
-    d2l!("d2l_images", "autumn-oak.jpg", "bbe11f01403b9726bbc625589550e574fc45980a"),
+    d2l!(
+        "d2l_images",
+        "cat1.jpg",
+        "f9c5b905d908b97eeeb64ff34a46fa8b143f88f8"
+    ),
+    d2l!(
+        "d2l_images",
+        "catdog.jpg",
+        "60b7d540db03eef6b9834329bccc4417ef349bf6"
+    ),
+    d2l!(
+        "d2l_images",
+        "banana.jpg",
+        "cdcc1e668faf05c173389b6a73d33ed8d44cf4b4"
+    ),
+    d2l!(
+        "d2l_images",
+        "rainier.jpg",
+        "b0193ffd8ecea1631ac1092130017b884faafa30"
+    ),
+    d2l!(
+        "d2l_images",
+        "autumn-oak.jpg",
+        "bbe11f01403b9726bbc625589550e574fc45980a"
+    ),
     // 13.2 hot dog (hotdog/{train,test}/{hotdog,not-hotdog}).
-    d2l!("hotdog", "hotdog.zip", "fba480ffa8aa7e0febbb511d181409f899b9baa5"),
+    d2l!(
+        "hotdog",
+        "hotdog.zip",
+        "fba480ffa8aa7e0febbb511d181409f899b9baa5"
+    ),
     // 13.6 banana detection (bananas_{train,val}/label.csv + images/).
-    d2l!("banana-detection", "banana-detection.zip", "5de26c8fce5ccdea9f91267273464dc968d20d72"),
+    d2l!(
+        "banana-detection",
+        "banana-detection.zip",
+        "5de26c8fce5ccdea9f91267273464dc968d20d72"
+    ),
     // 13.9 Pascal VOC2012 (extracts to VOCdevkit/VOC2012).
-    d2l!("voc2012", "VOCtrainval_11-May-2012.tar", "4e443f8a2eca6b1dac8a6c57641b67dd40621a49"),
+    d2l!(
+        "voc2012",
+        "VOCtrainval_11-May-2012.tar",
+        "4e443f8a2eca6b1dac8a6c57641b67dd40621a49"
+    ),
 ];
 
 /// Every registered file, in a stable order.
@@ -205,7 +285,9 @@ pub struct DataHub {
 }
 
 fn env_path(var: &str) -> Option<PathBuf> {
-    std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The default cache folder: `D2L_CACHE_DIR`, else `$XDG_CACHE_HOME/d2l`, else `~/.cache/d2l`.
@@ -246,7 +328,12 @@ impl DataHub {
         let mut hub = DataHub::new(default_cache_dir());
         hub.data_dir = env_path("D2L_DATA_DIR");
         hub.offline = std::env::var("D2L_OFFLINE")
-            .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+            .map(|v| {
+                matches!(
+                    v.trim().to_ascii_lowercase().as_str(),
+                    "1" | "true" | "yes" | "on"
+                )
+            })
             .unwrap_or(false);
         hub
     }
@@ -265,7 +352,10 @@ impl DataHub {
 
     /// Also looks for the files of data set `folder` (e.g. `fashion_mnist`) in `dir`.
     pub fn with_system_dir(mut self, folder: &str, dir: impl Into<PathBuf>) -> DataHub {
-        self.system_dirs.push(SystemDir { folder: folder.to_string(), dir: dir.into() });
+        self.system_dirs.push(SystemDir {
+            folder: folder.to_string(),
+            dir: dir.into(),
+        });
         self
     }
 
@@ -339,7 +429,9 @@ impl DataHub {
     }
 
     fn system_candidates(&self, name: &str) -> Vec<PathBuf> {
-        let Some((folder, file)) = name.split_once('/') else { return Vec::new() };
+        let Some((folder, file)) = name.split_once('/') else {
+            return Vec::new();
+        };
         self.system_dirs
             .iter()
             .filter(|s| s.folder == folder)
@@ -413,7 +505,10 @@ impl DataHub {
 
     /// Downloads `url` to `target` through a temporary sibling, verifying length and SHA-1.
     fn download(&self, url: &str, target: &Path, file: &RemoteFile) -> Result<()> {
-        let dl_err = |msg: String| DataError::Download { url: url.to_string(), msg };
+        let dl_err = |msg: String| DataError::Download {
+            url: url.to_string(),
+            msg,
+        };
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(dl_err(format!(
                 "only http and https URLs can be downloaded; fetch the file by hand and save it as {} (or under --data-dir)",
@@ -435,7 +530,9 @@ impl DataHub {
             }
             Err(e) => return Err(dl_err(e.to_string())),
         };
-        let total: Option<u64> = resp.header("Content-Length").and_then(|v| v.trim().parse().ok());
+        let total: Option<u64> = resp
+            .header("Content-Length")
+            .and_then(|v| v.trim().parse().ok());
 
         let tmp = temp_download_path(target);
         let guard = RemoveOnDrop(Some(tmp.clone()));
@@ -527,8 +624,14 @@ impl DataHub {
                 return Ok(by_hand);
             }
         }
-        let leaf = rel.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let dest = self.cache_dir.join(parent).join(format!("{leaf}.extracted"));
+        let leaf = rel
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dest = self
+            .cache_dir
+            .join(parent)
+            .join(format!("{leaf}.extracted"));
         if !archive::is_extracted(&dest) {
             let path = self.fetch_file(file)?;
             archive::extract(&path, &dest)?;
@@ -546,7 +649,10 @@ impl DataHub {
 
 fn temp_download_path(target: &Path) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let leaf = target.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let leaf = target
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     target.with_file_name(format!(".{leaf}.part-{}-{n}", std::process::id()))
 }
@@ -554,7 +660,9 @@ fn temp_download_path(target: &Path) -> PathBuf {
 /// Removes partial downloads of `target` left by killed processes (untouched for `age`;
 /// a live download writes at least once per read timeout).
 fn sweep_stale_parts(target: &Path, age: Duration) {
-    let (Some(dir), Some(leaf)) = (target.parent(), target.file_name()) else { return };
+    let (Some(dir), Some(leaf)) = (target.parent(), target.file_name()) else {
+        return;
+    };
     let prefix = format!(".{}.part-", leaf.to_string_lossy());
     let Ok(rd) = fs::read_dir(dir) else { return };
     for e in rd.flatten() {
@@ -619,7 +727,9 @@ fn remember(path: &Path, expected: &str) {
 
 /// Checks a file on disk against its registered SHA-1 (or its decompressed content's).
 fn verify(path: &Path, file: &RemoteFile) -> Result<()> {
-    let Some(expected) = &file.sha1 else { return Ok(()) };
+    let Some(expected) = &file.sha1 else {
+        return Ok(());
+    };
     let st = stamp(path);
     {
         let v = verified().lock().unwrap_or_else(|e| e.into_inner());
@@ -636,7 +746,9 @@ fn verify(path: &Path, file: &RemoteFile) -> Result<()> {
                 let f = File::open(path).map_err(io(path))?;
                 let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
                 // An unreadable gzip simply is not an acceptable copy.
-                sha1_reader(gz).map(|s| s.eq_ignore_ascii_case(g)).unwrap_or(false)
+                sha1_reader(gz)
+                    .map(|s| s.eq_ignore_ascii_case(g))
+                    .unwrap_or(false)
             }
             None => false,
         };

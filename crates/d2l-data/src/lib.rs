@@ -2,15 +2,20 @@
 //! prefetching `DataLoader`, the data hub (resolve, download, verify, extract), the book's
 //! data sets, the built-in offline `shapes` set, image transforms and text basics.
 
-pub mod error;
-pub mod hub;
 pub mod archive;
-pub mod loader;
-pub mod synthetic;
-pub mod idx;
-pub mod transforms;
+pub mod datasets;
+pub mod error;
 pub mod house;
+pub mod hub;
+pub mod idx;
+pub mod loader;
 pub mod shapes;
+pub mod synthetic;
 pub mod text;
+pub mod transforms;
 
+pub use datasets::{
+    load_data_fashion_mnist, load_data_mnist, load_data_shapes, load_image_classification,
+    load_kaggle_house, load_time_machine, DatasetName, ImageDataset, Notice,
+};
 pub use error::{DataError, Result};

@@ -60,7 +60,10 @@ pub trait Dataset: Send + Sync {
 
     /// The examples at `indices`, stacked; override when a whole batch is cheaper at once.
     fn get_batch(&self, indices: &[usize]) -> Result<Batch> {
-        let examples = indices.iter().map(|&i| self.get(i)).collect::<Result<Vec<_>>>()?;
+        let examples = indices
+            .iter()
+            .map(|&i| self.get(i))
+            .collect::<Result<Vec<_>>>()?;
         stack_examples(&examples, indices)
     }
 }
@@ -71,7 +74,9 @@ pub type Transform = Arc<dyn Fn(Example) -> Result<Example> + Send + Sync>;
 /// Stacks examples into a batch, with an error naming the first example whose shape differs.
 pub fn stack_examples(examples: &[Example], indices: &[usize]) -> Result<Batch> {
     let Some(first) = examples.first() else {
-        return Err(DataError::Invalid("cannot stack an empty list of examples".into()));
+        return Err(DataError::Invalid(
+            "cannot stack an empty list of examples".into(),
+        ));
     };
     let name = |k: usize| indices.get(k).copied().unwrap_or(k);
     for (k, e) in examples.iter().enumerate().skip(1) {
@@ -91,7 +96,10 @@ pub fn stack_examples(examples: &[Example], indices: &[usize]) -> Result<Batch> 
     }
     let xs: Vec<&Tensor> = examples.iter().map(|e| &e.x).collect();
     let ys: Vec<&Tensor> = examples.iter().map(|e| &e.y).collect();
-    Ok(Batch { x: Tensor::stack(&xs, 0)?, y: Tensor::stack(&ys, 0)? })
+    Ok(Batch {
+        x: Tensor::stack(&xs, 0)?,
+        y: Tensor::stack(&ys, 0)?,
+    })
 }
 
 /// In-memory arrays as a data set: example `i` is `(x[i], y[i])` (PyTorch's `TensorDataset`).
@@ -155,7 +163,10 @@ impl Dataset for TensorDataset {
     fn get_batch(&self, indices: &[usize]) -> Result<Batch> {
         let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
         let idx = Tensor::from_vec(idx, &[indices.len()])?;
-        Ok(Batch { x: self.x.index_select(0, &idx)?, y: self.y.index_select(0, &idx)? })
+        Ok(Batch {
+            x: self.x.index_select(0, &idx)?,
+            y: self.y.index_select(0, &idx)?,
+        })
     }
 }
 
@@ -202,7 +213,9 @@ impl DataLoader {
     /// A loader over `dataset` in batches of `batch_size`, in order, prefetching 2 batches.
     pub fn new(dataset: Arc<dyn Dataset>, batch_size: usize) -> Result<DataLoader> {
         if batch_size == 0 {
-            return Err(DataError::Invalid("batch size must be at least 1, got 0".into()));
+            return Err(DataError::Invalid(
+                "batch size must be at least 1, got 0".into(),
+            ));
         }
         if dataset.is_empty() {
             return Err(DataError::Invalid(
@@ -239,7 +252,10 @@ impl DataLoader {
     }
 
     /// Applies `f` to every example before stacking (turns off the whole-batch fast path).
-    pub fn transform(mut self, f: impl Fn(Example) -> Result<Example> + Send + Sync + 'static) -> DataLoader {
+    pub fn transform(
+        mut self,
+        f: impl Fn(Example) -> Result<Example> + Send + Sync + 'static,
+    ) -> DataLoader {
         self.transform = Some(Arc::new(f));
         self
     }
@@ -311,10 +327,20 @@ impl DataLoader {
                 "drop_last with {n} examples and batch size {} leaves no batch",
                 self.batch_size
             ));
-            return EpochIter { state: State::Failed(Some(err)), epoch };
+            return EpochIter {
+                state: State::Failed(Some(err)),
+                epoch,
+            };
         }
         if self.prefetch == 0 {
-            return EpochIter { state: State::Inline { plan, next: 0, done: false }, epoch };
+            return EpochIter {
+                state: State::Inline {
+                    plan,
+                    next: 0,
+                    done: false,
+                },
+                epoch,
+            };
         }
         let (tx, rx) = sync_channel(self.prefetch);
         let worker = plan.clone();
@@ -331,11 +357,22 @@ impl DataLoader {
             });
         match spawned {
             Ok(handle) => EpochIter {
-                state: State::Background { rx: Some(rx), handle: Some(handle), done: false },
+                state: State::Background {
+                    rx: Some(rx),
+                    handle: Some(handle),
+                    done: false,
+                },
                 epoch,
             },
             // No thread to be had: build the batches here instead.
-            Err(_) => EpochIter { state: State::Inline { plan, next: 0, done: false }, epoch },
+            Err(_) => EpochIter {
+                state: State::Inline {
+                    plan,
+                    next: 0,
+                    done: false,
+                },
+                epoch,
+            },
         }
     }
 
@@ -396,8 +433,16 @@ impl Plan {
 }
 
 enum State {
-    Inline { plan: Arc<Plan>, next: usize, done: bool },
-    Background { rx: Option<Receiver<Result<Batch>>>, handle: Option<JoinHandle<()>>, done: bool },
+    Inline {
+        plan: Arc<Plan>,
+        next: usize,
+        done: bool,
+    },
+    Background {
+        rx: Option<Receiver<Result<Batch>>>,
+        handle: Option<JoinHandle<()>>,
+        done: bool,
+    },
     Failed(Option<DataError>),
 }
 

@@ -23,9 +23,15 @@ pub fn synthetic_data(w: &Tensor, b: f64, n: usize, g: &mut Generator) -> Result
         )));
     }
     if !b.is_finite() {
-        return Err(DataError::Invalid(format!("synthetic_data: bias must be finite, got {b}")));
+        return Err(DataError::Invalid(format!(
+            "synthetic_data: bias must be finite, got {b}"
+        )));
     }
-    let w = if w.dtype() == DType::F32 { w.detach() } else { w.detach().to_dtype(DType::F32)? };
+    let w = if w.dtype() == DType::F32 {
+        w.detach()
+    } else {
+        w.detach().to_dtype(DType::F32)?
+    };
     let x = Tensor::randn_with(g, &[n, d]);
     let y = x.matmul(&w)?.add_scalar(b)?.reshape(&[n, 1][..])?;
     let noise = Tensor::normal_with(g, &[n, 1], 0.0, 0.01)?;
@@ -70,7 +76,11 @@ impl PolyData {
                 "PolyData: degree must be in 1..={max}, got {degree}"
             )));
         }
-        let f = self.poly_features.narrow(0, start, len)?.narrow(1, 0, degree)?.contiguous()?;
+        let f = self
+            .poly_features
+            .narrow(0, start, len)?
+            .narrow(1, 0, degree)?
+            .contiguous()?;
         let l = self.labels.narrow(0, start, len)?.contiguous()?;
         Ok((f, l))
     }
@@ -78,7 +88,12 @@ impl PolyData {
 
 /// D2L 4.4's data: `n_train + n_test` points, features `x^i / i!` up to `max_degree`
 /// columns (the book uses 20), true weights [`POLY_TRUE_W`] followed by zeros.
-pub fn poly_data(n_train: usize, n_test: usize, max_degree: usize, g: &mut Generator) -> Result<PolyData> {
+pub fn poly_data(
+    n_train: usize,
+    n_test: usize,
+    max_degree: usize,
+    g: &mut Generator,
+) -> Result<PolyData> {
     let mut true_w = vec![0.0; max_degree];
     let k = POLY_TRUE_W.len().min(max_degree);
     true_w[..k].copy_from_slice(&POLY_TRUE_W[..k]);
@@ -86,7 +101,12 @@ pub fn poly_data(n_train: usize, n_test: usize, max_degree: usize, g: &mut Gener
 }
 
 /// [`poly_data`] with any true weights; `true_w.len()` is the number of feature columns.
-pub fn poly_data_with(n_train: usize, n_test: usize, true_w: &[f64], g: &mut Generator) -> Result<PolyData> {
+pub fn poly_data_with(
+    n_train: usize,
+    n_test: usize,
+    true_w: &[f64],
+    g: &mut Generator,
+) -> Result<PolyData> {
     let n = n_train + n_test;
     let m = true_w.len();
     if n == 0 || m == 0 {
@@ -100,7 +120,9 @@ pub fn poly_data_with(n_train: usize, n_test: usize, true_w: &[f64], g: &mut Gen
         )));
     }
     if true_w.iter().any(|w| !w.is_finite()) {
-        return Err(DataError::Invalid("poly_data: true_w must be finite".into()));
+        return Err(DataError::Invalid(
+            "poly_data: true_w must be finite".into(),
+        ));
     }
     let xs = random::normal_f64(g, n, 0.0, 1.0);
     let noise = random::normal_f64(g, n, 0.0, 0.1);

@@ -14,7 +14,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 fn sha1_hex(bytes: &[u8]) -> String {
-    Sha1::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Files left in a folder tree (hidden partial files included).
@@ -69,7 +72,11 @@ impl Server {
                 }
             }
         });
-        Server { base, hits, handle: Some(handle) }
+        Server {
+            base,
+            hits,
+            handle: Some(handle),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -129,7 +136,10 @@ fn serve(mut s: TcpStream) -> std::io::Result<()> {
 }
 
 fn hub(cache: &Path) -> DataHub {
-    DataHub::new(cache).without_system_dirs().quiet().with_timeout(Duration::from_secs(10))
+    DataHub::new(cache)
+        .without_system_dirs()
+        .quiet()
+        .with_timeout(Duration::from_secs(10))
 }
 
 #[test]
@@ -139,7 +149,11 @@ fn download_good_bad_truncated_and_404() {
     let h = hub(cache.path());
 
     // A good file lands in the cache under its name, verified.
-    let good = RemoteFile::new("tiny/good.txt", server.url("good.txt"), Some(&sha1_hex(GOOD)));
+    let good = RemoteFile::new(
+        "tiny/good.txt",
+        server.url("good.txt"),
+        Some(&sha1_hex(GOOD)),
+    );
     let p = h.fetch_file(&good).expect("good download");
     assert_eq!(p, cache.path().join("tiny/good.txt"));
     assert_eq!(std::fs::read(&p).unwrap(), GOOD);
@@ -152,11 +166,20 @@ fn download_good_bad_truncated_and_404() {
     // Wrong checksum: an error with both sums, and nothing kept.
     let bad = RemoteFile::new("tiny/bad.txt", server.url("bad.txt"), Some(&sha1_hex(GOOD)));
     match h.fetch_file(&bad) {
-        Err(DataError::Checksum { path, expected, got }) => {
+        Err(DataError::Checksum {
+            path,
+            expected,
+            got,
+        }) => {
             assert_eq!(path, cache.path().join("tiny/bad.txt"));
             assert_eq!(expected, sha1_hex(GOOD));
             assert_eq!(got, sha1_hex(b"this is not the file you registered\n"));
-            let msg = DataError::Checksum { path, expected: expected.clone(), got: got.clone() }.to_string();
+            let msg = DataError::Checksum {
+                path,
+                expected: expected.clone(),
+                got: got.clone(),
+            }
+            .to_string();
             assert!(msg.contains(&expected) && msg.contains(&got), "{msg}");
         }
         other => panic!("expected a checksum error, got {other:?}"),
@@ -180,7 +203,10 @@ fn download_good_bad_truncated_and_404() {
     }
 
     // The only file in the cache is the good one: no partial or bad file remains.
-    assert_eq!(all_files(cache.path()), vec![cache.path().join("tiny/good.txt")]);
+    assert_eq!(
+        all_files(cache.path()),
+        vec![cache.path().join("tiny/good.txt")]
+    );
 }
 
 #[test]
@@ -212,7 +238,14 @@ fn offline_error_names_file_places_and_url() {
         .offline(true);
     let name = "fashion_mnist/train-images-idx3-ubyte.gz";
     let err = h.fetch(name).unwrap_err();
-    let DataError::Missing { name: n, looked_in, url } = &err else { panic!("{err:?}") };
+    let DataError::Missing {
+        name: n,
+        looked_in,
+        url,
+    } = &err
+    else {
+        panic!("{err:?}")
+    };
     assert_eq!(n, name);
     assert_eq!(
         looked_in,
@@ -227,7 +260,11 @@ fn offline_error_names_file_places_and_url() {
         "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/train-images-idx3-ubyte.gz"
     );
     let msg = err.to_string();
-    for needle in [name.to_string(), url.clone(), data.path().join(name).display().to_string()] {
+    for needle in [
+        name.to_string(),
+        url.clone(),
+        data.path().join(name).display().to_string(),
+    ] {
         assert!(msg.contains(&needle), "`{needle}` missing from:\n{msg}");
     }
     // Offline downloads nothing.
@@ -240,10 +277,16 @@ fn unknown_names_and_unsafe_names_are_errors() {
     let h = hub(cache.path()).offline(true);
     let msg = h.fetch("no/such.file").unwrap_err().to_string();
     assert!(msg.contains("unknown data file `no/such.file`"), "{msg}");
-    assert!(msg.contains("timemachine/timemachine.txt"), "should list known names: {msg}");
+    assert!(
+        msg.contains("timemachine/timemachine.txt"),
+        "should list known names: {msg}"
+    );
     for bad in ["../escape.txt", "/etc/passwd", "a/../../b"] {
         let f = RemoteFile::new(bad, "http://127.0.0.1:9/x", None);
-        assert!(matches!(h.fetch_file(&f), Err(DataError::Invalid(_))), "{bad}");
+        assert!(
+            matches!(h.fetch_file(&f), Err(DataError::Invalid(_))),
+            "{bad}"
+        );
     }
 }
 
@@ -260,7 +303,11 @@ fn registry_is_well_formed() {
         let leaf = e.name.rsplit('/').next().unwrap();
         assert!(e.url.ends_with(leaf), "{} vs {}", e.name, e.url);
         let s = e.sha1.expect("every registered file has a sha1");
-        assert!(s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            s.len() == 40
+                && s.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
     }
     for n in [
         "kaggle_house/kaggle_house_pred_train.csv",
@@ -282,7 +329,11 @@ fn registry_is_well_formed() {
 fn resolution_order_data_dir_then_cache_and_checksums() {
     let cache = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
-    let f = RemoteFile::new("set/file.txt", "http://127.0.0.1:9/file.txt", Some(&sha1_hex(GOOD)));
+    let f = RemoteFile::new(
+        "set/file.txt",
+        "http://127.0.0.1:9/file.txt",
+        Some(&sha1_hex(GOOD)),
+    );
     let h = hub(cache.path()).offline(true);
 
     // Only in the cache.
@@ -317,7 +368,11 @@ fn resolution_order_data_dir_then_cache_and_checksums() {
 fn corrupt_cache_file_is_downloaded_again() {
     let cache = tempfile::tempdir().unwrap();
     let server = Server::start(1);
-    let f = RemoteFile::new("set/good.txt", server.url("good.txt"), Some(&sha1_hex(GOOD)));
+    let f = RemoteFile::new(
+        "set/good.txt",
+        server.url("good.txt"),
+        Some(&sha1_hex(GOOD)),
+    );
     std::fs::create_dir_all(cache.path().join("set")).unwrap();
     std::fs::write(cache.path().join("set/good.txt"), b"half a fi").unwrap();
     let p = hub(cache.path()).fetch_file(&f).unwrap();
@@ -342,10 +397,16 @@ fn system_copy_with_rewritten_gzip_header_is_accepted_by_content() {
     let official = gzip(content, 1_504_176_606, Some("labels"));
     let debian = gzip(content, 1_600_000_000, None);
     assert_ne!(sha1_hex(&official), sha1_hex(&debian));
-    let f = RemoteFile::new("fm/labels.gz", "http://127.0.0.1:9/labels.gz", Some(&sha1_hex(&official)))
-        .with_gunzip_sha1(&sha1_hex(content));
+    let f = RemoteFile::new(
+        "fm/labels.gz",
+        "http://127.0.0.1:9/labels.gz",
+        Some(&sha1_hex(&official)),
+    )
+    .with_gunzip_sha1(&sha1_hex(content));
     std::fs::write(sys.path().join("labels.gz"), &debian).unwrap();
-    let h = hub(cache.path()).with_system_dir("fm", sys.path()).offline(true);
+    let h = hub(cache.path())
+        .with_system_dir("fm", sys.path())
+        .offline(true);
     assert_eq!(h.fetch_file(&f).unwrap(), sys.path().join("labels.gz"));
 
     // A system copy with other content is not accepted (and not touched).
@@ -412,7 +473,10 @@ fn zip_extracts_atomically_once() {
     // Second time: skipped.
     assert!(!archive::extract(&z, &dest).unwrap());
     // Only the archive and the destination exist: no temporary folder left.
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
@@ -432,15 +496,25 @@ fn zip_slip_is_refused_and_leaves_nothing() {
     assert!(!dest.exists());
     assert!(!dir.path().join("evil.txt").exists());
     // No partial folder either.
-    assert!(all_files(dir.path()).iter().all(|p| p == &z), "{:?}", all_files(dir.path()));
+    assert!(
+        all_files(dir.path()).iter().all(|p| p == &z),
+        "{:?}",
+        all_files(dir.path())
+    );
 
     let z2 = dir.path().join("abs.zip");
     make_zip(&z2, &[("/tmp/abs.txt", b"abs")]);
-    assert!(matches!(archive::extract(&z2, &dest), Err(DataError::UnsafeArchive { .. })));
+    assert!(matches!(
+        archive::extract(&z2, &dest),
+        Err(DataError::UnsafeArchive { .. })
+    ));
 
     let t = dir.path().join("evil.tar");
     make_evil_tar(&t);
-    assert!(matches!(archive::extract(&t, &dest), Err(DataError::UnsafeArchive { .. })));
+    assert!(matches!(
+        archive::extract(&t, &dest),
+        Err(DataError::UnsafeArchive { .. })
+    ));
     assert!(!dest.exists());
     assert!(!dir.path().join("evil.txt").exists());
 }
@@ -449,11 +523,20 @@ fn zip_slip_is_refused_and_leaves_nothing() {
 fn tar_gz_and_tar_extract() {
     let dir = tempfile::tempdir().unwrap();
     let tgz = dir.path().join("set.tar.gz");
-    make_tar_gz(&tgz, &[("VOCdevkit/VOC2012/a.txt", b"one"), ("VOCdevkit/VOC2012/b/c.txt", b"two")]);
+    make_tar_gz(
+        &tgz,
+        &[
+            ("VOCdevkit/VOC2012/a.txt", b"one"),
+            ("VOCdevkit/VOC2012/b/c.txt", b"two"),
+        ],
+    );
     assert_eq!(ArchiveKind::detect(&tgz).unwrap(), ArchiveKind::TarGz);
     let dest = dir.path().join("x");
     assert!(archive::extract(&tgz, &dest).unwrap());
-    assert_eq!(std::fs::read(dest.join("VOCdevkit/VOC2012/b/c.txt")).unwrap(), b"two");
+    assert_eq!(
+        std::fs::read(dest.join("VOCdevkit/VOC2012/b/c.txt")).unwrap(),
+        b"two"
+    );
 
     // Plain tar (no gzip).
     let tar_path = dir.path().join("set.tar");
@@ -482,13 +565,19 @@ fn truncated_tar_gz_is_an_error_and_leaves_nothing() {
     std::fs::write(&tgz, &bytes[..bytes.len() / 2]).unwrap();
     let dest = dir.path().join("out");
     let err = archive::extract(&tgz, &dest).unwrap_err();
-    assert!(matches!(err, DataError::Format { .. } | DataError::Io { .. }), "{err:?}");
+    assert!(
+        matches!(err, DataError::Format { .. } | DataError::Io { .. }),
+        "{err:?}"
+    );
     assert!(!dest.exists());
     assert_eq!(all_files(dir.path()), vec![tgz]);
 
     let junk = dir.path().join("junk.zip");
     std::fs::write(&junk, b"definitely not an archive").unwrap();
-    assert!(matches!(archive::extract(&junk, &dest), Err(DataError::Format { .. })));
+    assert!(matches!(
+        archive::extract(&junk, &dest),
+        Err(DataError::Format { .. })
+    ));
 }
 
 #[test]
@@ -497,7 +586,13 @@ fn fetch_and_extract_uses_cache_and_data_dir() {
     let data = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(data.path().join("hd")).unwrap();
     let z = data.path().join("hd/hd.zip");
-    make_zip(&z, &[("hotdog/train/1.txt", b"one"), ("hotdog/test/2.txt", b"two")]);
+    make_zip(
+        &z,
+        &[
+            ("hotdog/train/1.txt", b"one"),
+            ("hotdog/test/2.txt", b"two"),
+        ],
+    );
     let sum = hub::sha1_file(&z).unwrap();
     let f = RemoteFile::new("hd/hd.zip", "http://127.0.0.1:9/hd.zip", Some(&sum));
     let h = hub(cache.path()).with_data_dir(data.path()).offline(true);
@@ -507,11 +602,20 @@ fn fetch_and_extract_uses_cache_and_data_dir() {
     // Again: from the extracted cache.
     assert_eq!(h.fetch_file_and_extract(&f, "hotdog").unwrap(), out);
     // A folder not in the archive.
-    assert!(matches!(h.fetch_file_and_extract(&f, "nope"), Err(DataError::Format { .. })));
-    assert!(matches!(h.fetch_file_and_extract(&f, "../x"), Err(DataError::Invalid(_))));
+    assert!(matches!(
+        h.fetch_file_and_extract(&f, "nope"),
+        Err(DataError::Format { .. })
+    ));
+    assert!(matches!(
+        h.fetch_file_and_extract(&f, "../x"),
+        Err(DataError::Invalid(_))
+    ));
     // Unpacked by hand next to the archive in the data dir: used as is.
     std::fs::create_dir_all(data.path().join("hd/hotdog/train")).unwrap();
-    assert_eq!(h.fetch_file_and_extract(&f, "hotdog").unwrap(), data.path().join("hd/hotdog"));
+    assert_eq!(
+        h.fetch_file_and_extract(&f, "hotdog").unwrap(),
+        data.path().join("hd/hotdog")
+    );
 }
 
 // ---------- real data ----------
@@ -535,12 +639,17 @@ fn real_shared_data_passes_checksums() {
             eprintln!("  (not in shared data: {})", e.name);
             continue;
         }
-        let p = h.fetch(e.name).unwrap_or_else(|err| panic!("{}: {err}", e.name));
+        let p = h
+            .fetch(e.name)
+            .unwrap_or_else(|err| panic!("{}: {err}", e.name));
         assert_eq!(p, data.join(e.name));
         checked += 1;
     }
     eprintln!("verified {checked} real files in {}", data.display());
-    assert!(checked >= 18, "expected the shared data files, verified only {checked}");
+    assert!(
+        checked >= 18,
+        "expected the shared data files, verified only {checked}"
+    );
 
     // PTB through fetch_and_extract, into a fresh cache (shared data is read-only).
     let ptb = h.fetch_and_extract("ptb/ptb.zip", "ptb").unwrap();
@@ -551,19 +660,28 @@ fn real_shared_data_passes_checksums() {
 #[test]
 fn real_fashion_mnist_repacked_like_debian_is_accepted() {
     let Some(data) = shared_data() else {
-        eprintln!("SKIP real_fashion_mnist_repacked_like_debian_is_accepted: ../shared/data not found");
+        eprintln!(
+            "SKIP real_fashion_mnist_repacked_like_debian_is_accepted: ../shared/data not found"
+        );
         return;
     };
     // Re-compress the real labels file with another header, as Debian did.
     let name = "t10k-labels-idx1-ubyte.gz";
     let gz = std::fs::read(data.join("fashion_mnist").join(name)).unwrap();
     let mut raw = Vec::new();
-    flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut raw).unwrap();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut raw)
+        .unwrap();
     let sys = tempfile::tempdir().unwrap();
     std::fs::write(sys.path().join(name), gzip(&raw, 1_600_000_000, None)).unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let h = hub(cache.path()).with_system_dir("fashion_mnist", sys.path()).offline(true);
-    assert_eq!(h.fetch(&format!("fashion_mnist/{name}")).unwrap(), sys.path().join(name));
+    let h = hub(cache.path())
+        .with_system_dir("fashion_mnist", sys.path())
+        .offline(true);
+    assert_eq!(
+        h.fetch(&format!("fashion_mnist/{name}")).unwrap(),
+        sys.path().join(name)
+    );
 }
 
 #[test]
@@ -578,8 +696,17 @@ fn debian_location_is_a_default_candidate_and_offline_https_is_named() {
     // Other data sets have no system location.
     assert_eq!(h.candidates("mnist/train-labels-idx1-ubyte.gz").len(), 1);
     // Offline, MNIST (served over https) is a Missing error naming its URL; no I/O.
-    let err = h.clone().offline(true).fetch("mnist/t10k-labels-idx1-ubyte.gz").unwrap_err();
-    let DataError::Missing { url, .. } = &err else { panic!("{err:?}") };
-    assert!(url.starts_with("https://") && url.ends_with("t10k-labels-idx1-ubyte.gz"), "{url}");
+    let err = h
+        .clone()
+        .offline(true)
+        .fetch("mnist/t10k-labels-idx1-ubyte.gz")
+        .unwrap_err();
+    let DataError::Missing { url, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        url.starts_with("https://") && url.ends_with("t10k-labels-idx1-ubyte.gz"),
+        "{url}"
+    );
     assert!(all_files(cache.path()).is_empty());
 }

@@ -12,7 +12,10 @@ use std::sync::Arc;
 fn arrays(n: usize) -> (Tensor, Tensor) {
     let x: Vec<f32> = (0..n).flat_map(|i| [i as f32, 10.0 * i as f32]).collect();
     let y: Vec<i64> = (0..n as i64).collect();
-    (Tensor::from_vec(x, &[n, 2]).unwrap(), Tensor::from_vec(y, &[n]).unwrap())
+    (
+        Tensor::from_vec(x, &[n, 2]).unwrap(),
+        Tensor::from_vec(y, &[n]).unwrap(),
+    )
 }
 
 fn loader(n: usize, bs: usize) -> DataLoader {
@@ -41,7 +44,10 @@ fn labels(batches: impl Iterator<Item = Result<Batch>>) -> Vec<Vec<i64>> {
 fn in_order_without_shuffle() {
     let l = loader(10, 4);
     assert_eq!(l.len(), 3);
-    assert_eq!(labels(l.iter_epoch(0)), vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
+    assert_eq!(
+        labels(l.iter_epoch(0)),
+        vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]
+    );
     assert_eq!(labels(l.iter_epoch(5)), labels(l.iter_epoch(0)));
 }
 
@@ -51,12 +57,20 @@ fn shuffle_is_reproducible_and_differs_across_epochs() {
     let b = loader(100, 16).shuffle(42);
     let c = loader(100, 16).shuffle(43);
     let e0 = labels(a.iter_epoch(0));
-    assert_eq!(e0, labels(b.iter_epoch(0)), "same seed, same epoch: same order");
+    assert_eq!(
+        e0,
+        labels(b.iter_epoch(0)),
+        "same seed, same epoch: same order"
+    );
     assert_eq!(e0, labels(a.iter_epoch(0)), "repeatable");
     let e1 = labels(a.iter_epoch(1));
     assert_ne!(e0, e1, "a new epoch reshuffles");
     assert_ne!(e0, labels(c.iter_epoch(0)), "another seed, another order");
-    assert_ne!(e0.concat(), (0..100).collect::<Vec<i64>>(), "actually shuffled");
+    assert_ne!(
+        e0.concat(),
+        (0..100).collect::<Vec<i64>>(),
+        "actually shuffled"
+    );
     // `iter()` walks epochs 0, 1, ... and `order` agrees with the batches.
     assert_eq!(labels(b.iter()), e0);
     assert_eq!(labels(b.iter()), e1);
@@ -146,10 +160,16 @@ impl Dataset for Squares {
 
 #[test]
 fn custom_dataset_stacks_examples_and_transform_applies() {
-    let ds = Arc::new(Squares { n: 10, gets: AtomicUsize::new(0) });
-    let l = DataLoader::new(ds.clone(), 4)
-        .unwrap()
-        .transform(|e| Ok(Example { x: e.x.mul_scalar(2.0)?, y: e.y }));
+    let ds = Arc::new(Squares {
+        n: 10,
+        gets: AtomicUsize::new(0),
+    });
+    let l = DataLoader::new(ds.clone(), 4).unwrap().transform(|e| {
+        Ok(Example {
+            x: e.x.mul_scalar(2.0)?,
+            y: e.y,
+        })
+    });
     let batches: Vec<Batch> = l.iter_epoch(0).map(|b| b.unwrap()).collect();
     assert_eq!(batches.len(), 3);
     assert_eq!(batches[0].x.shape(), &[4, 1, 2, 3]);
@@ -174,12 +194,18 @@ fn errors_are_values() {
     let e = TensorDataset::new(x.clone(), y5).unwrap_err().to_string();
     assert!(e.contains("4 examples") && e.contains('5'), "{e}");
     assert!(TensorDataset::new(Tensor::scalar(1.0), y.clone()).is_err());
-    assert!(TensorDataset::new(x.clone(), y.clone()).unwrap().get(4).is_err());
+    assert!(TensorDataset::new(x.clone(), y.clone())
+        .unwrap()
+        .get(4)
+        .is_err());
     assert!(load_array(x, y, 0, true).is_err());
 
     // An error while building a batch comes out as a value, and the epoch then ends.
     for p in [0, 2] {
-        let ds = Arc::new(Squares { n: 14, gets: AtomicUsize::new(0) });
+        let ds = Arc::new(Squares {
+            n: 14,
+            gets: AtomicUsize::new(0),
+        });
         let l = DataLoader::new(ds, 5).unwrap().prefetch(p);
         let r: Vec<Result<Batch>> = l.iter_epoch(0).collect();
         assert_eq!(r.len(), 3);
@@ -196,7 +222,10 @@ impl Dataset for Ragged {
         3
     }
     fn get(&self, i: usize) -> Result<Example> {
-        Ok(Example { x: Tensor::zeros(&[i + 1]), y: Tensor::scalar(0.0) })
+        Ok(Example {
+            x: Tensor::zeros(&[i + 1]),
+            y: Tensor::scalar(0.0),
+        })
     }
 }
 
@@ -248,7 +277,10 @@ fn synthetic_data_fits_its_weights() {
     let (x2, _) = synthetic_data(&w, 4.2, 2000, &mut Generator::new(1)).unwrap();
     assert_eq!(x2.to_vec::<f32>(), xv);
     let wcol = w.reshape(&[2usize, 1][..]).unwrap();
-    assert_eq!(synthetic_data(&wcol, 0.0, 3, &mut g).unwrap().1.shape(), &[3, 1]);
+    assert_eq!(
+        synthetic_data(&wcol, 0.0, 3, &mut g).unwrap().1.shape(),
+        &[3, 1]
+    );
     // Bad input.
     assert!(synthetic_data(&Tensor::zeros(&[2, 2]), 0.0, 3, &mut g).is_err());
     assert!(synthetic_data(&w, 0.0, 0, &mut g).is_err());
