@@ -1,0 +1,1 @@
+//! The chapter 3–4 experiments (in progress)

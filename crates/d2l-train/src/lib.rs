@@ -1,0 +1,9 @@
+//! The d2l-rs training loop (D2L 3.6's `train_ch3`, `Accumulator`, `Animator`,
+//! `evaluate_accuracy`): a `Trainer` with metrics, progress bars, curve plots and run
+//! directories, and the chapter 3–4 experiments built on it.
+
+pub mod experiments;
+pub mod metrics;
+pub mod plot;
+pub mod run_dir;
+pub mod trainer;

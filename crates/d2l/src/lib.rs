@@ -1,0 +1,18 @@
+//! d2l-rs, *Dive into Deep Learning* in Rust: one crate to depend on. `use d2l::prelude::*`
+//! brings in what the book's code uses; the layers are re-exported by name.
+
+pub use d2l_data as data;
+pub use d2l_models as models;
+pub use d2l_nn as nn;
+pub use d2l_tensor as tensor;
+pub use d2l_train as train;
+
+/// What a D2L reader's code needs, in one import.
+pub mod prelude {
+    pub use d2l_nn::init;
+    pub use d2l_nn::layers::*;
+    pub use d2l_nn::loss::{self, cross_entropy, mse_loss, Reduction};
+    pub use d2l_nn::optim::{Adam, AdamW, Optimizer, ParamGroup, Sgd};
+    pub use d2l_nn::{Module, Sequential};
+    pub use d2l_tensor::{manual_seed, no_grad, DType, Device, Generator, Result, Tensor};
+}
