@@ -5,5 +5,6 @@ pub(crate) mod elementwise;
 pub(crate) mod index;
 pub(crate) mod matmul;
 pub(crate) mod reduce;
+pub(crate) mod simd;
 
 pub(crate) use elementwise::{binary, copy_strided, unary};

@@ -12,6 +12,10 @@ use rayon::prelude::*;
 #[inline]
 pub(crate) fn sum_run<T: Float>(x: &[T]) -> T {
     const BLOCK: usize = 2048;
+    if let Some(xf) = super::simd::as_f32(x) {
+        let total: f64 = xf.chunks(BLOCK * 4).map(|b| super::simd::sum_f32(b) as f64).sum();
+        return T::of(total);
+    }
     let mut total = 0f64;
     for block in x.chunks(BLOCK) {
         let mut lanes = [T::ZERO; 8];
@@ -162,6 +166,10 @@ pub(crate) fn softmax<T: Float>(
     let (p, _outer, inner) = split_dims(l, &[dim]);
     let mut out = copy_strided(src, &p);
     let work = |row: &mut [T]| {
+        if let Some(rf) = super::simd::as_f32_mut(row) {
+            super::simd::softmax_row_f32(rf, log);
+            return;
+        }
         let m = row.iter().fold(T::NEG_INF, |a, &b| a.max_nan(b));
         // An all -inf row stays finite-free like PyTorch (NaN), but a max of -inf would
         // give inf - inf; shift by 0 instead.
