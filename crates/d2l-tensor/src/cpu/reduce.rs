@@ -13,7 +13,10 @@ use rayon::prelude::*;
 pub(crate) fn sum_run<T: Float>(x: &[T]) -> T {
     const BLOCK: usize = 2048;
     if let Some(xf) = super::simd::as_f32(x) {
-        let total: f64 = xf.chunks(BLOCK * 4).map(|b| super::simd::sum_f32(b) as f64).sum();
+        let total: f64 = xf
+            .chunks(BLOCK * 4)
+            .map(|b| super::simd::sum_f32(b) as f64)
+            .sum();
         return T::of(total);
     }
     let mut total = 0f64;

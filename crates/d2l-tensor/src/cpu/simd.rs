@@ -18,7 +18,8 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let p = 1.0
         + r * (1.0
             + r * (0.5
-                + r * (0.166_666_67 + r * (0.041_666_668 + r * (0.008_333_452 + r * 0.001_388_893_2)))));
+                + r * (0.166_666_67
+                    + r * (0.041_666_668 + r * (0.008_333_452 + r * 0.001_388_893_2)))));
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     if x < MIN {
         0.0
@@ -131,10 +132,13 @@ enum Level {
 fn level() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
             return Level::Avx512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
             return Level::Avx2;
         }
     }
@@ -185,7 +189,9 @@ mod tests {
 
     #[test]
     fn dispatched_kernels_agree_with_the_plain_ones() {
-        let v: Vec<f32> = (0..1003).map(|i| ((i * 37) % 101) as f32 / 7.0 - 5.0).collect();
+        let v: Vec<f32> = (0..1003)
+            .map(|i| ((i * 37) % 101) as f32 / 7.0 - 5.0)
+            .collect();
         assert!((sum_f32(&v) - sum_body(&v)).abs() < 1e-3);
         let (mut a, mut b) = (v.clone(), v.clone());
         softmax_row_f32(&mut a, false);

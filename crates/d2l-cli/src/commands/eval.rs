@@ -1,0 +1,127 @@
+//! `d2l eval` and `d2l predict`: saved weights on a data set's test split (D2L 3.6's
+//! `evaluate_accuracy` and `predict_ch3`).
+
+use super::{find_model, image_data, CliResult, DataArgs};
+use clap::Args;
+use d2l_models::zoo::ModelInfo;
+use d2l_nn::serialize::load_state_dict;
+use d2l_nn::{Module, Sequential};
+use d2l_tensor::no_grad;
+use d2l_train::metrics::evaluate_accuracy;
+use serde_json::json;
+use std::path::PathBuf;
+
+/// Flags of `d2l eval`.
+#[derive(Args, Clone, Debug)]
+pub struct EvalArgs {
+    /// Model name.
+    pub model: String,
+    /// A model.safetensors written by `d2l train`.
+    #[arg(long)]
+    pub weights: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// End with one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `d2l predict`.
+#[derive(Args, Clone, Debug)]
+pub struct PredictArgs {
+    /// Model name.
+    pub model: String,
+    /// A model.safetensors written by `d2l train`.
+    #[arg(long)]
+    pub weights: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// How many test images to show.
+    #[arg(short, long, default_value_t = 6)]
+    pub n: usize,
+    /// Output image (PNG; an SVG is written beside it).
+    #[arg(long, default_value = "predictions.png")]
+    pub out: PathBuf,
+}
+
+/// Builds the model for the data the weights were trained on and loads them (strict).
+fn load_model(
+    model: &ModelInfo,
+    data: &DataArgs,
+    weights: &PathBuf,
+    classes: usize,
+) -> CliResult<Sequential> {
+    let mut cfg = model.config_for(data.resize.or(model.recipe.resize));
+    cfg.num_outputs = classes;
+    let net = model.build(&cfg)?;
+    load_state_dict(&net, weights, true).map_err(|e| {
+        format!(
+            "{} does not fit model `{}`: {e}",
+            weights.display(),
+            model.name
+        )
+    })?;
+    net.eval();
+    Ok(net)
+}
+
+/// Runs `d2l eval`.
+pub fn run_eval(a: EvalArgs) -> CliResult<()> {
+    let model = find_model(&a.model)?;
+    a.data.apply_engine_settings()?;
+    let (_, test, notice) = image_data(&model, &a.data, true)?;
+    if let Some(m) = &notice.message {
+        eprintln!("notice: {m}");
+    }
+    let net = load_model(&model, &a.data, &a.weights, notice.used.num_classes())?;
+    let acc = evaluate_accuracy(&net, &test)?;
+    println!(
+        "test acc {acc:.4} on {} ({} examples)",
+        notice.used.as_str(),
+        test.num_examples()
+    );
+    if a.json {
+        println!(
+            "{}",
+            json!({"model": model.name, "dataset": notice.used.as_str(), "test_acc": acc, "examples": test.num_examples()})
+        );
+    }
+    Ok(())
+}
+
+/// Runs `d2l predict`.
+pub fn run_predict(a: PredictArgs) -> CliResult<()> {
+    if a.n == 0 {
+        return Err("-n must be at least 1".into());
+    }
+    let model = find_model(&a.model)?;
+    a.data.apply_engine_settings()?;
+    let (_, test, notice) = image_data(&model, &a.data, true)?;
+    let names: &[&str] = notice.used.class_names();
+    let net = load_model(&model, &a.data, &a.weights, notice.used.num_classes())?;
+    let batch = test.iter_epoch(0).next().ok_or("the test set is empty")??;
+    let n = a.n.min(batch.x.shape()[0]);
+    let x = batch.x.narrow(0, 0, n)?;
+    let y = batch.y.narrow(0, 0, n)?.to_vec::<i64>();
+    let pred = no_grad(|| net.forward(&x)?.argmax(1, false))?.to_vec::<i64>();
+    let (h, w) = (x.shape()[2], x.shape()[3]);
+    let pixels = x.to_vec::<f32>();
+    let label = |i: i64| names.get(i as usize).copied().unwrap_or("?");
+    let tiles: Vec<d2l_train::plot::Tile> = (0..n)
+        .map(|i| d2l_train::plot::Tile {
+            pixels: pixels[i * h * w..(i + 1) * h * w].to_vec(),
+            height: h,
+            width: w,
+            title: format!("{}\n{}", label(y[i]), label(pred[i])),
+        })
+        .collect();
+    let base = a.out.with_extension("");
+    let (png, _) = d2l_train::plot::save_image_grid(&base, &tiles, n.min(8))?;
+    let correct = y.iter().zip(&pred).filter(|(a, b)| a == b).count();
+    println!(
+        "{correct}/{n} correct on {}; titles are true / predicted; saved {}",
+        notice.used.as_str(),
+        png.display()
+    );
+    Ok(())
+}
