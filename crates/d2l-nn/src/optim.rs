@@ -29,7 +29,7 @@
 //! # Ok(()) }
 //! ```
 
-use d2l_tensor::{no_grad, Error, Result, Tensor, TensorId};
+use d2l_tensor::{Error, Result, Tensor, TensorId};
 use std::collections::{HashMap, HashSet};
 
 // ---------------------------------------------------------------------------
@@ -908,18 +908,4 @@ impl Adagrad {
                 Ok(new)
             })
     }
-}
-
-/// The book's from-scratch minibatch SGD (D2L 3.2.4): `w ← w - lr·grad / batch_size` for
-/// every parameter with a gradient, then the gradient is cleared.
-pub fn sgd(params: &[Tensor], lr: f64, batch_size: usize) -> Result<()> {
-    no_grad(|| {
-        for p in params {
-            if let Some(g) = p.grad() {
-                p.sub_(&g.mul_scalar(lr / batch_size as f64)?)?;
-                p.zero_grad();
-            }
-        }
-        Ok(())
-    })
 }

@@ -135,7 +135,9 @@ fn decode(
 // ---------------------------------------------------------------------------------------
 // atomic write
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to `path` through a temporary file in the same folder, synced and then
+/// renamed into place: readers see the old file or the new one, never a partial one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let file_name = path
         .file_name()

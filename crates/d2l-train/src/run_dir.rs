@@ -20,9 +20,7 @@ use crate::trainer::{EpochMetrics, TrainSummary};
 use d2l_nn::Module;
 use d2l_tensor::{Error, Result};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The header row of `metrics.csv`.
@@ -39,31 +37,7 @@ fn run_err(msg: impl Into<String>) -> Error {
 /// Writes `bytes` to `path` atomically: into a fresh temporary file in the same folder,
 /// synced, then renamed over `path` (readers see the old file or the new one, never half).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .ok_or_else(|| run_err(format!("`{}` has no file name", path.display())))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = path.with_file_name(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let attempt = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        let written = f.write_all(bytes).and_then(|_| f.sync_all());
-        drop(f);
-        written?;
-        fs::rename(&tmp, path)
-    };
-    attempt().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        run_err(format!("cannot write {}: {e}", path.display()))
-    })
+    d2l_nn::serialize::write_atomic(path, bytes)
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC for a time in seconds since the Unix epoch.
