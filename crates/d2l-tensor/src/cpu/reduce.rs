@@ -167,43 +167,52 @@ pub(crate) fn softmax<T: Float>(
     log: bool,
 ) -> (Vec<T>, Vec<usize>) {
     let (p, _outer, inner) = split_dims(l, &[dim]);
-    let mut out = copy_strided(src, &p);
-    let work = |row: &mut [T]| {
-        if let Some(rf) = super::simd::as_f32_mut(row) {
-            super::simd::softmax_row_f32(rf, log);
+    let owned;
+    let data: &[T] = match p.contiguous_range() {
+        Some(r) => &src[r],
+        None => {
+            owned = copy_strided(src, &p);
+            &owned
+        }
+    };
+    let mut out = vec![T::ZERO; data.len()];
+    let work = |(row, x): (&mut [T], &[T])| {
+        if let (Some(xf), Some(rf)) = (super::simd::as_f32(x), super::simd::as_f32_mut(row)) {
+            super::simd::softmax_row_f32(xf, rf, log);
             return;
         }
-        let m = row.iter().fold(T::NEG_INF, |a, &b| a.max_nan(b));
-        // An all -inf row stays finite-free like PyTorch (NaN), but a max of -inf would
-        // give inf - inf; shift by 0 instead.
+        let m = x.iter().fold(T::NEG_INF, |a, &b| a.max_nan(b));
+        // An all -inf row would give inf - inf; shift by 0 instead.
         let m = if m == T::NEG_INF { T::ZERO } else { m };
         let mut s = T::ZERO;
-        for x in row.iter_mut() {
-            let e = (*x - m).exp();
+        for (o, &v) in row.iter_mut().zip(x) {
+            let e = (v - m).exp();
             s = s + e;
-            if !log {
-                *x = e;
-            }
+            *o = if log { v - m } else { e };
         }
         if log {
             // (x - m) - ln s, not x - (m + ln s): adding m first would round ln s at
             // the scale of the logits.
             let ls = s.ln();
-            for x in row.iter_mut() {
-                *x = (*x - m) - ls;
+            for o in row.iter_mut() {
+                *o = *o - ls;
             }
         } else {
             let inv = T::ONE / s;
-            for x in row.iter_mut() {
-                *x = *x * inv;
+            for o in row.iter_mut() {
+                *o = *o * inv;
             }
         }
     };
     if inner > 0 {
         if out.len() >= PAR_MIN {
-            threads::run(|| out.par_chunks_mut(inner).for_each(work));
+            threads::run(|| {
+                out.par_chunks_mut(inner)
+                    .zip(data.par_chunks(inner))
+                    .for_each(work)
+            });
         } else {
-            out.chunks_mut(inner).for_each(work);
+            out.chunks_mut(inner).zip(data.chunks(inner)).for_each(work);
         }
     }
     // p's dim order is (kept..., dim); the inverse puts `dim` back in place.

@@ -13,14 +13,20 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     const MIN: f32 = -87.336_55;
     let xc = x.clamp(MIN, 0.0);
-    let n = (xc * LOG2E).round();
+    // Round to nearest by the 1.5·2^23 trick: plain adds, so it vectorises everywhere.
+    // The integer n also sits in the low mantissa bits of y: read it with integer ops
+    // (a float-to-int cast would be scalarised for its saturation checks).
+    const SHIFT: f32 = 12_582_912.0;
+    let y = xc * LOG2E + SHIFT;
+    let n = y - SHIFT;
+    let ni = y.to_bits().wrapping_sub(SHIFT.to_bits()) as i32;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (0.166_666_67
                     + r * (0.041_666_668 + r * (0.008_333_452 + r * 0.001_388_893_2)))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
     if x < MIN {
         0.0
     } else {
@@ -28,41 +34,71 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     }
 }
 
+const LANES: usize = 16;
+
 #[inline(always)]
-fn softmax_row_body(row: &mut [f32], log: bool) {
-    let mut m = f32::NEG_INFINITY;
-    let mut has_nan = false;
-    for &v in row.iter() {
-        m = if v > m { v } else { m };
+fn row_max(row: &[f32]) -> (f32, bool) {
+    let mut m = [f32::NEG_INFINITY; LANES];
+    let mut nan = [false; LANES];
+    let mut it = row.chunks_exact(LANES);
+    for c in &mut it {
+        for k in 0..LANES {
+            m[k] = if c[k] > m[k] { c[k] } else { m[k] };
+            nan[k] |= c[k] != c[k];
+        }
+    }
+    let mut best = m
+        .iter()
+        .fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    let mut has_nan = nan.iter().any(|&b| b);
+    for &v in it.remainder() {
+        best = if v > best { v } else { best };
         has_nan |= v.is_nan();
     }
+    (best, has_nan)
+}
+
+#[inline(always)]
+fn softmax_row_body(src: &[f32], dst: &mut [f32], log: bool) {
+    let (m, has_nan) = row_max(src);
     if has_nan {
-        row.iter_mut().for_each(|v| *v = f32::NAN);
+        dst.iter_mut().for_each(|v| *v = f32::NAN);
         return;
     }
     let m = if m == f32::NEG_INFINITY { 0.0 } else { m };
-    let mut lanes = [0f32; 16];
+    let mut lanes = [0f32; LANES];
+    let mut tail = 0f32;
+    let mut si = src.chunks_exact(LANES);
     if log {
-        for c in row.chunks(16) {
-            for (l, &v) in lanes.iter_mut().zip(c) {
-                *l += exp_f32(v - m);
+        for c in &mut si {
+            for k in 0..LANES {
+                lanes[k] += exp_f32(c[k] - m);
             }
         }
-        let ls = lanes.iter().sum::<f32>().ln();
-        for v in row.iter_mut() {
-            *v = (*v - m) - ls;
+        for &v in si.remainder() {
+            tail += exp_f32(v - m);
+        }
+        let ls = (lanes.iter().sum::<f32>() + tail).ln();
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = (v - m) - ls;
         }
     } else {
-        for c in row.chunks_mut(16) {
-            for (l, v) in lanes.iter_mut().zip(c.iter_mut()) {
-                let e = exp_f32(*v - m);
-                *v = e;
-                *l += e;
+        let mut di = dst.chunks_exact_mut(LANES);
+        for (c, d) in (&mut si).zip(&mut di) {
+            for k in 0..LANES {
+                let e = exp_f32(c[k] - m);
+                d[k] = e;
+                lanes[k] += e;
             }
         }
-        let inv = 1.0 / lanes.iter().sum::<f32>();
-        for v in row.iter_mut() {
-            *v *= inv;
+        for (d, &v) in di.into_remainder().iter_mut().zip(si.remainder()) {
+            let e = exp_f32(v - m);
+            *d = e;
+            tail += e;
+        }
+        let inv = 1.0 / (lanes.iter().sum::<f32>() + tail);
+        for d in dst.iter_mut() {
+            *d *= inv;
         }
     }
 }
@@ -86,13 +122,13 @@ fn sum_body(x: &[f32]) -> f32 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn softmax_row_avx2(row: &mut [f32], log: bool) {
-        super::softmax_row_body(row, log)
+    pub(super) unsafe fn softmax_row_avx2(src: &[f32], dst: &mut [f32], log: bool) {
+        super::softmax_row_body(src, dst, log)
     }
 
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn softmax_row_avx512(row: &mut [f32], log: bool) {
-        super::softmax_row_body(row, log)
+    pub(super) unsafe fn softmax_row_avx512(src: &[f32], dst: &mut [f32], log: bool) {
+        super::softmax_row_body(src, dst, log)
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -145,15 +181,16 @@ fn level() -> Level {
     Level::Base
 }
 
-/// Softmax (or log-softmax) of one f32 row in place; NaN anywhere makes the row NaN.
-pub(crate) fn softmax_row_f32(row: &mut [f32], log: bool) {
+/// Softmax (or log-softmax) of the f32 row `src` into `dst` (same length); NaN anywhere
+/// makes the row NaN.
+pub(crate) fn softmax_row_f32(src: &[f32], dst: &mut [f32], log: bool) {
     match level() {
         // SAFETY: the CPU supports the features these functions were compiled for.
         #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { x86::softmax_row_avx512(row, log) },
+        Level::Avx512 => unsafe { x86::softmax_row_avx512(src, dst, log) },
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { x86::softmax_row_avx2(row, log) },
-        _ => softmax_row_body(row, log),
+        Level::Avx2 => unsafe { x86::softmax_row_avx2(src, dst, log) },
+        _ => softmax_row_body(src, dst, log),
     }
 }
 
@@ -194,8 +231,8 @@ mod tests {
             .collect();
         assert!((sum_f32(&v) - sum_body(&v)).abs() < 1e-3);
         let (mut a, mut b) = (v.clone(), v.clone());
-        softmax_row_f32(&mut a, false);
-        softmax_row_body(&mut b, false);
+        softmax_row_f32(&v, &mut a, false);
+        softmax_row_body(&v, &mut b, false);
         for (x, y) in a.iter().zip(&b) {
             assert!((x - y).abs() < 1e-7);
         }
