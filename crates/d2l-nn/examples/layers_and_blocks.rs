@@ -27,6 +27,25 @@ impl Module for Mlp {
     }
 }
 
+/// `MySequential` (5.1.3): a block that chains whatever blocks it is given.
+struct MySequential(Vec<Arc<dyn Module>>);
+
+impl Module for MySequential {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.0
+            .iter()
+            .try_fold(x.clone(), |x, block| block.forward(&x))
+    }
+
+    fn children(&self) -> Vec<(String, Arc<dyn Module>)> {
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i.to_string(), b.clone()))
+            .collect()
+    }
+}
+
 /// `FixedHiddenMLP` (5.1.4): a constant (untrained) weight, one layer used twice, and a loop.
 struct FixedHiddenMlp {
     rand_weight: Tensor,
@@ -83,6 +102,16 @@ fn main() -> Result<()> {
         out: Arc::new(Linear::new(256, 10)?),
     };
     println!("MLP block output shape: {:?}", mlp.forward(&x)?.shape());
+
+    let myseq = MySequential(vec![
+        Arc::new(Linear::new(20, 256)?),
+        Arc::new(ReLU),
+        Arc::new(Linear::new(256, 10)?),
+    ]);
+    println!(
+        "MySequential output shape: {:?}",
+        myseq.forward(&x)?.shape()
+    );
 
     let fixed = FixedHiddenMlp {
         rand_weight: Tensor::rand(&[20, 20]),

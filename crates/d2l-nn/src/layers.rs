@@ -521,3 +521,69 @@ impl Module for PhmLinear {
         )
     }
 }
+
+/// A `Linear` whose input size is inferred on the first forward pass (D2L 5.3, deferred
+/// initialisation; PyTorch's `LazyLinear`). Until then it has no parameters, so run one
+/// batch through the network before handing its parameters to an optimiser.
+pub struct LazyLinear {
+    out_features: usize,
+    inner: std::sync::OnceLock<Linear>,
+}
+
+impl LazyLinear {
+    /// A layer with `out_features` outputs and a bias; the input size comes later.
+    pub fn new(out_features: usize) -> Result<Self> {
+        if out_features == 0 {
+            return Err(Error::InvalidArgument {
+                op: "LazyLinear",
+                msg: "expected out_features > 0".into(),
+            });
+        }
+        Ok(LazyLinear {
+            out_features,
+            inner: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Whether the first forward pass has fixed the input size.
+    pub fn is_initialized(&self) -> bool {
+        self.inner.get().is_some()
+    }
+
+    /// The materialised layer, once initialised.
+    pub fn linear(&self) -> Option<&Linear> {
+        self.inner.get()
+    }
+}
+
+impl Module for LazyLinear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let in_features = *x.shape().last().ok_or_else(|| Error::InvalidArgument {
+            op: "LazyLinear",
+            msg: "expected an input with at least one dim".into(),
+        })?;
+        if self.inner.get().is_none() {
+            let layer = Linear::new(in_features, self.out_features)?;
+            // Another thread may have won the race; either layer is a valid first init.
+            let _ = self.inner.set(layer);
+        }
+        self.inner.get().expect("initialised above").forward(x)
+    }
+
+    fn parameters_local(&self) -> Vec<(String, Tensor)> {
+        self.inner
+            .get()
+            .map(|l| l.parameters_local())
+            .unwrap_or_default()
+    }
+
+    fn describe(&self) -> String {
+        match self.inner.get() {
+            Some(l) => l.describe(),
+            None => format!(
+                "LazyLinear(in_features=0, out_features={})",
+                self.out_features
+            ),
+        }
+    }
+}

@@ -455,6 +455,29 @@ fn phm_linear_is_a_cheaper_dense_layer() -> Result<()> {
 }
 
 #[test]
+fn deferred_initialisation() -> Result<()> {
+    use d2l_nn::layers::LazyLinear;
+    let net = Sequential::new()
+        .add(LazyLinear::new(256)?)
+        .add(ReLU)
+        .add(LazyLinear::new(10)?);
+    assert!(
+        net.parameters().is_empty(),
+        "no parameters before data flows"
+    );
+    assert_eq!(net.forward(&input(&[2, 20], 10))?.shape(), &[2, 10]);
+    let shapes: Vec<Vec<usize>> = net
+        .parameters()
+        .iter()
+        .map(|p| p.shape().to_vec())
+        .collect();
+    assert_eq!(shapes, [vec![256, 20], vec![256], vec![10, 256], vec![10]]);
+    // Later batches must agree with the inferred size.
+    assert!(net.forward(&input(&[2, 21], 11)).is_err());
+    Ok(())
+}
+
+#[test]
 fn linear_rejects_bad_input() -> Result<()> {
     let l = Linear::new(4, 2)?;
     let e = l.forward(&Tensor::ones(&[3, 5])).unwrap_err().to_string();
