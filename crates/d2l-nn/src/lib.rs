@@ -3,11 +3,14 @@
 //! schedules, gradient clipping and safetensors save/load.
 
 pub mod clip;
+pub mod conv;
 pub mod init;
 pub mod layers;
 pub mod loss;
 pub mod module;
+pub mod norm;
 pub mod optim;
+pub mod pool;
 pub mod schedule;
 pub mod serialize;
 

@@ -1,9 +1,12 @@
 //! CPU kernels. Each kernel takes plain slices plus layouts and returns a fresh buffer;
 //! contiguous inputs take a fast path, strided ones loop over collapsed rows.
 
+pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod index;
 pub(crate) mod matmul;
+pub(crate) mod norm;
+pub(crate) mod pool;
 pub(crate) mod reduce;
 pub(crate) mod simd;
 

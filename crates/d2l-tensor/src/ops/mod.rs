@@ -1,11 +1,14 @@
 //! Tensor operations, grouped by kind; each file adds methods to [`Tensor`].
 
+pub(crate) mod conv;
 pub(crate) mod creation;
 pub(crate) mod elementwise;
 pub(crate) mod index;
 pub(crate) mod linalg;
 pub(crate) mod movement;
+pub(crate) mod norm;
 pub(crate) mod overload;
+pub(crate) mod pool;
 pub(crate) mod reduce;
 
 use crate::backprop::Op;
