@@ -44,7 +44,7 @@ fn row_max(row: &[f32]) -> (f32, bool) {
     for c in &mut it {
         for k in 0..LANES {
             m[k] = if c[k] > m[k] { c[k] } else { m[k] };
-            nan[k] |= c[k] != c[k];
+            nan[k] |= c[k].is_nan();
         }
     }
     let mut best = m

@@ -1,0 +1,163 @@
+//! D2L 4.2, *Implementation of Multilayer Perceptrons from Scratch*: one hidden layer of
+//! 256 units, parameters `W1`, `W2` = `randn · 0.01` and `b1`, `b2` = 0, `relu` by
+//! hand, `nn.CrossEntropyLoss(reduction='none')` averaged over the batch, and
+//! `optim.SGD(params, lr=0.1)`; batch 256, 10 epochs on Fashion-MNIST, trained by
+//! `Trainer` (the book's `train_ch3` with a PyTorch optimiser).
+//!
+//! Run (from the repo root):
+//! `cargo run --release -p d2l --example mlp_scratch -- --data-dir ../shared/data`
+//!
+//! Options: `--data-dir DIR` (where `fashion_mnist/` lives; the data hub also reads
+//! `D2L_DATA_DIR`, its cache and the system copies) and `--epochs N`. Without
+//! Fashion-MNIST it trains on the built-in `shapes` set and says so.
+
+use d2l::data::datasets::{load_image_classification, DatasetName};
+use d2l::data::hub::DataHub;
+use d2l::data::loader::DataLoader;
+use d2l::models::recipe::Recipe;
+use d2l::nn::loss::CrossEntropyOptions;
+use d2l::prelude::*;
+use d2l::train::metrics::data_error;
+use d2l::train::trainer::{LossFn, TrainConfig, Trainer};
+
+/// `relu(X)`: `max(X, 0)`.
+fn relu(x: &Tensor) -> Result<Tensor> {
+    x.maximum(&x.zeros_like())
+}
+
+/// The book's bare parameters and its `net(X)`; implementing `Module` (forward and the
+/// parameter list) is what lets the trainer drive it, like passing `net` to `train_ch3`.
+struct Net {
+    w1: Tensor,
+    b1: Tensor,
+    w2: Tensor,
+    b2: Tensor,
+}
+
+impl Net {
+    fn new(num_inputs: usize, num_outputs: usize, num_hiddens: usize) -> Result<Net> {
+        let param = |t: Tensor| t.requires_grad_(true);
+        Ok(Net {
+            w1: param(Tensor::randn(&[num_inputs, num_hiddens]).mul_scalar(0.01)?)?,
+            b1: param(Tensor::zeros(&[num_hiddens]))?,
+            w2: param(Tensor::randn(&[num_hiddens, num_outputs]).mul_scalar(0.01)?)?,
+            b2: param(Tensor::zeros(&[num_outputs]))?,
+        })
+    }
+}
+
+impl Module for Net {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.reshape([-1, self.w1.shape()[0] as isize])?;
+        let h = relu(&x.matmul(&self.w1)?.add(&self.b1)?)?; // `@` is matmul
+        h.matmul(&self.w2)?.add(&self.b2)
+    }
+
+    fn parameters_local(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("W1".into(), self.w1.clone()),
+            ("b1".into(), self.b1.clone()),
+            ("W2".into(), self.w2.clone()),
+            ("b2".into(), self.b2.clone()),
+        ]
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let recipe = Recipe::mlp_scratch(); // batch 256, lr 0.1, 10 epochs
+    let num_epochs = args.epochs.unwrap_or(recipe.epochs);
+    manual_seed(0);
+    let (train_iter, test_iter) = load_fashion_mnist(&args, recipe.batch_size)?;
+
+    let (num_inputs, num_outputs, num_hiddens) = (784, 10, 256);
+    let net = Net::new(num_inputs, num_outputs, num_hiddens)?;
+    println!("{} parameters", net.num_parameters());
+
+    // `nn.CrossEntropyLoss(reduction='none')`; `train_ch3` takes its mean before
+    // `backward()` when the updater is a PyTorch optimiser.
+    let loss: LossFn = Box::new(|y_hat, y| {
+        let opts = CrossEntropyOptions {
+            reduction: Reduction::None,
+            ..Default::default()
+        };
+        cross_entropy(y_hat, y, &opts)?.mean_all()
+    });
+    let mut updater = Sgd::new(net.parameters(), recipe.lr)?;
+    let config = TrainConfig {
+        epochs: num_epochs,
+        quiet: true,
+        ..Default::default()
+    };
+    println!("{recipe}");
+    let summary = Trainer::new(&net, loss, &mut updater, config)
+        .on_epoch(|m| {
+            println!(
+                "epoch {}: train loss {:.3}, train acc {:.3}, test acc {:.3}",
+                m.epoch,
+                m.train_loss,
+                m.train_acc.unwrap_or(f64::NAN),
+                m.test_acc.unwrap_or(f64::NAN)
+            )
+        })
+        .fit(&train_iter, Some(&test_iter))?;
+    println!(
+        "final: train loss {:.3}, train acc {:.3}, test acc {:.3}, {:.1} s",
+        summary.train_loss,
+        summary.train_acc.unwrap_or(f64::NAN),
+        summary.test_acc.unwrap_or(f64::NAN),
+        summary.seconds
+    );
+    Ok(())
+}
+
+// ------------------------------------------------ command line and data (as in every example)
+
+/// `--data-dir DIR` and `--epochs N`.
+struct Args {
+    data_dir: Option<String>,
+    epochs: Option<usize>,
+}
+
+impl Args {
+    fn parse() -> Args {
+        let mut args = Args {
+            data_dir: None,
+            epochs: None,
+        };
+        let mut it = std::env::args().skip(1);
+        while let Some(flag) = it.next() {
+            let value = it.next();
+            match (flag.as_str(), value) {
+                ("--data-dir", Some(v)) => args.data_dir = Some(v),
+                ("--epochs", Some(v)) => match v.parse() {
+                    Ok(n) => args.epochs = Some(n),
+                    Err(_) => usage(&format!("--epochs expects a whole number, got `{v}`")),
+                },
+                (f, _) => usage(&format!("unknown or incomplete option `{f}`")),
+            }
+        }
+        args
+    }
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("error: {msg}\nusage: [--data-dir DIR] [--epochs N]");
+    std::process::exit(2)
+}
+
+/// Fashion-MNIST through the data hub (`--data-dir` first), or the built-in `shapes` set
+/// with a notice when its files are nowhere to be had.
+fn load_fashion_mnist(args: &Args, batch_size: usize) -> Result<(DataLoader, DataLoader)> {
+    let mut hub = DataHub::from_env();
+    if let Some(dir) = &args.data_dir {
+        hub = hub.with_data_dir(dir);
+    }
+    let (train_iter, test_iter, notice) =
+        load_image_classification(DatasetName::FashionMnist, &hub, batch_size, None, 0, true)
+            .map_err(data_error)?;
+    if notice.fell_back() {
+        println!("note: {notice}");
+    }
+    Ok((train_iter, test_iter))
+}
