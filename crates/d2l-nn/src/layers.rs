@@ -39,6 +39,39 @@ pub mod functional {
         x.mul(&keep.mul_scalar(1.0 / (1.0 - p))?)
     }
 
+    /// Channel dropout (`F.dropout2d`): when `training`, zero whole channels of
+    /// [N, C, H, W] (or unbatched [C, H, W]) with probability `p` and scale the kept ones
+    /// by 1/(1-p); the identity otherwise.
+    pub fn dropout2d(x: &Tensor, p: f64, training: bool) -> Result<Tensor> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::InvalidArgument {
+                op: "dropout2d",
+                msg: format!("expected a probability in [0, 1], got {p}"),
+            });
+        }
+        let mask_shape: Vec<usize> = match x.rank() {
+            4 => vec![x.shape()[0], x.shape()[1], 1, 1],
+            3 => vec![x.shape()[0], 1, 1],
+            r => {
+                return Err(Error::BadShape {
+                    op: "dropout2d",
+                    msg: format!(
+                        "expected a 4-D input [N, C, H, W] (or 3-D [C, H, W]), got shape {:?} (rank {r})",
+                        x.shape()
+                    ),
+                })
+            }
+        };
+        if !training || p == 0.0 {
+            return Ok(x.clone());
+        }
+        if p == 1.0 {
+            return x.mul_scalar(0.0);
+        }
+        let keep = Tensor::bernoulli(&mask_shape, 1.0 - p)?.to_dtype(x.dtype())?;
+        x.mul(&keep.mul_scalar(1.0 / (1.0 - p))?)
+    }
+
     /// Looks up rows of `weight` for integer `indices` of any shape (`F.embedding`).
     pub fn embedding(indices: &Tensor, weight: &Tensor) -> Result<Tensor> {
         let flat = indices.reshape([-1])?;
