@@ -225,7 +225,7 @@ fn has_nan<T: Float>(x: &[T]) -> bool {
     let rest = chunks.remainder();
     for c in chunks {
         for k in 0..16 {
-            acc[k] |= c[k] != c[k];
+            acc[k] |= c[k].is_nan();
         }
     }
     acc.iter().any(|&b| b) || rest.iter().any(|v| v.is_nan())
