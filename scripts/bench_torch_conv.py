@@ -10,15 +10,8 @@ output mask (input, weight, no bias) -- the two kernels autograd runs, 2x the fo
 
     /work/shared/bench/wait_idle.sh && .venv/bin/python scripts/bench_torch_conv.py --threads 2
 """
-import argparse
-import json
-import math
-import os
-import statistics
-import time
+from bench_protocol import emit, measure, parse_args
 
-REPS = int(os.environ.get("BENCH_REPS", 5))
-TARGET_REP_S = float(os.environ.get("BENCH_TARGET_S", 1.0))
 
 CASES = [
     ("lenet_c1", [256, 1, 28, 28], [6, 1, 5, 5], 2, 1, "W1", True),
@@ -32,33 +25,8 @@ CASES = [
 ]
 
 
-def measure(step, work):
-    t0 = time.perf_counter()
-    n = 0
-    while n < 3 or time.perf_counter() - t0 < 1.0:
-        step()
-        n += 1
-    t1 = time.perf_counter()
-    step()
-    one = time.perf_counter() - t1
-    steps = max(1, math.ceil(TARGET_REP_S / max(one, 1e-9)))
-    rates, per = [], []
-    for _ in range(REPS):
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        dt = time.perf_counter() - t
-        rates.append(work * steps / dt)
-        per.append(dt / steps)
-    return statistics.median(rates), rates, steps, statistics.median(per)
-
-
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", default=None)
-    a = ap.parse_args()
-    only = set(a.only.split(",")) if a.only else None
+    a, only = parse_args()
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(a.threads)
@@ -84,14 +52,9 @@ def main():
                 else:
                     def step():
                         F.conv2d(x, w, None, stride, pad)
-                rate, rates, steps, st = measure(step, work)
-                print(json.dumps({
-                    "peer": "torch", "workload": wl, "name": name, "metric": "gflops",
-                    "value": round(rate / 1e9, 3), "unit": "GFLOP/s",
-                    "median_step_ms": round(st * 1e3, 4), "reps": [round(r / 1e9, 3) for r in rates],
-                    "steps_per_rep": steps, "threads": torch.get_num_threads(), "device": "cpu",
-                    "input": xs, "weight": ws, "padding": pad, "stride": stride,
-                    "mkldnn": torch.backends.mkldnn.is_available()}), flush=True)
+                emit(torch.get_num_threads(), wl, name, "gflops", "GFLOP/s", 1e9,
+                     measure(step, work), input=xs, weight=ws, padding=pad, stride=stride,
+                     mkldnn=torch.backends.mkldnn.is_available())
 
 
 if __name__ == "__main__":

@@ -17,66 +17,12 @@ Kernels: matmul_1024 (W5; torch.mm with out=, as torch_bench.py), matmul_256x784
 softmax_256x1000 (last dim), sum_4096x4096 (all) in GB/s = (bytes read + written) / t / 1e9.
 The elementwise/reduction outputs are freshly allocated each call, as in d2l-rs.
 """
-import argparse
-import json
-import math
-import os
-import statistics
-import time
-
-REPS = int(os.environ.get("BENCH_REPS", 5))
-TARGET_REP_S = float(os.environ.get("BENCH_TARGET_S", 1.0))
-WARMUP_S = 1.0
-WARMUP_MIN = 3
-SEED = 0
-
-
-def measure(step, work_per_step):
-    t0 = time.perf_counter()
-    n = 0
-    while n < WARMUP_MIN or time.perf_counter() - t0 < WARMUP_S:
-        step()
-        n += 1
-    t1 = time.perf_counter()
-    step()
-    one = time.perf_counter() - t1
-    steps = max(1, math.ceil(TARGET_REP_S / max(one, 1e-9)))
-    rates, per_step = [], []
-    for _ in range(REPS):
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        dt = time.perf_counter() - t
-        rates.append(work_per_step * steps / dt)
-        per_step.append(dt / steps)
-    return statistics.median(rates), rates, steps, statistics.median(per_step)
-
-
-def emit(threads, workload, name, metric, unit, scale, r, **extra):
-    rate, rates, steps, step_s = r
-    rec = {
-        "peer": "torch",
-        "workload": workload,
-        "name": name,
-        "metric": metric,
-        "value": round(rate / scale, 3),
-        "unit": unit,
-        "median_step_ms": round(step_s * 1e3, 4),
-        "reps": [round(x / scale, 3) for x in rates],
-        "steps_per_rep": steps,
-        "threads": threads,
-        "device": "cpu",
-    }
-    rec.update(extra)
-    print(json.dumps(rec), flush=True)
+from bench_protocol import SEED, emit, measure, parse_args
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
-    ap.add_argument("--only", default=None, help="comma-separated kernel names")
-    args = ap.parse_args()
-    only = set(args.only.split(",")) if args.only else None
+    args, only = parse_args(__doc__.split("\n")[0], "torch.set_num_threads (default 2)",
+                            "comma-separated kernel names")
 
     def want(name):
         return only is None or name in only

@@ -14,13 +14,11 @@
 //! W5's `conv2d_64x64_3x3`. `_fwd` is the forward under `no_grad` (2·N·C_out·P·K FLOPs);
 //! `_bwd` is the input gradient plus the weight gradient (twice the forward's FLOPs).
 
-use d2l_tensor::{
-    conv2d_backward, manual_seed, no_grad, num_threads, set_num_threads, Conv2dOptions, Tensor,
-};
-use std::time::Instant;
+use d2l_tensor::{conv2d_backward, manual_seed, no_grad, Conv2dOptions, Tensor};
+#[path = "common/protocol.rs"]
+mod protocol;
 
-const WARMUP_S: f64 = 1.0;
-const WARMUP_MIN: usize = 3;
+use protocol::{emit, parse_args, Protocol};
 
 /// (name, input, weight, padding, stride, workload, backward too)
 pub const CASES: &[(&str, [usize; 4], [usize; 4], usize, usize, &str, bool)] = &[
@@ -90,83 +88,10 @@ pub const CASES: &[(&str, [usize; 4], [usize; 4], usize, usize, &str, bool)] = &
     ),
 ];
 
-struct Measured {
-    rate: f64,
-    rates: Vec<f64>,
-    steps: usize,
-    step_s: f64,
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        0.5 * (s[n / 2 - 1] + s[n / 2])
-    }
-}
-
-fn measure(reps: usize, target_s: f64, mut step: impl FnMut(), work: f64) -> Measured {
-    let t0 = Instant::now();
-    let mut n = 0;
-    while n < WARMUP_MIN || t0.elapsed().as_secs_f64() < WARMUP_S {
-        step();
-        n += 1;
-    }
-    let t1 = Instant::now();
-    step();
-    let one = t1.elapsed().as_secs_f64();
-    let steps = ((target_s / one.max(1e-9)).ceil() as usize).max(1);
-    let (mut rates, mut per) = (vec![], vec![]);
-    for _ in 0..reps {
-        let t = Instant::now();
-        for _ in 0..steps {
-            step();
-        }
-        let dt = t.elapsed().as_secs_f64();
-        rates.push(work * steps as f64 / dt);
-        per.push(dt / steps as f64);
-    }
-    Measured {
-        rate: median(&rates),
-        rates,
-        steps,
-        step_s: median(&per),
-    }
-}
-
-fn round(x: f64, d: i32) -> f64 {
-    let p = 10f64.powi(d);
-    (x * p).round() / p
-}
-
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut only: Option<Vec<String>> = None;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--threads" => {
-                set_num_threads(args[i + 1].parse().expect("--threads N")).unwrap();
-                i += 2;
-            }
-            "--only" => {
-                only = Some(args[i + 1].split(',').map(str::to_string).collect());
-                i += 2;
-            }
-            a => panic!("unknown argument {a} (expected --threads N, --only a,b)"),
-        }
-    }
-    let want = |n: &str| only.as_ref().map_or(true, |o| o.iter().any(|x| x == n));
-    let env = |k: &str, d: f64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
-    let (reps, target) = (env("BENCH_REPS", 5.0) as usize, env("BENCH_TARGET_S", 1.0));
+    let only = parse_args();
+    let want = |n: &str| only.want(n);
+    let p = Protocol::from_env();
     manual_seed(0);
     no_grad(|| {
         for &(case, xs, ws, pad, stride, workload, bwd) in CASES {
@@ -192,24 +117,24 @@ fn main() {
                     continue;
                 }
                 let m = if name.ends_with("_bwd") {
-                    measure(
-                        reps,
-                        target,
+                    p.measure(
                         || drop(conv2d_backward(&x, &w, &gy, &o, [true, true, false]).unwrap()),
                         work,
                     )
                 } else {
-                    measure(reps, target, || drop(x.conv2d(&w, None, &o).unwrap()), work)
+                    p.measure(|| drop(x.conv2d(&w, None, &o).unwrap()), work)
                 };
-                let rec = serde_json::json!({
-                    "peer": "d2l-rs", "workload": workload, "name": name, "metric": "gflops",
-                    "value": round(m.rate / 1e9, 3), "unit": "GFLOP/s",
-                    "median_step_ms": round(m.step_s * 1e3, 4),
-                    "reps": m.rates.iter().map(|r| round(r / 1e9, 3)).collect::<Vec<_>>(),
-                    "steps_per_rep": m.steps, "threads": num_threads(), "device": "cpu",
-                    "input": xs, "weight": ws, "padding": pad, "stride": stride,
-                });
-                println!("{rec}");
+                emit(
+                    workload,
+                    &name,
+                    "gflops",
+                    "GFLOP/s",
+                    1e9,
+                    &m,
+                    serde_json::json!({
+                        "input": xs, "weight": ws, "padding": pad, "stride": stride,
+                    }),
+                );
             }
         }
     });
