@@ -13,14 +13,14 @@
 //! `D2L_DATA_DIR`, its cache and the system copies) and `--epochs N`. Without
 //! Fashion-MNIST it trains on the built-in `shapes` set and says so.
 
-use d2l::data::datasets::{load_image_classification, DatasetName};
-use d2l::data::hub::DataHub;
-use d2l::data::loader::DataLoader;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{load_fashion_mnist, train_ch3, Args};
 use d2l::models::recipe::Recipe;
 use d2l::nn::loss::CrossEntropyOptions;
 use d2l::prelude::*;
-use d2l::train::metrics::data_error;
-use d2l::train::trainer::{LossFn, TrainConfig, Trainer};
+use d2l::train::trainer::LossFn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -131,80 +131,14 @@ fn main() -> Result<()> {
         cross_entropy(y_hat, y, &opts)?.mean_all()
     });
     let mut trainer = Sgd::new(net.parameters(), recipe.lr)?;
-    let config = TrainConfig {
-        epochs: num_epochs,
-        quiet: true,
-        ..Default::default()
-    };
     println!("{recipe}");
-    let summary = Trainer::new(&net, loss, &mut trainer, config)
-        .on_epoch(|m| {
-            println!(
-                "epoch {}: train loss {:.3}, train acc {:.3}, test acc {:.3}",
-                m.epoch,
-                m.train_loss,
-                m.train_acc.unwrap_or(f64::NAN),
-                m.test_acc.unwrap_or(f64::NAN)
-            )
-        })
-        .fit(&train_iter, Some(&test_iter))?;
-    println!(
-        "final: train loss {:.3}, train acc {:.3}, test acc {:.3}, {:.1} s",
-        summary.train_loss,
-        summary.train_acc.unwrap_or(f64::NAN),
-        summary.test_acc.unwrap_or(f64::NAN),
-        summary.seconds
-    );
+    train_ch3(
+        &net,
+        &train_iter,
+        &test_iter,
+        loss,
+        num_epochs,
+        &mut trainer,
+    )?;
     Ok(())
-}
-
-// ------------------------------------------------ command line and data (as in every example)
-
-/// `--data-dir DIR` and `--epochs N`.
-struct Args {
-    data_dir: Option<String>,
-    epochs: Option<usize>,
-}
-
-impl Args {
-    fn parse() -> Args {
-        let mut args = Args {
-            data_dir: None,
-            epochs: None,
-        };
-        let mut it = std::env::args().skip(1);
-        while let Some(flag) = it.next() {
-            let value = it.next();
-            match (flag.as_str(), value) {
-                ("--data-dir", Some(v)) => args.data_dir = Some(v),
-                ("--epochs", Some(v)) => match v.parse() {
-                    Ok(n) => args.epochs = Some(n),
-                    Err(_) => usage(&format!("--epochs expects a whole number, got `{v}`")),
-                },
-                (f, _) => usage(&format!("unknown or incomplete option `{f}`")),
-            }
-        }
-        args
-    }
-}
-
-fn usage(msg: &str) -> ! {
-    eprintln!("error: {msg}\nusage: [--data-dir DIR] [--epochs N]");
-    std::process::exit(2)
-}
-
-/// Fashion-MNIST through the data hub (`--data-dir` first), or the built-in `shapes` set
-/// with a notice when its files are nowhere to be had.
-fn load_fashion_mnist(args: &Args, batch_size: usize) -> Result<(DataLoader, DataLoader)> {
-    let mut hub = DataHub::from_env();
-    if let Some(dir) = &args.data_dir {
-        hub = hub.with_data_dir(dir);
-    }
-    let (train_iter, test_iter, notice) =
-        load_image_classification(DatasetName::FashionMnist, &hub, batch_size, None, 0, true)
-            .map_err(data_error)?;
-    if notice.fell_back() {
-        println!("note: {notice}");
-    }
-    Ok((train_iter, test_iter))
 }

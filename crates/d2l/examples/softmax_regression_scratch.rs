@@ -10,8 +10,10 @@
 //! `D2L_DATA_DIR`, its cache and the system copies) and `--epochs N`. Without
 //! Fashion-MNIST it trains on the built-in `shapes` set and says so.
 
-use d2l::data::datasets::{load_image_classification, DatasetName};
-use d2l::data::hub::DataHub;
+#[path = "common/mod.rs"]
+mod common;
+
+use common::{load_fashion_mnist, print_epoch, print_final, Args};
 use d2l::data::loader::DataLoader;
 use d2l::models::recipe::Recipe;
 use d2l::models::scratch::sgd;
@@ -99,64 +101,9 @@ fn main() -> Result<()> {
     for epoch in 1..=num_epochs {
         (train_loss, train_acc) = train_epoch_ch3(&w, &b, &train_iter, recipe.lr)?;
         test_acc = evaluate_accuracy(&w, &b, &test_iter)?;
-        println!(
-            "epoch {epoch}: train loss {train_loss:.3}, train acc {train_acc:.3}, test acc {test_acc:.3}"
-        );
+        print_epoch(epoch, train_loss, train_acc, test_acc);
     }
-    println!(
-        "final: train loss {train_loss:.3}, train acc {train_acc:.3}, test acc {test_acc:.3}, {:.1} s",
-        start.elapsed().as_secs_f64()
-    );
+    let seconds = start.elapsed().as_secs_f64();
+    print_final(train_loss, train_acc, test_acc, seconds);
     Ok(())
-}
-
-// ------------------------------------------------ command line and data (as in every example)
-
-/// `--data-dir DIR` and `--epochs N`.
-struct Args {
-    data_dir: Option<String>,
-    epochs: Option<usize>,
-}
-
-impl Args {
-    fn parse() -> Args {
-        let mut args = Args {
-            data_dir: None,
-            epochs: None,
-        };
-        let mut it = std::env::args().skip(1);
-        while let Some(flag) = it.next() {
-            let value = it.next();
-            match (flag.as_str(), value) {
-                ("--data-dir", Some(v)) => args.data_dir = Some(v),
-                ("--epochs", Some(v)) => match v.parse() {
-                    Ok(n) => args.epochs = Some(n),
-                    Err(_) => usage(&format!("--epochs expects a whole number, got `{v}`")),
-                },
-                (f, _) => usage(&format!("unknown or incomplete option `{f}`")),
-            }
-        }
-        args
-    }
-}
-
-fn usage(msg: &str) -> ! {
-    eprintln!("error: {msg}\nusage: [--data-dir DIR] [--epochs N]");
-    std::process::exit(2)
-}
-
-/// Fashion-MNIST through the data hub (`--data-dir` first), or the built-in `shapes` set
-/// with a notice when its files are nowhere to be had.
-fn load_fashion_mnist(args: &Args, batch_size: usize) -> Result<(DataLoader, DataLoader)> {
-    let mut hub = DataHub::from_env();
-    if let Some(dir) = &args.data_dir {
-        hub = hub.with_data_dir(dir);
-    }
-    let (train_iter, test_iter, notice) =
-        load_image_classification(DatasetName::FashionMnist, &hub, batch_size, None, 0, true)
-            .map_err(data_error)?;
-    if notice.fell_back() {
-        println!("note: {notice}");
-    }
-    Ok((train_iter, test_iter))
 }
