@@ -557,32 +557,13 @@ impl Tensor {
         )?;
         let g = opts.geom(self, weight)?;
         check_bias(OP, bias, g.co)?;
-        let x = self.contiguous()?.detach();
-        let w = weight.contiguous()?.detach();
-        let b = bias
-            .map(|b| b.contiguous().map(|b| b.detach()))
-            .transpose()?;
-        let out = conv_fwd(&x, &w, b.as_ref(), &g)?;
-        let mut inputs = vec![self, weight];
-        inputs.extend(bias);
-        if !Tensor::tracks(&inputs) {
-            return Ok(out);
-        }
-        let need = [
-            self.requires_grad(),
-            weight.requires_grad(),
-            bias.is_some_and(|b| b.requires_grad()),
-        ];
-        let has_bias = bias.is_some();
-        let backward: crate::BackwardFn = Arc::new(move |gy: &Tensor| {
-            let [gx, gw, gb] = conv2d_grads(&x, &w, gy, &g, need)?;
-            let mut v = vec![gx, gw];
-            if has_bias {
-                v.push(gb);
-            }
-            Ok(v)
-        });
-        Ok(Tensor::custom_op(out, &inputs, backward))
+        with_conv_grads(
+            self,
+            weight,
+            bias,
+            |x, w, b| conv_fwd(x, w, b, &g),
+            move |x, w, gy, need| conv2d_grads(x, w, gy, &g, need),
+        )
     }
 
     /// 2-D transposed convolution (D2L 14.10), the adjoint of [`Tensor::conv2d`] in its
@@ -615,45 +596,73 @@ impl Tensor {
         )?;
         let g = opts.geom(self, weight)?;
         check_bias(OP, bias, g.ci)?;
-        let x = self.contiguous()?.detach();
-        let w = weight.contiguous()?.detach();
-        let b = bias
-            .map(|b| b.contiguous().map(|b| b.detach()))
-            .transpose()?;
-        let out = conv_bwd_input(&x, &w, b.as_ref(), &g)?;
-        let mut inputs = vec![self, weight];
-        inputs.extend(bias);
-        if !Tensor::tracks(&inputs) {
-            return Ok(out);
-        }
-        let need = [
-            self.requires_grad(),
-            weight.requires_grad(),
-            bias.is_some_and(|b| b.requires_grad()),
-        ];
-        let has_bias = bias.is_some();
-        let backward: crate::BackwardFn = Arc::new(move |gz: &Tensor| {
-            let gz = gz.contiguous()?;
-            let gx = if need[0] {
-                Some(conv_fwd(&gz, &w, None, &g)?)
-            } else {
-                None
-            };
-            let gw = if need[1] {
-                Some(conv_bwd_weight(&gz, &x, &g)?)
-            } else {
-                None
-            };
-            let mut v = vec![gx, gw];
-            if has_bias {
-                v.push(if need[2] {
+        // The adjoint of conv2d in its input: forward is conv2d's input gradient, and the
+        // gradients are conv2d's forward and weight-gradient kernels.
+        with_conv_grads(
+            self,
+            weight,
+            bias,
+            |x, w, b| conv_bwd_input(x, w, b, &g),
+            move |x, w, gz, need| {
+                let gz = gz.contiguous()?;
+                let gx = if need[0] {
+                    Some(conv_fwd(&gz, w, None, &g)?)
+                } else {
+                    None
+                };
+                let gw = if need[1] {
+                    Some(conv_bwd_weight(&gz, x, &g)?)
+                } else {
+                    None
+                };
+                let gb = if need[2] {
                     Some(conv_bias_grad(&gz, g.n, g.ci, g.h * g.w)?)
                 } else {
                     None
-                });
-            }
-            Ok(v)
-        });
-        Ok(Tensor::custom_op(out, &inputs, backward))
+                };
+                Ok([gx, gw, gb])
+            },
+        )
     }
+}
+
+/// Runs a convolution kernel on contiguous, detached copies of its operands and, when
+/// autograd must record, attaches `grads` (input, weight and bias gradients, computing
+/// only those marked in `need`) as the op's backward rule.
+fn with_conv_grads(
+    input: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    forward: impl FnOnce(&Tensor, &Tensor, Option<&Tensor>) -> Result<Tensor>,
+    grads: impl Fn(&Tensor, &Tensor, &Tensor, [bool; 3]) -> Result<[Option<Tensor>; 3]>
+        + Send
+        + Sync
+        + 'static,
+) -> Result<Tensor> {
+    let x = input.contiguous()?.detach();
+    let w = weight.contiguous()?.detach();
+    let b = bias
+        .map(|b| b.contiguous().map(|b| b.detach()))
+        .transpose()?;
+    let out = forward(&x, &w, b.as_ref())?;
+    let mut inputs = vec![input, weight];
+    inputs.extend(bias);
+    if !Tensor::tracks(&inputs) {
+        return Ok(out);
+    }
+    let need = [
+        input.requires_grad(),
+        weight.requires_grad(),
+        bias.is_some_and(|b| b.requires_grad()),
+    ];
+    let has_bias = bias.is_some();
+    let backward: crate::BackwardFn = Arc::new(move |gy: &Tensor| {
+        let [gx, gw, gb] = grads(&x, &w, gy, need)?;
+        let mut v = vec![gx, gw];
+        if has_bias {
+            v.push(gb);
+        }
+        Ok(v)
+    });
+    Ok(Tensor::custom_op(out, &inputs, backward))
 }
