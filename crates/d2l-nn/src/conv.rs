@@ -370,27 +370,16 @@ impl Conv2dBuilder {
         };
         let name = layer.describe();
         let op = "Conv2d";
-        if self.in_channels == 0 || self.out_channels == 0 {
-            return Err(layer_err(
-                op,
-                &name,
-                "expected non-zero channel counts".into(),
-            ));
-        }
-        nonzero(op, &name, "kernel_size", self.kernel_size)?;
-        nonzero(op, &name, "stride", self.stride)?;
-        nonzero(op, &name, "dilation", self.dilation)?;
         let g = self.groups;
-        if g == 0 || !self.in_channels.is_multiple_of(g) || !self.out_channels.is_multiple_of(g) {
-            return Err(layer_err(
-                op,
-                &name,
-                format!(
-                    "in_channels ({}) and out_channels ({}) must be divisible by groups ({g})",
-                    self.in_channels, self.out_channels
-                ),
-            ));
-        }
+        check_settings(
+            op,
+            &name,
+            (self.in_channels, self.out_channels),
+            self.kernel_size,
+            self.stride,
+            self.dilation,
+            g,
+        )?;
         if self.padding == Padding::Same && self.stride != (1, 1) {
             return Err(layer_err(
                 op,
@@ -411,6 +400,37 @@ impl Conv2dBuilder {
             ..layer
         })
     }
+}
+
+/// The settings both convolution layers check: non-zero channels, kernel, stride and
+/// dilation, and channel counts divisible by the groups.
+fn check_settings(
+    op: &'static str,
+    name: &str,
+    (c_in, c_out): (usize, usize),
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    dilation: (usize, usize),
+    groups: usize,
+) -> Result<()> {
+    if c_in == 0 || c_out == 0 {
+        return Err(layer_err(
+            op,
+            name,
+            "expected non-zero channel counts".into(),
+        ));
+    }
+    nonzero(op, name, "kernel_size", kernel)?;
+    nonzero(op, name, "stride", stride)?;
+    nonzero(op, name, "dilation", dilation)?;
+    if groups == 0 || !c_in.is_multiple_of(groups) || !c_out.is_multiple_of(groups) {
+        return Err(layer_err(
+            op,
+            name,
+            format!("in_channels ({c_in}) and out_channels ({c_out}) must be divisible by groups ({groups})"),
+        ));
+    }
+    Ok(())
 }
 
 /// A 2-D convolution (D2L 6.2–6.4): input [N, C_in, H, W] (or unbatched [C_in, H, W]),
@@ -667,27 +687,16 @@ impl ConvTranspose2dBuilder {
         };
         let name = layer.describe();
         let op = "ConvTranspose2d";
-        if self.in_channels == 0 || self.out_channels == 0 {
-            return Err(layer_err(
-                op,
-                &name,
-                "expected non-zero channel counts".into(),
-            ));
-        }
-        nonzero(op, &name, "kernel_size", self.kernel_size)?;
-        nonzero(op, &name, "stride", self.opts.stride)?;
-        nonzero(op, &name, "dilation", self.opts.dilation)?;
         let g = self.opts.groups;
-        if g == 0 || !self.in_channels.is_multiple_of(g) || !self.out_channels.is_multiple_of(g) {
-            return Err(layer_err(
-                op,
-                &name,
-                format!(
-                    "in_channels ({}) and out_channels ({}) must be divisible by groups ({g})",
-                    self.in_channels, self.out_channels
-                ),
-            ));
-        }
+        check_settings(
+            op,
+            &name,
+            (self.in_channels, self.out_channels),
+            self.kernel_size,
+            self.opts.stride,
+            self.opts.dilation,
+            g,
+        )?;
         let (s, d, o) = (
             self.opts.stride,
             self.opts.dilation,
