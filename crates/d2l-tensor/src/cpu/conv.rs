@@ -436,18 +436,7 @@ pub(crate) fn backward_input<T: Float>(gy: &[T], wt: &[T], geo: &Geom) -> Vec<T>
             let t = nb.min(ns - j0);
             let ld = t * p;
             for g in 0..geo.groups {
-                let (bp, b_rs) = if t == 1 {
-                    (gy[((s0 + j0) * co + g * cog) * p..].as_ptr(), p)
-                } else {
-                    for j in 0..t {
-                        for c in 0..cog {
-                            tmp[c * ld + j * p..][..p].copy_from_slice(
-                                &gy[((s0 + j0 + j) * co + g * cog + c) * p..][..p],
-                            );
-                        }
-                    }
-                    (tmp.as_ptr(), ld)
-                };
+                let (bp, b_rs) = gy_tile(gy, &mut tmp, s0 + j0, t, g * cog, cog, co, p);
                 // Wᵀ of group g: element (r, c) at wt[(g·cog + c)·k + r].
                 let wg = wt[g * cog * k..].as_ptr();
                 if pw {
@@ -536,18 +525,7 @@ pub(crate) fn backward_weight<T: Float>(x: &[T], gy: &[T], geo: &Geom) -> Vec<T>
             let t = nb.min(ns - j0);
             let ld = t * p;
             for g in 0..geo.groups {
-                let (ap, a_rs) = if t == 1 {
-                    (gy[((s0 + j0) * co + g * cog) * p..].as_ptr(), p)
-                } else {
-                    for j in 0..t {
-                        for c in 0..cog {
-                            tmp[c * ld + j * p..][..p].copy_from_slice(
-                                &gy[((s0 + j0 + j) * co + g * cog + c) * p..][..p],
-                            );
-                        }
-                    }
-                    (tmp.as_ptr(), ld)
-                };
+                let (ap, a_rs) = gy_tile(gy, &mut tmp, s0 + j0, t, g * cog, cog, co, p);
                 // colsᵀ: element (q, r) at cols[r·ld + q].
                 let (bp, b_cs) = if pw {
                     (x[((s0 + j0) * ci + g * cig) * hw..].as_ptr(), hw)
@@ -730,4 +708,31 @@ fn depthwise_bwd_weight<T: Float>(xn: &[T], gyn: &[T], geo: &Geom, gw: &mut [T])
             }
         }
     }
+}
+
+/// The output-gradient rows of channels `c0..c0 + cog` for samples `s..s + t`, laid out as
+/// one `[cog, t·p]` matrix: read in place when `t == 1`, else gathered into `tmp`.
+/// Returns the pointer and its row stride.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn gy_tile<T: Copy>(
+    gy: &[T],
+    tmp: &mut [T],
+    s: usize,
+    t: usize,
+    c0: usize,
+    cog: usize,
+    co: usize,
+    p: usize,
+) -> (*const T, usize) {
+    if t == 1 {
+        return (gy[(s * co + c0) * p..].as_ptr(), p);
+    }
+    let ld = t * p;
+    for j in 0..t {
+        for c in 0..cog {
+            tmp[c * ld + j * p..][..p].copy_from_slice(&gy[((s + j) * co + c0 + c) * p..][..p]);
+        }
+    }
+    (tmp.as_ptr(), ld)
 }
