@@ -26,6 +26,8 @@ enum Command {
     Summary(commands::info::SummaryArgs),
     /// List the models with their sections and book recipes.
     Models,
+    /// Time the peer workloads W1–W5 (or zoo models) and compare with PyTorch.
+    Bench(commands::bench::BenchArgs),
     /// List the data sets and where their files are (or would be) found.
     Datasets(commands::info::DatasetsArgs),
     /// Chapter-4 experiments (4.4, 4.5, 4.8, 4.9, 4.10).
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Some(Command::Predict(a)) => commands::eval::run_predict(a),
         Some(Command::Summary(a)) => commands::info::summary(a),
         Some(Command::Models) => commands::info::models(),
+        Some(Command::Bench(a)) => commands::bench::run(a),
         Some(Command::Datasets(a)) => commands::info::datasets(a),
         Some(Command::Experiment(e)) => commands::experiments::run(e),
     };

@@ -84,12 +84,39 @@ pub(crate) enum Op {
     /// An op defined outside the engine (layers with fused kernels); its rule maps the
     /// output gradient to one gradient per input.
     Custom {
+        name: &'static str,
         args: Vec<Tensor>,
         backward: crate::ops::BackwardFn,
     },
 }
 
 impl Op {
+    /// The op's name in the [`profile`](crate::profile): `"bwd:<kind>"`.
+    fn profile_name(&self) -> &'static str {
+        match self {
+            Op::Unary { .. } => "bwd:unary",
+            Op::Binary { .. } => "bwd:binary",
+            Op::Sum { .. } => "bwd:sum",
+            Op::Extremum { .. } => "bwd:max/min",
+            Op::Matmul(..) => "bwd:matmul",
+            Op::Reshape(_) => "bwd:reshape",
+            Op::Permute(..) => "bwd:permute",
+            Op::Broadcast(_) => "bwd:broadcast",
+            Op::Narrow { .. } => "bwd:narrow",
+            Op::Copy(_) => "bwd:copy",
+            Op::Cast(_) => "bwd:cast",
+            Op::Cat { .. } => "bwd:cat",
+            Op::IndexSelect { .. } => "bwd:index_select",
+            Op::Gather { .. } => "bwd:gather",
+            Op::ScatterAdd { .. } => "bwd:scatter_add",
+            Op::Where { .. } => "bwd:where",
+            Op::Pad { .. } => "bwd:pad",
+            Op::Softmax { .. } => "bwd:softmax",
+            Op::LogSoftmax { .. } => "bwd:log_softmax",
+            Op::Custom { name, .. } => name,
+        }
+    }
+
     /// The differentiable inputs, in the order `grads` returns their gradients.
     pub(crate) fn inputs(&self) -> Vec<Tensor> {
         match self {
@@ -392,7 +419,10 @@ fn run_backward(root: &Tensor, seed: Tensor, retain_graph: bool) -> Result<()> {
         };
         let Some(op) = op else { continue };
         let inputs = op.inputs();
-        let input_grads = op.grads(&g)?;
+        let input_grads = {
+            let _p = crate::profile::scope(op.profile_name());
+            op.grads(&g)?
+        };
         drop(op);
         for (input, ig) in inputs.into_iter().zip(input_grads) {
             let Some(ig) = ig else { continue };

@@ -23,6 +23,7 @@ mod grad_mode;
 mod gradcheck;
 mod layout;
 mod ops;
+pub mod profile;
 pub mod random;
 mod storage;
 mod tensor;

@@ -371,6 +371,7 @@ impl Tensor {
 
     /// Overwrites this view's elements with `src` (broadcast, converted to this dtype).
     pub fn copy_(&self, src: &Tensor) -> Result<()> {
+        let _prof = crate::profile::scope("inplace");
         self.check_inplace("copy_")?;
         self.same_device("copy_", src)?;
         let src = src.broadcast_to(self.shape())?.to_dtype(self.dtype())?;
@@ -411,6 +412,7 @@ impl Tensor {
 
     /// Sets every element to `value`.
     pub fn fill_(&self, value: f64) -> Result<()> {
+        let _prof = crate::profile::scope("inplace");
         self.copy_(&Tensor::full_dtype(&[], value, self.dtype()))
     }
 
@@ -421,6 +423,7 @@ impl Tensor {
 
     /// `self -= other` in place (the from-scratch SGD step `w -= lr * w.grad`).
     pub fn sub_(&self, other: &Tensor) -> Result<()> {
+        let _prof = crate::profile::scope("inplace");
         self.check_inplace("sub_")?;
         let v = crate::grad_mode::no_grad(|| self.sub(other))?;
         self.copy_(&v)
@@ -428,6 +431,7 @@ impl Tensor {
 
     /// `self += other` in place.
     pub fn add_(&self, other: &Tensor) -> Result<()> {
+        let _prof = crate::profile::scope("inplace");
         self.check_inplace("add_")?;
         let v = crate::grad_mode::no_grad(|| self.add(other))?;
         self.copy_(&v)
@@ -435,6 +439,7 @@ impl Tensor {
 
     /// `self *= value` in place.
     pub fn mul_scalar_(&self, value: f64) -> Result<()> {
+        let _prof = crate::profile::scope("inplace");
         self.check_inplace("mul_scalar_")?;
         let v = crate::grad_mode::no_grad(|| self.mul_scalar(value))?;
         self.copy_(&v)

@@ -2,6 +2,7 @@
 //! `evaluate_accuracy`): a `Trainer` with metrics, progress bars, curve plots and run
 //! directories, and the chapter 3–4 experiments built on it.
 
+pub mod bench;
 pub mod experiments;
 pub mod metrics;
 pub mod plot;

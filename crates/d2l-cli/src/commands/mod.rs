@@ -1,6 +1,7 @@
 //! The program's commands, one file per group, and what they share: data and model
 //! set-up from flags, and errors as one line.
 
+pub mod bench;
 pub mod eval;
 pub mod experiments;
 pub mod info;

@@ -545,6 +545,7 @@ impl Tensor {
         bias: Option<&Tensor>,
         opts: &Conv2dOptions,
     ) -> Result<Tensor> {
+        let _prof = crate::profile::scope("conv2d");
         const OP: &str = "conv2d";
         check_common(
             OP,
@@ -584,6 +585,7 @@ impl Tensor {
         bias: Option<&Tensor>,
         opts: &ConvTranspose2dOptions,
     ) -> Result<Tensor> {
+        let _prof = crate::profile::scope("conv_transpose2d");
         const OP: &str = "conv_transpose2d";
         check_common(
             OP,
@@ -664,5 +666,5 @@ fn with_conv_grads(
         }
         Ok(v)
     });
-    Ok(Tensor::custom_op(out, &inputs, backward))
+    Ok(Tensor::custom_op_named("bwd:conv", out, &inputs, backward))
 }

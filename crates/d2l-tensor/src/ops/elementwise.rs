@@ -353,6 +353,7 @@ fn compare<T: crate::Element>(
 impl Tensor {
     /// Applies an elementwise function (the op behind `exp`, `relu`, ...).
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
+        let _prof = crate::profile::scope(op.name());
         self.expect_float(op.name())?;
         let s = self.storage();
         let l = self.layout();
@@ -376,6 +377,7 @@ impl Tensor {
 
     /// `g · f'(x)` for a recorded unary op (used by backward).
     pub(crate) fn unary_backward(op: UnaryOp, saved: &Tensor, g: &Tensor) -> Result<Tensor> {
+        let _prof = crate::profile::scope("unary_grad");
         let g = g.to_dtype(saved.dtype())?;
         let ss = saved.storage();
         let gs = g.storage();
@@ -415,6 +417,7 @@ impl Tensor {
 
     /// Applies a broadcasting binary op.
     pub fn binary(&self, rhs: &Tensor, op: BinaryOp) -> Result<Tensor> {
+        let _prof = crate::profile::scope(op.name());
         let name = op.name();
         let (shape, la, lb) = self.broadcast_pair(name, rhs)?;
         let (sa, sb) = (self.storage(), rhs.storage());
@@ -449,6 +452,7 @@ impl Tensor {
 
     /// Compares elementwise with broadcasting; the result is a 0/1 `u8` mask.
     pub fn compare(&self, rhs: &Tensor, op: CmpOp) -> Result<Tensor> {
+        let _prof = crate::profile::scope("compare");
         let (shape, la, lb) = self.broadcast_pair("compare", rhs)?;
         let (sa, sb) = (self.storage(), rhs.storage());
         let out = match (sa.cpu(), sb.cpu()) {
@@ -616,6 +620,7 @@ impl Tensor {
 
     /// Converts to another dtype (float→int truncates toward zero, as in PyTorch).
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        let _prof = crate::profile::scope("to_dtype");
         if dtype == self.dtype() {
             return Ok(self.clone());
         }

@@ -31,6 +31,7 @@ impl Tensor {
 
     /// Entries `index[j]` along `dim` (a copy), `index` a 1-D `i64` tensor.
     pub fn index_select(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
+        let _prof = crate::profile::scope("index_select");
         self.same_device("index_select", index)?;
         let d = self.resolve_dim("index_select", dim)?;
         if index.rank() > 1 {
@@ -78,6 +79,7 @@ impl Tensor {
 
     /// `out[p] = self[p with dim := index[p]]` (PyTorch's `gather`).
     pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
+        let _prof = crate::profile::scope("gather");
         self.same_device("gather", index)?;
         let d = self.resolve_dim("gather", dim)?;
         self.check_index_shape("gather", d, index)?;
@@ -158,6 +160,7 @@ impl Tensor {
 
     /// A fresh row-major copy that shares nothing with `self`.
     pub fn copy(&self) -> Result<Tensor> {
+        let _prof = crate::profile::scope("copy");
         let s = self.storage();
         let out =
             with_slice!(s.cpu(), v => Element::into_storage(cpu::copy_strided(v, self.layout())));
@@ -168,6 +171,7 @@ impl Tensor {
 
     /// `a` where `cond` is non-zero, else `b`, all three broadcast together (`torch.where`).
     pub fn where_cond(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        let _prof = crate::profile::scope("where");
         cond.same_device("where", a)?;
         a.same_device("where", b)?;
         if cond.dtype() != DType::U8 {

@@ -12,6 +12,7 @@ impl Tensor {
     /// Matrix product with `torch.matmul` semantics: vectors are promoted to matrices and
     /// the promoted dim removed afterwards; leading (batch) dims broadcast.
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        let _prof = crate::profile::scope("matmul");
         self.same_device("matmul", rhs)?;
         if self.rank() == 0 || rhs.rank() == 0 {
             return Err(Error::ShapeMismatch {

@@ -23,7 +23,19 @@ impl Tensor {
     /// Attaches a hand-written gradient rule to a value computed outside the graph (a
     /// fused kernel), so that `backward` flows through it into `inputs`.
     pub fn custom_op(value: Tensor, inputs: &[&Tensor], backward: BackwardFn) -> Tensor {
+        Tensor::custom_op_named("bwd:custom", value, inputs, backward)
+    }
+
+    /// [`Tensor::custom_op`] with the name its backward rule carries in the
+    /// [`profile`](crate::profile) (`"bwd:conv2d"`).
+    pub fn custom_op_named(
+        name: &'static str,
+        value: Tensor,
+        inputs: &[&Tensor],
+        backward: BackwardFn,
+    ) -> Tensor {
         let rec = Tensor::record(inputs, || Op::Custom {
+            name,
             args: inputs.iter().map(|t| (*t).clone()).collect(),
             backward,
         });

@@ -38,6 +38,7 @@ shape_spec!(usize, isize, i32, i64);
 impl Tensor {
     /// A row-major copy when the view is strided; the same handle otherwise.
     pub fn contiguous(&self) -> Result<Tensor> {
+        let _prof = crate::profile::scope("contiguous");
         if self.is_contiguous() {
             return Ok(self.clone());
         }
@@ -244,6 +245,7 @@ impl Tensor {
 
     /// Concatenates along an existing dim.
     pub fn cat(tensors: &[&Tensor], dim: isize) -> Result<Tensor> {
+        let _prof = crate::profile::scope("cat");
         let first = *tensors
             .first()
             .ok_or_else(|| invalid("cat", "expected at least one tensor"))?;
@@ -338,6 +340,7 @@ impl Tensor {
     /// Constant padding with PyTorch's `F.pad` order: `(left, right)` of the last dim
     /// first, then the dim before it, and so on.
     pub fn pad(&self, pad: &[usize], value: f64) -> Result<Tensor> {
+        let _prof = crate::profile::scope("pad");
         if !pad.len().is_multiple_of(2) || pad.len() / 2 > self.rank() {
             return Err(invalid(
                 "pad",

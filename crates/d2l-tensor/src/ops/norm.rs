@@ -134,7 +134,10 @@ fn fused_norm<T: Float>(
         }
         Ok(out)
     });
-    Ok((Tensor::custom_op(value, &inputs, backward), stats))
+    Ok((
+        Tensor::custom_op_named("bwd:norm", value, &inputs, backward),
+        stats,
+    ))
 }
 
 /// Runs a generic body for the float dtype of `x`.
@@ -200,6 +203,7 @@ impl Tensor {
         momentum: f64,
         eps: f64,
     ) -> Result<Tensor> {
+        let _prof = crate::profile::scope("batch_norm");
         const OP: &str = "batch_norm";
         self.expect_float(OP)?;
         if self.rank() < 2 {
@@ -296,6 +300,7 @@ impl Tensor {
         bias: Option<&Tensor>,
         eps: f64,
     ) -> Result<Tensor> {
+        let _prof = crate::profile::scope("group_norm");
         const OP: &str = "group_norm";
         self.expect_float(OP)?;
         if self.rank() < 2 {

@@ -336,7 +336,7 @@ fn max_impl(
         Ok(vec![Some(gi)])
     });
     Ok((
-        Tensor::custom_op(val, &[x], backward),
+        Tensor::custom_op_named("bwd:max_pool", val, &[x], backward),
         idx.filter(|_| want_idx),
     ))
 }
@@ -358,13 +358,14 @@ fn avg_impl(x: &Tensor, out_shape: Vec<usize>, geom: Geom) -> Result<Tensor> {
         });
         Ok(vec![Some(gi)])
     });
-    Ok(Tensor::custom_op(val, &[x], backward))
+    Ok(Tensor::custom_op_named("bwd:avg_pool", val, &[x], backward))
 }
 
 impl Tensor {
     /// 2-D max pooling of an `[N, C, H, W]` (or `[C, H, W]`) input (PyTorch's
     /// `F.max_pool2d`); the gradient goes to the first maximum of each window.
     pub fn max_pool2d(&self, opts: &Pool2dOptions) -> Result<Tensor> {
+        let _prof = crate::profile::scope("max_pool2d");
         let (shape, geom) = window_geom(self, "max_pool2d", opts, false)?;
         Ok(max_impl(self, shape, geom, false)?.0)
     }
@@ -372,6 +373,7 @@ impl Tensor {
     /// Max pooling that also returns, as i64, the position `h·W + w` of each maximum
     /// within its plane (PyTorch's `return_indices=True`).
     pub fn max_pool2d_with_indices(&self, opts: &Pool2dOptions) -> Result<(Tensor, Tensor)> {
+        let _prof = crate::profile::scope("max_pool2d");
         let (shape, geom) = window_geom(self, "max_pool2d_with_indices", opts, false)?;
         let (v, i) = max_impl(self, shape, geom, true)?;
         Ok((v, i.expect("indices requested")))
@@ -381,6 +383,7 @@ impl Tensor {
     /// (padding included, clipped at the right padding edge) when `count_include_pad`,
     /// else the number of input elements in the window.
     pub fn avg_pool2d(&self, opts: &Pool2dOptions) -> Result<Tensor> {
+        let _prof = crate::profile::scope("avg_pool2d");
         let (shape, geom) = window_geom(self, "avg_pool2d", opts, true)?;
         avg_impl(self, shape, geom)
     }
@@ -389,12 +392,14 @@ impl Tensor {
     /// `i` of an axis of length `L` covers `⌊i·L/n⌋ .. ⌈(i+1)·L/n⌉`. `(1, 1)` is global
     /// average pooling.
     pub fn adaptive_avg_pool2d(&self, out_hw: (usize, usize)) -> Result<Tensor> {
+        let _prof = crate::profile::scope("adaptive_avg_pool2d");
         let (shape, geom) = adaptive_geom(self, "adaptive_avg_pool2d", out_hw)?;
         avg_impl(self, shape, geom)
     }
 
     /// Adaptive max pooling to `out_hw` (PyTorch's `F.adaptive_max_pool2d`).
     pub fn adaptive_max_pool2d(&self, out_hw: (usize, usize)) -> Result<Tensor> {
+        let _prof = crate::profile::scope("adaptive_max_pool2d");
         let (shape, geom) = adaptive_geom(self, "adaptive_max_pool2d", out_hw)?;
         Ok(max_impl(self, shape, geom, false)?.0)
     }
@@ -404,6 +409,7 @@ impl Tensor {
         &self,
         out_hw: (usize, usize),
     ) -> Result<(Tensor, Tensor)> {
+        let _prof = crate::profile::scope("adaptive_max_pool2d");
         let (shape, geom) = adaptive_geom(self, "adaptive_max_pool2d_with_indices", out_hw)?;
         let (v, i) = max_impl(self, shape, geom, true)?;
         Ok((v, i.expect("indices requested")))

@@ -62,6 +62,7 @@ impl Tensor {
 
     /// Sum over `dims` (negative dims count from the end).
     pub fn sum(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
+        let _prof = crate::profile::scope("sum");
         if !self.dtype().is_float() {
             return self
                 .to_dtype(crate::DType::F64)?
@@ -145,11 +146,13 @@ impl Tensor {
 
     /// Maximum along `dim` with the index of the (first) maximum, like `torch.max(x, dim)`.
     pub fn max_dim(&self, dim: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
+        let _prof = crate::profile::scope("max/min");
         self.extremum(dim, keepdim, true)
     }
 
     /// Minimum along `dim` with its index.
     pub fn min_dim(&self, dim: isize, keepdim: bool) -> Result<(Tensor, Tensor)> {
+        let _prof = crate::profile::scope("max/min");
         self.extremum(dim, keepdim, false)
     }
 
@@ -284,11 +287,13 @@ impl Tensor {
 
     /// Softmax along `dim`, stable for large logits (D2L 4.1.1).
     pub fn softmax(&self, dim: isize) -> Result<Tensor> {
+        let _prof = crate::profile::scope("softmax");
         self.softmax_impl(dim, false)
     }
 
     /// log(softmax(x)) along `dim`, computed without forming the softmax (D2L 4.4).
     pub fn log_softmax(&self, dim: isize) -> Result<Tensor> {
+        let _prof = crate::profile::scope("log_softmax");
         self.softmax_impl(dim, true)
     }
 }

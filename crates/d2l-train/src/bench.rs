@@ -1,0 +1,518 @@
+//! End-to-end benchmarks: the peer workloads W1–W5 of `../shared/bench/WORKLOADS.md`
+//! and any zoo model, timed with exactly that page's protocol so that the numbers can be
+//! put beside PyTorch's (`torch_bench.py`) as ratios.
+//!
+//! The protocol ([`Protocol::measure`]): warm up for at least 3 steps and at least 1 s;
+//! time one more step; run `n = ceil(1 s / t_step)` steps per repetition; 5 repetitions;
+//! report the median throughput. Inputs are one synthetic batch made before timing
+//! (N(0, 1) images, uniform labels, seed 0). A training step is `drop grads → forward →
+//! mean cross-entropy → backward → p -= 0.1·grad`; an inference step is a forward pass in
+//! evaluation mode without autograd.
+//!
+//! Each measurement becomes one [`Record`], printed as the same JSON line the PyTorch
+//! script prints (`peer`, `workload`, `name`, `metric`, `value`, `unit`,
+//! `median_step_ms`, `reps`, `steps_per_rep`, `threads`, `batch`, `rss_before_mb`,
+//! `peak_rss_mb`, …), so the two outputs join on `workload` + `name` + `metric`.
+//! Peak RSS is the process's `VmHWM`; run one workload per process (as `d2l bench`
+//! does) for it to be that workload's own.
+
+use d2l_models::zoo::{self, BuildConfig};
+use d2l_nn::conv::Conv2d;
+use d2l_nn::layers::{Flatten, Linear, ReLU, Sigmoid};
+use d2l_nn::loss::cross_entropy_simple;
+use d2l_nn::pool::AvgPool2d;
+use d2l_nn::{Module, Sequential};
+use d2l_tensor::{no_grad, profile, Error, Generator, Result, Tensor};
+use serde_json::{json, Map, Value};
+use std::time::Instant;
+
+/// The learning rate of every benchmark training step.
+pub const LR: f64 = 0.1;
+/// The seed of the synthetic batch and of initialisation.
+pub const SEED: u64 = 0;
+
+/// How long and how often to measure (WORKLOADS.md's timing rules).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Protocol {
+    /// Timed repetitions; the median throughput is reported (5).
+    pub reps: usize,
+    /// Seconds each repetition should last (1.0).
+    pub target_rep_s: f64,
+    /// Minimum warm-up time in seconds (1.0).
+    pub warmup_s: f64,
+    /// Minimum warm-up steps (3).
+    pub warmup_min: usize,
+}
+
+impl Default for Protocol {
+    fn default() -> Self {
+        Protocol {
+            reps: 5,
+            target_rep_s: 1.0,
+            warmup_s: 1.0,
+            warmup_min: 3,
+        }
+    }
+}
+
+/// The result of timing one step function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    /// Median throughput over the repetitions (work units per second).
+    pub value: f64,
+    /// Each repetition's throughput.
+    pub reps: Vec<f64>,
+    /// Steps per repetition.
+    pub steps_per_rep: usize,
+    /// Median seconds per step.
+    pub median_step_s: f64,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+impl Protocol {
+    /// The default protocol with `BENCH_REPS` and `BENCH_TARGET_S` from the environment
+    /// when set (the PyTorch script reads the same variables for quick runs).
+    pub fn from_env() -> Result<Protocol> {
+        let mut p = Protocol::default();
+        if let Ok(v) = std::env::var("BENCH_REPS") {
+            p.reps =
+                v.trim().parse().ok().filter(|&r| r > 0).ok_or_else(|| {
+                    bad(format!("BENCH_REPS must be a positive integer, got `{v}`"))
+                })?;
+        }
+        if let Ok(v) = std::env::var("BENCH_TARGET_S") {
+            p.target_rep_s = v
+                .trim()
+                .parse()
+                .ok()
+                .filter(|&t: &f64| t > 0.0 && t.is_finite())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "BENCH_TARGET_S must be positive seconds, got `{v}`"
+                    ))
+                })?;
+        }
+        Ok(p)
+    }
+
+    /// Warms up, calibrates the steps per repetition, times the repetitions.
+    /// `work_per_step` is images, tokens or FLOPs per step.
+    pub fn measure(
+        &self,
+        mut step: impl FnMut() -> Result<()>,
+        work_per_step: f64,
+    ) -> Result<Measurement> {
+        let t0 = Instant::now();
+        let mut n = 0;
+        while n < self.warmup_min || t0.elapsed().as_secs_f64() < self.warmup_s {
+            step()?;
+            n += 1;
+        }
+        let t1 = Instant::now();
+        step()?;
+        let one = t1.elapsed().as_secs_f64();
+        let steps = ((self.target_rep_s / one.max(1e-9)).ceil() as usize).max(1);
+        let mut rates = Vec::with_capacity(self.reps);
+        let mut per_step = Vec::with_capacity(self.reps);
+        for _ in 0..self.reps {
+            let t = Instant::now();
+            for _ in 0..steps {
+                step()?;
+            }
+            let dt = t.elapsed().as_secs_f64();
+            rates.push(work_per_step * steps as f64 / dt);
+            per_step.push(dt / steps as f64);
+        }
+        Ok(Measurement {
+            value: median(&rates),
+            reps: rates,
+            steps_per_rep: steps,
+            median_step_s: median(&per_step),
+        })
+    }
+}
+
+fn bad(msg: String) -> Error {
+    Error::InvalidArgument { op: "bench", msg }
+}
+
+/// `VmHWM` (peak RSS) or `VmRSS` of this process in MiB, from `/proc/self/status`
+/// (`NaN` where that file does not exist).
+pub fn proc_status_mb(field: &str) -> f64 {
+    let Ok(s) = std::fs::read_to_string("/proc/self/status") else {
+        return f64::NAN;
+    };
+    s.lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+            rest.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// One measurement, printed as one JSON line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// `"W1"` … `"W5"`, or a zoo model's name.
+    pub workload: String,
+    /// `"mlp"`, `"lenet"`, `"char_rnn"`, `"matmul_1024"`, …
+    pub name: String,
+    /// `"train_images_per_s"`, `"infer_images_per_s"`, `"train_tokens_per_s"`, `"gflops"`.
+    pub metric: String,
+    /// `"images/s"`, `"tokens/s"`, `"GFLOP/s"`.
+    pub unit: String,
+    /// The timing.
+    pub m: Measurement,
+    /// Intra-op threads.
+    pub threads: usize,
+    /// Workload-specific fields (`batch`, `rss_before_mb`, `peak_rss_mb`, shapes, …).
+    pub extra: Map<String, Value>,
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+impl Record {
+    /// The record as the JSON object `torch_bench.py` prints (with `peer: "d2l-rs"`).
+    pub fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("peer".into(), json!("d2l-rs"));
+        o.insert("workload".into(), json!(self.workload));
+        o.insert("name".into(), json!(self.name));
+        o.insert("metric".into(), json!(self.metric));
+        o.insert("value".into(), json!(round(self.m.value, 3)));
+        o.insert("unit".into(), json!(self.unit));
+        o.insert(
+            "median_step_ms".into(),
+            json!(round(self.m.median_step_s * 1e3, 4)),
+        );
+        o.insert(
+            "reps".into(),
+            json!(self.m.reps.iter().map(|&r| round(r, 3)).collect::<Vec<_>>()),
+        );
+        o.insert("steps_per_rep".into(), json!(self.m.steps_per_rep));
+        o.insert("threads".into(), json!(self.threads));
+        o.insert("device".into(), json!("cpu"));
+        for (k, v) in &self.extra {
+            o.insert(k.clone(), v.clone());
+        }
+        Value::Object(o)
+    }
+}
+
+/// What a benchmark run produces: records, and with profiling on, one per-op table per
+/// step kind.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The measurements, in order.
+    pub records: Vec<Record>,
+    /// `(label, table)` pairs from [`profile::report`] (empty unless profiling).
+    pub profiles: Vec<(String, String)>,
+}
+
+/// Settings shared by every workload.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// The timing protocol.
+    pub protocol: Protocol,
+    /// Intra-op threads (recorded; the caller sets the engine's thread count).
+    pub threads: usize,
+    /// Also time one step per step kind with the op profiler and keep its table.
+    pub profile: bool,
+}
+
+/// The peer workloads, in order.
+pub const WORKLOADS: [&str; 5] = ["W1", "W2", "W3", "W4", "W5"];
+
+/// Runs one workload (`"W1"` … `"W5"`) or zoo model (`"alexnet"`, …) in this process.
+pub fn run(workload: &str, cfg: &BenchConfig) -> Result<Outcome> {
+    d2l_tensor::manual_seed(SEED);
+    let mut out = Outcome::default();
+    match workload.to_ascii_uppercase().as_str() {
+        "W1" => image_workload(
+            &mut out,
+            cfg,
+            "W1",
+            "mlp",
+            &mlp()?,
+            &[1, 28, 28],
+            256,
+            false,
+        )?,
+        "W2" => image_workload(
+            &mut out,
+            cfg,
+            "W2",
+            "lenet",
+            &lenet()?,
+            &[1, 28, 28],
+            256,
+            true,
+        )?,
+        "W3" => {
+            let info = zoo::model("resnet18")?;
+            let net = info.build(&BuildConfig::new(&[1, 96, 96], 10))?;
+            image_workload(
+                &mut out,
+                cfg,
+                "W3",
+                "resnet18",
+                &net,
+                &[1, 96, 96],
+                32,
+                true,
+            )?
+        }
+        "W4" => {
+            return Err(bad(
+                "W4 (character RNN/GRU) is not available in this build".into()
+            ))
+        }
+        "W5" => kernels(&mut out, cfg)?,
+        _ => {
+            let info = zoo::model(workload)?;
+            let cfg_m = info.config_for(info.recipe.resize);
+            if cfg_m.in_shape.len() != 3 {
+                return Err(bad(format!(
+                    "`{}` is not an image model; benchmarks time image classifiers, \
+                     the workloads {} and the zoo's CNNs",
+                    info.name,
+                    WORKLOADS.join(", ")
+                )));
+            }
+            let net = info.build(&cfg_m)?;
+            let batch = info.recipe.batch_size;
+            image_workload(
+                &mut out,
+                cfg,
+                info.name,
+                info.name,
+                &net,
+                &cfg_m.in_shape,
+                batch,
+                true,
+            )?
+        }
+    }
+    Ok(out)
+}
+
+/// W1: `Flatten → Linear(784, 256) → ReLU → Linear(256, 10)`, default initialisation.
+pub fn mlp() -> Result<Sequential> {
+    Ok(Sequential::new()
+        .add(Flatten::new())
+        .add(Linear::new(784, 256)?)
+        .add(ReLU)
+        .add(Linear::new(256, 10)?))
+}
+
+/// W2: the LeNet of D2L 6.6 (sigmoid, average pooling), default initialisation.
+pub fn lenet() -> Result<Sequential> {
+    Ok(Sequential::new()
+        .add(Conv2d::builder(1, 6, 5).padding(2).build()?)
+        .add(Sigmoid)
+        .add(AvgPool2d::new(2).stride(2))
+        .add(Conv2d::builder(6, 16, 5).build()?)
+        .add(Sigmoid)
+        .add(AvgPool2d::new(2).stride(2))
+        .add(Flatten::new())
+        .add(Linear::new(400, 120)?)
+        .add(Sigmoid)
+        .add(Linear::new(120, 84)?)
+        .add(Sigmoid)
+        .add(Linear::new(84, 10)?))
+}
+
+/// One synthetic batch: images N(0, 1) of `shape` and labels uniform in 0..`classes`.
+pub fn synthetic_batch(batch: usize, shape: &[usize], classes: usize) -> Result<(Tensor, Tensor)> {
+    let mut g = Generator::new(SEED);
+    let mut full = vec![batch];
+    full.extend_from_slice(shape);
+    let x = Tensor::randn_with(&mut g, &full);
+    let labels: Vec<i64> = (0..batch).map(|_| g.below(classes as u64) as i64).collect();
+    let y = Tensor::from_vec(labels, &[batch])?;
+    Ok((x, y))
+}
+
+/// `p -= lr · grad` for every parameter with a gradient, without autograd.
+pub fn sgd_update(params: &[Tensor], lr: f64) -> Result<()> {
+    no_grad(|| {
+        for p in params {
+            if let Some(g) = p.grad() {
+                p.sub_(&g.mul_scalar(lr)?)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// One training step of the protocol: drop grads, forward, mean cross-entropy, backward,
+/// optional global-norm clipping, SGD.
+pub fn train_step(
+    net: &dyn Module,
+    params: &[Tensor],
+    x: &Tensor,
+    y: &Tensor,
+    clip: Option<f64>,
+) -> Result<()> {
+    for p in params {
+        p.zero_grad();
+    }
+    let loss = cross_entropy_simple(&net.forward(x)?, y)?;
+    loss.backward()?;
+    if let Some(c) = clip {
+        d2l_nn::clip::clip_grad_norm_(params, c)?;
+    }
+    sgd_update(params, LR)
+}
+
+/// Runs `step` once under the op profiler and returns its table.
+pub fn profile_once(step: &mut dyn FnMut() -> Result<()>) -> Result<String> {
+    profile::take();
+    profile::enable(true);
+    let t = Instant::now();
+    let r = step();
+    let wall = t.elapsed();
+    profile::enable(false);
+    r?;
+    let rows = profile::take();
+    Ok(format!(
+        "{}(wall {:.3} ms; the rest is outside the engine's ops)\n",
+        profile::report(&rows),
+        wall.as_secs_f64() * 1e3
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn image_workload(
+    out: &mut Outcome,
+    cfg: &BenchConfig,
+    workload: &str,
+    name: &str,
+    net: &dyn Module,
+    shape: &[usize],
+    batch: usize,
+    with_infer: bool,
+) -> Result<()> {
+    let (x, y) = synthetic_batch(batch, shape, 10)?;
+    let params = net.parameters();
+    let base = proc_status_mb("VmRSS");
+    net.train();
+    let mut step = || train_step(net, &params, &x, &y, None);
+    let m = cfg.protocol.measure(&mut step, batch as f64)?;
+    if cfg.profile {
+        out.profiles
+            .push((format!("{name} train step"), profile_once(&mut step)?));
+    }
+    let mut extra = Map::new();
+    extra.insert("batch".into(), json!(batch));
+    extra.insert("rss_before_mb".into(), json!(round(base, 1)));
+    extra.insert(
+        "peak_rss_mb".into(),
+        json!(round(proc_status_mb("VmHWM"), 1)),
+    );
+    out.records.push(Record {
+        workload: workload.into(),
+        name: name.into(),
+        metric: "train_images_per_s".into(),
+        unit: "images/s".into(),
+        m,
+        threads: cfg.threads,
+        extra,
+    });
+    if with_infer {
+        net.eval();
+        let mut infer = || no_grad(|| net.forward(&x).map(|_| ()));
+        let m = cfg.protocol.measure(&mut infer, batch as f64)?;
+        if cfg.profile {
+            out.profiles
+                .push((format!("{name} inference step"), profile_once(&mut infer)?));
+        }
+        let mut extra = Map::new();
+        extra.insert("batch".into(), json!(batch));
+        extra.insert(
+            "peak_rss_mb".into(),
+            json!(round(proc_status_mb("VmHWM"), 1)),
+        );
+        out.records.push(Record {
+            workload: workload.into(),
+            name: name.into(),
+            metric: "infer_images_per_s".into(),
+            unit: "images/s".into(),
+            m,
+            threads: cfg.threads,
+            extra,
+        });
+    }
+    Ok(())
+}
+
+fn gflops_record(
+    cfg: &BenchConfig,
+    name: &str,
+    m: Measurement,
+    extra: Map<String, Value>,
+) -> Record {
+    let m = Measurement {
+        value: m.value / 1e9,
+        reps: m.reps.iter().map(|r| r / 1e9).collect(),
+        ..m
+    };
+    Record {
+        workload: "W5".into(),
+        name: name.into(),
+        metric: "gflops".into(),
+        unit: "GFLOP/s".into(),
+        m,
+        threads: cfg.threads,
+        extra,
+    }
+}
+
+/// W5: a 1024³ matmul and the 64→64 3×3 convolution on `[32, 64, 28, 28]`.
+fn kernels(out: &mut Outcome, cfg: &BenchConfig) -> Result<()> {
+    let mut g = Generator::new(SEED);
+    let n = 1024;
+    let a = Tensor::randn_with(&mut g, &[n, n]);
+    let b = Tensor::randn_with(&mut g, &[n, n]);
+    let mut mm = || no_grad(|| a.matmul(&b).map(|_| ()));
+    let m = cfg.protocol.measure(&mut mm, 2.0 * (n as f64).powi(3))?;
+    let mut extra = Map::new();
+    extra.insert("shape".into(), json!([n, n, n]));
+    out.records
+        .push(gflops_record(cfg, &format!("matmul_{n}"), m, extra));
+
+    let (nb, c, hw, k) = (32usize, 64usize, 28usize, 3usize);
+    let x = Tensor::randn_with(&mut g, &[nb, c, hw, hw]);
+    let w = Tensor::randn_with(&mut g, &[c, c, k, k]);
+    let opts = d2l_tensor::Conv2dOptions::default().with_padding(1);
+    let mut conv = || no_grad(|| x.conv2d(&w, None, &opts).map(|_| ()));
+    let flops = 2.0 * (nb * c * hw * hw * c * k * k) as f64;
+    let m = cfg.protocol.measure(&mut conv, flops)?;
+    if cfg.profile {
+        out.profiles
+            .push(("conv2d_64x64_3x3".into(), profile_once(&mut conv)?));
+    }
+    let mut extra = Map::new();
+    extra.insert("input".into(), json!([nb, c, hw, hw]));
+    extra.insert("kernel".into(), json!([c, c, k, k]));
+    extra.insert("padding".into(), json!(1));
+    extra.insert("bias".into(), json!(false));
+    out.records
+        .push(gflops_record(cfg, "conv2d_64x64_3x3", m, extra));
+    Ok(())
+}
