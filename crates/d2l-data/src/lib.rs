@@ -2,6 +2,7 @@
 //! prefetching `DataLoader`, the data hub (resolve, download, verify, extract), the book's
 //! data sets, the built-in offline `shapes` set, image transforms and text basics.
 
+pub mod airfoil;
 pub mod archive;
 pub mod datasets;
 pub mod error;
@@ -9,6 +10,7 @@ pub mod house;
 pub mod hub;
 pub mod idx;
 pub mod loader;
+pub mod ngram;
 pub mod shapes;
 pub mod synthetic;
 pub mod text;
