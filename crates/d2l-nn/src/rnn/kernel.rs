@@ -1,0 +1,1028 @@
+//! The fused sequence kernels behind [`super::functional::rnn_sequence`]: one direction of
+//! one recurrent layer over a whole time-major sequence, forward and backward through time,
+//! on plain slices.
+//!
+//! Layout: every sequence buffer is row-major `[T, B, W]` (time, batch, width). The input
+//! projection of all time steps is one GEMM `(T·B × I)·(I × G·H)` before the loop; each
+//! step then needs one `(B × H)·(H × G·H)` product with a pre-packed `W_hhᵀ` and the gate
+//! arithmetic. The batch is split into one block of rows per thread: the recurrence of a
+//! row never reads another row, so the blocks run the whole time loop without meeting.
+//! The weight gradients are summed over all steps afterwards with one GEMM each.
+
+use d2l_tensor::Float;
+use gemm::Parallelism;
+use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+/// The recurrent cell a kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cell {
+    /// h = tanh(W_ih x + b_ih + W_hh h + b_hh).
+    Tanh,
+    /// h = relu(W_ih x + b_ih + W_hh h + b_hh).
+    Relu,
+    /// PyTorch's GRU: gates r, z, n.
+    Gru,
+    /// PyTorch's LSTM: gates i, f, g, o.
+    Lstm,
+}
+
+impl Cell {
+    /// Gates stacked in the weights (rows of `W_ih` are `gates · hidden`).
+    pub(crate) fn gates(self) -> usize {
+        match self {
+            Cell::Tanh | Cell::Relu => 1,
+            Cell::Gru => 3,
+            Cell::Lstm => 4,
+        }
+    }
+}
+
+/// The activations the kernels need, with a fast vectorisable f32 version.
+pub(crate) trait Act: Float {
+    /// tanh.
+    fn tanh_a(self) -> Self;
+    /// The logistic sigmoid.
+    fn sigmoid_a(self) -> Self;
+}
+
+impl Act for f64 {
+    #[inline(always)]
+    fn tanh_a(self) -> f64 {
+        self.tanh()
+    }
+    #[inline(always)]
+    fn sigmoid_a(self) -> f64 {
+        1.0 / (1.0 + (-self).exp())
+    }
+}
+
+impl Act for f32 {
+    /// A 13/6 rational approximation of tanh on [-7.9, 7.9] (Eigen's
+    /// `generic_fast_tanh_float`): branch-free, so loops over it vectorise; within
+    /// about 2e-7 of tanh everywhere (tested below).
+    #[inline(always)]
+    fn tanh_a(self) -> f32 {
+        const CLAMP: f32 = 7.905_311;
+        let x = self.clamp(-CLAMP, CLAMP);
+        let x2 = x * x;
+        let mut p = x2 * -2.760_768_5e-16 + 2.000_187_9e-13;
+        p = x2 * p + -8.604_672e-11;
+        p = x2 * p + 5.122_297e-8;
+        p = x2 * p + 1.485_722_4e-5;
+        p = x2 * p + 6.372_619_3e-4;
+        p = x2 * p + 4.893_524_6e-3;
+        p *= x;
+        let mut q = x2 * 1.198_258_4e-6 + 1.185_347_1e-4;
+        q = x2 * q + 2.268_434_6e-3;
+        q = x2 * q + 4.893_525e-3;
+        if self.abs() < 0.0004 {
+            self
+        } else {
+            p / q
+        }
+    }
+    #[inline(always)]
+    fn sigmoid_a(self) -> f32 {
+        0.5 + 0.5 * (0.5 * self).tanh_a()
+    }
+}
+
+/// A raw pointer that blocks of rows on different threads write through; every use
+/// touches only its own block's rows.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+// SAFETY: the pointer is only dereferenced for disjoint row blocks (one per thread) while
+// the buffer it points into is alive and not otherwise borrowed; see each use.
+unsafe impl<T: Send> Send for Shared<T> {}
+unsafe impl<T: Send> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    fn of(v: &mut [T]) -> Self {
+        Shared(v.as_mut_ptr())
+    }
+    fn ptr(&self) -> *mut T {
+        self.0
+    }
+    /// # Safety
+    /// `start..start + len` must lie in the buffer and no other live reference may
+    /// overlap it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(start), len)
+    }
+    /// # Safety
+    /// `start..start + len` must lie in the buffer and nobody may write it meanwhile.
+    unsafe fn slice_ref(&self, start: usize, len: usize) -> &[T] {
+        std::slice::from_raw_parts(self.0.add(start), len)
+    }
+}
+
+/// `dst[m×n] = (acc ? dst : 0) + a[m×k] · b[k×n]`, every matrix given by its pointer and
+/// row/column strides; `dst` has unit column stride.
+///
+/// # Safety
+/// Every element addressed by the sizes and strides must lie inside its buffer, and `dst`
+/// must not overlap `a` or `b`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn mm<T: Float>(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut T,
+    dst_rs: usize,
+    acc: bool,
+    (a, a_rs, a_cs): (*const T, usize, usize),
+    (b, b_rs, b_cs): (*const T, usize, usize),
+    par: Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !acc {
+            for r in 0..m {
+                std::slice::from_raw_parts_mut(dst.add(r * dst_rs), n).fill(T::ZERO);
+            }
+        }
+        return;
+    }
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs as isize,
+        acc,
+        a,
+        a_cs as isize,
+        a_rs as isize,
+        b,
+        b_cs as isize,
+        b_rs as isize,
+        if acc { T::ONE } else { T::ZERO },
+        T::ONE,
+        false,
+        false,
+        false,
+        par,
+    )
+}
+
+/// The parallelism for one large GEMM.
+fn big_par() -> Parallelism {
+    match d2l_tensor::num_threads() {
+        0 | 1 => Parallelism::None,
+        n => Parallelism::Rayon(n),
+    }
+}
+
+/// Runs `f` in a rayon pool of the engine's thread count: the current pool when it has
+/// that size, otherwise a pool kept for this purpose.
+pub(crate) fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let nt = d2l_tensor::num_threads().max(1);
+    if nt == rayon::current_num_threads() {
+        return f();
+    }
+    static POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
+    let pool = {
+        let mut slot = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some(p) if p.current_num_threads() == nt => Some(p.clone()),
+            _ => {
+                let built = rayon::ThreadPoolBuilder::new()
+                    .num_threads(nt)
+                    .thread_name(|i| format!("d2l-rnn-{i}"))
+                    .build()
+                    .ok()
+                    .map(Arc::new);
+                slot.clone_from(&built);
+                built
+            }
+        }
+    };
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
+
+/// Splits the batch into one block of rows per thread when a step has enough work.
+fn row_blocks(b: usize, macs_per_row: usize) -> Vec<Range<usize>> {
+    let nt = d2l_tensor::num_threads().max(1);
+    let n = if b * macs_per_row < (1 << 15) {
+        1
+    } else {
+        nt.min(b)
+    };
+    (0..n).map(|i| (b * i / n)..(b * (i + 1) / n)).collect()
+}
+
+fn run_blocks(blocks: &[Range<usize>], f: impl Fn(Range<usize>) + Sync) {
+    if blocks.len() == 1 {
+        f(blocks[0].clone());
+    } else {
+        blocks.par_iter().for_each(|r| f(r.clone()));
+    }
+}
+
+/// `src` (`rows × cols`, row-major) transposed into a new `cols × rows` buffer.
+fn transpose<T: Copy + Default>(src: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = vec![T::default(); rows * cols];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = src[r * cols + c];
+        }
+    }
+    out
+}
+
+/// Sums the rows of a row-major `[rows, cols]` buffer.
+fn col_sums<T: Float>(m: &[T], cols: usize) -> Vec<T> {
+    let mut acc = vec![T::ZERO; cols];
+    for row in m.chunks_exact(cols) {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a = *a + v;
+        }
+    }
+    acc
+}
+
+/// The sizes of one run: time steps, batch, input width, hidden width.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dims {
+    pub t: usize,
+    pub b: usize,
+    pub i: usize,
+    pub h: usize,
+}
+
+/// What the forward kernel reads.
+pub(crate) struct FwdIn<'a, T> {
+    pub cell: Cell,
+    pub reverse: bool,
+    pub dims: Dims,
+    /// `[T, B, I]`.
+    pub x: &'a [T],
+    /// `[B, H]`; `None` = zeros.
+    pub h0: Option<&'a [T]>,
+    /// `[B, H]` (LSTM); `None` = zeros.
+    pub c0: Option<&'a [T]>,
+    /// `[G·H, I]`.
+    pub w_ih: &'a [T],
+    /// `[G·H, H]`.
+    pub w_hh: &'a [T],
+    /// `[G·H]`.
+    pub b_ih: Option<&'a [T]>,
+    /// `[G·H]`.
+    pub b_hh: Option<&'a [T]>,
+}
+
+/// What the forward kernel produces and the backward kernel reads again.
+pub(crate) struct FwdOut<T> {
+    /// `[T + E, B, H]`: the hidden state of every step, then (LSTM, `E = 1`) the final
+    /// cell state.
+    pub out: Vec<T>,
+    /// `[T, B, G·H]`: the activated gates (GRU r, z, n; LSTM i, f, g, o); empty for RNN.
+    pub gates: Vec<T>,
+    /// `[T, B, H]`: GRU `W_hn h + b_hn`; LSTM cell states; empty for RNN.
+    pub aux: Vec<T>,
+    /// `[T, B, H]`: LSTM `tanh(c)`; empty otherwise.
+    pub aux2: Vec<T>,
+}
+
+struct FwdCtx<'a, T> {
+    cell: Cell,
+    reverse: bool,
+    d: Dims,
+    h0: Option<&'a [T]>,
+    c0: Option<&'a [T]>,
+    /// `[H, G·H]`, packed `W_hhᵀ`.
+    whh_t: &'a [T],
+    /// GRU: the `n` part of `b_hh` (zeros when there is none).
+    b_hn: &'a [T],
+    out: Shared<T>,
+    gates: Shared<T>,
+    aux: Shared<T>,
+    aux2: Shared<T>,
+}
+
+/// Runs one direction of one layer over the sequence.
+pub(crate) fn forward<T: Act>(p: &FwdIn<T>) -> FwdOut<T> {
+    let Dims { t, b, i, h } = p.dims;
+    let g = p.cell.gates();
+    let gh = g * h;
+    let lstm = p.cell == Cell::Lstm;
+    let mut out = vec![T::ZERO; (t + lstm as usize) * b * h];
+    let mut gates = if g > 1 {
+        vec![T::ZERO; t * b * gh]
+    } else {
+        Vec::new()
+    };
+    let mut aux = if g > 1 {
+        vec![T::ZERO; t * b * h]
+    } else {
+        Vec::new()
+    };
+    let mut aux2 = if lstm {
+        vec![T::ZERO; t * b * h]
+    } else {
+        Vec::new()
+    };
+    // Biases added once to the input projection; GRU keeps b_hn apart (r multiplies it).
+    let mut bias = vec![T::ZERO; gh];
+    if let Some(bi) = p.b_ih {
+        bias.iter_mut().zip(bi).for_each(|(a, &v)| *a = *a + v);
+    }
+    let mut b_hn = vec![T::ZERO; if p.cell == Cell::Gru { h } else { 0 }];
+    if let Some(bh) = p.b_hh {
+        let folded = if p.cell == Cell::Gru { 2 * h } else { gh };
+        bias[..folded]
+            .iter_mut()
+            .zip(bh)
+            .for_each(|(a, &v)| *a = *a + v);
+        if p.cell == Cell::Gru {
+            b_hn.copy_from_slice(&bh[2 * h..]);
+        }
+    }
+    let wih_t = transpose(p.w_ih, gh, i);
+    let whh_t = transpose(p.w_hh, gh, h);
+    let blocks = row_blocks(b, gh * h);
+    {
+        // Pre-activations of every step: bias, plus x·W_ihᵀ in one GEMM.
+        let pre: &mut [T] = if g == 1 {
+            &mut out[..t * b * h]
+        } else {
+            &mut gates[..]
+        };
+        for row in pre.chunks_exact_mut(gh) {
+            row.copy_from_slice(&bias);
+        }
+        let pre_ptr = Shared::of(pre);
+        let ctx = FwdCtx {
+            cell: p.cell,
+            reverse: p.reverse,
+            d: p.dims,
+            h0: p.h0,
+            c0: p.c0,
+            whh_t: &whh_t,
+            b_hn: &b_hn,
+            out: Shared::of(&mut out),
+            gates: Shared::of(&mut gates),
+            aux: Shared::of(&mut aux),
+            aux2: Shared::of(&mut aux2),
+        };
+        let x = p.x;
+        in_pool(|| {
+            // SAFETY: pre is [T·B, G·H] and x is [T·B, I]; W_ihᵀ is [I, G·H].
+            unsafe {
+                mm(
+                    (t * b, gh, i),
+                    pre_ptr.ptr(),
+                    gh,
+                    true,
+                    (x.as_ptr(), i, 1),
+                    (wih_t.as_ptr(), gh, 1),
+                    big_par(),
+                );
+            }
+            run_blocks(&blocks, |rows| fwd_block_dispatch(&ctx, rows));
+        });
+    }
+    if lstm {
+        // The final cell state goes after the outputs.
+        let last = if p.reverse { 0 } else { t - 1 };
+        let (dst, src) = (t * b * h, last * b * h);
+        out[dst..dst + b * h].copy_from_slice(&aux[src..src + b * h]);
+    }
+    FwdOut {
+        out,
+        gates,
+        aux,
+        aux2,
+    }
+}
+
+fn fwd_block_dispatch<T: Act>(ctx: &FwdCtx<T>, rows: Range<usize>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU has the features the function is compiled for.
+                return unsafe { fwd_block_avx512(ctx, rows) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: as above.
+                return unsafe { fwd_block_avx2(ctx, rows) };
+            }
+        }
+    }
+    fwd_block(ctx, rows)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn fwd_block_avx512<T: Act>(ctx: &FwdCtx<T>, rows: Range<usize>) {
+    fwd_block(ctx, rows)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fwd_block_avx2<T: Act>(ctx: &FwdCtx<T>, rows: Range<usize>) {
+    fwd_block(ctx, rows)
+}
+
+/// The time loop for the batch rows `rows`.
+#[inline(always)]
+fn fwd_block<T: Act>(c: &FwdCtx<T>, rows: Range<usize>) {
+    let Dims { t: tn, b, h, .. } = c.d;
+    let gh = c.cell.gates() * h;
+    let (b0, nr) = (rows.start, rows.len());
+    let zeros = vec![T::ZERO; h];
+    let mut scratch = vec![T::ZERO; if c.cell == Cell::Gru { nr * gh } else { 0 }];
+    let mut prev: Option<usize> = None;
+    for s in 0..tn {
+        let t = if c.reverse { tn - 1 - s } else { s };
+        let at = |w: usize| (t * b + b0) * w;
+        // The previous hidden state of these rows: h0, a zero state, or out[prev].
+        // SAFETY (all slices below): rows b0..b0+nr of step t are this block's own; the
+        // previous step's rows are only read.
+        let hp: Option<&[T]> = match prev {
+            None => c.h0.map(|h0| &h0[b0 * h..(b0 + nr) * h]),
+            Some(tp) => Some(unsafe { c.out.slice_ref((tp * b + b0) * h, nr * h) }),
+        };
+        match c.cell {
+            Cell::Tanh | Cell::Relu => {
+                let y = unsafe { c.out.slice(at(h), nr * h) };
+                if let Some(hp) = hp {
+                    unsafe {
+                        mm(
+                            (nr, h, h),
+                            y.as_mut_ptr(),
+                            h,
+                            true,
+                            (hp.as_ptr(), h, 1),
+                            (c.whh_t.as_ptr(), h, 1),
+                            Parallelism::None,
+                        )
+                    };
+                }
+                if c.cell == Cell::Tanh {
+                    y.iter_mut().for_each(|v| *v = v.tanh_a());
+                } else {
+                    y.iter_mut()
+                        .for_each(|v| *v = if *v > T::ZERO { *v } else { T::ZERO });
+                }
+            }
+            Cell::Gru => {
+                match hp {
+                    Some(hp) => unsafe {
+                        mm(
+                            (nr, gh, h),
+                            scratch.as_mut_ptr(),
+                            gh,
+                            false,
+                            (hp.as_ptr(), h, 1),
+                            (c.whh_t.as_ptr(), gh, 1),
+                            Parallelism::None,
+                        )
+                    },
+                    None => scratch.fill(T::ZERO),
+                }
+                let gx = unsafe { c.gates.slice(at(gh), nr * gh) };
+                let hn = unsafe { c.aux.slice(at(h), nr * h) };
+                let y = unsafe { c.out.slice(at(h), nr * h) };
+                for r in 0..nr {
+                    let hp_row = hp.map_or(&zeros[..], |hp| &hp[r * h..(r + 1) * h]);
+                    gru_fwd_row(
+                        &mut gx[r * gh..(r + 1) * gh],
+                        &scratch[r * gh..(r + 1) * gh],
+                        c.b_hn,
+                        &mut hn[r * h..(r + 1) * h],
+                        &mut y[r * h..(r + 1) * h],
+                        hp_row,
+                        h,
+                    );
+                }
+            }
+            Cell::Lstm => {
+                let gx = unsafe { c.gates.slice(at(gh), nr * gh) };
+                if let Some(hp) = hp {
+                    unsafe {
+                        mm(
+                            (nr, gh, h),
+                            gx.as_mut_ptr(),
+                            gh,
+                            true,
+                            (hp.as_ptr(), h, 1),
+                            (c.whh_t.as_ptr(), gh, 1),
+                            Parallelism::None,
+                        )
+                    };
+                }
+                let cp: Option<&[T]> = match prev {
+                    None => c.c0.map(|c0| &c0[b0 * h..(b0 + nr) * h]),
+                    Some(tp) => Some(unsafe { c.aux.slice_ref((tp * b + b0) * h, nr * h) }),
+                };
+                let cc = unsafe { c.aux.slice(at(h), nr * h) };
+                let tc = unsafe { c.aux2.slice(at(h), nr * h) };
+                let y = unsafe { c.out.slice(at(h), nr * h) };
+                for r in 0..nr {
+                    let cp_row = cp.map_or(&zeros[..], |cp| &cp[r * h..(r + 1) * h]);
+                    lstm_fwd_row(
+                        &mut gx[r * gh..(r + 1) * gh],
+                        cp_row,
+                        &mut cc[r * h..(r + 1) * h],
+                        &mut tc[r * h..(r + 1) * h],
+                        &mut y[r * h..(r + 1) * h],
+                        h,
+                    );
+                }
+            }
+        }
+        prev = Some(t);
+    }
+}
+
+/// One GRU row: `x` holds the input pre-activations (r, z, n) and receives the gates;
+/// `gh` holds `W_hh h` (r, z, n).
+#[inline(always)]
+fn gru_fwd_row<T: Act>(
+    x: &mut [T],
+    gh: &[T],
+    b_hn: &[T],
+    hn_out: &mut [T],
+    y: &mut [T],
+    hp: &[T],
+    h: usize,
+) {
+    let (xr, rest) = x[..3 * h].split_at_mut(h);
+    let (xz, xn) = rest.split_at_mut(h);
+    let (gr, rest) = gh[..3 * h].split_at(h);
+    let (gz, gn) = rest.split_at(h);
+    let (b_hn, hn_out, y, hp) = (&b_hn[..h], &mut hn_out[..h], &mut y[..h], &hp[..h]);
+    for j in 0..h {
+        let r = (xr[j] + gr[j]).sigmoid_a();
+        let z = (xz[j] + gz[j]).sigmoid_a();
+        let hn = gn[j] + b_hn[j];
+        let n = (xn[j] + r * hn).tanh_a();
+        xr[j] = r;
+        xz[j] = z;
+        xn[j] = n;
+        hn_out[j] = hn;
+        y[j] = n + z * (hp[j] - n);
+    }
+}
+
+/// One LSTM row: `g` holds the pre-activations (i, f, g, o) and receives the gates.
+#[inline(always)]
+fn lstm_fwd_row<T: Act>(g: &mut [T], cp: &[T], c: &mut [T], tc: &mut [T], y: &mut [T], h: usize) {
+    let (gi, rest) = g[..4 * h].split_at_mut(h);
+    let (gf, rest) = rest.split_at_mut(h);
+    let (gg, go) = rest.split_at_mut(h);
+    let (cp, c, tc, y) = (&cp[..h], &mut c[..h], &mut tc[..h], &mut y[..h]);
+    for j in 0..h {
+        let i = gi[j].sigmoid_a();
+        let f = gf[j].sigmoid_a();
+        let g = gg[j].tanh_a();
+        let o = go[j].sigmoid_a();
+        let cn = f * cp[j] + i * g;
+        let t = cn.tanh_a();
+        gi[j] = i;
+        gf[j] = f;
+        gg[j] = g;
+        go[j] = o;
+        c[j] = cn;
+        tc[j] = t;
+        y[j] = o * t;
+    }
+}
+
+/// The saved forward buffers the backward kernel reads (see [`FwdOut`]).
+pub(crate) struct FwdView<'a, T> {
+    pub out: &'a [T],
+    pub gates: &'a [T],
+    pub aux: &'a [T],
+    pub aux2: &'a [T],
+}
+
+/// Which gradients the backward kernel must produce.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Need {
+    pub x: bool,
+    pub h0: bool,
+    pub c0: bool,
+    pub w_ih: bool,
+    pub w_hh: bool,
+    pub b_ih: bool,
+    pub b_hh: bool,
+}
+
+/// The gradients of one direction of one layer.
+#[derive(Default)]
+pub(crate) struct Grads<T> {
+    pub x: Option<Vec<T>>,
+    pub h0: Option<Vec<T>>,
+    pub c0: Option<Vec<T>>,
+    pub w_ih: Option<Vec<T>>,
+    pub w_hh: Option<Vec<T>>,
+    pub b_ih: Option<Vec<T>>,
+    pub b_hh: Option<Vec<T>>,
+}
+
+struct BwdCtx<'a, T> {
+    cell: Cell,
+    reverse: bool,
+    d: Dims,
+    h0: Option<&'a [T]>,
+    c0: Option<&'a [T]>,
+    w_hh: &'a [T],
+    out: &'a [T],
+    gates: &'a [T],
+    aux: &'a [T],
+    aux2: &'a [T],
+    grad: &'a [T],
+    dxg: Shared<T>,
+    dhg: Shared<T>,
+    dh0: Shared<T>,
+    dc0: Shared<T>,
+}
+
+/// Backpropagates `grad` (`[T + E, B, H]`, the gradient of [`FwdOut::out`]) through time.
+pub(crate) fn backward<T: Act>(p: &FwdIn<T>, f: &FwdView<T>, grad: &[T], need: Need) -> Grads<T> {
+    let Dims { t, b, i, h } = p.dims;
+    let gh = p.cell.gates() * h;
+    let gru = p.cell == Cell::Gru;
+    // Gradients of the pre-activations: of the input projection, and (GRU, where r
+    // multiplies the hidden part of n) of the hidden projection.
+    let mut dxg = vec![T::ZERO; t * b * gh];
+    let mut dhg = if gru {
+        vec![T::ZERO; t * b * gh]
+    } else {
+        Vec::new()
+    };
+    let mut dh0 = vec![T::ZERO; b * h];
+    let mut dc0 = vec![T::ZERO; if p.cell == Cell::Lstm { b * h } else { 0 }];
+    let blocks = row_blocks(b, gh * h);
+    let dxg_ptr = Shared::of(&mut dxg);
+    let ctx = BwdCtx {
+        cell: p.cell,
+        reverse: p.reverse,
+        d: p.dims,
+        h0: p.h0,
+        c0: p.c0,
+        w_hh: p.w_hh,
+        out: f.out,
+        gates: f.gates,
+        aux: f.aux,
+        aux2: f.aux2,
+        grad,
+        dxg: dxg_ptr,
+        dhg: if gru { Shared::of(&mut dhg) } else { dxg_ptr },
+        dh0: Shared::of(&mut dh0),
+        dc0: Shared::of(&mut dc0),
+    };
+    let mut g = Grads::default();
+    in_pool(|| {
+        run_blocks(&blocks, |rows| bwd_block_dispatch(&ctx, rows));
+        let dxg = &dxg[..];
+        let dhg = if gru { &dhg[..] } else { dxg };
+        let par = big_par();
+        if need.w_ih {
+            let mut w = vec![T::ZERO; gh * i];
+            // SAFETY: dW_ih [GH, I] = dxgᵀ [GH, T·B] · x [T·B, I].
+            unsafe {
+                mm(
+                    (gh, i, t * b),
+                    w.as_mut_ptr(),
+                    i,
+                    false,
+                    (dxg.as_ptr(), 1, gh),
+                    (p.x.as_ptr(), i, 1),
+                    par,
+                )
+            };
+            g.w_ih = Some(w);
+        }
+        if need.w_hh {
+            // dW_hh [GH, H] = Σ_t dhg[t]ᵀ · h_prev(t): the steps whose previous state is an
+            // output in one GEMM, the first step (previous state h0) in another.
+            let mut w = vec![T::ZERO; gh * h];
+            let (first_g, rest_g, rest_y) = if p.reverse {
+                ((t - 1) * b * gh, 0, b * h)
+            } else {
+                (0, b * gh, 0)
+            };
+            // SAFETY: (T-1)·B rows of dhg and of the outputs, from the offsets above.
+            unsafe {
+                mm(
+                    (gh, h, (t - 1) * b),
+                    w.as_mut_ptr(),
+                    h,
+                    false,
+                    (dhg[rest_g..].as_ptr(), 1, gh),
+                    (f.out[rest_y..].as_ptr(), h, 1),
+                    par,
+                );
+                if let Some(h0) = p.h0 {
+                    mm(
+                        (gh, h, b),
+                        w.as_mut_ptr(),
+                        h,
+                        true,
+                        (dhg[first_g..].as_ptr(), 1, gh),
+                        (h0.as_ptr(), h, 1),
+                        par,
+                    );
+                }
+            }
+            g.w_hh = Some(w);
+        }
+        if need.b_ih {
+            g.b_ih = Some(col_sums(dxg, gh));
+        }
+        if need.b_hh {
+            g.b_hh = Some(if gru {
+                col_sums(dhg, gh)
+            } else {
+                col_sums(dxg, gh)
+            });
+        }
+        if need.x {
+            let mut dx = vec![T::ZERO; t * b * i];
+            // SAFETY: dx [T·B, I] = dxg [T·B, GH] · W_ih [GH, I].
+            unsafe {
+                mm(
+                    (t * b, i, gh),
+                    dx.as_mut_ptr(),
+                    i,
+                    false,
+                    (dxg.as_ptr(), gh, 1),
+                    (p.w_ih.as_ptr(), i, 1),
+                    par,
+                )
+            };
+            g.x = Some(dx);
+        }
+    });
+    if need.h0 {
+        g.h0 = Some(dh0);
+    }
+    if need.c0 {
+        g.c0 = Some(dc0);
+    }
+    g
+}
+
+fn bwd_block_dispatch<T: Act>(ctx: &BwdCtx<T>, rows: Range<usize>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU has the features the function is compiled for.
+                return unsafe { bwd_block_avx512(ctx, rows) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: as above.
+                return unsafe { bwd_block_avx2(ctx, rows) };
+            }
+        }
+    }
+    bwd_block(ctx, rows)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn bwd_block_avx512<T: Act>(ctx: &BwdCtx<T>, rows: Range<usize>) {
+    bwd_block(ctx, rows)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn bwd_block_avx2<T: Act>(ctx: &BwdCtx<T>, rows: Range<usize>) {
+    bwd_block(ctx, rows)
+}
+
+/// Backpropagation through time for the batch rows `rows`.
+#[inline(always)]
+fn bwd_block<T: Act>(c: &BwdCtx<T>, rows: Range<usize>) {
+    let Dims { t: tn, b, h, .. } = c.d;
+    let gh = c.cell.gates() * h;
+    let (b0, nr) = (rows.start, rows.len());
+    let zeros = vec![T::ZERO; h];
+    let step = |s: usize| if c.reverse { tn - 1 - s } else { s };
+    let mut dh = vec![T::ZERO; nr * h];
+    let mut dh_next = vec![T::ZERO; if c.cell == Cell::Gru { nr * h } else { 0 }];
+    // LSTM: the gradient of the final cell state sits after the outputs.
+    let mut dc = if c.cell == Cell::Lstm {
+        c.grad[(tn * b + b0) * h..(tn * b + b0 + nr) * h].to_vec()
+    } else {
+        Vec::new()
+    };
+    for s in (0..tn).rev() {
+        let t = step(s);
+        let at = |w: usize| (t * b + b0) * w;
+        let g_out = &c.grad[at(h)..at(h) + nr * h];
+        dh.iter_mut().zip(g_out).for_each(|(a, &v)| *a = *a + v);
+        let y = &c.out[at(h)..at(h) + nr * h];
+        let prev = (s > 0).then(|| step(s - 1));
+        let hp: Option<&[T]> = match prev {
+            None => c.h0.map(|h0| &h0[b0 * h..(b0 + nr) * h]),
+            Some(tp) => Some(&c.out[(tp * b + b0) * h..(tp * b + b0 + nr) * h]),
+        };
+        // SAFETY (all mutable slices below): rows b0..b0+nr of step t are this block's own.
+        let da = unsafe { c.dxg.slice(at(gh), nr * gh) };
+        let last = s == 0;
+        match c.cell {
+            Cell::Tanh => {
+                for ((a, &d), &yv) in da.iter_mut().zip(&dh).zip(y) {
+                    *a = d * (T::ONE - yv * yv);
+                }
+            }
+            Cell::Relu => {
+                for ((a, &d), &yv) in da.iter_mut().zip(&dh).zip(y) {
+                    *a = if yv > T::ZERO { d } else { T::ZERO };
+                }
+            }
+            Cell::Gru => {
+                let dhg = unsafe { c.dhg.slice(at(gh), nr * gh) };
+                let gates = &c.gates[at(gh)..at(gh) + nr * gh];
+                let hn = &c.aux[at(h)..at(h) + nr * h];
+                for r in 0..nr {
+                    let hp_row = hp.map_or(&zeros[..], |hp| &hp[r * h..(r + 1) * h]);
+                    gru_bwd_row(
+                        &gates[r * gh..(r + 1) * gh],
+                        &hn[r * h..(r + 1) * h],
+                        hp_row,
+                        &dh[r * h..(r + 1) * h],
+                        &mut da[r * gh..(r + 1) * gh],
+                        &mut dhg[r * gh..(r + 1) * gh],
+                        &mut dh_next[r * h..(r + 1) * h],
+                        h,
+                    );
+                }
+                if !last || c.h0.is_some() {
+                    // SAFETY: dh_next [nr, H] += dhg [nr, GH] · W_hh [GH, H].
+                    unsafe {
+                        mm(
+                            (nr, h, gh),
+                            dh_next.as_mut_ptr(),
+                            h,
+                            true,
+                            (dhg.as_ptr(), gh, 1),
+                            (c.w_hh.as_ptr(), h, 1),
+                            Parallelism::None,
+                        )
+                    };
+                }
+                std::mem::swap(&mut dh, &mut dh_next);
+                continue;
+            }
+            Cell::Lstm => {
+                let gates = &c.gates[at(gh)..at(gh) + nr * gh];
+                let tc = &c.aux2[at(h)..at(h) + nr * h];
+                let cp: Option<&[T]> = match prev {
+                    None => c.c0.map(|c0| &c0[b0 * h..(b0 + nr) * h]),
+                    Some(tp) => Some(&c.aux[(tp * b + b0) * h..(tp * b + b0 + nr) * h]),
+                };
+                for r in 0..nr {
+                    let cp_row = cp.map_or(&zeros[..], |cp| &cp[r * h..(r + 1) * h]);
+                    lstm_bwd_row(
+                        &gates[r * gh..(r + 1) * gh],
+                        &tc[r * h..(r + 1) * h],
+                        cp_row,
+                        &dh[r * h..(r + 1) * h],
+                        &mut dc[r * h..(r + 1) * h],
+                        &mut da[r * gh..(r + 1) * gh],
+                        h,
+                    );
+                }
+            }
+        }
+        if !last || c.h0.is_some() {
+            // SAFETY: dh [nr, H] = da [nr, GH] · W_hh [GH, H].
+            unsafe {
+                mm(
+                    (nr, h, gh),
+                    dh.as_mut_ptr(),
+                    h,
+                    false,
+                    (da.as_ptr(), gh, 1),
+                    (c.w_hh.as_ptr(), h, 1),
+                    Parallelism::None,
+                )
+            };
+        }
+    }
+    if c.h0.is_some() {
+        // SAFETY: rows b0..b0+nr of dh0 are this block's own.
+        unsafe { c.dh0.slice(b0 * h, nr * h) }.copy_from_slice(&dh);
+    }
+    if c.cell == Cell::Lstm {
+        // SAFETY: as above.
+        unsafe { c.dc0.slice(b0 * h, nr * h) }.copy_from_slice(&dc);
+    }
+}
+
+/// One GRU row backwards: from `dh` (the gradient of this step's output), the gradients
+/// of the input pre-activations `dx` (r, z, n), of the hidden projection `dhg` (r, z, n)
+/// and the direct part `dh_next = dh·z` of the previous state's gradient.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn gru_bwd_row<T: Act>(
+    gates: &[T],
+    hn: &[T],
+    hp: &[T],
+    dh: &[T],
+    dx: &mut [T],
+    dhg: &mut [T],
+    dh_next: &mut [T],
+    h: usize,
+) {
+    let (r, rest) = gates[..3 * h].split_at(h);
+    let (z, n) = rest.split_at(h);
+    let (dxr, rest) = dx[..3 * h].split_at_mut(h);
+    let (dxz, dxn) = rest.split_at_mut(h);
+    let (dhr, rest) = dhg[..3 * h].split_at_mut(h);
+    let (dhz, dhn) = rest.split_at_mut(h);
+    let (hn, hp, dh, dh_next) = (&hn[..h], &hp[..h], &dh[..h], &mut dh_next[..h]);
+    for j in 0..h {
+        let (rj, zj, nj) = (r[j], z[j], n[j]);
+        let d = dh[j];
+        let dn = d * (T::ONE - zj);
+        let dz = d * (hp[j] - nj);
+        let dan = dn * (T::ONE - nj * nj);
+        let dar = dan * hn[j] * rj * (T::ONE - rj);
+        let daz = dz * zj * (T::ONE - zj);
+        dxr[j] = dar;
+        dxz[j] = daz;
+        dxn[j] = dan;
+        dhr[j] = dar;
+        dhz[j] = daz;
+        dhn[j] = dan * rj;
+        dh_next[j] = d * zj;
+    }
+}
+
+/// One LSTM row backwards: the gate pre-activation gradients `da` (i, f, g, o), and `dc`
+/// updated in place from this step's cell gradient to the previous one's.
+#[inline(always)]
+fn lstm_bwd_row<T: Act>(
+    gates: &[T],
+    tc: &[T],
+    cp: &[T],
+    dh: &[T],
+    dc: &mut [T],
+    da: &mut [T],
+    h: usize,
+) {
+    let (gi, rest) = gates[..4 * h].split_at(h);
+    let (gf, rest) = rest.split_at(h);
+    let (gg, go) = rest.split_at(h);
+    let (dai, rest) = da[..4 * h].split_at_mut(h);
+    let (daf, rest) = rest.split_at_mut(h);
+    let (dag, dao) = rest.split_at_mut(h);
+    let (tc, cp, dh, dc) = (&tc[..h], &cp[..h], &dh[..h], &mut dc[..h]);
+    for j in 0..h {
+        let (i, f, g, o, t) = (gi[j], gf[j], gg[j], go[j], tc[j]);
+        let d = dh[j];
+        let dcj = dc[j] + d * o * (T::ONE - t * t);
+        dai[j] = dcj * g * i * (T::ONE - i);
+        daf[j] = dcj * cp[j] * f * (T::ONE - f);
+        dag[j] = dcj * i * (T::ONE - g * g);
+        dao[j] = d * t * o * (T::ONE - o);
+        dc[j] = dcj * f;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Act;
+
+    #[test]
+    fn fast_tanh_and_sigmoid_are_accurate() {
+        let mut worst_t = 0f64;
+        let mut worst_s = 0f64;
+        let mut x = -12.0f64;
+        while x <= 12.0 {
+            let t = (x as f32).tanh_a() as f64;
+            worst_t = worst_t.max((t - x.tanh()).abs() / x.tanh().abs().max(1e-3));
+            let s = (x as f32).sigmoid_a() as f64;
+            worst_s = worst_s.max((s - 1.0 / (1.0 + (-x).exp())).abs());
+            x += 0.000_37;
+        }
+        assert!(worst_t < 1e-6, "tanh relative error {worst_t}");
+        assert!(worst_s < 5e-7, "sigmoid absolute error {worst_s}");
+        assert_eq!(1e-5f32.tanh_a(), 1e-5);
+        assert_eq!(0f32.tanh_a(), 0.0);
+        assert!((30f32).tanh_a() <= 1.0 && (-30f32).tanh_a() >= -1.0);
+    }
+}
