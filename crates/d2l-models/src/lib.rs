@@ -1,6 +1,7 @@
-//! The d2l-rs model zoo (D2L chapters 3–4 today; the CNNs of chapters 6–7 and 13 later):
-//! each model built exactly as the book builds it, with the book's recipe.
+//! The d2l-rs model zoo (D2L chapters 3–4 and the CNNs of chapters 6–7; chapter 13
+//! later): each model built exactly as the book builds it, with the book's recipe.
 
+pub mod cnn;
 pub mod recipe;
 pub mod scratch;
 pub mod summary;

@@ -1,5 +1,6 @@
 //! Training recipes: the hyper-parameters the book uses for each model (D2L 3.2, 3.3,
-//! 3.6, 3.7, 4.2, 4.3, 4.6; table B.1 of the reference).
+//! 3.6, 3.7, 4.2, 4.3, 4.6 and the CNNs of 6.6 and 7.1–7.7; tables B.1 and B.2 of the
+//! reference).
 //!
 //! A [`Recipe`] holds what a training run needs besides the model: epochs, batch size,
 //! learning rate, optimiser (with momentum and weight decay), the dropout probabilities of
@@ -16,6 +17,25 @@
 //! | 4.2 | MLP 784-256-10 from scratch | Fashion-MNIST | 256 | 0.1 | 10 |
 //! | 4.3 | `Flatten, Linear(784, 256), ReLU, Linear(256, 10)` | Fashion-MNIST | 256 | 0.1 | 10 |
 //! | 4.6 | MLP 784-256-256-10, dropout 0.2 / 0.5 (scratch and concise) | Fashion-MNIST | 256 | 0.5 | 10 |
+//!
+//! The CNNs of chapters 6–7 all train with the book's `train_ch6`: plain SGD, mean
+//! cross-entropy, 10 epochs on Fashion-MNIST (resized where noted):
+//!
+//! | § | model | resize | batch | lr |
+//! |---|---|---|---|---|
+//! | 6.6 | `lenet` (sigmoid, average pooling) | – | 256 | 0.9 |
+//! | 6.6 | `lenet-relu-max` (ReLU, max pooling; not in the book, see below) | – | 256 | 0.1 |
+//! | 7.1 | `alexnet` (dropout 0.5) | 224 | 128 | 0.01 |
+//! | 7.2 | `vgg11` (channels / 4, dropout 0.5) and `vgg11-full` | 224 | 128 | 0.05 |
+//! | 7.3 | `nin` (dropout 0.5) | 224 | 128 | 0.1 |
+//! | 7.4 | `googlenet` | 96 | 128 | 0.1 |
+//! | 7.5 | `lenet-bn-scratch` and `lenet-bn` | – | 256 | 1.0 |
+//! | 7.6 | `resnet18` | 96 | 256 | 0.05 |
+//! | 7.7 | `densenet` | 96 | 256 | 0.1 |
+//!
+//! The book trains only the sigmoid LeNet; its exercises suggest ReLU and max pooling.
+//! With ReLU the book's lr 0.9 is too large (training diverges), so `lenet-relu-max`
+//! uses 0.1, the chapter 3–4 rate.
 
 use d2l_tensor::{Error, Result};
 use std::fmt;
@@ -178,9 +198,79 @@ impl Recipe {
         Recipe::mlp_dropout_scratch()
     }
 
-    /// Every chapter 3–4 recipe with a name: `linreg-scratch` (3.2), `linreg` (3.3),
+    /// `train_ch6` on Fashion-MNIST: plain SGD, 10 epochs, with `resize` and dropout.
+    const fn ch6(
+        batch_size: usize,
+        lr: f64,
+        resize: Option<usize>,
+        dropout: Option<(f64, f64)>,
+        section: &'static str,
+    ) -> Recipe {
+        let mut r = Recipe::sgd(10, batch_size, lr, FASHION_MNIST, section);
+        r.resize = resize;
+        r.dropout = dropout;
+        r
+    }
+
+    /// D2L 6.6, LeNet (sigmoid, average pooling): batch 256, lr 0.9, 10 epochs, 28×28.
+    pub const fn lenet() -> Recipe {
+        Recipe::ch6(256, 0.9, None, None, "6.6")
+    }
+
+    /// LeNet with ReLU and max pooling (the 6.6 exercise): batch 256, lr 0.1 (the book's
+    /// 0.9 diverges with ReLU), 10 epochs, 28×28. Not a recipe of the book.
+    pub const fn lenet_relu_max() -> Recipe {
+        Recipe::ch6(256, 0.1, None, None, "6.6")
+    }
+
+    /// D2L 7.1, AlexNet: batch 128, lr 0.01, 10 epochs, resize 224, dropout 0.5 / 0.5.
+    pub const fn alexnet() -> Recipe {
+        Recipe::ch6(128, 0.01, Some(224), Some((0.5, 0.5)), "7.1")
+    }
+
+    /// D2L 7.2, VGG-11 with channels / 4: batch 128, lr 0.05, 10 epochs, resize 224,
+    /// dropout 0.5 / 0.5 (also used for the full-width `vgg11-full`).
+    pub const fn vgg11() -> Recipe {
+        Recipe::ch6(128, 0.05, Some(224), Some((0.5, 0.5)), "7.2")
+    }
+
+    /// D2L 7.3, NiN: batch 128, lr 0.1, 10 epochs, resize 224, dropout 0.5 (NiN has one
+    /// dropout layer; it reads the first of the pair).
+    pub const fn nin() -> Recipe {
+        Recipe::ch6(128, 0.1, Some(224), Some((0.5, 0.5)), "7.3")
+    }
+
+    /// D2L 7.4, GoogLeNet: batch 128, lr 0.1, 10 epochs, resize 96.
+    pub const fn googlenet() -> Recipe {
+        Recipe::ch6(128, 0.1, Some(96), None, "7.4")
+    }
+
+    /// D2L 7.5, BN-LeNet from scratch: batch 256, lr 1.0, 10 epochs, 28×28.
+    pub const fn lenet_bn_scratch() -> Recipe {
+        Recipe::ch6(256, 1.0, None, None, "7.5")
+    }
+
+    /// D2L 7.5, concise BN-LeNet: batch 256, lr 1.0, 10 epochs, 28×28.
+    pub const fn lenet_bn() -> Recipe {
+        Recipe::ch6(256, 1.0, None, None, "7.5")
+    }
+
+    /// D2L 7.6, ResNet-18: batch 256, lr 0.05, 10 epochs, resize 96.
+    pub const fn resnet18() -> Recipe {
+        Recipe::ch6(256, 0.05, Some(96), None, "7.6")
+    }
+
+    /// D2L 7.7, DenseNet: batch 256, lr 0.1, 10 epochs, resize 96.
+    pub const fn densenet() -> Recipe {
+        Recipe::ch6(256, 0.1, Some(96), None, "7.7")
+    }
+
+    /// Every recipe with a name: chapters 3–4 — `linreg-scratch` (3.2), `linreg` (3.3),
     /// `softmax-scratch` (3.6), `softmax` (3.7), `mlp-scratch` (4.2), `mlp` (4.3),
-    /// `mlp-dropout-scratch` and `mlp-dropout` (4.6). The concise names match the zoo's.
+    /// `mlp-dropout-scratch` and `mlp-dropout` (4.6) — and chapters 6–7 — `lenet`,
+    /// `lenet-relu-max` (6.6), `alexnet` (7.1), `vgg11`, `vgg11-full` (7.2), `nin` (7.3),
+    /// `googlenet` (7.4), `lenet-bn-scratch`, `lenet-bn` (7.5), `resnet18` (7.6),
+    /// `densenet` (7.7). The concise names match the zoo's.
     pub fn book() -> Vec<(&'static str, Recipe)> {
         vec![
             ("linreg-scratch", Recipe::linreg_scratch()),
@@ -191,6 +281,17 @@ impl Recipe {
             ("mlp", Recipe::mlp()),
             ("mlp-dropout-scratch", Recipe::mlp_dropout_scratch()),
             ("mlp-dropout", Recipe::mlp_dropout()),
+            ("lenet", Recipe::lenet()),
+            ("lenet-relu-max", Recipe::lenet_relu_max()),
+            ("alexnet", Recipe::alexnet()),
+            ("vgg11", Recipe::vgg11()),
+            ("vgg11-full", Recipe::vgg11()),
+            ("nin", Recipe::nin()),
+            ("googlenet", Recipe::googlenet()),
+            ("lenet-bn-scratch", Recipe::lenet_bn_scratch()),
+            ("lenet-bn", Recipe::lenet_bn()),
+            ("resnet18", Recipe::resnet18()),
+            ("densenet", Recipe::densenet()),
         ]
     }
 

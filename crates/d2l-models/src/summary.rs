@@ -1,22 +1,42 @@
 //! Layer-by-layer summaries: the book's shape walk (D2L 6.6, 7.x — "for layer in net:
-//! X = layer(X); print(layer.__class__.__name__, 'output shape:\t', X.shape)"), here for
-//! the chapter 3–4 models (D2L 3.7, 4.3, 4.6), plus parameter and FLOP counts.
+//! X = layer(X); print(layer.__class__.__name__, 'output shape:\t', X.shape)") for every
+//! model of the zoo, plus parameter and FLOP counts.
+//!
+//! One row per top-level layer of the `Sequential`, as the book's loop prints: for VGG,
+//! GoogLeNet, ResNet and DenseNet these are whole blocks (`Sequential`), whose parameters
+//! and FLOPs are those of everything inside.
 //!
 //! # FLOP counting rule
 //!
-//! FLOPs are counted **per example** (the summary runs a batch of one), one multiply
-//! and one add being two FLOPs:
+//! FLOPs are counted **per example** (the summary runs a batch of one), in evaluation mode,
+//! one multiply and one add being two FLOPs:
 //!
 //! * `Linear(in, out)`: `2·in·out` per output row, plus `out` when it has a bias
 //!   (a batch-1 input of more than two dims has several rows: `numel(output) / out`).
+//! * `Conv2d` (and `ConvTranspose2d`): `2·(C_in / groups)·kh·kw` per output element, plus
+//!   one per output element for the bias.
+//! * `MaxPool2d` / `AvgPool2d`: `kh·kw` per output element (one compare or add per window
+//!   element); `AdaptiveAvgPool2d` / `AdaptiveMaxPool2d`: one per input element.
+//! * Batch normalisation (`BatchNorm1d`, `BatchNorm2d`, the from-scratch
+//!   [`crate::cnn::BatchNorm`]): two per element — in evaluation mode it is one scale and
+//!   one shift per element once the statistics are folded in.
 //! * Elementwise activations (`ReLU`, `Sigmoid`, `Tanh`, `GELU`, `LeakyReLU`) and
 //!   `Softmax`: one FLOP per output element.
+//! * Composite blocks are summed over their parts, watched with
+//!   [`crate::cnn::forward_hooked`]: a `Sequential` over its layers; an
+//!   [`Inception`](crate::cnn::Inception) over its convs and pool plus one FLOP per element
+//!   for each path's ReLU; a [`Residual`](crate::cnn::Residual) over its convs and batch
+//!   norms plus one per element for each ReLU and for the shortcut sum; a
+//!   [`DenseBlock`](crate::cnn::DenseBlock) over its conv blocks (the concatenation is
+//!   free).
 //! * Everything else (`Flatten`, `Dropout`, `Identity`, unknown layers): 0. Dropout is
 //!   free at inference time, which is what the count describes.
-//!
-//! Convolution, pooling and normalisation rules will join when those layers do.
 
+use crate::cnn::{forward_hooked, BatchNorm, ForwardHook};
+use d2l_nn::conv::{Conv2d, ConvTranspose2d};
 use d2l_nn::layers::{LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Tanh, GELU};
+use d2l_nn::norm::{BatchNorm1d, BatchNorm2d};
+use d2l_nn::pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d};
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{no_grad, random, Error, Result, Tensor};
 use std::fmt;
@@ -82,8 +102,9 @@ impl Summary {
     }
 }
 
-/// FLOPs per example of one layer that produced `output` (see the module docs).
-fn layer_flops(layer: &dyn Module, output: &Tensor) -> u64 {
+/// FLOPs per example of one leaf layer that turned `input` into `output` (see the module
+/// docs).
+pub fn layer_flops(layer: &dyn Module, input: &Tensor, output: &Tensor) -> u64 {
     let any = layer.as_any();
     let n = output.numel() as u64;
     if let Some(l) = any.downcast_ref::<Linear>() {
@@ -91,6 +112,33 @@ fn layer_flops(layer: &dyn Module, output: &Tensor) -> u64 {
         let rows = n / out_f.max(1);
         let bias = if l.bias.is_some() { out_f } else { 0 };
         return rows * (2 * in_f * out_f + bias);
+    }
+    if let Some(c) = any.downcast_ref::<Conv2d>() {
+        // weight [C_out, C_in / groups, kh, kw]: per output element, one multiply-add per
+        // weight of its filter.
+        let per_out: u64 = c.weight.shape()[1..].iter().product::<usize>() as u64;
+        return n * (2 * per_out + u64::from(c.bias.is_some()));
+    }
+    if let Some(c) = any.downcast_ref::<ConvTranspose2d>() {
+        // weight [C_in, C_out / groups, kh, kw]: each input element scatters into
+        // C_out / groups · kh · kw outputs.
+        let per_in: u64 = c.weight.shape()[1..].iter().product::<usize>() as u64;
+        let bias = if c.bias.is_some() { n } else { 0 };
+        return input.numel() as u64 * 2 * per_in + bias;
+    }
+    if let Some(p) = any.downcast_ref::<MaxPool2d>() {
+        let (kh, kw) = p.options().kernel;
+        return n * (kh * kw) as u64;
+    }
+    if let Some(p) = any.downcast_ref::<AvgPool2d>() {
+        let (kh, kw) = p.options().kernel;
+        return n * (kh * kw) as u64;
+    }
+    if any.is::<AdaptiveAvgPool2d>() || any.is::<AdaptiveMaxPool2d>() {
+        return input.numel() as u64;
+    }
+    if any.is::<BatchNorm1d>() || any.is::<BatchNorm2d>() || any.is::<BatchNorm>() {
+        return 2 * n;
     }
     let elementwise = any.is::<ReLU>()
         || any.is::<Sigmoid>()
@@ -105,11 +153,44 @@ fn layer_flops(layer: &dyn Module, output: &Tensor) -> u64 {
     0
 }
 
+/// Adds up [`layer_flops`] and the blocks' own operations over one forward pass.
+#[derive(Default)]
+struct FlopCounter {
+    total: u64,
+}
+
+impl ForwardHook for FlopCounter {
+    fn layer(&mut self, layer: &dyn Module, input: &Tensor, output: &Tensor) {
+        self.total += layer_flops(layer, input, output);
+    }
+
+    fn op(&mut self, _what: &'static str, flops: u64) {
+        self.total += flops;
+    }
+}
+
+/// Whether any batch-norm layer of `net` is in training mode.
+fn batch_norm_training(net: &Sequential) -> bool {
+    let mut training = false;
+    let _ = net.apply(&mut |m: &dyn Module| {
+        let any = m.as_any();
+        training |= any.downcast_ref::<BatchNorm2d>().is_some_and(|b| b.is_training())
+            || any.downcast_ref::<BatchNorm1d>().is_some_and(|b| b.is_training())
+            || any.downcast_ref::<BatchNorm>().is_some_and(|b| b.is_training());
+        Ok(())
+    });
+    training
+}
+
 /// Runs a batch of one `input_shape` example (zeros) through `net` layer by layer under
-/// `no_grad` and records each layer's output shape, parameters and FLOPs.
+/// `no_grad` and records each top-level layer's output shape, parameters and FLOPs (the
+/// FLOPs of a block summed over its parts, see the module docs).
 ///
-/// The train/eval mode is left as it is; the global random generator is saved and
-/// restored, so dropout masks drawn here do not shift a seeded run.
+/// The walk must not disturb the network: the global random generator is saved and
+/// restored (dropout masks drawn here do not shift a seeded run), and a network whose
+/// batch-norm layers are in training mode is walked in evaluation mode — so running
+/// statistics are neither used nor updated, and a batch of one is fine — then put back in
+/// training mode (`net.train()`). Otherwise the mode is left as it is.
 pub fn summarize(net: &Sequential, input_shape: &[usize]) -> Result<Summary> {
     if input_shape.is_empty() || input_shape.contains(&0) {
         return Err(Error::InvalidArgument {
@@ -123,22 +204,31 @@ pub fn summarize(net: &Sequential, input_shape: &[usize]) -> Result<Summary> {
     shape.extend_from_slice(input_shape);
     let x = Tensor::zeros(&shape);
     let saved = random::with_global(|g| g.clone());
-    let outs = no_grad(|| net.forward_trace(&x));
-    random::with_global(|g| *g = saved);
-    let outs = outs?;
-    let mut rows = Vec::with_capacity(outs.len());
-    for (i, out) in outs.iter().enumerate() {
-        let layer = net
-            .get(i)
-            .expect("forward_trace gives one output per layer");
-        rows.push(LayerRow {
-            name: i.to_string(),
-            kind: layer.describe(),
-            output_shape: out.shape().to_vec(),
-            params: layer.num_parameters(),
-            flops: layer_flops(layer.as_ref(), out),
-        });
+    let restore_training = batch_norm_training(net);
+    if restore_training {
+        net.eval();
     }
+    let walked = no_grad(|| -> Result<Vec<LayerRow>> {
+        let mut rows = Vec::with_capacity(net.len());
+        let mut cur = x.clone();
+        for (i, (_, layer)) in net.children().into_iter().enumerate() {
+            let mut counter = FlopCounter::default();
+            cur = forward_hooked(layer.as_ref(), &cur, &mut counter)?;
+            rows.push(LayerRow {
+                name: i.to_string(),
+                kind: layer.describe(),
+                output_shape: cur.shape().to_vec(),
+                params: layer.num_parameters(),
+                flops: counter.total,
+            });
+        }
+        Ok(rows)
+    });
+    if restore_training {
+        net.train();
+    }
+    random::with_global(|g| *g = saved);
+    let rows = walked?;
     Ok(Summary {
         total_flops: rows.iter().map(|r| r.flops).sum(),
         total_params: net.num_parameters(),

@@ -1,5 +1,5 @@
-//! The model zoo: every concise model of D2L chapters 3–4, built layer for layer and
-//! initialised exactly as the book does, with its recipe.
+//! The model zoo: every concise model of D2L chapters 3–4 and the CNNs of chapters 6–7,
+//! built layer for layer and initialised exactly as the book does, with its recipe.
 //!
 //! | name | § | network | initialisation |
 //! |---|---|---|---|
@@ -8,7 +8,22 @@
 //! | `mlp` | 4.3 | `Flatten, Linear(784, 256), ReLU, Linear(256, 10)` | weights N(0, 0.01²), biases default |
 //! | `mlp-dropout` | 4.6 | `Flatten, Linear(784, 256), ReLU, Dropout(0.2), Linear(256, 256), ReLU, Dropout(0.5), Linear(256, 10)` | weights N(0, 0.01²), biases default |
 //!
-//! "PyTorch default" is `nn.Linear`'s U(±1/√in_features). Sizes follow the
+//! | `lenet` | 6.6 | LeNet: sigmoid, average pooling | Xavier-uniform weights (`train_ch6`) |
+//! | `lenet-relu-max` | 6.6 | LeNet with ReLU and max pooling | Xavier-uniform weights |
+//! | `alexnet` | 7.1 | AlexNet, dropout 0.5 | Xavier-uniform weights |
+//! | `vgg11` | 7.2 | VGG-11 with channels / 4 (the book's trained `small_conv_arch`) | Xavier-uniform weights |
+//! | `vgg11-full` | 7.2 | VGG-11 at full width (the book's layer walk) | Xavier-uniform weights |
+//! | `nin` | 7.3 | Network in network | Xavier-uniform weights |
+//! | `googlenet` | 7.4 | GoogLeNet, 9 Inception blocks | Xavier-uniform weights |
+//! | `lenet-bn-scratch` | 7.5 | LeNet + from-scratch `BatchNorm` | Xavier-uniform weights, γ = 1, β = 0 |
+//! | `lenet-bn` | 7.5 | LeNet + `BatchNorm2d` / `BatchNorm1d` | Xavier-uniform weights, γ = 1, β = 0 |
+//! | `resnet18` | 7.6 | ResNet-18 (`Residual` blocks) | Xavier-uniform weights, γ = 1, β = 0 |
+//! | `densenet` | 7.7 | DenseNet (dense and transition blocks) | Xavier-uniform weights, γ = 1, β = 0 |
+//!
+//! "PyTorch default" is `nn.Linear`'s U(±1/√in_features). The CNNs are initialised as the
+//! book's `train_ch6` does before training: `xavier_uniform_` on every `Linear` and
+//! `Conv2d` weight, biases left at PyTorch's default (see [`crate::cnn`], which also holds
+//! the blocks and the builders with their extra arguments, such as VGG's channel ratio). Sizes follow the
 //! [`BuildConfig`]: the input features are the product of `in_shape` (so a resized image
 //! just widens the first layer), the last layer has `num_outputs` units, and hidden widths
 //! scale with `width_mult`.
@@ -24,6 +39,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::cnn;
 use crate::recipe::Recipe;
 use d2l_nn::init;
 use d2l_nn::layers::{Dropout, Flatten, Linear, ReLU};
@@ -51,7 +67,9 @@ pub struct BuildConfig {
     /// dropout (`mlp-dropout`), which fall back to the book's (0.2, 0.5) when `None`.
     pub dropout: Option<(f64, f64)>,
     /// Multiplies every hidden width (rounded, at least 1); 1.0 is the book's network.
-    /// Models without hidden layers ignore it.
+    /// Models without hidden layers ignore it. For the CNNs it scales conv channels and
+    /// hidden `Linear` units alike (see [`crate::cnn`]), so a laptop can train a narrower
+    /// version of any of them.
     pub width_mult: f64,
 }
 
@@ -228,6 +246,34 @@ fn build_mlp_dropout(cfg: &BuildConfig) -> Result<Sequential> {
         .add(linear_n001(h2, cfg.num_outputs)?))
 }
 
+fn build_vgg11(cfg: &BuildConfig) -> Result<Sequential> {
+    cnn::vgg11(4, cfg)
+}
+
+fn build_vgg11_full(cfg: &BuildConfig) -> Result<Sequential> {
+    cnn::vgg11(1, cfg)
+}
+
+/// A chapter 6–7 CNN entry: classification of Fashion-MNIST, 10 classes, the book's input.
+fn cnn_entry(
+    name: &'static str,
+    title: &'static str,
+    recipe: Recipe,
+    side: usize,
+    build: fn(&BuildConfig) -> Result<Sequential>,
+) -> ModelInfo {
+    ModelInfo {
+        name,
+        title,
+        section: recipe.section,
+        task: TaskKind::Classification,
+        recipe,
+        default_input: vec![1, side, side],
+        default_outputs: 10,
+        build,
+    }
+}
+
 /// Every model in the zoo, in book order.
 pub fn models() -> Vec<ModelInfo> {
     let fmnist = vec![1, 28, 28];
@@ -272,6 +318,35 @@ pub fn models() -> Vec<ModelInfo> {
             default_outputs: 10,
             build: build_mlp_dropout,
         },
+        cnn_entry("lenet", "LeNet (sigmoid, average pooling)", Recipe::lenet(), 28, cnn::lenet),
+        cnn_entry(
+            "lenet-relu-max",
+            "LeNet with ReLU and max pooling",
+            Recipe::lenet_relu_max(),
+            28,
+            cnn::lenet_relu_max,
+        ),
+        cnn_entry("alexnet", "AlexNet", Recipe::alexnet(), 224, cnn::alexnet),
+        cnn_entry("vgg11", "VGG-11, channels / 4 (as trained)", Recipe::vgg11(), 224, build_vgg11),
+        cnn_entry("vgg11-full", "VGG-11, full width", Recipe::vgg11(), 224, build_vgg11_full),
+        cnn_entry("nin", "Network in network (NiN)", Recipe::nin(), 224, cnn::nin),
+        cnn_entry("googlenet", "GoogLeNet", Recipe::googlenet(), 96, cnn::googlenet),
+        cnn_entry(
+            "lenet-bn-scratch",
+            "LeNet with batch norm from scratch",
+            Recipe::lenet_bn_scratch(),
+            28,
+            cnn::lenet_bn_scratch,
+        ),
+        cnn_entry(
+            "lenet-bn",
+            "LeNet with batch norm (concise)",
+            Recipe::lenet_bn(),
+            28,
+            cnn::lenet_bn,
+        ),
+        cnn_entry("resnet18", "ResNet-18", Recipe::resnet18(), 96, cnn::resnet18),
+        cnn_entry("densenet", "DenseNet", Recipe::densenet(), 96, cnn::densenet),
     ]
 }
 

@@ -44,10 +44,34 @@ fn std_of(t: &Tensor) -> f64 {
 fn every_model_builds_and_runs_its_default_input() -> Result<()> {
     let _rng = seeded(0);
     let names: Vec<&str> = zoo::models().iter().map(|m| m.name).collect();
-    assert_eq!(names, ["linreg", "softmax", "mlp", "mlp-dropout"]);
+    assert_eq!(
+        names,
+        [
+            "linreg",
+            "softmax",
+            "mlp",
+            "mlp-dropout",
+            "lenet",
+            "lenet-relu-max",
+            "alexnet",
+            "vgg11",
+            "vgg11-full",
+            "nin",
+            "googlenet",
+            "lenet-bn-scratch",
+            "lenet-bn",
+            "resnet18",
+            "densenet"
+        ]
+    );
     assert_eq!(zoo::names(), names);
     for info in zoo::models() {
-        let net = info.build(&info.default_config())?;
+        // The resized CNNs run at 1/8 width here (tests/cnn_zoo.rs checks them in full).
+        let mut cfg = info.default_config();
+        if info.recipe.resize.is_some() {
+            cfg.width_mult = 0.125;
+        }
+        let net = info.build(&cfg)?;
         let y = net.forward(&batch(4, &info.default_input))?;
         assert_eq!(y.shape(), [4, info.default_outputs], "{}", info.name);
         assert!(
@@ -194,7 +218,7 @@ fn recipes_match_the_books_table() -> Result<()> {
         assert_eq!(r.optimizer, OptimizerKind::Sgd, "{section}");
         assert_eq!(r.momentum, 0.0);
         assert_eq!(r.weight_decay, 0.0);
-        assert_eq!(r.resize, None);
+        assert_eq!(r.resize, None, "{section}");
         assert_eq!(r.dataset, dataset, "{section}");
         assert_eq!(r.dropout, dropout, "{section}");
     };
@@ -263,7 +287,8 @@ fn recipes_match_the_books_table() -> Result<()> {
             assert_eq!(info.name, "linreg");
         }
     }
-    assert_eq!(Recipe::book().len(), 8);
+    // 8 recipes of chapters 3–4 and 11 of chapters 6–7 (tests/cnn_zoo.rs checks those).
+    assert_eq!(Recipe::book().len(), 19);
     let e = Recipe::by_name("nope").unwrap_err().to_string();
     assert!(e.contains("mlp-dropout-scratch"), "{e}");
     assert_eq!(
