@@ -37,6 +37,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Reuse freed buffers instead of faulting fresh pages in every step.
+    d2l_tensor::alloc::tune();
     let result = match cli.command {
         None => {
             eprintln!("no command given: training the D2L 4.3 MLP with the book's settings (see `d2l --help`)");

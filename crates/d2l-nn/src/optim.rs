@@ -265,8 +265,11 @@ impl<S: Default> Core<S> {
                 }
                 let Some(grad) = p.grad() else { continue };
                 let st = self.state.entry(p.id()).or_default();
+                // An update that wrote `p` in place returns `p` itself.
                 let new = update(p, grad, lr, wd, st)?;
-                p.copy_(&new)?;
+                if new.id() != p.id() {
+                    p.copy_(&new)?;
+                }
             }
         }
         Ok(())
@@ -480,7 +483,8 @@ impl Sgd {
                     };
                     st.momentum_buffer = Some(buf);
                 }
-                axpy(p, &d_p, -lr)
+                p.add_scaled_(&d_p, -lr)?;
+                Ok(p.clone())
             })
     }
 }

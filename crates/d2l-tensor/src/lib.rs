@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod alloc;
 mod backprop;
 mod cpu;
 mod device;

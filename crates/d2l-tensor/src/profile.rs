@@ -14,7 +14,7 @@
 //! use d2l_tensor::{profile, Tensor};
 //! # fn main() -> d2l_tensor::Result<()> {
 //! profile::enable(true);
-//! let a = Tensor::ones(&[64, 64])?;
+//! let a = Tensor::ones(&[64, 64]);
 //! let _ = a.matmul(&a)?.relu()?;
 //! profile::enable(false);
 //! let rows = profile::take();

@@ -423,18 +423,67 @@ impl Tensor {
 
     /// `self -= other` in place (the from-scratch SGD step `w -= lr * w.grad`).
     pub fn sub_(&self, other: &Tensor) -> Result<()> {
-        let _prof = crate::profile::scope("inplace");
         self.check_inplace("sub_")?;
-        let v = crate::grad_mode::no_grad(|| self.sub(other))?;
-        self.copy_(&v)
+        self.add_scaled_(other, -1.0)
+    }
+
+    /// `self += alpha · other` in place, in one pass when both are contiguous and of the
+    /// same shape and dtype (the SGD update `p -= lr · grad` as `p.add_scaled_(g, -lr)`);
+    /// `other` broadcasts to `self`'s shape.
+    pub fn add_scaled_(&self, other: &Tensor, alpha: f64) -> Result<()> {
+        let _prof = crate::profile::scope("inplace");
+        self.check_inplace("add_scaled_")?;
+        self.same_device("add_scaled_", other)?;
+        let fast = self.shape() == other.shape()
+            && self.dtype() == other.dtype()
+            && self.0.layout.contiguous_range().is_some()
+            && other.0.layout.contiguous_range().is_some()
+            && !Arc::ptr_eq(&self.0.storage, &other.0.storage);
+        if !fast {
+            let v = crate::grad_mode::no_grad(|| {
+                if alpha == 1.0 {
+                    self.add(other)
+                } else {
+                    self.add(&other.mul_scalar(alpha)?)
+                }
+            })?;
+            return self.copy_(&v);
+        }
+        let n = self.numel();
+        let (dr, sr) = (
+            self.0.layout.contiguous_range().expect("checked"),
+            other.0.layout.contiguous_range().expect("checked"),
+        );
+        let src = other.storage();
+        let mut dst = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
+        match (dst.cpu_mut(), src.cpu()) {
+            (CpuStorage::F32(d), CpuStorage::F32(s)) => {
+                let a = alpha as f32;
+                for (o, &x) in d[dr].iter_mut().zip(&s[sr][..n]) {
+                    *o += a * x;
+                }
+            }
+            (CpuStorage::F64(d), CpuStorage::F64(s)) => {
+                for (o, &x) in d[dr].iter_mut().zip(&s[sr][..n]) {
+                    *o += alpha * x;
+                }
+            }
+            _ => {
+                return Err(Error::DTypeMismatch {
+                    op: "add_scaled_",
+                    expected: "a float tensor (f32 or f64)".into(),
+                    got: self.dtype(),
+                })
+            }
+        }
+        Ok(())
     }
 
     /// `self += other` in place.
     pub fn add_(&self, other: &Tensor) -> Result<()> {
         let _prof = crate::profile::scope("inplace");
         self.check_inplace("add_")?;
-        let v = crate::grad_mode::no_grad(|| self.add(other))?;
-        self.copy_(&v)
+        self.add_scaled_(other, 1.0)
     }
 
     /// `self *= value` in place.

@@ -469,3 +469,25 @@ fn threads_can_be_set() -> Result<()> {
     assert_eq!(x.add(&x)?.sum_all()?.item()?, 180_000.0);
     Ok(())
 }
+
+#[test]
+fn add_scaled_in_place_fast_and_general_paths() -> Result<()> {
+    // Fast path: contiguous, same shape and dtype.
+    let p = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2])?;
+    let g = Tensor::from_vec(vec![10.0f32, 20.0, 30.0, 40.0], &[2, 2])?;
+    p.add_scaled_(&g, -0.1)?;
+    assert_eq!(p.to_vec::<f32>(), vec![0.0, 0.0, 0.0, 0.0]);
+    // A strided destination and a broadcast source take the general path.
+    let q = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2])?;
+    let qt = q.t()?;
+    qt.add_scaled_(&Tensor::from_vec(vec![1.0f64, 2.0], &[2])?, 2.0)?;
+    assert_eq!(q.to_vec::<f64>(), vec![3.0, 4.0, 7.0, 8.0]);
+    // Aliasing source and destination.
+    q.add_scaled_(&q, 1.0)?;
+    assert_eq!(q.to_vec::<f64>(), vec![6.0, 8.0, 14.0, 16.0]);
+    // Shape and dtype errors are reported, not panics.
+    assert!(p.add_scaled_(&Tensor::ones(&[3]), 1.0).is_err());
+    let ints = Tensor::from_vec(vec![1i64, 2], &[2])?;
+    assert!(ints.add_scaled_(&ints.copy()?, 1.0).is_err());
+    Ok(())
+}

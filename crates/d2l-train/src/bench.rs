@@ -353,7 +353,7 @@ pub fn sgd_update(params: &[Tensor], lr: f64) -> Result<()> {
     no_grad(|| {
         for p in params {
             if let Some(g) = p.grad() {
-                p.sub_(&g.mul_scalar(lr)?)?;
+                p.add_scaled_(&g, -lr)?;
             }
         }
         Ok(())

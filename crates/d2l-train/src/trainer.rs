@@ -293,6 +293,7 @@ impl<'a> Trainer<'a> {
     /// is an error naming the epoch and step.
     pub fn fit(&mut self, train: &DataLoader, test: Option<&DataLoader>) -> Result<TrainSummary> {
         install_ctrlc();
+        d2l_tensor::alloc::tune();
         INTERRUPTED.store(false, Ordering::SeqCst);
         let started = Instant::now();
         let classification = self.config.task == Task::Classification;

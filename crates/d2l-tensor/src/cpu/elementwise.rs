@@ -66,6 +66,28 @@ pub(crate) fn copy_strided<T: Copy + Send + Sync + Default>(src: &[T], l: &Layou
     out
 }
 
+/// Applies a slice kernel (`dst[i] = k(src[i])`) to a contiguous view, in parallel
+/// chunks when large.
+pub(crate) fn map_contiguous<T, U>(
+    src: &[T],
+    l: &Layout,
+    k: impl Fn(&[T], &mut [U]) + Sync + Send,
+) -> Vec<U>
+where
+    T: Copy + Send + Sync + Default,
+    U: Copy + Send + Sync + Default,
+{
+    debug_assert!(l.is_contiguous());
+    let n = l.numel();
+    let src = &src[l.offset..l.offset + n];
+    let mut out = vec![U::default(); n];
+    for_each_row(&mut out, TASK_ELEMS.min(n.max(1)), |r, row| {
+        let start = r * TASK_ELEMS.min(n.max(1));
+        k(&src[start..start + row.len()], row);
+    });
+    out
+}
+
 /// Applies `f` to every element of a view.
 pub(crate) fn unary<T, U>(src: &[T], l: &Layout, f: impl Fn(T) -> U + Sync + Send) -> Vec<U>
 where

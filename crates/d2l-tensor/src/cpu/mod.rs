@@ -10,4 +10,4 @@ pub(crate) mod pool;
 pub(crate) mod reduce;
 pub(crate) mod simd;
 
-pub(crate) use elementwise::{binary, copy_strided, unary};
+pub(crate) use elementwise::{binary, copy_strided, map_contiguous, unary};

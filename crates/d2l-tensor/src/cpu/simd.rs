@@ -119,8 +119,57 @@ fn sum_body(x: &[f32]) -> f32 {
     s
 }
 
+/// Logistic sigmoid of every element, exact to a few ulp: `e = exp(-|x|)` never
+/// overflows, and `1/(1+e)` or `e/(1+e)` by the sign.
+#[inline(always)]
+fn sigmoid_body(src: &[f32], dst: &mut [f32]) {
+    for (d, &x) in dst.iter_mut().zip(src) {
+        let e = exp_f32(-x.abs());
+        let r = 1.0 / (1.0 + e);
+        *d = if x >= 0.0 { r } else { e * r };
+    }
+}
+
+/// tanh of every element: `(1 - e)/(1 + e)` with `e = exp(-2|x|)` and the sign of x,
+/// and the odd Taylor series up to x⁹ below |x| = 0.2 (where `1 - e` would cancel).
+#[inline(always)]
+fn tanh_body(src: &[f32], dst: &mut [f32]) {
+    const C3: f32 = -1.0 / 3.0;
+    const C5: f32 = 2.0 / 15.0;
+    const C7: f32 = -17.0 / 315.0;
+    const C9: f32 = 62.0 / 2835.0;
+    for (d, &x) in dst.iter_mut().zip(src) {
+        let a = x.abs();
+        let e = exp_f32(-2.0 * a);
+        let t = ((1.0 - e) / (1.0 + e)).copysign(x);
+        let x2 = x * x;
+        let small = x * (1.0 + x2 * (C3 + x2 * (C5 + x2 * (C7 + x2 * C9))));
+        *d = if a < 0.2 { small } else { t };
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sigmoid_avx2(src: &[f32], dst: &mut [f32]) {
+        super::sigmoid_body(src, dst)
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn sigmoid_avx512(src: &[f32], dst: &mut [f32]) {
+        super::sigmoid_body(src, dst)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tanh_avx2(src: &[f32], dst: &mut [f32]) {
+        super::tanh_body(src, dst)
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn tanh_avx512(src: &[f32], dst: &mut [f32]) {
+        super::tanh_body(src, dst)
+    }
+
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn softmax_row_avx2(src: &[f32], dst: &mut [f32], log: bool) {
         super::softmax_row_body(src, dst, log)
@@ -156,6 +205,17 @@ pub(crate) fn as_f32_mut<T: 'static>(x: &mut [T]) -> Option<&mut [f32]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
         // SAFETY: T is f32, so the cast changes nothing.
         .then(|| unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr() as *mut f32, x.len()) })
+}
+
+/// A `Vec<f32>` as `Vec<T>` when `T` is `f32` (the f32 fast paths' results).
+///
+/// # Panics
+/// When `T` is not `f32` (callers check with [`as_f32`] first).
+pub(crate) fn vec_from_f32<T: 'static>(v: Vec<f32>) -> Vec<T> {
+    assert_eq!(std::any::TypeId::of::<T>(), std::any::TypeId::of::<f32>());
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: T is f32, so pointer, length and capacity describe a valid Vec<T>.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr() as *mut T, v.len(), v.capacity()) }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -194,6 +254,30 @@ pub(crate) fn softmax_row_f32(src: &[f32], dst: &mut [f32], log: bool) {
     }
 }
 
+/// `dst[i] = sigmoid(src[i])` (same lengths), vectorised.
+pub(crate) fn sigmoid_f32(src: &[f32], dst: &mut [f32]) {
+    match level() {
+        // SAFETY: the CPU supports the features these functions were compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { x86::sigmoid_avx512(src, dst) },
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { x86::sigmoid_avx2(src, dst) },
+        _ => sigmoid_body(src, dst),
+    }
+}
+
+/// `dst[i] = tanh(src[i])` (same lengths), vectorised.
+pub(crate) fn tanh_f32(src: &[f32], dst: &mut [f32]) {
+    match level() {
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { x86::tanh_avx512(src, dst) },
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { x86::tanh_avx2(src, dst) },
+        _ => tanh_body(src, dst),
+    }
+}
+
 /// Sum of an f32 run with 32 independent lanes (block-sized runs keep f32 precision).
 pub(crate) fn sum_f32(x: &[f32]) -> f32 {
     match level() {
@@ -222,6 +306,39 @@ mod tests {
         assert!(worst < 4.0 * f32::EPSILON, "max relative error {worst}");
         assert_eq!(exp_f32(-1000.0), 0.0);
         assert_eq!(exp_f32(0.0), 1.0);
+    }
+
+    #[test]
+    fn fast_sigmoid_and_tanh_are_within_a_few_ulp() {
+        let xs: Vec<f32> = (0..40_000)
+            .map(|i| (i as f32 - 20_000.0) * 0.0013)
+            .chain([
+                0.0, -0.0, 1e-30, -1e-30, 0.19999, 0.2, 0.20001, 90.0, -90.0, 1e4, -1e4,
+            ])
+            .collect();
+        let mut s = vec![0f32; xs.len()];
+        let mut t = vec![0f32; xs.len()];
+        sigmoid_f32(&xs, &mut s);
+        tanh_f32(&xs, &mut t);
+        let (mut ws, mut wt) = (0f64, 0f64);
+        for ((&x, &a), &b) in xs.iter().zip(&s).zip(&t) {
+            let x = x as f64;
+            let es = 1.0 / (1.0 + (-x).exp());
+            let et = x.tanh();
+            ws = ws.max(((a as f64 - es) / es.abs().max(1e-30)).abs());
+            if et != 0.0 {
+                wt = wt.max(((b as f64 - et) / et.abs()).abs());
+            } else {
+                assert_eq!(b, 0.0);
+            }
+        }
+        assert!(ws < 4.0 * f32::EPSILON as f64, "sigmoid max rel error {ws}");
+        assert!(wt < 4.0 * f32::EPSILON as f64, "tanh max rel error {wt}");
+        let mut n = [0f32; 2];
+        sigmoid_f32(&[f32::NAN, f32::NAN], &mut n);
+        assert!(n[0].is_nan());
+        tanh_f32(&[f32::NAN, 1.0], &mut n);
+        assert!(n[0].is_nan());
     }
 
     #[test]

@@ -95,6 +95,17 @@ const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
 fn apply_unary<T: Float>(op: UnaryOp, x: &[T], l: &crate::Layout) -> Vec<T> {
+    if matches!(op, UnaryOp::Sigmoid | UnaryOp::Tanh) && l.is_contiguous() {
+        if let Some(xf) = crate::cpu::simd::as_f32(x) {
+            let kernel = if op == UnaryOp::Sigmoid {
+                crate::cpu::simd::sigmoid_f32
+            } else {
+                crate::cpu::simd::tanh_f32
+            };
+            let out: Vec<f32> = cpu::map_contiguous(xf, l, kernel);
+            return crate::cpu::simd::vec_from_f32(out);
+        }
+    }
     let z = T::ZERO;
     match op {
         UnaryOp::Neg => cpu::unary(x, l, |v: T| -v),
