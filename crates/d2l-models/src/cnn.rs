@@ -78,7 +78,11 @@ impl ForwardHook for NoHook {
 /// a `Sequential` runs its children in order, the blocks of this module ([`Inception`],
 /// [`Residual`], [`DenseBlock`]) their own structure, and any other module is a leaf (its
 /// `forward` runs as one step, reported once).
-pub fn forward_hooked(module: &dyn Module, x: &Tensor, hook: &mut dyn ForwardHook) -> Result<Tensor> {
+pub fn forward_hooked(
+    module: &dyn Module,
+    x: &Tensor,
+    hook: &mut dyn ForwardHook,
+) -> Result<Tensor> {
     let any = module.as_any();
     if let Some(seq) = any.downcast_ref::<Sequential>() {
         let mut cur = x.clone();
@@ -183,7 +187,9 @@ fn spatial_or_err(
     Err(build_err(
         model,
         match min {
-            Some(m) => format!("input {h}x{w} is too small for the network; it needs at least {m}x{m}"),
+            Some(m) => {
+                format!("input {h}x{w} is too small for the network; it needs at least {m}x{m}")
+            }
             None => format!("input {h}x{w} is too small for the network"),
         },
     ))
@@ -244,7 +250,12 @@ fn lenet_kind(cfg: &BuildConfig, kind: LeNetKind, model: &str) -> Result<Sequent
         s.window(5, 1, 0);
         s.window(2, 2, 0);
     })?;
-    let (c1, c2, f1, f2) = (cfg.hidden(6), cfg.hidden(16), cfg.hidden(120), cfg.hidden(84));
+    let (c1, c2, f1, f2) = (
+        cfg.hidden(6),
+        cfg.hidden(16),
+        cfg.hidden(120),
+        cfg.hidden(84),
+    );
     let mut net = Sequential::new();
     let act = |net: &mut Sequential| match kind {
         LeNetKind::SigmoidAvg => net.push(Sigmoid),
@@ -342,7 +353,10 @@ pub const VGG11_ARCH: [(usize, usize); 5] = [(1, 64), (1, 128), (2, 256), (2, 51
 /// (integer division) by `ratio`; the book trains with ratio 4. A ratio of 0 is an error.
 pub fn small_conv_arch(ratio: usize) -> Result<Vec<(usize, usize)>> {
     if ratio == 0 {
-        return Err(build_err("vgg11", "expected a channel ratio >= 1, got 0".into()));
+        return Err(build_err(
+            "vgg11",
+            "expected a channel ratio >= 1, got 0".into(),
+        ));
     }
     Ok(VGG11_ARCH.iter().map(|&(n, c)| (n, c / ratio)).collect())
 }
@@ -372,7 +386,9 @@ pub fn vgg(conv_arch: &[(usize, usize)], cfg: &BuildConfig) -> Result<Sequential
     if conv_arch.is_empty() || conv_arch.iter().any(|&(n, ch)| n == 0 || ch == 0) {
         return Err(build_err(
             model,
-            format!("expected non-empty conv_arch with non-zero convs and channels, got {conv_arch:?}"),
+            format!(
+                "expected non-empty conv_arch with non-zero convs and channels, got {conv_arch:?}"
+            ),
         ));
     }
     let (oh, ow) = spatial_or_err(model, h, w, |s| {
@@ -420,7 +436,13 @@ pub fn nin_block(
     padding: usize,
 ) -> Result<Sequential> {
     Ok(Sequential::new()
-        .add(conv(in_channels, out_channels, kernel_size, stride, padding)?)
+        .add(conv(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+        )?)
         .add(ReLU)
         .add(conv(out_channels, out_channels, 1, 1, 0)?)
         .add(ReLU)
@@ -695,7 +717,10 @@ pub fn batch_norm(
         let v = moving_var
             .mul_scalar(momentum)?
             .add(&var.detach().mul_scalar(1.0 - momentum)?)?;
-        Ok((m.reshape(moving_mean.shape())?, v.reshape(moving_var.shape())?))
+        Ok((
+            m.reshape(moving_mean.shape())?,
+            v.reshape(moving_var.shape())?,
+        ))
     })?;
     Ok((y, new_mean, new_var))
 }
@@ -827,7 +852,10 @@ impl Module for BatchNorm {
     }
 
     fn describe(&self) -> String {
-        format!("BatchNorm({}, num_dims={})", self.num_features, self.num_dims)
+        format!(
+            "BatchNorm({}, num_dims={})",
+            self.num_features, self.num_dims
+        )
     }
 }
 
@@ -846,7 +874,12 @@ fn lenet_bn_kind(cfg: &BuildConfig, kind: BnKind, model: &str) -> Result<Sequent
         s.window(5, 1, 0);
         s.window(2, 2, 0);
     })?;
-    let (c1, c2, f1, f2) = (cfg.hidden(6), cfg.hidden(16), cfg.hidden(120), cfg.hidden(84));
+    let (c1, c2, f1, f2) = (
+        cfg.hidden(6),
+        cfg.hidden(16),
+        cfg.hidden(120),
+        cfg.hidden(84),
+    );
     let mut net = Sequential::new();
     let bn4 = |net: &mut Sequential, n: usize| -> Result<()> {
         match kind {
@@ -908,10 +941,16 @@ pub fn first_bn_gamma_beta(net: &Sequential) -> Option<(Vec<f64>, Vec<f64>)> {
             return Some((bn.gamma.to_f64_vec(), bn.beta.to_f64_vec()));
         }
         if let Some(bn) = any.downcast_ref::<BatchNorm2d>() {
-            return Some((bn.weight.as_ref()?.to_f64_vec(), bn.bias.as_ref()?.to_f64_vec()));
+            return Some((
+                bn.weight.as_ref()?.to_f64_vec(),
+                bn.bias.as_ref()?.to_f64_vec(),
+            ));
         }
         if let Some(bn) = any.downcast_ref::<BatchNorm1d>() {
-            return Some((bn.weight.as_ref()?.to_f64_vec(), bn.bias.as_ref()?.to_f64_vec()));
+            return Some((
+                bn.weight.as_ref()?.to_f64_vec(),
+                bn.bias.as_ref()?.to_f64_vec(),
+            ));
         }
         None
     })
@@ -1025,7 +1064,11 @@ impl Module for Residual {
             "Residual(input_channels={}, num_channels={}, use_1x1conv={}, strides={})",
             self.conv1.in_channels(),
             self.conv1.out_channels(),
-            if self.conv3.is_some() { "True" } else { "False" },
+            if self.conv3.is_some() {
+                "True"
+            } else {
+                "False"
+            },
             self.conv1.options().stride.0
         )
     }

@@ -174,9 +174,15 @@ fn batch_norm_training(net: &Sequential) -> bool {
     let mut training = false;
     let _ = net.apply(&mut |m: &dyn Module| {
         let any = m.as_any();
-        training |= any.downcast_ref::<BatchNorm2d>().is_some_and(|b| b.is_training())
-            || any.downcast_ref::<BatchNorm1d>().is_some_and(|b| b.is_training())
-            || any.downcast_ref::<BatchNorm>().is_some_and(|b| b.is_training());
+        training |= any
+            .downcast_ref::<BatchNorm2d>()
+            .is_some_and(|b| b.is_training())
+            || any
+                .downcast_ref::<BatchNorm1d>()
+                .is_some_and(|b| b.is_training())
+            || any
+                .downcast_ref::<BatchNorm>()
+                .is_some_and(|b| b.is_training());
         Ok(())
     });
     training

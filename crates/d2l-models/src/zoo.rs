@@ -318,7 +318,13 @@ pub fn models() -> Vec<ModelInfo> {
             default_outputs: 10,
             build: build_mlp_dropout,
         },
-        cnn_entry("lenet", "LeNet (sigmoid, average pooling)", Recipe::lenet(), 28, cnn::lenet),
+        cnn_entry(
+            "lenet",
+            "LeNet (sigmoid, average pooling)",
+            Recipe::lenet(),
+            28,
+            cnn::lenet,
+        ),
         cnn_entry(
             "lenet-relu-max",
             "LeNet with ReLU and max pooling",
@@ -327,10 +333,34 @@ pub fn models() -> Vec<ModelInfo> {
             cnn::lenet_relu_max,
         ),
         cnn_entry("alexnet", "AlexNet", Recipe::alexnet(), 224, cnn::alexnet),
-        cnn_entry("vgg11", "VGG-11, channels / 4 (as trained)", Recipe::vgg11(), 224, build_vgg11),
-        cnn_entry("vgg11-full", "VGG-11, full width", Recipe::vgg11(), 224, build_vgg11_full),
-        cnn_entry("nin", "Network in network (NiN)", Recipe::nin(), 224, cnn::nin),
-        cnn_entry("googlenet", "GoogLeNet", Recipe::googlenet(), 96, cnn::googlenet),
+        cnn_entry(
+            "vgg11",
+            "VGG-11, channels / 4 (as trained)",
+            Recipe::vgg11(),
+            224,
+            build_vgg11,
+        ),
+        cnn_entry(
+            "vgg11-full",
+            "VGG-11, full width",
+            Recipe::vgg11(),
+            224,
+            build_vgg11_full,
+        ),
+        cnn_entry(
+            "nin",
+            "Network in network (NiN)",
+            Recipe::nin(),
+            224,
+            cnn::nin,
+        ),
+        cnn_entry(
+            "googlenet",
+            "GoogLeNet",
+            Recipe::googlenet(),
+            96,
+            cnn::googlenet,
+        ),
         cnn_entry(
             "lenet-bn-scratch",
             "LeNet with batch norm from scratch",
@@ -345,8 +375,20 @@ pub fn models() -> Vec<ModelInfo> {
             28,
             cnn::lenet_bn,
         ),
-        cnn_entry("resnet18", "ResNet-18", Recipe::resnet18(), 96, cnn::resnet18),
-        cnn_entry("densenet", "DenseNet", Recipe::densenet(), 96, cnn::densenet),
+        cnn_entry(
+            "resnet18",
+            "ResNet-18",
+            Recipe::resnet18(),
+            96,
+            cnn::resnet18,
+        ),
+        cnn_entry(
+            "densenet",
+            "DenseNet",
+            Recipe::densenet(),
+            96,
+            cnn::densenet,
+        ),
     ]
 }
 

@@ -26,8 +26,8 @@
 //! | `densenet` | 1/4 | 4×1×64×64 |
 
 use d2l_models::cnn::{
-    self, batch_norm, bn_report, conv_block, first_bn_gamma_beta, transition_block,
-    BatchNorm, DenseBlock, Inception, Residual,
+    self, batch_norm, bn_report, conv_block, first_bn_gamma_beta, transition_block, BatchNorm,
+    DenseBlock, Inception, Residual,
 };
 use d2l_models::summary::{summarize, Summary};
 use d2l_models::zoo::{self, BuildConfig, TaskKind};
@@ -140,17 +140,17 @@ fn the_zoo_lists_every_cnn_with_its_recipe() -> Result<()> {
 fn parameter_counts_match_section_d() -> Result<()> {
     let _rng = seeded(1);
     let expect = [
-        ("lenet", 61_706),          // D.1
-        ("lenet-relu-max", 61_706), // D.1 with ReLU / max pooling
-        ("alexnet", 46_764_746),    // D.2
-        ("vgg11", 43_093_322),      // D.3, channels / 4, FC 4096
-        ("vgg11-full", 128_806_154), // D.3 full
-        ("nin", 1_992_166),         // D.4
-        ("googlenet", 5_977_530),   // D.5
+        ("lenet", 61_706),            // D.1
+        ("lenet-relu-max", 61_706),   // D.1 with ReLU / max pooling
+        ("alexnet", 46_764_746),      // D.2
+        ("vgg11", 43_093_322),        // D.3, channels / 4, FC 4096
+        ("vgg11-full", 128_806_154),  // D.3 full
+        ("nin", 1_992_166),           // D.4
+        ("googlenet", 5_977_530),     // D.5
         ("lenet-bn-scratch", 44_878), // D.6
-        ("lenet-bn", 44_878),       // D.6
-        ("resnet18", 11_178_378),   // D.7
-        ("densenet", 758_226),      // D.9
+        ("lenet-bn", 44_878),         // D.6
+        ("resnet18", 11_178_378),     // D.7
+        ("densenet", 758_226),        // D.9
     ];
     for (name, n) in expect {
         let info = zoo::model(name)?;
@@ -159,8 +159,14 @@ fn parameter_counts_match_section_d() -> Result<()> {
     }
     // The parameter count does not depend on the input for the nets ending in global
     // pooling.
-    assert_eq!(build("resnet18", &[1, 224, 224], 1.0)?.num_parameters(), 11_178_378);
-    assert_eq!(build("googlenet", &[1, 224, 224], 1.0)?.num_parameters(), 5_977_530);
+    assert_eq!(
+        build("resnet18", &[1, 224, 224], 1.0)?.num_parameters(),
+        11_178_378
+    );
+    assert_eq!(
+        build("googlenet", &[1, 224, 224], 1.0)?.num_parameters(),
+        5_977_530
+    );
     // BN-LeNet keeps running statistics as buffers: 2·(6 + 16 + 120 + 84) values (+ 4
     // batch counters for the concise one).
     let bn = build("lenet-bn", &[1, 28, 28], 1.0)?;
@@ -224,8 +230,18 @@ fn lenet_walk_is_the_books() -> Result<()> {
     assert_eq!(
         classes,
         [
-            "Conv2d", "ReLU", "MaxPool2d", "Conv2d", "ReLU", "MaxPool2d", "Flatten", "Linear",
-            "ReLU", "Linear", "ReLU", "Linear"
+            "Conv2d",
+            "ReLU",
+            "MaxPool2d",
+            "Conv2d",
+            "ReLU",
+            "MaxPool2d",
+            "Flatten",
+            "Linear",
+            "ReLU",
+            "Linear",
+            "ReLU",
+            "Linear"
         ]
     );
     assert_eq!(s.output_shape(), [1, 10]);
@@ -266,7 +282,11 @@ fn alexnet_walk_is_the_books() -> Result<()> {
     assert_eq!(s.total_params, 46_764_746);
     // About 1.9 GFLOPs per 224×224 image, most of it in the second conv.
     assert_eq!(s.rows[3].flops, 256 * 26 * 26 * (2 * 96 * 25 + 1));
-    assert!((1.8e9..2.0e9).contains(&(s.total_flops as f64)), "{}", s.total_flops);
+    assert!(
+        (1.8e9..2.0e9).contains(&(s.total_flops as f64)),
+        "{}",
+        s.total_flops
+    );
     Ok(())
 }
 
@@ -388,11 +408,23 @@ fn googlenet_walk_is_the_books() -> Result<()> {
     assert_eq!(
         names,
         [
-            "p1_1.weight", "p1_1.bias", "p2_1.weight", "p2_1.bias", "p2_2.weight", "p2_2.bias",
-            "p3_1.weight", "p3_1.bias", "p3_2.weight", "p3_2.bias", "p4_2.weight", "p4_2.bias"
+            "p1_1.weight",
+            "p1_1.bias",
+            "p2_1.weight",
+            "p2_1.bias",
+            "p2_2.weight",
+            "p2_2.bias",
+            "p3_1.weight",
+            "p3_1.bias",
+            "p3_2.weight",
+            "p3_2.bias",
+            "p4_2.weight",
+            "p4_2.bias"
         ]
     );
-    assert!(inc.describe().starts_with("Inception(in_channels=192, c1=64"));
+    assert!(inc
+        .describe()
+        .starts_with("Inception(in_channels=192, c1=64"));
     Ok(())
 }
 
@@ -402,7 +434,10 @@ fn lenet_bn_walk_has_no_padding_on_the_first_conv() -> Result<()> {
     for name in ["lenet-bn-scratch", "lenet-bn"] {
         let net = build(name, &[1, 28, 28], 1.0)?;
         let buffers = |net: &Sequential| -> Vec<Vec<f64>> {
-            net.named_buffers().iter().map(|(_, t)| t.to_f64_vec()).collect()
+            net.named_buffers()
+                .iter()
+                .map(|(_, t)| t.to_f64_vec())
+                .collect()
         };
         let before = buffers(&net);
         let s = summarize(&net, &[1, 28, 28])?;
@@ -437,11 +472,21 @@ fn lenet_bn_walk_has_no_padding_on_the_first_conv() -> Result<()> {
         assert_eq!(before, buffers(&net), "{name}");
         let x = Tensor::rand(&[3, 1, 28, 28]);
         net.forward(&x)?; // a training forward moves the statistics
-        assert_ne!(before, buffers(&net), "{name}: not in training mode after summarize");
+        assert_ne!(
+            before,
+            buffers(&net),
+            "{name}: not in training mode after summarize"
+        );
     }
     let scratch = build("lenet-bn-scratch", &[1, 28, 28], 1.0)?;
-    assert_eq!(scratch.get(1).unwrap().describe(), "BatchNorm(6, num_dims=4)");
-    assert_eq!(scratch.get(10).unwrap().describe(), "BatchNorm(120, num_dims=2)");
+    assert_eq!(
+        scratch.get(1).unwrap().describe(),
+        "BatchNorm(6, num_dims=4)"
+    );
+    assert_eq!(
+        scratch.get(10).unwrap().describe(),
+        "BatchNorm(120, num_dims=2)"
+    );
     Ok(())
 }
 
@@ -466,7 +511,11 @@ fn resnet_walk_is_the_books() -> Result<()> {
     );
     // About 3.4 GFLOPs per 1×224×224 image (1.7 G multiply-adds, the well-known ResNet-18
     // figure less the first conv's two extra input channels).
-    assert!((3.3e9..3.6e9).contains(&(s.total_flops as f64)), "{}", s.total_flops);
+    assert!(
+        (3.3e9..3.6e9).contains(&(s.total_flops as f64)),
+        "{}",
+        s.total_flops
+    );
     // The 96×96 training input: 24 → 24 → 12 → 6 → 3.
     let s = summarize(&net, &[1, 96, 96])?;
     let sides: Vec<usize> = s.rows[..5].iter().map(|r| r.output_shape[2]).collect();
@@ -522,8 +571,16 @@ fn blocks_give_the_books_demo_shapes() -> Result<()> {
     assert_eq!(
         names,
         [
-            "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "conv3.weight",
-            "conv3.bias", "bn1.weight", "bn1.bias", "bn2.weight", "bn2.bias"
+            "conv1.weight",
+            "conv1.bias",
+            "conv2.weight",
+            "conv2.bias",
+            "conv3.weight",
+            "conv3.bias",
+            "bn1.weight",
+            "bn1.bias",
+            "bn2.weight",
+            "bn2.bias"
         ]
     );
     assert_eq!(
@@ -539,7 +596,10 @@ fn blocks_give_the_books_demo_shapes() -> Result<()> {
     let y = blk.forward(&x)?;
     assert_eq!(y.shape(), [4, 23, 8, 8]);
     assert_eq!(blk.out_channels(), 23);
-    assert_eq!(transition_block(23, 10)?.forward(&y)?.shape(), [4, 10, 4, 4]);
+    assert_eq!(
+        transition_block(23, 10)?.forward(&y)?.shape(),
+        [4, 10, 4, 4]
+    );
     assert_eq!(conv_block(3, 10)?.forward(&x)?.shape(), [4, 10, 8, 8]);
     // The dense block passes its input through unchanged in the first channels.
     assert_eq!(y.narrow(1, 0, 3)?.to_f64_vec(), x.to_f64_vec());
@@ -547,9 +607,15 @@ fn blocks_give_the_books_demo_shapes() -> Result<()> {
     let inc = Inception::new(3, 2, (4, 5), (1, 3), 6)?;
     assert_eq!(inc.forward(&x)?.shape(), [4, 16, 8, 8]);
     // 7.3 / 7.2 blocks.
-    assert_eq!(cnn::nin_block(3, 5, 3, 1, 1)?.forward(&x)?.shape(), [4, 5, 8, 8]);
+    assert_eq!(
+        cnn::nin_block(3, 5, 3, 1, 1)?.forward(&x)?.shape(),
+        [4, 5, 8, 8]
+    );
     assert_eq!(cnn::vgg_block(2, 3, 7)?.forward(&x)?.shape(), [4, 7, 4, 4]);
-    assert_eq!(cnn::resnet_block(3, 6, 2, false)?.forward(&x)?.shape(), [4, 6, 4, 4]);
+    assert_eq!(
+        cnn::resnet_block(3, 6, 2, false)?.forward(&x)?.shape(),
+        [4, 6, 4, 4]
+    );
     Ok(())
 }
 
@@ -601,9 +667,18 @@ fn scratch_batch_norm_is_the_books() -> Result<()> {
     let col_mean: f64 = (0..5).map(|i| y2.to_f64_vec()[i * 3]).sum::<f64>() / 5.0;
     assert!(col_mean.abs() < 1e-5);
     // Other ranks are errors.
-    let e = batch_norm(&Tensor::rand(&[2, 3, 4]), &gamma, &beta, &mm, &mv, 1e-5, 0.9, true)
-        .unwrap_err()
-        .to_string();
+    let e = batch_norm(
+        &Tensor::rand(&[2, 3, 4]),
+        &gamma,
+        &beta,
+        &mm,
+        &mv,
+        1e-5,
+        0.9,
+        true,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("rank 3"), "{e}");
 
     // The layer: parameters gamma / beta, buffers moving_mean / moving_var; training mode
@@ -624,7 +699,10 @@ fn scratch_batch_norm_is_the_books() -> Result<()> {
     assert!(bn.gamma.grad().is_some() && bn.beta.grad().is_some());
     assert!(BatchNorm::new(2, 3).is_err());
     assert!(BatchNorm::new(0, 2).is_err());
-    let e = bn.forward(&Tensor::rand(&[2, 3, 4, 4])).unwrap_err().to_string();
+    let e = bn
+        .forward(&Tensor::rand(&[2, 3, 4, 4]))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("2 channels"), "{e}");
     Ok(())
 }
@@ -703,16 +781,25 @@ fn width_mult_and_resize_give_smaller_networks() -> Result<()> {
     }
     // AlexNet's first Linear follows the input: 112×112 leaves 256·2·2.
     let net = build("alexnet", &[1, 112, 112], 1.0)?;
-    assert_eq!(net.get_as::<Linear>(14).unwrap().weight.shape(), [4096, 1024]);
+    assert_eq!(
+        net.get_as::<Linear>(14).unwrap().weight.shape(),
+        [4096, 1024]
+    );
     // Three input channels work (13.x uses RGB).
     let net = build("resnet18", &[3, 32, 32], 0.125)?;
-    assert_eq!(net.forward(&Tensor::rand(&[2, 3, 32, 32]))?.shape(), [2, 10]);
+    assert_eq!(
+        net.forward(&Tensor::rand(&[2, 3, 32, 32]))?.shape(),
+        [2, 10]
+    );
     // The dropout override reaches AlexNet, VGG and NiN.
     let mut c = cfg(&[1, 224, 224], 0.0625);
     c.dropout = Some((0.1, 0.2));
     for name in ["alexnet", "vgg11"] {
         let tree = zoo::model(name)?.build(&c)?.summary_tree();
-        assert!(tree.contains("Dropout(p=0.1)") && tree.contains("Dropout(p=0.2)"), "{name}");
+        assert!(
+            tree.contains("Dropout(p=0.1)") && tree.contains("Dropout(p=0.2)"),
+            "{name}"
+        );
     }
     let tree = zoo::model("nin")?.build(&c)?.summary_tree();
     assert!(tree.contains("Dropout(p=0.1)"));
@@ -722,13 +809,19 @@ fn width_mult_and_resize_give_smaller_networks() -> Result<()> {
 #[test]
 fn bad_inputs_are_clear_errors() -> Result<()> {
     let _rng = seeded(15);
-    let e = build("alexnet", &[1, 28, 28], 1.0).err().unwrap().to_string();
+    let e = build("alexnet", &[1, 28, 28], 1.0)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("alexnet") && e.contains("at least 65x65"), "{e}");
     let e = build("vgg11", &[1, 16, 16], 1.0).err().unwrap().to_string();
     assert!(e.contains("at least 32x32"), "{e}");
     let e = build("lenet", &[784], 1.0).err().unwrap().to_string();
     assert!(e.contains("[C, H, W]"), "{e}");
-    let e = build("densenet", &[1, 16, 16], 1.0).err().unwrap().to_string();
+    let e = build("densenet", &[1, 16, 16], 1.0)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("too small"), "{e}");
     assert!(build("googlenet", &[1, 96, 96], 0.0).is_err());
     // A model built for one input size reports another clearly at run time.
@@ -767,7 +860,10 @@ fn check_parity(name: &str, width: f64, train: bool) -> Result<()> {
     assert!(report.missing.is_empty(), "{name}: {report}");
     assert!(report.mismatched.is_empty(), "{name}: {report}");
     assert!(
-        report.unexpected.iter().all(|(n, _)| n.starts_with("fixture.")),
+        report
+            .unexpected
+            .iter()
+            .all(|(n, _)| n.starts_with("fixture.")),
         "{name}: {report}"
     );
     assert_eq!(report.loaded.len(), net.state_dict().len(), "{name}");
@@ -785,8 +881,14 @@ fn check_parity(name: &str, width: f64, train: bool) -> Result<()> {
         assert!(!buffers.is_empty());
         for (n, t) in buffers {
             let want = &file[&format!("fixture.after.{n}")];
-            let d = max_abs_diff(&t.to_dtype(d2l_tensor::DType::F64)?, &want.to_dtype(d2l_tensor::DType::F64)?);
-            assert!(d <= 1e-4, "{name} buffer {n} after a training forward: max |Δ| = {d:e}");
+            let d = max_abs_diff(
+                &t.to_dtype(d2l_tensor::DType::F64)?,
+                &want.to_dtype(d2l_tensor::DType::F64)?,
+            );
+            assert!(
+                d <= 1e-4,
+                "{name} buffer {n} after a training forward: max |Δ| = {d:e}"
+            );
         }
     }
     Ok(())

@@ -57,6 +57,9 @@ fn lenet_learns_shapes_in_one_epoch() -> TestResult {
     println!("loss {first:.3} -> {last:.3}, test acc {acc:.3} over {n} images");
     assert_eq!(n, 2_000);
     assert!(last < first * 0.8, "loss {first} -> {last}");
-    assert!(acc > 0.5, "test accuracy {acc} after one epoch (chance: 0.1)");
+    assert!(
+        acc > 0.5,
+        "test accuracy {acc} after one epoch (chance: 0.1)"
+    );
     Ok(())
 }

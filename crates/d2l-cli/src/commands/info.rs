@@ -15,6 +15,9 @@ pub struct SummaryArgs {
     /// Input shape without the batch dim, e.g. 1x28x28 (default: the model's).
     #[arg(long)]
     pub input: Option<String>,
+    /// Scale hidden widths, as `d2l train --width-mult` (1.0: the book's network).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub width_mult: f64,
     /// End with one JSON line.
     #[arg(long)]
     pub json: bool,
@@ -46,8 +49,12 @@ pub fn summary(a: SummaryArgs) -> CliResult<()> {
         Some(s) => parse_shape(s)?,
         None => model.default_input.clone(),
     };
+    if !(a.width_mult > 0.0 && a.width_mult.is_finite()) {
+        return Err(format!("--width-mult must be positive, got {}", a.width_mult).into());
+    }
     let mut cfg = model.default_config();
     cfg.in_shape = input.clone();
+    cfg.width_mult = a.width_mult;
     let net = model.build(&cfg)?;
     let s = summarize(&net, &input)?;
     println!("{} (D2L {}), input {:?}", model.title, model.section, input);
@@ -60,7 +67,7 @@ pub fn summary(a: SummaryArgs) -> CliResult<()> {
             .collect();
         println!(
             "{}",
-            json!({"model": model.name, "input": input, "params": s.total_params, "flops": s.total_flops, "layers": layers})
+            json!({"model": model.name, "input": input, "width_mult": a.width_mult, "params": s.total_params, "flops": s.total_flops, "layers": layers})
         );
     }
     Ok(())
@@ -68,14 +75,14 @@ pub fn summary(a: SummaryArgs) -> CliResult<()> {
 
 /// Runs `d2l models`.
 pub fn models() -> CliResult<()> {
-    println!("{:<14} {:<6} {:<40} book recipe", "model", "D2L", "what");
+    println!("{:<17} {:<6} {:<44} book recipe", "model", "D2L", "what");
     for m in all_models() {
         let task = match m.task {
             TaskKind::Classification => "",
             TaskKind::Regression => " (regression)",
         };
         println!(
-            "{:<14} {:<6} {:<40} {}",
+            "{:<17} {:<6} {:<44} {}",
             m.name,
             m.section,
             format!("{}{task}", m.title),

@@ -10,7 +10,7 @@ pub mod train;
 use clap::Args;
 use d2l_data::datasets::{load_image_classification, DatasetName, Notice};
 use d2l_data::hub::DataHub;
-use d2l_data::loader::DataLoader;
+use d2l_data::loader::{Batch, DataLoader, Dataset, Example};
 use d2l_models::zoo::{self, ModelInfo, TaskKind};
 use std::path::PathBuf;
 
@@ -40,6 +40,60 @@ pub struct DataArgs {
     /// Worker threads for the kernels (default: RAYON_NUM_THREADS or all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Train on the first N training images only (a reduced budget for heavy models).
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Evaluate on the first N test images only.
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+}
+
+/// The first `n` examples of a data set (`--train-limit`, `--test-limit`).
+struct Head {
+    inner: std::sync::Arc<dyn Dataset>,
+    n: usize,
+}
+
+impl Dataset for Head {
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn get(&self, index: usize) -> d2l_data::error::Result<Example> {
+        self.inner.get(index)
+    }
+
+    fn get_batch(&self, indices: &[usize]) -> d2l_data::error::Result<Batch> {
+        self.inner.get_batch(indices)
+    }
+}
+
+/// `loader` cut to its first `limit` examples (same batch size; shuffled with `seed` when
+/// given). A limit of 0 is an error; one at or above the size changes nothing.
+fn head_loader(
+    loader: DataLoader,
+    limit: Option<usize>,
+    shuffle: Option<u64>,
+    flag: &str,
+) -> CliResult<DataLoader> {
+    let Some(n) = limit else {
+        return Ok(loader);
+    };
+    if n == 0 {
+        return Err(format!("{flag} must be at least 1, got 0").into());
+    }
+    if n >= loader.num_examples() {
+        return Ok(loader);
+    }
+    let head = Head {
+        inner: loader.dataset().clone(),
+        n,
+    };
+    let cut = DataLoader::new(std::sync::Arc::new(head), loader.batch_size())?;
+    Ok(match shuffle {
+        Some(seed) => cut.shuffle(seed),
+        None => cut,
+    })
 }
 
 impl DataArgs {
@@ -93,7 +147,9 @@ pub fn image_data(
     }
     let resize = args.resize.or(model.recipe.resize);
     let hub = args.hub(quiet);
-    Ok(load_image_classification(
-        name, &hub, batch, resize, args.seed, !explicit,
-    )?)
+    let (train, test, notice) =
+        load_image_classification(name, &hub, batch, resize, args.seed, !explicit)?;
+    let train = head_loader(train, args.train_limit, Some(args.seed), "--train-limit")?;
+    let test = head_loader(test, args.test_limit, None, "--test-limit")?;
+    Ok((train, test, notice))
 }

@@ -185,6 +185,7 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         "optimizer": kind.as_str(), "momentum": momentum, "weight_decay": wd,
         "batch_size": a.data.batch_size.unwrap_or(r.batch_size), "resize": a.data.resize.or(r.resize),
         "dropout": a.dropout, "width_mult": a.width_mult, "seed": a.data.seed,
+        "train_limit": a.data.train_limit, "test_limit": a.data.test_limit,
         "threads": d2l_tensor::num_threads(), "params": net.num_parameters(), "section": model.section,
     });
     run_dir.write_config(&config)?;
@@ -219,7 +220,12 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         let mut trainer = Trainer::new(&net, loss, optimizer.as_mut(), config_t);
         trainer.fit(&train, test.as_ref())?
     };
-    report(&a, &model, &net, &dataset, epochs, &summary, &run_path)
+    report(&a, &model, &net, &dataset, epochs, &summary, &run_path)?;
+    // D2L 7.5 prints the first batch-norm layer's learned γ and β after training BN-LeNet.
+    if let Some(bn) = d2l_models::cnn::bn_report(model.name, &net) {
+        println!("{bn}");
+    }
+    Ok(())
 }
 
 fn train_image_size(a: &TrainArgs, model: &ModelInfo) -> (usize, usize) {
