@@ -278,9 +278,8 @@ pub fn run(workload: &str, cfg: &BenchConfig) -> Result<Outcome> {
             )?
         }
         "W4" => {
-            return Err(bad(
-                "W4 (character RNN/GRU) is not available in this build".into()
-            ))
+            char_lm(&mut out, cfg, "char_rnn")?;
+            char_lm(&mut out, cfg, "char_gru")?;
         }
         "W5" => kernels(&mut out, cfg)?,
         _ => {
@@ -458,6 +457,68 @@ fn image_workload(
             extra,
         });
     }
+    Ok(())
+}
+
+/// W4: the D2L 8.6 character language model step — one-hot `[35, 32, 28]` made inside
+/// the step, `RNN(28 → 256)` or `GRU(28 → 256)` from a zero state, `Linear(256 → 28)` on
+/// the `[1120, 256]` outputs, mean cross-entropy, backward, global-norm clipping to 1,
+/// SGD lr 0.1. Throughput in tokens (batch × steps) per second.
+fn char_lm(out: &mut Outcome, cfg: &BenchConfig, name: &str) -> Result<()> {
+    use d2l_nn::rnn::{one_hot, Recurrent, GRU, RNN};
+    let (vocab, hidden, steps, batch) = (28usize, 256usize, 35usize, 32usize);
+    let mut g = Generator::new(SEED);
+    let mut ids = |n: usize| -> Result<Tensor> {
+        let v: Vec<i64> = (0..n).map(|_| g.below(vocab as u64) as i64).collect();
+        Tensor::from_vec(v, &[batch, steps])
+    };
+    let tokens = ids(batch * steps)?;
+    let targets = ids(batch * steps)?
+        .t()?
+        .contiguous()?
+        .reshape([steps * batch])?;
+    let rnn: Box<dyn Recurrent> = if name == "char_gru" {
+        Box::new(GRU::new(vocab, hidden)?)
+    } else {
+        Box::new(RNN::new(vocab, hidden)?)
+    };
+    let head = Linear::new(hidden, vocab)?;
+    let mut params = rnn.parameters();
+    params.extend(head.parameters());
+    let mut step = || -> Result<()> {
+        for p in &params {
+            p.zero_grad();
+        }
+        let x = one_hot(&tokens.t()?, vocab)?;
+        let (y, _state) = rnn.forward_with_state(&x, None)?;
+        let logits = head.forward(&y.reshape([steps * batch, hidden])?)?;
+        cross_entropy_simple(&logits, &targets)?.backward()?;
+        d2l_nn::clip::clip_grad_norm_(&params, 1.0)?;
+        sgd_update(&params, LR)
+    };
+    let m = cfg.protocol.measure(&mut step, (batch * steps) as f64)?;
+    if cfg.profile {
+        out.profiles
+            .push((format!("{name} train step"), profile_once(&mut step)?));
+    }
+    let mut extra = Map::new();
+    extra.insert("batch".into(), json!(batch));
+    extra.insert("num_steps".into(), json!(steps));
+    extra.insert("hidden".into(), json!(hidden));
+    extra.insert("vocab".into(), json!(vocab));
+    extra.insert(
+        "peak_rss_mb".into(),
+        json!(round(proc_status_mb("VmHWM"), 1)),
+    );
+    out.records.push(Record {
+        workload: "W4".into(),
+        name: name.into(),
+        metric: "train_tokens_per_s".into(),
+        unit: "tokens/s".into(),
+        m,
+        threads: cfg.threads,
+        extra,
+    });
     Ok(())
 }
 
