@@ -380,13 +380,32 @@ where
             .draw()
             .map_err(e)?;
     }
-    root.present().map_err(e)?;
     Ok(())
 }
 
-/// Draws on `root` choosing linear or log coordinates for each axis.
+/// Draws on `root` choosing linear or log coordinates for each axis, then presents it.
 #[allow(clippy::too_many_arguments)]
 fn draw_any<DB>(
+    root: &DrawingArea<DB, Shift>,
+    spec: &PlotSpec,
+    series: &[Series],
+    pts: &[Vec<Option<(f64, f64)>>],
+    corner: SeriesLabelPosition,
+    xr: (f64, f64),
+    yr: (f64, f64),
+    kind: Kind,
+) -> std::result::Result<(), String>
+where
+    DB: DrawingBackend,
+    DB::ErrorType: 'static,
+{
+    draw_any_unpresented(root, spec, series, pts, corner, xr, yr, kind)?;
+    root.present().map_err(|err| err.to_string())
+}
+
+/// [`draw_any`] without presenting `root` (for one panel of several in one image).
+#[allow(clippy::too_many_arguments)]
+fn draw_any_unpresented<DB>(
     root: &DrawingArea<DB, Shift>,
     spec: &PlotSpec,
     series: &[Series],
@@ -513,6 +532,106 @@ pub fn save_scatter_plot(
     series: &[Series],
 ) -> Result<(PathBuf, PathBuf)> {
     save_plot(base, spec, series, Kind::Points)
+}
+
+/// One panel of [`save_line_panels`]: its axes and its curves.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Panel {
+    /// Titles, labels, scales and limits of this panel.
+    pub spec: PlotSpec,
+    /// The curves drawn in it.
+    pub series: Vec<Series>,
+}
+
+/// Draws several line plots side by side in one image (like matplotlib's
+/// `subplots(1, k)`), each as [`save_line_plot`] would, and writes `<base>.png` and
+/// `<base>.svg` ([`PLOT_SIZE`] per panel); returns both paths.
+pub fn save_line_panels(base: &Path, panels: &[Panel]) -> Result<(PathBuf, PathBuf)> {
+    ensure_font()?;
+    if panels.is_empty() {
+        return Err(plot_err("a panel plot needs at least one panel"));
+    }
+    let base_name = base.file_name().ok_or_else(|| {
+        plot_err(format!(
+            "the output base `{}` has no file name",
+            base.display()
+        ))
+    })?;
+    struct Prepared {
+        pts: Vec<Vec<Option<(f64, f64)>>>,
+        xr: (f64, f64),
+        yr: (f64, f64),
+        corner: SeriesLabelPosition,
+    }
+    let mut prepared = Vec::with_capacity(panels.len());
+    for p in panels {
+        let pts: Vec<Vec<Option<(f64, f64)>>> = p
+            .series
+            .iter()
+            .map(|s| s.points(p.spec.log_x, p.spec.log_y))
+            .collect();
+        let xr = axis_range(&pts, |q| q.0, p.spec.xlim, p.spec.log_x, false)?;
+        let yr = axis_range(&pts, |q| q.1, p.spec.ylim, p.spec.log_y, true)?;
+        let corner = legend_corner(&pts, xr, yr, p.spec.log_x, p.spec.log_y);
+        prepared.push(Prepared {
+            pts,
+            xr,
+            yr,
+            corner,
+        });
+    }
+    let size = (PLOT_SIZE.0 * panels.len() as u32, PLOT_SIZE.1);
+    let with_ext = |ext: &str| {
+        let mut name = base_name.to_os_string();
+        name.push(ext);
+        base.with_file_name(name)
+    };
+    let (png, svg) = (with_ext(".png"), with_ext(".svg"));
+    if let Some(dir) = png.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| plot_err(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    fn draw_all<DB>(
+        root: &DrawingArea<DB, Shift>,
+        panels: &[Panel],
+        prepared: &[Prepared],
+    ) -> std::result::Result<(), String>
+    where
+        DB: DrawingBackend,
+        DB::ErrorType: 'static,
+    {
+        let areas = root.split_evenly((1, panels.len()));
+        for ((area, p), q) in areas.iter().zip(panels).zip(prepared) {
+            draw_any_unpresented(
+                area,
+                &p.spec,
+                &p.series,
+                &q.pts,
+                q.corner.clone(),
+                q.xr,
+                q.yr,
+                Kind::Lines,
+            )?;
+        }
+        root.present().map_err(|err| err.to_string())
+    }
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, size).into_drawing_area();
+        draw_all(&root, panels, &prepared)
+            .map_err(|m| plot_err(format!("drawing {}: {m}", svg.display())))?;
+    }
+    write_atomic(&svg, text.as_bytes())?;
+    let tmp = temp_path(&png);
+    let drawn = {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        draw_all(&root, panels, &prepared)
+    };
+    if let Err(m) = drawn.and_then(|_| std::fs::rename(&tmp, &png).map_err(|e| e.to_string())) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(plot_err(format!("writing {}: {m}", png.display())));
+    }
+    Ok((png, svg))
 }
 
 /// One grey-scale image of an image grid, with its (possibly multi-line) title.

@@ -1,10 +1,11 @@
 //! The chapter-4 experiments as commands: `poly-demo` (4.4), `weight-decay` (4.5),
-//! `init-demo` (4.8), `shift-demo` (4.9), `house-prices` (4.10). Each prints its results
-//! beside the book's and writes its plots to `--out`.
+//! `init-demo` (4.8), `shift-demo` (4.9), `house-prices` (4.10); and `seq-demo` (8.1),
+//! `zipf` (8.2–8.3) and `gd-compare` (11.3–11.5). Each prints its results beside the
+//! book's and writes its plots to `--out`.
 
 use super::{CliResult, DataArgs};
 use clap::{Args, Subcommand};
-use d2l_train::experiments::{house, poly, shift, stability, weight_decay};
+use d2l_train::experiments::{gd, house, poly, sequence, shift, stability, weight_decay, zipf};
 use std::path::PathBuf;
 
 /// Flags every experiment takes.
@@ -56,6 +57,12 @@ pub enum ExperimentCommand {
     ShiftDemo(ExperimentArgs),
     /// 4.10: Kaggle house prices, 5-fold log-rmse and a submission.csv.
     HousePrices(ExperimentArgs),
+    /// 8.1: the noisy sine, an MLP on τ = 4 lags; 1-step, multi-step and k-step predictions.
+    SeqDemo(ExperimentArgs),
+    /// 8.2–8.3: n-gram tables of The Time Machine, the Zipf plot, n-gram perplexity.
+    Zipf(ExperimentArgs),
+    /// 11.3–11.5: GD vs SGD vs minibatch SGD (and momentum, Adam) on airfoil self-noise.
+    GdCompare(ExperimentArgs),
 }
 
 /// Runs one experiment.
@@ -121,6 +128,45 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
                 o.epochs = e;
             }
             println!("{}", house::run_house_prices(&o)?);
+        }
+        ExperimentCommand::SeqDemo(a) => {
+            let mut o = sequence::SequenceOptions {
+                seed: a.seed,
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("seq-demo")),
+                ..Default::default()
+            };
+            if let Some(e) = a.epochs {
+                o.epochs = e;
+            }
+            println!("{}", sequence::run_sequence(&o)?);
+        }
+        ExperimentCommand::Zipf(a) => {
+            if a.epochs.is_some() {
+                return Err("zipf trains nothing: --epochs does not apply".into());
+            }
+            let o = zipf::ZipfOptions {
+                hub: a.hub(),
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("zipf")),
+                ..Default::default()
+            };
+            println!("{}", zipf::run_zipf(&o)?);
+        }
+        ExperimentCommand::GdCompare(a) => {
+            let mut o = gd::GdOptions {
+                hub: a.hub(),
+                seed: a.seed,
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("gd-compare")),
+                ..Default::default()
+            };
+            if let Some(e) = a.epochs {
+                for c in &mut o.cases {
+                    c.epochs = e;
+                }
+            }
+            println!("{}", gd::run_gd_compare(&o)?);
         }
     }
     Ok(())

@@ -1,21 +1,27 @@
 //! The chapter 4 experiments of D2L as library functions: 4.4 polynomial regression
 //! ([`poly`]), 4.5 weight decay ([`weight_decay`]), 4.8 numerical stability and
 //! initialisation ([`stability`]), 4.9 distribution shift ([`shift`]) and 4.10 Kaggle house
-//! prices ([`house`]).
+//! prices ([`house`]); and from chapters 8 and 11: 8.1 sequence models ([`sequence`]),
+//! 8.2–8.3 n-gram statistics, Zipf's law and n-gram perplexity ([`zipf`]), and the
+//! gradient-descent notes, GD vs SGD vs minibatch SGD on airfoil ([`gd`]).
 //!
 //! Each experiment is one function taking a small options struct (epochs, seeds, the
 //! folder for plots, `quiet`) and returning a results struct of plain numbers whose
 //! `Display` prints the run the way the book prints it, next to the book's own numbers.
 //! The `d2l` program calls them as `d2l poly-demo`, `d2l weight-decay`, `d2l init-demo`,
-//! `d2l shift-demo` and `d2l house-prices`. Each runs its own small training loop (plain
-//! minibatch SGD or Adam from `d2l_nn::optim`), so the numbers follow the book's code line
-//! by line; plots go through [`crate::plot`].
+//! `d2l shift-demo`, `d2l house-prices`, `d2l seq-demo`, `d2l zipf` and `d2l gd-compare`.
+//! Each runs its own small training loop (plain minibatch SGD or Adam from
+//! `d2l_nn::optim`), so the numbers follow the book's code line by line; plots go through
+//! [`crate::plot`].
 
+pub mod gd;
 pub mod house;
 pub mod poly;
+pub mod sequence;
 pub mod shift;
 pub mod stability;
 pub mod weight_decay;
+pub mod zipf;
 
 use crate::plot::{save_line_plot, save_scatter_plot, PlotSpec, Series};
 use d2l_data::DataError;
