@@ -487,7 +487,9 @@ fn add_scaled_in_place_fast_and_general_paths() -> Result<()> {
     assert_eq!(q.to_vec::<f64>(), vec![6.0, 8.0, 14.0, 16.0]);
     // Shape and dtype errors are reported, not panics.
     assert!(p.add_scaled_(&Tensor::ones(&[3]), 1.0).is_err());
+    // Integer tensors take the general path (BatchNorm's `num_batches_tracked += 1`).
     let ints = Tensor::from_vec(vec![1i64, 2], &[2])?;
-    assert!(ints.add_scaled_(&ints.copy()?, 1.0).is_err());
+    ints.add_(&ints.copy()?)?;
+    assert_eq!(ints.to_vec::<i64>(), vec![2, 4]);
     Ok(())
 }
