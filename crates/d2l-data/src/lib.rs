@@ -1,4 +1,4 @@
-//! d2l-rs data (D2L 3.1–3.3, 3.5, 4.4, 4.10, 5.5, 8.2): the `Dataset` trait and a
+//! d2l-rs data (D2L 3.1–3.3, 3.5, 4.4, 4.10, 5.5, 8.2–8.3): the `Dataset` trait and a
 //! prefetching `DataLoader`, the data hub (resolve, download, verify, extract), the book's
 //! data sets, the built-in offline `shapes` set, image transforms and text basics.
 
@@ -11,6 +11,7 @@ pub mod hub;
 pub mod idx;
 pub mod loader;
 pub mod ngram;
+pub mod seq;
 pub mod shapes;
 pub mod synthetic;
 pub mod text;

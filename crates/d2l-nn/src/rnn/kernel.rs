@@ -548,6 +548,45 @@ fn fwd_block<T: Act>(c: &FwdCtx<T>, rows: Range<usize>) {
     }
 }
 
+/// Lanes per block of the row kernels: the inputs of a block are loaded into local
+/// arrays, computed on, and stored back, so the arithmetic vectorises without runtime
+/// alias checks between the many row slices.
+const LANES: usize = 16;
+
+#[inline(always)]
+fn ld<T: Copy + Default, const N: usize>(s: &[T], j: usize) -> [T; N] {
+    let mut a = [T::default(); N];
+    a.copy_from_slice(&s[j..j + N]);
+    a
+}
+
+#[inline(always)]
+fn st<T: Copy, const N: usize>(s: &mut [T], j: usize, a: &[T; N]) {
+    s[j..j + N].copy_from_slice(a);
+}
+
+/// Calls `f::<LANES>(j)` on whole blocks, then `f::<1>(j)` on the rest of a row of `h`.
+macro_rules! by_lanes {
+    ($h:expr, |$j:ident, $n:ident| $body:expr) => {{
+        let h = $h;
+        let mut $j = 0;
+        while $j + LANES <= h {
+            {
+                const $n: usize = LANES;
+                $body;
+            }
+            $j += LANES;
+        }
+        while $j < h {
+            {
+                const $n: usize = 1;
+                $body;
+            }
+            $j += 1;
+        }
+    }};
+}
+
 /// One GRU row: `x` holds the input pre-activations (r, z, n) and receives the gates;
 /// `gh` holds `W_hh h` (r, z, n).
 #[inline(always)]
@@ -560,46 +599,62 @@ fn gru_fwd_row<T: Act>(
     hp: &[T],
     h: usize,
 ) {
-    let (xr, rest) = x[..3 * h].split_at_mut(h);
-    let (xz, xn) = rest.split_at_mut(h);
-    let (gr, rest) = gh[..3 * h].split_at(h);
-    let (gz, gn) = rest.split_at(h);
-    let (b_hn, hn_out, y, hp) = (&b_hn[..h], &mut hn_out[..h], &mut y[..h], &hp[..h]);
-    for j in 0..h {
-        let r = (xr[j] + gr[j]).sigmoid_a();
-        let z = (xz[j] + gz[j]).sigmoid_a();
-        let hn = gn[j] + b_hn[j];
-        let n = (xn[j] + r * hn).tanh_a();
-        xr[j] = r;
-        xz[j] = z;
-        xn[j] = n;
-        hn_out[j] = hn;
-        y[j] = n + z * (hp[j] - n);
-    }
+    by_lanes!(h, |j, N| {
+        let (xr, xz, xn) = (
+            ld::<T, N>(x, j),
+            ld::<T, N>(x, h + j),
+            ld::<T, N>(x, 2 * h + j),
+        );
+        let (gr, gz, gn) = (
+            ld::<T, N>(gh, j),
+            ld::<T, N>(gh, h + j),
+            ld::<T, N>(gh, 2 * h + j),
+        );
+        let (bn, hpv) = (ld::<T, N>(b_hn, j), ld::<T, N>(hp, j));
+        let (mut r, mut z, mut n) = ([T::ZERO; N], [T::ZERO; N], [T::ZERO; N]);
+        let (mut hn, mut out) = ([T::ZERO; N], [T::ZERO; N]);
+        for k in 0..N {
+            r[k] = (xr[k] + gr[k]).sigmoid_a();
+            z[k] = (xz[k] + gz[k]).sigmoid_a();
+            hn[k] = gn[k] + bn[k];
+            n[k] = (xn[k] + r[k] * hn[k]).tanh_a();
+            out[k] = n[k] + z[k] * (hpv[k] - n[k]);
+        }
+        st(x, j, &r);
+        st(x, h + j, &z);
+        st(x, 2 * h + j, &n);
+        st(hn_out, j, &hn);
+        st(y, j, &out);
+    });
 }
 
 /// One LSTM row: `g` holds the pre-activations (i, f, g, o) and receives the gates.
 #[inline(always)]
 fn lstm_fwd_row<T: Act>(g: &mut [T], cp: &[T], c: &mut [T], tc: &mut [T], y: &mut [T], h: usize) {
-    let (gi, rest) = g[..4 * h].split_at_mut(h);
-    let (gf, rest) = rest.split_at_mut(h);
-    let (gg, go) = rest.split_at_mut(h);
-    let (cp, c, tc, y) = (&cp[..h], &mut c[..h], &mut tc[..h], &mut y[..h]);
-    for j in 0..h {
-        let i = gi[j].sigmoid_a();
-        let f = gf[j].sigmoid_a();
-        let g = gg[j].tanh_a();
-        let o = go[j].sigmoid_a();
-        let cn = f * cp[j] + i * g;
-        let t = cn.tanh_a();
-        gi[j] = i;
-        gf[j] = f;
-        gg[j] = g;
-        go[j] = o;
-        c[j] = cn;
-        tc[j] = t;
-        y[j] = o * t;
-    }
+    by_lanes!(h, |j, N| {
+        let (ai, af) = (ld::<T, N>(g, j), ld::<T, N>(g, h + j));
+        let (ag, ao) = (ld::<T, N>(g, 2 * h + j), ld::<T, N>(g, 3 * h + j));
+        let cpv = ld::<T, N>(cp, j);
+        let (mut i, mut f, mut gg, mut o) =
+            ([T::ZERO; N], [T::ZERO; N], [T::ZERO; N], [T::ZERO; N]);
+        let (mut cn, mut t, mut out) = ([T::ZERO; N], [T::ZERO; N], [T::ZERO; N]);
+        for k in 0..N {
+            i[k] = ai[k].sigmoid_a();
+            f[k] = af[k].sigmoid_a();
+            gg[k] = ag[k].tanh_a();
+            o[k] = ao[k].sigmoid_a();
+            cn[k] = f[k] * cpv[k] + i[k] * gg[k];
+            t[k] = cn[k].tanh_a();
+            out[k] = o[k] * t[k];
+        }
+        st(g, j, &i);
+        st(g, h + j, &f);
+        st(g, 2 * h + j, &gg);
+        st(g, 3 * h + j, &o);
+        st(c, j, &cn);
+        st(tc, j, &t);
+        st(y, j, &out);
+    });
 }
 
 /// The saved forward buffers the backward kernel reads (see [`FwdOut`]).
@@ -947,29 +1002,32 @@ fn gru_bwd_row<T: Act>(
     dh_next: &mut [T],
     h: usize,
 ) {
-    let (r, rest) = gates[..3 * h].split_at(h);
-    let (z, n) = rest.split_at(h);
-    let (dxr, rest) = dx[..3 * h].split_at_mut(h);
-    let (dxz, dxn) = rest.split_at_mut(h);
-    let (dhr, rest) = dhg[..3 * h].split_at_mut(h);
-    let (dhz, dhn) = rest.split_at_mut(h);
-    let (hn, hp, dh, dh_next) = (&hn[..h], &hp[..h], &dh[..h], &mut dh_next[..h]);
-    for j in 0..h {
-        let (rj, zj, nj) = (r[j], z[j], n[j]);
-        let d = dh[j];
-        let dn = d * (T::ONE - zj);
-        let dz = d * (hp[j] - nj);
-        let dan = dn * (T::ONE - nj * nj);
-        let dar = dan * hn[j] * rj * (T::ONE - rj);
-        let daz = dz * zj * (T::ONE - zj);
-        dxr[j] = dar;
-        dxz[j] = daz;
-        dxn[j] = dan;
-        dhr[j] = dar;
-        dhz[j] = daz;
-        dhn[j] = dan * rj;
-        dh_next[j] = d * zj;
-    }
+    by_lanes!(h, |j, N| {
+        let (r, z, n) = (
+            ld::<T, N>(gates, j),
+            ld::<T, N>(gates, h + j),
+            ld::<T, N>(gates, 2 * h + j),
+        );
+        let (hnv, hpv, d) = (ld::<T, N>(hn, j), ld::<T, N>(hp, j), ld::<T, N>(dh, j));
+        let (mut dar, mut daz, mut dan) = ([T::ZERO; N], [T::ZERO; N], [T::ZERO; N]);
+        let (mut dhn, mut dnext) = ([T::ZERO; N], [T::ZERO; N]);
+        for k in 0..N {
+            let dn = d[k] * (T::ONE - z[k]);
+            let dz = d[k] * (hpv[k] - n[k]);
+            dan[k] = dn * (T::ONE - n[k] * n[k]);
+            dar[k] = dan[k] * hnv[k] * r[k] * (T::ONE - r[k]);
+            daz[k] = dz * z[k] * (T::ONE - z[k]);
+            dhn[k] = dan[k] * r[k];
+            dnext[k] = d[k] * z[k];
+        }
+        st(dx, j, &dar);
+        st(dx, h + j, &daz);
+        st(dx, 2 * h + j, &dan);
+        st(dhg, j, &dar);
+        st(dhg, h + j, &daz);
+        st(dhg, 2 * h + j, &dhn);
+        st(dh_next, j, &dnext);
+    });
 }
 
 /// One LSTM row backwards: the gate pre-activation gradients `da` (i, f, g, o), and `dc`
@@ -984,23 +1042,32 @@ fn lstm_bwd_row<T: Act>(
     da: &mut [T],
     h: usize,
 ) {
-    let (gi, rest) = gates[..4 * h].split_at(h);
-    let (gf, rest) = rest.split_at(h);
-    let (gg, go) = rest.split_at(h);
-    let (dai, rest) = da[..4 * h].split_at_mut(h);
-    let (daf, rest) = rest.split_at_mut(h);
-    let (dag, dao) = rest.split_at_mut(h);
-    let (tc, cp, dh, dc) = (&tc[..h], &cp[..h], &dh[..h], &mut dc[..h]);
-    for j in 0..h {
-        let (i, f, g, o, t) = (gi[j], gf[j], gg[j], go[j], tc[j]);
-        let d = dh[j];
-        let dcj = dc[j] + d * o * (T::ONE - t * t);
-        dai[j] = dcj * g * i * (T::ONE - i);
-        daf[j] = dcj * cp[j] * f * (T::ONE - f);
-        dag[j] = dcj * i * (T::ONE - g * g);
-        dao[j] = d * t * o * (T::ONE - o);
-        dc[j] = dcj * f;
-    }
+    by_lanes!(h, |j, N| {
+        let (i, f) = (ld::<T, N>(gates, j), ld::<T, N>(gates, h + j));
+        let (g, o) = (ld::<T, N>(gates, 2 * h + j), ld::<T, N>(gates, 3 * h + j));
+        let (t, cpv, d, dcv) = (
+            ld::<T, N>(tc, j),
+            ld::<T, N>(cp, j),
+            ld::<T, N>(dh, j),
+            ld::<T, N>(dc, j),
+        );
+        let (mut dai, mut daf, mut dag, mut dao) =
+            ([T::ZERO; N], [T::ZERO; N], [T::ZERO; N], [T::ZERO; N]);
+        let mut dcn = [T::ZERO; N];
+        for k in 0..N {
+            let dcj = dcv[k] + d[k] * o[k] * (T::ONE - t[k] * t[k]);
+            dai[k] = dcj * g[k] * i[k] * (T::ONE - i[k]);
+            daf[k] = dcj * cpv[k] * f[k] * (T::ONE - f[k]);
+            dag[k] = dcj * i[k] * (T::ONE - g[k] * g[k]);
+            dao[k] = d[k] * t[k] * o[k] * (T::ONE - o[k]);
+            dcn[k] = dcj * f[k];
+        }
+        st(da, j, &dai);
+        st(da, h + j, &daf);
+        st(da, 2 * h + j, &dag);
+        st(da, 3 * h + j, &dao);
+        st(dc, j, &dcn);
+    });
 }
 
 #[cfg(test)]
