@@ -272,3 +272,64 @@ fn nan_loss_stops_with_the_step() {
         "{err}"
     );
 }
+
+#[test]
+fn chapter_8_and_gd_experiments() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("seq");
+    let o = d2l(&[
+        "seq-demo",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        stdout.contains("epoch 1, loss: ") && stdout.contains("64-step"),
+        "{stdout}"
+    );
+    assert!(out.join("seq-kstep.png").is_file());
+
+    // Without the data files: a one-line error naming the missing file.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for (cmd, file) in [
+        ("zipf", "timemachine/timemachine.txt"),
+        ("gd-compare", "airfoil/airfoil_self_noise.dat"),
+    ] {
+        let o = d2l(&[cmd, "--data-dir", empty.to_str().unwrap(), "--quiet"]);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{cmd}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(file),
+            "{cmd}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let o = d2l(&["zipf", "--epochs", "3"]);
+    assert_eq!(o.status.code(), Some(1));
+
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    if !data.join("airfoil/airfoil_self_noise.dat").is_file() {
+        eprintln!("skipped: gd-compare on ../shared/data (airfoil not found)");
+        return;
+    }
+    let o = d2l(&[
+        "gd-compare",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        dir.path().join("gd").to_str().unwrap(),
+    ]);
+    let (stdout, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        stdout.contains("book: loss: 0.246, 0.102 sec/epoch"),
+        "{stdout}"
+    );
+    assert!(dir.path().join("gd/gd-compare.png").is_file());
+}
