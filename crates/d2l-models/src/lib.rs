@@ -3,6 +3,7 @@
 
 pub mod cnn;
 pub mod recipe;
+pub mod rnn_lm;
 pub mod scratch;
 pub mod summary;
 pub mod zoo;

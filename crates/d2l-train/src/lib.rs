@@ -7,4 +7,5 @@ pub mod experiments;
 pub mod metrics;
 pub mod plot;
 pub mod run_dir;
+pub mod seq_train;
 pub mod trainer;
