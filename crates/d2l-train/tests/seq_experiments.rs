@@ -245,7 +245,7 @@ fn synthetic(n: usize, g: &mut Generator) -> (Tensor, Tensor) {
         .unwrap()
         .add(&noise)
         .unwrap()
-        .reshape(&[n])
+        .reshape([n])
         .unwrap();
     (x, y)
 }

@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         );
         Ok::<Ch11Run, Box<dyn Error>>(r)
     };
-    let runs = vec![
+    let runs = [
         train_sgd("gd", 1.0, 1500, 10)?,
         train_sgd("sgd", 0.005, 1, 2)?,
         train_sgd("batch size=100", 0.4, 100, 2)?,

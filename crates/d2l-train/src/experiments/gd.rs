@@ -305,7 +305,7 @@ pub fn train_ch11(
         )));
     }
     let (n, d) = (x.shape()[0], x.shape()[1]);
-    let y = y.reshape(&[n, 1])?;
+    let y = y.reshape([n, 1])?;
     let w = Tensor::normal_with(g, &[d, 1], 0.0, 0.01)?.requires_grad_(true)?;
     let b = Tensor::zeros(&[1]).requires_grad_(true)?;
     let params = vec![w.clone(), b.clone()];

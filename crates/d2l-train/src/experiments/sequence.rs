@@ -304,7 +304,7 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
         dir,
         "seq-data",
         &spec("8.1 the data"),
-        &[data.clone()],
+        std::slice::from_ref(&data),
         false,
     )?);
     let one = series("1-step preds", time(tau, onestep.len()), onestep.clone());
