@@ -206,9 +206,15 @@ pub fn train_ch8(
         let log = cfg.log_every > 0 && (epoch % cfg.log_every == 0 || epoch == 1);
         if log && !cfg.quiet {
             let sample = predict(PREFIX)?;
-            bar.println(format!(
+            let line = format!(
                 "epoch {epoch:>4}: perplexity {ppl:>7.3}, {speed:>9.0} tokens/s  {sample:?}"
-            ));
+            );
+            if bar.is_hidden() {
+                // Not a terminal (a log file): plain lines.
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
         }
         if let Some(dir) = &cfg.run_dir {
             if log || epoch == cfg.epochs {

@@ -89,6 +89,9 @@ pub fn models() -> CliResult<()> {
             m.recipe
         );
     }
+    for m in d2l_models::rnn_lm::char_models() {
+        println!("{:<17} {:<6} {:<44} {}", m.name, m.section, m.title, m);
+    }
     Ok(())
 }
 

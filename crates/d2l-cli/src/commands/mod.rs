@@ -5,6 +5,7 @@ pub mod bench;
 pub mod eval;
 pub mod experiments;
 pub mod info;
+pub mod seq;
 pub mod train;
 
 use clap::Args;

@@ -53,6 +53,20 @@ pub struct TrainArgs {
     /// End with one JSON line summarising the run.
     #[arg(long)]
     pub json: bool,
+    /// char-* models: random sampling with a fresh state per batch (D2L 8.3) instead of
+    /// sequential partitioning.
+    #[arg(long)]
+    pub random_iter: bool,
+    /// char-* models: time steps per sequence (default: the book's 35).
+    #[arg(long)]
+    pub num_steps: Option<usize>,
+    /// char-* models: hidden units (default: the book's 256; 512 for char-rnn-scratch).
+    #[arg(long)]
+    pub num_hiddens: Option<usize>,
+    /// char-* models: use the first N characters of the corpus, 0 for all (default: the
+    /// book's 10000).
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
 }
 
 impl TrainArgs {
@@ -71,6 +85,10 @@ impl TrainArgs {
             out: None,
             quiet: false,
             json: false,
+            random_iter: false,
+            num_steps: None,
+            num_hiddens: None,
+            max_tokens: None,
         }
     }
 }
@@ -123,6 +141,9 @@ pub fn make_optimizer(
 
 /// Runs `d2l train`.
 pub fn run(a: TrainArgs) -> CliResult<()> {
+    if d2l_models::rnn_lm::is_char_model(&a.model) {
+        return super::seq::run(a);
+    }
     validate(&a)?;
     let model = find_model(&a.model)?;
     a.data.apply_engine_settings()?;
