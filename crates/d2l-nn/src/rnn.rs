@@ -475,28 +475,35 @@ fn seq_typed<T: Act>(a: &SeqArgs) -> Result<SeqOutput> {
         );
         let (reverse, dims) = (a.reverse, a.dims);
         let backward: BackwardFn = Arc::new(move |g: &Tensor| {
-            let g = g.to_vec::<T>();
-            let grads = saved_out.with_slice::<T, _>(|out| {
-                let fin = FwdIn {
-                    cell,
-                    reverse,
-                    dims,
-                    x: &saved.x,
-                    h0: saved.h0.as_deref(),
-                    c0: saved.c0.as_deref(),
-                    w_ih: &saved.w_ih,
-                    w_hh: &saved.w_hh,
-                    b_ih: None,
-                    b_hh: None,
-                };
-                let view = kernel::FwdView {
-                    out,
-                    gates: &saved.fwd.gates,
-                    aux: &saved.fwd.aux,
-                    aux2: &saved.fwd.aux2,
-                };
-                kernel::backward(&fin, &view, &g, need)
-            })?;
+            // The output gradient, read in place when it is contiguous and of type T.
+            let g = if g.dtype() == T::DTYPE {
+                g.clone()
+            } else {
+                g.to_dtype(T::DTYPE)?
+            };
+            let grads = g.with_slice::<T, _>(|g| {
+                saved_out.with_slice::<T, _>(|out| {
+                    let fin = FwdIn {
+                        cell,
+                        reverse,
+                        dims,
+                        x: &saved.x,
+                        h0: saved.h0.as_deref(),
+                        c0: saved.c0.as_deref(),
+                        w_ih: &saved.w_ih,
+                        w_hh: &saved.w_hh,
+                        b_ih: None,
+                        b_hh: None,
+                    };
+                    let view = kernel::FwdView {
+                        out,
+                        gates: &saved.fwd.gates,
+                        aux: &saved.fwd.aux,
+                        aux2: &saved.fwd.aux2,
+                    };
+                    kernel::backward(&fin, &view, g, need)
+                })
+            })??;
             let gh = cell.gates() * dims.h;
             let mk = |v: Option<Vec<T>>, shape: &[usize]| -> Result<Option<Tensor>> {
                 v.map(|v| Tensor::from_vec(v, shape)).transpose()
