@@ -117,7 +117,7 @@ impl Geom {
 /// 6-row product would waste most of it (LeNet's first conv).
 #[allow(clippy::too_many_arguments)]
 #[inline]
-unsafe fn gemm_raw<T: Float>(
+pub(crate) unsafe fn gemm_raw<T: Float>(
     m: usize,
     n: usize,
     k: usize,
@@ -266,7 +266,7 @@ fn col2im<T: Float>(cols: &[T], ld: usize, col0: usize, g: usize, geo: &Geom, gx
 }
 
 /// How the batch is split: `(samples per worker, parallelism inside each GEMM)`.
-fn plan(geo: &Geom, nb: usize) -> (usize, Parallelism) {
+pub(crate) fn plan(geo: &Geom, nb: usize) -> (usize, Parallelism) {
     let nt = threads::num_threads();
     let tiles = geo.n.div_ceil(nb);
     if nt == 1 {
@@ -280,7 +280,7 @@ fn plan(geo: &Geom, nb: usize) -> (usize, Parallelism) {
 
 /// Runs `work(first_sample, chunk)` over contiguous per-worker sample ranges of `buf`
 /// (`per` elements per sample), in parallel when there is more than one range.
-fn for_workers<T: Float>(
+pub(crate) fn for_workers<T: Float>(
     buf: &mut [T],
     per: usize,
     spw: usize,
@@ -303,6 +303,19 @@ fn for_workers<T: Float>(
 
 /// `conv2d(x, w) + b` for contiguous `x [n, ci, h, w]`, `w [co, ci/g, kh, kw]`, `b [co]`.
 pub(crate) fn forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, geo: &Geom) -> Vec<T> {
+    if super::winograd::applies(geo) {
+        return super::winograd::forward(x, wt, bias, geo);
+    }
+    forward_im2col(x, wt, bias, geo)
+}
+
+/// [`forward`] by im2col + GEMM (every geometry).
+pub(crate) fn forward_im2col<T: Float>(
+    x: &[T],
+    wt: &[T],
+    bias: Option<&[T]>,
+    geo: &Geom,
+) -> Vec<T> {
     let (p, co) = (geo.p(), geo.co);
     let mut out = vec![T::ZERO; geo.n * co * p];
     if geo.depthwise() {
@@ -411,6 +424,14 @@ pub(crate) fn forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, geo: &Geo
 /// The gradient of [`forward`] with respect to `x` (no bias): `gx [n, ci, h, w]`. Also the
 /// forward of `conv_transpose2d` (with `gy` its input).
 pub(crate) fn backward_input<T: Float>(gy: &[T], wt: &[T], geo: &Geom) -> Vec<T> {
+    if super::winograd::applies(geo) {
+        return super::winograd::backward_input(gy, wt, geo);
+    }
+    backward_input_im2col(gy, wt, geo)
+}
+
+/// [`backward_input`] by GEMM + col2im (every geometry).
+pub(crate) fn backward_input_im2col<T: Float>(gy: &[T], wt: &[T], geo: &Geom) -> Vec<T> {
     let (p, co, hw, ci) = (geo.p(), geo.co, geo.hw(), geo.ci);
     let mut gx = vec![T::ZERO; geo.n * ci * hw];
     if geo.depthwise() {

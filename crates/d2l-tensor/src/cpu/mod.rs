@@ -9,5 +9,6 @@ pub(crate) mod norm;
 pub(crate) mod pool;
 pub(crate) mod reduce;
 pub(crate) mod simd;
+pub(crate) mod winograd;
 
 pub(crate) use elementwise::{binary, copy_strided, map_contiguous, unary};

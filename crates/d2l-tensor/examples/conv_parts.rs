@@ -1,0 +1,83 @@
+//! CPU time of each part of a convolution (forward, input gradient, weight gradient) on
+//! the ResNet-18 (96×96, batch 32) and LeNet shapes, measured as this thread's CPU time
+//! so that a busy machine disturbs it less than wall time. Run with one engine thread:
+//!
+//! ```text
+//! RAYON_NUM_THREADS=1 cargo run --release -p d2l-tensor --example conv_parts
+//! ```
+
+use d2l_tensor::{conv2d_backward, no_grad, Conv2dOptions, Generator, Tensor};
+
+fn cpu_s() -> f64 {
+    #[repr(C)]
+    struct Timespec {
+        s: i64,
+        ns: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clk: i32, ts: *mut Timespec) -> i32;
+    }
+    let mut ts = Timespec { s: 0, ns: 0 };
+    // SAFETY: CLOCK_THREAD_CPUTIME_ID (3) with a valid out pointer.
+    unsafe { clock_gettime(3, &mut ts) };
+    ts.s as f64 + ts.ns as f64 * 1e-9
+}
+
+fn time(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t = cpu_s();
+        f();
+        best = best.min(cpu_s() - t);
+    }
+    best * 1e3
+}
+
+fn main() {
+    let mut g = Generator::new(0);
+    // (n, ci, h, co, k, stride, pad)
+    let cases = [
+        ("lenet c1", 256, 1, 28, 6, 5, 1, 2),
+        ("lenet c2", 256, 6, 14, 16, 5, 1, 0),
+        ("r18 stem", 32, 1, 96, 64, 7, 2, 3),
+        ("r18 s1", 32, 64, 24, 64, 3, 1, 1),
+        ("r18 s2", 32, 128, 12, 128, 3, 1, 1),
+        ("r18 s3", 32, 256, 6, 256, 3, 1, 1),
+        ("r18 s4", 32, 512, 3, 512, 3, 1, 1),
+        ("r18 down4", 32, 256, 6, 512, 3, 2, 1),
+    ];
+    println!(
+        "{:<10} {:>9} {:>9} {:>9} {:>9}  (ms CPU, best of 3)",
+        "case", "fwd", "bwd_in", "bwd_w", "GFLOP"
+    );
+    for (name, n, ci, h, co, k, s, p) in cases {
+        let x = Tensor::randn_with(&mut g, &[n, ci, h, h]);
+        let w = Tensor::randn_with(&mut g, &[co, ci, k, k]);
+        let opts = Conv2dOptions::default().with_stride(s, s).with_padding(p);
+        let y = no_grad(|| x.conv2d(&w, None, &opts)).unwrap();
+        let gy = Tensor::randn_with(&mut g, y.shape());
+        let oh = y.shape()[2];
+        let gf = 2.0 * (n * co * oh * oh * ci * k * k) as f64 / 1e9;
+        let f = time(|| {
+            no_grad(|| x.conv2d(&w, None, &opts)).unwrap();
+        });
+        let bi = time(|| {
+            conv2d_backward(&x, &w, &gy, &opts, [true, false, false]).unwrap();
+        });
+        let bw = time(|| {
+            conv2d_backward(&x, &w, &gy, &opts, [false, true, false]).unwrap();
+        });
+        println!("{name:<10} {f:>9.2} {bi:>9.2} {bw:>9.2} {gf:>9.3}");
+        if std::env::var("CONV_PROFILE").is_ok() {
+            d2l_tensor::profile::take();
+            d2l_tensor::profile::enable(true);
+            no_grad(|| x.conv2d(&w, None, &opts)).unwrap();
+            d2l_tensor::profile::enable(false);
+            print!(
+                "{}",
+                d2l_tensor::profile::report(&d2l_tensor::profile::take())
+            );
+        }
+    }
+}
