@@ -675,6 +675,7 @@ pub fn googlenet(cfg: &BuildConfig) -> Result<Sequential> {
 /// says (the [`BatchNorm`] layer passes its train/eval mode; under `train_ch6` the two
 /// agree, since evaluation runs in eval mode without gradients). Any other rank is an
 /// error.
+#[allow(clippy::too_many_arguments)] // the book's signature, plus the mode
 pub fn batch_norm(
     x: &Tensor,
     gamma: &Tensor,

@@ -9,6 +9,9 @@
 //! `--train-limit N` / `--test-limit N` (train / test on the first N images: a reduced
 //! budget for a laptop), `--threads N`.
 
+// Each example uses a different part of this file.
+#![allow(dead_code)]
+
 use d2l::data::datasets::{load_image_classification, DatasetName};
 use d2l::data::hub::DataHub;
 use d2l::data::loader::{Batch, DataLoader, Dataset, Example};
