@@ -226,12 +226,18 @@ fn run_blocks(blocks: &[Range<usize>], f: impl Fn(Range<usize>) + Sync) {
     }
 }
 
-/// `src` (`rows × cols`, row-major) transposed into a new `cols × rows` buffer.
+/// `src` (`rows × cols`, row-major) transposed into a new `cols × rows` buffer, in
+/// 32 × 32 tiles so that reads and writes both stay in cache.
 fn transpose<T: Copy + Default>(src: &[T], rows: usize, cols: usize) -> Vec<T> {
+    const TILE: usize = 32;
     let mut out = vec![T::default(); rows * cols];
-    for r in 0..rows {
-        for c in 0..cols {
-            out[c * rows + r] = src[r * cols + c];
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..(r0 + TILE).min(rows) {
+                for c in c0..(c0 + TILE).min(cols) {
+                    out[c * rows + r] = src[r * cols + c];
+                }
+            }
         }
     }
     out
@@ -313,12 +319,6 @@ pub(crate) fn forward<T: Act>(p: &FwdIn<T>) -> FwdOut<T> {
     let g = p.cell.gates();
     let gh = g * h;
     let lstm = p.cell == Cell::Lstm;
-    let mut out = vec![T::ZERO; (t + lstm as usize) * b * h];
-    let mut gates = if g > 1 {
-        vec![T::ZERO; t * b * gh]
-    } else {
-        Vec::new()
-    };
     let mut aux = if g > 1 {
         vec![T::ZERO; t * b * h]
     } else {
@@ -345,6 +345,20 @@ pub(crate) fn forward<T: Act>(p: &FwdIn<T>) -> FwdOut<T> {
             b_hn.copy_from_slice(&bh[2 * h..]);
         }
     }
+    // The pre-activation buffer starts as the bias of every row (no zero-fill first):
+    // the outputs themselves for an RNN, the gate buffer otherwise.
+    let biased = || {
+        let mut v = Vec::with_capacity(t * b * gh);
+        for _ in 0..t * b {
+            v.extend_from_slice(&bias);
+        }
+        v
+    };
+    let (mut out, mut gates) = if g == 1 {
+        (biased(), Vec::new())
+    } else {
+        (vec![T::ZERO; (t + lstm as usize) * b * h], biased())
+    };
     let wih_t = transpose(p.w_ih, gh, i);
     let whh_t = transpose(p.w_hh, gh, h);
     let blocks = row_blocks(b, gh * h);
@@ -355,9 +369,6 @@ pub(crate) fn forward<T: Act>(p: &FwdIn<T>) -> FwdOut<T> {
         } else {
             &mut gates[..]
         };
-        for row in pre.chunks_exact_mut(gh) {
-            row.copy_from_slice(&bias);
-        }
         let pre_ptr = Shared::of(pre);
         let ctx = FwdCtx {
             cell: p.cell,
