@@ -155,19 +155,28 @@ impl Op {
                 one(Tensor::unary_backward(*op, saved, g)?)
             }
             Op::Binary { lhs, rhs, op } => {
+                // Only the gradients of inputs that need one are computed.
+                let (na, nb) = (lhs.requires_grad(), rhs.requires_grad());
+                let when = |need: bool, f: &dyn Fn() -> Result<Tensor>| -> Result<Option<Tensor>> {
+                    if need {
+                        f().map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                };
                 let (ga, gb) = match op {
-                    BinaryOp::Add => (g.clone(), g.clone()),
-                    BinaryOp::Sub => (g.clone(), g.neg()?),
-                    BinaryOp::Mul => (g.mul(rhs)?, g.mul(lhs)?),
+                    BinaryOp::Add => (Some(g.clone()), Some(g.clone())),
+                    BinaryOp::Sub => (Some(g.clone()), when(nb, &|| g.neg())?),
+                    BinaryOp::Mul => (when(na, &|| g.mul(rhs))?, when(nb, &|| g.mul(lhs))?),
                     BinaryOp::Div => {
                         let ga = g.div(rhs)?;
-                        (ga.clone(), ga.mul(lhs)?.div(rhs)?.neg()?)
+                        let gb = when(nb, &|| ga.mul(lhs)?.div(rhs)?.neg())?;
+                        (Some(ga), gb)
                     }
-                    BinaryOp::Pow => {
-                        let ga = g.mul(rhs)?.mul(&lhs.pow(&rhs.sub_scalar(1.0)?)?)?;
-                        let gb = g.mul(&lhs.pow(rhs)?)?.mul(&lhs.log()?)?;
-                        (ga, gb)
-                    }
+                    BinaryOp::Pow => (
+                        when(na, &|| g.mul(rhs)?.mul(&lhs.pow(&rhs.sub_scalar(1.0)?)?))?,
+                        when(nb, &|| g.mul(&lhs.pow(rhs)?)?.mul(&lhs.log()?))?,
+                    ),
                     BinaryOp::Maximum | BinaryOp::Minimum => {
                         // Ties split the gradient evenly, as in PyTorch.
                         let wins = if *op == BinaryOp::Maximum {
@@ -180,12 +189,17 @@ impl Op {
                             .to_dtype(g.dtype())?
                             .add(&ties.to_dtype(g.dtype())?.mul_scalar(0.5)?)?;
                         let ga = g.mul(&w)?;
-                        (ga.clone(), g.sub(&ga)?)
+                        let gb = when(nb, &|| g.sub(&ga))?;
+                        (Some(ga), gb)
                     }
                 };
                 Ok(vec![
-                    Some(ga.sum_to(lhs.shape())?),
-                    Some(gb.sum_to(rhs.shape())?),
+                    ga.filter(|_| na)
+                        .map(|t| t.sum_to(lhs.shape()))
+                        .transpose()?,
+                    gb.filter(|_| nb)
+                        .map(|t| t.sum_to(rhs.shape()))
+                        .transpose()?,
                 ])
             }
             Op::Sum { arg, dims } => {
@@ -214,9 +228,16 @@ impl Op {
                     .scatter_add(*dim as isize, &idx, &g)?)
             }
             Op::Matmul(a, b) => {
-                let ga = g.matmul(&b.transpose(-1, -2)?)?.sum_to(a.shape())?;
-                let gb = a.transpose(-1, -2)?.matmul(g)?.sum_to(b.shape())?;
-                Ok(vec![Some(ga), Some(gb)])
+                // Only the gradients of inputs that need one (a network's input does not).
+                let ga = a
+                    .requires_grad()
+                    .then(|| g.matmul(&b.transpose(-1, -2)?)?.sum_to(a.shape()))
+                    .transpose()?;
+                let gb = b
+                    .requires_grad()
+                    .then(|| a.transpose(-1, -2)?.matmul(g)?.sum_to(b.shape()))
+                    .transpose()?;
+                Ok(vec![ga, gb])
             }
             Op::Reshape(arg) => one(g.reshape(arg.shape())?),
             Op::Permute(_, dims) => {
