@@ -302,7 +302,7 @@ pub mod functional {
             ));
         }
         let g = mode.num_gates();
-        if w_hh.rank() != 2 || w_hh.shape()[0] % g != 0 || w_hh.shape()[0] == 0 {
+        if w_hh.rank() != 2 || !w_hh.shape()[0].is_multiple_of(g) || w_hh.shape()[0] == 0 {
             return Err(bad_shape(
                 OP,
                 format!(

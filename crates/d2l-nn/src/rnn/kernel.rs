@@ -67,7 +67,7 @@ impl Act for f32 {
         const CLAMP: f32 = 7.905_311;
         let x = self.clamp(-CLAMP, CLAMP);
         let x2 = x * x;
-        let mut p = x2 * -2.760_768_5e-16 + 2.000_187_9e-13;
+        let mut p = x2 * -2.760_768_5e-16 + 2.000_188e-13;
         p = x2 * p + -8.604_672e-11;
         p = x2 * p + 5.122_297e-8;
         p = x2 * p + 1.485_722_4e-5;
