@@ -225,13 +225,15 @@ impl LanguageModel for RnnLmScratch {
             None => Tensor::zeros(&[b, hn]),
             Some(RnnState::Hidden(h)) if h.shape() == [1, b, hn] => h.reshape([b, hn])?,
             Some(RnnState::Hidden(h)) if h.shape() == [b, hn] => h.clone(),
-            Some(s) => return Err(Error::BadShape {
-                op: "RnnLmScratch",
-                msg: format!(
+            Some(s) => {
+                return Err(Error::BadShape {
+                    op: "RnnLmScratch",
+                    msg: format!(
                     "expected a hidden state of shape [1, {b}, {hn}] (or [{b}, {hn}]), got {:?}",
                     s.h().shape()
                 ),
-            }),
+                })
+            }
         };
         // One-hot Xᵀ: [T, B, V]; the input projection of every step at once.
         let xw = one_hot(&x.t()?, v)?
