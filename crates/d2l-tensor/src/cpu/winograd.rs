@@ -55,6 +55,7 @@ fn transform_filters<T: Float>(
             let g = |i: usize, j: usize| filter(o, c, i, j);
             // Gg: 4 × 3.
             let mut gg = [[T::ZERO; 3]; 4];
+            #[allow(clippy::needless_range_loop)] // j indexes the filter and all four rows
             for j in 0..3 {
                 let (g0, g1, g2) = (g(0, j), g(1, j), g(2, j));
                 gg[0][j] = g0;
@@ -282,6 +283,7 @@ mod tests {
     use super::*;
     use crate::random::Generator;
 
+    #[allow(clippy::too_many_arguments)]
     fn geom(
         n: usize,
         ci: usize,
