@@ -186,7 +186,40 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
+/// The fields of a JSON object literal (`json!({...})`) as a record's `extra` map.
+fn fields(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// This process's peak RSS in MiB, rounded as the JSON lines print it.
+fn peak_rss() -> f64 {
+    round(proc_status_mb("VmHWM"), 1)
+}
+
 impl Record {
+    /// A record of workload `workload`, measurement `name`, `(metric, unit)`.
+    fn new(
+        cfg: &BenchConfig,
+        workload: &str,
+        name: &str,
+        (metric, unit): (&str, &str),
+        m: Measurement,
+        extra: Map<String, Value>,
+    ) -> Record {
+        Record {
+            workload: workload.into(),
+            name: name.into(),
+            metric: metric.into(),
+            unit: unit.into(),
+            m,
+            threads: cfg.threads,
+            extra,
+        }
+    }
+
     /// The record as the JSON object `torch_bench.py` prints (with `peer: "d2l-rs"`).
     pub fn to_json(&self) -> Value {
         let mut o = Map::new();
@@ -417,22 +450,19 @@ fn image_workload(
         out.profiles
             .push((format!("{name} train step"), profile_once(&mut step)?));
     }
-    let mut extra = Map::new();
-    extra.insert("batch".into(), json!(batch));
-    extra.insert("rss_before_mb".into(), json!(round(base, 1)));
-    extra.insert(
-        "peak_rss_mb".into(),
-        json!(round(proc_status_mb("VmHWM"), 1)),
-    );
-    out.records.push(Record {
-        workload: workload.into(),
-        name: name.into(),
-        metric: "train_images_per_s".into(),
-        unit: "images/s".into(),
+    let extra = fields(json!({
+        "batch": batch,
+        "rss_before_mb": round(base, 1),
+        "peak_rss_mb": peak_rss(),
+    }));
+    out.records.push(Record::new(
+        cfg,
+        workload,
+        name,
+        ("train_images_per_s", "images/s"),
         m,
-        threads: cfg.threads,
         extra,
-    });
+    ));
     if with_infer {
         net.eval();
         let mut infer = || no_grad(|| net.forward(&x).map(|_| ()));
@@ -441,21 +471,15 @@ fn image_workload(
             out.profiles
                 .push((format!("{name} inference step"), profile_once(&mut infer)?));
         }
-        let mut extra = Map::new();
-        extra.insert("batch".into(), json!(batch));
-        extra.insert(
-            "peak_rss_mb".into(),
-            json!(round(proc_status_mb("VmHWM"), 1)),
-        );
-        out.records.push(Record {
-            workload: workload.into(),
-            name: name.into(),
-            metric: "infer_images_per_s".into(),
-            unit: "images/s".into(),
+        let extra = fields(json!({"batch": batch, "peak_rss_mb": peak_rss()}));
+        out.records.push(Record::new(
+            cfg,
+            workload,
+            name,
+            ("infer_images_per_s", "images/s"),
             m,
-            threads: cfg.threads,
             extra,
-        });
+        ));
     }
     Ok(())
 }
@@ -501,24 +525,21 @@ fn char_lm(out: &mut Outcome, cfg: &BenchConfig, name: &str) -> Result<()> {
         out.profiles
             .push((format!("{name} train step"), profile_once(&mut step)?));
     }
-    let mut extra = Map::new();
-    extra.insert("batch".into(), json!(batch));
-    extra.insert("num_steps".into(), json!(steps));
-    extra.insert("hidden".into(), json!(hidden));
-    extra.insert("vocab".into(), json!(vocab));
-    extra.insert(
-        "peak_rss_mb".into(),
-        json!(round(proc_status_mb("VmHWM"), 1)),
-    );
-    out.records.push(Record {
-        workload: "W4".into(),
-        name: name.into(),
-        metric: "train_tokens_per_s".into(),
-        unit: "tokens/s".into(),
+    let extra = fields(json!({
+        "batch": batch,
+        "num_steps": steps,
+        "hidden": hidden,
+        "vocab": vocab,
+        "peak_rss_mb": peak_rss(),
+    }));
+    out.records.push(Record::new(
+        cfg,
+        "W4",
+        name,
+        ("train_tokens_per_s", "tokens/s"),
         m,
-        threads: cfg.threads,
         extra,
-    });
+    ));
     Ok(())
 }
 
@@ -533,15 +554,7 @@ fn gflops_record(
         reps: m.reps.iter().map(|r| r / 1e9).collect(),
         ..m
     };
-    Record {
-        workload: "W5".into(),
-        name: name.into(),
-        metric: "gflops".into(),
-        unit: "GFLOP/s".into(),
-        m,
-        threads: cfg.threads,
-        extra,
-    }
+    Record::new(cfg, "W5", name, ("gflops", "GFLOP/s"), m, extra)
 }
 
 /// W5: a 1024³ matmul and the 64→64 3×3 convolution on `[32, 64, 28, 28]`.
@@ -552,8 +565,7 @@ fn kernels(out: &mut Outcome, cfg: &BenchConfig) -> Result<()> {
     let b = Tensor::randn_with(&mut g, &[n, n]);
     let mut mm = || no_grad(|| a.matmul(&b).map(|_| ()));
     let m = cfg.protocol.measure(&mut mm, 2.0 * (n as f64).powi(3))?;
-    let mut extra = Map::new();
-    extra.insert("shape".into(), json!([n, n, n]));
+    let extra = fields(json!({"shape": [n, n, n]}));
     out.records
         .push(gflops_record(cfg, &format!("matmul_{n}"), m, extra));
 
@@ -568,11 +580,12 @@ fn kernels(out: &mut Outcome, cfg: &BenchConfig) -> Result<()> {
         out.profiles
             .push(("conv2d_64x64_3x3".into(), profile_once(&mut conv)?));
     }
-    let mut extra = Map::new();
-    extra.insert("input".into(), json!([nb, c, hw, hw]));
-    extra.insert("kernel".into(), json!([c, c, k, k]));
-    extra.insert("padding".into(), json!(1));
-    extra.insert("bias".into(), json!(false));
+    let extra = fields(json!({
+        "input": [nb, c, hw, hw],
+        "kernel": [c, c, k, k],
+        "padding": 1,
+        "bias": false,
+    }));
     out.records
         .push(gflops_record(cfg, "conv2d_64x64_3x3", m, extra));
     Ok(())
