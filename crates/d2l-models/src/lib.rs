@@ -5,5 +5,6 @@ pub mod cnn;
 pub mod recipe;
 pub mod rnn_lm;
 pub mod scratch;
+pub mod ssd;
 pub mod summary;
 pub mod zoo;

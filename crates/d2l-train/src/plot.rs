@@ -101,7 +101,7 @@ fn plot_err(msg: impl Into<String>) -> Error {
 }
 
 /// Registers the embedded font as plotters' sans-serif family (once per process).
-fn ensure_font() -> Result<()> {
+pub(crate) fn ensure_font() -> Result<()> {
     static LOADED: OnceLock<bool> = OnceLock::new();
     let ok = *LOADED.get_or_init(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()

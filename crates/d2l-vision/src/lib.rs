@@ -1,16 +1,17 @@
 //! The vision toolkit of D2L chapter 13.
 //!
 //! - [`image`]: decode JPEG/PNG into `uint8` CHW tensors and write tensors back as PNG.
-//! - [`draw`]: boxes with labels and colours drawn onto an image (the book's `show_bboxes`).
 //! - [`detection`]: box conversions, IoU, anchors (`multibox_prior`), anchor labelling
 //!   (`multibox_target`), NMS and `multibox_detection` (13.3–13.5).
 //! - [`roi`]: RoI pooling and RoI align with gradients (13.8).
 //! - [`bananas`]: the banana-detection reader and a detection set the program generates
 //!   in the same layout, so that everything runs offline (13.6).
+//!
+//! Drawing boxes with labels onto an image (the book's `show_bboxes`) lives with the other
+//! plotting code, in `d2l_train::draw`, which owns the embedded font.
 
 pub mod bananas;
 pub mod detection;
-pub mod draw;
 pub mod image;
 pub mod roi;
 

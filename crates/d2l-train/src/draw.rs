@@ -1,0 +1,121 @@
+//! Boxes with labels drawn onto an image and saved as PNG: the book's `show_bboxes`
+//! (13.3–13.7), which draws each box with a 2-pixel outline in the colours b, g, r, m, c in
+//! turn and writes its label at the top-left corner on a patch of the box's colour.
+
+use crate::plot::ensure_font;
+use d2l_tensor::{DType, Error, Result, Tensor};
+use plotters::prelude::*;
+use std::path::Path;
+
+/// matplotlib's `b`, `g`, `r`, `m`, `c`, the colours `show_bboxes` cycles through.
+pub const BOOK_COLORS: [(u8, u8, u8); 5] = [
+    (0, 0, 255),
+    (0, 128, 0),
+    (255, 0, 0),
+    (191, 0, 191),
+    (0, 191, 191),
+];
+
+/// One box to draw: corners in pixels, an optional label, an optional colour (else the
+/// book's colour cycle by position).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabeledBox {
+    /// `[x1, y1, x2, y2]` in pixels.
+    pub corners: [f32; 4],
+    /// Text written at the top-left corner.
+    pub label: Option<String>,
+    /// RGB colour.
+    pub color: Option<(u8, u8, u8)>,
+}
+
+impl LabeledBox {
+    /// A box from normalised corners (`[0, 1]`, as anchors and predictions are) on an
+    /// image of `width × height` pixels: the book's `bbox_scale` multiplication.
+    pub fn scaled(corners: [f32; 4], width: usize, height: usize, label: Option<String>) -> Self {
+        let (w, h) = (width as f32, height as f32);
+        LabeledBox {
+            corners: [
+                corners[0] * w,
+                corners[1] * h,
+                corners[2] * w,
+                corners[3] * h,
+            ],
+            label,
+            color: None,
+        }
+    }
+}
+
+fn draw_err(msg: impl Into<String>) -> Error {
+    Error::InvalidArgument {
+        op: "draw_boxes",
+        msg: msg.into(),
+    }
+}
+
+/// Draws `boxes` onto `image` (`(3, H, W)`, `uint8` or float in 0–255) and writes a PNG.
+/// Boxes may reach outside the image (they are clipped); a box with a NaN corner or with
+/// `x2 < x1` / `y2 < y1` is an error naming it.
+pub fn save_image_with_boxes(image: &Tensor, boxes: &[LabeledBox], path: &Path) -> Result<()> {
+    let shape = image.shape().to_vec();
+    if shape.len() != 3 || shape[0] != 3 {
+        return Err(draw_err(format!(
+            "expected an RGB image (3, H, W), got shape {shape:?}"
+        )));
+    }
+    let (h, w) = (shape[1], shape[2]);
+    for (i, b) in boxes.iter().enumerate() {
+        let c = b.corners;
+        if c.iter().any(|v| !v.is_finite()) || c[2] < c[0] || c[3] < c[1] {
+            return Err(draw_err(format!(
+                "box {i} has corners {c:?}; expected finite x1 <= x2 and y1 <= y2"
+            )));
+        }
+    }
+    ensure_font()?;
+    let hwc = image
+        .to_dtype(DType::F32)?
+        .permute(&[1, 2, 0])?
+        .contiguous()?
+        .to_vec::<f32>();
+    let mut buf: Vec<u8> = hwc
+        .iter()
+        .map(|v| v.round().clamp(0.0, 255.0) as u8)
+        .collect();
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w as u32, h as u32)).into_drawing_area();
+        let e = |e: DrawingAreaErrorKind<_>| draw_err(e.to_string());
+        for (i, b) in boxes.iter().enumerate() {
+            let (r, g, bl) = b.color.unwrap_or(BOOK_COLORS[i % BOOK_COLORS.len()]);
+            let color = RGBColor(r, g, bl);
+            let [x1, y1, x2, y2] = b.corners.map(|v| v.round() as i32);
+            for t in 0..2 {
+                root.draw(&Rectangle::new(
+                    [(x1 - t, y1 - t), (x2 + t, y2 + t)],
+                    color.stroke_width(1),
+                ))
+                .map_err(e)?;
+            }
+            if let Some(label) = &b.label {
+                let text_color = if (r, g, bl) == (255, 255, 255) {
+                    BLACK
+                } else {
+                    WHITE
+                };
+                let style = ("sans-serif", 13).into_font().color(&text_color);
+                let (tw, th) = root.estimate_text_size(label, &style).map_err(e)?;
+                let (tx, ty) = (x1.max(0), y1.max(0));
+                root.draw(&Rectangle::new(
+                    [(tx, ty), (tx + tw as i32 + 4, ty + th as i32 + 2)],
+                    color.filled(),
+                ))
+                .map_err(e)?;
+                root.draw(&Text::new(label.clone(), (tx + 2, ty + 1), style))
+                    .map_err(e)?;
+            }
+        }
+        root.present().map_err(e)?;
+    }
+    let out = Tensor::from_vec(buf, &[h, w, 3])?.permute(&[2, 0, 1])?;
+    d2l_vision::image::write_png(&out, path, false).map_err(|e| draw_err(e.to_string()))
+}
