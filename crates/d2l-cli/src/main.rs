@@ -28,6 +28,10 @@ enum Command {
     Models,
     /// Time the peer workloads W1–W5 (or zoo models) and compare with PyTorch.
     Bench(commands::bench::BenchArgs),
+    /// Draw anchor boxes on an image (D2L 13.4 at one pixel, 13.5 on a feature map).
+    Anchors(commands::detect::AnchorsArgs),
+    /// Draw a trained detector's boxes on an image (D2L 13.7's prediction).
+    Detect(commands::detect::DetectArgs),
     /// List the data sets and where their files are (or would be) found.
     Datasets(commands::info::DatasetsArgs),
     /// Chapter-4 experiments (4.4, 4.5, 4.8, 4.9, 4.10).
@@ -51,6 +55,8 @@ fn main() -> ExitCode {
         Some(Command::Models) => commands::info::models(),
         Some(Command::Bench(a)) => commands::bench::run(a),
         Some(Command::Datasets(a)) => commands::info::datasets(a),
+        Some(Command::Anchors(a)) => commands::detect::anchors(a),
+        Some(Command::Detect(a)) => commands::detect::detect(a),
         Some(Command::Experiment(e)) => commands::experiments::run(e),
     };
     match result {

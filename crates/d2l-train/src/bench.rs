@@ -315,6 +315,7 @@ pub fn run(workload: &str, cfg: &BenchConfig) -> Result<Outcome> {
             char_lm(&mut out, cfg, "char_gru")?;
         }
         "W5" => kernels(&mut out, cfg)?,
+        "TINY-SSD" => tiny_ssd(&mut out, cfg)?,
         _ => {
             let info = zoo::model(workload)?;
             let cfg_m = info.config_for(info.recipe.resize);
@@ -481,6 +482,78 @@ fn image_workload(
             extra,
         ));
     }
+    Ok(())
+}
+
+/// The workloads besides W1–W5 and the zoo's CNNs.
+pub const EXTRA_WORKLOADS: [&str; 1] = ["tiny-ssd"];
+
+/// TinySSD (D2L 13.7): the book's training step — forward, `multibox_target`, the class +
+/// masked L1 loss averaged over the batch, backward, SGD lr 0.2 with weight decay 5e-4 —
+/// on one synthetic batch of 32 images 3×256×256 (pixels uniform in 0–255, one random box
+/// each, as `scripts/ssd_torch.py bench`). Also records the share of the step spent in
+/// `multibox_target`.
+fn tiny_ssd(out: &mut Outcome, cfg: &BenchConfig) -> Result<()> {
+    use d2l_models::ssd::{ssd_loss, BoxLoss, ClsLoss, TinySsd};
+    use d2l_nn::optim::{Optimizer, Sgd};
+    use d2l_vision::detection::{multibox_prior, multibox_target};
+    let batch = 32;
+    let net = TinySsd::new(1, multibox_prior)?;
+    let mut g = Generator::new(SEED);
+    let x = Tensor::rand_with(&mut g, &[batch, 3, 256, 256]).mul_scalar(255.0)?;
+    let mut labels = Vec::with_capacity(batch * 5);
+    for _ in 0..batch {
+        let (x1, y1) = (0.6 * g.next_f64(), 0.6 * g.next_f64());
+        let (w, h) = (0.1 + 0.3 * g.next_f64(), 0.1 + 0.3 * g.next_f64());
+        labels.extend([0.0, x1 as f32, y1 as f32, (x1 + w) as f32, (y1 + h) as f32]);
+    }
+    let y = Tensor::from_vec(labels, &[batch, 1, 5])?;
+    let mut opt = Sgd::new(net.parameters(), 0.2)?.weight_decay(5e-4);
+    let base = proc_status_mb("VmRSS");
+    let mut target_s = 0.0;
+    let mut step_s = 0.0;
+    net.train();
+    let mut step = || -> Result<()> {
+        let t = Instant::now();
+        opt.zero_grad();
+        let o = net.forward_ssd(&x)?;
+        let t0 = Instant::now();
+        let (bl, bm, cl) = multibox_target(&o.anchors, &y)?;
+        target_s += t0.elapsed().as_secs_f64();
+        let l = ssd_loss(
+            &o.cls_preds,
+            &cl,
+            &o.bbox_preds,
+            &bl,
+            &bm,
+            ClsLoss::CrossEntropy,
+            BoxLoss::L1,
+        )?;
+        l.mean_all()?.backward()?;
+        opt.step()?;
+        step_s += t.elapsed().as_secs_f64();
+        Ok(())
+    };
+    let m = cfg.protocol.measure(&mut step, batch as f64)?;
+    if cfg.profile {
+        out.profiles
+            .push(("tiny-ssd train step".into(), profile_once(&mut step)?));
+    }
+    let extra = fields(json!({
+        "batch": batch,
+        "input": [3, 256, 256],
+        "target_share": round(target_s / step_s.max(1e-9), 4),
+        "rss_before_mb": round(base, 1),
+        "peak_rss_mb": peak_rss(),
+    }));
+    out.records.push(Record::new(
+        cfg,
+        "tiny-ssd",
+        "tiny-ssd",
+        ("train_images_per_s", "images/s"),
+        m,
+        extra,
+    ));
     Ok(())
 }
 

@@ -92,11 +92,14 @@ pub fn run(a: BenchArgs) -> CliResult<()> {
     }
     for w in &wanted {
         let up = w.to_ascii_uppercase();
-        if !bench::WORKLOADS.contains(&up.as_str()) {
+        if !bench::WORKLOADS.contains(&up.as_str())
+            && !bench::EXTRA_WORKLOADS.contains(&w.to_ascii_lowercase().as_str())
+        {
             d2l_models::zoo::model(w).map_err(|_| {
                 format!(
-                    "unknown workload `{w}`: expected one of {} or a zoo model ({})",
+                    "unknown workload `{w}`: expected one of {}, {} or a zoo model ({})",
                     bench::WORKLOADS.join(", "),
+                    bench::EXTRA_WORKLOADS.join(", "),
                     d2l_models::zoo::names().join(", ")
                 )
             })?;

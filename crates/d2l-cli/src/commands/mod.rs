@@ -2,6 +2,7 @@
 //! set-up from flags, and errors as one line.
 
 pub mod bench;
+pub mod detect;
 pub mod eval;
 pub mod experiments;
 pub mod info;
@@ -71,7 +72,7 @@ impl Dataset for Head {
 
 /// `loader` cut to its first `limit` examples (same batch size; shuffled with `seed` when
 /// given). A limit of 0 is an error; one at or above the size changes nothing.
-fn head_loader(
+pub(crate) fn head_loader(
     loader: DataLoader,
     limit: Option<usize>,
     shuffle: Option<u64>,

@@ -67,6 +67,18 @@ pub struct TrainArgs {
     /// book's 10000).
     #[arg(long)]
     pub max_tokens: Option<usize>,
+    /// tiny-ssd: class loss `ce` (the book), `focal` or `focal:GAMMA` (13.7 exercise).
+    #[arg(long)]
+    pub cls_loss: Option<String>,
+    /// tiny-ssd: box loss `l1` (the book), `smooth-l1` or `smooth-l1:SIGMA` (13.7 exercise).
+    #[arg(long)]
+    pub box_loss: Option<String>,
+    /// tiny-ssd on the generated set: object classes, 1–4 (default 1, like bananas).
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// tiny-ssd on the generated set: most objects per image (default 1).
+    #[arg(long)]
+    pub max_objects: Option<usize>,
 }
 
 impl TrainArgs {
@@ -89,6 +101,10 @@ impl TrainArgs {
             num_steps: None,
             num_hiddens: None,
             max_tokens: None,
+            cls_loss: None,
+            box_loss: None,
+            num_classes: None,
+            max_objects: None,
         }
     }
 }
@@ -143,6 +159,9 @@ pub fn make_optimizer(
 pub fn run(a: TrainArgs) -> CliResult<()> {
     if d2l_models::rnn_lm::is_char_model(&a.model) {
         return super::seq::run(a);
+    }
+    if super::detect::is_detection_model(&a.model) {
+        return super::detect::train(a);
     }
     validate(&a)?;
     let model = find_model(&a.model)?;

@@ -1,0 +1,403 @@
+//! Object detection (D2L 13.4–13.7): `d2l anchors` draws anchor boxes on an image (the
+//! figures of 13.4 and 13.5), `d2l train tiny-ssd` trains the book's TinySSD on the banana
+//! set or on a detection set the program generates, and `d2l detect tiny-ssd` draws a
+//! trained model's detections.
+
+use super::train::TrainArgs;
+use super::{CliResult, DataArgs};
+use clap::Args;
+use d2l_data::loader::DataLoader;
+use d2l_models::ssd::{BoxLoss, ClsLoss, TinySsd};
+use d2l_tensor::DType;
+use d2l_train::draw::{save_image_with_boxes, LabeledBox};
+use d2l_train::run_dir::RunDir;
+use d2l_train::ssd_train::{predict_ssd, train_ssd, SsdTrainConfig};
+use d2l_vision::bananas::{load_bananas, load_detection_set, DetectionSetSpec, DETECTION_CLASSES};
+use d2l_vision::detection::multibox_prior;
+use d2l_vision::image::read_image;
+use serde_json::json;
+use std::path::PathBuf;
+
+/// The detection models `d2l train` and `d2l detect` know.
+pub const DETECTION_MODELS: [&str; 1] = ["tiny-ssd"];
+
+/// Whether `name` is a detection model.
+pub fn is_detection_model(name: &str) -> bool {
+    DETECTION_MODELS.contains(&name)
+}
+
+fn parse_list(flag: &str, s: &str) -> CliResult<Vec<f32>> {
+    let v: Result<Vec<f32>, _> = s.split(',').map(|x| x.trim().parse::<f32>()).collect();
+    match v {
+        Ok(v) if !v.is_empty() && v.iter().all(|x| *x > 0.0 && x.is_finite()) => Ok(v),
+        _ => Err(format!("{flag} expects positive numbers separated by commas, got `{s}`").into()),
+    }
+}
+
+fn parse_pair(flag: &str, s: &str, sep: &[char]) -> CliResult<(usize, usize)> {
+    let parts: Vec<&str> = s.split(sep).map(str::trim).collect();
+    match parts.as_slice() {
+        [a, b] => match (a.parse::<usize>(), b.parse::<usize>()) {
+            (Ok(a), Ok(b)) => Ok((a, b)),
+            _ => Err(format!("{flag} expects two whole numbers, got `{s}`").into()),
+        },
+        _ => Err(format!("{flag} expects two whole numbers, got `{s}`").into()),
+    }
+}
+
+/// Flags of `d2l anchors`.
+#[derive(Args, Clone, Debug)]
+pub struct AnchorsArgs {
+    /// The image (JPEG or PNG), e.g. ../shared/data/d2l_images/catdog.jpg.
+    pub image: PathBuf,
+    /// Anchor sizes (fractions of the image), the book's `sizes`.
+    #[arg(long, default_value = "0.75,0.5,0.25")]
+    pub sizes: String,
+    /// Aspect ratios, the book's `ratios`.
+    #[arg(long, default_value = "1,2,0.5")]
+    pub ratios: String,
+    /// Draw the anchors centred on this pixel, `ROW,COL` as the book's `boxes[250, 250]`
+    /// (13.4).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Draw every anchor of a feature map of this size, `WxH` (13.5's `display_anchors`).
+    #[arg(long)]
+    pub fmap: Option<String>,
+    /// Output PNG.
+    #[arg(long, default_value = "anchors.png")]
+    pub out: PathBuf,
+}
+
+/// Runs `d2l anchors`.
+pub fn anchors(a: AnchorsArgs) -> CliResult<()> {
+    let sizes = parse_list("--sizes", &a.sizes)?;
+    let ratios = parse_list("--ratios", &a.ratios)?;
+    let img = read_image(&a.image)?;
+    let (h, w) = (img.shape()[1], img.shape()[2]);
+    let per_pixel = sizes.len() + ratios.len() - 1;
+    let boxes: Vec<LabeledBox> = match (&a.at, &a.fmap) {
+        (Some(at), None) => {
+            let (row, col) = parse_pair("--at", at, &[','])?;
+            if row >= h || col >= w {
+                return Err(format!(
+                    "--at {row},{col} is outside the {h}×{w} (rows × columns) image"
+                )
+                .into());
+            }
+            let all = multibox_prior(h, w, &sizes, &ratios)?;
+            println!(
+                "image {}: {h}×{w} (H×W); anchors {:?}",
+                a.image.display(),
+                all.shape()
+            );
+            let start = (row * w + col) * per_pixel;
+            let v = all
+                .narrow(1, start, per_pixel)?
+                .contiguous()?
+                .to_vec::<f32>();
+            let mut labels = Vec::new();
+            for s in &sizes {
+                labels.push(format!("s={s}, r={}", ratios[0]));
+            }
+            for r in &ratios[1..] {
+                labels.push(format!("s={}, r={r}", sizes[0]));
+            }
+            v.chunks_exact(4)
+                .zip(labels)
+                .map(|(c, label)| {
+                    println!(
+                        "  {label:<14} [{:.2}, {:.2}, {:.2}, {:.2}]",
+                        c[0], c[1], c[2], c[3]
+                    );
+                    LabeledBox::scaled([c[0], c[1], c[2], c[3]], w, h, Some(label))
+                })
+                .collect()
+        }
+        (None, Some(fmap)) => {
+            let (fw, fh) = parse_pair("--fmap", fmap, &['x', 'X'])?;
+            if fw == 0 || fh == 0 {
+                return Err(format!("--fmap must be at least 1x1, got `{fmap}`").into());
+            }
+            let all = multibox_prior(fh, fw, &sizes, &ratios)?;
+            println!(
+                "feature map {fw}×{fh} (W×H): {} anchors, drawn on {}",
+                all.shape()[1],
+                a.image.display()
+            );
+            all.to_vec::<f32>()
+                .chunks_exact(4)
+                .map(|c| LabeledBox::scaled([c[0], c[1], c[2], c[3]], w, h, None))
+                .collect()
+        }
+        _ => return Err("give exactly one of --at ROW,COL (13.4) or --fmap WxH (13.5)".into()),
+    };
+    save_image_with_boxes(&img, &boxes, &a.out)?;
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+fn parse_cls_loss(s: &str) -> CliResult<ClsLoss> {
+    match s.split_once(':') {
+        None if s == "ce" || s == "cross-entropy" => Ok(ClsLoss::CrossEntropy),
+        None if s == "focal" => Ok(ClsLoss::Focal { gamma: 2.0 }),
+        Some(("focal", g)) => match g.parse::<f32>() {
+            Ok(gamma) if gamma >= 0.0 && gamma.is_finite() => Ok(ClsLoss::Focal { gamma }),
+            _ => Err(format!("--cls-loss focal:GAMMA needs GAMMA >= 0, got `{g}`").into()),
+        },
+        _ => Err(format!("--cls-loss expects ce, focal or focal:GAMMA, got `{s}`").into()),
+    }
+}
+
+fn parse_box_loss(s: &str) -> CliResult<BoxLoss> {
+    match s.split_once(':') {
+        None if s == "l1" => Ok(BoxLoss::L1),
+        None if s == "smooth-l1" => Ok(BoxLoss::SmoothL1 { sigma: 1.0 }),
+        Some(("smooth-l1", v)) => match v.parse::<f32>() {
+            Ok(sigma) if sigma > 0.0 && sigma.is_finite() => Ok(BoxLoss::SmoothL1 { sigma }),
+            _ => Err(format!("--box-loss smooth-l1:SIGMA needs SIGMA > 0, got `{v}`").into()),
+        },
+        _ => Err(format!("--box-loss expects l1, smooth-l1 or smooth-l1:SIGMA, got `{s}`").into()),
+    }
+}
+
+/// The detection loaders: the banana set (`--dataset bananas`), a generated set
+/// (`--dataset generated`), or by default the banana set when it can be found or fetched,
+/// else the generated set with a notice.
+fn detection_data(a: &TrainArgs, batch: usize) -> CliResult<(DataLoader, DataLoader, String)> {
+    let data: &DataArgs = &a.data;
+    let hub = data.hub(a.quiet);
+    let spec = DetectionSetSpec {
+        num_classes: a.num_classes.unwrap_or(1),
+        max_objects: a.max_objects.unwrap_or(1),
+        seed: DetectionSetSpec::default().seed ^ data.seed,
+        ..DetectionSetSpec::default()
+    };
+    let generated = |why: Option<String>| -> CliResult<(DataLoader, DataLoader, String)> {
+        let root = hub.cache_dir().join("generated").join(format!(
+            "detection-c{}-m{}-s{:x}",
+            spec.num_classes, spec.max_objects, spec.seed
+        ));
+        if let Some(why) = why {
+            eprintln!("notice: {why}; training on the generated detection set instead");
+        }
+        let (train, val) = load_detection_set(&root, &spec, batch)?;
+        Ok((
+            train,
+            val,
+            format!(
+                "generated detection set ({} classes, up to {} objects per image) in {}",
+                spec.num_classes,
+                spec.max_objects,
+                root.display()
+            ),
+        ))
+    };
+    match data.dataset.as_deref() {
+        Some("generated") => generated(None),
+        Some("bananas") | Some("banana-detection") => {
+            if a.num_classes.is_some_and(|c| c != 1) || a.max_objects.is_some_and(|m| m != 1) {
+                return Err("the banana set has one class and one object per image; --num-classes and --max-objects apply to --dataset generated".into());
+            }
+            let (t, v) = load_bananas(&hub, batch)?;
+            Ok((t, v, "banana-detection".into()))
+        }
+        Some(other) => Err(format!(
+            "tiny-ssd trains on `bananas` or `generated`, got --dataset {other}"
+        )
+        .into()),
+        None if a.num_classes.is_some() || a.max_objects.is_some() => generated(None),
+        None => match load_bananas(&hub.clone().offline(true).quiet(), batch) {
+            Ok((t, v)) => Ok((t, v, "banana-detection".into())),
+            Err(e) => generated(Some(format!(
+                "the banana set is not here ({})",
+                e.to_string().lines().next().unwrap_or("")
+            ))),
+        },
+    }
+}
+
+/// Runs `d2l train tiny-ssd`.
+pub fn train(a: TrainArgs) -> CliResult<()> {
+    for (flag, given) in [
+        ("--optimizer", a.optimizer.is_some()),
+        ("--momentum", a.momentum.is_some()),
+        ("--dropout", a.dropout.is_some()),
+        ("--resize", a.data.resize.is_some()),
+        ("--width-mult", a.width_mult != 1.0),
+        ("--test-limit", a.data.test_limit.is_some()),
+    ] {
+        if given {
+            return Err(format!(
+                "{flag} does not apply to tiny-ssd (the book's SGD with weight decay on 256×256 images)"
+            )
+            .into());
+        }
+    }
+    if let Some(lr) = a.lr {
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(format!("--lr must be a positive number, got {lr}").into());
+        }
+    }
+    if a.epochs == Some(0) || a.data.batch_size == Some(0) {
+        return Err("--epochs and --batch-size must be at least 1".into());
+    }
+    let cls_loss = parse_cls_loss(a.cls_loss.as_deref().unwrap_or("ce"))?;
+    let box_loss = parse_box_loss(a.box_loss.as_deref().unwrap_or("l1"))?;
+    a.data.apply_engine_settings()?;
+    let batch = a.data.batch_size.unwrap_or(32);
+    let (train, val, source) = detection_data(&a, batch)?;
+    let train = super::head_loader(
+        train,
+        a.data.train_limit,
+        Some(a.data.seed),
+        "--train-limit",
+    )?;
+    if !a.quiet {
+        println!(
+            "read {} training examples, {} validation examples ({source})",
+            train.num_examples(),
+            val.num_examples()
+        );
+    }
+    let num_classes = a.num_classes.unwrap_or(1);
+    let net = TinySsd::new(num_classes, multibox_prior)?;
+    let run_dir = RunDir::create(a.out.clone(), &a.model)?;
+    let cfg = SsdTrainConfig {
+        epochs: a.epochs.unwrap_or(20),
+        lr: a.lr.unwrap_or(0.2),
+        weight_decay: a.weight_decay.unwrap_or(5e-4),
+        cls_loss,
+        box_loss,
+        quiet: a.quiet,
+        run_dir: Some(run_dir.clone()),
+    };
+    run_dir.write_config(&json!({
+        "model": a.model,
+        "data": source,
+        "num_classes": num_classes,
+        "epochs": cfg.epochs,
+        "lr": cfg.lr,
+        "weight_decay": cfg.weight_decay,
+        "batch_size": batch,
+        "cls_loss": format!("{cls_loss:?}"),
+        "box_loss": format!("{box_loss:?}"),
+        "seed": a.data.seed,
+        "threads": d2l_tensor::num_threads(),
+    }))?;
+    let s = train_ssd(&net, &train, Some(&val), &cfg)?;
+    let last = s.epochs.last().expect("at least one epoch");
+    println!("class err {:.2e}, bbox mae {:.2e}", s.class_err, s.bbox_mae);
+    if let (Some(c), Some(b)) = (last.val_class_err, last.val_bbox_mae) {
+        println!("validation: class err {c:.2e}, bbox mae {b:.2e}");
+    }
+    println!(
+        "{:.1} examples/sec on cpu ({} threads); anchor targets {:.1}% of the step",
+        s.examples_per_sec,
+        d2l_tensor::num_threads(),
+        100.0 * last.target_share
+    );
+    println!("run saved in {}", run_dir.path().display());
+    if a.json {
+        println!(
+            "{}",
+            json!({"model": a.model, "class_err": s.class_err, "bbox_mae": s.bbox_mae,
+                   "val_class_err": last.val_class_err, "val_bbox_mae": last.val_bbox_mae,
+                   "examples_per_sec": s.examples_per_sec, "seconds": s.seconds,
+                   "run_dir": run_dir.path()})
+        );
+    }
+    Ok(())
+}
+
+/// Flags of `d2l detect`.
+#[derive(Args, Clone, Debug)]
+pub struct DetectArgs {
+    /// Model name (tiny-ssd).
+    pub model: String,
+    /// The image (JPEG or PNG), e.g. ../shared/data/d2l_images/banana.jpg.
+    pub image: PathBuf,
+    /// Trained weights (`model.safetensors` of a `d2l train tiny-ssd` run).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Draw detections whose confidence is at least this (the book: 0.9).
+    #[arg(long, default_value_t = 0.9)]
+    pub threshold: f32,
+    /// NMS IoU threshold (the book: 0.5).
+    #[arg(long, default_value_t = 0.5)]
+    pub nms_threshold: f32,
+    /// Output PNG.
+    #[arg(long, default_value = "detections.png")]
+    pub out: PathBuf,
+}
+
+/// Runs `d2l detect`.
+pub fn detect(a: DetectArgs) -> CliResult<()> {
+    if !is_detection_model(&a.model) {
+        return Err(format!(
+            "`{}` is not a detection model; expected one of {}",
+            a.model,
+            DETECTION_MODELS.join(", ")
+        )
+        .into());
+    }
+    if !(0.0..=1.0).contains(&a.threshold) || !(0.0..=1.0).contains(&a.nms_threshold) {
+        return Err("--threshold and --nms-threshold must lie in [0, 1]".into());
+    }
+    let weights = d2l_nn::serialize::load(&a.weights)?;
+    let cls0 = weights
+        .iter()
+        .find(|(n, _)| n == "cls_0.weight")
+        .ok_or_else(|| {
+            format!(
+                "{} holds no `cls_0.weight`: not TinySSD weights",
+                a.weights.display()
+            )
+        })?;
+    let out_ch = cls0.1.shape().first().copied().unwrap_or(0);
+    if out_ch < 8 || out_ch % 4 != 0 {
+        return Err(format!(
+            "{}: cls_0.weight has {out_ch} output channels; TinySSD needs 4·(classes+1)",
+            a.weights.display()
+        )
+        .into());
+    }
+    let num_classes = out_ch / 4 - 1;
+    let net = TinySsd::new(num_classes, multibox_prior)?;
+    d2l_nn::serialize::load_state_dict(&net, &a.weights, true)?;
+    let img = read_image(&a.image)?;
+    let (h, w) = (img.shape()[1], img.shape()[2]);
+    let x = img.to_dtype(DType::F32)?;
+    let dets = predict_ssd(&net, &x, a.nms_threshold)?;
+    let kept: Vec<&[f32; 6]> = dets.iter().filter(|d| d[1] >= a.threshold).collect();
+    println!(
+        "{} detections above {} on {} ({h}×{w}); {} before the threshold",
+        kept.len(),
+        a.threshold,
+        a.image.display(),
+        dets.len()
+    );
+    let boxes: Vec<LabeledBox> = kept
+        .iter()
+        .map(|d| {
+            let name = if num_classes > 1 {
+                format!(
+                    "{} {:.2}",
+                    DETECTION_CLASSES.get(d[0] as usize).unwrap_or(&"?"),
+                    d[1]
+                )
+            } else {
+                format!("{:.2}", d[1])
+            };
+            println!(
+                "  class {} conf {:.3} box [{:.3}, {:.3}, {:.3}, {:.3}]",
+                d[0], d[1], d[2], d[3], d[4], d[5]
+            );
+            let mut b = LabeledBox::scaled([d[2], d[3], d[4], d[5]], w, h, Some(name));
+            b.color = Some((255, 255, 255));
+            b
+        })
+        .collect();
+    save_image_with_boxes(&img, &boxes, &a.out)?;
+    println!("wrote {}", a.out.display());
+    Ok(())
+}
