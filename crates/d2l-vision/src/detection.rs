@@ -183,57 +183,143 @@ fn center_to_corner(b: &[f32]) -> [f32; 4] {
     ]
 }
 
-/// The book's two-phase anchor assignment on raw slices. `jaccard` is scratch space.
-fn assign_core(
-    gt: &[f32],
-    anchors: &[f32],
-    anchor_areas: &[f32],
-    threshold: f32,
-    jaccard: &mut Vec<f32>,
-) -> Vec<i64> {
+/// Anchors as structure-of-arrays (plus areas), built once per call and shared by every
+/// image, so that the IoU loops over anchors vectorise.
+struct AnchorSoa {
+    x1: Vec<f32>,
+    y1: Vec<f32>,
+    x2: Vec<f32>,
+    y2: Vec<f32>,
+    area: Vec<f32>,
+}
+
+impl AnchorSoa {
+    fn new(anchors: &[f32]) -> Self {
+        let n = anchors.len() / 4;
+        let mut s = AnchorSoa {
+            x1: Vec::with_capacity(n),
+            y1: Vec::with_capacity(n),
+            x2: Vec::with_capacity(n),
+            y2: Vec::with_capacity(n),
+            area: Vec::with_capacity(n),
+        };
+        for b in anchors.chunks_exact(4) {
+            s.x1.push(b[0]);
+            s.y1.push(b[1]);
+            s.x2.push(b[2]);
+            s.y2.push(b[3]);
+            s.area.push(area(b));
+        }
+        s
+    }
+
+    fn len(&self) -> usize {
+        self.area.len()
+    }
+}
+
+/// The largest value of a NaN-free slice (8 independent lanes so that it vectorises).
+fn max_of(v: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = v.chunks_exact(8);
+    let rem = chunks.remainder();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] = if c[k] > acc[k] { c[k] } else { acc[k] };
+        }
+    }
+    let mut m = f32::NEG_INFINITY;
+    for &x in acc.iter().chain(rem) {
+        if x > m {
+            m = x;
+        }
+    }
+    m
+}
+
+/// The book's two-phase anchor assignment on raw slices (finite, checked boxes only).
+/// `jaccard` is scratch space holding the `(na, ng)` IoU matrix column by column.
+fn assign_core(gt: &[f32], anc: &AnchorSoa, threshold: f32, jaccard: &mut Vec<f32>) -> Vec<i64> {
     let ng = gt.len() / 4;
-    let na = anchors.len() / 4;
+    let na = anc.len();
     let mut map = vec![-1i64; na];
     if ng == 0 || na == 0 {
         return map;
     }
-    let gt_areas: Vec<f32> = gt.chunks_exact(4).map(area).collect();
     jaccard.clear();
     jaccard.resize(na * ng, 0.0);
-    // Phase 1: every anchor takes its best ground truth (first on ties) if IoU >= threshold.
-    for (i, (a, &aa)) in anchors.chunks_exact(4).zip(anchor_areas).enumerate() {
-        let row = &mut jaccard[i * ng..(i + 1) * ng];
-        let mut best = f32::NEG_INFINITY;
-        let mut best_j = 0usize;
-        for (j, (g, &ga)) in gt.chunks_exact(4).zip(&gt_areas).enumerate() {
-            let v = iou_with_areas(a, aa, g, ga);
-            row[j] = v;
-            if v > best {
-                best = v;
-                best_j = j;
-            }
+    // IoU(anchor i, gt j) at jaccard[j * na + i], in the book's operation order
+    // (`box_iou(anchors, ground_truth)`), a zero union giving 0.
+    let (ax1, ay1, ax2, ay2, aarea) = (
+        &anc.x1[..na],
+        &anc.y1[..na],
+        &anc.x2[..na],
+        &anc.y2[..na],
+        &anc.area[..na],
+    );
+    for (g, col) in gt.chunks_exact(4).zip(jaccard.chunks_exact_mut(na)) {
+        let (gx1, gy1, gx2, gy2) = (g[0], g[1], g[2], g[3]);
+        let ga = area(g);
+        let col = &mut col[..na];
+        for i in 0..na {
+            let lx = if ax1[i] > gx1 { ax1[i] } else { gx1 };
+            let ly = if ay1[i] > gy1 { ay1[i] } else { gy1 };
+            let rx = if ax2[i] < gx2 { ax2[i] } else { gx2 };
+            let ry = if ay2[i] < gy2 { ay2[i] } else { gy2 };
+            let iw = if rx - lx > 0.0 { rx - lx } else { 0.0 };
+            let ih = if ry - ly > 0.0 { ry - ly } else { 0.0 };
+            let inter = iw * ih;
+            let union = aarea[i] + ga - inter;
+            let r = inter / union;
+            col[i] = if r.is_nan() { 0.0 } else { r };
         }
-        if best >= threshold {
-            map[i] = best_j as i64;
+    }
+    // Phase 1: every anchor takes its best ground truth (first on ties) if IoU >= threshold.
+    let mut best = vec![f32::NEG_INFINITY; na];
+    let mut best_j = vec![-1i64; na];
+    for (j, col) in jaccard.chunks_exact(na).enumerate() {
+        let col = &col[..na];
+        let (best, best_j) = (&mut best[..na], &mut best_j[..na]);
+        for i in 0..na {
+            let better = col[i] > best[i];
+            best[i] = if better { col[i] } else { best[i] };
+            best_j[i] = if better { j as i64 } else { best_j[i] };
+        }
+    }
+    for ((m, &b), &j) in map.iter_mut().zip(&best).zip(&best_j) {
+        if b >= threshold {
+            *m = j;
         }
     }
     // Phase 2: once per ground truth, force the global maximum of the IoU matrix (first in
-    // row-major order on ties, as torch.argmax) and discard its row and column (set to -1).
+    // row-major (anchor, gt) order on ties, as torch.argmax) and discard its row and
+    // column. A discarded column is skipped; a discarded row is set to -1 in the columns
+    // still alive. Every alive column keeps a value >= 0 while rounds < min(na, ng).
+    let mut alive = vec![true; ng];
     for _ in 0..ng.min(na) {
-        let mut best = f32::NEG_INFINITY;
-        let mut best_k = 0usize;
-        for (k, &v) in jaccard.iter().enumerate() {
-            if v > best {
-                best = v;
-                best_k = k;
+        let mut pick: Option<(f32, usize, usize)> = None; // (value, anchor, gt)
+        for (j, col) in jaccard.chunks_exact(na).enumerate() {
+            if !alive[j] {
+                continue;
+            }
+            let m = max_of(col);
+            let i = col.iter().position(|&v| v == m).unwrap_or(0);
+            let better = match pick {
+                None => true,
+                Some((pm, pi, _)) => m > pm || (m == pm && i < pi),
+            };
+            if better {
+                pick = Some((m, i, j));
             }
         }
-        let (anc, bx) = (best_k / ng, best_k % ng);
-        map[anc] = bx as i64;
-        for r in 0..na {
-            jaccard[r * ng + bx] = -1.0;
+        let Some((_, i, j)) = pick else { break };
+        map[i] = j as i64;
+        alive[j] = false;
+        for (c, col) in jaccard.chunks_exact_mut(na).enumerate() {
+            if alive[c] {
+                col[i] = -1.0;
+            }
         }
-        jaccard[anc * ng..(anc + 1) * ng].fill(-1.0);
     }
     map
 }
@@ -405,7 +491,18 @@ pub fn multibox_prior(
             sizes[0] / sr / 2.0,
         ));
     }
-    let n = height * width * per_pixel;
+    let n = height
+        .checked_mul(width)
+        .and_then(|hw| hw.checked_mul(per_pixel))
+        .filter(|n| n.checked_mul(4).is_some_and(|e| e <= isize::MAX as usize / 4))
+        .ok_or_else(|| {
+            invalid(
+                OP,
+                format!(
+                    "expected a feature map small enough to hold its anchors, got {height} x {width} with {per_pixel} anchors per pixel"
+                ),
+            )
+        })?;
     let mut out = Vec::with_capacity(n * 4);
     let step_h = 1.0 / height as f32;
     let step_w = 1.0 / width as f32;
@@ -457,11 +554,9 @@ pub fn assign_anchor_to_bbox(
     check_corner(OP, "ground_truth", &gt, false)?;
     check_corner(OP, "anchors", &anc, false)?;
     check_threshold(OP, "iou_threshold", iou_threshold)?;
-    let areas: Vec<f32> = anc.chunks_exact(4).map(area).collect();
     Ok(assign_core(
         &gt,
-        &anc,
-        &areas,
+        &AnchorSoa::new(&anc),
         iou_threshold,
         &mut Vec::new(),
     ))
@@ -541,8 +636,8 @@ pub fn multibox_target(anchors: &Tensor, labels: &Tensor) -> Result<(Tensor, Ten
 /// Difference from the book (which treats every row as an object): a label row whose
 /// class is negative (e.g. `-1`) is padding and is ignored, so an image with only padding
 /// rows (or `G = 0`) is all background. Real rows must be finite corner boxes with
-/// `x2 >= x1`, `y2 >= y1`, anchors must have positive width and height, and a NaN class is
-/// an error.
+/// `x2 >= x1`, `y2 >= y1`, anchors must have positive width and height, and a NaN or `+inf`
+/// class is an error.
 ///
 /// Runs on plain slices, one pass per image: IoU `A × G`, then `G` arg-max sweeps.
 pub fn multibox_target_with(
@@ -563,7 +658,7 @@ pub fn multibox_target_with(
     check_threshold(OP, "iou_threshold", iou_threshold)?;
     let lab = float_data(OP, "labels", labels)?;
     check_corner(OP, "anchors", &anc, true)?;
-    let anchor_areas: Vec<f32> = anc.chunks_exact(4).map(area).collect();
+    let soa = AnchorSoa::new(&anc);
 
     let mut offsets = vec![0f32; b * 4 * na];
     let mut mask = vec![0f32; b * 4 * na];
@@ -579,10 +674,10 @@ pub fn multibox_target_with(
             .enumerate()
         {
             let c = row[0];
-            if c.is_nan() {
+            if c.is_nan() || c == f32::INFINITY {
                 return Err(invalid(
                     OP,
-                    format!("expected a class number in labels[{img}, {r}, 0], got NaN"),
+                    format!("expected a finite class number in labels[{img}, {r}, 0], got {c}"),
                 ));
             }
             if c < 0.0 {
@@ -598,9 +693,9 @@ pub fn multibox_target_with(
                 ));
             }
             gt.extend_from_slice(bx);
-            gt_cls.push(c.trunc() as i64 + 1);
+            gt_cls.push((c.trunc() as i64).saturating_add(1));
         }
-        let map = assign_core(&gt, &anc, &anchor_areas, iou_threshold, &mut scratch);
+        let map = assign_core(&gt, &soa, iou_threshold, &mut scratch);
         let off_img = &mut offsets[img * 4 * na..(img + 1) * 4 * na];
         let mask_img = &mut mask[img * 4 * na..(img + 1) * 4 * na];
         let cls_img = &mut classes[img * na..(img + 1) * na];

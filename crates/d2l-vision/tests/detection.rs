@@ -131,11 +131,26 @@ fn toy_labelling_matches_the_book() {
     assert_eq!(mask.to_vec::<f32>(), want_mask);
     assert_eq!(offsets.shape(), &[1, 20]);
     let want = [
-        0.0, 0.0, 0.0, 0.0, //
-        1.40, 10.0, 2.5939720, 7.1754238, //
-        -1.20, 0.26881720, 1.6823648, -1.5654521, //
-        0.0, 0.0, 0.0, 0.0, //
-        -0.5714286, -1.00, 4.17e-06, 0.6258201,
+        0.0,
+        0.0,
+        0.0,
+        0.0, //
+        1.40,
+        10.0,
+        2.593_972,
+        7.175_424, //
+        -1.20,
+        0.268_817_2,
+        1.682_365,
+        -1.565_452, //
+        0.0,
+        0.0,
+        0.0,
+        0.0, //
+        -0.5714286,
+        -1.00,
+        4.17e-06,
+        0.6258201,
     ];
     assert_close(&offsets.to_vec::<f32>(), &want, 2e-5, "offsets");
     // The book's printed values, rounded as it prints them.
@@ -202,7 +217,7 @@ fn padding_rows_are_ignored_and_empty_images_are_background() {
     let (_, _, cls) = multibox_target(&toy_anchors(), &empty).unwrap();
     assert_eq!(cls.to_vec::<i64>(), vec![0; 10]);
     // Anchors as (A, 4) are accepted too.
-    let flat = toy_anchors().reshape(&[5, 4]).unwrap();
+    let flat = toy_anchors().reshape([5, 4]).unwrap();
     let (_, _, cls) = multibox_target(&flat, &toy_labels()).unwrap();
     assert_eq!(cls.to_vec::<i64>(), vec![0, 1, 2, 0, 2]);
 }
@@ -241,11 +256,11 @@ fn nms_demo_matches_the_book() {
     ];
     assert_close(&out.to_vec::<f32>(), &want, 1e-6, "multibox_detection");
     // nms alone on the same boxes and scores.
-    let boxes = anchors.reshape(&[4, 4]).unwrap();
+    let boxes = anchors.reshape([4, 4]).unwrap();
     let scores = Tensor::from_vec(vec![0.9f32, 0.8, 0.7, 0.9], &[4]).unwrap();
     assert_eq!(nms(&boxes, &scores, 0.5).unwrap(), vec![0, 3]);
     // (B, A, 4) offsets are accepted too.
-    let off3 = offset_preds.reshape(&[1, 4, 4]).unwrap();
+    let off3 = offset_preds.reshape([1, 4, 4]).unwrap();
     let out3 =
         multibox_detection(&cls_probs, &off3, &anchors, NMS_THRESHOLD, POS_THRESHOLD).unwrap();
     assert_eq!(out3.to_vec::<f32>(), out.to_vec::<f32>());
@@ -423,6 +438,8 @@ fn bad_input_is_an_error_naming_the_function() {
     assert!(multibox_prior(4, 4, &[0.5], &[]).is_err());
     assert!(multibox_prior(4, 4, &[0.5], &[-1.0]).is_err());
     assert!(multibox_prior(4, 4, &[f32::NAN], &[1.0]).is_err());
+    let e = msg(multibox_prior(usize::MAX / 2, 3, &[0.5], &[1.0]).unwrap_err());
+    assert!(e.contains("multibox_prior"), "{e}");
     let v = Tensor::from_vec(vec![0f32; 3], &[3]).unwrap();
     assert!(multibox_prior_for(&v, &[0.5], &[1.0]).is_err());
 
@@ -460,6 +477,8 @@ fn bad_input_is_an_error_naming_the_function() {
     );
     let nan_class = Tensor::from_vec(vec![f32::NAN, 0.1, 0.1, 0.2, 0.9], &[1, 1, 5]).unwrap();
     assert!(multibox_target(&anchors, &nan_class).is_err());
+    let inf_class = Tensor::from_vec(vec![f32::INFINITY, 0.1, 0.1, 0.2, 0.9], &[1, 1, 5]).unwrap();
+    assert!(multibox_target(&anchors, &inf_class).is_err());
     let bad_anchors = Tensor::from_vec(vec![0f32; 8], &[2, 1, 4]).unwrap();
     let e = msg(multibox_target(&bad_anchors, &toy_labels()).unwrap_err());
     assert!(
@@ -489,7 +508,7 @@ fn bad_input_is_an_error_naming_the_function() {
         e.contains("multibox_detection") && e.contains("[1, 12]"),
         "{e}"
     );
-    let three_anchors = Tensor::from_vec(vec![0f32, 0.0, 1.0, 1.0].repeat(3), &[1, 3, 4]).unwrap();
+    let three_anchors = Tensor::from_vec([0f32, 0.0, 1.0, 1.0].repeat(3), &[1, 3, 4]).unwrap();
     assert!(multibox_detection(&probs, &offs, &three_anchors, 0.5, POS_THRESHOLD).is_err());
     assert!(multibox_detection(&probs, &offs, &anchors, f32::NAN, POS_THRESHOLD).is_err());
 }
@@ -499,6 +518,53 @@ fn bad_input_is_an_error_naming_the_function() {
 fn arb_box() -> impl Strategy<Value = [f32; 4]> {
     (0.0f32..1.0, 0.0f32..1.0, 0.01f32..1.0, 0.01f32..1.0)
         .prop_map(|(x, y, w, h)| [x, y, x + w, y + h])
+}
+
+/// Boxes on a coarse grid, so that IoU ties are common.
+fn arb_grid_box() -> impl Strategy<Value = [f32; 4]> {
+    (0u8..4, 0u8..4, 1u8..3, 1u8..3).prop_map(|(x, y, w, h)| {
+        let q = 0.25f32;
+        let (x, y) = (x as f32 * q, y as f32 * q);
+        [x, y, x + w as f32 * q, y + h as f32 * q]
+    })
+}
+
+/// The book's `assign_anchor_to_bbox`, written naively on the row-major IoU matrix.
+fn book_assign(gt: &[[f32; 4]], anchors: &[[f32; 4]], thr: f32) -> Vec<i64> {
+    let (na, ng) = (anchors.len(), gt.len());
+    let mut jac = box_iou(&boxes_tensor(anchors), &boxes_tensor(gt))
+        .unwrap()
+        .to_vec::<f32>();
+    let mut map = vec![-1i64; na];
+    for i in 0..na {
+        let row = &jac[i * ng..(i + 1) * ng];
+        let mut j = 0;
+        for k in 1..ng {
+            if row[k] > row[j] {
+                j = k;
+            }
+        }
+        if row[j] >= thr {
+            map[i] = j as i64;
+        }
+    }
+    for _ in 0..ng {
+        let mut k = 0;
+        for x in 1..jac.len() {
+            if jac[x] > jac[k] {
+                k = x;
+            }
+        }
+        let (a, b) = (k / ng, k % ng);
+        map[a] = b as i64;
+        for r in 0..na {
+            jac[r * ng + b] = -1.0;
+        }
+        for c in 0..ng {
+            jac[a * ng + c] = -1.0;
+        }
+    }
+    map
 }
 
 fn boxes_tensor(b: &[[f32; 4]]) -> Tensor {
@@ -526,6 +592,16 @@ proptest! {
         for i in 0..n1 {
             prop_assert!((self_iou[i * n1 + i] - 1.0).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn assign_matches_the_books_algorithm(
+        anc in prop::collection::vec(prop_oneof![arb_box(), arb_grid_box()], 3..40),
+        gt in prop::collection::vec(prop_oneof![arb_box(), arb_grid_box()], 1..4),
+        thr in prop_oneof![Just(0.5f32), 0.0f32..1.0],
+    ) {
+        let got = assign_anchor_to_bbox(&boxes_tensor(&gt), &boxes_tensor(&anc), thr).unwrap();
+        prop_assert_eq!(got, book_assign(&gt, &anc, thr));
     }
 
     #[test]
