@@ -7,4 +7,5 @@ pub mod rnn_lm;
 pub mod scratch;
 pub mod ssd;
 pub mod summary;
+pub mod torchvision;
 pub mod zoo;

@@ -12,6 +12,7 @@ pub mod module;
 pub mod norm;
 pub mod optim;
 pub mod pool;
+pub mod pth;
 pub mod rnn;
 pub mod schedule;
 pub mod serialize;

@@ -1,0 +1,1687 @@
+//! PyTorch checkpoints (D2L 13.2, fine-tuning): read the `.pth` / `.pt` files written by
+//! `torch.save(model.state_dict(), path)` directly, without Python.
+//!
+//! Both of `torch.save`'s layouts are read:
+//!
+//! * the **zip** format (the default since PyTorch 1.6): a zip archive with one folder
+//!   `<archive>/` holding `data.pkl` (the pickled object), `data/<key>` (each storage's
+//!   raw bytes), `version` and `byteorder` (`little` or `big`; absent means little);
+//! * the **legacy** format (`_use_new_zipfile_serialization=False`): five pickles in a
+//!   row — the magic number, the protocol version (1001), the system info (endianness,
+//!   type sizes), the object itself and the sorted list of storage keys — followed by each
+//!   storage in that order as an 8-byte element count and the raw bytes.
+//!
+//! In both, tensors are pickled as `torch._utils._rebuild_tensor_v2(storage,
+//! storage_offset, size, stride, requires_grad, backward_hooks)` whose storage is a
+//! persistent id `('storage', torch.FloatStorage, key, location, numel)`.
+//!
+//! # Safety: a restricted unpickler
+//!
+//! A pickle is a program; Python's `pickle.load` runs whatever callable it names. The
+//! reader here is written by hand and **executes nothing**: it knows the opcodes that
+//! `torch.save` emits for state dicts and checkpoints (protocol 2 to 5 framing, ints,
+//! floats, strings, bytes, tuples, lists, dicts, sets, memo, persistent ids, `REDUCE`,
+//! `BUILD`, `NEWOBJ`) and accepts `GLOBAL` / `STACK_GLOBAL` only for a fixed allow-list:
+//!
+//! * `collections.OrderedDict` (an empty dict; a `BUILD` on it, which restores the
+//!   state dict's `_metadata` attribute, is ignored),
+//! * `torch._utils._rebuild_tensor_v2`, `torch._utils._rebuild_tensor` (pre-0.4 files) and
+//!   `torch._utils._rebuild_parameter` (a tensor, however pickled),
+//! * the storage types `torch.FloatStorage`, `DoubleStorage`, `HalfStorage`,
+//!   `BFloat16Storage`, `LongStorage`, `IntStorage`, `ShortStorage`, `CharStorage`,
+//!   `ByteStorage` and `BoolStorage` (only as a persistent id's storage type).
+//!
+//! Any other global (`posix.system`, `builtins.eval`, a pickled `nn.Module` class, …) or
+//! opcode is an error that names it and its byte offset in the pickle.
+//! `torch.storage._load_from_bytes` is refused too: it only appears when a storage was
+//! pickled outside `torch.save`, and honouring it would mean a nested, separately
+//! framed checkpoint.
+//!
+//! # Element types
+//!
+//! f32, f64, i64 and u8 tensors load as they are. f16 and bf16 are widened to **f32**
+//! (exactly: every half value is an f32 value); i32, i16 and i8 are widened to **i64**;
+//! bool loads as **u8** (0 or 1). Tensors of the dtypes PyTorch added later (saved with
+//! `_rebuild_tensor_v3`: uint16/32/64, float8, …) are refused. Sizes, strides and storage
+//! offsets are honoured, so a transposed or sliced view loads as the values it shows
+//! (contiguous); several tensors may share one storage. Stride-0 (expanded) views are
+//! materialised too, within a bound a hostile file cannot pass: all the tensors of a file
+//! together hold at most 16 elements per byte of the storages they read, plus 2^28.
+//!
+//! # What is loaded
+//!
+//! [`load_pth`] returns the state dict's entries in the file's order. The file may hold a
+//! state dict (a dict of tensors) or a training checkpoint: a dict whose `state_dict` (or
+//! else `model`) entry is the state dict, as `torch.save({'epoch': e, 'state_dict':
+//! net.state_dict(), 'optimizer': ...})` writes; the other entries (plain Python values,
+//! optimiser state) are read and dropped. `num_batches_tracked` entries are kept: a
+//! caller that does not want them filters them. Keys are taken as they are (a
+//! `DataParallel` checkpoint keeps its `module.` prefixes).
+//!
+//! A file that cannot be read — not a checkpoint, truncated, a missing storage record, a
+//! tensor reading past its storage, a refused global — is an error naming the path and
+//! what is wrong; nothing panics.
+//!
+//! ```no_run
+//! use d2l_nn::pth;
+//! # fn main() -> d2l_tensor::Result<()> {
+//! for (name, t) in pth::load_pth("resnet18-f37072fd.pth")? {
+//!     println!("{name} {:?}", t.shape());
+//! }
+//! pth::convert_pth_to_safetensors("resnet18-f37072fd.pth", "resnet18.safetensors")?;
+//! # Ok(()) }
+//! ```
+
+use crate::module::Module;
+use crate::serialize::{self, LoadReport};
+use d2l_tensor::{no_grad, DType, Error, Result, Tensor, TensorId};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+use std::rc::Rc;
+
+type Res<T> = std::result::Result<T, String>;
+
+fn err_at(op: &'static str, path: &Path, msg: impl std::fmt::Display) -> Error {
+    Error::InvalidArgument {
+        op,
+        msg: format!("{}: {msg}", path.display()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// public API
+
+/// Reads a PyTorch checkpoint (`torch.save`, zip or legacy format) and returns its state
+/// dict's tensors in file order; see the [module docs](self) for what is accepted.
+pub fn load_pth(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
+    let path = path.as_ref();
+    read_checkpoint(path).map_err(|m| err_at("load_pth", path, m))
+}
+
+/// Converts a PyTorch checkpoint to a safetensors file (written atomically by
+/// [`serialize::save`]; f16/bf16 become f32, as [`load_pth`] reads them) and returns the
+/// number of tensors written.
+pub fn convert_pth_to_safetensors(
+    input: impl AsRef<Path>,
+    output: impl AsRef<Path>,
+) -> Result<usize> {
+    let entries = load_pth(input)?;
+    serialize::save(output, &entries)?;
+    Ok(entries.len())
+}
+
+/// Loads a PyTorch checkpoint into `module` by name: `model.load_state_dict(torch.load(
+/// path), strict)`. Same rules as [`load_state_dict_entries`].
+pub fn load_pth_into(
+    module: &dyn Module,
+    path: impl AsRef<Path>,
+    strict: bool,
+) -> Result<LoadReport> {
+    let path = path.as_ref();
+    let entries = load_pth(path)?;
+    load_state_dict_entries(module, &entries, strict, &path.display().to_string())
+}
+
+/// Loads named tensors into `module`'s existing tensors, in place under `no_grad`, with
+/// the semantics of [`serialize::load_state_dict`]: values are converted to each
+/// tensor's dtype, a shared parameter is found under any of its names, and with `strict`
+/// any missing, unexpected or shape-mismatched entry is one error listing all of them
+/// (each mismatch with its name, the module's shape and the file's) and nothing changes.
+/// Without `strict` the matching entries load and the rest are reported.
+///
+/// One difference, as in PyTorch's `BatchNorm` loading: a module's `num_batches_tracked`
+/// buffer that `entries` lacks is not "missing" (it is left as it is and not listed in
+/// [`LoadReport::loaded`]), so state dicts saved without those counters (or with them
+/// filtered out) load strictly. `source` names the entries' origin in messages.
+pub fn load_state_dict_entries(
+    module: &dyn Module,
+    entries: &[(String, Tensor)],
+    strict: bool,
+    source: &str,
+) -> Result<LoadReport> {
+    let mut file: HashMap<&str, &Tensor> = HashMap::new();
+    let mut dups = Vec::new();
+    for (n, t) in entries {
+        if file.insert(n.as_str(), t).is_some() {
+            dups.push(n.as_str());
+        }
+    }
+    if !dups.is_empty() {
+        return Err(Error::InvalidArgument {
+            op: "load_state_dict",
+            msg: format!("{source}: duplicate entry names {dups:?}"),
+        });
+    }
+    let mut report = LoadReport::default();
+    let mut used: HashSet<&str> = HashSet::new();
+    let mut plan: Vec<(Tensor, &Tensor)> = Vec::new();
+    for (target, names) in module_names(module) {
+        let present: Vec<(&str, &Tensor)> = names
+            .iter()
+            .filter_map(|n| file.get_key_value(n.as_str()).map(|(k, v)| (*k, *v)))
+            .collect();
+        let Some(&(_, value)) = present.first() else {
+            if !names[0].ends_with("num_batches_tracked") {
+                report
+                    .missing
+                    .push((names[0].clone(), target.shape().to_vec()));
+            }
+            continue;
+        };
+        let mut ok = true;
+        for &(n, src) in &present {
+            used.insert(n);
+            if src.shape() != target.shape() {
+                report.mismatched.push((
+                    n.to_string(),
+                    target.shape().to_vec(),
+                    src.shape().to_vec(),
+                ));
+                ok = false;
+            }
+        }
+        if ok {
+            plan.push((target, value));
+            report.loaded.push(names[0].clone());
+        }
+    }
+    report.unexpected = entries
+        .iter()
+        .filter(|(n, _)| !used.contains(n.as_str()))
+        .map(|(n, t)| (n.clone(), t.shape().to_vec()))
+        .collect();
+    if strict && !report.is_clean() {
+        return Err(Error::InvalidArgument {
+            op: "load_state_dict",
+            msg: format!(
+                "{source}: the checkpoint does not match the module ({report}); nothing was loaded"
+            ),
+        });
+    }
+    no_grad(|| -> Result<()> {
+        for (target, src) in &plan {
+            target.copy_(src)?;
+        }
+        Ok(())
+    })
+    .map_err(|e| Error::InvalidArgument {
+        op: "load_state_dict",
+        msg: format!("{source}: {e}"),
+    })?;
+    Ok(report)
+}
+
+/// Every name under which the module reaches each of its tensors, grouped per tensor, in
+/// state-dict order.
+fn module_names(module: &dyn Module) -> Vec<(Tensor, Vec<String>)> {
+    fn walk(m: &dyn Module, prefix: &str, out: &mut Vec<(String, Tensor)>) {
+        for (n, t) in m.parameters_local().into_iter().chain(m.buffers_local()) {
+            out.push((format!("{prefix}{n}"), t));
+        }
+        for (n, c) in m.children() {
+            walk(c.as_ref(), &format!("{prefix}{n}."), out);
+        }
+    }
+    let mut flat = Vec::new();
+    walk(module, "", &mut flat);
+    let mut groups: Vec<(Tensor, Vec<String>)> = Vec::new();
+    let mut index: HashMap<TensorId, usize> = HashMap::new();
+    for (name, t) in flat {
+        match index.get(&t.id()) {
+            Some(&i) => groups[i].1.push(name),
+            None => {
+                index.insert(t.id(), groups.len());
+                groups.push((t, vec![name]));
+            }
+        }
+    }
+    groups
+}
+
+// ---------------------------------------------------------------------------------------
+// element types
+
+/// A storage's element type, from its `torch.<X>Storage` class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    F32,
+    F64,
+    F16,
+    BF16,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    Bool,
+}
+
+impl Elem {
+    fn from_storage_class(name: &str) -> Option<Elem> {
+        Some(match name {
+            "FloatStorage" => Elem::F32,
+            "DoubleStorage" => Elem::F64,
+            "HalfStorage" => Elem::F16,
+            "BFloat16Storage" => Elem::BF16,
+            "LongStorage" => Elem::I64,
+            "IntStorage" => Elem::I32,
+            "ShortStorage" => Elem::I16,
+            "CharStorage" => Elem::I8,
+            "ByteStorage" => Elem::U8,
+            "BoolStorage" => Elem::Bool,
+            _ => return None,
+        })
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Elem::F64 | Elem::I64 => 8,
+            Elem::F32 | Elem::I32 => 4,
+            Elem::F16 | Elem::BF16 | Elem::I16 => 2,
+            Elem::I8 | Elem::U8 | Elem::Bool => 1,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Elem::F32 => "float32",
+            Elem::F64 => "float64",
+            Elem::F16 => "float16",
+            Elem::BF16 => "bfloat16",
+            Elem::I64 => "int64",
+            Elem::I32 => "int32",
+            Elem::I16 => "int16",
+            Elem::I8 => "int8",
+            Elem::U8 => "uint8",
+            Elem::Bool => "bool",
+        }
+    }
+}
+
+/// IEEE half → f32 (exact).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let frac = (h & 0x3ff) as u32;
+    let bits = match exp {
+        0 if frac == 0 => sign,
+        0 => {
+            // Subnormal: normalise the fraction.
+            let mut e: i32 = -14;
+            let mut f = frac;
+            while f & 0x400 == 0 {
+                f <<= 1;
+                e -= 1;
+            }
+            sign | (((e + 127) as u32) << 23) | ((f & 0x3ff) << 13)
+        }
+        0x1f => sign | 0x7f80_0000 | (frac << 13),
+        _ => sign | ((exp + 127 - 15) << 23) | (frac << 13),
+    };
+    f32::from_bits(bits)
+}
+
+// ---------------------------------------------------------------------------------------
+// the restricted unpickler
+
+/// A callable or class the allow-list admits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Global {
+    OrderedDict,
+    RebuildTensorV2,
+    RebuildTensorV1,
+    RebuildParameter,
+    StorageType(Elem),
+}
+
+impl Global {
+    fn resolve(module: &str, name: &str) -> Option<Global> {
+        match (module, name) {
+            ("collections", "OrderedDict") => Some(Global::OrderedDict),
+            ("torch._utils", "_rebuild_tensor_v2") => Some(Global::RebuildTensorV2),
+            ("torch._utils", "_rebuild_tensor") => Some(Global::RebuildTensorV1),
+            ("torch._utils", "_rebuild_parameter") => Some(Global::RebuildParameter),
+            ("torch", s) => Elem::from_storage_class(s).map(Global::StorageType),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            Global::OrderedDict => "collections.OrderedDict".into(),
+            Global::RebuildTensorV2 => "torch._utils._rebuild_tensor_v2".into(),
+            Global::RebuildTensorV1 => "torch._utils._rebuild_tensor".into(),
+            Global::RebuildParameter => "torch._utils._rebuild_parameter".into(),
+            Global::StorageType(e) => format!("torch storage type ({})", e.name()),
+        }
+    }
+}
+
+/// A pickled value. Containers live in an arena ([`Heap`]) and are referred to by index,
+/// so values are flat: no reference cycles, no recursive drops, however hostile the file.
+#[derive(Debug, Clone)]
+enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    BigInt(i128),
+    Float(f64),
+    Str(Rc<str>),
+    Bytes(Rc<[u8]>),
+    Obj(usize),
+    Global(Global),
+    Storage(usize),
+    Tensor(usize),
+}
+
+#[derive(Debug)]
+enum Obj {
+    Tuple(Vec<Value>),
+    List(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    Set(Vec<Value>),
+}
+
+/// A storage named by a persistent id: its key (record name), element type and, for a
+/// legacy view, the element range of the root storage it covers.
+#[derive(Debug, Clone)]
+struct StorageRef {
+    key: String,
+    elem: Elem,
+    view: Option<(usize, usize)>,
+}
+
+/// A tensor to rebuild: `storage[offset + Σ index·stride]`.
+#[derive(Debug, Clone)]
+struct TensorRef {
+    storage: usize,
+    offset: usize,
+    size: Vec<usize>,
+    stride: Vec<usize>,
+}
+
+#[derive(Debug, Default)]
+struct Heap {
+    objs: Vec<Obj>,
+    storages: Vec<StorageRef>,
+    tensors: Vec<TensorRef>,
+}
+
+impl Heap {
+    fn alloc(&mut self, o: Obj) -> Value {
+        self.objs.push(o);
+        Value::Obj(self.objs.len() - 1)
+    }
+
+    fn kind(&self, v: &Value) -> &'static str {
+        match v {
+            Value::None => "None",
+            Value::Bool(_) => "a bool",
+            Value::Int(_) | Value::BigInt(_) => "an int",
+            Value::Float(_) => "a float",
+            Value::Str(_) => "a str",
+            Value::Bytes(_) => "bytes",
+            Value::Obj(i) => match self.objs[*i] {
+                Obj::Tuple(_) => "a tuple",
+                Obj::List(_) => "a list",
+                Obj::Dict(_) => "a dict",
+                Obj::Set(_) => "a set",
+            },
+            Value::Global(_) => "a class or function",
+            Value::Storage(_) => "a storage",
+            Value::Tensor(_) => "a tensor",
+        }
+    }
+
+    fn tuple(&self, v: &Value) -> Option<&[Value]> {
+        match v {
+            Value::Obj(i) => match &self.objs[*i] {
+                Obj::Tuple(t) => Some(t),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn dict(&self, v: &Value) -> Option<&[(Value, Value)]> {
+        match v {
+            Value::Obj(i) => match &self.objs[*i] {
+                Obj::Dict(d) => Some(d),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+fn opcode_name(op: u8) -> &'static str {
+    match op {
+        b'(' => "MARK",
+        b'.' => "STOP",
+        b'0' => "POP",
+        b'1' => "POP_MARK",
+        b'2' => "DUP",
+        b'F' => "FLOAT",
+        b'I' => "INT",
+        b'J' => "BININT",
+        b'K' => "BININT1",
+        b'L' => "LONG",
+        b'M' => "BININT2",
+        b'N' => "NONE",
+        b'P' => "PERSID",
+        b'Q' => "BINPERSID",
+        b'R' => "REDUCE",
+        b'S' => "STRING",
+        b'T' => "BINSTRING",
+        b'U' => "SHORT_BINSTRING",
+        b'V' => "UNICODE",
+        b'X' => "BINUNICODE",
+        b'a' => "APPEND",
+        b'b' => "BUILD",
+        b'c' => "GLOBAL",
+        b'd' => "DICT",
+        b'}' => "EMPTY_DICT",
+        b'e' => "APPENDS",
+        b'g' => "GET",
+        b'h' => "BINGET",
+        b'i' => "INST",
+        b'j' => "LONG_BINGET",
+        b'l' => "LIST",
+        b']' => "EMPTY_LIST",
+        b'o' => "OBJ",
+        b'p' => "PUT",
+        b'q' => "BINPUT",
+        b'r' => "LONG_BINPUT",
+        b's' => "SETITEM",
+        b't' => "TUPLE",
+        b')' => "EMPTY_TUPLE",
+        b'u' => "SETITEMS",
+        b'G' => "BINFLOAT",
+        0x80 => "PROTO",
+        0x81 => "NEWOBJ",
+        0x82 => "EXT1",
+        0x83 => "EXT2",
+        0x84 => "EXT4",
+        0x85 => "TUPLE1",
+        0x86 => "TUPLE2",
+        0x87 => "TUPLE3",
+        0x88 => "NEWTRUE",
+        0x89 => "NEWFALSE",
+        0x8a => "LONG1",
+        0x8b => "LONG4",
+        b'B' => "BINBYTES",
+        b'C' => "SHORT_BINBYTES",
+        0x8c => "SHORT_BINUNICODE",
+        0x8d => "BINUNICODE8",
+        0x8e => "BINBYTES8",
+        0x8f => "EMPTY_SET",
+        0x90 => "ADDITEMS",
+        0x91 => "FROZENSET",
+        0x92 => "NEWOBJ_EX",
+        0x93 => "STACK_GLOBAL",
+        0x94 => "MEMOIZE",
+        0x95 => "FRAME",
+        0x96 => "BYTEARRAY8",
+        0x97 => "NEXT_BUFFER",
+        0x98 => "READONLY_BUFFER",
+        _ => "unknown",
+    }
+}
+
+/// The most digits a `LONG1`/`LONG4` integer may have (16 bytes: an i128).
+const MAX_LONG_BYTES: usize = 16;
+
+/// One pickle being read from `data[pos..]`, into a shared [`Heap`].
+struct Unpickler<'a> {
+    data: &'a [u8],
+    pos: usize,
+    what: &'a str,
+    heap: &'a mut Heap,
+    stack: Vec<Value>,
+    marks: Vec<usize>,
+    memo: HashMap<u32, Value>,
+    /// The offset of the opcode being run, for messages.
+    op_at: usize,
+}
+
+impl<'a> Unpickler<'a> {
+    fn new(data: &'a [u8], pos: usize, what: &'a str, heap: &'a mut Heap) -> Self {
+        Unpickler {
+            data,
+            pos,
+            what,
+            heap,
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
+            op_at: pos,
+        }
+    }
+
+    fn fail<T>(&self, msg: impl std::fmt::Display) -> Res<T> {
+        Err(format!(
+            "{msg} (at byte offset {} of {})",
+            self.op_at, self.what
+        ))
+    }
+
+    fn take(&mut self, n: usize) -> Res<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
+        match end {
+            Some(e) => {
+                let s = &self.data[self.pos..e];
+                self.pos = e;
+                Ok(s)
+            }
+            None => self.fail(format!(
+                "the pickle ends early: {n} more bytes needed, {} left (truncated file?)",
+                self.data.len() - self.pos.min(self.data.len())
+            )),
+        }
+    }
+
+    fn u8(&mut self) -> Res<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn arr<const N: usize>(&mut self) -> Res<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("take returns N bytes"))
+    }
+
+    fn len_u64(&mut self, n: u64) -> Res<usize> {
+        let left = (self.data.len() - self.pos) as u64;
+        if n > left {
+            return self.fail(format!(
+                "a length of {n} bytes runs past the end of the pickle ({left} bytes left)"
+            ));
+        }
+        Ok(n as usize)
+    }
+
+    fn line(&mut self) -> Res<&'a str> {
+        let rest = &self.data[self.pos..];
+        let Some(nl) = rest.iter().take(1024).position(|&b| b == b'\n') else {
+            return self.fail("a GLOBAL name is not terminated by a newline");
+        };
+        let s = std::str::from_utf8(&rest[..nl]);
+        self.pos += nl + 1;
+        match s {
+            Ok(s) => Ok(s),
+            Err(_) => self.fail("a GLOBAL name is not valid UTF-8"),
+        }
+    }
+
+    fn floor(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+
+    fn pop(&mut self) -> Res<Value> {
+        if self.stack.len() <= self.floor() {
+            return self.fail("the pickle pops from an empty stack");
+        }
+        Ok(self.stack.pop().expect("length checked"))
+    }
+
+    fn top(&self) -> Res<&Value> {
+        if self.stack.len() <= self.floor() {
+            return self.fail("the pickle reads an empty stack");
+        }
+        Ok(self.stack.last().expect("length checked"))
+    }
+
+    fn pop_mark(&mut self) -> Res<Vec<Value>> {
+        let Some(m) = self.marks.pop() else {
+            return self.fail("the pickle closes a MARK it never opened");
+        };
+        Ok(self.stack.split_off(m))
+    }
+
+    fn push(&mut self, v: Value) {
+        self.stack.push(v);
+    }
+
+    fn put(&mut self, idx: u32) -> Res<()> {
+        let v = self.top()?.clone();
+        self.memo.insert(idx, v);
+        Ok(())
+    }
+
+    fn get(&mut self, idx: u32) -> Res<()> {
+        match self.memo.get(&idx) {
+            Some(v) => {
+                let v = v.clone();
+                self.push(v);
+                Ok(())
+            }
+            None => self.fail(format!("memo entry {idx} is read before it is written")),
+        }
+    }
+
+    fn global(&mut self, module: &str, name: &str) -> Res<()> {
+        match Global::resolve(module, name) {
+            Some(g) => {
+                self.push(Value::Global(g));
+                Ok(())
+            }
+            None => {
+                let hint = if module == "torch._utils" && name == "_rebuild_tensor_v3" {
+                    " (a tensor of a dtype d2l-rs cannot hold: uint16/32/64, float8, …)"
+                } else if module.starts_with("torch.nn") || module.starts_with("__main__") {
+                    " (the file pickles a Python object, e.g. a whole nn.Module: save `model.state_dict()` instead)"
+                } else {
+                    ""
+                };
+                self.fail(format!(
+                    "refused pickle global `{module}.{name}`: only tensors, storages and (ordered) dicts may be unpickled, nothing is executed{hint}"
+                ))
+            }
+        }
+    }
+
+    fn int_of(&self, v: &Value, what: &str) -> Res<i64> {
+        match v {
+            Value::Int(i) => Ok(*i),
+            Value::Bool(b) => Ok(*b as i64),
+            other => self.fail(format!(
+                "{what}: expected an int, got {}",
+                self.heap.kind(other)
+            )),
+        }
+    }
+
+    fn usize_of(&self, v: &Value, what: &str) -> Res<usize> {
+        let i = self.int_of(v, what)?;
+        usize::try_from(i).or_else(|_| self.fail(format!("{what}: expected a size, got {i}")))
+    }
+
+    fn usizes_of(&self, v: &Value, what: &str) -> Res<Vec<usize>> {
+        let Some(items) = self.heap.tuple(v) else {
+            return self.fail(format!(
+                "{what}: expected a tuple of ints, got {}",
+                self.heap.kind(v)
+            ));
+        };
+        items.iter().map(|x| self.usize_of(x, what)).collect()
+    }
+
+    /// A persistent id: `('storage', storage_type, key, location, numel[, view])`.
+    fn persistent_load(&mut self, pid: Value) -> Res<Value> {
+        let Some(items) = self.heap.tuple(&pid).map(<[Value]>::to_vec) else {
+            return self.fail(format!(
+                "a persistent id must be a tuple, got {}",
+                self.heap.kind(&pid)
+            ));
+        };
+        match items.first() {
+            Some(Value::Str(s)) if &**s == "storage" => {}
+            _ => return self.fail(
+                "unsupported persistent id (only ('storage', type, key, location, numel) is known)",
+            ),
+        }
+        if items.len() != 5 && items.len() != 6 {
+            return self.fail(format!(
+                "a storage persistent id has {} fields, expected 5 or 6",
+                items.len()
+            ));
+        }
+        let elem = match &items[1] {
+            Value::Global(Global::StorageType(e)) => *e,
+            other => {
+                return self.fail(format!(
+                    "a storage persistent id names {} as its type, expected a torch.<X>Storage",
+                    self.heap.kind(other)
+                ))
+            }
+        };
+        let key = match &items[2] {
+            Value::Str(s) => s.to_string(),
+            Value::Int(i) => i.to_string(),
+            other => {
+                return self.fail(format!(
+                    "a storage key must be a str, got {}",
+                    self.heap.kind(other)
+                ))
+            }
+        };
+        let view = match items.get(5) {
+            None | Some(Value::None) => None,
+            Some(v) => match self.heap.tuple(v).map(<[Value]>::to_vec) {
+                Some(t) if t.len() == 3 => {
+                    let offset = self.usize_of(&t[1], "a storage view's offset")?;
+                    let size = self.usize_of(&t[2], "a storage view's size")?;
+                    Some((offset, size))
+                }
+                _ => return self.fail("a storage view must be (key, offset, size)"),
+            },
+        };
+        self.heap.storages.push(StorageRef { key, elem, view });
+        Ok(Value::Storage(self.heap.storages.len() - 1))
+    }
+
+    fn rebuild_tensor(&mut self, args: &[Value], v2: bool) -> Res<Value> {
+        let need = if v2 { 6 } else { 4 };
+        let name = if v2 {
+            "_rebuild_tensor_v2"
+        } else {
+            "_rebuild_tensor"
+        };
+        if args.len() < need || args.len() > need + 1 {
+            return self.fail(format!(
+                "{name} takes {need} arguments (storage, offset, size, stride{}), got {}",
+                if v2 { ", requires_grad, hooks" } else { "" },
+                args.len()
+            ));
+        }
+        let Value::Storage(storage) = args[0] else {
+            return self.fail(format!(
+                "{name}: expected a storage, got {}",
+                self.heap.kind(&args[0])
+            ));
+        };
+        let offset = self.usize_of(&args[1], "a tensor's storage offset")?;
+        let size = self.usizes_of(&args[2], "a tensor's size")?;
+        let stride = self.usizes_of(&args[3], "a tensor's stride")?;
+        if size.len() != stride.len() {
+            return self.fail(format!(
+                "a tensor's size {size:?} and stride {stride:?} differ in length"
+            ));
+        }
+        self.heap.tensors.push(TensorRef {
+            storage,
+            offset,
+            size,
+            stride,
+        });
+        Ok(Value::Tensor(self.heap.tensors.len() - 1))
+    }
+
+    fn call(&mut self, f: Value, args: Value) -> Res<Value> {
+        let Some(a) = self.heap.tuple(&args).map(<[Value]>::to_vec) else {
+            return self.fail(format!(
+                "REDUCE arguments must be a tuple, got {}",
+                self.heap.kind(&args)
+            ));
+        };
+        match f {
+            Value::Global(Global::OrderedDict) => {
+                let d = self.heap.alloc(Obj::Dict(Vec::new()));
+                match a.as_slice() {
+                    // Python 3: empty, the items follow with SETITEMS.
+                    [] => {}
+                    // Python 2.7 passes the items: `OrderedDict([[k, v], ...])`.
+                    [items] => {
+                        let pairs = match items {
+                            Value::Obj(i) => match &self.heap.objs[*i] {
+                                Obj::List(l) | Obj::Tuple(l) => l.clone(),
+                                _ => Vec::new(),
+                            },
+                            _ => {
+                                return self.fail("OrderedDict's argument must be a list of pairs")
+                            }
+                        };
+                        for p in pairs {
+                            let kv = match &p {
+                                Value::Obj(i) => match &self.heap.objs[*i] {
+                                    Obj::List(l) | Obj::Tuple(l) if l.len() == 2 => l.clone(),
+                                    _ => Vec::new(),
+                                },
+                                _ => Vec::new(),
+                            };
+                            let [k, v] = <[Value; 2]>::try_from(kv).or_else(|_| {
+                                self.fail("OrderedDict's argument must be a list of pairs")
+                            })?;
+                            self.set_item(&d, k, v)?;
+                        }
+                    }
+                    _ => return self.fail("OrderedDict takes at most one argument"),
+                }
+                Ok(d)
+            }
+            Value::Global(Global::RebuildTensorV2) => self.rebuild_tensor(&a, true),
+            Value::Global(Global::RebuildTensorV1) => self.rebuild_tensor(&a, false),
+            Value::Global(Global::RebuildParameter) => match a.first() {
+                Some(t @ Value::Tensor(_)) if a.len() == 3 || a.len() == 2 => Ok(t.clone()),
+                _ => self.fail("_rebuild_parameter expects (tensor, requires_grad, hooks)"),
+            },
+            Value::Global(g) => self.fail(format!("{} cannot be called here", g.name())),
+            other => self.fail(format!(
+                "REDUCE on {}, which is not an allowed callable",
+                self.heap.kind(&other)
+            )),
+        }
+    }
+
+    fn set_item(&mut self, target: &Value, k: Value, v: Value) -> Res<()> {
+        let Value::Obj(i) = target else {
+            return self.fail(format!("SETITEM on {}", self.heap.kind(target)));
+        };
+        match &mut self.heap.objs[*i] {
+            Obj::Dict(d) => {
+                let same = |a: &Value| match (a, &k) {
+                    (Value::Str(x), Value::Str(y)) => x == y,
+                    (Value::Int(x), Value::Int(y)) => x == y,
+                    _ => false,
+                };
+                match d.iter_mut().find(|(a, _)| same(a)) {
+                    Some(slot) => slot.1 = v,
+                    None => d.push((k, v)),
+                }
+                Ok(())
+            }
+            _ => {
+                let kind = self.heap.kind(target);
+                self.fail(format!("SETITEM on {kind}"))
+            }
+        }
+    }
+
+    fn extend(&mut self, target: &Value, items: Vec<Value>, op: &str) -> Res<()> {
+        if let Value::Obj(i) = target {
+            match &mut self.heap.objs[*i] {
+                Obj::List(l) if op != "ADDITEMS" => {
+                    l.extend(items);
+                    return Ok(());
+                }
+                Obj::Set(s) if op == "ADDITEMS" => {
+                    s.extend(items);
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        let kind = self.heap.kind(target);
+        self.fail(format!("{op} on {kind}"))
+    }
+
+    /// Runs opcodes up to `STOP` and returns the pickled value; `self.pos` is then just
+    /// past the `STOP`.
+    fn load(&mut self) -> Res<Value> {
+        loop {
+            self.op_at = self.pos;
+            if self.pos >= self.data.len() {
+                return self.fail("the pickle ends without STOP (truncated file?)");
+            }
+            let op = self.u8()?;
+            match op {
+                0x80 => {
+                    let v = self.u8()?;
+                    if v > 5 {
+                        return self.fail(format!("unsupported pickle protocol {v}"));
+                    }
+                }
+                0x95 => {
+                    self.arr::<8>()?;
+                }
+                b'.' => {
+                    let v = self.pop()?;
+                    return Ok(v);
+                }
+                b'(' => self.marks.push(self.stack.len()),
+                b'0' => {
+                    self.pop()?;
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let v = self.top()?.clone();
+                    self.push(v);
+                }
+                b'N' => self.push(Value::None),
+                0x88 => self.push(Value::Bool(true)),
+                0x89 => self.push(Value::Bool(false)),
+                b'J' => {
+                    let v = i32::from_le_bytes(self.arr()?);
+                    self.push(Value::Int(v as i64));
+                }
+                b'K' => {
+                    let v = self.u8()?;
+                    self.push(Value::Int(v as i64));
+                }
+                b'M' => {
+                    let v = u16::from_le_bytes(self.arr()?);
+                    self.push(Value::Int(v as i64));
+                }
+                0x8a | 0x8b => {
+                    let n = if op == 0x8a {
+                        self.u8()? as usize
+                    } else {
+                        let n = i32::from_le_bytes(self.arr()?);
+                        if n < 0 {
+                            return self.fail("LONG4 with a negative length");
+                        }
+                        n as usize
+                    };
+                    if n > MAX_LONG_BYTES {
+                        return self.fail(format!(
+                            "an integer of {n} bytes is too large (at most {MAX_LONG_BYTES})"
+                        ));
+                    }
+                    let bytes = self.take(n)?;
+                    let mut v: i128 = 0;
+                    for (i, &b) in bytes.iter().enumerate() {
+                        v |= (b as i128) << (8 * i);
+                    }
+                    if n > 0 && n < MAX_LONG_BYTES && bytes[n - 1] & 0x80 != 0 {
+                        v -= 1i128 << (8 * n);
+                    }
+                    self.push(match i64::try_from(v) {
+                        Ok(i) => Value::Int(i),
+                        Err(_) => Value::BigInt(v),
+                    });
+                }
+                b'G' => {
+                    let v = f64::from_be_bytes(self.arr()?);
+                    self.push(Value::Float(v));
+                }
+                b'X' | 0x8c | 0x8d => {
+                    let n = match op {
+                        b'X' => u32::from_le_bytes(self.arr()?) as u64,
+                        0x8c => self.u8()? as u64,
+                        _ => u64::from_le_bytes(self.arr()?),
+                    };
+                    let n = self.len_u64(n)?;
+                    let bytes = self.take(n)?;
+                    match std::str::from_utf8(bytes) {
+                        Ok(s) => self.push(Value::Str(Rc::from(s))),
+                        Err(_) => return self.fail("a string is not valid UTF-8"),
+                    }
+                }
+                b'T' | b'U' => {
+                    // Python 2 byte strings: read as Latin-1 text.
+                    let n = if op == b'T' {
+                        let n = i32::from_le_bytes(self.arr()?);
+                        if n < 0 {
+                            return self.fail("BINSTRING with a negative length");
+                        }
+                        n as u64
+                    } else {
+                        self.u8()? as u64
+                    };
+                    let n = self.len_u64(n)?;
+                    let s: String = self.take(n)?.iter().map(|&b| b as char).collect();
+                    self.push(Value::Str(Rc::from(s.as_str())));
+                }
+                b'B' | b'C' | 0x8e => {
+                    let n = match op {
+                        b'B' => u32::from_le_bytes(self.arr()?) as u64,
+                        b'C' => self.u8()? as u64,
+                        _ => u64::from_le_bytes(self.arr()?),
+                    };
+                    let n = self.len_u64(n)?;
+                    let bytes = self.take(n)?;
+                    self.push(Value::Bytes(Rc::from(bytes)));
+                }
+                b')' => {
+                    let v = self.heap.alloc(Obj::Tuple(Vec::new()));
+                    self.push(v);
+                }
+                b't' => {
+                    let items = self.pop_mark()?;
+                    let v = self.heap.alloc(Obj::Tuple(items));
+                    self.push(v);
+                }
+                0x85..=0x87 => {
+                    let n = (op - 0x84) as usize;
+                    let mut items = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        items.push(self.pop()?);
+                    }
+                    items.reverse();
+                    let v = self.heap.alloc(Obj::Tuple(items));
+                    self.push(v);
+                }
+                b']' => {
+                    let v = self.heap.alloc(Obj::List(Vec::new()));
+                    self.push(v);
+                }
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    let v = self.heap.alloc(Obj::List(items));
+                    self.push(v);
+                }
+                b'}' => {
+                    let v = self.heap.alloc(Obj::Dict(Vec::new()));
+                    self.push(v);
+                }
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    if items.len() % 2 != 0 {
+                        return self.fail("DICT with an odd number of items");
+                    }
+                    let d = self.heap.alloc(Obj::Dict(Vec::new()));
+                    let mut it = items.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        self.set_item(&d, k, v)?;
+                    }
+                    self.push(d);
+                }
+                0x8f => {
+                    let v = self.heap.alloc(Obj::Set(Vec::new()));
+                    self.push(v);
+                }
+                0x91 => {
+                    let items = self.pop_mark()?;
+                    let v = self.heap.alloc(Obj::Set(items));
+                    self.push(v);
+                }
+                b'a' => {
+                    let v = self.pop()?;
+                    let target = self.top()?.clone();
+                    self.extend(&target, vec![v], "APPEND")?;
+                }
+                b'e' | 0x90 => {
+                    let items = self.pop_mark()?;
+                    let target = self.top()?.clone();
+                    let name = if op == b'e' { "APPENDS" } else { "ADDITEMS" };
+                    self.extend(&target, items, name)?;
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    let target = self.top()?.clone();
+                    self.set_item(&target, k, v)?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    if items.len() % 2 != 0 {
+                        return self.fail("SETITEMS with an odd number of items");
+                    }
+                    let target = self.top()?.clone();
+                    let mut it = items.into_iter();
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        self.set_item(&target, k, v)?;
+                    }
+                }
+                b'q' => {
+                    let i = self.u8()? as u32;
+                    self.put(i)?;
+                }
+                b'r' => {
+                    let i = u32::from_le_bytes(self.arr()?);
+                    self.put(i)?;
+                }
+                0x94 => {
+                    let i = u32::try_from(self.memo.len()).unwrap_or(u32::MAX);
+                    self.put(i)?;
+                }
+                b'h' => {
+                    let i = self.u8()? as u32;
+                    self.get(i)?;
+                }
+                b'j' => {
+                    let i = u32::from_le_bytes(self.arr()?);
+                    self.get(i)?;
+                }
+                b'c' => {
+                    let module = self.line()?;
+                    let name = self.line()?;
+                    self.global(module, name)?;
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    match (&module, &name) {
+                        (Value::Str(m), Value::Str(n)) => {
+                            let (m, n) = (m.clone(), n.clone());
+                            self.global(&m, &n)?;
+                        }
+                        _ => return self.fail("STACK_GLOBAL needs two strings"),
+                    }
+                }
+                b'Q' => {
+                    let pid = self.pop()?;
+                    let v = self.persistent_load(pid)?;
+                    self.push(v);
+                }
+                b'R' => {
+                    let args = self.pop()?;
+                    let f = self.pop()?;
+                    let v = self.call(f, args)?;
+                    self.push(v);
+                }
+                0x81 => {
+                    let args = self.pop()?;
+                    let cls = self.pop()?;
+                    match cls {
+                        Value::Global(Global::OrderedDict) => {
+                            let v = self.heap.alloc(Obj::Dict(Vec::new()));
+                            self.push(v);
+                        }
+                        other => {
+                            let _ = args;
+                            return self.fail(format!(
+                                "NEWOBJ of {}, which is not an allowed class",
+                                self.heap.kind(&other)
+                            ));
+                        }
+                    }
+                }
+                b'b' => {
+                    let _state = self.pop()?;
+                    let target = self.top()?;
+                    // An OrderedDict's state is the state dict's `_metadata` attribute
+                    // (layer versions): not needed, ignored.
+                    if self.heap.dict(target).is_none() {
+                        let kind = self.heap.kind(target);
+                        return self.fail(format!(
+                            "BUILD on {kind} (only a dict's attributes may be restored)"
+                        ));
+                    }
+                }
+                _ => {
+                    return self.fail(format!(
+                        "unsupported pickle opcode 0x{op:02x} ({})",
+                        opcode_name(op)
+                    ))
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// containers: zip and legacy
+
+/// A storage's bytes by key, as the container stores them.
+trait Records {
+    fn storage(&mut self, key: &str) -> Res<Vec<u8>>;
+}
+
+struct ZipRecords {
+    zip: zip::ZipArchive<BufReader<File>>,
+    prefix: String,
+}
+
+fn read_record(zip: &mut zip::ZipArchive<BufReader<File>>, name: &str) -> Res<Option<Vec<u8>>> {
+    let mut f = match zip.by_name(name) {
+        Ok(f) => f,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(format!("cannot read record `{name}`: {e}")),
+    };
+    let size = f.size();
+    let mut buf = Vec::with_capacity(size.min(1 << 26) as usize);
+    (&mut f)
+        .take(size.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read record `{name}`: {e} (truncated or corrupt file?)"))?;
+    if buf.len() as u64 != size {
+        return Err(format!(
+            "record `{name}` holds {} bytes, its header says {size} (corrupt file?)",
+            buf.len()
+        ));
+    }
+    Ok(Some(buf))
+}
+
+impl Records for ZipRecords {
+    fn storage(&mut self, key: &str) -> Res<Vec<u8>> {
+        let name = format!("{}data/{key}", self.prefix);
+        read_record(&mut self.zip, &name)?
+            .ok_or_else(|| format!("storage record `{name}` is missing from the archive"))
+    }
+}
+
+struct LegacyRecords {
+    data: Vec<u8>,
+    ranges: HashMap<String, (usize, usize)>,
+}
+
+impl Records for LegacyRecords {
+    fn storage(&mut self, key: &str) -> Res<Vec<u8>> {
+        match self.ranges.get(key) {
+            Some(&(s, e)) => Ok(self.data[s..e].to_vec()),
+            None => Err(format!(
+                "storage `{key}` is not in the file's list of storages"
+            )),
+        }
+    }
+}
+
+const LEGACY_MAGIC: i128 = 0x1950a86a20f9469cfc6c;
+const LEGACY_PROTOCOL: i64 = 1001;
+
+fn read_checkpoint(path: &Path) -> Res<Vec<(String, Tensor)>> {
+    let mut f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut f, &mut magic).map_err(|e| format!("cannot read: {e}"))?;
+    drop(f);
+    if n == 4 && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06") {
+        read_zip(path)
+    } else if n >= 2 && magic[0] == 0x80 {
+        read_legacy(path)
+    } else {
+        Err(format!(
+            "not a PyTorch checkpoint: neither a zip archive nor a legacy pickle (starts with {:02x?})",
+            &magic[..n]
+        ))
+    }
+}
+
+fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn read_zip(path: &Path) -> Res<Vec<(String, Tensor)>> {
+    let f = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(f))
+        .map_err(|e| format!("not a valid zip checkpoint ({e}); truncated or corrupt file?"))?;
+    let pkl = zip
+        .file_names()
+        .filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
+        .min_by_key(|n| (n.matches('/').count(), n.len()))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            "a zip archive without a `data.pkl` record: not a torch.save checkpoint".to_string()
+        })?;
+    let prefix = pkl[..pkl.len() - "data.pkl".len()].to_string();
+    let big_endian = match read_record(&mut zip, &format!("{prefix}byteorder"))? {
+        None => false,
+        Some(b) => match b.as_slice() {
+            b"little" => false,
+            b"big" => true,
+            other => {
+                return Err(format!(
+                    "record `{prefix}byteorder` says {:?}, expected `little` or `big`",
+                    String::from_utf8_lossy(other)
+                ))
+            }
+        },
+    };
+    let data = read_record(&mut zip, &pkl)?.expect("the name was listed");
+    let mut heap = Heap::default();
+    let root = Unpickler::new(&data, 0, &pkl, &mut heap).load()?;
+    let entries = state_dict_entries(&heap, &root)?;
+    let mut records = ZipRecords { zip, prefix };
+    materialize(&heap, entries, &mut records, big_endian)
+}
+
+fn read_legacy(path: &Path) -> Res<Vec<(String, Tensor)>> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut heap = Heap::default();
+    let mut pos = 0;
+    let next = |what: &str, heap: &mut Heap, pos: &mut usize| -> Res<Value> {
+        let mut u = Unpickler::new(&data, *pos, what, heap);
+        let v = u.load();
+        *pos = u.pos;
+        v
+    };
+    let magic = next("the magic-number pickle", &mut heap, &mut pos)?;
+    match magic {
+        Value::BigInt(m) if m == LEGACY_MAGIC => {}
+        _ => {
+            return Err(
+                "a pickle, but not a torch.save checkpoint (legacy magic number missing)".into(),
+            )
+        }
+    }
+    match next("the protocol-version pickle", &mut heap, &mut pos)? {
+        Value::Int(LEGACY_PROTOCOL) => {}
+        Value::Int(v) => return Err(format!("unsupported legacy protocol version {v}")),
+        _ => return Err("the legacy protocol version is not an int".into()),
+    }
+    let sys_info = next("the sys-info pickle", &mut heap, &mut pos)?;
+    let mut big_endian = false;
+    if let Some(d) = heap.dict(&sys_info) {
+        for (k, v) in d {
+            if let (Value::Str(k), Value::Bool(b)) = (k, v) {
+                if &**k == "little_endian" {
+                    big_endian = !b;
+                }
+            }
+        }
+    }
+    let root = next("the object pickle", &mut heap, &mut pos)?;
+    let keys_val = next("the storage-keys pickle", &mut heap, &mut pos)?;
+    let keys: Vec<String> = match &keys_val {
+        Value::Obj(i) => match &heap.objs[*i] {
+            Obj::List(l) | Obj::Tuple(l) => l
+                .iter()
+                .map(|k| match k {
+                    Value::Str(s) => Ok(s.to_string()),
+                    Value::Int(i) => Ok(i.to_string()),
+                    _ => Err("a storage key is not a str".to_string()),
+                })
+                .collect::<Res<_>>()?,
+            _ => return Err("the storage-keys pickle is not a list".into()),
+        },
+        _ => return Err("the storage-keys pickle is not a list".into()),
+    };
+    let mut elems: HashMap<&str, Elem> = HashMap::new();
+    for s in &heap.storages {
+        if let Some(e) = elems.insert(&s.key, s.elem) {
+            if e != s.elem {
+                return Err(format!(
+                    "storage `{}` is used as both {} and {}",
+                    s.key,
+                    e.name(),
+                    s.elem.name()
+                ));
+            }
+        }
+    }
+    let mut ranges = HashMap::new();
+    for key in &keys {
+        let Some(elem) = elems.get(key.as_str()) else {
+            return Err(format!(
+                "storage `{key}` is listed but no tensor uses it, so its element size is unknown"
+            ));
+        };
+        let header = data
+            .get(pos..pos + 8)
+            .ok_or_else(|| format!("the file ends before storage `{key}` (truncated file?)"))?;
+        let header: [u8; 8] = header.try_into().expect("8 bytes");
+        let count = if big_endian {
+            i64::from_be_bytes(header)
+        } else {
+            i64::from_le_bytes(header)
+        };
+        let nbytes = u64::try_from(count)
+            .ok()
+            .and_then(|c| c.checked_mul(elem.size() as u64))
+            .ok_or_else(|| format!("storage `{key}` has an invalid element count {count}"))?;
+        let start = pos + 8;
+        let end = (start as u64)
+            .checked_add(nbytes)
+            .filter(|&e| e <= data.len() as u64)
+            .ok_or_else(|| {
+                format!(
+                    "the file ends inside storage `{key}` ({count} elements of {} bytes; truncated file?)",
+                    elem.size()
+                )
+            })? as usize;
+        ranges.insert(key.clone(), (start, end));
+        pos = end;
+    }
+    let entries = state_dict_entries(&heap, &root)?;
+    let mut records = LegacyRecords { data, ranges };
+    materialize(&heap, entries, &mut records, big_endian)
+}
+
+// ---------------------------------------------------------------------------------------
+// the state dict inside the object
+
+fn state_dict_entries(heap: &Heap, root: &Value) -> Res<Vec<(String, usize)>> {
+    let Some(top) = heap.dict(root) else {
+        return Err(format!(
+            "the checkpoint holds {}, not a state dict (a dict of tensors)",
+            heap.kind(root)
+        ));
+    };
+    let lookup = |name: &str| {
+        top.iter().find_map(|(k, v)| match k {
+            Value::Str(s) if &**s == name => Some(v),
+            _ => None,
+        })
+    };
+    let all_tensors = top.iter().all(|(_, v)| matches!(v, Value::Tensor(_)));
+    let dict = if all_tensors {
+        top
+    } else if let Some(v) = lookup("state_dict").or_else(|| lookup("model")) {
+        heap.dict(v).ok_or_else(|| {
+            format!(
+                "the checkpoint's state_dict/model entry is {}, not a dict of tensors",
+                heap.kind(v)
+            )
+        })?
+    } else {
+        let keys: Vec<String> = top.iter().map(|(k, _)| key_str(k)).take(20).collect();
+        return Err(format!(
+            "the checkpoint is a dict with non-tensor entries and no `state_dict` or `model` entry (keys {keys:?})"
+        ));
+    };
+    dict.iter()
+        .map(|(k, v)| {
+            let name = match k {
+                Value::Str(s) => s.to_string(),
+                other => {
+                    return Err(format!(
+                        "a state dict key is {}, not a str",
+                        heap.kind(other)
+                    ))
+                }
+            };
+            match v {
+                Value::Tensor(i) => Ok((name, *i)),
+                other => Err(format!(
+                    "state dict entry `{name}` is {}, not a tensor",
+                    heap.kind(other)
+                )),
+            }
+        })
+        .collect()
+}
+
+fn key_str(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Bytes(b) => format!("<{} bytes>", b.len()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// How many elements the tensors of one file may hold in all: [`EXPANSION`] per byte of
+/// the storages they read, plus [`EXPANSION_FLOOR`]. Views with stride 0 (expanded
+/// tensors) are legal and are materialised, so a tiny file may describe large tensors;
+/// this bounds how large, so a hostile file cannot make the reader allocate without
+/// limit.
+const EXPANSION: u128 = 16;
+/// See [`EXPANSION`]: 2^28 elements (1 GiB of f32).
+const EXPANSION_FLOOR: u128 = 1 << 28;
+
+fn materialize(
+    heap: &Heap,
+    entries: Vec<(String, usize)>,
+    records: &mut dyn Records,
+    big_endian: bool,
+) -> Res<Vec<(String, Tensor)>> {
+    let mut cache: HashMap<String, Rc<Vec<u8>>> = HashMap::new();
+    let mut out = Vec::with_capacity(entries.len());
+    let (mut storage_bytes, mut elements) = (0u128, 0u128);
+    for (name, ti) in entries {
+        let t = &heap.tensors[ti];
+        let s = &heap.storages[t.storage];
+        let bytes = match cache.get(&s.key) {
+            Some(b) => b.clone(),
+            None => {
+                let b = Rc::new(
+                    records
+                        .storage(&s.key)
+                        .map_err(|m| format!("tensor `{name}`: {m}"))?,
+                );
+                storage_bytes += b.len() as u128;
+                cache.insert(s.key.clone(), b.clone());
+                b
+            }
+        };
+        let numel = t
+            .size
+            .iter()
+            .try_fold(1u128, |a, &d| a.checked_mul(d as u128))
+            .unwrap_or(u128::MAX);
+        elements = elements.saturating_add(numel);
+        let limit = EXPANSION * storage_bytes + EXPANSION_FLOOR;
+        if elements > limit {
+            return Err(format!(
+                "tensor `{name}` (size {:?}, stride {:?}) brings the file's tensors to {elements} elements from {storage_bytes} bytes of storage: refused as implausible (limit {limit})",
+                t.size, t.stride
+            ));
+        }
+        let tensor = build_tensor(&name, t, s, &bytes, big_endian)?;
+        out.push((name, tensor));
+    }
+    Ok(out)
+}
+
+fn build_tensor(
+    name: &str,
+    t: &TensorRef,
+    s: &StorageRef,
+    bytes: &[u8],
+    big_endian: bool,
+) -> Res<Tensor> {
+    let es = s.elem.size();
+    if !bytes.len().is_multiple_of(es) {
+        return Err(format!(
+            "tensor `{name}`: its storage holds {} bytes, not a whole number of {} elements",
+            bytes.len(),
+            s.elem.name()
+        ));
+    }
+    let root_len = bytes.len() / es;
+    let (base, len) = match s.view {
+        None => (0, root_len),
+        Some((off, size)) => {
+            if off.checked_add(size).is_none_or(|e| e > root_len) {
+                return Err(format!(
+                    "tensor `{name}`: its storage view [{off}, {off}+{size}) lies outside the {root_len}-element storage"
+                ));
+            }
+            (off, size)
+        }
+    };
+    let numel = t
+        .size
+        .iter()
+        .try_fold(1u128, |a, &d| a.checked_mul(d as u128))
+        .unwrap_or(u128::MAX);
+    let desc = || {
+        format!(
+            "size {:?}, stride {:?}, storage offset {}",
+            t.size, t.stride, t.offset
+        )
+    };
+    let dtype = match s.elem {
+        Elem::F32 | Elem::F16 | Elem::BF16 => DType::F32,
+        Elem::F64 => DType::F64,
+        Elem::I64 | Elem::I32 | Elem::I16 | Elem::I8 => DType::I64,
+        Elem::U8 | Elem::Bool => DType::U8,
+    };
+    if numel == 0 {
+        return Ok(Tensor::zeros_dtype(&t.size, dtype));
+    }
+    let max_off = t
+        .size
+        .iter()
+        .zip(&t.stride)
+        .try_fold(t.offset as u128, |a, (&d, &st)| {
+            a.checked_add((d as u128 - 1).checked_mul(st as u128)?)
+        });
+    match max_off {
+        Some(m) if m < len as u128 => {}
+        _ => {
+            return Err(format!(
+                "tensor `{name}` ({}) reads past the end of its {len}-element {} storage",
+                desc(),
+                s.elem.name()
+            ))
+        }
+    }
+    let numel = numel as usize;
+    // Element offsets in row-major order of the view.
+    let mut offsets = Vec::with_capacity(numel);
+    let rank = t.size.len();
+    let mut idx = vec![0usize; rank];
+    let mut off = base + t.offset;
+    for _ in 0..numel {
+        offsets.push(off);
+        for d in (0..rank).rev() {
+            // Wrapping: a dimension of size 1 may have any stride, so the running offset
+            // may pass usize::MAX on its way back; every offset pushed is in range.
+            idx[d] += 1;
+            off = off.wrapping_add(t.stride[d]);
+            if idx[d] < t.size[d] {
+                break;
+            }
+            off = off.wrapping_sub(t.stride[d].wrapping_mul(t.size[d]));
+            idx[d] = 0;
+        }
+    }
+    fn get<const N: usize>(bytes: &[u8], i: usize, big: bool) -> [u8; N] {
+        let mut a: [u8; N] = bytes[i * N..i * N + N].try_into().expect("N bytes");
+        if big {
+            a.reverse();
+        }
+        a
+    }
+    let shape = &t.size;
+    let be = big_endian;
+    let r = match s.elem {
+        Elem::F32 => Tensor::from_vec(
+            offsets
+                .iter()
+                .map(|&i| f32::from_le_bytes(get(bytes, i, be)))
+                .collect::<Vec<_>>(),
+            shape,
+        ),
+        Elem::F16 => Tensor::from_vec(
+            offsets
+                .iter()
+                .map(|&i| f16_to_f32(u16::from_le_bytes(get(bytes, i, be))))
+                .collect::<Vec<_>>(),
+            shape,
+        ),
+        Elem::BF16 => Tensor::from_vec(
+            offsets
+                .iter()
+                .map(|&i| f32::from_bits((u16::from_le_bytes(get(bytes, i, be)) as u32) << 16))
+                .collect::<Vec<_>>(),
+            shape,
+        ),
+        Elem::F64 => Tensor::from_vec(
+            offsets
+                .iter()
+                .map(|&i| f64::from_le_bytes(get(bytes, i, be)))
+                .collect::<Vec<_>>(),
+            shape,
+        ),
+        Elem::I64 => Tensor::from_vec(
+            offsets
+                .iter()
+                .map(|&i| i64::from_le_bytes(get(bytes, i, be)))
+                .collect::<Vec<_>>(),
+            shape,
+        ),
+        Elem::I32 => Tensor::from_vec(
+            offsets
+                .iter()
+                .map(|&i| i32::from_le_bytes(get(bytes, i, be)) as i64)
+                .collect::<Vec<_>>(),
+            shape,
+        ),
+        Elem::I16 => Tensor::from_vec(
+            offsets
+                .iter()
+                .map(|&i| i16::from_le_bytes(get(bytes, i, be)) as i64)
+                .collect::<Vec<_>>(),
+            shape,
+        ),
+        Elem::I8 => Tensor::from_vec(
+            offsets
+                .iter()
+                .map(|&i| bytes[i] as i8 as i64)
+                .collect::<Vec<_>>(),
+            shape,
+        ),
+        Elem::U8 => Tensor::from_vec(offsets.iter().map(|&i| bytes[i]).collect::<Vec<_>>(), shape),
+        Elem::Bool => Tensor::from_vec(
+            offsets
+                .iter()
+                .map(|&i| (bytes[i] != 0) as u8)
+                .collect::<Vec<_>>(),
+            shape,
+        ),
+    };
+    r.map_err(|e| format!("tensor `{name}` ({}): {e}", desc()))
+}
