@@ -493,3 +493,15 @@ fn add_scaled_in_place_fast_and_general_paths() -> Result<()> {
     assert_eq!(ints.to_vec::<i64>(), vec![2, 4]);
     Ok(())
 }
+
+#[test]
+fn sums_over_nothing_are_zero_with_the_kept_shape() {
+    let x = Tensor::zeros(&[0, 3]);
+    let s = x.sum_all().unwrap();
+    assert_eq!(s.shape(), &[] as &[usize]);
+    assert_eq!(s.add_scalar(1.0).unwrap().to_vec::<f32>(), vec![1.0]);
+    let rows = Tensor::zeros(&[2, 0]).sum(&[1], false).unwrap();
+    assert_eq!(rows.to_vec::<f32>(), vec![0.0, 0.0]);
+    let cols = x.sum(&[0], false).unwrap();
+    assert_eq!(cols.to_vec::<f32>(), vec![0.0, 0.0, 0.0]);
+}

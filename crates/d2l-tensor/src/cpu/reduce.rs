@@ -48,7 +48,12 @@ fn split_dims(l: &Layout, dims: &[usize]) -> (Layout, usize, usize) {
     order.extend(dims.iter().copied());
     let p = l.permute(&order).expect("reduce dims were validated");
     let inner: usize = dims.iter().map(|&d| l.shape[d]).product();
-    let outer = l.numel() / inner.max(1);
+    // The kept dims' product, not numel / inner: with an empty reduced dim that quotient
+    // would be 0 and a sum over nothing would lose its (zero) output elements.
+    let outer: usize = (0..rank)
+        .filter(|d| !dims.contains(d))
+        .map(|d| l.shape[d])
+        .product();
     (p, outer, inner)
 }
 
