@@ -1,0 +1,290 @@
+//! The detection commands end to end: `d2l anchors` prints the book's 13.4 values and
+//! writes the figures, `d2l train tiny-ssd` trains on the generated set, `d2l detect`
+//! draws the trained model's boxes, and bad input gives a one-line error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn d2l(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_d2l"))
+        .args(args)
+        .env("D2L_OFFLINE", "1")
+        .env("D2L_CACHE_DIR", cache)
+        .env_remove("D2L_DATA_DIR")
+        .output()
+        .expect("the d2l binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The book's images, in the shared data folder beside the repository (CI has it).
+fn book_image(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/d2l_images")
+        .join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: ../shared/data must sit beside the repository",
+        p.display()
+    );
+    p
+}
+
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG", "{} is not a PNG", path.display());
+    let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+fn fails_with(o: &Output, needle: &str) {
+    let t = text(o);
+    assert!(!o.status.success(), "expected a failure: {t}");
+    assert!(t.contains(needle), "expected `{needle}` in: {t}");
+    assert!(!t.contains("panicked"), "{t}");
+}
+
+#[test]
+fn anchors_reproduce_the_book_and_write_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = book_image("catdog.jpg");
+    let img = img.to_str().unwrap();
+    let out = dir.path().join("a.png");
+    let o = d2l(
+        &[
+            "anchors",
+            img,
+            "--at",
+            "250,250",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    // 13.4: (1, 2042040, 4) and the first anchor at (250, 250).
+    assert!(t.contains("[1, 2042040, 4]"), "{t}");
+    assert!(
+        t.contains("s=0.75, r=1") && t.contains("[0.06, 0.07, 0.63, 0.82]"),
+        "{t}"
+    );
+    assert_eq!(png_size(&out), (728, 561));
+    let multi = dir.path().join("m.png");
+    let o = d2l(
+        &[
+            "anchors",
+            img,
+            "--fmap",
+            "4x4",
+            "--sizes",
+            "0.15",
+            "--out",
+            multi.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("48 anchors"), "{t}");
+    assert_eq!(png_size(&multi), (728, 561));
+}
+
+#[test]
+fn anchors_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = book_image("catdog.jpg");
+    let img = img.to_str().unwrap();
+    let c = dir.path();
+    fails_with(&d2l(&["anchors", img], c), "exactly one of --at");
+    fails_with(
+        &d2l(&["anchors", img, "--at", "1,1", "--fmap", "2x2"], c),
+        "exactly one of --at",
+    );
+    fails_with(
+        &d2l(&["anchors", img, "--at", "561,0"], c),
+        "outside the 561×728",
+    );
+    fails_with(
+        &d2l(&["anchors", img, "--at", "a,b"], c),
+        "two whole numbers",
+    );
+    fails_with(
+        &d2l(&["anchors", img, "--at", "1,1", "--sizes", "0.5,-1"], c),
+        "positive numbers",
+    );
+    fails_with(&d2l(&["anchors", img, "--fmap", "0x3"], c), "at least 1x1");
+    let missing = c.join("nope.jpg");
+    fails_with(
+        &d2l(&["anchors", missing.to_str().unwrap(), "--at", "1,1"], c),
+        "nope.jpg",
+    );
+    let corrupt = c.join("bad.png");
+    std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    fails_with(
+        &d2l(&["anchors", corrupt.to_str().unwrap(), "--at", "1,1"], c),
+        "bad.png",
+    );
+}
+
+#[test]
+fn train_tiny_ssd_then_detect() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path();
+    let run = c.join("run");
+    let o = d2l(
+        &[
+            "train",
+            "tiny-ssd",
+            "--dataset",
+            "generated",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "8",
+            "--batch-size",
+            "8",
+            "--quiet",
+            "--json",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        c,
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let j: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let err = j["class_err"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&err), "{j}");
+    assert!(j["val_bbox_mae"].as_f64().unwrap() >= 0.0, "{j}");
+    for f in [
+        "model.safetensors",
+        "metrics.csv",
+        "summary.json",
+        "config.json",
+        "curves.png",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
+    }
+    let weights = run.join("model.safetensors");
+    let out = c.join("det.png");
+    let banana = book_image("banana.jpg");
+    let o = d2l(
+        &[
+            "detect",
+            "tiny-ssd",
+            banana.to_str().unwrap(),
+            "--weights",
+            weights.to_str().unwrap(),
+            "--threshold",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        c,
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("detections above 0"), "{t}");
+    assert_eq!(png_size(&out), (256, 256));
+
+    // Bad input.
+    fails_with(
+        &d2l(&["train", "tiny-ssd", "--cls-loss", "hinge"], c),
+        "--cls-loss expects ce, focal or focal:GAMMA",
+    );
+    fails_with(
+        &d2l(&["train", "tiny-ssd", "--box-loss", "smooth-l1:-1"], c),
+        "SIGMA > 0",
+    );
+    fails_with(
+        &d2l(&["train", "tiny-ssd", "--dataset", "mnist"], c),
+        "bananas` or `generated",
+    );
+    fails_with(
+        &d2l(&["train", "tiny-ssd", "--width-mult", "0.5"], c),
+        "does not apply to tiny-ssd",
+    );
+    fails_with(
+        &d2l(
+            &[
+                "train",
+                "tiny-ssd",
+                "--dataset",
+                "bananas",
+                "--num-classes",
+                "3",
+            ],
+            c,
+        ),
+        "--dataset generated",
+    );
+    // Offline and without the banana zip: the error says where to put it.
+    fails_with(
+        &d2l(&["train", "tiny-ssd", "--dataset", "bananas"], c),
+        "banana-detection",
+    );
+    let not_ssd = c.join("other.safetensors");
+    let o = d2l(
+        &[
+            "train",
+            "linreg",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            c.join("lr").to_str().unwrap(),
+        ],
+        c,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::copy(c.join("lr/model.safetensors"), &not_ssd).unwrap();
+    fails_with(
+        &d2l(
+            &[
+                "detect",
+                "tiny-ssd",
+                banana.to_str().unwrap(),
+                "--weights",
+                not_ssd.to_str().unwrap(),
+            ],
+            c,
+        ),
+        "not TinySSD weights",
+    );
+    fails_with(
+        &d2l(
+            &[
+                "detect",
+                "lenet",
+                banana.to_str().unwrap(),
+                "--weights",
+                weights.to_str().unwrap(),
+            ],
+            c,
+        ),
+        "not a detection model",
+    );
+    fails_with(
+        &d2l(
+            &[
+                "detect",
+                "tiny-ssd",
+                banana.to_str().unwrap(),
+                "--weights",
+                weights.to_str().unwrap(),
+                "--threshold",
+                "2",
+            ],
+            c,
+        ),
+        "[0, 1]",
+    );
+}
