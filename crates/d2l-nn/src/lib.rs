@@ -4,6 +4,7 @@
 //! save/load.
 
 pub mod clip;
+pub mod finetune;
 pub mod conv;
 pub mod init;
 pub mod layers;
