@@ -4,6 +4,9 @@
 //! - [`detection`]: box conversions, IoU, anchors (`multibox_prior`), anchor labelling
 //!   (`multibox_target`), NMS and `multibox_detection` (13.3–13.5).
 //! - [`roi`]: RoI pooling and RoI align with gradients (13.8).
+//! - [`cifar`]: CIFAR-10 from its binary release, data set and loaders (13.1).
+//! - [`folder`]: image classification folders (torchvision's `ImageFolder`), the hot-dog
+//!   set and torchvision's pretrained weights through the data hub (13.2).
 //! - [`bananas`]: the banana-detection reader and a detection set the program generates
 //!   in the same layout, so that everything runs offline (13.6).
 //!
@@ -11,7 +14,9 @@
 //! plotting code, in `d2l_train::draw`, which owns the embedded font.
 
 pub mod bananas;
+pub mod cifar;
 pub mod detection;
+pub mod folder;
 pub mod image;
 pub mod roi;
 
