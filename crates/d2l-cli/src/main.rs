@@ -32,6 +32,10 @@ enum Command {
     Anchors(commands::detect::AnchorsArgs),
     /// Draw a trained detector's boxes on an image (D2L 13.7's prediction).
     Detect(commands::detect::DetectArgs),
+    /// Apply an augmentation 8 times and save the grid (D2L 13.1's figures).
+    Augment(commands::augment::AugmentArgs),
+    /// Convert a PyTorch checkpoint (.pth) to safetensors (D2L 13.2's pretrained weights).
+    Convert(commands::convert::ConvertArgs),
     /// List the data sets and where their files are (or would be) found.
     Datasets(commands::info::DatasetsArgs),
     /// Chapter-4 experiments (4.4, 4.5, 4.8, 4.9, 4.10).
@@ -56,7 +60,9 @@ fn main() -> ExitCode {
         Some(Command::Bench(a)) => commands::bench::run(a),
         Some(Command::Datasets(a)) => commands::info::datasets(a),
         Some(Command::Anchors(a)) => commands::detect::anchors(a),
+        Some(Command::Convert(a)) => commands::convert::run(a),
         Some(Command::Detect(a)) => commands::detect::detect(a),
+        Some(Command::Augment(a)) => commands::augment::run(a),
         Some(Command::Experiment(e)) => commands::experiments::run(e),
     };
     match result {

@@ -1131,6 +1131,33 @@ pub fn resnet18(cfg: &BuildConfig) -> Result<Sequential> {
     finish(net)
 }
 
+/// D2L 12.6 `d2l.resnet18(num_classes, in_channels)`, the small-image ResNet-18 that 13.1
+/// trains on CIFAR-10 (D.8): the stem is `Conv2d(c, 64, 3, 1, 1), BatchNorm2d(64), ReLU`
+/// with **no** max pool, then the four stages of [`resnet18`] (`resnet_block1` …
+/// `resnet_block4`), `AdaptiveAvgPool2d(1)` and `fc = Flatten, Linear(512, classes)`;
+/// 11,176,970 parameters for (10 classes, 3 channels). `width_mult` scales the channels.
+/// Xavier-uniform weights, as 13.1's `init_weights`.
+pub fn resnet18_small(cfg: &BuildConfig) -> Result<Sequential> {
+    let model = "resnet18-small";
+    let (c, h, w) = image_shape(cfg, model)?;
+    spatial_or_err(model, h, w, |s| s.window(3, 1, 1))?;
+    let ch = [64, 128, 256, 512].map(|b| cfg.hidden(b));
+    let stem = Sequential::new()
+        .add(conv(c, ch[0], 3, 1, 1)?)
+        .add(BatchNorm2d::new(ch[0])?)
+        .add(ReLU);
+    let net = Sequential::new()
+        .add(stem)
+        .add(resnet_block(ch[0], ch[0], 2, true)?)
+        .add(resnet_block(ch[0], ch[1], 2, false)?)
+        .add(resnet_block(ch[1], ch[2], 2, false)?)
+        .add(resnet_block(ch[2], ch[3], 2, false)?)
+        .add(AdaptiveAvgPool2d::new(1))
+        .add(Flatten::new())
+        .add(Linear::new(ch[3], cfg.num_outputs)?);
+    finish(net)
+}
+
 // ---------------------------------------------------------------------------------------
 // 7.7 DenseNet
 

@@ -37,8 +37,8 @@ pub fn decode_image(bytes: &[u8]) -> Result<Tensor> {
 /// Reads a JPEG or PNG file into a `float32` RGB tensor `(3, H, W)` with values in
 /// `[0, 1]` (torchvision's `ToTensor`).
 pub fn read_image_f32(path: impl AsRef<Path>) -> Result<Tensor> {
-    let img = read_image(path)?;
-    Ok((img.to_dtype(DType::F32)? / 255.0)?)
+    // `to_float` divides each pixel exactly (x / 255), as torchvision's ToTensor does.
+    d2l_data::transforms::to_float(&read_image(path)?)
 }
 
 fn hwc_to_chw(raw: &[u8], h: usize, w: usize, c: usize) -> Tensor {

@@ -1,7 +1,9 @@
 //! The program's commands, one file per group, and what they share: data and model
 //! set-up from flags, and errors as one line.
 
+pub mod augment;
 pub mod bench;
+pub mod convert;
 pub mod detect;
 pub mod eval;
 pub mod experiments;
