@@ -7,6 +7,7 @@ pub mod convert;
 pub mod detect;
 pub mod eval;
 pub mod experiments;
+pub mod finetune;
 pub mod info;
 pub mod seq;
 pub mod train;

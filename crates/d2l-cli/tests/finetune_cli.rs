@@ -1,0 +1,211 @@
+//! `d2l finetune`: loads torchvision-format ResNet-18 weights, swaps the head for the
+//! folder's classes and trains with the 13.2 pipeline; bad input gives one-line errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn d2l(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_d2l"))
+        .args(args)
+        .env("D2L_OFFLINE", "1")
+        .env("D2L_CACHE_DIR", cache)
+        .env_remove("D2L_DATA_DIR")
+        .output()
+        .expect("the d2l binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A torchvision-format ResNet-18 checkpoint (every tensor a view of one small storage).
+fn weights() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../d2l-models/tests/fixtures/torchvision/resnet18_strided.pth")
+}
+
+/// `root/{train,test}/{hotdog,not-hotdog}/*.png`, 40×48 images of two colours.
+fn image_folder(root: &Path) {
+    for split in ["train", "test"] {
+        for (c, class) in ["hotdog", "not-hotdog"].iter().enumerate() {
+            let dir = root.join(split).join(class);
+            std::fs::create_dir_all(&dir).unwrap();
+            for i in 0..3u8 {
+                let mut px = vec![0u8; 3 * 40 * 48];
+                for (k, p) in px.iter_mut().enumerate() {
+                    *p = if k % 3 == c {
+                        200
+                    } else {
+                        30 + i * 10 + (k % 7) as u8
+                    };
+                }
+                image::save_buffer(
+                    dir.join(format!("{i}.png")),
+                    &px,
+                    48,
+                    40,
+                    image::ColorType::Rgb8,
+                )
+                .unwrap();
+            }
+        }
+    }
+}
+
+fn fails_with(o: &Output, needle: &str) {
+    let t = text(o);
+    assert!(!o.status.success(), "expected a failure: {t}");
+    assert!(t.contains(needle), "expected `{needle}` in: {t}");
+    assert!(!t.contains("panicked"), "{t}");
+}
+
+#[test]
+fn finetunes_from_a_torchvision_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    image_folder(&data);
+    let run = dir.path().join("run");
+    let w = weights();
+    let common = [
+        "--dataset",
+        data.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "3",
+        "--image-size",
+        "32",
+        "--test-resize",
+        "36",
+        "--quiet",
+        "--json",
+    ];
+    // A vanishing learning rate: the body must still hold the checkpoint's values after a step.
+    let mut args = vec![
+        "finetune",
+        "resnet18",
+        "--weights",
+        w.to_str().unwrap(),
+        "--lr",
+        "1e-30",
+        "--out",
+        run.to_str().unwrap(),
+    ];
+    args.extend(common);
+    let o = d2l(&args, dir.path());
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let j: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(j["test_acc"].as_f64().unwrap() >= 0.0, "{j}");
+    let saved: std::collections::HashMap<String, d2l_tensor::Tensor> =
+        d2l_nn::serialize::load(run.join("model.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    let pth: std::collections::HashMap<String, d2l_tensor::Tensor> =
+        d2l_nn::pth::load_pth(&w).unwrap().into_iter().collect();
+    for name in [
+        "conv1.weight",
+        "layer4.1.conv2.weight",
+        "layer2.0.downsample.0.weight",
+    ] {
+        assert_eq!(
+            saved[name].to_vec::<f32>(),
+            pth[name].to_vec::<f32>(),
+            "{name}"
+        );
+    }
+    // The head was replaced for the folder's two classes.
+    assert_eq!(saved["fc.weight"].shape(), &[2, 512]);
+
+    // From scratch: one learning rate, no weights.
+    let run2 = dir.path().join("run2");
+    let mut args = vec![
+        "finetune",
+        "resnet18",
+        "--scratch",
+        "--out",
+        run2.to_str().unwrap(),
+    ];
+    args.extend(common);
+    let o = d2l(&args, dir.path());
+    assert!(o.status.success(), "{}", text(&o));
+
+    // Bad input.
+    let c = dir.path();
+    let ds = data.to_str().unwrap();
+    fails_with(
+        &d2l(&["finetune", "resnet18", "--dataset", ds], c),
+        "--scratch",
+    );
+    fails_with(
+        &d2l(
+            &[
+                "finetune",
+                "resnet18",
+                "--scratch",
+                "--weights",
+                w.to_str().unwrap(),
+                "--dataset",
+                ds,
+            ],
+            c,
+        ),
+        "not both",
+    );
+    fails_with(
+        &d2l(&["finetune", "vgg11", "--scratch", "--dataset", ds], c),
+        "resnet18",
+    );
+    fails_with(
+        &d2l(
+            &[
+                "finetune",
+                "resnet18",
+                "--scratch",
+                "--dataset",
+                c.join("nope").to_str().unwrap(),
+            ],
+            c,
+        ),
+        "train/ and test/",
+    );
+    fails_with(
+        &d2l(
+            &[
+                "finetune",
+                "resnet18",
+                "--scratch",
+                "--dataset",
+                ds,
+                "--head-lr-mult",
+                "0",
+            ],
+            c,
+        ),
+        "--head-lr-mult",
+    );
+    let wrong =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../d2l-nn/tests/fixtures/pth/tiny_zip.pth");
+    fails_with(
+        &d2l(
+            &[
+                "finetune",
+                "resnet18",
+                "--weights",
+                wrong.to_str().unwrap(),
+                "--dataset",
+                ds,
+            ],
+            c,
+        ),
+        "conv1.weight",
+    );
+    // Offline without the hot-dog zip: the error says where it was looked for.
+    fails_with(&d2l(&["finetune", "resnet18", "--scratch"], c), "hotdog");
+}
