@@ -119,3 +119,117 @@ pub fn save_image_with_boxes(image: &Tensor, boxes: &[LabeledBox], path: &Path) 
     let out = Tensor::from_vec(buf, &[h, w, 3])?.permute(&[2, 0, 1])?;
     d2l_vision::image::write_png(&out, path, false).map_err(|e| draw_err(e.to_string()))
 }
+
+/// Lays RGB images out in a grid, each with an optional title above it, and writes one PNG
+/// (the book's `show_images(imgs, num_rows, num_cols, titles, scale)` for colour images, as
+/// 13.1's `apply(img, aug)` uses it).
+///
+/// `images` are `(3, H, W)` tensors, `uint8` or float in `[0, 1]` (after `ToTensor`); each
+/// is resized by `scale` (bilinear with antialias, at least 1 pixel) and placed in a cell as
+/// large as the largest tile, `cols` cells per row, with a 4-pixel white margin. `titles` is
+/// empty or has one entry per image (an empty string leaves that title out). The file is
+/// written to a temporary name and renamed. Returns the PNG's `(width, height)`.
+pub fn save_rgb_grid(
+    images: &[Tensor],
+    titles: &[String],
+    cols: usize,
+    scale: f64,
+    path: &Path,
+) -> Result<(usize, usize)> {
+    const PAD: usize = 4;
+    const TITLE_H: usize = 20;
+    let err = |msg: String| Error::InvalidArgument {
+        op: "save_rgb_grid",
+        msg,
+    };
+    if images.is_empty() || cols == 0 {
+        return Err(err(format!(
+            "an image grid needs at least one image and one column, got {} images and {cols} columns",
+            images.len()
+        )));
+    }
+    if !(scale.is_finite() && scale > 0.0) {
+        return Err(err(format!("scale must be positive, got {scale}")));
+    }
+    if !titles.is_empty() && titles.len() != images.len() {
+        return Err(err(format!(
+            "{} titles for {} images; give one per image or none",
+            titles.len(),
+            images.len()
+        )));
+    }
+    let mut tiles = Vec::with_capacity(images.len());
+    for (i, img) in images.iter().enumerate() {
+        let s = img.shape();
+        if s.len() != 3 || s[0] != 3 || s[1] == 0 || s[2] == 0 {
+            return Err(err(format!(
+                "image {i}: expected an RGB image (3, H, W), got shape {s:?}"
+            )));
+        }
+        let th = ((s[1] as f64 * scale).round() as usize).max(1);
+        let tw = ((s[2] as f64 * scale).round() as usize).max(1);
+        let resized = if img.dtype() == DType::U8 {
+            img.to_dtype(DType::F32)?
+        } else {
+            (img.to_dtype(DType::F32)? * 255.0)?
+        };
+        let resized = d2l_vision::transforms::resize(&resized, th, tw)
+            .map_err(|e| err(format!("image {i}: {e}")))?;
+        let px: Vec<u8> = resized
+            .to_vec::<f32>()
+            .into_iter()
+            .map(|v| v.round().clamp(0.0, 255.0) as u8)
+            .collect();
+        tiles.push((px, th, tw));
+    }
+    let cell_h = tiles.iter().map(|t| t.1).max().unwrap_or(1);
+    let cell_w = tiles.iter().map(|t| t.2).max().unwrap_or(1);
+    let title_h = if titles.iter().any(|t| !t.is_empty()) {
+        TITLE_H
+    } else {
+        0
+    };
+    let cols = cols.min(images.len());
+    let rows = images.len().div_ceil(cols);
+    let width = cols * cell_w + (cols + 1) * PAD;
+    let height = rows * (cell_h + title_h) + (rows + 1) * PAD;
+    let mut buf = vec![255u8; width * height * 3];
+    let origin = |i: usize| {
+        let (r, c) = (i / cols, i % cols);
+        (
+            PAD + c * (cell_w + PAD),
+            PAD + r * (cell_h + title_h + PAD) + title_h,
+        )
+    };
+    for (i, (px, th, tw)) in tiles.iter().enumerate() {
+        let (x0, y0) = origin(i);
+        let plane = th * tw;
+        for y in 0..*th {
+            for x in 0..*tw {
+                let o = ((y0 + y) * width + x0 + x) * 3;
+                for ch in 0..3 {
+                    buf[o + ch] = px[ch * plane + y * tw + x];
+                }
+            }
+        }
+    }
+    if title_h > 0 {
+        ensure_font()?;
+        let root =
+            BitMapBackend::with_buffer(&mut buf, (width as u32, height as u32)).into_drawing_area();
+        let e = |e: DrawingAreaErrorKind<_>| err(e.to_string());
+        for (i, t) in titles.iter().enumerate().filter(|(_, t)| !t.is_empty()) {
+            let (x0, y0) = origin(i);
+            root.draw(&Text::new(
+                t.clone(),
+                (x0 as i32, (y0 - title_h) as i32 + 3),
+                ("sans-serif", 14).into_font().color(&BLACK),
+            ))
+            .map_err(e)?;
+        }
+        root.present().map_err(e)?;
+    }
+    let out = Tensor::from_vec(buf, &[height, width, 3])?.permute(&[2, 0, 1])?;
+    d2l_vision::image::write_png(&out, path, false).map_err(|e| err(e.to_string()))?;
+    Ok((width, height))
+}

@@ -4,6 +4,8 @@
 //! - [`detection`]: box conversions, IoU, anchors (`multibox_prior`), anchor labelling
 //!   (`multibox_target`), NMS and `multibox_detection` (13.3–13.5).
 //! - [`roi`]: RoI pooling and RoI align with gradients (13.8).
+//! - [`transforms`]: seeded image augmentation with torchvision's names and sampling
+//!   (flips, `RandomResizedCrop`, `ColorJitter`, …) and an augmenting data-set wrapper (13.1, 13.2).
 //! - [`cifar`]: CIFAR-10 from its binary release, data set and loaders (13.1).
 //! - [`folder`]: image classification folders (torchvision's `ImageFolder`), the hot-dog
 //!   set and torchvision's pretrained weights through the data hub (13.2).
@@ -19,5 +21,6 @@ pub mod detection;
 pub mod folder;
 pub mod image;
 pub mod roi;
+pub mod transforms;
 
 pub use d2l_tensor::{Error, Result, Tensor};
