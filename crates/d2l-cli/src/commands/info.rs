@@ -128,5 +128,40 @@ pub fn datasets(a: DatasetsArgs) -> CliResult<()> {
             }
         }
     }
+    // Chapter 13: archives and weights fetched whole (the generated sets need no files).
+    let vision = [
+        (
+            "banana-detection (13.6–13.7)",
+            d2l_vision::bananas::BANANA_HUB_NAME.to_string(),
+        ),
+        ("hotdog (13.2)", "hotdog/hotdog.zip".to_string()),
+        (
+            "cifar10 (13.1)",
+            d2l_vision::cifar::cifar10_file().name.clone(),
+        ),
+        (
+            "resnet18 weights (13.2)",
+            d2l_vision::folder::weights_file("resnet18")?.name.clone(),
+        ),
+        (
+            "vgg19 weights (13.12)",
+            d2l_vision::folder::weights_file("vgg19")?.name.clone(),
+        ),
+    ];
+    for (title, entry) in vision {
+        println!("{title}");
+        let cands = hub.candidates(&entry);
+        match cands.iter().find(|p| p.exists()) {
+            Some(p) => println!("  {entry}: {}", p.display()),
+            None => {
+                let places: Vec<String> = cands.iter().map(|p| p.display().to_string()).collect();
+                println!(
+                    "  {entry}: not found (looked in {}; downloads on first use)",
+                    places.join(", ")
+                );
+            }
+        }
+    }
+    println!("generated detection set (13.7 offline)\n  built in: `d2l train tiny-ssd` renders it into the cache on first use");
     Ok(())
 }
