@@ -34,8 +34,6 @@ enum Command {
     Detect(commands::detect::DetectArgs),
     /// Apply an augmentation 8 times and save the grid (D2L 13.1's figures).
     Augment(commands::augment::AugmentArgs),
-    /// Apply an augmentation 8 times and save the grid (D2L 13.1's figures).
-    Augment(commands::augment::AugmentArgs),
     /// Fine-tune a pretrained ResNet-18 on an image folder (D2L 13.2).
     Finetune(commands::finetune::FinetuneArgs),
     /// Convert a PyTorch checkpoint (.pth) to safetensors (D2L 13.2's pretrained weights).
@@ -67,7 +65,6 @@ fn main() -> ExitCode {
         Some(Command::Convert(a)) => commands::convert::run(a),
         Some(Command::Finetune(a)) => commands::finetune::run(a),
         Some(Command::Detect(a)) => commands::detect::detect(a),
-        Some(Command::Augment(a)) => commands::augment::run(a),
         Some(Command::Augment(a)) => commands::augment::run(a),
         Some(Command::Experiment(e)) => commands::experiments::run(e),
     };

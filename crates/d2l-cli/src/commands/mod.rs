@@ -2,7 +2,6 @@
 //! set-up from flags, and errors as one line.
 
 pub mod augment;
-pub mod augment;
 pub mod bench;
 pub mod convert;
 pub mod detect;
