@@ -1,6 +1,7 @@
 //! CPU time of each part of a convolution (forward, input gradient, weight gradient) on
-//! the ResNet-18 (96×96, batch 32) and LeNet shapes, measured as this thread's CPU time
-//! so that a busy machine disturbs it less than wall time. Run with one engine thread:
+//! the ResNet-18 (96×96, batch 32) and LeNet shapes (or TinySSD's with the argument `ssd`), measured as this thread's CPU time
+//! so that a busy machine disturbs it less than wall time (wall time when more than one
+//! engine thread may run, i.e. unless `RAYON_NUM_THREADS=1`). Run with one engine thread:
 //!
 //! ```text
 //! RAYON_NUM_THREADS=1 cargo run --release -p d2l-tensor --example conv_parts
@@ -23,13 +24,27 @@ fn cpu_s() -> f64 {
     ts.s as f64 + ts.ns as f64 * 1e-9
 }
 
+/// Whether more than one engine thread may run (then this thread's CPU time misses the
+/// others' work, and wall time is measured instead).
+fn multi_threaded() -> bool {
+    std::env::var("RAYON_NUM_THREADS").map_or(true, |v| v.trim() != "1")
+}
+
 fn time(mut f: impl FnMut()) -> f64 {
+    let wall = multi_threaded();
+    let now = || {
+        if wall {
+            std::time::UNIX_EPOCH.elapsed().unwrap().as_secs_f64()
+        } else {
+            cpu_s()
+        }
+    };
     f();
     let mut best = f64::INFINITY;
     for _ in 0..3 {
-        let t = cpu_s();
+        let t = now();
         f();
-        best = best.min(cpu_s() - t);
+        best = best.min(now() - t);
     }
     best * 1e3
 }
@@ -47,9 +62,29 @@ fn main() {
         ("r18 s4", 32, 512, 3, 512, 3, 1, 1),
         ("r18 down4", 32, 256, 6, 512, 3, 2, 1),
     ];
+    // TinySSD (13.7) at 256×256, batch 32: the base net and the first down-sampling block.
+    let ssd = [
+        ("ssd 3-16", 32, 3, 256, 16, 3, 1, 1),
+        ("ssd 16-16", 32, 16, 256, 16, 3, 1, 1),
+        ("ssd 16-32", 32, 16, 128, 32, 3, 1, 1),
+        ("ssd 32-32", 32, 32, 128, 32, 3, 1, 1),
+        ("ssd 32-64", 32, 32, 64, 64, 3, 1, 1),
+        ("ssd 64-64", 32, 64, 64, 64, 3, 1, 1),
+        ("ssd 64-128", 32, 64, 32, 128, 3, 1, 1),
+    ];
+    let cases: Vec<_> = if std::env::args().any(|a| a == "ssd") {
+        ssd.to_vec()
+    } else {
+        cases.to_vec()
+    };
     println!(
-        "{:<10} {:>9} {:>9} {:>9} {:>9}  (ms CPU, best of 3)",
-        "case", "fwd", "bwd_in", "bwd_w", "GFLOP"
+        "{:<10} {:>9} {:>9} {:>9} {:>9}  (ms {}, best of 3)",
+        "case",
+        "fwd",
+        "bwd_in",
+        "bwd_w",
+        "GFLOP",
+        if multi_threaded() { "wall" } else { "CPU" }
     );
     for (name, n, ci, h, co, k, s, p) in cases {
         let x = Tensor::randn_with(&mut g, &[n, ci, h, h]);
