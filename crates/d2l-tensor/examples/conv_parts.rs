@@ -1,5 +1,5 @@
 //! CPU time of each part of a convolution (forward, input gradient, weight gradient) on
-//! the ResNet-18 (96×96, batch 32) and LeNet shapes (or TinySSD's with the argument `ssd`), measured as this thread's CPU time
+//! the ResNet-18 (96×96, batch 32) and LeNet shapes (or TinySSD's with the argument `ssd`, VGG's at 224×224 with `vgg`), measured as this thread's CPU time
 //! so that a busy machine disturbs it less than wall time (wall time when more than one
 //! engine thread may run, i.e. unless `RAYON_NUM_THREADS=1`). Run with one engine thread:
 //!
@@ -72,8 +72,17 @@ fn main() {
         ("ssd 64-64", 32, 64, 64, 64, 3, 1, 1),
         ("ssd 64-128", 32, 64, 32, 128, 3, 1, 1),
     ];
+    // VGG-11 at 224×224 (7.2), batch 8: wide maps with many channels.
+    let vgg = [
+        ("vgg 64", 8, 64, 224, 64, 3, 1, 1),
+        ("vgg 128", 8, 128, 112, 128, 3, 1, 1),
+        ("vgg 256", 8, 256, 56, 256, 3, 1, 1),
+        ("vgg 512", 8, 512, 28, 512, 3, 1, 1),
+    ];
     let cases: Vec<_> = if std::env::args().any(|a| a == "ssd") {
         ssd.to_vec()
+    } else if std::env::args().any(|a| a == "vgg") {
+        vgg.to_vec()
     } else {
         cases.to_vec()
     };

@@ -555,11 +555,19 @@ pub(crate) fn backward_weight<T: Float>(x: &[T], gy: &[T], geo: &Geom) -> Vec<T>
     };
     let (spw, par) = plan(geo, nb);
     let pw = geo.pointwise();
-    // Output rows per unfolded block when a whole image's unfolding would not fit in L2.
+    // Output rows per unfolded block when a whole image's unfolding would not fit in L2 —
+    // but only while a block still gives the GEMM at least TILE_COLS pixels: with many
+    // channels (VGG's 512 at 28×28) a 256 KB block is a dozen pixels, and that product
+    // ran 50 % slower than the whole image's.
     let bw_rows = {
         let row_bytes = k * geo.ow * std::mem::size_of::<T>();
-        (!depthwise && !pw && nb == 1 && row_bytes * geo.oh > COLS_BUDGET)
-            .then(|| (COLS_BUDGET / row_bytes.max(1)).clamp(1, geo.oh))
+        let rows = COLS_BUDGET / row_bytes.max(1);
+        (!depthwise
+            && !pw
+            && nb == 1
+            && row_bytes * geo.oh > COLS_BUDGET
+            && rows * geo.ow >= TILE_COLS)
+            .then(|| rows.clamp(1, geo.oh))
     };
     let direct = direct_bw_applies::<T>(geo);
     let work = |s0: usize, ns: usize| -> Vec<T> {
@@ -845,9 +853,10 @@ fn gy_tile<T: Copy>(
 const DIRECT_BLOCK_PIXELS: usize = 2048;
 
 /// Whether [`backward_weight`] takes the direct kernel: f32 with AVX-512, stride 1,
-/// no dilation, 3-wide kernels (any height), not depthwise, and rows of at least 32
+/// no dilation, 3-wide kernels (any height), not depthwise, rows of at least 32
 /// pixels (two full vectors; narrower maps waste most of each masked vector, where the
-/// GEMM path is better).
+/// GEMM path is better), and at most 128 × 128 channels per group (VGG's 256- and
+/// 512-channel layers at 56 and 28 pixels ran 30–40 % slower here than on the GEMM path).
 fn direct_bw_applies<T: 'static>(geo: &Geom) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -859,6 +868,7 @@ fn direct_bw_applies<T: 'static>(geo: &Geom) -> bool {
             && geo.dw == 1
             && !geo.depthwise()
             && geo.ow >= 32
+            && geo.cig() * geo.cog() <= 128 * 128
             && std::arch::is_x86_feature_detected!("avx512f")
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -952,9 +962,10 @@ fn direct_bw<T: 'static>(_: &[T], _: &[T], _: &Geom, _: usize, _: usize, _: &mut
 
 /// Whether [`forward`] and [`backward_input`] take the direct kernel
 /// ([`direct_correlate`]): f32 with AVX-512, stride 1, no dilation, one group, padding
-/// smaller than the kernel, and outputs at least 64 wide (TinySSD's big maps, where the
-/// GEMM and Winograd paths' products of few channels run far below peak; on 32-wide maps
-/// they are as fast, on narrower ones faster).
+/// smaller than the kernel, outputs at least 64 wide and at most 64 × 64 channels
+/// (TinySSD's big maps and VGG's first layer, where the GEMM and Winograd paths' products
+/// of few channels run far below peak; on 32-wide maps they are as fast, on narrower ones
+/// and with VGG's 128 channels at 112 pixels Winograd is faster).
 fn direct_fwd_applies<T: 'static>(geo: &Geom, out_w: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -967,6 +978,7 @@ fn direct_fwd_applies<T: 'static>(geo: &Geom, out_w: usize) -> bool {
             && geo.pt < geo.kh
             && geo.pl < geo.kw
             && out_w >= 64
+            && geo.ci * geo.co <= 64 * 64
             && std::arch::is_x86_feature_detected!("avx512f")
     }
     #[cfg(not(target_arch = "x86_64"))]
