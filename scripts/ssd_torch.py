@@ -181,6 +181,11 @@ def bench(args):
          batch=args.batch, input=[3, 256, 256], target_share=round(target_s[0] / total, 4))
 
 
+# Parameters whose gradient of loss.mean() the fixture keeps: the first conv, a batch-norm
+# scale deep in the net, and a class and a box predictor.
+GRAD_CHECKED = ["blk_0.0.0.weight", "blk_1.4.weight", "cls_0.weight", "bbox_3.bias", "blk_3.0.bias"]
+
+
 def formula_init(net):
     """Deterministic weights that the Rust test computes the same way (a committed
     fixture of a million weights would be 4 MB): for the parameter named ``name``, with
@@ -219,7 +224,10 @@ def fixture(path):
         bl.append(o), bm.append(m), cl.append(c)
     bl, bm, cl = torch.cat(bl), torch.cat(bm), torch.cat(cl)
     loss = calc_loss(cls, cl, bbox, bl, bm)
-    tensors = {"x": x, "labels": y, "anchors": anchors.contiguous(), "cls_preds": cls.detach().contiguous(),
+    loss.mean().backward()
+    params = dict(net.named_parameters())
+    grads = {f"grad.{n}": params[n].grad.contiguous() for n in GRAD_CHECKED}
+    tensors = {**grads, "x": x, "labels": y, "anchors": anchors.contiguous(), "cls_preds": cls.detach().contiguous(),
                "bbox_preds": bbox.detach().contiguous(), "bbox_labels": bl, "bbox_masks": bm,
                "cls_labels": cl, "loss": loss.detach()}
     save_file(tensors, path)

@@ -211,7 +211,7 @@ pub fn train_ssd(
         };
         epochs.push(e);
         let line = format!(
-            "epoch {epoch:>3}: class err {:.2e}, bbox mae {:.2e}{}, {:.1} examples/sec (targets {:.1}% of the step)",
+            "epoch {epoch:>3}: class err {:.2e}, bbox mae {:.2e}{}, {:.1} examples/sec (anchor targets {:.2}% of the step)",
             e.class_err,
             e.bbox_mae,
             match (val_class_err, val_bbox_mae) {

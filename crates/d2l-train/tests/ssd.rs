@@ -121,11 +121,16 @@ fn forward_targets_and_loss_match_pytorch() {
     )
     .unwrap();
     assert_close("loss", &l, &f["loss"], 1e-4);
-    // The loss has gradients for every parameter.
+    // The loss has gradients for every parameter, and they are PyTorch's.
     l.mean_all().unwrap().backward().unwrap();
     for (name, p) in net.named_parameters() {
-        assert!(p.grad().is_some(), "{name} got no gradient");
+        let g = p.grad();
+        assert!(g.is_some(), "{name} got no gradient");
+        if let Some(want) = f.get(&format!("grad.{name}")) {
+            assert_close(&format!("grad of {name}"), &g.unwrap(), want, 1e-3);
+        }
     }
+    assert_eq!(f.keys().filter(|k| k.starts_with("grad.")).count(), 5);
 }
 
 #[test]

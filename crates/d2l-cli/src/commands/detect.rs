@@ -291,7 +291,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         println!("validation: class err {c:.2e}, bbox mae {b:.2e}");
     }
     println!(
-        "{:.1} examples/sec on cpu ({} threads); anchor targets {:.1}% of the step",
+        "{:.1} examples/sec on cpu ({} threads); anchor targets {:.2}% of the step",
         s.examples_per_sec,
         d2l_tensor::num_threads(),
         100.0 * last.target_share
