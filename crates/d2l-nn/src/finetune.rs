@@ -30,6 +30,9 @@ use crate::module::Module;
 use crate::optim::ParamGroup;
 use d2l_tensor::{Error, Result, Tensor};
 
+/// Named parameters, as [`Module::named_parameters`] lists them.
+pub type NamedParams = Vec<(String, Tensor)>;
+
 /// Whether `name` matches the glob `pattern` (`*` matches any characters, dots included;
 /// everything else literally).
 pub fn matches(pattern: &str, name: &str) -> bool {
@@ -63,7 +66,7 @@ pub fn matches(pattern: &str, name: &str) -> bool {
 pub fn split_by_patterns(
     module: &dyn Module,
     patterns: &[&str],
-) -> Result<(Vec<(String, Tensor)>, Vec<(String, Tensor)>)> {
+) -> Result<(NamedParams, NamedParams)> {
     let named = module.named_parameters();
     for pat in patterns {
         if !named.iter().any(|(n, _)| matches(pat, n)) {
