@@ -1,11 +1,14 @@
 //! The chapter-4 experiments as commands: `poly-demo` (4.4), `weight-decay` (4.5),
 //! `init-demo` (4.8), `shift-demo` (4.9), `house-prices` (4.10); and `seq-demo` (8.1),
-//! `zipf` (8.2–8.3) and `gd-compare` (11.3–11.5). Each prints its results beside the
-//! book's and writes its plots to `--out`.
+//! `zipf` (8.2–8.3) and `gd-compare` (11.3–11.5); `augment-demo` (13.1) and
+//! `finetune-demo` (13.2). Each prints its results beside the book's and writes its plots
+//! to `--out`.
 
 use super::{CliResult, DataArgs};
 use clap::{Args, Subcommand};
-use d2l_train::experiments::{gd, house, poly, sequence, shift, stability, weight_decay, zipf};
+use d2l_train::experiments::{
+    augment, finetune, gd, house, poly, sequence, shift, stability, weight_decay, zipf,
+};
 use std::path::PathBuf;
 
 /// Flags every experiment takes.
@@ -44,6 +47,70 @@ impl ExperimentArgs {
     }
 }
 
+/// Flags of `augment-demo` (13.1).
+#[derive(Args, Clone, Debug)]
+pub struct AugmentDemoArgs {
+    /// The common flags.
+    #[command(flatten)]
+    pub common: ExperimentArgs,
+    /// Images: fashion-mnist (default), mnist, shapes or cifar10 (the book's, if present).
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: String,
+    /// Training images, a seeded subset (0: all).
+    #[arg(long, default_value_t = 1000)]
+    pub n_train: usize,
+    /// Test images, a seeded subset (0: all).
+    #[arg(long, default_value_t = 2000)]
+    pub n_test: usize,
+    /// Width multiplier of the ResNet-18 (1.0: the book's).
+    #[arg(long, default_value_t = 0.5)]
+    pub width_mult: f64,
+    /// Augmentation of the second run: flip or flip-crop.
+    #[arg(long, default_value = "flip")]
+    pub augment: String,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 0.001)]
+    pub lr: f64,
+}
+
+/// Flags of `finetune-demo` (13.2).
+#[derive(Args, Clone, Debug)]
+pub struct FinetuneDemoArgs {
+    /// The common flags.
+    #[command(flatten)]
+    pub common: ExperimentArgs,
+    /// Images both tasks come from: fashion-mnist (default), mnist or shapes.
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: String,
+    /// Width multiplier of the ResNet-18.
+    #[arg(long, default_value_t = 0.25)]
+    pub width_mult: f64,
+    /// Pretraining images of classes 0–4 (0: all).
+    #[arg(long, default_value_t = 15_000)]
+    pub n_pretrain: usize,
+    /// Pretraining epochs (Adam).
+    #[arg(long, default_value_t = 1)]
+    pub pretrain_epochs: usize,
+    /// Training images of classes 5–9 for fine-tuning and scratch.
+    #[arg(long, default_value_t = 100)]
+    pub n_finetune: usize,
+    /// Test images of classes 5–9 (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub n_test: usize,
+    /// Minibatch size of fine-tuning and scratch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// The body's SGD learning rate with the mean loss (head and scratch: 10×).
+    #[arg(long, default_value_t = 0.01)]
+    pub lr: f64,
+    /// SGD weight decay with the mean loss (default: the book's 0.001 / batch size).
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
+}
+
 /// The experiment commands.
 #[derive(Subcommand, Clone, Debug)]
 pub enum ExperimentCommand {
@@ -63,6 +130,12 @@ pub enum ExperimentCommand {
     Zipf(ExperimentArgs),
     /// 11.3–11.5: GD vs SGD vs minibatch SGD (and momentum, Adam) on airfoil self-noise.
     GdCompare(ExperimentArgs),
+    /// 13.1: train a ResNet-18 with and without image augmentation (offline: a Fashion-MNIST
+    /// subset unless --dataset cifar10).
+    AugmentDemo(AugmentDemoArgs),
+    /// 13.2: fine-tuning a pretrained body vs training from scratch (offline: Fashion-MNIST
+    /// classes 0–4 → 5–9).
+    FinetuneDemo(FinetuneDemoArgs),
 }
 
 /// Runs one experiment.
@@ -167,6 +240,50 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
                 }
             }
             println!("{}", gd::run_gd_compare(&o)?);
+        }
+        ExperimentCommand::AugmentDemo(d) => {
+            let a = &d.common;
+            let mut o = augment::AugmentOptions {
+                dataset: d.dataset.parse()?,
+                hub: a.hub(),
+                n_train: d.n_train,
+                n_test: d.n_test,
+                width_mult: d.width_mult,
+                augment: d.augment.parse()?,
+                batch_size: d.batch_size,
+                lr: d.lr,
+                seed: a.seed,
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("augment-demo")),
+                ..Default::default()
+            };
+            if let Some(e) = a.epochs {
+                o.epochs = e;
+            }
+            println!("{}", augment::run_augment(&o)?);
+        }
+        ExperimentCommand::FinetuneDemo(d) => {
+            let a = &d.common;
+            let mut o = finetune::FinetuneOptions {
+                dataset: d.dataset.parse()?,
+                hub: a.hub(),
+                width_mult: d.width_mult,
+                n_pretrain: d.n_pretrain,
+                pretrain_epochs: d.pretrain_epochs,
+                n_finetune: d.n_finetune,
+                n_test: d.n_test,
+                batch_size: d.batch_size,
+                lr: d.lr,
+                weight_decay: d.weight_decay.unwrap_or(0.001 / d.batch_size.max(1) as f64),
+                seed: a.seed,
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("finetune-demo")),
+                ..Default::default()
+            };
+            if let Some(e) = a.epochs {
+                o.epochs = e;
+            }
+            println!("{}", finetune::run_finetune(&o)?);
         }
     }
     Ok(())

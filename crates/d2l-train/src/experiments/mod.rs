@@ -14,6 +14,8 @@
 //! `d2l_nn::optim`), so the numbers follow the book's code line by line; plots go through
 //! [`crate::plot`].
 
+pub mod augment;
+pub mod finetune;
 pub mod gd;
 pub mod house;
 pub mod poly;
