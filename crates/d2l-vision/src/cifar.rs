@@ -23,16 +23,34 @@
 //!
 //! # The archive's checksum
 //!
-//! The SHA-1 of Toronto's `cifar-10-binary.tar.gz` could not be established (the page
-//! publishes only an MD5, `c32a1d4ab5d03f1284b67883e8d87530`; MXNet's Gluon registers the
-//! SHA-1 `fab780a1e191a7eda0f345501ccd62d20f7ed891` for *its own* copy, which is not
-//! known to be byte-identical). The data hub's registry requires a SHA-1 for every entry,
-//! so the archive is described at run time by [`cifar10_file`] with no checksum: the hub
-//! looks for it in the data dir and the cache like any other file and accepts whatever
-//! content it finds, and the reader's format checks (record size, label range) are the
-//! only integrity check. Should `cifar10/cifar-10-binary.tar.gz` be registered with a
-//! checksum later, [`cifar10_file`] uses that entry instead.
+//! Toronto publishes only an **MD5** for `cifar-10-binary.tar.gz`,
+//! `c32a1d4ab5d03f1284b67883e8d87530` ([`CIFAR10_MD5`]); its SHA-1 could not be
+//! established (MXNet's Gluon registers the SHA-1 `fab780a1e191a7eda0f345501ccd62d20f7ed891`
+//! for *its own* copy, which is not known to be byte-identical). The data hub verifies
+//! SHA-1s only, so it is given the archive by [`cifar10_file`] with no SHA-1 (it finds the
+//! file in the data dir or the cache, or downloads it, and accepts any content), and
+//! [`cifar10_root`] then checks the MD5 itself, **before** anything is extracted, with the
+//! same rules as the pretrained weights' SHA-256 (`folder::fetch_hashed_file`):
+//!
+//! - a mismatching archive is a [`DataError::Format`] naming the file, the expected and the
+//!   actual MD5 and what to do, and nothing is extracted;
+//! - a mismatching copy in the hub's **cache** (the hub's own, downloaded) is deleted, so
+//!   the next call downloads it again; one in the **data dir** (the user's) is kept and
+//!   reported.
+//!
+//! The extraction is not done by the hub's `fetch_file_and_extract` (which would unpack
+//! an unverified archive) but here, with the same layout: a folder unpacked by hand as
+//! `<data dir>/cifar10/cifar-10-batches-bin` is used as it is, and the archive is unpacked
+//! once, atomically, into `<cache>/cifar10/cifar-10-binary.tar.gz.extracted/`. In both of
+//! these cases, an **already-extracted folder is accepted without re-verifying the
+//! archive** (it may not even be there any more; an extraction in the cache was verified
+//! when it was made, unless an older version made it). The reader's format checks
+//! (record size, label range) still apply to what is read. Should
+//! `cifar10/cifar-10-binary.tar.gz` be registered with a SHA-1 later, [`cifar10_file`]
+//! uses that entry and the hub checks the SHA-1 too.
 
+pub use crate::md5::{md5_file, md5_hex};
+use d2l_data::archive;
 use d2l_data::hub::{self, DataHub, RemoteFile};
 use d2l_data::loader::{Batch, DataLoader, Dataset, Example};
 use d2l_data::{DataError, Result};
@@ -44,8 +62,8 @@ use std::sync::Arc;
 pub const CIFAR10_HUB_NAME: &str = "cifar10/cifar-10-binary.tar.gz";
 /// Where the binary release is downloaded from.
 pub const CIFAR10_URL: &str = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
-/// The MD5 that the CIFAR page publishes for `cifar-10-binary.tar.gz` (for checking a copy
-/// by hand; the hub checks SHA-1 only).
+/// The MD5 that the CIFAR page publishes for `cifar-10-binary.tar.gz`, checked by
+/// [`cifar10_root`] before the archive is extracted.
 pub const CIFAR10_MD5: &str = "c32a1d4ab5d03f1284b67883e8d87530";
 /// The folder the archive unpacks to.
 pub const CIFAR10_FOLDER: &str = "cifar-10-batches-bin";
@@ -97,11 +115,117 @@ pub fn cifar10_file() -> RemoteFile {
     }
 }
 
-/// The unpacked `cifar-10-batches-bin` folder, fetched and extracted through the hub if
-/// needed (a folder unpacked by hand as `<data dir>/cifar10/cifar-10-batches-bin` is used
-/// as it is).
+/// Checks that the MD5 of the file at `path` is `expected` (hex, either case). A mismatch
+/// is a [`DataError::Format`] naming the file and showing the expected and the actual MD5;
+/// the file is left where it is.
+pub fn verify_md5(path: &Path, expected: &str) -> Result<()> {
+    let (got, expected) = (md5_file(path)?, expected.trim().to_ascii_lowercase());
+    if got == expected {
+        return Ok(());
+    }
+    Err(format_err(
+        path,
+        format!(
+            "MD5 mismatch: expected {expected}, got {got}; the file is truncated, corrupt or \
+             not the one expected (delete it and fetch it again)"
+        ),
+    ))
+}
+
+/// Fetches `file` through the hub and checks its MD5 against `expected` before returning
+/// its path. On a mismatch, a copy in the hub's cache is deleted (so the next call
+/// downloads it again) and one anywhere else (the data dir, a system copy) is kept; the
+/// error names the file, both MD5s, where the file came from and what to do.
+fn fetch_md5_file(hub: &DataHub, file: &RemoteFile, expected: &str) -> Result<PathBuf> {
+    let path = hub.fetch_file(file)?;
+    let expected = expected.trim().to_ascii_lowercase();
+    let got = md5_file(&path)?;
+    if got == expected {
+        return Ok(path);
+    }
+    let fix = if path.starts_with(hub.cache_dir()) {
+        match std::fs::remove_file(&path) {
+            Ok(()) => format!(
+                "the copy in the cache was deleted; run again to download it afresh from {}",
+                hub.url_for(file)
+            ),
+            Err(e) => format!("deleting it from the cache failed ({e}); delete it by hand"),
+        }
+    } else {
+        format!(
+            "this copy was kept (it is not in the hub's cache); delete or replace it with a \
+             good copy from {}",
+            hub.url_for(file)
+        )
+    };
+    Err(format_err(
+        &path,
+        format!(
+            "MD5 mismatch for {}: expected {expected}, got {got}; the archive is truncated, \
+             corrupt or not the published one, and was not extracted; {fix}",
+            file.name
+        ),
+    ))
+}
+
+/// [`DataHub::fetch_file_and_extract`] with an MD5 check between fetching and extracting
+/// (see the module docs for the layout and for what is accepted without a check).
+fn fetch_md5_and_extract(
+    hub: &DataHub,
+    file: &RemoteFile,
+    expected_md5: &str,
+    folder: &str,
+) -> Result<PathBuf> {
+    let rel = Path::new(&file.name);
+    let sub = archive::safe_entry_path(rel, folder).map_err(|_| {
+        DataError::Invalid(format!(
+            "folder `{folder}` must be a relative path without `..`"
+        ))
+    })?;
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    // A folder unpacked by hand in the data dir: used as it is (no archive to verify).
+    if let Some(d) = hub.data_dir() {
+        let by_hand = d.join(parent).join(&sub);
+        if by_hand.is_dir() {
+            return Ok(by_hand);
+        }
+    }
+    let leaf = rel
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dest = hub
+        .cache_dir()
+        .join(parent)
+        .join(format!("{leaf}.extracted"));
+    // A completed extraction is accepted as before; the archive is not re-verified.
+    if !archive::is_extracted(&dest) {
+        let path = fetch_md5_file(hub, file, expected_md5)?;
+        archive::extract(&path, &dest)?;
+    }
+    let out = dest.join(&sub);
+    if !out.exists() {
+        return Err(format_err(
+            &dest,
+            format!("the archive {} holds no `{folder}`", file.name),
+        ));
+    }
+    Ok(out)
+}
+
+/// The unpacked `cifar-10-batches-bin` folder, fetched through the hub, checked against
+/// Toronto's MD5 ([`CIFAR10_MD5`]) and extracted if needed (see the module docs: a folder
+/// unpacked by hand as `<data dir>/cifar10/cifar-10-batches-bin`, or an earlier extraction
+/// in the cache, is used as it is, without re-verifying the archive).
 pub fn cifar10_root(hub: &DataHub) -> Result<PathBuf> {
-    hub.fetch_file_and_extract(&cifar10_file(), CIFAR10_FOLDER)
+    cifar10_root_with_md5(hub, CIFAR10_MD5)
+}
+
+/// [`cifar10_root`] with another expected MD5 for the archive: for a re-packed copy whose
+/// MD5 is known, and for tests with fixture archives. The official archive is checked
+/// against [`CIFAR10_MD5`] by [`cifar10_root`] and [`load_cifar10`].
+pub fn cifar10_root_with_md5(hub: &DataHub, expected_md5: &str) -> Result<PathBuf> {
+    fetch_md5_and_extract(hub, &cifar10_file(), expected_md5, CIFAR10_FOLDER)
 }
 
 /// The folder holding the batch files: `root/cifar-10-batches-bin` if that is a folder,
@@ -349,8 +473,9 @@ pub fn load_cifar10_from(root: &Path, batch_size: usize) -> Result<(DataLoader, 
     Ok((train, test))
 }
 
-/// D2L 13.1's CIFAR-10 loaders: fetches and unpacks `cifar-10-binary.tar.gz` through the
-/// hub ([`cifar10_root`]) and returns (training loader, shuffled; test loader).
+/// D2L 13.1's CIFAR-10 loaders: fetches `cifar-10-binary.tar.gz` through the hub, checks
+/// its MD5 and unpacks it ([`cifar10_root`]), and returns (training loader, shuffled; test
+/// loader).
 pub fn load_cifar10(hub: &DataHub, batch_size: usize) -> Result<(DataLoader, DataLoader)> {
     let root = cifar10_root(hub)?;
     load_cifar10_from(&root, batch_size)

@@ -20,6 +20,7 @@ pub mod cifar;
 pub mod detection;
 pub mod folder;
 pub mod image;
+mod md5;
 pub mod roi;
 pub mod transforms;
 

@@ -1,5 +1,5 @@
 //! D2L 13.1–13.2 readers: CIFAR-10's binary batches (fixtures in the real layout, through
-//! the hub from a tar.gz), image folders (class order, file order, skipped files, errors,
+//! the hub from a tar.gz checked against its MD5; the RFC 1321 MD5 vectors), image folders (class order, file order, skipped files, errors,
 //! transforms for batching), the hot-dog loader and the pretrained-weight files.
 
 use d2l_data::hub::{DataHub, RemoteFile};
@@ -262,24 +262,47 @@ fn cifar_through_the_hub_from_a_tar_gz_offline() {
     let data = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(data.path().join("cifar10")).unwrap();
-    make_tar_gz(&data.path().join(CIFAR10_HUB_NAME), src.path());
+    let archive = data.path().join(CIFAR10_HUB_NAME);
+    make_tar_gz(&archive, src.path());
+    let md5 = md5_file(&archive).unwrap();
+    assert_ne!(md5, CIFAR10_MD5);
 
     let f = cifar10_file();
     assert_eq!(f.name, CIFAR10_HUB_NAME);
     assert_eq!(f.url, CIFAR10_URL);
 
     let h = hub(cache.path()).with_data_dir(data.path()).offline(true);
-    let root = cifar10_root(&h).unwrap();
-    assert_eq!(
-        root,
-        cache
-            .path()
-            .join("cifar10/cifar-10-binary.tar.gz.extracted/cifar-10-batches-bin")
+    let extracted = cache
+        .path()
+        .join("cifar10/cifar-10-binary.tar.gz.extracted");
+
+    // The fixture is not Toronto's archive: refused before anything is extracted, and the
+    // copy in the data dir (the user's) is kept.
+    let e = load_cifar10(&h, 5).unwrap_err();
+    assert!(matches!(e, DataError::Format { .. }), "{e:?}");
+    let m = e.to_string();
+    assert!(
+        m.contains(CIFAR10_HUB_NAME)
+            && m.contains("MD5 mismatch")
+            && m.contains(CIFAR10_MD5)
+            && m.contains(&md5)
+            && m.contains("kept")
+            && m.contains(CIFAR10_URL),
+        "{m}"
     );
-    let (train, test) = load_cifar10(&h, 5).unwrap();
-    assert_eq!((train.num_examples(), test.num_examples()), (9, 3));
+    assert!(archive.is_file());
+    assert!(!extracted.exists(), "extracted an unverified archive");
+
+    // With the fixture's own MD5 injected, it is verified and unpacked into the cache.
+    let root = cifar10_root_with_md5(&h, &md5.to_ascii_uppercase()).unwrap();
+    assert_eq!(root, extracted.join(CIFAR10_FOLDER));
     let (x, y) = read_cifar10(&root, false).unwrap();
     check_split(&x, &y, &[(4, 100), (5, 101), (0, 102)]);
+
+    // An existing extraction is accepted as before, without re-verifying the archive.
+    assert_eq!(cifar10_root(&h).unwrap(), root);
+    let (train, test) = load_cifar10(&h, 5).unwrap();
+    assert_eq!((train.num_examples(), test.num_examples()), (9, 3));
 
     // Offline with nothing anywhere: an error naming the file and Toronto's URL.
     let empty = tempfile::tempdir().unwrap();
@@ -291,6 +314,137 @@ fn cifar_through_the_hub_from_a_tar_gz_offline() {
         m.contains(CIFAR10_HUB_NAME) && m.contains(CIFAR10_URL),
         "{m}"
     );
+}
+
+#[test]
+fn cifar_archive_with_a_wrong_md5_in_the_cache_is_deleted() {
+    let src = tempfile::tempdir().unwrap();
+    write_cifar(src.path(), None);
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(cache.path().join("cifar10")).unwrap();
+    let cached = cache.path().join(CIFAR10_HUB_NAME);
+    make_tar_gz(&cached, src.path());
+    let md5 = md5_file(&cached).unwrap();
+
+    let h = hub(cache.path()).offline(true);
+    let e = cifar10_root(&h).unwrap_err();
+    assert!(matches!(e, DataError::Format { .. }), "{e:?}");
+    let m = e.to_string();
+    assert!(
+        m.contains(CIFAR10_HUB_NAME)
+            && m.contains(CIFAR10_MD5)
+            && m.contains(&md5)
+            && m.contains("deleted"),
+        "{m}"
+    );
+    assert!(!cached.exists(), "the bad copy in the cache was kept");
+    assert!(!cache
+        .path()
+        .join("cifar10/cifar-10-binary.tar.gz.extracted")
+        .exists());
+    // The next call finds nothing and (offline) reports the file as missing.
+    let e = cifar10_root(&h).unwrap_err();
+    assert!(matches!(e, DataError::Missing { .. }), "{e:?}");
+
+    // The same file with its MD5 given is accepted from the cache.
+    make_tar_gz(&cached, src.path());
+    let md5 = md5_file(&cached).unwrap();
+    let root = cifar10_root_with_md5(&h, &md5).unwrap();
+    assert_eq!(
+        root,
+        cache
+            .path()
+            .join("cifar10/cifar-10-binary.tar.gz.extracted")
+            .join(CIFAR10_FOLDER)
+    );
+    assert!(cached.is_file());
+}
+
+#[test]
+fn cifar_folder_unpacked_by_hand_is_used_without_an_archive_check() {
+    let data = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let dir = write_cifar(&data.path().join("cifar10"), Some(META));
+    // A wrong archive next to it does not matter: there is nothing to extract.
+    std::fs::write(data.path().join(CIFAR10_HUB_NAME), b"not an archive").unwrap();
+    let h = hub(cache.path()).with_data_dir(data.path()).offline(true);
+    assert_eq!(cifar10_root(&h).unwrap(), dir);
+    let (train, test) = load_cifar10(&h, 4).unwrap();
+    assert_eq!((train.num_examples(), test.num_examples()), (9, 3));
+}
+
+#[test]
+fn md5_matches_the_rfc_1321_vectors() {
+    let vectors: [(&str, &str); 7] = [
+        ("", "d41d8cd98f00b204e9800998ecf8427e"),
+        ("a", "0cc175b9c0f1b6a831c399e269772661"),
+        ("abc", "900150983cd24fb0d6963f7d28e17f72"),
+        ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+        (
+            "abcdefghijklmnopqrstuvwxyz",
+            "c3fcd3d76192e4007dfb496cca67e13b",
+        ),
+        (
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            "d174ab98d277d9f5a5611c2c9f419d9f",
+        ),
+        (
+            "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+            "57edf4a22be3c955ac49da2e2107b67a",
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("m");
+    for (msg, sum) in vectors {
+        assert_eq!(md5_hex(msg.as_bytes()), sum, "{msg:?}");
+        std::fs::write(&p, msg).unwrap();
+        assert_eq!(md5_file(&p).unwrap(), sum, "{msg:?}");
+    }
+    // A million 'a', read from a file in 1 MiB chunks.
+    std::fs::write(&p, vec![b'a'; 1_000_000]).unwrap();
+    assert_eq!(md5_file(&p).unwrap(), "7707d6ae4e027c70eea2a935c2296f21");
+    // Lengths around the padding boundary agree between one update and a file.
+    for n in [
+        55usize,
+        56,
+        57,
+        63,
+        64,
+        65,
+        119,
+        120,
+        1 << 20,
+        (1 << 20) + 3,
+    ] {
+        let bytes: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&p, &bytes).unwrap();
+        assert_eq!(md5_file(&p).unwrap(), md5_hex(&bytes), "n = {n}");
+    }
+}
+
+#[test]
+fn verify_md5_refuses_a_tar_gz_with_another_md5() {
+    let src = tempfile::tempdir().unwrap();
+    write_cifar(src.path(), None);
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("fixture.tar.gz");
+    make_tar_gz(&p, src.path());
+    let md5 = md5_file(&p).unwrap();
+    verify_md5(&p, &md5).unwrap();
+    verify_md5(&p, &md5.to_ascii_uppercase()).unwrap();
+    let e = verify_md5(&p, CIFAR10_MD5).unwrap_err();
+    assert!(matches!(e, DataError::Format { .. }), "{e:?}");
+    let m = e.to_string();
+    assert!(
+        m.contains("fixture.tar.gz")
+            && m.contains(CIFAR10_MD5)
+            && m.contains(&md5)
+            && m.contains("fetch it again"),
+        "{m}"
+    );
+    assert!(p.is_file(), "verify_md5 leaves the file alone");
+    let e = verify_md5(&tmp.path().join("absent.tar.gz"), CIFAR10_MD5).unwrap_err();
+    assert!(matches!(e, DataError::Io { .. }), "{e:?}");
 }
 
 // ---------------------------------------------------------------------------------------
