@@ -45,7 +45,27 @@ enum Command {
     Experiment(commands::experiments::ExperimentCommand),
 }
 
+/// Restores the default SIGPIPE action, so that `d2l ... | head` ends quietly when the
+/// reader closes the pipe instead of panicking on the next `println!` (Rust ignores
+/// SIGPIPE by default).
+fn default_sigpipe() {
+    #[cfg(unix)]
+    {
+        extern "C" {
+            fn signal(signum: i32, handler: usize) -> usize;
+        }
+        const SIGPIPE: i32 = 13;
+        const SIG_DFL: usize = 0;
+        // SAFETY: installing the default disposition for SIGPIPE at start-up, before any
+        // thread exists; no handler code runs.
+        unsafe {
+            signal(SIGPIPE, SIG_DFL);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     // Reuse freed buffers instead of faulting fresh pages in every step.
     d2l_tensor::alloc::tune();

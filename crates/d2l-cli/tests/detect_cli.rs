@@ -288,3 +288,30 @@ fn train_tiny_ssd_then_detect() {
         "[0, 1]",
     );
 }
+
+#[test]
+fn a_closed_stdout_pipe_ends_the_program_quietly() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let img = book_image("catdog.jpg");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_d2l"))
+        .args([
+            "anchors",
+            img.to_str().unwrap(),
+            "--fmap",
+            "4x4",
+            "--sizes",
+            "0.15",
+        ])
+        .arg("--out")
+        .arg(dir.path().join("f.png"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end at once, as `| head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
