@@ -111,9 +111,15 @@ pub fn write_png(img: &Tensor, path: impl AsRef<Path>, unit_range: bool) -> Resu
         color,
         ::image::ImageFormat::Png,
     )
-    .map_err(|e| DataError::Format {
-        path: path.to_path_buf(),
-        msg: format!("cannot write PNG: {e}"),
+    .map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        DataError::Format {
+            path: path.to_path_buf(),
+            msg: format!("cannot write PNG: {e}"),
+        }
     })?;
-    std::fs::rename(&tmp, path).map_err(io_err)
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_err(e)
+    })
 }
