@@ -92,6 +92,10 @@ pub fn models() -> CliResult<()> {
     for m in d2l_models::rnn_lm::char_models() {
         println!("{:<17} {:<6} {:<44} {}", m.name, m.section, m.title, m);
     }
+    println!(
+        "{:<17} {:<6} {:<44} banana-detection (or generated), batch 32, lr 0.2, wd 5e-4, 20 epochs, SGD",
+        "tiny-ssd", "13.7", "TinySSD single-shot detector [detection]"
+    );
     Ok(())
 }
 
