@@ -11,6 +11,8 @@
 //!   set and torchvision's pretrained weights through the data hub (13.2).
 //! - [`bananas`]: the banana-detection reader and a detection set the program generates
 //!   in the same layout, so that everything runs offline (13.6).
+//! - [`upsample`]: transposed convolution from scratch (`trans_conv`, `kernel2matrix`,
+//!   13.10) and bilinear upsampling with the book's `bilinear_kernel` (13.11).
 //!
 //! Drawing boxes with labels onto an image (the book's `show_bboxes`) lives with the other
 //! plotting code, in `d2l_train::draw`, which owns the embedded font.
@@ -23,5 +25,6 @@ pub mod image;
 mod md5;
 pub mod roi;
 pub mod transforms;
+pub mod upsample;
 
 pub use d2l_tensor::{Error, Result, Tensor};

@@ -11,6 +11,7 @@ pub mod finetune;
 pub mod info;
 pub mod seq;
 pub mod train;
+pub mod upsample;
 
 use clap::Args;
 use d2l_data::datasets::{load_image_classification, DatasetName, Notice};
