@@ -11,6 +11,9 @@
 //!   set and torchvision's pretrained weights through the data hub (13.2).
 //! - [`bananas`]: the banana-detection reader and a detection set the program generates
 //!   in the same layout, so that everything runs offline (13.6).
+//! - [`style`]: neural style transfer's losses (content, Gram/style, total variation,
+//!   the book's weighted total and its list-repetition quirk), ImageNet pre/postprocessing
+//!   and feature extraction at VGG-19's style/content layers (13.12).
 //! - [`upsample`]: transposed convolution from scratch (`trans_conv`, `kernel2matrix`,
 //!   13.10) and bilinear upsampling with the book's `bilinear_kernel` (13.11).
 //!
@@ -24,6 +27,7 @@ pub mod folder;
 pub mod image;
 mod md5;
 pub mod roi;
+pub mod style;
 pub mod transforms;
 pub mod upsample;
 
