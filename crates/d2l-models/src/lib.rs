@@ -2,6 +2,7 @@
 //! later): each model built exactly as the book builds it, with the book's recipe.
 
 pub mod cnn;
+pub mod fcn;
 pub mod recipe;
 pub mod rnn_lm;
 pub mod scratch;
