@@ -16,6 +16,8 @@
 //!   and feature extraction at VGG-19's style/content layers (13.12).
 //! - [`upsample`]: transposed convolution from scratch (`trans_conv`, `kernel2matrix`,
 //!   13.10) and bilinear upsampling with the book's `bilinear_kernel` (13.11).
+//! - [`voc`]: Pascal VOC2012 semantic segmentation (colour map, reader, random crops, data
+//!   set and loaders) and a generated set in the same layout (13.9).
 //!
 //! Drawing boxes with labels onto an image (the book's `show_bboxes`) lives with the other
 //! plotting code, in `d2l_train::draw`, which owns the embedded font.
@@ -30,5 +32,6 @@ pub mod roi;
 pub mod style;
 pub mod transforms;
 pub mod upsample;
+pub mod voc;
 
 pub use d2l_tensor::{Error, Result, Tensor};

@@ -1,0 +1,1074 @@
+//! Semantic segmentation data (D2L 13.9): Pascal VOC2012's reader, colour map, random
+//! crops and data set, and a segmentation set the program generates in the same layout, so
+//! that FCN (13.11) trains offline.
+//!
+//! # The VOC layout
+//!
+//! ```text
+//! <voc_dir>/ImageSets/Segmentation/train.txt   one image id a line (val.txt likewise)
+//! <voc_dir>/JPEGImages/<id>.jpg                 the photo (a `<id>.png` is accepted too)
+//! <voc_dir>/SegmentationClass/<id>.png          the label: one palette colour per class
+//! ```
+//!
+//! [`read_voc_images`] reads a split into `uint8` `(3, H, W)` images and labels (palette
+//! PNGs are read as RGB, as the book's `read_image(..., mode=RGB)`). [`voc_label_indices`]
+//! maps label colours to class indices through [`VOC_COLORMAP`]. As in the book, whose
+//! lookup table is zero everywhere but at the 21 palette colours, **any colour outside the
+//! palette maps to class 0 (background)** — including VOC's "void" boundary colour
+//! (224, 224, 192), which marks object outlines and "difficult" pixels.
+//!
+//! [`VocSegDataset`] is the book's `VOCSegDataset`: it drops images smaller than the crop
+//! (the book prints `read 1114 examples` for VOC's training split at 320×480, see
+//! [`VocSegDataset::len`] and [`VocSegDataset::num_dropped`]), normalises images with the
+//! ImageNet mean/std after dividing by 255, and takes a fresh random crop of image and label
+//! on every `get`, drawn from [`example_generator`]`(seed, epoch, index)` (call
+//! [`VocSegDataset::set_epoch`] before each epoch for new crops). [`load_voc`] fetches
+//! `VOCtrainval_11-May-2012.tar` through the data hub and returns the two loaders; both drop
+//! their last incomplete batch, as the book's.
+//!
+//! # The generated set
+//!
+//! [`generate_segmentation_set`] writes the same layout (with the photos as lossless
+//! **PNG**, `JPEGImages/<id>.png`, so the pixels read back are exactly the rendered ones):
+//!
+//! ```text
+//! <root>/ImageSets/Segmentation/train.txt   ids train_00000, train_00001, …
+//! <root>/ImageSets/Segmentation/val.txt     ids val_00000, …
+//! <root>/JPEGImages/<id>.png
+//! <root>/SegmentationClass/<id>.png         RGB, pixel colour VOC_COLORMAP[class]
+//! <root>/spec.txt                           the spec it was made from; written last
+//! ```
+//!
+//! Every image shows 1 to [`SegmentationSetSpec::max_objects`] objects of the classes of
+//! [`GENERATED_CLASSES`] (background, then a disc, a square and a triangle, labelled with
+//! the first VOC palette colours) with random size, position and colour jitter on a
+//! textured background (a two-colour gradient with stripes and grain). Objects may overlap;
+//! later ones are drawn on top, and the label of every pixel is the class of the object
+//! seen there, exactly. The default size, 160×240 with crop 128×192 (the book's 320×480 and
+//! 320×480 crop scaled by one half and 0.4), keeps FCN training on a CPU within minutes.
+//!
+//! Generation is deterministic: image `i` of a split depends only on the seed, the split
+//! and `i` (a local SplitMix64 stream and only `+ - * /` on floats), so equal specs give
+//! equal files on every machine.
+
+use crate::image::read_image;
+use crate::transforms::{example_generator, IMAGENET_MEAN, IMAGENET_STD};
+use d2l_data::hub::{self, DataHub, RemoteFile};
+use d2l_data::loader::{stack_examples, Batch, DataLoader, Dataset, Example};
+use d2l_data::{DataError, Result};
+use d2l_tensor::{DType, Generator, Tensor};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The registered name of the VOC2012 archive in the data hub.
+pub const VOC_HUB_NAME: &str = "voc2012/VOCtrainval_11-May-2012.tar";
+/// The SHA-1 of `VOCtrainval_11-May-2012.tar`.
+pub const VOC_SHA1: &str = "4e443f8a2eca6b1dac8a6c57641b67dd40621a49";
+/// The folder inside the archive that holds the VOC layout.
+pub const VOC_FOLDER: &str = "VOCdevkit/VOC2012";
+
+/// The label palette in class order (D2L's `VOC_COLORMAP`).
+pub const VOC_COLORMAP: [[u8; 3]; 21] = [
+    [0, 0, 0],
+    [128, 0, 0],
+    [0, 128, 0],
+    [128, 128, 0],
+    [0, 0, 128],
+    [128, 0, 128],
+    [0, 128, 128],
+    [128, 128, 128],
+    [64, 0, 0],
+    [192, 0, 0],
+    [64, 128, 0],
+    [192, 128, 0],
+    [64, 0, 128],
+    [192, 0, 128],
+    [64, 128, 128],
+    [192, 128, 128],
+    [0, 64, 0],
+    [128, 64, 0],
+    [0, 192, 0],
+    [128, 192, 0],
+    [0, 64, 128],
+];
+
+/// The class names (D2L's `VOC_CLASSES`).
+pub const VOC_CLASSES: [&str; 21] = [
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "potted plant",
+    "sheep",
+    "sofa",
+    "train",
+    "tv/monitor",
+];
+
+/// VOC's "void" colour (label 255 in the palette PNGs: object outlines, difficult pixels).
+/// Outside [`VOC_COLORMAP`], so it maps to class 0 like every other unknown colour.
+pub const VOC_VOID_COLOR: [u8; 3] = [224, 224, 192];
+
+/// The key of an RGB colour in the lookup table: `(R * 256 + G) * 256 + B`.
+pub fn colormap_key(rgb: [u8; 3]) -> usize {
+    (rgb[0] as usize * 256 + rgb[1] as usize) * 256 + rgb[2] as usize
+}
+
+/// D2L's `voc_colormap2label`: a table of 256³ entries from `(R * 256 + G) * 256 + B` to
+/// the class index, 0 for every colour outside the palette. (A `Vec<u8>` of 16 MiB rather
+/// than the book's 128 MiB `int64` tensor; [`voc_label_indices`] does not need it.)
+pub fn voc_colormap2label() -> Vec<u8> {
+    let mut table = vec![0u8; 256 * 256 * 256];
+    for (i, c) in VOC_COLORMAP.iter().enumerate() {
+        table[colormap_key(*c)] = i as u8;
+    }
+    table
+}
+
+/// The class of one label colour: its index in [`VOC_COLORMAP`], 0 when it is not there
+/// (as the book's lookup table gives).
+pub fn voc_class_of(rgb: [u8; 3]) -> usize {
+    VOC_COLORMAP.iter().position(|c| *c == rgb).unwrap_or(0)
+}
+
+fn class_indices(label: &Tensor) -> Result<(Vec<u8>, usize, usize)> {
+    let s = label.shape().to_vec();
+    if s.len() != 3 || s[0] != 3 || label.dtype() != DType::U8 {
+        return Err(DataError::Invalid(format!(
+            "voc_label_indices: expected a uint8 RGB label of shape (3, H, W), got {:?} {}",
+            s,
+            label.dtype()
+        )));
+    }
+    let (h, w) = (s[1], s[2]);
+    let px = label.contiguous()?.to_vec::<u8>();
+    let n = h * w;
+    // The 21 palette keys, sorted, for a binary search per pixel.
+    let mut keys: Vec<(usize, u8)> = VOC_COLORMAP
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (colormap_key(*c), i as u8))
+        .collect();
+    keys.sort_unstable();
+    let out = (0..n)
+        .map(|p| {
+            let k = colormap_key([px[p], px[n + p], px[2 * n + p]]);
+            keys.binary_search_by_key(&k, |e| e.0)
+                .map(|i| keys[i].1)
+                .unwrap_or(0)
+        })
+        .collect();
+    Ok((out, h, w))
+}
+
+/// D2L's `voc_label_indices`: an RGB label `uint8` `(3, H, W)` to class indices `int64`
+/// `(H, W)`. Colours outside [`VOC_COLORMAP`] (VOC's void boundary (224, 224, 192)
+/// included) map to 0, background, as the book's lookup table does.
+pub fn voc_label_indices(label: &Tensor) -> Result<Tensor> {
+    let (idx, h, w) = class_indices(label)?;
+    let v: Vec<i64> = idx.into_iter().map(i64::from).collect();
+    Ok(Tensor::from_vec(v, &[h, w])?)
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+// ---------------------------------------------------------------------------------------
+
+fn format_err(path: &Path, msg: String) -> DataError {
+    DataError::Format {
+        path: path.to_path_buf(),
+        msg,
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The ids listed in `voc_dir/ImageSets/Segmentation/{train,val}.txt`, with their lines.
+pub fn read_voc_ids(voc_dir: &Path, is_train: bool) -> Result<Vec<String>> {
+    let split = if is_train { "train.txt" } else { "val.txt" };
+    let file = voc_dir.join("ImageSets").join("Segmentation").join(split);
+    let text = std::fs::read_to_string(&file).map_err(io_err(&file))?;
+    let mut ids = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let id = line.trim();
+        if id.is_empty() {
+            continue;
+        }
+        if id == "." || id == ".." || id.contains(['/', '\\', '\0']) {
+            return Err(format_err(
+                &file,
+                format!("line {}: `{id}` is not a plain image id", i + 1),
+            ));
+        }
+        ids.push(id.to_string());
+    }
+    if ids.is_empty() {
+        return Err(format_err(&file, "the id list names no image".to_string()));
+    }
+    Ok(ids)
+}
+
+/// D2L's `read_voc_images`: the images (`JPEGImages/<id>.jpg`, or `<id>.png`) and labels
+/// (`SegmentationClass/<id>.png`, read as RGB) of the ids listed in
+/// `ImageSets/Segmentation/{train,val}.txt`, as `uint8` `(3, H, W)` tensors in list order.
+///
+/// Errors name the id list, the id and the files: a missing list, an id whose image or
+/// label is missing or unreadable, and an image and label of different sizes.
+pub fn read_voc_images(voc_dir: &Path, is_train: bool) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
+    let ids = read_voc_ids(voc_dir, is_train)?;
+    let list = voc_dir
+        .join("ImageSets")
+        .join("Segmentation")
+        .join(if is_train { "train.txt" } else { "val.txt" });
+    let read = |what: &str, p: &Path, id: &str| -> Result<Tensor> {
+        read_image(p).map_err(|e| match e {
+            DataError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                format_err(
+                    &list,
+                    format!("id `{id}`: the {what} {} does not exist", p.display()),
+                )
+            }
+            other => format_err(&list, format!("id `{id}`: cannot read the {what}: {other}")),
+        })
+    };
+    let pairs: Vec<Result<(Tensor, Tensor)>> = ids
+        .par_iter()
+        .map(|id| {
+            let jpg = voc_dir.join("JPEGImages").join(format!("{id}.jpg"));
+            let png = voc_dir.join("JPEGImages").join(format!("{id}.png"));
+            let img_path = if !jpg.exists() && png.exists() {
+                png
+            } else {
+                jpg
+            };
+            let img = read("image", &img_path, id)?;
+            let lab_path = voc_dir.join("SegmentationClass").join(format!("{id}.png"));
+            let lab = read("label", &lab_path, id)?;
+            if img.shape()[1..] != lab.shape()[1..] {
+                return Err(format_err(
+                    &list,
+                    format!(
+                        "id `{id}`: the image {} is {}×{} but the label {} is {}×{}",
+                        img_path.display(),
+                        img.shape()[2],
+                        img.shape()[1],
+                        lab_path.display(),
+                        lab.shape()[2],
+                        lab.shape()[1]
+                    ),
+                ));
+            }
+            Ok((img, lab))
+        })
+        .collect();
+    let mut images = Vec::with_capacity(pairs.len());
+    let mut labels = Vec::with_capacity(pairs.len());
+    for p in pairs {
+        let (i, l) = p?;
+        images.push(i);
+        labels.push(l);
+    }
+    Ok((images, labels))
+}
+
+// ---------------------------------------------------------------------------------------
+// Random crop
+// ---------------------------------------------------------------------------------------
+
+/// The top-left corner of torchvision's `RandomCrop.get_params` for an `h × w` window out
+/// of an `height × width` image: `(0, 0)` without a draw when the sizes are equal, else
+/// `top = randint(0, height - h + 1)` then `left = randint(0, width - w + 1)`. A window
+/// larger than the image (or empty) is an error.
+pub fn rand_crop_params(
+    height: usize,
+    width: usize,
+    h: usize,
+    w: usize,
+    rng: &mut Generator,
+) -> Result<(usize, usize)> {
+    if h == 0 || w == 0 {
+        return Err(DataError::Invalid(format!(
+            "voc_rand_crop: the crop size must be positive, got {h}×{w}"
+        )));
+    }
+    if h > height || w > width {
+        return Err(DataError::Invalid(format!(
+            "voc_rand_crop: the crop {h}×{w} (height×width) is larger than the {height}×{width} image"
+        )));
+    }
+    if h == height && w == width {
+        return Ok((0, 0));
+    }
+    let top = rng.below((height - h + 1) as u64) as usize;
+    let left = rng.below((width - w + 1) as u64) as usize;
+    Ok((top, left))
+}
+
+/// Crops rows `top..top+h`, columns `left..left+w` of the last two dimensions.
+fn crop_last2(t: &Tensor, top: usize, left: usize, h: usize, w: usize) -> Result<Tensor> {
+    let s = t.shape().to_vec();
+    let (hh, ww) = (s[s.len() - 2], s[s.len() - 1]);
+    let planes: usize = s[..s.len() - 2].iter().product();
+    let mut shape = s.clone();
+    let k = shape.len();
+    shape[k - 2] = h;
+    shape[k - 1] = w;
+    fn go<T: d2l_tensor::Element + Copy>(
+        v: Vec<T>,
+        planes: usize,
+        (hh, ww): (usize, usize),
+        (top, left, h, w): (usize, usize, usize, usize),
+    ) -> Vec<T> {
+        let mut out = Vec::with_capacity(planes * h * w);
+        for p in 0..planes {
+            for y in top..top + h {
+                let row = p * hh * ww + y * ww;
+                out.extend_from_slice(&v[row + left..row + left + w]);
+            }
+        }
+        out
+    }
+    let c = t.contiguous()?;
+    let win = (top, left, h, w);
+    Ok(match t.dtype() {
+        DType::U8 => Tensor::from_vec(go(c.to_vec::<u8>(), planes, (hh, ww), win), &shape)?,
+        DType::I64 => Tensor::from_vec(go(c.to_vec::<i64>(), planes, (hh, ww), win), &shape)?,
+        _ => {
+            let f = c.to_dtype(DType::F32)?.to_vec::<f32>();
+            Tensor::from_vec(go(f, planes, (hh, ww), win), &shape)?.to_dtype(t.dtype())?
+        }
+    })
+}
+
+/// D2L's `voc_rand_crop`: one random `height × width` window (see [`rand_crop_params`])
+/// cut from both the image `(C, H, W)` and its label (`(C', H, W)` or `(H, W)`), so pixels
+/// and labels stay aligned. Different sizes of image and label, or a crop larger than the
+/// image, are errors.
+pub fn voc_rand_crop(
+    feature: &Tensor,
+    label: &Tensor,
+    height: usize,
+    width: usize,
+    rng: &mut Generator,
+) -> Result<(Tensor, Tensor)> {
+    let fs = feature.shape();
+    let ls = label.shape();
+    if fs.len() < 2 || ls.len() < 2 || fs[fs.len() - 2..] != ls[ls.len() - 2..] {
+        return Err(DataError::Invalid(format!(
+            "voc_rand_crop: the image {fs:?} and label {ls:?} must share their last two (H, W) dimensions"
+        )));
+    }
+    let (hh, ww) = (fs[fs.len() - 2], fs[fs.len() - 1]);
+    let (top, left) = rand_crop_params(hh, ww, height, width, rng)?;
+    Ok((
+        crop_last2(feature, top, left, height, width)?,
+        crop_last2(label, top, left, height, width)?,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------
+// Data set and loaders
+// ---------------------------------------------------------------------------------------
+
+struct Item {
+    h: usize,
+    w: usize,
+    /// Normalised image, `(3, h, w)` row-major.
+    x: Vec<f32>,
+    /// Class per pixel, `(h, w)`.
+    y: Vec<u8>,
+}
+
+/// D2L's `VOCSegDataset`: images at least as large as the crop, normalised, each `get`
+/// returning a fresh random crop: `x` `f32` `(3, h, w)` and `y` `int64` `(h, w)` class
+/// indices (see the module docs).
+pub struct VocSegDataset {
+    items: Vec<Item>,
+    crop: (usize, usize),
+    seed: u64,
+    epoch: Arc<AtomicU64>,
+    dropped: usize,
+}
+
+impl std::fmt::Debug for VocSegDataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VocSegDataset")
+            .field("examples", &self.items.len())
+            .field("dropped", &self.dropped)
+            .field("crop", &self.crop)
+            .field("seed", &self.seed)
+            .field("epoch", &self.epoch())
+            .finish()
+    }
+}
+
+impl VocSegDataset {
+    /// A data set from `uint8` `(3, H, W)` images and RGB labels of the same sizes
+    /// (what [`read_voc_images`] returns), cropping `crop = (height, width)` windows, with
+    /// the random crops seeded by `seed`. Images smaller than the crop in either side are
+    /// dropped ([`VocSegDataset::num_dropped`]); when that drops every image the result is
+    /// an error saying so, as are an empty input and mismatched images and labels.
+    pub fn new(
+        images: Vec<Tensor>,
+        labels: Vec<Tensor>,
+        crop: (usize, usize),
+        seed: u64,
+    ) -> Result<VocSegDataset> {
+        if images.len() != labels.len() {
+            return Err(DataError::Invalid(format!(
+                "VocSegDataset: {} images but {} labels",
+                images.len(),
+                labels.len()
+            )));
+        }
+        if images.is_empty() {
+            return Err(DataError::Invalid("VocSegDataset: no images".into()));
+        }
+        if crop.0 == 0 || crop.1 == 0 {
+            return Err(DataError::Invalid(format!(
+                "VocSegDataset: the crop size must be positive, got {}×{}",
+                crop.0, crop.1
+            )));
+        }
+        let total = images.len();
+        let kept: Vec<(usize, &Tensor, &Tensor)> = images
+            .iter()
+            .zip(&labels)
+            .enumerate()
+            .filter(|(_, (img, _))| {
+                let s = img.shape();
+                s.len() == 3 && s[1] >= crop.0 && s[2] >= crop.1
+            })
+            .map(|(i, (a, b))| (i, a, b))
+            .collect();
+        if kept.is_empty() {
+            let largest = images
+                .iter()
+                .filter(|t| t.shape().len() == 3)
+                .map(|t| (t.shape()[1], t.shape()[2]))
+                .max()
+                .unwrap_or((0, 0));
+            return Err(DataError::Invalid(format!(
+                "VocSegDataset: the crop {}×{} (height×width) is larger than every one of the {total} images (e.g. {}×{}); no example is left",
+                crop.0, crop.1, largest.0, largest.1
+            )));
+        }
+        let items = kept
+            .par_iter()
+            .map(|&(i, img, lab)| {
+                let s = img.shape();
+                if s[0] != 3 || img.dtype() != DType::U8 {
+                    return Err(DataError::Invalid(format!(
+                        "VocSegDataset: image {i} must be uint8 (3, H, W), got {s:?} {}",
+                        img.dtype()
+                    )));
+                }
+                if lab.shape() != s {
+                    return Err(DataError::Invalid(format!(
+                        "VocSegDataset: image {i} is {s:?} but its label is {:?}",
+                        lab.shape()
+                    )));
+                }
+                let (h, w) = (s[1], s[2]);
+                let px = img.contiguous()?.to_vec::<u8>();
+                let n = h * w;
+                let x = px
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &v)| {
+                        let c = k / n;
+                        (v as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]
+                    })
+                    .collect();
+                let (y, _, _) = class_indices(lab)?;
+                Ok(Item { h, w, x, y })
+            })
+            .collect::<Result<Vec<Item>>>()?;
+        Ok(VocSegDataset {
+            dropped: total - items.len(),
+            items,
+            crop,
+            seed,
+            epoch: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Reads a split of a VOC-layout folder ([`read_voc_images`]) into a data set.
+    pub fn from_dir(
+        voc_dir: &Path,
+        is_train: bool,
+        crop: (usize, usize),
+        seed: u64,
+    ) -> Result<VocSegDataset> {
+        let (images, labels) = read_voc_images(voc_dir, is_train)?;
+        VocSegDataset::new(images, labels, crop, seed)
+    }
+
+    /// Images dropped for being smaller than the crop.
+    pub fn num_dropped(&self) -> usize {
+        self.dropped
+    }
+
+    /// The crop size `(height, width)`.
+    pub fn crop_size(&self) -> (usize, usize) {
+        self.crop
+    }
+
+    /// Sets the epoch whose random crops the next `get` calls use.
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::SeqCst);
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// A shared handle on the epoch counter.
+    pub fn epoch_handle(&self) -> Arc<AtomicU64> {
+        self.epoch.clone()
+    }
+
+    fn example(&self, index: usize, epoch: u64) -> Result<Example> {
+        let it = self.items.get(index).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "index {index} is out of range for a data set of {} examples",
+                self.items.len()
+            ))
+        })?;
+        let (ch, cw) = self.crop;
+        let mut rng = example_generator(self.seed, epoch, index as u64);
+        let (top, left) = rand_crop_params(it.h, it.w, ch, cw, &mut rng)?;
+        let mut x = Vec::with_capacity(3 * ch * cw);
+        for c in 0..3 {
+            for yy in top..top + ch {
+                let row = c * it.h * it.w + yy * it.w;
+                x.extend_from_slice(&it.x[row + left..row + left + cw]);
+            }
+        }
+        let mut y = Vec::with_capacity(ch * cw);
+        for yy in top..top + ch {
+            let row = yy * it.w;
+            y.extend(it.y[row + left..row + left + cw].iter().map(|&v| v as i64));
+        }
+        Ok(Example {
+            x: Tensor::from_vec(x, &[3, ch, cw])?,
+            y: Tensor::from_vec(y, &[ch, cw])?,
+        })
+    }
+}
+
+impl Dataset for VocSegDataset {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn get(&self, index: usize) -> Result<Example> {
+        self.example(index, self.epoch())
+    }
+
+    fn get_batch(&self, indices: &[usize]) -> Result<Batch> {
+        let epoch = self.epoch();
+        let ex = indices
+            .par_iter()
+            .map(|&i| self.example(i, epoch))
+            .collect::<Result<Vec<_>>>()?;
+        stack_examples(&ex, indices)
+    }
+}
+
+/// The two loaders of [`load_voc`], with their data sets (to set the crop epoch).
+#[derive(Debug)]
+pub struct VocLoaders {
+    /// Training batches, shuffled, last incomplete batch dropped.
+    pub train: DataLoader,
+    /// Validation batches in order, last incomplete batch dropped.
+    pub val: DataLoader,
+    /// The training data set.
+    pub train_set: Arc<VocSegDataset>,
+    /// The validation data set.
+    pub val_set: Arc<VocSegDataset>,
+}
+
+impl VocLoaders {
+    /// Sets the crop epoch of both data sets (call before iterating epoch `epoch`, e.g.
+    /// `l.set_epoch(e); for b in l.train.iter_epoch(e) { .. }`).
+    pub fn set_epoch(&self, epoch: u64) {
+        self.train_set.set_epoch(epoch);
+        self.val_set.set_epoch(epoch);
+    }
+}
+
+/// Loaders over two data sets: training shuffled, both with `drop_last` (as the book's).
+/// The shuffle and crop seeds come from the engine's global generator, so `manual_seed`
+/// makes them reproducible.
+pub fn voc_loaders(
+    train: VocSegDataset,
+    val: VocSegDataset,
+    batch_size: usize,
+) -> Result<VocLoaders> {
+    let seed = d2l_tensor::random::with_global(|g| g.next_u64());
+    let train_set = Arc::new(train);
+    let val_set = Arc::new(val);
+    let train = DataLoader::new(train_set.clone(), batch_size)?
+        .shuffle(seed)
+        .drop_last(true);
+    let val = DataLoader::new(val_set.clone(), batch_size)?.drop_last(true);
+    Ok(VocLoaders {
+        train,
+        val,
+        train_set,
+        val_set,
+    })
+}
+
+/// D2L's `load_data_voc` on a VOC-layout folder (VOC2012 or a generated set): both splits
+/// cropped to `crop = (height, width)`, crop seeds drawn from the global generator.
+pub fn load_voc_from(
+    voc_dir: &Path,
+    batch_size: usize,
+    crop: (usize, usize),
+) -> Result<VocLoaders> {
+    let seed = d2l_tensor::random::with_global(|g| g.next_u64());
+    let train = VocSegDataset::from_dir(voc_dir, true, crop, seed)?;
+    let val = VocSegDataset::from_dir(voc_dir, false, crop, seed ^ 0x7661_6c00)?;
+    voc_loaders(train, val, batch_size)
+}
+
+/// The VOC2012 archive as the hub fetches it: the registry's entry if one is registered,
+/// else a [`RemoteFile`] with [`VOC_SHA1`].
+pub fn voc_file() -> RemoteFile {
+    match hub::entry(VOC_HUB_NAME) {
+        Ok(e) => RemoteFile::from(e),
+        Err(_) => RemoteFile::new(
+            VOC_HUB_NAME,
+            "http://d2l-data.s3-accelerate.amazonaws.com/VOCtrainval_11-May-2012.tar",
+            Some(VOC_SHA1),
+        ),
+    }
+}
+
+/// The extracted `VOCdevkit/VOC2012`, fetched and unpacked through the hub if needed (or
+/// `<data dir>/voc2012/VOCdevkit/VOC2012` unpacked by hand).
+pub fn voc_dir(hub: &DataHub) -> Result<PathBuf> {
+    hub.fetch_file_and_extract(&voc_file(), VOC_FOLDER)
+}
+
+/// D2L's `load_data_voc(batch_size, crop_size)`: fetches VOC2012 through the hub and
+/// returns the loaders (the book uses crop (320, 480): 1114 training and 1078 validation
+/// examples are kept).
+pub fn load_voc(hub: &DataHub, batch_size: usize, crop: (usize, usize)) -> Result<VocLoaders> {
+    load_voc_from(&voc_dir(hub)?, batch_size, crop)
+}
+
+// ---------------------------------------------------------------------------------------
+// Generation
+// ---------------------------------------------------------------------------------------
+
+/// The classes of the generated set; class `k` is labelled with `VOC_COLORMAP[k]`.
+pub const GENERATED_CLASSES: [&str; 4] = ["background", "disc", "square", "triangle"];
+/// The version of the generator's drawing (part of the stamp).
+pub const SEG_GENERATOR_VERSION: u32 = 1;
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentationSetSpec {
+    /// Training images (default 300).
+    pub num_train: usize,
+    /// Validation images (default 60).
+    pub num_val: usize,
+    /// Image height (default 160).
+    pub height: usize,
+    /// Image width (default 240).
+    pub width: usize,
+    /// Most objects per image (default 4); each image gets 1 to this many.
+    pub max_objects: usize,
+    /// Seed of everything random.
+    pub seed: u64,
+}
+
+impl Default for SegmentationSetSpec {
+    fn default() -> Self {
+        SegmentationSetSpec {
+            num_train: 300,
+            num_val: 60,
+            height: 160,
+            width: 240,
+            max_objects: 4,
+            seed: 0x0013_0009,
+        }
+    }
+}
+
+/// The crop that goes with the default generated set: (128, 192).
+pub const GENERATED_CROP: (usize, usize) = (128, 192);
+
+impl SegmentationSetSpec {
+    /// Checks the ranges: at least one image per split, sides 16–4096, 1–32 objects.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(DataError::Invalid(format!("segmentation set spec: {m}")));
+        if self.num_train == 0 || self.num_val == 0 {
+            return bad(format!(
+                "need at least one training and one validation image, got {} and {}",
+                self.num_train, self.num_val
+            ));
+        }
+        if !(16..=4096).contains(&self.height) || !(16..=4096).contains(&self.width) {
+            return bad(format!(
+                "height and width must be 16..=4096, got {}×{}",
+                self.height, self.width
+            ));
+        }
+        if !(1..=32).contains(&self.max_objects) {
+            return bad(format!(
+                "max_objects must be 1..=32, got {}",
+                self.max_objects
+            ));
+        }
+        Ok(())
+    }
+
+    /// The text of the `spec.txt` stamp.
+    pub fn stamp(&self) -> String {
+        format!(
+            "d2l-rs segmentation set\ngenerator_version={SEG_GENERATOR_VERSION}\nnum_train={}\nnum_val={}\nheight={}\nwidth={}\nmax_objects={}\nseed={}\n",
+            self.num_train, self.num_val, self.height, self.width, self.max_objects, self.seed
+        )
+    }
+
+    /// The id of image `index` of a split (`train_00000`, `val_00012`, …).
+    pub fn id(&self, is_train: bool, index: usize) -> String {
+        let n = if is_train {
+            self.num_train
+        } else {
+            self.num_val
+        };
+        let width = n.saturating_sub(1).to_string().len().max(5);
+        let split = if is_train { "train" } else { "val" };
+        format!("{split}_{index:0width$}")
+    }
+}
+
+/// One rendered image and its exact labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedSegImage {
+    /// Height.
+    pub height: usize,
+    /// Width.
+    pub width: usize,
+    /// Interleaved RGB pixels, row by row.
+    pub pixels: Vec<u8>,
+    /// Class per pixel (index into [`GENERATED_CLASSES`]), row by row.
+    pub classes: Vec<u8>,
+}
+
+impl RenderedSegImage {
+    /// The image as `uint8` `(3, H, W)` (what reading its PNG gives).
+    pub fn image_tensor(&self) -> Result<Tensor> {
+        Ok(interleaved_to_chw(&self.pixels, self.height, self.width)?)
+    }
+
+    /// The label image as `uint8` `(3, H, W)` palette colours.
+    pub fn label_rgb(&self) -> Vec<u8> {
+        self.classes
+            .iter()
+            .flat_map(|&c| VOC_COLORMAP[c as usize])
+            .collect()
+    }
+
+    /// The classes as `int64` `(H, W)` (what [`voc_label_indices`] gives for the label).
+    pub fn class_tensor(&self) -> Result<Tensor> {
+        let v: Vec<i64> = self.classes.iter().map(|&c| c as i64).collect();
+        Ok(Tensor::from_vec(v, &[self.height, self.width])?)
+    }
+}
+
+fn interleaved_to_chw(px: &[u8], h: usize, w: usize) -> d2l_tensor::Result<Tensor> {
+    let n = h * w;
+    let mut chw = vec![0u8; n * 3];
+    for (p, c3) in px.chunks_exact(3).enumerate() {
+        for c in 0..3 {
+            chw[c * n + p] = c3[c];
+        }
+    }
+    Tensor::from_vec(chw, &[3, h, w])
+}
+
+/// SplitMix64.
+struct Rng(u64);
+
+impl Rng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mix64(self.0)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+    fn below(&mut self, n: usize) -> usize {
+        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+    }
+    fn colour(&mut self) -> [f64; 3] {
+        [
+            self.uniform(0.0, 255.0),
+            self.uniform(0.0, 255.0),
+            self.uniform(0.0, 255.0),
+        ]
+    }
+}
+
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn image_seed(seed: u64, is_train: bool, index: usize) -> u64 {
+    let split = if is_train {
+        0x7365_6774_7261_696e
+    } else {
+        0x7365_6776_616c_0002
+    };
+    mix64(mix64(seed ^ split).wrapping_add((index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)))
+}
+
+/// Renders image `index` of a split of `spec`: the pixels and classes
+/// [`generate_segmentation_set`] writes.
+pub fn render_segmentation_image(
+    spec: &SegmentationSetSpec,
+    is_train: bool,
+    index: usize,
+) -> Result<RenderedSegImage> {
+    spec.validate()?;
+    let (h, w) = (spec.height, spec.width);
+    let mut rng = Rng(image_seed(spec.seed, is_train, index));
+    // Background: a gradient between two colours along a random direction, plus stripes.
+    let (c0, c1) = (rng.colour(), rng.colour());
+    let (dx, dy) = (rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0));
+    let stripe_period = 4 + rng.below(12);
+    let stripe_amp = rng.uniform(0.0, 30.0);
+    let vertical = rng.below(2) == 0;
+    let norm = (dx * dx + dy * dy).sqrt().max(1e-3);
+    let mut px = vec![[0f64; 3]; h * w];
+    for y in 0..h {
+        for x in 0..w {
+            let (u, v) = (x as f64 / w as f64 - 0.5, y as f64 / h as f64 - 0.5);
+            let t = ((u * dx + v * dy) / norm + 0.75) / 1.5;
+            let t = t.clamp(0.0, 1.0);
+            let k = if vertical { x } else { y };
+            let s = if (k / stripe_period).is_multiple_of(2) {
+                stripe_amp
+            } else {
+                -stripe_amp
+            };
+            let p = &mut px[y * w + x];
+            for c in 0..3 {
+                p[c] = c0[c] + (c1[c] - c0[c]) * t + s;
+            }
+        }
+    }
+    let mut classes = vec![0u8; h * w];
+    let n = 1 + rng.below(spec.max_objects);
+    let short = h.min(w) as f64;
+    for _ in 0..n {
+        let class = 1 + rng.below(3);
+        let base: [f64; 3] = match class {
+            1 => [
+                rng.uniform(190.0, 255.0),
+                rng.uniform(150.0, 220.0),
+                rng.uniform(0.0, 70.0),
+            ],
+            2 => [
+                rng.uniform(0.0, 70.0),
+                rng.uniform(60.0, 150.0),
+                rng.uniform(170.0, 255.0),
+            ],
+            _ => [
+                rng.uniform(170.0, 255.0),
+                rng.uniform(0.0, 60.0),
+                rng.uniform(40.0, 120.0),
+            ],
+        };
+        let r = rng.uniform(0.12, 0.3) * short;
+        let cx = rng.uniform(0.0, w as f64);
+        let cy = rng.uniform(0.0, h as f64);
+        let aspect = rng.uniform(0.7, 1.4);
+        let (rx, ry) = (r * aspect, r / aspect);
+        let flip = rng.below(2) == 0;
+        let x0 = ((cx - rx).floor().max(0.0)) as usize;
+        let x1 = ((cx + rx).ceil().min(w as f64)) as usize;
+        let y0 = ((cy - ry).floor().max(0.0)) as usize;
+        let y1 = ((cy + ry).ceil().min(h as f64)) as usize;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let u = (x as f64 + 0.5 - cx) / rx;
+                let v = (y as f64 + 0.5 - cy) / ry;
+                let inside = match class {
+                    1 => u * u + v * v <= 1.0,
+                    2 => u.abs() <= 0.8 && v.abs() <= 0.8,
+                    _ => {
+                        // An isosceles triangle, apex up (or down when flipped).
+                        let v = if flip { -v } else { v };
+                        (-0.9..=0.9).contains(&v) && u.abs() <= (v + 0.9) / 1.8 * 0.95
+                    }
+                };
+                if inside {
+                    let shade = 0.85 + 0.15 * (1.0 - (u * u + v * v) / 2.0);
+                    px[y * w + x] = base.map(|c| c * shade);
+                    classes[y * w + x] = class as u8;
+                }
+            }
+        }
+    }
+    // Grain everywhere.
+    for p in px.iter_mut() {
+        for c in p.iter_mut() {
+            *c += rng.uniform(-8.0, 8.0);
+        }
+    }
+    let pixels = px
+        .iter()
+        .flat_map(|p| p.map(|v| v.round().clamp(0.0, 255.0) as u8))
+        .collect();
+    Ok(RenderedSegImage {
+        height: h,
+        width: w,
+        pixels,
+        classes,
+    })
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".part");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+fn encode_png(pixels: &[u8], h: usize, w: usize, path: &Path) -> Result<()> {
+    use ::image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    use ::image::ImageEncoder;
+    let mut buf = Vec::new();
+    PngEncoder::new_with_quality(&mut buf, CompressionType::Fast, FilterType::Adaptive)
+        .write_image(pixels, w as u32, h as u32, ::image::ColorType::Rgb8)
+        .map_err(|e| format_err(path, format!("cannot encode PNG: {e}")))?;
+    write_atomic(path, &buf)
+}
+
+/// What [`generate_segmentation_set`] and [`ensure_generated`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentationSetInfo {
+    /// The set's root (a VOC-layout folder).
+    pub root: PathBuf,
+    /// Training images.
+    pub num_train: usize,
+    /// Validation images.
+    pub num_val: usize,
+    /// Whether the images were generated now (false: an existing set was reused).
+    pub generated: bool,
+}
+
+/// Renders the set into `root` in the VOC layout (module docs). The `spec.txt` stamp is
+/// removed first and written last, so an interrupted run never looks complete. Files of
+/// other names in the folders are left alone.
+pub fn generate_segmentation_set(
+    root: &Path,
+    spec: &SegmentationSetSpec,
+) -> Result<SegmentationSetInfo> {
+    spec.validate()?;
+    let stamp = root.join("spec.txt");
+    if stamp.exists() {
+        std::fs::remove_file(&stamp).map_err(io_err(&stamp))?;
+    }
+    let img_dir = root.join("JPEGImages");
+    let lab_dir = root.join("SegmentationClass");
+    let sets = root.join("ImageSets").join("Segmentation");
+    for d in [&img_dir, &lab_dir, &sets] {
+        std::fs::create_dir_all(d).map_err(io_err(d))?;
+    }
+    for (is_train, n) in [(true, spec.num_train), (false, spec.num_val)] {
+        (0..n).into_par_iter().try_for_each(|i| -> Result<()> {
+            let r = render_segmentation_image(spec, is_train, i)?;
+            let id = spec.id(is_train, i);
+            encode_png(
+                &r.pixels,
+                r.height,
+                r.width,
+                &img_dir.join(format!("{id}.png")),
+            )?;
+            encode_png(
+                &r.label_rgb(),
+                r.height,
+                r.width,
+                &lab_dir.join(format!("{id}.png")),
+            )?;
+            Ok(())
+        })?;
+        let mut list = String::new();
+        for i in 0..n {
+            list.push_str(&spec.id(is_train, i));
+            list.push('\n');
+        }
+        let name = if is_train { "train.txt" } else { "val.txt" };
+        write_atomic(&sets.join(name), list.as_bytes())?;
+    }
+    write_atomic(&stamp, spec.stamp().as_bytes())?;
+    Ok(SegmentationSetInfo {
+        root: root.to_path_buf(),
+        num_train: spec.num_train,
+        num_val: spec.num_val,
+        generated: true,
+    })
+}
+
+/// Generates the set into `root` unless a complete one from the same spec is already there
+/// (as recorded in `root/spec.txt`).
+pub fn ensure_generated(root: &Path, spec: &SegmentationSetSpec) -> Result<SegmentationSetInfo> {
+    spec.validate()?;
+    let same = std::fs::read_to_string(root.join("spec.txt")).is_ok_and(|s| s == spec.stamp());
+    let sets = root.join("ImageSets").join("Segmentation");
+    if same && sets.join("train.txt").is_file() && sets.join("val.txt").is_file() {
+        return Ok(SegmentationSetInfo {
+            root: root.to_path_buf(),
+            num_train: spec.num_train,
+            num_val: spec.num_val,
+            generated: false,
+        });
+    }
+    generate_segmentation_set(root, spec)
+}
+
+/// Makes sure the generated set is in `root` and returns its loaders at `crop`
+/// (use [`GENERATED_CROP`] with the default spec).
+pub fn load_segmentation_set(
+    root: &Path,
+    spec: &SegmentationSetSpec,
+    batch_size: usize,
+    crop: (usize, usize),
+) -> Result<VocLoaders> {
+    ensure_generated(root, spec)?;
+    load_voc_from(root, batch_size, crop)
+}
