@@ -38,6 +38,8 @@ enum Command {
     Finetune(commands::finetune::FinetuneArgs),
     /// Convert a PyTorch checkpoint (.pth) to safetensors (D2L 13.2's pretrained weights).
     Convert(commands::convert::ConvertArgs),
+    /// Neural style transfer with VGG-19 (D2L 13.12).
+    Style(commands::style::StyleArgs),
     /// Upsample an image ×2/4/8 with a bilinear transposed convolution (D2L 13.11).
     Upsample(commands::upsample::UpsampleArgs),
     /// List the data sets and where their files are (or would be) found.
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Some(Command::Datasets(a)) => commands::info::datasets(a),
         Some(Command::Anchors(a)) => commands::detect::anchors(a),
         Some(Command::Convert(a)) => commands::convert::run(a),
+        Some(Command::Style(a)) => commands::style::run(a),
         Some(Command::Upsample(a)) => commands::upsample::run(a),
         Some(Command::Finetune(a)) => commands::finetune::run(a),
         Some(Command::Detect(a)) => commands::detect::detect(a),

@@ -10,4 +10,5 @@ pub mod plot;
 pub mod run_dir;
 pub mod seq_train;
 pub mod ssd_train;
+pub mod style_transfer;
 pub mod trainer;

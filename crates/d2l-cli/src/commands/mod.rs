@@ -10,6 +10,7 @@ pub mod experiments;
 pub mod finetune;
 pub mod info;
 pub mod seq;
+pub mod style;
 pub mod train;
 pub mod upsample;
 
