@@ -36,6 +36,8 @@ enum Command {
     Augment(commands::augment::AugmentArgs),
     /// Fine-tune a pretrained ResNet-18 on an image folder (D2L 13.2).
     Finetune(commands::finetune::FinetuneArgs),
+    /// Segment an image with a trained FCN and save it beside its coloured class map (13.11).
+    Segment(commands::segment::SegmentArgs),
     /// Convert a PyTorch checkpoint (.pth) to safetensors (D2L 13.2's pretrained weights).
     Convert(commands::convert::ConvertArgs),
     /// Neural style transfer with VGG-19 (D2L 13.12).
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Some(Command::Datasets(a)) => commands::info::datasets(a),
         Some(Command::Anchors(a)) => commands::detect::anchors(a),
         Some(Command::Convert(a)) => commands::convert::run(a),
+        Some(Command::Segment(a)) => commands::segment::segment(a),
         Some(Command::Style(a)) => commands::style::run(a),
         Some(Command::Upsample(a)) => commands::upsample::run(a),
         Some(Command::Finetune(a)) => commands::finetune::run(a),

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod experiments;
 pub mod finetune;
 pub mod info;
+pub mod segment;
 pub mod seq;
 pub mod style;
 pub mod train;

@@ -79,6 +79,9 @@ pub struct TrainArgs {
     /// tiny-ssd on the generated set: most objects per image (default 1).
     #[arg(long)]
     pub max_objects: Option<usize>,
+    /// fcn: torchvision ResNet-18 weights (.pth) for the body (13.11; else from scratch).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -105,6 +108,7 @@ impl TrainArgs {
             box_loss: None,
             num_classes: None,
             max_objects: None,
+            weights: None,
         }
     }
 }
@@ -157,11 +161,21 @@ pub fn make_optimizer(
 
 /// Runs `d2l train`.
 pub fn run(a: TrainArgs) -> CliResult<()> {
+    if a.weights.is_some() && !super::segment::is_segmentation_model(&a.model) {
+        return Err(format!(
+            "--weights (pretrained body weights) applies to fcn only, not `{}`",
+            a.model
+        )
+        .into());
+    }
     if d2l_models::rnn_lm::is_char_model(&a.model) {
         return super::seq::run(a);
     }
     if super::detect::is_detection_model(&a.model) {
         return super::detect::train(a);
+    }
+    if super::segment::is_segmentation_model(&a.model) {
+        return super::segment::train(a);
     }
     validate(&a)?;
     let model = find_model(&a.model)?;

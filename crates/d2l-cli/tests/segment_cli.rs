@@ -1,0 +1,123 @@
+//! `d2l train fcn` on the generated segmentation set and `d2l segment fcn` on one of its
+//! images; bad input gives one-line errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn d2l(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_d2l"))
+        .args(args)
+        .env("D2L_OFFLINE", "1")
+        .env("D2L_CACHE_DIR", cache)
+        .env_remove("D2L_DATA_DIR")
+        .output()
+        .expect("the d2l binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn fails_with(o: &Output, needle: &str) {
+    let t = text(o);
+    assert!(!o.status.success(), "expected a failure: {t}");
+    assert!(t.contains(needle), "expected `{needle}` in: {t}");
+    assert!(!t.contains("panicked"), "{t}");
+}
+
+#[test]
+fn train_fcn_then_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path();
+    let run = c.join("run");
+    let o = d2l(
+        &[
+            "train",
+            "fcn",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--train-limit",
+            "8",
+            "--test-limit",
+            "4",
+            "--quiet",
+            "--json",
+            "--out",
+            run.to_str().unwrap(),
+        ],
+        c,
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("generated segmentation set"), "{t}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let j: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let acc = j["test_acc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc), "{j}");
+    assert!(run.join("model.safetensors").is_file() && run.join("metrics.csv").is_file());
+    // Segment a generated validation image (160×240 → cropped to 160×224).
+    let img = std::fs::read_dir(c.join("generated"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("segmentation"))
+        .unwrap()
+        .join("JPEGImages/val_00000.png");
+    let out = c.join("seg.png");
+    let o = d2l(
+        &[
+            "segment",
+            "fcn",
+            img.to_str().unwrap(),
+            "--weights",
+            run.join("model.safetensors").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        c,
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("% of the pixels"), "{t}");
+    let png = std::fs::read(&out).unwrap();
+    let be = |i: usize| u32::from_be_bytes(png[i..i + 4].try_into().unwrap());
+    assert_eq!((be(16), be(20)), (448, 160));
+
+    fails_with(
+        &d2l(&["train", "fcn", "--dataset", "mnist"], c),
+        "`voc` or `generated`",
+    );
+    fails_with(
+        &d2l(&["train", "fcn", "--dataset", "voc"], c),
+        "VOCtrainval",
+    );
+    fails_with(
+        &d2l(&["train", "lenet", "--weights", "x.pth"], c),
+        "applies to fcn only",
+    );
+    fails_with(
+        &d2l(
+            &["segment", "lenet", img.to_str().unwrap(), "--weights", "x"],
+            c,
+        ),
+        "not a segmentation model",
+    );
+    fails_with(
+        &d2l(
+            &[
+                "segment",
+                "fcn",
+                img.to_str().unwrap(),
+                "--weights",
+                c.join("none.safetensors").to_str().unwrap(),
+            ],
+            c,
+        ),
+        "none.safetensors",
+    );
+}
