@@ -4,8 +4,8 @@
 //! save/load.
 
 pub mod clip;
-pub mod finetune;
 pub mod conv;
+pub mod finetune;
 pub mod init;
 pub mod layers;
 pub mod loss;
