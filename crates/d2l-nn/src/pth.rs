@@ -74,8 +74,8 @@
 
 use crate::module::Module;
 use crate::serialize::{self, LoadReport};
-use d2l_tensor::{no_grad, DType, Error, Result, Tensor, TensorId};
-use std::collections::{HashMap, HashSet};
+use d2l_tensor::{DType, Error, Result, Tensor};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -154,44 +154,9 @@ pub fn load_state_dict_entries(
             msg: format!("{source}: duplicate entry names {dups:?}"),
         });
     }
-    let mut report = LoadReport::default();
-    let mut used: HashSet<&str> = HashSet::new();
-    let mut plan: Vec<(Tensor, &Tensor)> = Vec::new();
-    for (target, names) in module_names(module) {
-        let present: Vec<(&str, &Tensor)> = names
-            .iter()
-            .filter_map(|n| file.get_key_value(n.as_str()).map(|(k, v)| (*k, *v)))
-            .collect();
-        let Some(&(_, value)) = present.first() else {
-            if !names[0].ends_with("num_batches_tracked") {
-                report
-                    .missing
-                    .push((names[0].clone(), target.shape().to_vec()));
-            }
-            continue;
-        };
-        let mut ok = true;
-        for &(n, src) in &present {
-            used.insert(n);
-            if src.shape() != target.shape() {
-                report.mismatched.push((
-                    n.to_string(),
-                    target.shape().to_vec(),
-                    src.shape().to_vec(),
-                ));
-                ok = false;
-            }
-        }
-        if ok {
-            plan.push((target, value));
-            report.loaded.push(names[0].clone());
-        }
-    }
-    report.unexpected = entries
-        .iter()
-        .filter(|(n, _)| !used.contains(n.as_str()))
-        .map(|(n, t)| (n.clone(), t.shape().to_vec()))
-        .collect();
+    let list: Vec<(&str, &Tensor)> = entries.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let (report, plan) =
+        serialize::match_state_dict(module, &list, |n| n.ends_with("num_batches_tracked"));
     if strict && !report.is_clean() {
         return Err(Error::InvalidArgument {
             op: "load_state_dict",
@@ -200,44 +165,11 @@ pub fn load_state_dict_entries(
             ),
         });
     }
-    no_grad(|| -> Result<()> {
-        for (target, src) in &plan {
-            target.copy_(src)?;
-        }
-        Ok(())
-    })
-    .map_err(|e| Error::InvalidArgument {
+    serialize::apply_load_plan(&plan).map_err(|e| Error::InvalidArgument {
         op: "load_state_dict",
         msg: format!("{source}: {e}"),
     })?;
     Ok(report)
-}
-
-/// Every name under which the module reaches each of its tensors, grouped per tensor, in
-/// state-dict order.
-fn module_names(module: &dyn Module) -> Vec<(Tensor, Vec<String>)> {
-    fn walk(m: &dyn Module, prefix: &str, out: &mut Vec<(String, Tensor)>) {
-        for (n, t) in m.parameters_local().into_iter().chain(m.buffers_local()) {
-            out.push((format!("{prefix}{n}"), t));
-        }
-        for (n, c) in m.children() {
-            walk(c.as_ref(), &format!("{prefix}{n}."), out);
-        }
-    }
-    let mut flat = Vec::new();
-    walk(module, "", &mut flat);
-    let mut groups: Vec<(Tensor, Vec<String>)> = Vec::new();
-    let mut index: HashMap<TensorId, usize> = HashMap::new();
-    for (name, t) in flat {
-        match index.get(&t.id()) {
-            Some(&i) => groups[i].1.push(name),
-            None => {
-                index.insert(t.id(), groups.len());
-                groups.push((t, vec![name]));
-            }
-        }
-    }
-    groups
 }
 
 // ---------------------------------------------------------------------------------------

@@ -391,42 +391,8 @@ pub fn load_state_dict(
     let path = path.as_ref();
     // Read and decode everything first: a bad file changes nothing.
     let file: BTreeMap<String, Tensor> = load(path)?.into_iter().collect();
-    let mut report = LoadReport::default();
-    let mut used: HashSet<&str> = HashSet::new();
-    let mut plan: Vec<(Tensor, &Tensor)> = Vec::new();
-    for (target, names) in all_names(module) {
-        // The first name present in the file supplies the value; other aliases present
-        // must agree in shape and are then accepted as the same tensor.
-        let present: Vec<(&String, &Tensor)> = names
-            .iter()
-            .filter_map(|n| file.get_key_value(n.as_str()))
-            .collect();
-        let Some(&(_, value)) = present.first() else {
-            report
-                .missing
-                .push((names[0].clone(), target.shape().to_vec()));
-            continue;
-        };
-        let mut ok = true;
-        for &(n, src) in &present {
-            used.insert(n.as_str());
-            if src.shape() != target.shape() {
-                report
-                    .mismatched
-                    .push((n.clone(), target.shape().to_vec(), src.shape().to_vec()));
-                ok = false;
-            }
-        }
-        if ok {
-            plan.push((target, value));
-            report.loaded.push(names[0].clone());
-        }
-    }
-    report.unexpected = file
-        .iter()
-        .filter(|(n, _)| !used.contains(n.as_str()))
-        .map(|(n, t)| (n.clone(), t.shape().to_vec()))
-        .collect();
+    let entries: Vec<(&str, &Tensor)> = file.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let (report, plan) = match_state_dict(module, &entries, |_| false);
     if strict && !report.is_clean() {
         return Err(Error::InvalidArgument {
             op: "load_state_dict",
@@ -436,12 +402,68 @@ pub fn load_state_dict(
             ),
         });
     }
+    apply_load_plan(&plan).map_err(|e| io_err("load", path, e))?;
+    Ok(report)
+}
+
+/// Matches state-dict `entries` (names unique; `unexpected` keeps their order) against
+/// every tensor of `module`: the first of a tensor's names present supplies its value,
+/// other aliases present must agree in shape. A tensor none of whose names is present is
+/// `missing` unless `optional(first name)` says it may be absent. Returns the report and
+/// the `(target, value)` copies to make; nothing is changed yet.
+pub(crate) fn match_state_dict<'a>(
+    module: &dyn Module,
+    entries: &[(&'a str, &'a Tensor)],
+    optional: impl Fn(&str) -> bool,
+) -> (LoadReport, Vec<(Tensor, &'a Tensor)>) {
+    let file: HashMap<&str, &Tensor> = entries.iter().copied().collect();
+    let mut report = LoadReport::default();
+    let mut used: HashSet<&str> = HashSet::new();
+    let mut plan = Vec::new();
+    for (target, names) in all_names(module) {
+        let present: Vec<(&str, &'a Tensor)> = names
+            .iter()
+            .filter_map(|n| file.get_key_value(n.as_str()).map(|(k, v)| (*k, *v)))
+            .collect();
+        let Some(&(_, value)) = present.first() else {
+            if !optional(&names[0]) {
+                report
+                    .missing
+                    .push((names[0].clone(), target.shape().to_vec()));
+            }
+            continue;
+        };
+        let mut ok = true;
+        for &(n, src) in &present {
+            used.insert(n);
+            if src.shape() != target.shape() {
+                report.mismatched.push((
+                    n.to_string(),
+                    target.shape().to_vec(),
+                    src.shape().to_vec(),
+                ));
+                ok = false;
+            }
+        }
+        if ok {
+            plan.push((target, value));
+            report.loaded.push(names[0].clone());
+        }
+    }
+    report.unexpected = entries
+        .iter()
+        .filter(|(n, _)| !used.contains(n))
+        .map(|(n, t)| (n.to_string(), t.shape().to_vec()))
+        .collect();
+    (report, plan)
+}
+
+/// Makes the copies of a [`match_state_dict`] plan, under `no_grad`.
+pub(crate) fn apply_load_plan(plan: &[(Tensor, &Tensor)]) -> Result<()> {
     no_grad(|| -> Result<()> {
-        for (target, src) in &plan {
+        for (target, src) in plan {
             target.copy_(src)?;
         }
         Ok(())
     })
-    .map_err(|e| io_err("load", path, e))?;
-    Ok(report)
 }
