@@ -44,6 +44,7 @@
 //! ([`DetectionDataset::len`], `DataLoader::num_examples`) for the caller to print.
 
 use crate::image::read_image;
+use crate::splitmix::{mix64, Rng};
 use d2l_data::hub::DataHub;
 use d2l_data::loader::{Batch, DataLoader, Dataset, Example};
 use d2l_data::{DataError, Result};
@@ -630,60 +631,9 @@ pub struct DetectionSetInfo {
     pub generated: bool,
 }
 
-/// SplitMix64: a tiny generator whose output is fixed by its definition.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix64(self.0)
-    }
-
-    /// Uniform on `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-
-    /// Uniform on `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
-    }
-
-    /// Uniform on `lo..=hi`.
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
-    }
-
-    /// A random unit vector (no trigonometry, so it is exactly reproducible).
-    fn direction(&mut self) -> (f64, f64) {
-        loop {
-            let (x, y) = (self.uniform(-1.0, 1.0), self.uniform(-1.0, 1.0));
-            let r2 = x * x + y * y;
-            if r2 > 0.01 && r2 <= 1.0 {
-                let r = r2.sqrt();
-                return (x / r, y / r);
-            }
-        }
-    }
-
-    fn colour(&mut self) -> [f32; 3] {
-        [
-            self.uniform(0.0, 255.0) as f32,
-            self.uniform(0.0, 255.0) as f32,
-            self.uniform(0.0, 255.0) as f32,
-        ]
-    }
-}
-
-/// The SplitMix64 finaliser.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// A colour drawn in f64, as the renderer's f32 pixels.
+fn f32s(c: [f64; 3]) -> [f32; 3] {
+    c.map(|v| v as f32)
 }
 
 fn image_seed(seed: u64, is_train: bool, index: usize) -> u64 {
@@ -706,8 +656,8 @@ fn lerp3(a: [f32; 3], b: [f32; 3], t: f32) -> [f32; 3] {
 /// A textured background: gradient, smooth colour noise, stripes, checker or blotches,
 /// plus grain.
 fn background(rng: &mut Rng, s: usize) -> Vec<[f32; 3]> {
-    let c1 = rng.colour();
-    let c2 = rng.colour();
+    let c1 = f32s(rng.colour());
+    let c2 = f32s(rng.colour());
     let mut px = vec![[0f32; 3]; s * s];
     let sf = s as f64;
     match rng.below(5) {
@@ -783,7 +733,7 @@ fn background(rng: &mut Rng, s: usize) -> Vec<[f32; 3]> {
             for _ in 0..rng.range(3, 8) {
                 let (cx, cy) = (rng.uniform(0.0, sf), rng.uniform(0.0, sf));
                 let r = rng.uniform(10.0, 70.0);
-                let col = rng.colour();
+                let col = f32s(rng.colour());
                 let alpha = rng.uniform(0.4, 0.9);
                 let x0 = (cx - r).max(0.0) as usize;
                 let x1 = ((cx + r).ceil() as usize).min(s);

@@ -29,6 +29,7 @@ pub mod folder;
 pub mod image;
 mod md5;
 pub mod roi;
+mod splitmix;
 pub mod style;
 pub mod transforms;
 pub mod upsample;

@@ -38,6 +38,7 @@
 //! epoch), which is why the seeding lives in a data-set wrapper rather than in a loader
 //! transform.
 
+use crate::splitmix::splitmix;
 use d2l_data::loader::{stack_examples, Batch, Dataset, Example};
 use d2l_data::{DataError, Result};
 use d2l_tensor::{DType, Generator, Tensor};
@@ -1150,13 +1151,6 @@ impl ImageTransform for Compose {
 }
 
 // ------------------------------------------------------------------ seeding and loading
-
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// The generator that augments example `index` in epoch `epoch` of a pipeline seeded with
 /// `seed`: a SplitMix64 hash of the three numbers, so every example of every epoch has its

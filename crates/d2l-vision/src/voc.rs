@@ -52,6 +52,7 @@
 //! equal files on every machine.
 
 use crate::image::read_image;
+use crate::splitmix::{mix64, Rng};
 use crate::transforms::{example_generator, IMAGENET_MEAN, IMAGENET_STD};
 use d2l_data::hub::{self, DataHub, RemoteFile};
 use d2l_data::loader::{stack_examples, Batch, DataLoader, Dataset, Example};
@@ -811,38 +812,6 @@ fn interleaved_to_chw(px: &[u8], h: usize, w: usize) -> d2l_tensor::Result<Tenso
         }
     }
     Tensor::from_vec(chw, &[3, h, w])
-}
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix64(self.0)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
-    }
-    fn colour(&mut self) -> [f64; 3] {
-        [
-            self.uniform(0.0, 255.0),
-            self.uniform(0.0, 255.0),
-            self.uniform(0.0, 255.0),
-        ]
-    }
-}
-
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 fn image_seed(seed: u64, is_train: bool, index: usize) -> u64 {
