@@ -2,53 +2,10 @@
 //! writes the figures, `d2l train tiny-ssd` trains on the generated set, `d2l detect`
 //! draws the trained model's boxes, and bad input gives a one-line error.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn d2l(args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_d2l"))
-        .args(args)
-        .env("D2L_OFFLINE", "1")
-        .env("D2L_CACHE_DIR", cache)
-        .env_remove("D2L_DATA_DIR")
-        .output()
-        .expect("the d2l binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// The book's images, in the shared data folder beside the repository (CI has it).
-fn book_image(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/d2l_images")
-        .join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: ../shared/data must sit beside the repository",
-        p.display()
-    );
-    p
-}
-
-fn png_size(path: &Path) -> (u32, u32) {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[1..4], b"PNG", "{} is not a PNG", path.display());
-    let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
-    (be(16), be(20))
-}
-
-fn fails_with(o: &Output, needle: &str) {
-    let t = text(o);
-    assert!(!o.status.success(), "expected a failure: {t}");
-    assert!(t.contains(needle), "expected `{needle}` in: {t}");
-    assert!(!t.contains("panicked"), "{t}");
-}
+mod common;
+use common::*;
 
 #[test]
 fn anchors_reproduce_the_book_and_write_figures() {

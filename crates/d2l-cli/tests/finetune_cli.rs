@@ -2,25 +2,9 @@
 //! folder's classes and trains with the 13.2 pipeline; bad input gives one-line errors.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn d2l(args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_d2l"))
-        .args(args)
-        .env("D2L_OFFLINE", "1")
-        .env("D2L_CACHE_DIR", cache)
-        .env_remove("D2L_DATA_DIR")
-        .output()
-        .expect("the d2l binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+mod common;
+use common::*;
 
 /// A torchvision-format ResNet-18 checkpoint (every tensor a view of one small storage).
 fn weights() -> PathBuf {
@@ -54,13 +38,6 @@ fn image_folder(root: &Path) {
             }
         }
     }
-}
-
-fn fails_with(o: &Output, needle: &str) {
-    let t = text(o);
-    assert!(!o.status.success(), "expected a failure: {t}");
-    assert!(t.contains(needle), "expected `{needle}` in: {t}");
-    assert!(!t.contains("panicked"), "{t}");
 }
 
 #[test]

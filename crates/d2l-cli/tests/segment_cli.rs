@@ -1,33 +1,8 @@
 //! `d2l train fcn` on the generated segmentation set and `d2l segment fcn` on one of its
 //! images; bad input gives one-line errors.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn d2l(args: &[&str], cache: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_d2l"))
-        .args(args)
-        .env("D2L_OFFLINE", "1")
-        .env("D2L_CACHE_DIR", cache)
-        .env_remove("D2L_DATA_DIR")
-        .output()
-        .expect("the d2l binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn fails_with(o: &Output, needle: &str) {
-    let t = text(o);
-    assert!(!o.status.success(), "expected a failure: {t}");
-    assert!(t.contains(needle), "expected `{needle}` in: {t}");
-    assert!(!t.contains("panicked"), "{t}");
-}
+mod common;
+use common::*;
 
 #[test]
 fn train_fcn_then_segment() {
