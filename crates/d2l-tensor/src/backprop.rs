@@ -41,6 +41,7 @@ pub(crate) enum Op {
         start: usize,
     },
     Copy(Tensor),
+    ToDevice(Tensor),
     Cast(Tensor),
     Cat {
         args: Vec<Tensor>,
@@ -104,6 +105,7 @@ impl Op {
             Op::Broadcast(_) => "bwd:broadcast",
             Op::Narrow { .. } => "bwd:narrow",
             Op::Copy(_) => "bwd:copy",
+            Op::ToDevice(_) => "bwd:to_device",
             Op::Cast(_) => "bwd:cast",
             Op::Cat { .. } => "bwd:cat",
             Op::IndexSelect { .. } => "bwd:index_select",
@@ -128,6 +130,7 @@ impl Op {
             | Op::Broadcast(arg)
             | Op::Narrow { arg, .. }
             | Op::Copy(arg)
+            | Op::ToDevice(arg)
             | Op::Cast(arg)
             | Op::IndexSelect { arg, .. }
             | Op::Gather { arg, .. }
@@ -254,6 +257,7 @@ impl Op {
                 one(g.pad_dims(&pads, 0.0)?)
             }
             Op::Copy(_) => one(g.clone()),
+            Op::ToDevice(arg) => one(g.to(arg.device())?),
             Op::Cast(arg) => one(g.to_dtype(arg.dtype())?),
             Op::Cat { args, dim } => {
                 let mut start = 0;
@@ -327,7 +331,7 @@ impl Op {
 impl Tensor {
     /// Zeros of `shape` with this tensor's dtype.
     pub(crate) fn zeros_like_shape(&self, shape: &[usize]) -> Tensor {
-        Tensor::full_dtype(shape, 0.0, self.dtype())
+        self.full_like_shape(shape, 0.0)
     }
 
     /// Sums a broadcast gradient back to `shape` (the backward of broadcasting).

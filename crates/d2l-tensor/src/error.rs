@@ -40,6 +40,10 @@ pub enum Error {
         lhs: Device,
         rhs: Device,
     },
+    /// A device was asked for that this machine or build does not have.
+    DeviceUnavailable { device: Device, why: String },
+    /// The device runtime failed (out of device memory, a driver or kernel error).
+    Backend { op: &'static str, msg: String },
     /// An autograd misuse (backward on a non-scalar, on a freed graph, ...).
     Autograd(String),
     /// Any other invalid argument.
@@ -72,6 +76,10 @@ impl fmt::Display for Error {
                 f,
                 "{op}: expected all tensors on the same device, got {lhs} and {rhs}"
             ),
+            Error::DeviceUnavailable { device, why } => {
+                write!(f, "{device} is not available: {why}")
+            }
+            Error::Backend { op, msg } => write!(f, "{op}: {msg}"),
             Error::Autograd(msg) => write!(f, "autograd: {msg}"),
             Error::InvalidArgument { op, msg } => write!(f, "{op}: {msg}"),
         }

@@ -15,6 +15,7 @@
 pub mod alloc;
 mod backprop;
 mod cpu;
+pub mod cuda;
 mod device;
 mod display;
 mod dtype;
@@ -30,7 +31,7 @@ mod storage;
 mod tensor;
 mod threads;
 
-pub use device::Device;
+pub use device::{Device, DeviceRequest, ParseDeviceError};
 pub use dtype::{DType, Element, Float};
 pub use error::{Error, Result};
 pub use grad_mode::{is_grad_enabled, no_grad, NoGradGuard};
@@ -44,6 +45,7 @@ pub use ops::norm::*;
 pub use ops::pool::*;
 pub use ops::BackwardFn;
 pub use random::Generator;
+pub use cuda::{num_gpus, try_all_gpus, try_gpu, CudaStorage};
 pub use storage::{CpuStorage, Storage};
 pub use tensor::{Tensor, TensorId};
 pub use threads::{num_threads, set_num_threads};

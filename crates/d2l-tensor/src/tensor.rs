@@ -5,10 +5,10 @@ use crate::backprop::Op;
 use crate::error::{bad_shape, invalid, Error, Result};
 use crate::grad_mode::is_grad_enabled;
 use crate::layout::Layout;
-use crate::storage::{with_slice, CpuStorage, Storage};
+use crate::storage::{with_slice, Buffer, CpuStorage, Storage, StorageRef};
 use crate::{DType, Device, Element};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard};
 
 /// A unique identity per tensor handle created by an op (views get their own id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,10 +23,9 @@ impl TensorId {
 
 pub(crate) struct Inner {
     pub(crate) id: TensorId,
-    pub(crate) storage: Arc<RwLock<Storage>>,
+    pub(crate) storage: Arc<Buffer>,
     pub(crate) layout: Layout,
     pub(crate) dtype: DType,
-    pub(crate) device: Device,
     /// How this tensor was computed, while the graph is alive (taken by `backward`).
     pub(crate) op: Mutex<Option<Op>>,
     pub(crate) requires_grad: AtomicBool,
@@ -45,18 +44,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Tensor {
     // ---------- construction ----------
 
-    pub(crate) fn build(storage: Arc<RwLock<Storage>>, layout: Layout, op: Option<Op>) -> Tensor {
-        let (dtype, device) = {
-            let s = storage.read().unwrap_or_else(|e| e.into_inner());
-            (s.dtype(), s.device())
-        };
+    pub(crate) fn build(storage: Arc<Buffer>, layout: Layout, op: Option<Op>) -> Tensor {
+        let dtype = storage.read().dtype();
         let tracked = op.is_some();
         Tensor(Arc::new(Inner {
             id: TensorId::new(),
             storage,
             layout,
             dtype,
-            device,
             op: Mutex::new(op),
             requires_grad: AtomicBool::new(tracked),
             is_leaf: !tracked,
@@ -64,26 +59,43 @@ impl Tensor {
         }))
     }
 
-    /// Wraps a fresh buffer in a row-major tensor, recording `op` when autograd must.
+    /// Wraps a fresh host buffer in a row-major tensor on the CPU, recording `op` when
+    /// autograd must.
     pub(crate) fn from_storage(s: CpuStorage, shape: &[usize], op: Option<Op>) -> Tensor {
         Self::build(
-            Arc::new(RwLock::new(Storage::Cpu(s))),
+            Arc::new(Buffer::new(Storage::Cpu(s))),
             Layout::contiguous(shape),
             op,
         )
     }
 
-    /// Like [`Tensor::from_storage`], recording an op that saves the output itself
+    /// Like [`Tensor::from_storage`], placing the buffer on `device` (the device of the
+    /// op's inputs: a host result is copied to the GPU).
+    pub(crate) fn from_storage_on(
+        s: CpuStorage,
+        shape: &[usize],
+        op: Option<Op>,
+        device: Device,
+    ) -> Result<Tensor> {
+        Ok(Self::build(
+            Arc::new(Buffer::new(Storage::on_device(s, device)?)),
+            Layout::contiguous(shape),
+            op,
+        ))
+    }
+
+    /// Like [`Tensor::from_storage_on`], recording an op that saves the output itself
     /// (as a detached handle, so the graph holds no cycle).
     pub(crate) fn from_storage_with(
         s: CpuStorage,
         shape: &[usize],
+        device: Device,
         op: impl FnOnce(Tensor) -> Op,
-    ) -> Tensor {
-        let storage = Arc::new(RwLock::new(Storage::Cpu(s)));
+    ) -> Result<Tensor> {
+        let storage = Arc::new(Buffer::new(Storage::on_device(s, device)?));
         let layout = Layout::contiguous(shape);
         let saved = Self::build(storage.clone(), layout.clone(), None);
-        Self::build(storage, layout, Some(op(saved)))
+        Ok(Self::build(storage, layout, Some(op(saved))))
     }
 
     /// A view sharing this tensor's storage.
@@ -172,7 +184,7 @@ impl Tensor {
 
     /// The device holding the storage.
     pub fn device(&self) -> Device {
-        self.0.device
+        self.0.storage.device()
     }
 
     /// The tensor's identity (distinct for every handle an op creates).
@@ -190,8 +202,27 @@ impl Tensor {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)
     }
 
-    pub(crate) fn storage(&self) -> RwLockReadGuard<'_, Storage> {
-        self.0.storage.read().unwrap_or_else(|e| e.into_inner())
+    /// The buffer as host memory: the buffer itself on the CPU, a host copy of a device
+    /// buffer (the path of every op without a device kernel).
+    ///
+    /// # Panics
+    /// If the device cannot be read (a failed driver call): the device is gone, not a
+    /// user error.
+    pub(crate) fn storage(&self) -> StorageRef<'_> {
+        let g = self.0.storage.read();
+        match &*g {
+            Storage::Cpu(_) => StorageRef::Locked(g),
+            Storage::Cuda(c) => match c.download() {
+                Ok(host) => StorageRef::Host(host),
+                Err(e) => panic!("reading a {} tensor failed: {e}", self.device()),
+            },
+        }
+    }
+
+    /// The locked buffer, wherever it lives.
+    #[allow(dead_code)] // the entry point of device kernels
+    pub(crate) fn raw_storage(&self) -> RwLockReadGuard<'_, Storage> {
+        self.0.storage.read()
     }
 
     pub(crate) fn resolve_dim(&self, op: &'static str, dim: isize) -> Result<usize> {
@@ -370,11 +401,16 @@ impl Tensor {
     }
 
     /// Overwrites this view's elements with `src` (broadcast, converted to this dtype).
+    /// Like PyTorch's `copy_`, `src` may live on another device: this is the one op that
+    /// copies between devices by design (loading CPU weights into a GPU model).
     pub fn copy_(&self, src: &Tensor) -> Result<()> {
         let _prof = crate::profile::scope("inplace");
         self.check_inplace("copy_")?;
-        self.same_device("copy_", src)?;
-        let src = src.broadcast_to(self.shape())?.to_dtype(self.dtype())?;
+        let src = crate::grad_mode::no_grad(|| {
+            src.to(self.device())?
+                .broadcast_to(self.shape())?
+                .to_dtype(self.dtype())
+        })?;
         // Reading and writing one buffer at once would deadlock (and alias): copy first.
         let values = if Arc::ptr_eq(&src.0.storage, &self.0.storage) {
             src.copy()?
@@ -383,31 +419,98 @@ impl Tensor {
         };
         let vs = values.storage();
         let l = self.0.layout.clone();
-        let mut dst = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
-        macro_rules! put {
-            ($variant:ident) => {{
-                let (CpuStorage::$variant(d), CpuStorage::$variant(s)) = (dst.cpu_mut(), vs.cpu())
-                else {
-                    unreachable!("dtypes were matched above")
-                };
-                let s = &s[values.0.layout.offset..];
-                match l.contiguous_range() {
-                    Some(r) => d[r].copy_from_slice(&s[..l.numel()]),
-                    None => {
-                        for (o, x) in l.offsets().zip(s.iter()) {
-                            d[o] = *x;
+        self.update_host(|target| {
+            macro_rules! put {
+                ($variant:ident, $t:ident) => {{
+                    let (CpuStorage::$variant(d), CpuStorage::$variant(s)) = ($t, vs.cpu())
+                    else {
+                        unreachable!("dtypes were matched above")
+                    };
+                    let s = &s[values.0.layout.offset..];
+                    match l.contiguous_range() {
+                        Some(r) => d[r].copy_from_slice(&s[..l.numel()]),
+                        None => {
+                            for (o, x) in l.offsets().zip(s.iter()) {
+                                d[o] = *x;
+                            }
                         }
                     }
-                }
-            }};
-        }
-        match self.dtype() {
-            DType::F32 => put!(F32),
-            DType::F64 => put!(F64),
-            DType::I64 => put!(I64),
-            DType::U8 => put!(U8),
-        }
+                }};
+            }
+            match self.dtype() {
+                DType::F32 => put!(F32, target),
+                DType::F64 => put!(F64, target),
+                DType::I64 => put!(I64, target),
+                DType::U8 => put!(U8, target),
+            }
+        })?;
         Ok(())
+    }
+
+    /// Runs `f` on this tensor's whole buffer as host memory and keeps what it wrote (a
+    /// device buffer goes through a host copy).
+    pub(crate) fn update_host(&self, f: impl FnOnce(&mut CpuStorage)) -> Result<()> {
+        let mut dst = self.0.storage.write();
+        match &mut *dst {
+            Storage::Cpu(s) => {
+                f(s);
+                Ok(())
+            }
+            Storage::Cuda(c) => {
+                let mut host = c.download()?;
+                f(&mut host);
+                c.overwrite(&host)
+            }
+        }
+    }
+
+    /// This tensor on `device` (PyTorch's `.to(device)`): the same handle when it is
+    /// already there, else a contiguous copy. Gradients flow back to the source device.
+    /// Moving to a GPU that is not there is an [`Error::DeviceUnavailable`].
+    pub fn to(&self, device: Device) -> Result<Tensor> {
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        let _prof = crate::profile::scope("to_device");
+        crate::cuda::check(device)?;
+        let host = {
+            let s = self.storage();
+            with_slice!(s.cpu(), v => {
+                let l = &self.0.layout;
+                match l.contiguous_range() {
+                    Some(r) => Element::into_storage(v[r].to_vec()),
+                    None => Element::into_storage(crate::cpu::copy_strided(v, l)),
+                }
+            })
+        };
+        let rec = Tensor::record(&[self], || Op::ToDevice(self.clone()));
+        Tensor::from_storage_on(host, self.shape(), rec, device)
+    }
+
+    /// Moves the whole buffer this tensor views to `device`, in place: every handle on
+    /// the buffer (views, the optimiser's copy of a parameter) moves with it, and so
+    /// does the stored gradient. This is how `Module::to` moves parameters and buffers
+    /// (PyTorch's `param.data = param.data.to(device)`); an op's result is moved with
+    /// [`Tensor::to`] instead.
+    pub fn move_to_(&self, device: Device) -> Result<()> {
+        if let Some(g) = self.grad() {
+            self.set_grad(Some(crate::grad_mode::no_grad(|| g.to(device))?));
+        }
+        if device == self.device() {
+            return Ok(());
+        }
+        crate::cuda::check(device)?;
+        let host = match &*self.0.storage.read() {
+            Storage::Cpu(s) => s.clone(),
+            Storage::Cuda(c) => c.download()?,
+        };
+        self.0.storage.replace(Storage::on_device(host, device)?);
+        Ok(())
+    }
+
+    /// This tensor on the CPU (`.to(Device::Cpu)`).
+    pub fn cpu(&self) -> Result<Tensor> {
+        self.to(Device::Cpu)
     }
 
     /// Sets every element to `value`.
@@ -457,7 +560,7 @@ impl Tensor {
             other.0.layout.contiguous_range().expect("checked"),
         );
         let src = other.storage();
-        let mut dst = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
+        let mut dst = self.0.storage.write();
         match (dst.cpu_mut(), src.cpu()) {
             (CpuStorage::F32(d), CpuStorage::F32(s)) => {
                 let a = alpha as f32;

@@ -396,8 +396,9 @@ impl ConvTranspose2dOptions {
     }
 }
 
-fn vec_tensor<T: Float>(v: Vec<T>, shape: &[usize]) -> Result<Tensor> {
-    Tensor::from_vec(v, shape)
+/// A kernel's host result as a tensor on `like`'s device.
+fn vec_tensor<T: Float>(v: Vec<T>, shape: &[usize], like: &Tensor) -> Result<Tensor> {
+    Tensor::from_vec(v, shape)?.to(like.device())
 }
 
 /// Runs `f` on the contiguous elements of `t` as `T`.
@@ -412,7 +413,7 @@ fn fwd_t<T: Float>(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geom) -> Resu
             None => Ok(kernels::forward(xs, ws, None, g)),
         })
     })???;
-    vec_tensor(v, &[g.n, g.co, g.oh, g.ow])
+    vec_tensor(v, &[g.n, g.co, g.oh, g.ow], x)
 }
 
 fn bwd_input_t<T: Float>(gy: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geom) -> Result<Tensor> {
@@ -424,19 +425,19 @@ fn bwd_input_t<T: Float>(gy: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geom) 
             kernels::add_channel_bias(&mut v, g.ci, g.h * g.w, bs)
         })?;
     }
-    vec_tensor(v, &[g.n, g.ci, g.h, g.w])
+    vec_tensor(v, &[g.n, g.ci, g.h, g.w], gy)
 }
 
 fn bwd_weight_t<T: Float>(x: &Tensor, gy: &Tensor, g: &Geom) -> Result<Tensor> {
     let v = sl::<T, _>(x, |xs| {
         sl::<T, _>(gy, |gs| kernels::backward_weight(xs, gs, g))
     })??;
-    vec_tensor(v, &[g.co, g.ci / g.groups, g.kh, g.kw])
+    vec_tensor(v, &[g.co, g.ci / g.groups, g.kh, g.kw], x)
 }
 
 fn bias_grad_t<T: Float>(gy: &Tensor, n: usize, c: usize, p: usize) -> Result<Tensor> {
     let v = sl::<T, _>(gy, |gs| kernels::bias_grad(gs, n, c, p))?;
-    vec_tensor(v, &[c])
+    vec_tensor(v, &[c], gy)
 }
 
 macro_rules! by_dtype {

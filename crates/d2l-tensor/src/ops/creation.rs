@@ -4,7 +4,7 @@
 use crate::error::{invalid, Result};
 use crate::random::{self, Generator};
 use crate::storage::CpuStorage;
-use crate::{DType, Tensor};
+use crate::{DType, Device, Tensor};
 
 fn filled(shape: &[usize], value: f64, dtype: DType) -> CpuStorage {
     let n = shape.iter().product();
@@ -42,19 +42,43 @@ impl Tensor {
         Tensor::full_dtype(shape, 0.0, dtype)
     }
 
-    /// Zeros with this tensor's shape and dtype.
+    /// A tensor of any dtype filled with `value`, on `device`.
+    pub fn full_on(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Tensor> {
+        Tensor::from_storage_on(filled(shape, value, dtype), shape, None, device)
+    }
+
+    /// `value` of `shape` with this tensor's dtype and device.
+    ///
+    /// # Panics
+    /// If the device cannot take the buffer (out of device memory).
+    pub(crate) fn full_like_shape(&self, shape: &[usize], value: f64) -> Tensor {
+        Tensor::full_on(shape, value, self.dtype(), self.device()).unwrap_or_else(|e| {
+            panic!("allocating {shape:?} on {}: {e}", self.device())
+        })
+    }
+
+    /// Zeros with this tensor's shape, dtype and device.
+    ///
+    /// # Panics
+    /// If the device cannot take the buffer (out of device memory).
     pub fn zeros_like(&self) -> Tensor {
-        Tensor::full_dtype(self.shape(), 0.0, self.dtype())
+        self.full_like_shape(self.shape(), 0.0)
     }
 
-    /// Ones with this tensor's shape and dtype.
+    /// Ones with this tensor's shape, dtype and device.
+    ///
+    /// # Panics
+    /// If the device cannot take the buffer (out of device memory).
     pub fn ones_like(&self) -> Tensor {
-        Tensor::full_dtype(self.shape(), 1.0, self.dtype())
+        self.full_like_shape(self.shape(), 1.0)
     }
 
-    /// `value` with this tensor's shape and dtype.
+    /// `value` with this tensor's shape, dtype and device.
+    ///
+    /// # Panics
+    /// If the device cannot take the buffer (out of device memory).
     pub fn full_like(&self, value: f64) -> Tensor {
-        Tensor::full_dtype(self.shape(), value, self.dtype())
+        self.full_like_shape(self.shape(), value)
     }
 
     /// f32 values `start, start + step, ...` below `end` (`torch.arange`).

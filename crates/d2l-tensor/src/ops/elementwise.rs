@@ -375,15 +375,13 @@ impl Tensor {
         };
         drop(s);
         if !Tensor::tracks(&[self]) {
-            return Ok(Tensor::from_storage(out, self.shape(), None));
+            return Tensor::from_storage_on(out, self.shape(), None, self.device());
         }
-        Ok(Tensor::from_storage_with(out, self.shape(), |y| {
-            Op::Unary {
-                arg: self.clone(),
-                op,
-                out: op.grad_from_output().then_some(y),
-            }
-        }))
+        Tensor::from_storage_with(out, self.shape(), self.device(), |y| Op::Unary {
+            arg: self.clone(),
+            op,
+            out: op.grad_from_output().then_some(y),
+        })
     }
 
     /// `g · f'(x)` for a recorded unary op (used by backward).
@@ -401,7 +399,7 @@ impl Tensor {
             }
             _ => unreachable!("float checked"),
         };
-        Ok(Tensor::from_storage(out, saved.shape(), None))
+        Tensor::from_storage_on(out, saved.shape(), None, saved.device())
     }
 
     fn broadcast_pair(
@@ -458,7 +456,7 @@ impl Tensor {
             rhs: rhs.clone(),
             op,
         });
-        Ok(Tensor::from_storage(out, &shape, rec))
+        Tensor::from_storage_on(out, &shape, rec, self.device())
     }
 
     /// Compares elementwise with broadcasting; the result is a 0/1 `u8` mask.
@@ -473,12 +471,12 @@ impl Tensor {
             (CpuStorage::U8(a), CpuStorage::U8(b)) => compare(op, a, &la, b, &lb),
             _ => unreachable!("dtypes matched"),
         };
-        Ok(Tensor::from_storage(CpuStorage::U8(out), &shape, None))
+        Tensor::from_storage_on(CpuStorage::U8(out), &shape, None, self.device())
     }
 
     /// A 0-d tensor of this tensor's dtype holding `v`.
     pub(crate) fn scalar_like(&self, v: f64) -> Tensor {
-        Tensor::full_dtype(&[], v, self.dtype())
+        self.full_like_shape(&[], v)
     }
 }
 
@@ -660,6 +658,6 @@ impl Tensor {
         } else {
             None
         };
-        Ok(Tensor::from_storage(out, self.shape(), rec))
+        Tensor::from_storage_on(out, self.shape(), rec, self.device())
     }
 }

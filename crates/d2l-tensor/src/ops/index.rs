@@ -55,7 +55,7 @@ impl Tensor {
             dim: d,
             index: index.clone(),
         });
-        Ok(Tensor::from_storage(out, &shape, rec))
+        Tensor::from_storage_on(out, &shape, rec, self.device())
     }
 
     fn check_index_shape(&self, op: &'static str, d: usize, index: &Tensor) -> Result<()> {
@@ -96,7 +96,7 @@ impl Tensor {
             dim: d,
             index: index.clone(),
         });
-        Ok(Tensor::from_storage(out, index.shape(), rec))
+        Tensor::from_storage_on(out, index.shape(), rec, self.device())
     }
 
     /// A copy of `self` with `src[p]` added at `p with dim := index[p]` (PyTorch's `scatter_add`).
@@ -123,12 +123,11 @@ impl Tensor {
         let base = crate::no_grad(|| self.copy())?;
         {
             let ss = src_vals.storage();
-            let mut bs = base.0.storage.write().unwrap_or_else(|e| e.into_inner());
             let so = src_vals.layout().offset;
             macro_rules! go {
-                ($variant:ident) => {{
+                ($variant:ident, $bs:ident) => {{
                     let (CpuStorage::$variant(out), CpuStorage::$variant(sv)) =
-                        (bs.cpu_mut(), ss.cpu())
+                        ($bs, ss.cpu())
                     else {
                         unreachable!()
                     };
@@ -142,12 +141,12 @@ impl Tensor {
                     );
                 }};
             }
-            match self.dtype() {
-                DType::F32 => go!(F32),
-                DType::F64 => go!(F64),
-                DType::I64 => go!(I64),
-                DType::U8 => go!(U8),
-            }
+            base.update_host(|bs| match self.dtype() {
+                DType::F32 => go!(F32, bs),
+                DType::F64 => go!(F64, bs),
+                DType::I64 => go!(I64, bs),
+                DType::U8 => go!(U8, bs),
+            })?;
         }
         let rec = Tensor::record(&[self, src], || Op::ScatterAdd {
             arg: self.clone(),
@@ -166,7 +165,7 @@ impl Tensor {
             with_slice!(s.cpu(), v => Element::into_storage(cpu::copy_strided(v, self.layout())));
         drop(s);
         let rec = Tensor::record(&[self], || Op::Copy(self.clone()));
-        Ok(Tensor::from_storage(out, self.shape(), rec))
+        Tensor::from_storage_on(out, self.shape(), rec, self.device())
     }
 
     /// `a` where `cond` is non-zero, else `b`, all three broadcast together (`torch.where`).
@@ -229,7 +228,7 @@ impl Tensor {
             a: a.clone(),
             b: b.clone(),
         });
-        Ok(Tensor::from_storage(out, &shape, rec))
+        Tensor::from_storage_on(out, &shape, rec, a.device())
     }
 
     /// `value` where `mask` is non-zero, `self` elsewhere (`masked_fill`); the mask broadcasts.

@@ -97,6 +97,6 @@ impl Tensor {
         let mut shape = batch;
         shape.extend([m, n]);
         let rec = Tensor::record(&[self, rhs], || Op::Matmul(self.clone(), rhs.clone()));
-        Ok(Tensor::from_storage(out, &shape, rec))
+        Tensor::from_storage_on(out, &shape, rec, self.device())
     }
 }

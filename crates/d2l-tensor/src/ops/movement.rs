@@ -47,7 +47,7 @@ impl Tensor {
             with_slice!(s.cpu(), v => Element::into_storage(cpu::copy_strided(v, self.layout())));
         drop(s);
         let rec = Tensor::record(&[self], || Op::Copy(self.clone()));
-        Ok(Tensor::from_storage(out, self.shape(), rec))
+        Tensor::from_storage_on(out, self.shape(), rec, self.device())
     }
 
     /// Reshapes, as a view when the data is contiguous and with a copy otherwise; one
@@ -310,7 +310,7 @@ impl Tensor {
             args: tensors.iter().map(|t| (*t).clone()).collect(),
             dim: d,
         });
-        Ok(Tensor::from_storage(out, &shape, rec))
+        Tensor::from_storage_on(out, &shape, rec, first.device())
     }
 
     /// Stacks equal-shaped tensors along a new dim.
@@ -375,7 +375,7 @@ impl Tensor {
             arg: self.clone(),
             pads: pads.to_vec(),
         });
-        Ok(Tensor::from_storage(out, &shape, rec))
+        Tensor::from_storage_on(out, &shape, rec, self.device())
     }
 
     /// Tiles the tensor `repeats[i]` times along each dim (PyTorch's `repeat`).

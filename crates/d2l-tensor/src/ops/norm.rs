@@ -87,7 +87,7 @@ fn fused_norm<T: Float>(
             beta.as_deref(),
         )
     })?;
-    let value = Tensor::from_vec(y, x.shape())?;
+    let value = Tensor::from_vec(y, x.shape())?.to(x.device())?;
     let mut inputs = vec![x];
     inputs.extend(w);
     inputs.extend(b);
@@ -117,20 +117,19 @@ fn fused_norm<T: Float>(
             })
         })??;
         let mut out = vec![match dx {
-            Some(v) => Some(Tensor::from_vec(v, &shape)?),
+            Some(v) => Some(Tensor::from_vec(v, &shape)?.to(grad.device())?),
             None => None,
         }];
         if let Some(ws) = &w_shape {
-            out.push(Some(Tensor::from_vec(
-                k::per_channel::<T>(&s_dyxh, g.n, g.c),
-                ws,
-            )?));
+            out.push(Some(
+                Tensor::from_vec(k::per_channel::<T>(&s_dyxh, g.n, g.c), ws)?
+                    .to(grad.device())?,
+            ));
         }
         if let Some(bs) = &b_shape {
-            out.push(Some(Tensor::from_vec(
-                k::per_channel::<T>(&s_dy, g.n, g.c),
-                bs,
-            )?));
+            out.push(Some(
+                Tensor::from_vec(k::per_channel::<T>(&s_dy, g.n, g.c), bs)?.to(grad.device())?,
+            ));
         }
         Ok(out)
     });
@@ -360,11 +359,12 @@ impl Tensor {
             let xc = self.contiguous()?;
             let y = xc.with_slice::<T, _>(|x| k::bilinear_forward(x, planes, (ih, iw), &rows, &cols))?;
             let shape = self.shape().to_vec();
-            let value = Tensor::from_vec(y, &[shape[0], shape[1], out_hw.0, out_hw.1])?;
+            let value = Tensor::from_vec(y, &[shape[0], shape[1], out_hw.0, out_hw.1])?
+                .to(self.device())?;
             let backward: crate::BackwardFn = Arc::new(move |g: &Tensor| {
                 let gc = g.to_dtype(<T as Element>::DTYPE)?.contiguous()?;
                 let dx = gc.with_slice::<T, _>(|dy| k::bilinear_backward(dy, planes, (ih, iw), &rows, &cols))?;
-                Ok(vec![Some(Tensor::from_vec(dx, &shape)?)])
+                Ok(vec![Some(Tensor::from_vec(dx, &shape)?.to(g.device())?)])
             });
             Ok(Tensor::custom_op(value, &[self], backward))
         })
@@ -463,12 +463,12 @@ impl Tensor {
         let r = out_shape.len();
         out_shape[r - 2] = rows.len();
         out_shape[r - 1] = cols.len();
-        let value = Tensor::from_vec(y, &out_shape)?;
+        let value = Tensor::from_vec(y, &out_shape)?.to(self.device())?;
         let backward: crate::BackwardFn = Arc::new(move |g: &Tensor| {
             let gc = g.to_dtype(T::DTYPE)?.contiguous()?;
             let dx =
                 gc.with_slice::<T, _>(|dy| k::scatter2d(dy, planes, (ih, iw), &rows, &cols))?;
-            Ok(vec![Some(Tensor::from_vec(dx, &in_shape)?)])
+            Ok(vec![Some(Tensor::from_vec(dx, &in_shape)?.to(g.device())?)])
         });
         Ok(Tensor::custom_op(value, &[self], backward))
     }

@@ -313,10 +313,10 @@ fn max_impl(
     let with_idx = want_idx || track;
     let (val, idx) = float_dispatch!(x, T => {
         let (v, i) = x.with_slice::<T, _>(|s| kernels::max_forward(s, &geom, with_idx))?;
-        (Tensor::from_vec(v, &out_shape)?, i)
+        (Tensor::from_vec(v, &out_shape)?.to(x.device())?, i)
     });
     let idx = if with_idx {
-        Some(Tensor::from_vec(idx, &out_shape)?)
+        Some(Tensor::from_vec(idx, &out_shape)?.to(x.device())?)
     } else {
         None
     };
@@ -331,7 +331,7 @@ fn max_impl(
             let v = g.with_slice::<T, _>(|gs| {
                 saved.with_slice::<i64, _>(|ix| kernels::max_backward::<T>(gs, ix, &geom))
             })??;
-            Tensor::from_vec(v, &in_shape)?
+            Tensor::from_vec(v, &in_shape)?.to(g.device())?
         });
         Ok(vec![Some(gi)])
     });
@@ -344,7 +344,7 @@ fn max_impl(
 fn avg_impl(x: &Tensor, out_shape: Vec<usize>, geom: Geom) -> Result<Tensor> {
     let val = float_dispatch!(x, T => {
         let v = x.with_slice::<T, _>(|s| kernels::avg_forward(s, &geom))?;
-        Tensor::from_vec(v, &out_shape)?
+        Tensor::from_vec(v, &out_shape)?.to(x.device())?
     });
     if !Tensor::tracks(&[x]) {
         return Ok(val);
@@ -354,7 +354,7 @@ fn avg_impl(x: &Tensor, out_shape: Vec<usize>, geom: Geom) -> Result<Tensor> {
         let g = grad_in(g, dtype)?;
         let gi = float_dispatch!(g, T => {
             let v = g.with_slice::<T, _>(|gs| kernels::avg_backward::<T>(gs, &geom))?;
-            Tensor::from_vec(v, &in_shape)?
+            Tensor::from_vec(v, &in_shape)?.to(g.device())?
         });
         Ok(vec![Some(gi)])
     });

@@ -57,7 +57,7 @@ impl Tensor {
             arg: self.clone(),
             dims: dims.clone(),
         });
-        Ok(Tensor::from_storage(out, &shape, rec))
+        Tensor::from_storage_on(out, &shape, rec, self.device())
     }
 
     /// Sum over `dims` (negative dims count from the end).
@@ -128,14 +128,14 @@ impl Tensor {
             _ => unreachable!(),
         };
         drop(s);
-        let indices = Tensor::from_storage(CpuStorage::I64(idx), &shape, None);
+        let indices = Tensor::from_storage_on(CpuStorage::I64(idx), &shape, None, self.device())?;
         let rec = Tensor::record(&[&src], || Op::Extremum {
             arg: src.clone(),
             dim: d,
             keepdim,
             indices: indices.clone(),
         });
-        let values = Tensor::from_storage(vals, &shape, rec);
+        let values = Tensor::from_storage_on(vals, &shape, rec, self.device())?;
         let values = if self.dtype().is_float() {
             values
         } else {
@@ -259,7 +259,7 @@ impl Tensor {
         let mut moved: Vec<usize> = self.shape().to_vec();
         let last = moved.remove(d);
         moved.push(last);
-        let raw = Tensor::from_storage(buf, &moved, None);
+        let raw = Tensor::from_storage_on(buf, &moved, None, self.device())?;
         let y = if d + 1 == self.rank() {
             raw
         } else {
