@@ -538,7 +538,8 @@ impl Tensor {
         self.check_inplace("add_scaled_")?;
         self.same_device("add_scaled_", other)?;
         // Integer tensors (BatchNorm's i64 `num_batches_tracked += 1`) take the general path.
-        let fast = self.shape() == other.shape()
+        let fast = self.device().is_cpu()
+            && self.shape() == other.shape()
             && self.dtype() == other.dtype()
             && matches!(self.dtype(), DType::F32 | DType::F64)
             && self.0.layout.contiguous_range().is_some()
