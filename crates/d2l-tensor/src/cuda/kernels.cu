@@ -1,0 +1,669 @@
+// d2l-rs CUDA kernels, compiled at run time with NVRTC (no headers needed).
+//
+// Conventions
+// * Every elementwise kernel takes the element count `n` (64-bit) and uses a
+//   grid-stride loop with 64-bit indices; the host launches 256 threads/block.
+// * Strided operands are described by `Strided` (must match the #[repr(C)]
+//   struct in real.rs): element offset, rank (1..=8) and per-dimension
+//   shape/stride in elements.  Linear index i is decomposed row-major over
+//   `shape`.  Broadcasting is expressed with stride 0.
+// * Outputs are always fresh contiguous buffers.
+// * Dtype suffixes: f32 = float, f64 = double, i64 = long long, u8 = unsigned char.
+//
+// Unary op codes (forward, `unary_*`; a and b are the scalar parameters):
+//    0 neg   1 abs   2 exp   3 log   4 log1p   5 sqrt   6 rsqrt   7 sin
+//    8 cos   9 tanh 10 sigmoid 11 relu 12 gelu (exact, erf) 13 softplus
+//   14 leaky_relu(a = slope) 15 clamp(a = lo, b = hi) 16 pow_scalar(a = p)
+//   17 add_scalar(a) 18 mul_scalar(a) 19 square 20 reciprocal 21 sign
+// Unary backward codes (`unary_backward_*`, returns g * f'(.)):
+//   0..=21 as above with the saved tensor being the INPUT x;
+//   100 exp from output y: g*y        101 sqrt from y: g/(2y)
+//   102 rsqrt from y: g*(-y^3/2)      103 tanh from y: g*(1-y^2)
+//   104 sigmoid from y: g*y*(1-y)     105 relu from y: g*(y>0)
+// Binary op codes: 0 add 1 sub 2 mul 3 div 4 pow 5 maximum 6 minimum
+//   (integers: 0,1,2,5,6 only, with wrapping arithmetic)
+// Compare codes: 0 eq 1 ne 2 lt 3 le 4 gt 5 ge  (output u8 0/1)
+// Reduce kinds: 0 sum 1 max(+argmax) 2 min(+argmin)
+
+#define MAX_RANK 8
+
+struct Strided {
+    long long offset;
+    int rank;
+    int pad;
+    long long shape[MAX_RANK];
+    long long stride[MAX_RANK];
+};
+
+typedef unsigned char u8;
+typedef long long i64;
+typedef unsigned long long u64;
+
+__device__ __forceinline__ i64 strided_offset(const Strided &s, i64 i) {
+    if (s.rank == 1) {
+        return s.offset + i * s.stride[0];
+    }
+    i64 off = s.offset;
+    for (int d = s.rank - 1; d >= 0; --d) {
+        i64 len = s.shape[d];
+        i64 c = i % len;
+        i /= len;
+        off += c * s.stride[d];
+    }
+    return off;
+}
+
+#define GRID_STRIDE_LOOP(i, n)                                                   \
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (n);           \
+         i += (i64)blockDim.x * gridDim.x)
+
+// ---------------------------------------------------------------- math helpers
+__device__ __forceinline__ float m_exp(float x) { return expf(x); }
+__device__ __forceinline__ double m_exp(double x) { return exp(x); }
+__device__ __forceinline__ float m_log(float x) { return logf(x); }
+__device__ __forceinline__ double m_log(double x) { return log(x); }
+__device__ __forceinline__ float m_log1p(float x) { return log1pf(x); }
+__device__ __forceinline__ double m_log1p(double x) { return log1p(x); }
+__device__ __forceinline__ float m_sqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ double m_sqrt(double x) { return sqrt(x); }
+__device__ __forceinline__ float m_rsqrt(float x) { return rsqrtf(x); }
+__device__ __forceinline__ double m_rsqrt(double x) { return rsqrt(x); }
+__device__ __forceinline__ float m_sin(float x) { return sinf(x); }
+__device__ __forceinline__ double m_sin(double x) { return sin(x); }
+__device__ __forceinline__ float m_cos(float x) { return cosf(x); }
+__device__ __forceinline__ double m_cos(double x) { return cos(x); }
+__device__ __forceinline__ float m_tanh(float x) { return tanhf(x); }
+__device__ __forceinline__ double m_tanh(double x) { return tanh(x); }
+__device__ __forceinline__ float m_erf(float x) { return erff(x); }
+__device__ __forceinline__ double m_erf(double x) { return erf(x); }
+__device__ __forceinline__ float m_abs(float x) { return fabsf(x); }
+__device__ __forceinline__ double m_abs(double x) { return fabs(x); }
+__device__ __forceinline__ float m_pow(float x, float y) { return powf(x, y); }
+__device__ __forceinline__ double m_pow(double x, double y) { return pow(x, y); }
+
+template <typename T> __device__ __forceinline__ bool is_nan(T x) { return x != x; }
+template <typename T> __device__ __forceinline__ T nan_of();
+template <> __device__ __forceinline__ float nan_of<float>() { return __int_as_float(0x7fc00000); }
+template <> __device__ __forceinline__ double nan_of<double>() { return __longlong_as_double(0x7ff8000000000000LL); }
+
+template <typename T> __device__ __forceinline__ T sigmoid_of(T x) {
+    if (x >= T(0)) {
+        return T(1) / (T(1) + m_exp(-x));
+    }
+    T e = m_exp(x);
+    return e / (T(1) + e);
+}
+
+template <typename T> __device__ __forceinline__ T sign_of(T x) {
+    if (is_nan(x)) return x;
+    return x > T(0) ? T(1) : (x < T(0) ? T(-1) : T(0));
+}
+
+// ---------------------------------------------------------------- unary
+template <typename T> __device__ __forceinline__ T unary_op(unsigned op, T x, T a, T b) {
+    switch (op) {
+    case 0: return -x;
+    case 1: return m_abs(x);
+    case 2: return m_exp(x);
+    case 3: return m_log(x);
+    case 4: return m_log1p(x);
+    case 5: return m_sqrt(x);
+    case 6: return m_rsqrt(x);
+    case 7: return m_sin(x);
+    case 8: return m_cos(x);
+    case 9: return m_tanh(x);
+    case 10: return sigmoid_of(x);
+    case 11: return (x > T(0) || is_nan(x)) ? x : T(0);
+    case 12: return T(0.5) * x * (T(1) + m_erf(x * T(0.70710678118654752440)));
+    case 13: return x > T(20) ? x : m_log1p(m_exp(x));
+    case 14: return x > T(0) ? x : x * a;
+    case 15: {
+        if (is_nan(x)) return x;
+        T y = x < a ? a : x;
+        return y > b ? b : y;
+    }
+    case 16: return m_pow(x, a);
+    case 17: return x + a;
+    case 18: return x * a;
+    case 19: return x * x;
+    case 20: return T(1) / x;
+    case 21: return sign_of(x);
+    default: return nan_of<T>();
+    }
+}
+
+template <typename T> __device__ __forceinline__ T unary_grad(unsigned op, T x, T g, T a, T b) {
+    switch (op) {
+    case 0: return -g;
+    case 1: return g * sign_of(x);
+    case 2: return g * m_exp(x);
+    case 3: return g / x;
+    case 4: return g / (T(1) + x);
+    case 5: return g / (T(2) * m_sqrt(x));
+    case 6: { T r = m_rsqrt(x); return g * (T(-0.5) * r * r * r); }
+    case 7: return g * m_cos(x);
+    case 8: return -g * m_sin(x);
+    case 9: { T t = m_tanh(x); return g * (T(1) - t * t); }
+    case 10: { T s = sigmoid_of(x); return g * s * (T(1) - s); }
+    case 11: return x > T(0) ? g : T(0);
+    case 12: {
+        T cdf = T(0.5) * (T(1) + m_erf(x * T(0.70710678118654752440)));
+        T pdf = m_exp(T(-0.5) * x * x) * T(0.39894228040143267794);
+        return g * (cdf + x * pdf);
+    }
+    case 13: return x > T(20) ? g : g * sigmoid_of(x);
+    case 14: return x > T(0) ? g : g * a;
+    case 15: return (x >= a && x <= b) ? g : T(0);
+    case 16: return a == T(0) ? T(0) : g * a * m_pow(x, a - T(1));
+    case 17: return g;
+    case 18: return g * a;
+    case 19: return g * T(2) * x;
+    case 20: return -g / (x * x);
+    case 21: return T(0);
+    // from the saved OUTPUT y (passed in x)
+    case 100: return g * x;
+    case 101: return g / (T(2) * x);
+    case 102: return g * (T(-0.5) * x * x * x);
+    case 103: return g * (T(1) - x * x);
+    case 104: return g * x * (T(1) - x);
+    case 105: return x > T(0) ? g : T(0);
+    default: return nan_of<T>();
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void unary_impl(unsigned op, double a, double b, const T *x,
+                                           Strided xs, T *out, i64 n) {
+    T ta = (T)a, tb = (T)b;
+    GRID_STRIDE_LOOP(i, n) { out[i] = unary_op<T>(op, x[strided_offset(xs, i)], ta, tb); }
+}
+
+template <typename T>
+__device__ __forceinline__ void unary_backward_impl(unsigned op, double a, double b,
+                                                    const T *x, Strided xs, const T *g,
+                                                    Strided gs, T *out, i64 n) {
+    T ta = (T)a, tb = (T)b;
+    GRID_STRIDE_LOOP(i, n) {
+        out[i] = unary_grad<T>(op, x[strided_offset(xs, i)], g[strided_offset(gs, i)], ta, tb);
+    }
+}
+
+#define DEF_UNARY(SUF, T)                                                               \
+    extern "C" __global__ void d2l_unary_##SUF(unsigned op, double a, double b,          \
+                                               const T *x, Strided xs, T *out, i64 n) { \
+        unary_impl<T>(op, a, b, x, xs, out, n);                                          \
+    }                                                                                    \
+    extern "C" __global__ void d2l_unary_backward_##SUF(unsigned op, double a, double b, \
+                                                        const T *x, Strided xs,          \
+                                                        const T *g, Strided gs, T *out,  \
+                                                        i64 n) {                         \
+        unary_backward_impl<T>(op, a, b, x, xs, g, gs, out, n);                          \
+    }
+
+DEF_UNARY(f32, float)
+DEF_UNARY(f64, double)
+
+// ---------------------------------------------------------------- binary
+template <typename T> __device__ __forceinline__ T max_nan(T a, T b) {
+    if (is_nan(a)) return a;
+    if (is_nan(b)) return b;
+    return a > b ? a : b;
+}
+template <typename T> __device__ __forceinline__ T min_nan(T a, T b) {
+    if (is_nan(a)) return a;
+    if (is_nan(b)) return b;
+    return a < b ? a : b;
+}
+
+template <typename T> __device__ __forceinline__ T binary_float(unsigned op, T a, T b) {
+    switch (op) {
+    case 0: return a + b;
+    case 1: return a - b;
+    case 2: return a * b;
+    case 3: return a / b;
+    case 4: return m_pow(a, b);
+    case 5: return max_nan(a, b);
+    case 6: return min_nan(a, b);
+    default: return nan_of<T>();
+    }
+}
+
+// Integers: wrapping arithmetic computed in unsigned 64-bit then truncated.
+template <typename T> __device__ __forceinline__ T binary_int(unsigned op, T a, T b) {
+    switch (op) {
+    case 0: return (T)((u64)a + (u64)b);
+    case 1: return (T)((u64)a - (u64)b);
+    case 2: return (T)((u64)a * (u64)b);
+    case 5: return a > b ? a : b;
+    case 6: return a < b ? a : b;
+    default: return (T)0;
+    }
+}
+
+__device__ __forceinline__ float binary_any(unsigned op, float a, float b) { return binary_float(op, a, b); }
+__device__ __forceinline__ double binary_any(unsigned op, double a, double b) { return binary_float(op, a, b); }
+__device__ __forceinline__ i64 binary_any(unsigned op, i64 a, i64 b) { return binary_int(op, a, b); }
+__device__ __forceinline__ u8 binary_any(unsigned op, u8 a, u8 b) { return binary_int(op, a, b); }
+
+template <typename T> __device__ __forceinline__ u8 compare_op(unsigned op, T a, T b) {
+    switch (op) {
+    case 0: return a == b;
+    case 1: return a != b;
+    case 2: return a < b;
+    case 3: return a <= b;
+    case 4: return a > b;
+    case 5: return a >= b;
+    default: return 0;
+    }
+}
+
+#define DEF_BINARY(SUF, T)                                                                  \
+    extern "C" __global__ void d2l_binary_##SUF(unsigned op, const T *a, Strided as,         \
+                                                const T *b, Strided bs, T *out, i64 n) {     \
+        GRID_STRIDE_LOOP(i, n) {                                                             \
+            out[i] = binary_any(op, a[strided_offset(as, i)], b[strided_offset(bs, i)]);     \
+        }                                                                                    \
+    }                                                                                        \
+    extern "C" __global__ void d2l_compare_##SUF(unsigned op, const T *a, Strided as,        \
+                                                 const T *b, Strided bs, u8 *out, i64 n) {   \
+        GRID_STRIDE_LOOP(i, n) {                                                             \
+            out[i] = compare_op<T>(op, a[strided_offset(as, i)], b[strided_offset(bs, i)]);  \
+        }                                                                                    \
+    }                                                                                        \
+    extern "C" __global__ void d2l_where_##SUF(const u8 *c, Strided cs, const T *a,          \
+                                               Strided as, const T *b, Strided bs, T *out,   \
+                                               i64 n) {                                      \
+        GRID_STRIDE_LOOP(i, n) {                                                             \
+            out[i] = c[strided_offset(cs, i)] ? a[strided_offset(as, i)]                     \
+                                              : b[strided_offset(bs, i)];                    \
+        }                                                                                    \
+    }                                                                                        \
+    extern "C" __global__ void d2l_fill_##SUF(T *out, double v, i64 n) {                     \
+        T tv = convert<T>(v);                                                                \
+        GRID_STRIDE_LOOP(i, n) { out[i] = tv; }                                              \
+    }
+
+// ---------------------------------------------------------------- casts
+// Float -> integer conversions truncate toward zero; NaN -> 0 and
+// out-of-range values saturate (PTX cvt.rzi semantics) before the u8 wrap.
+template <typename To> __device__ __forceinline__ To convert(float v);
+template <typename To> __device__ __forceinline__ To convert(double v);
+template <typename To> __device__ __forceinline__ To convert(i64 v);
+template <typename To> __device__ __forceinline__ To convert(u8 v);
+
+template <> __device__ __forceinline__ float convert<float>(float v) { return v; }
+template <> __device__ __forceinline__ double convert<double>(float v) { return (double)v; }
+template <> __device__ __forceinline__ i64 convert<i64>(float v) { return __float2ll_rz(v); }
+template <> __device__ __forceinline__ u8 convert<u8>(float v) { return (u8)__float2ll_rz(v); }
+
+template <> __device__ __forceinline__ float convert<float>(double v) { return (float)v; }
+template <> __device__ __forceinline__ double convert<double>(double v) { return v; }
+template <> __device__ __forceinline__ i64 convert<i64>(double v) { return __double2ll_rz(v); }
+template <> __device__ __forceinline__ u8 convert<u8>(double v) { return (u8)__double2ll_rz(v); }
+
+template <> __device__ __forceinline__ float convert<float>(i64 v) { return (float)v; }
+template <> __device__ __forceinline__ double convert<double>(i64 v) { return (double)v; }
+template <> __device__ __forceinline__ i64 convert<i64>(i64 v) { return v; }
+template <> __device__ __forceinline__ u8 convert<u8>(i64 v) { return (u8)v; }
+
+template <> __device__ __forceinline__ float convert<float>(u8 v) { return (float)v; }
+template <> __device__ __forceinline__ double convert<double>(u8 v) { return (double)v; }
+template <> __device__ __forceinline__ i64 convert<i64>(u8 v) { return (i64)v; }
+template <> __device__ __forceinline__ u8 convert<u8>(u8 v) { return v; }
+
+DEF_BINARY(f32, float)
+DEF_BINARY(f64, double)
+DEF_BINARY(i64, i64)
+DEF_BINARY(u8, u8)
+
+// cast (and, with From == To, strided copy / make-contiguous)
+#define DEF_CAST(SA, A, SB, B)                                                          \
+    extern "C" __global__ void d2l_cast_##SA##_##SB(const A *x, Strided xs, B *out,    \
+                                                    i64 n) {                           \
+        GRID_STRIDE_LOOP(i, n) { out[i] = convert<B>(x[strided_offset(xs, i)]); }      \
+    }
+#define DEF_CAST_FROM(SA, A)                                                            \
+    DEF_CAST(SA, A, f32, float)                                                         \
+    DEF_CAST(SA, A, f64, double)                                                        \
+    DEF_CAST(SA, A, i64, i64)                                                           \
+    DEF_CAST(SA, A, u8, u8)
+
+DEF_CAST_FROM(f32, float)
+DEF_CAST_FROM(f64, double)
+DEF_CAST_FROM(i64, i64)
+DEF_CAST_FROM(u8, u8)
+
+// ---------------------------------------------------------------- axpy
+#define DEF_AXPY(SUF, T)                                                                \
+    extern "C" __global__ void d2l_axpy_##SUF(T *dst, const T *src, double alpha,      \
+                                              i64 n) {                                  \
+        T a = (T)alpha;                                                                 \
+        GRID_STRIDE_LOOP(i, n) { dst[i] += a * src[i]; }                                \
+    }
+DEF_AXPY(f32, float)
+DEF_AXPY(f64, double)
+
+// ---------------------------------------------------------------- row reductions
+// One block per row (grid-stride over rows); blockDim.x is a power of two
+// between 32 and 256.  Each thread folds a strided subset of the row, then
+// a shared-memory tree combines the partials (pairwise-style summation).
+
+#define RED_THREADS 256
+
+template <typename T> __device__ __forceinline__ T wrap_add(T a, T b) { return a + b; }
+template <> __device__ __forceinline__ i64 wrap_add<i64>(i64 a, i64 b) { return (i64)((u64)a + (u64)b); }
+
+// (value, index) combine for max (is_max) or min; NaN wins, ties -> smaller index.
+template <typename T>
+__device__ __forceinline__ void arg_combine(bool is_max, T &v, i64 &idx, T v2, i64 i2) {
+    bool n1 = is_nan(v), n2 = is_nan(v2);
+    bool take;
+    if (n1 || n2) {
+        take = n2 && (!n1 || i2 < idx);
+    } else if (v2 == v) {
+        take = i2 < idx;
+    } else {
+        take = is_max ? (v2 > v) : (v2 < v);
+    }
+    if (take) {
+        v = v2;
+        idx = i2;
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void reduce_rows_impl(unsigned kind, const T *x, i64 rows, i64 cols,
+                                                 T *out, i64 *arg) {
+    __shared__ T sv[RED_THREADS];
+    __shared__ i64 si[RED_THREADS];
+    const unsigned tid = threadIdx.x;
+    for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T *row = x + r * cols;
+        if (kind == 0) {
+            T acc = T(0);
+            for (i64 c = tid; c < cols; c += blockDim.x) acc = wrap_add<T>(acc, row[c]);
+            sv[tid] = acc;
+            __syncthreads();
+            for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+                if (tid < s) sv[tid] = wrap_add<T>(sv[tid], sv[tid + s]);
+                __syncthreads();
+            }
+            if (tid == 0) out[r] = sv[0];
+        } else {
+            const bool is_max = kind == 1;
+            T v = T(0);
+            i64 idx = -1;
+            for (i64 c = tid; c < cols; c += blockDim.x) {
+                if (idx < 0) {
+                    v = row[c];
+                    idx = c;
+                } else {
+                    arg_combine<T>(is_max, v, idx, row[c], c);
+                }
+            }
+            sv[tid] = v;
+            si[tid] = idx;
+            __syncthreads();
+            for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+                if (tid < s) {
+                    i64 i2 = si[tid + s];
+                    if (i2 >= 0) {
+                        if (si[tid] < 0) {
+                            sv[tid] = sv[tid + s];
+                            si[tid] = i2;
+                        } else {
+                            T a = sv[tid];
+                            i64 ia = si[tid];
+                            arg_combine<T>(is_max, a, ia, sv[tid + s], i2);
+                            sv[tid] = a;
+                            si[tid] = ia;
+                        }
+                    }
+                }
+                __syncthreads();
+            }
+            if (tid == 0) {
+                out[r] = sv[0];
+                if (arg) arg[r] = si[0];
+            }
+        }
+        __syncthreads();
+    }
+}
+
+#define DEF_REDUCE(SUF, T)                                                               \
+    extern "C" __global__ void d2l_reduce_rows_##SUF(unsigned kind, const T *x, i64 rows, \
+                                                     i64 cols, T *out, i64 *arg) {       \
+        reduce_rows_impl<T>(kind, x, rows, cols, out, arg);                              \
+    }
+DEF_REDUCE(f32, float)
+DEF_REDUCE(f64, double)
+DEF_REDUCE(i64, i64)
+DEF_REDUCE(u8, u8)
+
+// ---------------------------------------------------------------- softmax
+template <typename T> __device__ __forceinline__ T block_sum(T v, T *buf) {
+    const unsigned tid = threadIdx.x;
+    buf[tid] = v;
+    __syncthreads();
+    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (tid < s) buf[tid] += buf[tid + s];
+        __syncthreads();
+    }
+    T r = buf[0];
+    __syncthreads();
+    return r;
+}
+
+template <typename T> __device__ __forceinline__ T block_max(T v, T *buf) {
+    const unsigned tid = threadIdx.x;
+    buf[tid] = v;
+    __syncthreads();
+    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (tid < s) buf[tid] = max_nan(buf[tid], buf[tid + s]);
+        __syncthreads();
+    }
+    T r = buf[0];
+    __syncthreads();
+    return r;
+}
+
+template <typename T>
+__device__ __forceinline__ void softmax_rows_impl(const T *x, T *y, i64 rows, i64 cols, int log) {
+    __shared__ T buf[RED_THREADS];
+    const unsigned tid = threadIdx.x;
+    for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T *xr = x + r * cols;
+        T *yr = y + r * cols;
+        T m = -__int_as_float(0x7f800000); // -inf (converted for double below)
+        for (i64 c = tid; c < cols; c += blockDim.x) m = max_nan(m, xr[c]);
+        m = block_max(m, buf);
+        T s = T(0);
+        for (i64 c = tid; c < cols; c += blockDim.x) s += m_exp(xr[c] - m);
+        s = block_sum(s, buf);
+        if (log) {
+            T ls = m_log(s);
+            for (i64 c = tid; c < cols; c += blockDim.x) yr[c] = xr[c] - m - ls;
+        } else {
+            T inv = T(1) / s;
+            for (i64 c = tid; c < cols; c += blockDim.x) yr[c] = m_exp(xr[c] - m) * inv;
+        }
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void softmax_rows_backward_impl(const T *y, const T *g, T *dx,
+                                                           i64 rows, i64 cols, int log) {
+    __shared__ T buf[RED_THREADS];
+    const unsigned tid = threadIdx.x;
+    for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const T *yr = y + r * cols;
+        const T *gr = g + r * cols;
+        T *dr = dx + r * cols;
+        T s = T(0);
+        if (log) {
+            for (i64 c = tid; c < cols; c += blockDim.x) s += gr[c];
+        } else {
+            for (i64 c = tid; c < cols; c += blockDim.x) s += gr[c] * yr[c];
+        }
+        s = block_sum(s, buf);
+        if (log) {
+            for (i64 c = tid; c < cols; c += blockDim.x) dr[c] = gr[c] - m_exp(yr[c]) * s;
+        } else {
+            for (i64 c = tid; c < cols; c += blockDim.x) dr[c] = yr[c] * (gr[c] - s);
+        }
+    }
+}
+
+#define DEF_SOFTMAX(SUF, T)                                                                 \
+    extern "C" __global__ void d2l_softmax_rows_##SUF(const T *x, T *y, i64 rows, i64 cols, \
+                                                      int log) {                            \
+        softmax_rows_impl<T>(x, y, rows, cols, log);                                        \
+    }                                                                                       \
+    extern "C" __global__ void d2l_softmax_rows_backward_##SUF(                             \
+        const T *y, const T *g, T *dx, i64 rows, i64 cols, int log) {                       \
+        softmax_rows_backward_impl<T>(y, g, dx, rows, cols, log);                           \
+    }
+DEF_SOFTMAX(f32, float)
+DEF_SOFTMAX(f64, double)
+
+// ---------------------------------------------------------------- conv2d helpers
+// NCHW geometry of one conv2d (mirrors `ConvGeom` in real.rs).  `xbs` is the
+// element stride between images of the input (c*h*w when contiguous; larger
+// when the input is one channel group of a wider tensor).
+struct ConvGeom {
+    i64 n, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, xbs;
+};
+
+// cols[b, (ch*kh + ki)*kw + kj, oy*ow + ox] = x[b, ch, oy*sh - pt + ki*dh, ox*sw - pl + kj*dw]
+// (0 outside the image); cols is contiguous [n, c*kh*kw, oh*ow].
+template <typename T>
+__device__ __forceinline__ void im2col_impl(const T *x, ConvGeom g, T *cols) {
+    const i64 P = g.oh * g.ow;
+    const i64 K = g.c * g.kh * g.kw;
+    const i64 total = g.n * K * P;
+    GRID_STRIDE_LOOP(i, total) {
+        i64 p = i % P;
+        i64 t = i / P;
+        i64 r = t % K;
+        i64 b = t / K;
+        i64 kj = r % g.kw;
+        i64 ki = (r / g.kw) % g.kh;
+        i64 ch = r / (g.kw * g.kh);
+        i64 oy = p / g.ow, ox = p % g.ow;
+        i64 iy = oy * g.sh - g.pt + ki * g.dh;
+        i64 ix = ox * g.sw - g.pl + kj * g.dw;
+        T v = T(0);
+        if (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) {
+            v = x[b * g.xbs + (ch * g.h + iy) * g.w + ix];
+        }
+        cols[i] = v;
+    }
+}
+
+// The adjoint of im2col: dx[b, ch, iy, ix] = sum of the cols entries that
+// im2col read from (b, ch, iy, ix).  Gather form: deterministic, no atomics.
+// dx is contiguous [n, c, h, w].
+template <typename T>
+__device__ __forceinline__ void col2im_impl(const T *cols, ConvGeom g, T *dx) {
+    const i64 P = g.oh * g.ow;
+    const i64 K = g.c * g.kh * g.kw;
+    const i64 total = g.n * g.c * g.h * g.w;
+    GRID_STRIDE_LOOP(i, total) {
+        i64 ix = i % g.w;
+        i64 t = i / g.w;
+        i64 iy = t % g.h;
+        t /= g.h;
+        i64 ch = t % g.c;
+        i64 b = t / g.c;
+        T acc = T(0);
+        for (i64 ki = 0; ki < g.kh; ++ki) {
+            i64 ty = iy + g.pt - ki * g.dh;
+            if (ty < 0 || ty % g.sh != 0) continue;
+            i64 oy = ty / g.sh;
+            if (oy >= g.oh) continue;
+            for (i64 kj = 0; kj < g.kw; ++kj) {
+                i64 tx = ix + g.pl - kj * g.dw;
+                if (tx < 0 || tx % g.sw != 0) continue;
+                i64 ox = tx / g.sw;
+                if (ox >= g.ow) continue;
+                i64 r = (ch * g.kh + ki) * g.kw + kj;
+                acc += cols[(b * K + r) * P + oy * g.ow + ox];
+            }
+        }
+        dx[i] = acc;
+    }
+}
+
+#define DEF_CONV(SUF, T)                                                                   \
+    extern "C" __global__ void d2l_im2col_##SUF(const T *x, ConvGeom g, T *cols) {         \
+        im2col_impl<T>(x, g, cols);                                                        \
+    }                                                                                      \
+    extern "C" __global__ void d2l_col2im_##SUF(const T *cols, ConvGeom g, T *dx) {        \
+        col2im_impl<T>(cols, g, dx);                                                       \
+    }
+DEF_CONV(f32, float)
+DEF_CONV(f64, double)
+
+// ---------------------------------------------------------------- fused Adam / AdamW
+// Up to ADAM_MAX tensors per launch, passed by value (no pointer upload);
+// blockIdx.y selects the tensor, x blocks grid-stride over its elements.
+// Per element, exactly as d2l-nn's adam_update:
+//   if wd != 0: decoupled ? p *= 1 - lr*wd : g += wd*p
+//   m += (1-beta1)*(g-m);  v = beta2*v + (1-beta2)*g*g
+//   s = amsgrad ? (vmax = max(vmax, v)) : v
+//   p -= (lr/bc1) * m / (sqrt(s)/sqrt(bc2) + eps)
+#define ADAM_MAX 16
+struct AdamList {
+    u64 param[ADAM_MAX];
+    u64 grad[ADAM_MAX];
+    u64 m[ADAM_MAX];
+    u64 v[ADAM_MAX];
+    u64 vmax[ADAM_MAX];
+    i64 n[ADAM_MAX];
+    int count;
+    int pad;
+};
+struct AdamHyper {
+    double lr, beta1, beta2, eps, wd, bc1, bc2_sqrt;
+    int decoupled;
+    int amsgrad;
+};
+
+template <typename T> __device__ __forceinline__ void adam_impl(AdamList l, AdamHyper h) {
+    const int j = blockIdx.y;
+    if (j >= l.count) return;
+    T *p = (T *)l.param[j];
+    const T *gr = (const T *)l.grad[j];
+    T *m = (T *)l.m[j];
+    T *v = (T *)l.v[j];
+    T *vmax = (T *)l.vmax[j];
+    const i64 n = l.n[j];
+    // Scalars are combined in double and rounded once, like the CPU path's
+    // f64 scalar arguments.
+    const T decay = (T)(1.0 - h.lr * h.wd), wd = (T)h.wd;
+    const T w1 = (T)(1.0 - h.beta1), b2 = (T)h.beta2, w2 = (T)(1.0 - h.beta2);
+    const T eps = (T)h.eps, step_size = (T)(h.lr / h.bc1), bc2s = (T)h.bc2_sqrt;
+    GRID_STRIDE_LOOP(i, n) {
+        T pi = p[i];
+        T g = gr[i];
+        if (h.wd != 0.0) {
+            if (h.decoupled) pi = pi * decay;
+            else g = g + wd * pi;
+        }
+        T mi = m[i] + w1 * (g - m[i]);
+        T vi = v[i] * b2 + w2 * (g * g);
+        T s = vi;
+        if (h.amsgrad) {
+            s = max_nan(vmax[i], vi);
+            vmax[i] = s;
+        }
+        T denom = m_sqrt(s) / bc2s + eps;
+        p[i] = pi - step_size * (mi / denom);
+        m[i] = mi;
+        v[i] = vi;
+    }
+}
+
+extern "C" __global__ void d2l_adam_f32(AdamList l, AdamHyper h) { adam_impl<float>(l, h); }
+extern "C" __global__ void d2l_adam_f64(AdamList l, AdamHyper h) { adam_impl<double>(l, h); }
