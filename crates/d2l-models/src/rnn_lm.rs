@@ -222,7 +222,7 @@ impl LanguageModel for RnnLmScratch {
         let (b, t) = (x.shape()[0], x.shape()[1]);
         let (v, hn) = (self.vocab_size, self.num_hiddens);
         let mut h = match state {
-            None => Tensor::zeros(&[b, hn]),
+            None => Tensor::full_on(&[b, hn], 0.0, self.w_hh.dtype(), self.w_hh.device())?,
             Some(RnnState::Hidden(h)) if h.shape() == [1, b, hn] => h.reshape([b, hn])?,
             Some(RnnState::Hidden(h)) if h.shape() == [b, hn] => h.clone(),
             Some(s) => {
@@ -256,11 +256,13 @@ impl LanguageModel for RnnLmScratch {
     }
 
     fn begin_state(&self, batch_size: usize) -> Result<RnnState> {
-        Ok(RnnState::Hidden(Tensor::zeros(&[
-            1,
-            batch_size,
-            self.num_hiddens,
-        ])))
+        // On the parameters' device, like the concise models' states.
+        Ok(RnnState::Hidden(Tensor::full_on(
+            &[1, batch_size, self.num_hiddens],
+            0.0,
+            self.w_hh.dtype(),
+            self.w_hh.device(),
+        )?))
     }
 
     fn vocab_size(&self) -> usize {
@@ -306,8 +308,10 @@ pub fn predict_ch8(
     }
     no_grad(|| {
         let mut state = net.begin_state(1)?;
+        // The tokens go to the model's device (where its state lives).
+        let device = state.h().device();
         let mut outputs = vec![vocab.to_index(&chars[0])];
-        let input = |id: usize| Tensor::from_vec(vec![id as i64], &[1, 1]);
+        let input = |id: usize| Tensor::from_vec(vec![id as i64], &[1, 1])?.to(device);
         for c in &chars[1..] {
             let (_, s) = net.forward_with_state(&input(*outputs.last().unwrap())?, Some(&state))?;
             state = s;

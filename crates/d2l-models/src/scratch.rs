@@ -253,7 +253,11 @@ pub fn dropout_layer(x: &Tensor, p: f64) -> Result<Tensor> {
     if p == 0.0 {
         return Ok(x.clone());
     }
-    let mask = Tensor::rand(x.shape()).gt_scalar(p)?.to_dtype(x.dtype())?;
+    // Drawn on the host (one random stream on every device), used on the input's device.
+    let mask = Tensor::rand(x.shape())
+        .gt_scalar(p)?
+        .to_dtype(x.dtype())?
+        .to(x.device())?;
     mask.mul(x)?.div_scalar(1.0 - p)
 }
 

@@ -18,7 +18,7 @@ use d2l_nn::loss::{cross_entropy, l1_loss, smooth_l1_loss, CrossEntropyOptions, 
 use d2l_nn::norm::BatchNorm2d;
 use d2l_nn::pool::{AdaptiveMaxPool2d, MaxPool2d};
 use d2l_nn::{Module, Sequential};
-use d2l_tensor::{DType, Error, Result, Tensor};
+use d2l_tensor::{DType, Device, Error, Result, Tensor};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -84,7 +84,7 @@ pub struct TinySsd {
     bbox: Vec<Arc<Conv2d>>,
     anchor_fn: AnchorFn,
     /// Anchors depend only on the feature-map sizes: computed once per input size.
-    anchor_cache: Mutex<HashMap<Vec<(usize, usize)>, Tensor>>,
+    anchor_cache: Mutex<HashMap<(Vec<(usize, usize)>, Device), Tensor>>,
 }
 
 impl TinySsd {
@@ -163,7 +163,7 @@ impl TinySsd {
             cls_parts.push(flatten_pred(&self.cls[i].forward(&y)?)?);
             bbox_parts.push(flatten_pred(&self.bbox[i].forward(&y)?)?);
         }
-        let anchors = self.anchors_for(&sizes)?;
+        let anchors = self.anchors_for(&sizes, x.device())?;
         let cls_refs: Vec<&Tensor> = cls_parts.iter().collect();
         let bbox_refs: Vec<&Tensor> = bbox_parts.iter().collect();
         let cls_preds = Tensor::cat(&cls_refs, 1)?.reshape([
@@ -179,9 +179,12 @@ impl TinySsd {
         })
     }
 
-    fn anchors_for(&self, sizes: &[(usize, usize)]) -> Result<Tensor> {
+    /// The anchors of every scale for these feature-map sizes, on `device` (the input's),
+    /// cached per sizes and device.
+    fn anchors_for(&self, sizes: &[(usize, usize)], device: Device) -> Result<Tensor> {
         let mut cache = self.anchor_cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(a) = cache.get(sizes) {
+        let key = (sizes.to_vec(), device);
+        if let Some(a) = cache.get(&key) {
             return Ok(a.clone());
         }
         let parts = sizes
@@ -190,8 +193,8 @@ impl TinySsd {
             .map(|(&(h, w), s)| (self.anchor_fn)(h, w, s, &SSD_RATIOS))
             .collect::<Result<Vec<_>>>()?;
         let refs: Vec<&Tensor> = parts.iter().collect();
-        let anchors = Tensor::cat(&refs, 1)?;
-        cache.insert(sizes.to_vec(), anchors.clone());
+        let anchors = Tensor::cat(&refs, 1)?.to(device)?;
+        cache.insert(key, anchors.clone());
         Ok(anchors)
     }
 }

@@ -208,7 +208,9 @@ pub fn summarize(net: &Sequential, input_shape: &[usize]) -> Result<Summary> {
     }
     let mut shape = vec![1];
     shape.extend_from_slice(input_shape);
-    let x = Tensor::zeros(&shape);
+    // The probe batch goes where the network lives.
+    let device = net.device().unwrap_or(d2l_tensor::Device::Cpu);
+    let x = Tensor::zeros(&shape).to(device)?;
     let saved = random::with_global(|g| g.clone());
     let restore_training = batch_norm_training(net);
     if restore_training {

@@ -35,7 +35,27 @@ pub fn grad_norm(params: &[Tensor], norm_type: f64) -> Result<f64> {
         ));
     }
     let mut acc = 0.0f64;
+    // Gradients on a GPU are reduced there (in f64) and only one number per device comes
+    // back to the host; CPU gradients are read in place.
+    let mut on_device: Vec<(d2l_tensor::Device, Tensor)> = Vec::new();
     for g in params.iter().filter_map(|p| p.grad()) {
+        let dev = g.device();
+        if dev != d2l_tensor::Device::Cpu {
+            let a = g.to_dtype(d2l_tensor::DType::F64)?.abs()?;
+            let part = if norm_type.is_infinite() {
+                a.max_all()?
+            } else if norm_type == 2.0 {
+                a.square()?.sum_all()?
+            } else {
+                a.pow_scalar(norm_type)?.sum_all()?
+            };
+            match on_device.iter_mut().find(|(d, _)| *d == dev) {
+                Some((_, t)) if norm_type.is_infinite() => *t = t.maximum(&part)?,
+                Some((_, t)) => *t = t.add(&part)?,
+                None => on_device.push((dev, part)),
+            }
+            continue;
+        }
         if norm_type == 2.0 && g.dtype() == d2l_tensor::DType::F32 {
             // The common case (D2L 8.5's grad_clipping) without a converted copy.
             acc += g.with_slice::<f32, _>(sum_squares)?;
@@ -48,6 +68,14 @@ pub fn grad_norm(params: &[Tensor], norm_type: f64) -> Result<f64> {
             acc += v.iter().map(|x| x * x).sum::<f64>();
         } else {
             acc += v.iter().map(|x| x.abs().powf(norm_type)).sum::<f64>();
+        }
+    }
+    for (_, part) in on_device {
+        let v = part.item_f64()?;
+        if norm_type.is_infinite() {
+            acc = acc.max(v);
+        } else {
+            acc += v;
         }
     }
     Ok(if norm_type.is_infinite() {

@@ -35,7 +35,11 @@ pub mod functional {
         if p == 1.0 {
             return x.mul_scalar(0.0);
         }
-        let keep = Tensor::bernoulli(x.shape(), 1.0 - p)?.to_dtype(x.dtype())?;
+        // The mask is drawn on the host (one random stream for every device) and sent to
+        // the input's device.
+        let keep = Tensor::bernoulli(x.shape(), 1.0 - p)?
+            .to_dtype(x.dtype())?
+            .to(x.device())?;
         x.mul(&keep.mul_scalar(1.0 / (1.0 - p))?)
     }
 
@@ -68,7 +72,9 @@ pub mod functional {
         if p == 1.0 {
             return x.mul_scalar(0.0);
         }
-        let keep = Tensor::bernoulli(&mask_shape, 1.0 - p)?.to_dtype(x.dtype())?;
+        let keep = Tensor::bernoulli(&mask_shape, 1.0 - p)?
+            .to_dtype(x.dtype())?
+            .to(x.device())?;
         x.mul(&keep.mul_scalar(1.0 / (1.0 - p))?)
     }
 
@@ -597,6 +603,9 @@ impl Module for LazyLinear {
         })?;
         if self.inner.get().is_none() {
             let layer = Linear::new(in_features, self.out_features)?;
+            // The parameters are made where the first batch lives (a network moved with
+            // `Module::to` before its first batch has nothing here to move yet).
+            layer.to(x.device())?;
             // Another thread may have won the race; either layer is a valid first init.
             let _ = self.inner.set(layer);
         }

@@ -210,9 +210,15 @@ fn to_rows(x: &Tensor, c: usize) -> Result<Tensor> {
 }
 
 /// Reads and validates the per-class weights as f64.
-fn class_weights(op: &'static str, weight: Option<&Tensor>, c: usize) -> Result<Option<Vec<f64>>> {
+fn class_weights(
+    op: &'static str,
+    input: &Tensor,
+    weight: Option<&Tensor>,
+    c: usize,
+) -> Result<Option<Vec<f64>>> {
     let Some(w) = weight else { return Ok(None) };
     expect_float(op, "weight", w)?;
+    crate::module::same_device(op, &[input, w])?;
     if w.shape() != [c] {
         return Err(Error::BadShape {
             op,
@@ -264,19 +270,20 @@ fn nll_rows(
         }
     }
     let dt = logp.dtype();
+    let dev = logp.device();
     let denom: f64 = sw.iter().sum();
-    let idx = Tensor::from_vec(safe, &[m, 1])?;
-    let swt = Tensor::from_vec(sw, &[m])?.to_dtype(dt)?;
+    let idx = Tensor::from_vec(safe, &[m, 1])?.to(dev)?;
+    let swt = Tensor::from_vec(sw, &[m])?.to_dtype(dt)?.to(dev)?;
     let picked = logp.gather(1, &idx)?.reshape([m])?;
     let mut nll = picked.mul(&swt)?.neg()?;
     let eps = label_smoothing;
     let mut smooth = None;
     if eps > 0.0 {
         let row = match weight {
-            Some(w) => logp.mul(&Tensor::from_vec(w.to_vec(), &[1, c])?.to_dtype(dt)?)?,
+            Some(w) => logp.mul(&Tensor::from_vec(w.to_vec(), &[1, c])?.to_dtype(dt)?.to(dev)?)?,
             None => logp.clone(),
         };
-        let keept = Tensor::from_vec(keep, &[m])?.to_dtype(dt)?;
+        let keept = Tensor::from_vec(keep, &[m])?.to_dtype(dt)?.to(dev)?;
         smooth = Some(row.sum(&[1], false)?.neg()?.mul(&keept)?);
     }
     let combine = |nll: Tensor, smooth: Option<Tensor>| -> Result<Tensor> {
@@ -310,6 +317,9 @@ fn read_index_target(op: &'static str, input: &Tensor, target: &Tensor) -> Resul
             &format!("do not agree: class-index targets for an input of shape [N, C, d1, ...] need shape [N, d1, ...] (here {per_sample:?})"),
         ));
     }
+    // The fused kernels read the target on the host; like PyTorch, it must still live on
+    // the input's device.
+    crate::module::same_device(op, &[input, target])?;
     Ok(target.to_vec::<i64>())
 }
 
@@ -333,7 +343,7 @@ pub fn nll_loss(
     }
     let (c, per_sample) = class_layout(OP, log_probs)?;
     let t = read_index_target(OP, log_probs, target)?;
-    let w = class_weights(OP, weight, c)?;
+    let w = class_weights(OP, log_probs, weight, c)?;
     let rows = to_rows(log_probs, c)?;
     nll_rows(
         OP,
@@ -365,7 +375,7 @@ pub fn cross_entropy(
             format!("label_smoothing must be in [0, 1], got {eps}"),
         ));
     }
-    let w = class_weights(OP, opts.weight.as_ref(), c)?;
+    let w = class_weights(OP, logits, opts.weight.as_ref(), c)?;
     if target.dtype() == DType::I64 {
         let t = read_index_target(OP, logits, target)?;
         let rows = to_rows(logits, c)?;
@@ -424,7 +434,11 @@ pub fn cross_entropy(
     }
     let mut prod = logp.mul(&p)?;
     if let Some(w) = &w {
-        prod = prod.mul(&Tensor::from_vec(w.clone(), &[1, c])?.to_dtype(dt)?)?;
+        prod = prod.mul(
+            &Tensor::from_vec(w.clone(), &[1, c])?
+                .to_dtype(dt)?
+                .to(logits.device())?,
+        )?;
     }
     let per = prod.sum(&[1], false)?.neg()?;
     match opts.reduction {
@@ -480,7 +494,10 @@ fn fused_ce(
         _ => 1.0,
     };
     let dt = rows.dtype();
-    // Per-sample losses and softmax probabilities, in f64 for f64 inputs and f32 otherwise.
+    let dev = rows.device();
+    // Per-sample losses and softmax probabilities, in f64 for f64 inputs and f32 otherwise
+    // (computed on host copies; the loss goes back to the logits' device, the saved
+    // probabilities stay on the host for the backward kernel).
     let (loss_vals, probs) = match dt {
         DType::F64 => {
             let (l, p) = rows.with_slice::<f64, _>(|x| ce_rows_kernel(x, m, c, targets, &sw))?;
@@ -491,6 +508,7 @@ fn fused_ce(
             (Tensor::from_vec(l, &[m])?, Tensor::from_vec(p, &[m, c])?)
         }
     };
+    let loss_vals = loss_vals.to(dev)?;
     let value = match reduction {
         Reduction::None => loss_vals.reshape(out_shape)?,
         Reduction::Sum => loss_vals.sum_all()?,
@@ -513,7 +531,7 @@ fn fused_ce(
                 Tensor::from_vec(v, &[out_len, c])?
             }
         };
-        Ok(vec![Some(grad)])
+        Ok(vec![Some(grad.to(dev)?)])
     });
     Ok(Tensor::custom_op(value, &[rows], backward))
 }

@@ -2,7 +2,7 @@
 //! names like PyTorch's (`net.0.weight`), train/eval mode that reaches every child, and
 //! `Sequential`.
 
-use d2l_tensor::{Error, Result, Tensor, TensorId};
+use d2l_tensor::{Device, Error, Result, Tensor, TensorId};
 use std::any::Any;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -117,6 +117,31 @@ pub trait Module: AsAny + AsDynModule + Send + Sync {
         out
     }
 
+    /// Moves every parameter and buffer to `device`, in place (PyTorch's `net.to(device)`,
+    /// D2L 5.6.3): each buffer is moved once with [`Tensor::move_to_`], so every handle on
+    /// it (an optimiser's copy of a parameter, a shared weight, a view) moves too, and so
+    /// does its stored gradient. An unavailable device is an
+    /// [`Error::DeviceUnavailable`], reported before anything is moved.
+    fn to(&self, device: Device) -> Result<()> {
+        d2l_tensor::cuda::check(device)?;
+        for (_, t) in self.state_dict() {
+            t.move_to_(device)?;
+        }
+        Ok(())
+    }
+
+    /// The device of the first parameter or buffer (`None` for a module that holds
+    /// no tensors, e.g. an activation).
+    fn device(&self) -> Option<Device> {
+        let mut found = None;
+        collect(self, "", &mut |_, t, _| {
+            if found.is_none() {
+                found = Some(t.device());
+            }
+        });
+        found
+    }
+
     /// Sets training mode here and in every descendant.
     fn train(&self) {
         set_mode(self, true)
@@ -156,6 +181,27 @@ pub trait Module: AsAny + AsDynModule + Send + Sync {
         tree(self, 0, &mut s);
         s
     }
+}
+
+/// Checks that every tensor in `tensors` lives on one device and returns it (the CPU
+/// for an empty list), or an [`Error::DeviceMismatch`] naming the first two devices
+/// that differ. For layers whose kernels read their inputs on the host (fused RNN,
+/// fused cross-entropy), which would otherwise mix devices silently.
+pub fn same_device(op: &'static str, tensors: &[&Tensor]) -> Result<Device> {
+    let Some(first) = tensors.first() else {
+        return Ok(Device::Cpu);
+    };
+    let d = first.device();
+    for t in &tensors[1..] {
+        if t.device() != d {
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: d,
+                rhs: t.device(),
+            });
+        }
+    }
+    Ok(d)
 }
 
 /// Upcasts any module to `&dyn Module` (implemented for every sized module, so provided

@@ -244,7 +244,7 @@ macro_rules! batch_norm_layer {
                     self.opts.eps,
                 )?;
                 if let Some(n) = tracked {
-                    no_grad(|| n.add_(&Tensor::full_dtype(&[], 1.0, DType::I64)))?;
+                    no_grad(|| n.add_(&Tensor::full_on(&[], 1.0, DType::I64, n.device())?))?;
                 }
                 Ok(y)
             }

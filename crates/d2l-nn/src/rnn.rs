@@ -101,7 +101,7 @@ pub fn one_hot(indices: &Tensor, num_classes: usize) -> Result<Tensor> {
     }
     let mut shape = indices.shape().to_vec();
     shape.push(num_classes);
-    Tensor::from_vec(out, &shape)
+    Tensor::from_vec(out, &shape)?.to(indices.device())
 }
 
 /// Which recurrent cell a layer runs.
@@ -361,7 +361,13 @@ pub mod functional {
                     got: t.dtype(),
                 });
             }
-            x.device(); // one device only today (CPU)
+            if t.device() != x.device() {
+                return Err(Error::DeviceMismatch {
+                    op: OP,
+                    lhs: x.device(),
+                    rhs: t.device(),
+                });
+            }
         }
         let a = SeqArgs {
             mode,
@@ -414,6 +420,9 @@ fn seq_typed<T: Act>(a: &SeqArgs) -> Result<SeqOutput> {
     let Dims { t, b, h, .. } = a.dims;
     let cell = a.mode.cell();
     let lstm = cell == Cell::Lstm;
+    // The fused kernel runs on host copies of the inputs (all on one device, checked by
+    // `rnn_sequence`); the output and the gradients go back to that device.
+    let device = a.x.device();
     let read = |x: &Tensor| x.to_vec::<T>();
     let x = read(a.x);
     let h0 = a.h0.map(read);
@@ -457,7 +466,7 @@ fn seq_typed<T: Act>(a: &SeqArgs) -> Result<SeqOutput> {
             b_ih: rg(a.b_ih),
             b_hh: rg(a.b_hh),
         };
-        let value = Tensor::from_vec(std::mem::take(&mut fwd.out), &out_shape)?;
+        let value = Tensor::from_vec(std::mem::take(&mut fwd.out), &out_shape)?.to(device)?;
         let saved_out = value.clone();
         let saved = Saved {
             x,
@@ -506,7 +515,8 @@ fn seq_typed<T: Act>(a: &SeqArgs) -> Result<SeqOutput> {
             })??;
             let gh = cell.gates() * dims.h;
             let mk = |v: Option<Vec<T>>, shape: &[usize]| -> Result<Option<Tensor>> {
-                v.map(|v| Tensor::from_vec(v, shape)).transpose()
+                v.map(|v| Tensor::from_vec(v, shape)?.to(device))
+                    .transpose()
             };
             let mut res = vec![mk(grads.x, &[dims.t, dims.b, dims.i])?];
             if has_h0 {
@@ -527,7 +537,7 @@ fn seq_typed<T: Act>(a: &SeqArgs) -> Result<SeqOutput> {
         });
         Tensor::custom_op(value, &inputs, backward)
     } else {
-        Tensor::from_vec(fwd.out, &out_shape)?
+        Tensor::from_vec(fwd.out, &out_shape)?.to(device)?
     };
     let output = if lstm {
         full.narrow(0, 0, t)?
@@ -698,13 +708,14 @@ impl RnnBase {
                 "begin_state: expected a batch size >= 1, got 0".into(),
             ));
         }
-        let dt = self.weights[0][0]
+        // Zeros with the weights' dtype, on the weights' device.
+        let (dt, dev) = self.weights[0][0]
             .as_ref()
-            .map_or(DType::F32, |w| w.dtype());
-        let z = || Tensor::zeros_dtype(&self.state_shape(Some(batch)), dt);
+            .map_or((DType::F32, d2l_tensor::Device::Cpu), |w| (w.dtype(), w.device()));
+        let z = || Tensor::full_on(&self.state_shape(Some(batch)), 0.0, dt, dev);
         Ok(match self.mode {
-            RnnMode::Lstm => RnnState::Lstm { h: z(), c: z() },
-            _ => RnnState::Hidden(z()),
+            RnnMode::Lstm => RnnState::Lstm { h: z()?, c: z()? },
+            _ => RnnState::Hidden(z()?),
         })
     }
 

@@ -30,7 +30,7 @@
 //! # Ok(()) }
 //! ```
 
-use d2l_tensor::{DType, Error, Result, Tensor};
+use d2l_tensor::{DType, Device, Error, Result, Tensor};
 use std::cmp::Ordering;
 
 /// The IoU threshold of the book's `assign_anchor_to_bbox` (and so of `multibox_target`).
@@ -62,6 +62,22 @@ fn invalid(op: &'static str, msg: impl Into<String>) -> Error {
 }
 
 /// The elements of a float tensor as `f32` (row-major).
+/// The one device all of an op's tensors live on (these ops compute on host copies and
+/// put their results there), or an [`Error::DeviceMismatch`] naming two that differ.
+fn one_device(op: &'static str, tensors: &[&Tensor]) -> Result<Device> {
+    let d = tensors.first().map_or(Device::Cpu, |t| t.device());
+    for t in tensors {
+        if t.device() != d {
+            return Err(Error::DeviceMismatch {
+                op,
+                lhs: d,
+                rhs: t.device(),
+            });
+        }
+    }
+    Ok(d)
+}
+
 fn float_data(op: &'static str, name: &str, t: &Tensor) -> Result<Vec<f32>> {
     match t.dtype() {
         DType::F32 | DType::F64 => Ok(t.to_vec::<f32>()),
@@ -396,7 +412,7 @@ fn convert_last4(op: &'static str, boxes: &Tensor, f: fn(&[f32]) -> [f32; 4]) ->
     for b in data.chunks_exact(4) {
         out.extend_from_slice(&f(b));
     }
-    Tensor::from_vec(out, s)
+    Tensor::from_vec(out, s)?.to(boxes.device())
 }
 
 /// D2L 13.3 `box_corner_to_center`: `(x1, y1, x2, y2)` → `(cx, cy, w, h)` with
@@ -425,6 +441,7 @@ pub fn box_center_to_corner(boxes: &Tensor) -> Result<Tensor> {
 /// with `x2 >= x1` and `y2 >= y1`, else an error.
 pub fn box_iou(boxes1: &Tensor, boxes2: &Tensor) -> Result<Tensor> {
     const OP: &str = "box_iou";
+    let dev = one_device(OP, &[boxes1, boxes2])?;
     let (n1, b1) = boxes_n4(OP, "boxes1", boxes1)?;
     let (n2, b2) = boxes_n4(OP, "boxes2", boxes2)?;
     check_corner(OP, "boxes1", &b1, false)?;
@@ -437,7 +454,7 @@ pub fn box_iou(boxes1: &Tensor, boxes2: &Tensor) -> Result<Tensor> {
             out.push(iou_with_areas(a, aa, b, ab));
         }
     }
-    Tensor::from_vec(out, &[n1, n2])
+    Tensor::from_vec(out, &[n1, n2])?.to(dev)
 }
 
 /// D2L 13.4 `multibox_prior` for a feature map of `height × width` pixels: anchor boxes of
@@ -528,7 +545,7 @@ pub fn multibox_prior_for(data: &Tensor, sizes: &[f32], ratios: &[f32]) -> Resul
             format!("expected data with at least 2 dimensions (..., H, W), got {s:?}"),
         ));
     }
-    multibox_prior(s[s.len() - 2], s[s.len() - 1], sizes, ratios)
+    multibox_prior(s[s.len() - 2], s[s.len() - 1], sizes, ratios)?.to(data.device())
 }
 
 /// D2L 13.4 `assign_anchor_to_bbox`: the ground-truth index assigned to each anchor, `-1`
@@ -571,6 +588,7 @@ pub fn assign_anchor_to_bbox(
 /// finite with `x2 >= x1`, `y2 >= y1`.
 pub fn offset_boxes(anchors: &Tensor, assigned_bb: &Tensor, eps: f32) -> Result<Tensor> {
     const OP: &str = "offset_boxes";
+    let dev = one_device(OP, &[anchors, assigned_bb])?;
     let (na, anc) = anchors_a4(OP, anchors)?;
     let (nb, bb) = boxes_n4(OP, "assigned_bb", assigned_bb)?;
     if na != nb {
@@ -588,7 +606,7 @@ pub fn offset_boxes(anchors: &Tensor, assigned_bb: &Tensor, eps: f32) -> Result<
     for (a, b) in anc.chunks_exact(4).zip(bb.chunks_exact(4)) {
         out.extend_from_slice(&offset_one(a, b, eps));
     }
-    Tensor::from_vec(out, &[na, 4])
+    Tensor::from_vec(out, &[na, 4])?.to(dev)
 }
 
 /// D2L 13.4 `offset_inverse`: applies predicted offsets `offset_preds (n, 4)` to
@@ -599,6 +617,7 @@ pub fn offset_boxes(anchors: &Tensor, assigned_bb: &Tensor, eps: f32) -> Result<
 /// give infinite boxes, NaN ones NaN boxes).
 pub fn offset_inverse(anchors: &Tensor, offset_preds: &Tensor) -> Result<Tensor> {
     const OP: &str = "offset_inverse";
+    let dev = one_device(OP, &[anchors, offset_preds])?;
     let (na, anc) = anchors_a4(OP, anchors)?;
     let (np, off) = boxes_n4(OP, "offset_preds", offset_preds)?;
     if na != np {
@@ -615,7 +634,7 @@ pub fn offset_inverse(anchors: &Tensor, offset_preds: &Tensor) -> Result<Tensor>
     for (a, o) in anc.chunks_exact(4).zip(off.chunks_exact(4)) {
         out.extend_from_slice(&inverse_one(a, o));
     }
-    Tensor::from_vec(out, &[na, 4])
+    Tensor::from_vec(out, &[na, 4])?.to(dev)
 }
 
 /// D2L 13.4 `multibox_target` with the book's IoU threshold 0.5; see
@@ -646,6 +665,7 @@ pub fn multibox_target_with(
     iou_threshold: f32,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     const OP: &str = "multibox_target";
+    let dev = one_device(OP, &[anchors, labels])?;
     let (na, anc) = anchors_a4(OP, anchors)?;
     let ls = labels.shape();
     if ls.len() != 3 || ls[2] != 5 {
@@ -714,9 +734,9 @@ pub fn multibox_target_with(
         }
     }
     Ok((
-        Tensor::from_vec(offsets, &[b, 4 * na])?,
-        Tensor::from_vec(mask, &[b, 4 * na])?,
-        Tensor::from_vec(classes, &[b, na])?,
+        Tensor::from_vec(offsets, &[b, 4 * na])?.to(dev)?,
+        Tensor::from_vec(mask, &[b, 4 * na])?.to(dev)?,
+        Tensor::from_vec(classes, &[b, na])?.to(dev)?,
     ))
 }
 
@@ -768,6 +788,7 @@ pub fn multibox_detection(
     pos_threshold: f32,
 ) -> Result<Tensor> {
     const OP: &str = "multibox_detection";
+    let dev = one_device(OP, &[cls_probs, offset_preds, anchors])?;
     let cs = cls_probs.shape();
     if cs.len() != 3 || cs[1] < 2 {
         return Err(bad_shape(
@@ -845,5 +866,5 @@ pub fn multibox_detection(
             out.extend_from_slice(&pred[4 * k..4 * k + 4]);
         }
     }
-    Tensor::from_vec(out, &[b, a, 6])
+    Tensor::from_vec(out, &[b, a, 6])?.to(dev)
 }

@@ -77,6 +77,14 @@ fn check_common(
             got: input.dtype(),
         });
     }
+    // The kernels read both on the host; like torchvision, they must share a device.
+    if rois.device() != input.device() {
+        return Err(Error::DeviceMismatch {
+            op,
+            lhs: input.device(),
+            rhs: rois.device(),
+        });
+    }
     let s = input.shape();
     let dims = Dims {
         n: s[0],
@@ -288,8 +296,10 @@ fn roi_pool_typed<T: Float>(
     let (vals, arg) =
         input.with_slice::<T, _>(|x| pool_forward(x, dims, &rois_t, output_size, scale))?;
     let shape = [rois.len(), dims.c, output_size.0, output_size.1];
-    let value = Tensor::from_vec(vals, &shape)?;
-    let argmax = Tensor::from_vec(arg.clone(), &shape)?;
+    // Computed on host copies; the results go back to the input's device.
+    let dev = input.device();
+    let value = Tensor::from_vec(vals, &shape)?.to(dev)?;
+    let argmax = Tensor::from_vec(arg.clone(), &shape)?.to(dev)?;
     if !tracks(input) {
         return Ok((value, argmax));
     }
@@ -300,7 +310,7 @@ fn roi_pool_typed<T: Float>(
     let backward: d2l_tensor::BackwardFn = Arc::new(move |g: &Tensor| {
         let g = grad_vec::<T>(g)?;
         let gi = pool_backward(&g, &arg, dims, &batches, bins);
-        Ok(vec![Some(Tensor::from_vec(gi, &in_shape)?)])
+        Ok(vec![Some(Tensor::from_vec(gi, &in_shape)?.to(dev)?)])
     });
     Ok((
         Tensor::custom_op_named("bwd:roi_pool", value, &[input], backward),
@@ -587,7 +597,8 @@ fn roi_align_typed<T: Float>(
         .map(|(k, r)| align_geom(r, p, k))
         .collect::<Result<Vec<_>>>()?;
     let vals = input.with_slice::<T, _>(|x| align_forward(x, dims, &rois_t, &geoms, p.out))?;
-    let value = Tensor::from_vec(vals, &[rois.len(), dims.c, p.out.0, p.out.1])?;
+    let dev = input.device();
+    let value = Tensor::from_vec(vals, &[rois.len(), dims.c, p.out.0, p.out.1])?.to(dev)?;
     if !tracks(input) {
         return Ok(value);
     }
@@ -597,7 +608,7 @@ fn roi_align_typed<T: Float>(
         let g = grad_vec::<T>(g)?;
         let (rois_t, geoms) = &*saved;
         let gi = align_backward(&g, dims, rois_t, geoms, p.out);
-        Ok(vec![Some(Tensor::from_vec(gi, &in_shape)?)])
+        Ok(vec![Some(Tensor::from_vec(gi, &in_shape)?.to(dev)?)])
     });
     Ok(Tensor::custom_op_named(
         "bwd:roi_align",

@@ -129,8 +129,8 @@ pub fn postprocess(img: &Tensor) -> Result<Tensor> {
         ));
     }
     let x = x.detach().to_dtype(d2l_tensor::DType::F32)?;
-    let mean = Tensor::from_slice(&RGB_MEAN, &[3, 1, 1])?;
-    let std = Tensor::from_slice(&RGB_STD, &[3, 1, 1])?;
+    let mean = Tensor::from_slice(&RGB_MEAN, &[3, 1, 1])?.to(x.device())?;
+    let std = Tensor::from_slice(&RGB_STD, &[3, 1, 1])?.to(x.device())?;
     x.mul(&std)?.add(&mean)?.clamp(0.0, 1.0)
 }
 

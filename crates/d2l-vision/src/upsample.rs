@@ -15,6 +15,19 @@
 
 use d2l_tensor::{ConvTranspose2dOptions, DType, Error, Result, Tensor};
 
+/// These helpers compute on host copies: both tensors must share a device (the result
+/// goes there).
+fn same_device(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.device() != b.device() {
+        return Err(Error::DeviceMismatch {
+            op,
+            lhs: a.device(),
+            rhs: b.device(),
+        });
+    }
+    Ok(())
+}
+
 fn matrix(op: &'static str, name: &str, t: &Tensor) -> Result<(usize, usize, Vec<f64>)> {
     match *t.shape() {
         [h, w] => {
@@ -53,6 +66,7 @@ fn float_dtype(t: &Tensor) -> DType {
 /// ```
 pub fn corr2d(x: &Tensor, k: &Tensor) -> Result<Tensor> {
     const OP: &str = "corr2d";
+    same_device(OP, x, k)?;
     let (h, w, xv) = matrix(OP, "the input", x)?;
     let (kh, kw, kv) = matrix(OP, "the kernel", k)?;
     if kh == 0 || kw == 0 || kh > h || kw > w {
@@ -76,7 +90,9 @@ pub fn corr2d(x: &Tensor, k: &Tensor) -> Result<Tensor> {
             y[i * ow + j] = s;
         }
     }
-    Tensor::from_vec(y, &[oh, ow])?.to_dtype(float_dtype(x))
+    Tensor::from_vec(y, &[oh, ow])?
+        .to_dtype(float_dtype(x))?
+        .to(x.device())
 }
 
 /// The book's `trans_conv` (D2L 13.10.1): the basic transposed convolution of `x`
@@ -96,6 +112,7 @@ pub fn corr2d(x: &Tensor, k: &Tensor) -> Result<Tensor> {
 /// ```
 pub fn trans_conv(x: &Tensor, k: &Tensor) -> Result<Tensor> {
     const OP: &str = "trans_conv";
+    same_device(OP, x, k)?;
     let (h, w, xv) = matrix(OP, "the input", x)?;
     let (kh, kw, kv) = matrix(OP, "the kernel", k)?;
     if kh == 0 || kw == 0 {
@@ -116,7 +133,9 @@ pub fn trans_conv(x: &Tensor, k: &Tensor) -> Result<Tensor> {
             }
         }
     }
-    Tensor::from_vec(y, &[oh, ow])?.to_dtype(float_dtype(x))
+    Tensor::from_vec(y, &[oh, ow])?
+        .to_dtype(float_dtype(x))?
+        .to(x.device())
 }
 
 /// The book's `kernel2matrix` (D2L 13.10.3), generalised from its 2×2 kernel and 3×3
@@ -152,7 +171,9 @@ pub fn kernel2matrix(k: &Tensor, in_h: usize, in_w: usize) -> Result<Tensor> {
             }
         }
     }
-    Tensor::from_vec(m, &[oh * ow, n])?.to_dtype(float_dtype(k))
+    Tensor::from_vec(m, &[oh * ow, n])?
+        .to_dtype(float_dtype(k))?
+        .to(k.device())
 }
 
 /// The book's `bilinear_kernel(in_channels, out_channels, kernel_size)` (D2L 13.11.3): a
@@ -228,7 +249,7 @@ pub fn upsample_bilinear(img: &Tensor, scale: usize) -> Result<Tensor> {
         }
     };
     let x = img.to_dtype(DType::F32)?.contiguous()?.unsqueeze(0)?;
-    let weight = bilinear_kernel(c, c, 2 * scale);
+    let weight = bilinear_kernel(c, c, 2 * scale).to(x.device())?;
     let opts = ConvTranspose2dOptions::stride(scale).with_padding(scale / 2);
     x.conv_transpose2d(&weight, None, &opts)?.squeeze(0)
 }
