@@ -122,7 +122,9 @@ mod tests {
         assert_eq!("gpu:1".parse::<Device>().unwrap(), Device::Cuda(1));
         assert_eq!(Device::Cuda(2).to_string(), "cuda:2");
         assert_eq!(Device::Cpu.to_string(), "cpu");
-        for bad in ["", "cuda:", "cuda:-1", "cuda:x", "tpu", "cuda:1:2", "cuda 1"] {
+        for bad in [
+            "", "cuda:", "cuda:-1", "cuda:x", "tpu", "cuda:1:2", "cuda 1",
+        ] {
             let e = bad.parse::<Device>().unwrap_err();
             assert!(e.to_string().contains("expected cpu, cuda, cuda:N"), "{e}");
         }

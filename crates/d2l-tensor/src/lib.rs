@@ -31,6 +31,7 @@ mod storage;
 mod tensor;
 mod threads;
 
+pub use cuda::{num_gpus, try_all_gpus, try_gpu, CudaStorage};
 pub use device::{Device, DeviceRequest, ParseDeviceError};
 pub use dtype::{DType, Element, Float};
 pub use error::{Error, Result};
@@ -45,7 +46,6 @@ pub use ops::norm::*;
 pub use ops::pool::*;
 pub use ops::BackwardFn;
 pub use random::Generator;
-pub use cuda::{num_gpus, try_all_gpus, try_gpu, CudaStorage};
 pub use storage::{CpuStorage, Storage};
 pub use tensor::{Tensor, TensorId};
 pub use threads::{num_threads, set_num_threads};

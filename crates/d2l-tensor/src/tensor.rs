@@ -84,15 +84,32 @@ impl Tensor {
         ))
     }
 
+    /// Wraps a fresh row-major buffer (on any device).
+    pub(crate) fn from_parts(s: Storage, shape: &[usize], op: Option<Op>) -> Tensor {
+        Self::build(Arc::new(Buffer::new(s)), Layout::contiguous(shape), op)
+    }
+
+    /// A device kernel's result when there is one, else the host result `host()` on
+    /// `device`.
+    pub(crate) fn native_or(
+        native: Option<Storage>,
+        device: Device,
+        host: impl FnOnce() -> CpuStorage,
+    ) -> Result<Storage> {
+        match native {
+            Some(s) => Ok(s),
+            None => Storage::on_device(host(), device),
+        }
+    }
+
     /// Like [`Tensor::from_storage_on`], recording an op that saves the output itself
     /// (as a detached handle, so the graph holds no cycle).
     pub(crate) fn from_storage_with(
-        s: CpuStorage,
+        s: Storage,
         shape: &[usize],
-        device: Device,
         op: impl FnOnce(Tensor) -> Op,
     ) -> Result<Tensor> {
-        let storage = Arc::new(Buffer::new(Storage::on_device(s, device)?));
+        let storage = Arc::new(Buffer::new(s));
         let layout = Layout::contiguous(shape);
         let saved = Self::build(storage.clone(), layout.clone(), None);
         Ok(Self::build(storage, layout, Some(op(saved))))
@@ -422,8 +439,7 @@ impl Tensor {
         self.update_host(|target| {
             macro_rules! put {
                 ($variant:ident, $t:ident) => {{
-                    let (CpuStorage::$variant(d), CpuStorage::$variant(s)) = ($t, vs.cpu())
-                    else {
+                    let (CpuStorage::$variant(d), CpuStorage::$variant(s)) = ($t, vs.cpu()) else {
                         unreachable!("dtypes were matched above")
                     };
                     let s = &s[values.0.layout.offset..];
@@ -545,6 +561,14 @@ impl Tensor {
             && self.0.layout.contiguous_range().is_some()
             && other.0.layout.contiguous_range().is_some()
             && !Arc::ptr_eq(&self.0.storage, &other.0.storage);
+        if self.device().is_cuda()
+            && self.shape() == other.shape()
+            && self.dtype() == other.dtype()
+            && self.dtype().is_float()
+            && crate::cuda::native::axpy_(self, other, alpha)?
+        {
+            return Ok(());
+        }
         if !fast {
             let v = crate::grad_mode::no_grad(|| {
                 if alpha == 1.0 {

@@ -13,6 +13,10 @@
 //! stay on the inputs' device), but the arithmetic is the CPU kernels'. A simulated
 //! device is always reported as such.
 
+// The caching allocator is generic and tested without a GPU; only the real backend uses it.
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+mod alloc;
+pub(crate) mod native;
 #[cfg(feature = "cuda")]
 pub(crate) mod real;
 

@@ -52,9 +52,8 @@ impl Tensor {
     /// # Panics
     /// If the device cannot take the buffer (out of device memory).
     pub(crate) fn full_like_shape(&self, shape: &[usize], value: f64) -> Tensor {
-        Tensor::full_on(shape, value, self.dtype(), self.device()).unwrap_or_else(|e| {
-            panic!("allocating {shape:?} on {}: {e}", self.device())
-        })
+        Tensor::full_on(shape, value, self.dtype(), self.device())
+            .unwrap_or_else(|e| panic!("allocating {shape:?} on {}: {e}", self.device()))
     }
 
     /// Zeros with this tensor's shape, dtype and device.

@@ -366,18 +366,19 @@ impl Tensor {
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         let _prof = crate::profile::scope(op.name());
         self.expect_float(op.name())?;
-        let s = self.storage();
-        let l = self.layout();
-        let out = match s.cpu() {
-            CpuStorage::F32(x) => CpuStorage::F32(apply_unary(op, x, l)),
-            CpuStorage::F64(x) => CpuStorage::F64(apply_unary(op, x, l)),
-            _ => unreachable!("float checked"),
-        };
-        drop(s);
+        let out = Tensor::native_or(crate::cuda::native::unary(self, op)?, self.device(), || {
+            let s = self.storage();
+            let l = self.layout();
+            match s.cpu() {
+                CpuStorage::F32(x) => CpuStorage::F32(apply_unary(op, x, l)),
+                CpuStorage::F64(x) => CpuStorage::F64(apply_unary(op, x, l)),
+                _ => unreachable!("float checked"),
+            }
+        })?;
         if !Tensor::tracks(&[self]) {
-            return Tensor::from_storage_on(out, self.shape(), None, self.device());
+            return Ok(Tensor::from_parts(out, self.shape(), None));
         }
-        Tensor::from_storage_with(out, self.shape(), self.device(), |y| Op::Unary {
+        Tensor::from_storage_with(out, self.shape(), |y| Op::Unary {
             arg: self.clone(),
             op,
             out: op.grad_from_output().then_some(y),
@@ -388,6 +389,9 @@ impl Tensor {
     pub(crate) fn unary_backward(op: UnaryOp, saved: &Tensor, g: &Tensor) -> Result<Tensor> {
         let _prof = crate::profile::scope("unary_grad");
         let g = g.to_dtype(saved.dtype())?;
+        if let Some(out) = crate::cuda::native::unary_backward(op, saved, &g)? {
+            return Ok(Tensor::from_parts(out, saved.shape(), None));
+        }
         let ss = saved.storage();
         let gs = g.storage();
         let out = match (ss.cpu(), gs.cpu()) {
@@ -429,6 +433,14 @@ impl Tensor {
         let _prof = crate::profile::scope(op.name());
         let name = op.name();
         let (shape, la, lb) = self.broadcast_pair(name, rhs)?;
+        if let Some(out) = crate::cuda::native::binary(self, &la, rhs, &lb, &shape, op)? {
+            let rec = Tensor::record(&[self, rhs], || Op::Binary {
+                lhs: self.clone(),
+                rhs: rhs.clone(),
+                op,
+            });
+            return Ok(Tensor::from_parts(out, &shape, rec));
+        }
         let (sa, sb) = (self.storage(), rhs.storage());
         let out = match (sa.cpu(), sb.cpu()) {
             (CpuStorage::F32(a), CpuStorage::F32(b)) => {
@@ -463,6 +475,9 @@ impl Tensor {
     pub fn compare(&self, rhs: &Tensor, op: CmpOp) -> Result<Tensor> {
         let _prof = crate::profile::scope("compare");
         let (shape, la, lb) = self.broadcast_pair("compare", rhs)?;
+        if let Some(out) = crate::cuda::native::compare(self, &la, rhs, &lb, &shape, op)? {
+            return Ok(Tensor::from_parts(out, &shape, None));
+        }
         let (sa, sb) = (self.storage(), rhs.storage());
         let out = match (sa.cpu(), sb.cpu()) {
             (CpuStorage::F32(a), CpuStorage::F32(b)) => compare(op, a, &la, b, &lb),
@@ -632,6 +647,14 @@ impl Tensor {
         let _prof = crate::profile::scope("to_dtype");
         if dtype == self.dtype() {
             return Ok(self.clone());
+        }
+        if let Some(out) = crate::cuda::native::cast(self, dtype)? {
+            let rec = if dtype.is_float() {
+                Tensor::record(&[self], || Op::Cast(self.clone()))
+            } else {
+                None
+            };
+            return Ok(Tensor::from_parts(out, self.shape(), rec));
         }
         let s = self.storage();
         let l = self.layout();

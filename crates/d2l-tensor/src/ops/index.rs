@@ -126,8 +126,7 @@ impl Tensor {
             let so = src_vals.layout().offset;
             macro_rules! go {
                 ($variant:ident, $bs:ident) => {{
-                    let (CpuStorage::$variant(out), CpuStorage::$variant(sv)) =
-                        ($bs, ss.cpu())
+                    let (CpuStorage::$variant(out), CpuStorage::$variant(sv)) = ($bs, ss.cpu())
                     else {
                         unreachable!()
                     };
@@ -160,6 +159,10 @@ impl Tensor {
     /// A fresh row-major copy that shares nothing with `self`.
     pub fn copy(&self) -> Result<Tensor> {
         let _prof = crate::profile::scope("copy");
+        if let Some(out) = crate::cuda::native::contiguous(self)? {
+            let rec = Tensor::record(&[self], || Op::Copy(self.clone()));
+            return Ok(Tensor::from_parts(out, self.shape(), rec));
+        }
         let s = self.storage();
         let out =
             with_slice!(s.cpu(), v => Element::into_storage(cpu::copy_strided(v, self.layout())));
@@ -192,6 +195,14 @@ impl Tensor {
         let lc = cond.layout().broadcast_to("where", &shape)?;
         let la = a.layout().broadcast_to("where", &shape)?;
         let lb = b.layout().broadcast_to("where", &shape)?;
+        if let Some(out) = crate::cuda::native::where_cond(cond, &lc, a, &la, b, &lb, &shape)? {
+            let rec = Tensor::record(&[a, b], || Op::Where {
+                cond: cond.clone(),
+                a: a.clone(),
+                b: b.clone(),
+            });
+            return Ok(Tensor::from_parts(out, &shape, rec));
+        }
         let mask: Vec<u8> = {
             let s = cond.storage();
             let CpuStorage::U8(c) = s.cpu() else {

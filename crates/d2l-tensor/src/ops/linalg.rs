@@ -68,6 +68,12 @@ impl Tensor {
         let la = self.layout().broadcast_to("matmul", &full_a)?;
         let lb = rhs.layout().broadcast_to("matmul", &full_b)?;
         let nb = batch.len();
+        if let Some(out) = crate::cuda::native::matmul(self, &la, rhs, &lb, &batch, m, k, n)? {
+            let mut shape = batch;
+            shape.extend([m, n]);
+            let rec = Tensor::record(&[self, rhs], || Op::Matmul(self.clone(), rhs.clone()));
+            return Ok(Tensor::from_parts(out, &shape, rec));
+        }
         let (sa, sb) = (self.storage(), rhs.storage());
         macro_rules! go {
             ($a:expr, $b:expr) => {{

@@ -42,6 +42,10 @@ impl Tensor {
         if self.is_contiguous() {
             return Ok(self.clone());
         }
+        if let Some(out) = crate::cuda::native::contiguous(self)? {
+            let rec = Tensor::record(&[self], || Op::Copy(self.clone()));
+            return Ok(Tensor::from_parts(out, self.shape(), rec));
+        }
         let s = self.storage();
         let out =
             with_slice!(s.cpu(), v => Element::into_storage(cpu::copy_strided(v, self.layout())));

@@ -122,8 +122,7 @@ fn fused_norm<T: Float>(
         }];
         if let Some(ws) = &w_shape {
             out.push(Some(
-                Tensor::from_vec(k::per_channel::<T>(&s_dyxh, g.n, g.c), ws)?
-                    .to(grad.device())?,
+                Tensor::from_vec(k::per_channel::<T>(&s_dyxh, g.n, g.c), ws)?.to(grad.device())?,
             ));
         }
         if let Some(bs) = &b_shape {

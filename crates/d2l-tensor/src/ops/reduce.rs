@@ -4,7 +4,7 @@
 use crate::backprop::Op;
 use crate::cpu::reduce;
 use crate::error::{invalid, Result};
-use crate::storage::CpuStorage;
+use crate::storage::{CpuStorage, Storage};
 use crate::Tensor;
 
 impl Tensor {
@@ -46,18 +46,23 @@ impl Tensor {
     fn sum_impl(&self, dims: Vec<usize>, keepdim: bool) -> Result<Tensor> {
         self.expect_float("sum")?;
         let shape = self.reduced_shape(&dims, keepdim);
-        let s = self.storage();
-        let out = match s.cpu() {
-            CpuStorage::F32(x) => CpuStorage::F32(reduce::sum(x, self.layout(), &dims)),
-            CpuStorage::F64(x) => CpuStorage::F64(reduce::sum(x, self.layout(), &dims)),
-            _ => unreachable!(),
-        };
-        drop(s);
+        let out = Tensor::native_or(
+            crate::cuda::native::sum(self, &dims)?,
+            self.device(),
+            || {
+                let s = self.storage();
+                match s.cpu() {
+                    CpuStorage::F32(x) => CpuStorage::F32(reduce::sum(x, self.layout(), &dims)),
+                    CpuStorage::F64(x) => CpuStorage::F64(reduce::sum(x, self.layout(), &dims)),
+                    _ => unreachable!(),
+                }
+            },
+        )?;
         let rec = Tensor::record(&[self], || Op::Sum {
             arg: self.clone(),
             dims: dims.clone(),
         });
-        Tensor::from_storage_on(out, &shape, rec, self.device())
+        Ok(Tensor::from_parts(out, &shape, rec))
     }
 
     /// Sum over `dims` (negative dims count from the end).
@@ -115,27 +120,36 @@ impl Tensor {
             return Err(invalid(name, "cannot reduce over an empty dimension"));
         }
         let shape = src.reduced_shape(&[d], keepdim);
-        let s = src.storage();
-        let (vals, idx) = match s.cpu() {
-            CpuStorage::F32(x) => {
-                let (v, i) = reduce::extremum_dim(x, src.layout(), d, max);
-                (CpuStorage::F32(v), i)
+        let (vals, idx) = match crate::cuda::native::extremum(&src, d, max)? {
+            Some(pair) => pair,
+            None => {
+                let s = src.storage();
+                let (vals, idx) = match s.cpu() {
+                    CpuStorage::F32(x) => {
+                        let (v, i) = reduce::extremum_dim(x, src.layout(), d, max);
+                        (CpuStorage::F32(v), i)
+                    }
+                    CpuStorage::F64(x) => {
+                        let (v, i) = reduce::extremum_dim(x, src.layout(), d, max);
+                        (CpuStorage::F64(v), i)
+                    }
+                    _ => unreachable!(),
+                };
+                drop(s);
+                (
+                    Storage::on_device(vals, self.device())?,
+                    Storage::on_device(CpuStorage::I64(idx), self.device())?,
+                )
             }
-            CpuStorage::F64(x) => {
-                let (v, i) = reduce::extremum_dim(x, src.layout(), d, max);
-                (CpuStorage::F64(v), i)
-            }
-            _ => unreachable!(),
         };
-        drop(s);
-        let indices = Tensor::from_storage_on(CpuStorage::I64(idx), &shape, None, self.device())?;
+        let indices = Tensor::from_parts(idx, &shape, None);
         let rec = Tensor::record(&[&src], || Op::Extremum {
             arg: src.clone(),
             dim: d,
             keepdim,
             indices: indices.clone(),
         });
-        let values = Tensor::from_storage_on(vals, &shape, rec, self.device())?;
+        let values = Tensor::from_parts(vals, &shape, rec);
         let values = if self.dtype().is_float() {
             values
         } else {
@@ -242,24 +256,39 @@ impl Tensor {
                 .softmax_impl(0, log)?
                 .reshape(Vec::<usize>::new());
         }
-        let s = self.storage();
-        let (buf, inverse) = match s.cpu() {
-            CpuStorage::F32(x) => {
-                let (v, p) = reduce::softmax(x, self.layout(), d, log);
-                (CpuStorage::F32(v), p)
+        let (buf, inverse) = match crate::cuda::native::softmax(self, d, log)? {
+            Some(buf) => {
+                // The kernel leaves `dim` last, like the CPU's: the same inverse permutation.
+                let mut perm: Vec<usize> = (0..self.rank()).filter(|&i| i != d).collect();
+                perm.push(d);
+                let mut inverse = vec![0; perm.len()];
+                for (i, &p) in perm.iter().enumerate() {
+                    inverse[p] = i;
+                }
+                (buf, inverse)
             }
-            CpuStorage::F64(x) => {
-                let (v, p) = reduce::softmax(x, self.layout(), d, log);
-                (CpuStorage::F64(v), p)
+            None => {
+                let s = self.storage();
+                let (buf, inverse) = match s.cpu() {
+                    CpuStorage::F32(x) => {
+                        let (v, p) = reduce::softmax(x, self.layout(), d, log);
+                        (CpuStorage::F32(v), p)
+                    }
+                    CpuStorage::F64(x) => {
+                        let (v, p) = reduce::softmax(x, self.layout(), d, log);
+                        (CpuStorage::F64(v), p)
+                    }
+                    _ => unreachable!(),
+                };
+                drop(s);
+                (Storage::on_device(buf, self.device())?, inverse)
             }
-            _ => unreachable!(),
         };
-        drop(s);
         // The kernel leaves `dim` last; permute the view back and copy only if it moved.
         let mut moved: Vec<usize> = self.shape().to_vec();
         let last = moved.remove(d);
         moved.push(last);
-        let raw = Tensor::from_storage_on(buf, &moved, None, self.device())?;
+        let raw = Tensor::from_parts(buf, &moved, None);
         let y = if d + 1 == self.rank() {
             raw
         } else {
