@@ -488,3 +488,210 @@ pub(crate) fn axpy_(dst: &Tensor, src: &Tensor, alpha: f64) -> Result<bool> {
     }
     Ok(false)
 }
+
+/// The GPU side of `conv2d` (groups = 1): im2col, then one cuBLAS product per sample.
+/// Each function returns `Ok(None)` for tensors not on a real GPU or grouped convs.
+pub(crate) mod conv {
+    #[cfg(feature = "cuda")]
+    use super::imp;
+    use crate::cpu::conv::Geom;
+    use crate::error::Result;
+    use crate::storage::Storage;
+    use crate::Tensor;
+
+    #[cfg(feature = "cuda")]
+    use super::super::real::{self, Block, ConvGeom, View};
+
+    #[cfg(feature = "cuda")]
+    fn cg(g: &Geom) -> ConvGeom {
+        ConvGeom {
+            n: g.n,
+            c: g.ci,
+            h: g.h,
+            w: g.w,
+            kh: g.kh,
+            kw: g.kw,
+            sh: g.sh,
+            sw: g.sw,
+            pt: g.pt,
+            pl: g.pl,
+            dh: g.dh,
+            dw: g.dw,
+            oh: g.oh,
+            ow: g.ow,
+        }
+    }
+
+    /// The contiguous device buffer of `t` and its element offset.
+    #[cfg(feature = "cuda")]
+    fn dense(t: &Tensor) -> Result<Tensor> {
+        t.contiguous()
+    }
+
+    /// `out[n, c, p] += v[c]` over a contiguous `[n, c, p]` block, in a fresh block.
+    #[cfg(feature = "cuda")]
+    fn add_channel(
+        dt: real::Dt,
+        out: &Block,
+        (n, c, p): (usize, usize, usize),
+        v: &Tensor,
+    ) -> Result<Block> {
+        let v = dense(v)?;
+        let hv = imp::hold(&v);
+        let shape = [n, c, p];
+        real::binary(
+            real::binary_op::ADD,
+            dt,
+            View::new(out, 0, &shape, &[c * p, p, 1]),
+            View::new(hv.block(), v.layout().offset, &shape, &[0, 1, 0]),
+            &shape,
+        )
+        .map_err(imp::err("conv2d"))
+    }
+
+    /// Sums a contiguous `[a, b, c]` block over `a` and `c`: `[b]`.
+    #[cfg(feature = "cuda")]
+    fn sum_outer_inner(dt: real::Dt, x: &Block, (a, b, c): (usize, usize, usize)) -> Result<Block> {
+        let moved = real::strided_copy(dt, View::new(x, 0, &[b, a, c], &[c, b * c, 1]))
+            .map_err(imp::err("conv2d"))?;
+        let (s, _) = real::reduce_rows(real::reduce_kind::SUM, dt, &moved, 0, b, a * c)
+            .map_err(imp::err("conv2d"))?;
+        Ok(s)
+    }
+
+    /// `conv(x, w) [+ b]`.
+    pub(crate) fn forward(
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        g: &Geom,
+    ) -> Result<Option<Storage>> {
+        #[cfg(feature = "cuda")]
+        if let (Some(d), 1) = (imp::real_gpu(x), g.groups) {
+            let dt = imp::dt(x.dtype());
+            let (x, w) = (dense(x)?, dense(w)?);
+            let (hx, hw) = (imp::hold(&x), imp::hold(&w));
+            let geom = cg(g);
+            let (k, p) = (g.ci * g.kh * g.kw, g.oh * g.ow);
+            let cols = real::im2col(dt, hx.block(), x.layout().offset, g.ci * g.h * g.w, &geom)
+                .map_err(imp::err("conv2d"))?;
+            let mut out = real::matmul(
+                dt,
+                hw.block(),
+                w.layout().offset,
+                &cols,
+                0,
+                g.n,
+                g.co,
+                k,
+                p,
+                false,
+                false,
+                0,
+                k * p,
+            )
+            .map_err(imp::err("conv2d"))?;
+            if let Some(b) = b {
+                out = add_channel(dt, &out, (g.n, g.co, p), b)?;
+            }
+            return Ok(Some(imp::wrap(out, x.dtype(), g.n * g.co * p, d)));
+        }
+        Ok(None)
+    }
+
+    /// The adjoint in the input, `[+ b]` over the input channels.
+    pub(crate) fn backward_input(
+        gy: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        g: &Geom,
+    ) -> Result<Option<Storage>> {
+        #[cfg(feature = "cuda")]
+        if let (Some(d), 1) = (imp::real_gpu(gy), g.groups) {
+            let dt = imp::dt(gy.dtype());
+            let (gy, w) = (dense(gy)?, dense(w)?);
+            let (hg, hw) = (imp::hold(&gy), imp::hold(&w));
+            let (k, p) = (g.ci * g.kh * g.kw, g.oh * g.ow);
+            // cols[n] = Wᵀ · gy[n]: W is stored [co, k], i.e. Wᵀ transposed.
+            let cols = real::matmul(
+                dt,
+                hw.block(),
+                w.layout().offset,
+                hg.block(),
+                gy.layout().offset,
+                g.n,
+                k,
+                g.co,
+                p,
+                true,
+                false,
+                0,
+                g.co * p,
+            )
+            .map_err(imp::err("conv2d_backward"))?;
+            let mut dx = real::col2im(dt, &cols, 0, &cg(g)).map_err(imp::err("conv2d_backward"))?;
+            if let Some(b) = b {
+                dx = add_channel(dt, &dx, (g.n, g.ci, g.h * g.w), b)?;
+            }
+            return Ok(Some(imp::wrap(dx, gy.dtype(), g.n * g.ci * g.h * g.w, d)));
+        }
+        Ok(None)
+    }
+
+    /// The gradient of the weight: `Σₙ gy[n] · cols[n]ᵀ`.
+    pub(crate) fn backward_weight(x: &Tensor, gy: &Tensor, g: &Geom) -> Result<Option<Storage>> {
+        #[cfg(feature = "cuda")]
+        if let (Some(d), 1) = (imp::real_gpu(x), g.groups) {
+            let dt = imp::dt(x.dtype());
+            let (x, gy) = (dense(x)?, dense(gy)?);
+            let (hx, hg) = (imp::hold(&x), imp::hold(&gy));
+            let (k, p) = (g.ci * g.kh * g.kw, g.oh * g.ow);
+            let cols = real::im2col(dt, hx.block(), x.layout().offset, g.ci * g.h * g.w, &cg(g))
+                .map_err(imp::err("conv2d_backward"))?;
+            // Per sample [co, p] · ([k, p])ᵀ, stored as [n, co, k]; then summed over n.
+            let per = real::matmul(
+                dt,
+                hg.block(),
+                gy.layout().offset,
+                &cols,
+                0,
+                g.n,
+                g.co,
+                p,
+                k,
+                false,
+                true,
+                g.co * p,
+                k * p,
+            )
+            .map_err(imp::err("conv2d_backward"))?;
+            let dw = sum_outer_inner(dt, &per, (g.n, g.co * k, 1))?;
+            return Ok(Some(imp::wrap(dw, x.dtype(), g.co * k, d)));
+        }
+        Ok(None)
+    }
+
+    /// The gradient of the bias: `gy` `[n, c, p]` summed over `n` and `p`.
+    pub(crate) fn bias_grad(gy: &Tensor, n: usize, c: usize, p: usize) -> Result<Option<Storage>> {
+        #[cfg(feature = "cuda")]
+        if let Some(d) = imp::real_gpu(gy) {
+            let dt = imp::dt(gy.dtype());
+            let gy = dense(gy)?;
+            let hg = imp::hold(&gy);
+            let blk = if gy.layout().offset == 0 {
+                sum_outer_inner(dt, hg.block(), (n, c, p))?
+            } else {
+                let moved = real::strided_copy(
+                    dt,
+                    View::new(hg.block(), gy.layout().offset, &[c, n, p], &[p, c * p, 1]),
+                )
+                .map_err(imp::err("conv2d_backward"))?;
+                real::reduce_rows(real::reduce_kind::SUM, dt, &moved, 0, c, n * p)
+                    .map_err(imp::err("conv2d_backward"))?
+                    .0
+            };
+            return Ok(Some(imp::wrap(blk, gy.dtype(), c, d)));
+        }
+        Ok(None)
+    }
+}

@@ -452,16 +452,32 @@ macro_rules! by_dtype {
 
 /// `conv(x) [+ b]`, the conv "forward" kernel for a geometry.
 fn conv_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geom) -> Result<Tensor> {
+    if let Some(out) = crate::cuda::native::conv::forward(x, w, b, g)? {
+        return Ok(Tensor::from_parts(out, &[g.n, g.co, g.oh, g.ow], None));
+    }
     by_dtype!(x.dtype(), fwd_t(x, w, b, g))
 }
 /// The adjoint of the conv in its input, `[+ b]` over the input channels.
 fn conv_bwd_input(gy: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geom) -> Result<Tensor> {
+    if let Some(out) = crate::cuda::native::conv::backward_input(gy, w, b, g)? {
+        return Ok(Tensor::from_parts(out, &[g.n, g.ci, g.h, g.w], None));
+    }
     by_dtype!(gy.dtype(), bwd_input_t(gy, w, b, g))
 }
 fn conv_bwd_weight(x: &Tensor, gy: &Tensor, g: &Geom) -> Result<Tensor> {
+    if let Some(out) = crate::cuda::native::conv::backward_weight(x, gy, g)? {
+        return Ok(Tensor::from_parts(
+            out,
+            &[g.co, g.ci / g.groups, g.kh, g.kw],
+            None,
+        ));
+    }
     by_dtype!(x.dtype(), bwd_weight_t(x, gy, g))
 }
 fn conv_bias_grad(gy: &Tensor, n: usize, c: usize, p: usize) -> Result<Tensor> {
+    if let Some(out) = crate::cuda::native::conv::bias_grad(gy, n, c, p)? {
+        return Ok(Tensor::from_parts(out, &[c], None));
+    }
     by_dtype!(gy.dtype(), bias_grad_t(gy, n, c, p))
 }
 
