@@ -165,3 +165,31 @@ fn memory_statistics_count_device_buffers() {
     assert_eq!(cuda::memory_stats(Device::Cpu), None::<MemoryStats>);
     cuda::synchronize(dev).unwrap();
 }
+
+#[test]
+fn the_fused_adam_step_declines_off_a_real_gpu() {
+    let dev = sim();
+    let p = Tensor::ones(&[3]).to(dev).unwrap();
+    let g = Tensor::ones(&[3]).to(dev).unwrap();
+    let (m, v) = (p.zeros_like(), p.zeros_like());
+    let step = cuda::AdamStep {
+        lr: 0.1,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        decoupled: false,
+        amsgrad: false,
+        step: 1,
+    };
+    let item = cuda::AdamTensors {
+        param: &p,
+        grad: &g,
+        exp_avg: &m,
+        exp_avg_sq: &v,
+        max_exp_avg_sq: None,
+    };
+    // The simulated device has no kernels: the optimiser must take its own path.
+    assert!(!cuda::fused_adam_(&[item], &step).unwrap());
+    assert_eq!(p.to_vec::<f32>(), vec![1.0; 3], "nothing changed");
+}

@@ -695,3 +695,123 @@ pub(crate) mod conv {
         Ok(None)
     }
 }
+
+/// One parameter's tensors for [`fused_adam_`]: all contiguous, of one float dtype, on
+/// one GPU.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamTensors<'a> {
+    /// The parameter (updated in place).
+    pub param: &'a Tensor,
+    /// Its gradient.
+    pub grad: &'a Tensor,
+    /// The first-moment estimate (updated in place).
+    pub exp_avg: &'a Tensor,
+    /// The second-moment estimate (updated in place).
+    pub exp_avg_sq: &'a Tensor,
+    /// The running maximum of the second moment (AMSGrad only; updated in place).
+    pub max_exp_avg_sq: Option<&'a Tensor>,
+}
+
+/// The hyper-parameters of one Adam/AdamW step, as PyTorch's `torch.optim.Adam(W)`.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamStep {
+    /// Learning rate.
+    pub lr: f64,
+    /// β₁.
+    pub beta1: f64,
+    /// β₂.
+    pub beta2: f64,
+    /// ε (added to the bias-corrected √v).
+    pub eps: f64,
+    /// Weight decay λ.
+    pub weight_decay: f64,
+    /// AdamW's decoupled decay (`p ← p(1 − lr·λ)`) instead of L2 (`g ← g + λp`).
+    pub decoupled: bool,
+    /// AMSGrad.
+    pub amsgrad: bool,
+    /// The step number after this update (1 for the first).
+    pub step: u64,
+}
+
+/// The Adam update of many parameters in a few kernel launches (16 tensors each), when
+/// they all live on one real GPU, are contiguous from offset 0 and share a float dtype.
+/// Returns `Ok(false)` (and changes nothing) otherwise: the caller then takes its
+/// per-tensor path. The optimisers call this first.
+pub fn fused_adam_(items: &[AdamTensors<'_>], h: &AdamStep) -> Result<bool> {
+    #[cfg(feature = "cuda")]
+    {
+        let Some(first) = items.first() else {
+            return Ok(false);
+        };
+        let Some(dev) = imp::real_gpu(first.param) else {
+            return Ok(false);
+        };
+        let dtype = first.param.dtype();
+        let all: Vec<&Tensor> = items
+            .iter()
+            .flat_map(|t| {
+                [t.param, t.grad, t.exp_avg, t.exp_avg_sq]
+                    .into_iter()
+                    .chain(t.max_exp_avg_sq)
+            })
+            .collect();
+        let ok = dtype.is_float()
+            && (!h.amsgrad || items.iter().all(|t| t.max_exp_avg_sq.is_some()))
+            && all.iter().all(|t| {
+                t.device() == crate::Device::Cuda(dev)
+                    && t.dtype() == dtype
+                    && t.layout().contiguous_range().is_some_and(|r| r.start == 0)
+            })
+            && items.iter().all(|t| {
+                let n = t.param.numel();
+                [t.grad, t.exp_avg, t.exp_avg_sq]
+                    .into_iter()
+                    .chain(t.max_exp_avg_sq)
+                    .all(|u| u.numel() == n && !u.shares_storage(t.param))
+            });
+        if !ok {
+            return Ok(false);
+        }
+        let held: Vec<imp::Held<'_>> = all.iter().map(|t| imp::hold(t)).collect();
+        let mut params = Vec::with_capacity(items.len());
+        let mut k = 0;
+        for t in items {
+            let param = held[k].block();
+            let grad = held[k + 1].block();
+            let exp_avg = held[k + 2].block();
+            let exp_avg_sq = held[k + 3].block();
+            k += 4;
+            let max_exp_avg_sq = if t.max_exp_avg_sq.is_some() {
+                k += 1;
+                Some(held[k - 1].block())
+            } else {
+                None
+            };
+            params.push(super::real::AdamParam {
+                param,
+                grad,
+                exp_avg,
+                exp_avg_sq,
+                max_exp_avg_sq,
+                n: t.param.numel(),
+            });
+        }
+        let hyper = super::real::AdamHyper {
+            lr: h.lr,
+            beta1: h.beta1,
+            beta2: h.beta2,
+            eps: h.eps,
+            weight_decay: h.weight_decay,
+            decoupled: h.decoupled,
+            amsgrad: h.amsgrad,
+            step: h.step,
+        };
+        super::real::adam_multi(imp::dt(dtype), &params, &hyper).map_err(imp::err("adam"))?;
+        Ok(true)
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (items, h);
+        Ok(false)
+    }
+}
