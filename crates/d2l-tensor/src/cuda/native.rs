@@ -815,3 +815,33 @@ pub fn fused_adam_(items: &[AdamTensors<'_>], h: &AdamStep) -> Result<bool> {
         Ok(false)
     }
 }
+
+#[cfg(all(test, feature = "cuda"))]
+mod tests {
+    use super::gemm_operand;
+    use crate::Layout;
+
+    #[test]
+    fn operands_are_read_in_place_or_copied() {
+        // Row-major [2, 3, 4] batch of matrices: stride 12 between them.
+        let l = Layout::contiguous(&[2, 3, 4]);
+        assert_eq!(gemm_operand(&l, 1, 3, 4), Some((0, false, 12)));
+        // Its transpose in the last two dims: stored as [k, m] per matrix.
+        let t = l.permute(&[0, 2, 1]).unwrap();
+        assert_eq!(gemm_operand(&t, 1, 4, 3), Some((0, true, 12)));
+        // One matrix broadcast over a batch of 5: stride 0.
+        let b = Layout::contiguous(&[3, 4])
+            .broadcast_to("b", &[5, 3, 4])
+            .unwrap();
+        assert_eq!(gemm_operand(&b, 1, 3, 4), Some((0, false, 0)));
+        // Two batch dims that flatten to one stride.
+        let two = Layout::contiguous(&[2, 5, 3, 4]);
+        assert_eq!(gemm_operand(&two, 2, 3, 4), Some((0, false, 12)));
+        // A batch dim permuted away from row-major order cannot be one stride: copy.
+        let mixed = two.permute(&[1, 0, 2, 3]).unwrap();
+        assert_eq!(gemm_operand(&mixed, 2, 3, 4), None);
+        // Neither row- nor column-major (a strided slice of columns): copy.
+        let odd = Layout::contiguous(&[3, 8]).narrow(1, 0, 4);
+        assert_eq!(gemm_operand(&odd, 0, 3, 4), None);
+    }
+}
