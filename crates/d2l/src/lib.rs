@@ -14,5 +14,8 @@ pub mod prelude {
     pub use d2l_nn::loss::{self, cross_entropy, mse_loss, Reduction};
     pub use d2l_nn::optim::{Adam, AdamW, Optimizer, ParamGroup, Sgd};
     pub use d2l_nn::{Module, Sequential};
-    pub use d2l_tensor::{manual_seed, no_grad, DType, Device, Generator, Result, Tensor};
+    pub use d2l_tensor::{
+        manual_seed, no_grad, num_gpus, try_all_gpus, try_gpu, DType, Device, Generator, Result,
+        Tensor,
+    };
 }
