@@ -76,6 +76,9 @@ pub struct SsdOutput {
 /// takes it as a function so that this crate does not depend on the toolkit.
 pub type AnchorFn = fn(usize, usize, &[f32], &[f32]) -> Result<Tensor>;
 
+/// The anchor cache's key: the feature-map sizes of the five scales and the device.
+type AnchorKey = (Vec<(usize, usize)>, Device);
+
 /// D2L 13.7 `TinySSD(num_classes)`.
 pub struct TinySsd {
     num_classes: usize,
@@ -84,7 +87,7 @@ pub struct TinySsd {
     bbox: Vec<Arc<Conv2d>>,
     anchor_fn: AnchorFn,
     /// Anchors depend only on the feature-map sizes: computed once per input size.
-    anchor_cache: Mutex<HashMap<(Vec<(usize, usize)>, Device), Tensor>>,
+    anchor_cache: Mutex<HashMap<AnchorKey, Tensor>>,
 }
 
 impl TinySsd {

@@ -280,7 +280,11 @@ fn nll_rows(
     let mut smooth = None;
     if eps > 0.0 {
         let row = match weight {
-            Some(w) => logp.mul(&Tensor::from_vec(w.to_vec(), &[1, c])?.to_dtype(dt)?.to(dev)?)?,
+            Some(w) => logp.mul(
+                &Tensor::from_vec(w.to_vec(), &[1, c])?
+                    .to_dtype(dt)?
+                    .to(dev)?,
+            )?,
             None => logp.clone(),
         };
         let keept = Tensor::from_vec(keep, &[m])?.to_dtype(dt)?.to(dev)?;

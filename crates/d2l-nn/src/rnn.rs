@@ -711,7 +711,9 @@ impl RnnBase {
         // Zeros with the weights' dtype, on the weights' device.
         let (dt, dev) = self.weights[0][0]
             .as_ref()
-            .map_or((DType::F32, d2l_tensor::Device::Cpu), |w| (w.dtype(), w.device()));
+            .map_or((DType::F32, d2l_tensor::Device::Cpu), |w| {
+                (w.dtype(), w.device())
+            });
         let z = || Tensor::full_on(&self.state_shape(Some(batch)), 0.0, dt, dev);
         Ok(match self.mode {
             RnnMode::Lstm => RnnState::Lstm { h: z()?, c: z()? },

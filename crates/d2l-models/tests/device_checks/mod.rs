@@ -126,7 +126,9 @@ pub fn zoo_models_match(dev: Device, tol: f64) -> Result<()> {
         let x = det(&xs, 1.0);
         let y = match info.task {
             TaskKind::Classification => Tensor::from_vec(
-                (0..batch as i64).map(|i| (i * 3) % info.default_outputs as i64).collect(),
+                (0..batch as i64)
+                    .map(|i| (i * 3) % info.default_outputs as i64)
+                    .collect(),
                 &[batch],
             )?,
             TaskKind::Regression => det(&[batch, info.default_outputs], 2.0),
@@ -206,7 +208,11 @@ pub fn tiny_ssd_matches(dev: Device, tol: f64) -> Result<()> {
     let (xd, ld) = (x.to(dev)?, labels.to(dev)?);
     let loss = |m: &TinySsd, x: &Tensor, l: &Tensor| -> Result<Tensor> {
         let out = m.forward_ssd(x)?;
-        assert_eq!(out.anchors.device(), x.device(), "anchors on the input's device");
+        assert_eq!(
+            out.anchors.device(),
+            x.device(),
+            "anchors on the input's device"
+        );
         let (bbox_labels, bbox_masks, cls_labels) =
             d2l_vision::detection::multibox_target(&out.anchors, l)?;
         ssd_loss(
@@ -237,7 +243,9 @@ pub fn fcn_matches(dev: Device, tol: f64) -> Result<()> {
     b.to(dev)?;
     let x = det(&[2, 3, 32, 32], 6.0);
     let y = Tensor::from_vec(
-        (0..2 * 32 * 32).map(|i| ((i / 7) % 2) as i64).collect::<Vec<_>>(),
+        (0..2 * 32 * 32)
+            .map(|i| ((i / 7) % 2) as i64)
+            .collect::<Vec<_>>(),
         &[2, 32, 32],
     )?;
     let (xd, yd) = (x.to(dev)?, y.to(dev)?);

@@ -137,7 +137,9 @@ pub fn check_layer(
     }
     // The moved layer refuses a CPU input with an error naming both devices.
     if !b.parameters().is_empty() {
-        let err = b.forward(x).expect_err("a CPU input to a device layer must fail");
+        let err = b
+            .forward(x)
+            .expect_err("a CPU input to a device layer must fail");
         expect_mismatch(name, &err, dev);
     }
     Ok(())
@@ -183,13 +185,27 @@ pub fn layers_match(dev: Device, tol: f64) -> Result<()> {
     )?;
     check_layer(
         "ConvTranspose2d",
-        &|| boxed(ConvTranspose2d::builder(3, 2, 4).padding(1).stride(2).build()),
+        &|| {
+            boxed(
+                ConvTranspose2d::builder(3, 2, 4)
+                    .padding(1)
+                    .stride(2)
+                    .build(),
+            )
+        },
         &x4,
         true,
         dev,
         tol,
     )?;
-    check_layer("MaxPool2d", &|| boxed(Ok(MaxPool2d::new(2))), &x4, true, dev, tol)?;
+    check_layer(
+        "MaxPool2d",
+        &|| boxed(Ok(MaxPool2d::new(2))),
+        &x4,
+        true,
+        dev,
+        tol,
+    )?;
     check_layer(
         "AvgPool2d",
         &|| boxed(Ok(AvgPool2d::new(3).stride(2).padding(1))),
@@ -215,20 +231,83 @@ pub fn layers_match(dev: Device, tol: f64) -> Result<()> {
         tol,
     )?;
     for train in [true, false] {
-        check_layer("BatchNorm1d", &|| boxed(BatchNorm1d::new(6)), &x2, train, dev, tol)?;
-        check_layer("BatchNorm2d", &|| boxed(BatchNorm2d::new(3)), &x4, train, dev, tol)?;
+        check_layer(
+            "BatchNorm1d",
+            &|| boxed(BatchNorm1d::new(6)),
+            &x2,
+            train,
+            dev,
+            tol,
+        )?;
+        check_layer(
+            "BatchNorm2d",
+            &|| boxed(BatchNorm2d::new(3)),
+            &x4,
+            train,
+            dev,
+            tol,
+        )?;
     }
-    check_layer("LayerNorm", &|| boxed(LayerNorm::new(&[6])), &x2, true, dev, tol)?;
-    check_layer("Dropout(0)", &|| boxed(Dropout::new(0.0)), &x2, true, dev, tol)?;
-    check_layer("Dropout(eval)", &|| boxed(Dropout::new(0.5)), &x2, false, dev, tol)?;
-    check_layer("Flatten", &|| boxed(Ok(Flatten::new())), &x4, true, dev, tol)?;
+    check_layer(
+        "LayerNorm",
+        &|| boxed(LayerNorm::new(&[6])),
+        &x2,
+        true,
+        dev,
+        tol,
+    )?;
+    check_layer(
+        "Dropout(0)",
+        &|| boxed(Dropout::new(0.0)),
+        &x2,
+        true,
+        dev,
+        tol,
+    )?;
+    check_layer(
+        "Dropout(eval)",
+        &|| boxed(Dropout::new(0.5)),
+        &x2,
+        false,
+        dev,
+        tol,
+    )?;
+    check_layer(
+        "Flatten",
+        &|| boxed(Ok(Flatten::new())),
+        &x4,
+        true,
+        dev,
+        tol,
+    )?;
     check_layer("ReLU", &|| boxed(Ok(ReLU)), &x2, true, dev, tol)?;
     check_layer("Sigmoid", &|| boxed(Ok(Sigmoid)), &x2, true, dev, tol)?;
     check_layer("Tanh", &|| boxed(Ok(Tanh)), &x2, true, dev, tol)?;
-    check_layer("LeakyReLU", &|| boxed(Ok(LeakyReLU::new(0.1))), &x2, true, dev, tol)?;
-    check_layer("Softmax", &|| boxed(Ok(Softmax::new(1))), &x2, true, dev, tol)?;
+    check_layer(
+        "LeakyReLU",
+        &|| boxed(Ok(LeakyReLU::new(0.1))),
+        &x2,
+        true,
+        dev,
+        tol,
+    )?;
+    check_layer(
+        "Softmax",
+        &|| boxed(Ok(Softmax::new(1))),
+        &x2,
+        true,
+        dev,
+        tol,
+    )?;
     let ids = Tensor::from_vec(vec![0i64, 3, 2, 7, 7, 1], &[2, 3])?;
-    check_layer("Embedding", &|| boxed(Embedding::new(8, 5)), &ids, true, dev, tol)?;
+    check_layer(
+        "Embedding",
+        &|| boxed(Embedding::new(8, 5)),
+        &ids,
+        true,
+        dev,
+        tol,
+    )?;
     let seq = det(&[5, 3, 4], 2.0); // [T, B, I]
     check_layer("RNN", &|| boxed(RNN::new(4, 6)), &seq, true, dev, tol)?;
     check_layer("GRU", &|| boxed(GRU::new(4, 6)), &seq, true, dev, tol)?;
@@ -255,7 +334,10 @@ pub fn layers_match(dev: Device, tol: f64) -> Result<()> {
 /// Dropout in training mode draws its mask on the device: zeros or scaled inputs, and
 /// the gradient is the same mask.
 pub fn dropout_mask_on_device(dev: Device) -> Result<()> {
-    let x = det(&[8, 16], 4.0).add_scalar(2.0)?.to(dev)?.requires_grad_(true)?;
+    let x = det(&[8, 16], 4.0)
+        .add_scalar(2.0)?
+        .to(dev)?
+        .requires_grad_(true)?;
     for layer in [
         Box::new(Dropout::new(0.5)?) as Box<dyn Module>,
         Box::new(d2l_nn::norm::Dropout2d::new(0.5)?),
@@ -287,7 +369,8 @@ pub fn dropout_mask_on_device(dev: Device) -> Result<()> {
 /// given on the wrong device is an error.
 pub fn rnn_states_on_device(dev: Device, tol: f64) -> Result<()> {
     let seq = det(&[4, 2, 3], 5.0);
-    let makers: [(&str, &dyn Fn() -> Result<Box<dyn Recurrent>>); 3] = [
+    type MakeRnn<'a> = &'a dyn Fn() -> Result<Box<dyn Recurrent>>;
+    let makers: [(&str, MakeRnn); 3] = [
         ("RNN", &|| Ok(Box::new(RNN::new(3, 5)?))),
         ("GRU", &|| Ok(Box::new(GRU::new(3, 5)?))),
         ("LSTM", &|| Ok(Box::new(LSTM::new(3, 5)?))),
@@ -329,36 +412,128 @@ pub fn losses_match(dev: Device, tol: f64) -> Result<()> {
     let soft = det(&[6, 4], 8.0).softmax(1)?;
     type LossFn = Box<dyn Fn(&Tensor, &[Tensor]) -> Result<Tensor>>;
     let cases: Vec<(&str, Tensor, Vec<Tensor>, LossFn)> = vec![
-        ("mse", yhat.clone(), vec![y.clone()], Box::new(|x, o| loss::mse_loss(x, &o[0], Reduction::Mean))),
-        ("l1", yhat.clone(), vec![y.clone()], Box::new(|x, o| loss::l1_loss(x, &o[0], Reduction::Sum))),
-        ("smooth_l1", yhat.clone(), vec![y.clone()], Box::new(|x, o| loss::smooth_l1_loss(x, &o[0], 0.5, Reduction::Mean))),
-        ("huber", yhat.clone(), vec![y.clone()], Box::new(|x, o| loss::huber_loss(x, &o[0], 0.5, Reduction::Mean))),
-        ("cross_entropy", yhat.clone(), vec![labels.clone()], Box::new(|x, o| loss::cross_entropy_simple(x, &o[0]))),
-        ("cross_entropy(none, ignore)", yhat.clone(), vec![labels_ign.clone()], Box::new(|x, o| {
-            loss::cross_entropy(x, &o[0], &CrossEntropyOptions { reduction: Reduction::None, ..Default::default() })
-        })),
-        ("cross_entropy(weight, smoothing)", yhat.clone(), vec![labels.clone(), class_w.clone()], Box::new(|x, o| {
-            loss::cross_entropy(x, &o[0], &CrossEntropyOptions { weight: Some(o[1].clone()), label_smoothing: 0.1, ..Default::default() })
-        })),
-        ("cross_entropy(weight)", yhat.clone(), vec![labels.clone(), class_w.clone()], Box::new(|x, o| {
-            loss::cross_entropy(x, &o[0], &CrossEntropyOptions { weight: Some(o[1].clone()), ..Default::default() })
-        })),
-        ("cross_entropy(probabilities)", yhat.clone(), vec![soft.clone(), class_w.clone()], Box::new(|x, o| {
-            loss::cross_entropy(x, &o[0], &CrossEntropyOptions { weight: Some(o[1].clone()), ..Default::default() })
-        })),
-        ("nll", yhat.clone(), vec![labels.clone()], Box::new(|x, o| {
-            loss::nll_loss(&x.log_softmax(1)?, &o[0], None, Some(-100), Reduction::Mean)
-        })),
-        ("bce", probs.clone(), vec![targets01.clone()], Box::new(|x, o| loss::binary_cross_entropy(x, &o[0], None, Reduction::Mean))),
-        ("bce_with_logits", yhat.clone(), vec![targets01.clone()], Box::new(|x, o| {
-            loss::binary_cross_entropy_with_logits(x, &o[0], None, Reduction::Mean)
-        })),
+        (
+            "mse",
+            yhat.clone(),
+            vec![y.clone()],
+            Box::new(|x, o| loss::mse_loss(x, &o[0], Reduction::Mean)),
+        ),
+        (
+            "l1",
+            yhat.clone(),
+            vec![y.clone()],
+            Box::new(|x, o| loss::l1_loss(x, &o[0], Reduction::Sum)),
+        ),
+        (
+            "smooth_l1",
+            yhat.clone(),
+            vec![y.clone()],
+            Box::new(|x, o| loss::smooth_l1_loss(x, &o[0], 0.5, Reduction::Mean)),
+        ),
+        (
+            "huber",
+            yhat.clone(),
+            vec![y.clone()],
+            Box::new(|x, o| loss::huber_loss(x, &o[0], 0.5, Reduction::Mean)),
+        ),
+        (
+            "cross_entropy",
+            yhat.clone(),
+            vec![labels.clone()],
+            Box::new(|x, o| loss::cross_entropy_simple(x, &o[0])),
+        ),
+        (
+            "cross_entropy(none, ignore)",
+            yhat.clone(),
+            vec![labels_ign.clone()],
+            Box::new(|x, o| {
+                loss::cross_entropy(
+                    x,
+                    &o[0],
+                    &CrossEntropyOptions {
+                        reduction: Reduction::None,
+                        ..Default::default()
+                    },
+                )
+            }),
+        ),
+        (
+            "cross_entropy(weight, smoothing)",
+            yhat.clone(),
+            vec![labels.clone(), class_w.clone()],
+            Box::new(|x, o| {
+                loss::cross_entropy(
+                    x,
+                    &o[0],
+                    &CrossEntropyOptions {
+                        weight: Some(o[1].clone()),
+                        label_smoothing: 0.1,
+                        ..Default::default()
+                    },
+                )
+            }),
+        ),
+        (
+            "cross_entropy(weight)",
+            yhat.clone(),
+            vec![labels.clone(), class_w.clone()],
+            Box::new(|x, o| {
+                loss::cross_entropy(
+                    x,
+                    &o[0],
+                    &CrossEntropyOptions {
+                        weight: Some(o[1].clone()),
+                        ..Default::default()
+                    },
+                )
+            }),
+        ),
+        (
+            "cross_entropy(probabilities)",
+            yhat.clone(),
+            vec![soft.clone(), class_w.clone()],
+            Box::new(|x, o| {
+                loss::cross_entropy(
+                    x,
+                    &o[0],
+                    &CrossEntropyOptions {
+                        weight: Some(o[1].clone()),
+                        ..Default::default()
+                    },
+                )
+            }),
+        ),
+        (
+            "nll",
+            yhat.clone(),
+            vec![labels.clone()],
+            Box::new(|x, o| {
+                loss::nll_loss(&x.log_softmax(1)?, &o[0], None, Some(-100), Reduction::Mean)
+            }),
+        ),
+        (
+            "bce",
+            probs.clone(),
+            vec![targets01.clone()],
+            Box::new(|x, o| loss::binary_cross_entropy(x, &o[0], None, Reduction::Mean)),
+        ),
+        (
+            "bce_with_logits",
+            yhat.clone(),
+            vec![targets01.clone()],
+            Box::new(|x, o| {
+                loss::binary_cross_entropy_with_logits(x, &o[0], None, Reduction::Mean)
+            }),
+        ),
     ];
     for (name, input, others, f) in cases {
         let xa = input.detach().requires_grad_(true)?;
         let xb = input.to(dev)?.requires_grad_(true)?;
         let la = f(&xa, &others)?;
-        let others_dev = others.iter().map(|t| t.to(dev)).collect::<Result<Vec<_>>>()?;
+        let others_dev = others
+            .iter()
+            .map(|t| t.to(dev))
+            .collect::<Result<Vec<_>>>()?;
         let lb = f(&xb, &others_dev)?;
         assert_eq!(lb.device(), dev, "{name}: loss device");
         assert_close(&format!("{name}: value"), &la, &lb, tol);
@@ -384,16 +559,38 @@ pub fn optimizers_match(dev: Device, tol: f64) -> Result<()> {
     type MakeOpt = Box<dyn Fn(Vec<Tensor>) -> Result<Box<dyn Optimizer>>>;
     let opts: Vec<(&str, MakeOpt)> = vec![
         ("sgd", Box::new(|p| Ok(Box::new(Sgd::new(p, 0.1)?)))),
-        ("sgd(momentum, wd, nesterov)", Box::new(|p| {
-            Ok(Box::new(Sgd::new(p, 0.1)?.momentum(0.9).nesterov(true).weight_decay(1e-2)))
-        })),
-        ("adam", Box::new(|p| Ok(Box::new(Adam::new(p, 0.01)?.weight_decay(1e-3))))),
-        ("adam(amsgrad)", Box::new(|p| Ok(Box::new(Adam::new(p, 0.01)?.amsgrad(true))))),
+        (
+            "sgd(momentum, wd, nesterov)",
+            Box::new(|p| {
+                Ok(Box::new(
+                    Sgd::new(p, 0.1)?
+                        .momentum(0.9)
+                        .nesterov(true)
+                        .weight_decay(1e-2),
+                ))
+            }),
+        ),
+        (
+            "adam",
+            Box::new(|p| Ok(Box::new(Adam::new(p, 0.01)?.weight_decay(1e-3)))),
+        ),
+        (
+            "adam(amsgrad)",
+            Box::new(|p| Ok(Box::new(Adam::new(p, 0.01)?.amsgrad(true)))),
+        ),
         ("adamw", Box::new(|p| Ok(Box::new(AdamW::new(p, 0.01)?)))),
-        ("rmsprop", Box::new(|p| {
-            Ok(Box::new(RmsProp::new(p, 0.01)?.momentum(0.5).centered(true)))
-        })),
-        ("adagrad", Box::new(|p| Ok(Box::new(Adagrad::new(p, 0.1)?.lr_decay(0.01))))),
+        (
+            "rmsprop",
+            Box::new(|p| {
+                Ok(Box::new(
+                    RmsProp::new(p, 0.01)?.momentum(0.5).centered(true),
+                ))
+            }),
+        ),
+        (
+            "adagrad",
+            Box::new(|p| Ok(Box::new(Adagrad::new(p, 0.1)?.lr_decay(0.01)))),
+        ),
     ];
     let x = det(&[8, 5], 10.0);
     let y = det(&[8, 2], 11.0);
@@ -442,7 +639,11 @@ pub fn module_to_moves_everything(dev: Device) -> Result<()> {
     net.forward(&x)?.sum_all()?.backward()?;
     assert_eq!(net.device(), Some(Device::Cpu));
     assert_eq!(ReLU.device(), None);
-    let before: Vec<Vec<f64>> = net.state_dict().iter().map(|(_, t)| t.to_f64_vec()).collect();
+    let before: Vec<Vec<f64>> = net
+        .state_dict()
+        .iter()
+        .map(|(_, t)| t.to_f64_vec())
+        .collect();
     let opt_view = net.parameters(); // handles held elsewhere (an optimiser) move too
     net.to(dev)?;
     assert_eq!(net.device(), Some(dev));
@@ -451,19 +652,33 @@ pub fn module_to_moves_everything(dev: Device) -> Result<()> {
         assert_eq!(p.device(), dev);
     }
     assert_eq!(shared.weight.device(), dev);
-    let after: Vec<Vec<f64>> = net.state_dict().iter().map(|(_, t)| t.to_f64_vec()).collect();
+    let after: Vec<Vec<f64>> = net
+        .state_dict()
+        .iter()
+        .map(|(_, t)| t.to_f64_vec())
+        .collect();
     assert_eq!(before, after, "values survive the move");
     // A forward + backward on the device accumulates onto the moved grads.
     net.forward(&x.to(dev)?)?.sum_all()?.backward()?;
     assert_on(&net, dev);
     // Moving to a device that is not there fails before anything moves.
-    let err = net.to(Device::Cuda(99)).expect_err("cuda:99 does not exist");
+    let err = net
+        .to(Device::Cuda(99))
+        .expect_err("cuda:99 does not exist");
     assert!(matches!(err, Error::DeviceUnavailable { .. }), "{err:?}");
     assert_on(&net, dev);
     net.to(Device::Cpu)?;
     assert_on(&net, Device::Cpu);
     assert_eq!(net.device(), Some(Device::Cpu));
     net.forward(&x)?;
+    // Initialisers sample on the host and write through `copy_`: the parameter stays.
+    let l = Linear::new(4, 3)?;
+    l.to(dev)?;
+    d2l_nn::init::xavier_uniform_(&l.weight, 1.0)?;
+    d2l_nn::init::kaiming_normal_(&l.weight, 0.0, d2l_nn::init::FanMode::FanIn, "relu")?;
+    d2l_nn::init::normal_(&l.weight, 0.0, 0.01)?;
+    d2l_nn::init::zeros_(l.bias.as_ref().unwrap())?;
+    assert_on(&l, dev);
     // A lazy layer materialises its parameters on its first batch's device.
     let lazy = d2l_nn::layers::LazyLinear::new(3)?;
     lazy.to(dev)?; // nothing to move yet

@@ -59,9 +59,18 @@ pub fn roi_ops_match(dev: Device, tol: f64) -> Result<()> {
     let x = det(&[2, 3, 10, 10], 1.0);
     type RoiFn = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor>>;
     let ops: Vec<(&str, RoiFn)> = vec![
-        ("roi_pool", Box::new(|x, r| roi::roi_pool(x, r, (2, 2), 1.0))),
-        ("roi_align", Box::new(|x, r| roi::roi_align(x, r, (3, 2), 1.0, 2, false))),
-        ("roi_align(aligned, adaptive)", Box::new(|x, r| roi::roi_align(x, r, (2, 2), 0.5, -1, true))),
+        (
+            "roi_pool",
+            Box::new(|x, r| roi::roi_pool(x, r, (2, 2), 1.0)),
+        ),
+        (
+            "roi_align",
+            Box::new(|x, r| roi::roi_align(x, r, (3, 2), 1.0, 2, false)),
+        ),
+        (
+            "roi_align(aligned, adaptive)",
+            Box::new(|x, r| roi::roi_align(x, r, (2, 2), 0.5, -1, true)),
+        ),
     ];
     for (name, f) in ops {
         let xa = x.detach().requires_grad_(true)?;
@@ -93,12 +102,18 @@ pub fn multibox_ops_match(dev: Device, tol: f64) -> Result<()> {
     assert_close("multibox_prior", &anchors, &anchors_d, tol);
     let na = anchors.shape()[1];
     let labels = Tensor::from_vec(
-        vec![0.0f32, 0.1, 0.08, 0.52, 0.92, 1.0, 0.55, 0.2, 0.9, 0.88, -1.0, 0.0, 0.0, 0.0, 0.0],
+        vec![
+            0.0f32, 0.1, 0.08, 0.52, 0.92, 1.0, 0.55, 0.2, 0.9, 0.88, -1.0, 0.0, 0.0, 0.0, 0.0,
+        ],
         &[1, 3, 5],
     )?;
     let (o, m, c) = detection::multibox_target(&anchors, &labels)?;
     let (od, md, cd) = detection::multibox_target(&anchors_d, &labels.to(dev)?)?;
-    for (n, a, b) in [("offsets", &o, &od), ("mask", &m, &md), ("classes", &c, &cd)] {
+    for (n, a, b) in [
+        ("offsets", &o, &od),
+        ("mask", &m, &md),
+        ("classes", &c, &cd),
+    ] {
         assert_eq!(b.device(), dev, "multibox_target {n}");
         assert_close(n, a, b, tol);
     }
@@ -108,7 +123,8 @@ pub fn multibox_ops_match(dev: Device, tol: f64) -> Result<()> {
     let cls = det(&[1, 3, na], 4.0).softmax(1)?;
     let off = det(&[1, 4 * na], 5.0).mul_scalar(0.1)?;
     let out = detection::multibox_detection(&cls, &off, &anchors, 0.5, 0.009)?;
-    let out_d = detection::multibox_detection(&cls.to(dev)?, &off.to(dev)?, &anchors_d, 0.5, 0.009)?;
+    let out_d =
+        detection::multibox_detection(&cls.to(dev)?, &off.to(dev)?, &anchors_d, 0.5, 0.009)?;
     assert_eq!(out_d.device(), dev);
     assert_close("multibox_detection", &out, &out_d, tol);
     let err = detection::multibox_detection(&cls, &off.to(dev)?, &anchors_d, 0.5, 0.009)
@@ -124,7 +140,12 @@ pub fn multibox_ops_match(dev: Device, tol: f64) -> Result<()> {
     expect_mismatch("box_iou", &detection::box_iou(&a2d, &a2).unwrap_err(), dev);
     let c2 = detection::box_corner_to_center(&a2d)?;
     assert_eq!(c2.device(), dev);
-    assert_close("corner_to_center", &detection::box_corner_to_center(&a2)?, &c2, tol);
+    assert_close(
+        "corner_to_center",
+        &detection::box_corner_to_center(&a2)?,
+        &c2,
+        tol,
+    );
     let back = detection::box_center_to_corner(&c2)?;
     assert_eq!(back.device(), dev);
     let offs = det(&[na, 4], 6.0).mul_scalar(0.1)?;
@@ -157,7 +178,11 @@ pub fn upsample_and_style_match(dev: Device, tol: f64) -> Result<()> {
     let c = upsample::corr2d(&x.to(dev)?, &k.to(dev)?)?;
     assert_eq!(c.device(), dev);
     assert_close("corr2d", &upsample::corr2d(&x, &k)?, &c, tol);
-    expect_mismatch("corr2d", &upsample::corr2d(&x.to(dev)?, &k).unwrap_err(), dev);
+    expect_mismatch(
+        "corr2d",
+        &upsample::corr2d(&x.to(dev)?, &k).unwrap_err(),
+        dev,
+    );
     let t = upsample::trans_conv(&x.to(dev)?, &k.to(dev)?)?;
     assert_eq!(t.device(), dev);
     let km = upsample::kernel2matrix(&k.to(dev)?, 3, 3)?;
