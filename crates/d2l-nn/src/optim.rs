@@ -472,7 +472,7 @@ impl Sgd {
             .for_each("SGD", c.lr, c.weight_decay, |p, grad, lr, wd, st| {
                 let mut d_p = if wd != 0.0 { axpy(&grad, p, wd)? } else { grad };
                 if c.momentum != 0.0 {
-                    let buf = match st.momentum_buffer.take() {
+                    let buf = match follow(st.momentum_buffer.take(), p)? {
                         None => d_p.copy()?,
                         Some(b) => axpy(&b.mul_scalar(c.momentum)?, &d_p, 1.0 - c.dampening)?,
                     };
@@ -561,8 +561,8 @@ fn adam_update(
         }
     }
     st.step += 1;
-    let m = st.exp_avg.take().unwrap_or_else(|| p.zeros_like());
-    let v = st.exp_avg_sq.take().unwrap_or_else(|| p.zeros_like());
+    let m = follow(st.exp_avg.take(), p)?.unwrap_or_else(|| p.zeros_like());
+    let v = follow(st.exp_avg_sq.take(), p)?.unwrap_or_else(|| p.zeros_like());
     let m = lerp(&m, &grad, 1.0 - beta1)?;
     let v = axpy(&v.mul_scalar(beta2)?, &grad.square()?, 1.0 - beta2)?;
     let step = st.step as f64;
@@ -571,7 +571,7 @@ fn adam_update(
     let step_size = lr / bias_correction1;
     let bias_correction2_sqrt = bias_correction2.sqrt();
     let second = if c.amsgrad {
-        let prev = st.max_exp_avg_sq.take().unwrap_or_else(|| p.zeros_like());
+        let prev = follow(st.max_exp_avg_sq.take(), p)?.unwrap_or_else(|| p.zeros_like());
         let mx = prev.maximum(&v)?;
         st.max_exp_avg_sq = Some(mx.clone());
         mx
@@ -775,10 +775,10 @@ impl RmsProp {
             .for_each("RMSprop", c.lr, c.weight_decay, |p, grad, lr, wd, st| {
                 st.step += 1;
                 let grad = if wd != 0.0 { axpy(&grad, p, wd)? } else { grad };
-                let sq = st.square_avg.take().unwrap_or_else(|| p.zeros_like());
+                let sq = follow(st.square_avg.take(), p)?.unwrap_or_else(|| p.zeros_like());
                 let sq = axpy(&sq.mul_scalar(c.alpha)?, &grad.square()?, 1.0 - c.alpha)?;
                 let avg = if c.centered {
-                    let ga = st.grad_avg.take().unwrap_or_else(|| p.zeros_like());
+                    let ga = follow(st.grad_avg.take(), p)?.unwrap_or_else(|| p.zeros_like());
                     let ga = lerp(&ga, &grad, 1.0 - c.alpha)?;
                     let avg = sq.sub(&ga.square()?)?.sqrt()?;
                     st.grad_avg = Some(ga);
@@ -789,7 +789,8 @@ impl RmsProp {
                 st.square_avg = Some(sq);
                 let avg = avg.add_scalar(c.eps)?;
                 if c.momentum > 0.0 {
-                    let buf = st.momentum_buffer.take().unwrap_or_else(|| p.zeros_like());
+                    let buf =
+                        follow(st.momentum_buffer.take(), p)?.unwrap_or_else(|| p.zeros_like());
                     let buf = buf.mul_scalar(c.momentum)?.add(&grad.div(&avg)?)?;
                     let new = axpy(p, &buf, -lr)?;
                     st.momentum_buffer = Some(buf);
@@ -901,9 +902,7 @@ impl Adagrad {
                 st.step += 1;
                 let grad = if wd != 0.0 { axpy(&grad, p, wd)? } else { grad };
                 let clr = lr / (1.0 + (st.step - 1) as f64 * c.lr_decay);
-                let sum = st
-                    .sum
-                    .take()
+                let sum = follow(st.sum.take(), p)?
                     .unwrap_or_else(|| p.full_like(c.initial_accumulator_value));
                 let sum = sum.add(&grad.square()?)?;
                 let std = sum.sqrt()?.add_scalar(c.eps)?;
@@ -911,5 +910,15 @@ impl Adagrad {
                 st.sum = Some(sum);
                 Ok(new)
             })
+    }
+}
+
+/// An optimiser state tensor on its parameter's device: state made before the model was
+/// moved with `Module::to` (or loaded from a CPU checkpoint) follows the parameter
+/// instead of failing the step with a device mismatch.
+fn follow(state: Option<Tensor>, p: &Tensor) -> Result<Option<Tensor>> {
+    match state {
+        Some(t) if t.device() != p.device() => Ok(Some(t.to(p.device())?)),
+        other => Ok(other),
     }
 }

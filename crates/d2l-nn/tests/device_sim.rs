@@ -49,3 +49,8 @@ fn module_to_moves_everything() -> Result<()> {
 fn save_and_load_a_device_model() -> Result<()> {
     device_checks::save_load_round_trip(sim())
 }
+
+#[test]
+fn optimizer_state_follows_a_moved_model() -> Result<()> {
+    device_checks::optimizer_state_follows_the_model(sim(), TOL)
+}

@@ -721,3 +721,47 @@ pub fn save_load_round_trip(dev: Device) -> Result<()> {
     assert_close("reloaded", &c.forward(&x)?, &a.forward(&x.to(dev)?)?, 0.0);
     Ok(())
 }
+
+/// Optimiser state made on the CPU follows a model moved to `dev` afterwards: the run
+/// that moves between steps matches a run that stays on the CPU.
+pub fn optimizer_state_follows_the_model(dev: Device, tol: f64) -> Result<()> {
+    type MakeOpt = fn(Vec<Tensor>) -> Result<Box<dyn Optimizer>>;
+    let opts: [(&str, MakeOpt); 4] = [
+        ("sgd(momentum)", |p| {
+            Ok(Box::new(Sgd::new(p, 0.1)?.momentum(0.9)))
+        }),
+        ("adam(amsgrad)", |p| {
+            Ok(Box::new(Adam::new(p, 0.01)?.amsgrad(true)))
+        }),
+        ("rmsprop(centered)", |p| {
+            Ok(Box::new(
+                RmsProp::new(p, 0.01)?.momentum(0.5).centered(true),
+            ))
+        }),
+        ("adagrad", |p| Ok(Box::new(Adagrad::new(p, 0.1)?))),
+    ];
+    let x = det(&[6, 3], 15.0);
+    let y = det(&[6, 2], 16.0);
+    for (name, make_opt) in opts {
+        let (a, b) = (Linear::new(3, 2)?, Linear::new(3, 2)?);
+        copy_state(&a, &b)?;
+        let mut oa = make_opt(a.parameters())?;
+        let mut ob = make_opt(b.parameters())?;
+        for step in 0..3 {
+            if step == 1 {
+                b.to(dev)?;
+            }
+            let (xb, yb) = (x.to(b.device().unwrap())?, y.to(b.device().unwrap())?);
+            for (m, o, x, y) in [(&a, &mut oa, &x, &y), (&b, &mut ob, &xb, &yb)] {
+                o.zero_grad();
+                loss::mse_loss(&m.forward(x)?, y, Reduction::Mean)?.backward()?;
+                o.step()?;
+            }
+        }
+        assert_on(&b, dev);
+        for ((n, ta), (_, tb)) in a.state_dict().iter().zip(b.state_dict()) {
+            assert_close(&format!("{name}: {n}"), ta, &tb, tol);
+        }
+    }
+    Ok(())
+}
