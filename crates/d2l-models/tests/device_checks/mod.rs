@@ -11,7 +11,7 @@
 #![allow(dead_code)]
 
 use d2l_models::fcn::{fcn, seg_loss};
-use d2l_models::rnn_lm::{char_models, LanguageModel};
+use d2l_models::rnn_lm::{char_models, predict_ch8, LanguageModel};
 use d2l_models::ssd::{ssd_loss, BoxLoss, ClsLoss, TinySsd};
 use d2l_models::zoo::{self, BuildConfig, TaskKind};
 use d2l_nn::clip::clip_grad_norm_;
@@ -188,6 +188,16 @@ pub fn char_models_match(dev: Device, tol: f64) -> Result<()> {
         for st in state.tensors() {
             assert_eq!(st.device(), dev, "{}: final state", info.name);
         }
+        // Greedy prediction feeds its tokens on the model's device.
+        let text = "abcdefghij ";
+        let vocab = d2l_data::text::Vocab::new(text.chars().map(|c| c.to_string()), 0, &[]);
+        let small_a = info.build(vocab.len(), hidden)?;
+        let small_b = info.build(vocab.len(), hidden)?;
+        copy_state(small_a.as_ref(), small_b.as_ref())?;
+        small_b.to(dev)?;
+        let pa = predict_ch8("abc", 6, small_a.as_ref(), &vocab)?;
+        let pb = predict_ch8("abc", 6, small_b.as_ref(), &vocab)?;
+        assert_eq!(pa, pb, "{}: predict_ch8", info.name);
     }
     Ok(())
 }
