@@ -444,8 +444,9 @@ fn run_backward(root: &Tensor, seed: Tensor, retain_graph: bool) -> Result<()> {
         };
         let Some(op) = op else { continue };
         let inputs = op.inputs();
+        let name = op.profile_name();
         let input_grads = {
-            let _p = crate::profile::scope(op.profile_name());
+            let _p = crate::profile::scope(name);
             op.grads(&g)?
         };
         drop(op);
@@ -453,6 +454,15 @@ fn run_backward(root: &Tensor, seed: Tensor, retain_graph: bool) -> Result<()> {
             let Some(ig) = ig else { continue };
             if !input.requires_grad() {
                 continue;
+            }
+            // A rule (a custom op's above all) must give each input's gradient on that
+            // input's device: storing it elsewhere would fail far from the cause.
+            if ig.device() != input.device() {
+                return Err(Error::Autograd(format!(
+                    "{name}: the backward rule gave a gradient on {} for an input on {}",
+                    ig.device(),
+                    input.device()
+                )));
             }
             if input.is_leaf() {
                 input.accumulate_grad(ig.contiguous()?)?;

@@ -193,3 +193,23 @@ fn the_fused_adam_step_declines_off_a_real_gpu() {
     assert!(!cuda::fused_adam_(&[item], &step).unwrap());
     assert_eq!(p.to_vec::<f32>(), vec![1.0; 3], "nothing changed");
 }
+
+#[test]
+fn a_backward_rule_that_loses_the_device_is_an_error() {
+    let dev = sim();
+    let x = Tensor::ones(&[3])
+        .to(dev)
+        .unwrap()
+        .requires_grad_(true)
+        .unwrap();
+    let value = x.mul_scalar(2.0).unwrap().detach();
+    // A (buggy) custom op whose gradient comes back on the CPU.
+    let backward: d2l_tensor::BackwardFn =
+        std::sync::Arc::new(|g: &Tensor| Ok(vec![Some(g.cpu()?.mul_scalar(2.0)?)]));
+    let y = Tensor::custom_op_named("bwd:twice", value, &[&x], backward);
+    let e = y.sum_all().unwrap().backward().unwrap_err().to_string();
+    assert!(
+        e.contains("bwd:twice") && e.contains("cpu") && e.contains("cuda:0"),
+        "{e}"
+    );
+}
