@@ -588,6 +588,112 @@ fn adam_update(
     Ok(new)
 }
 
+/// The whole Adam step in a few kernel launches (16 tensors each) when every parameter
+/// with a gradient lives on one real GPU, is dense and shares its step count with the
+/// rest; `Ok(false)` (nothing done) otherwise, and the per-tensor path runs. The
+/// arithmetic is the per-tensor path's (PyTorch's), in one pass per element.
+fn fused_adam_step(
+    core: &mut Core<AdamState>,
+    c: &AdamConfig,
+    decoupled: bool,
+    op: &'static str,
+) -> Result<bool> {
+    use d2l_tensor::cuda;
+    let dense = |t: &Tensor| t.is_contiguous() && t.layout().offset() == 0;
+    let mut device = None;
+    let mut step = None;
+    for g in &core.groups {
+        check_lr(op, "group learning rate", g.lr.unwrap_or(c.lr))?;
+        check_nonneg(
+            op,
+            "group weight_decay",
+            g.weight_decay.unwrap_or(c.weight_decay),
+        )?;
+        for p in &g.params {
+            let Some(grad) = p.grad().filter(|_| p.requires_grad()) else {
+                continue;
+            };
+            let d = p.device();
+            if !d.is_cuda() || cuda::is_simulated() || *device.get_or_insert(d) != d {
+                return Ok(false);
+            }
+            if !dense(p) || !dense(&grad) || grad.dtype() != p.dtype() || !p.dtype().is_float() {
+                return Ok(false);
+            }
+            let s = core.state.get(&p.id()).map_or(0, |st| st.step);
+            if *step.get_or_insert(s) != s {
+                return Ok(false);
+            }
+        }
+    }
+    let Some(step) = step else { return Ok(false) };
+    let _guard = d2l_tensor::NoGradGuard::new();
+    let mut launched = false;
+    for g in &core.groups {
+        let lr = g.lr.unwrap_or(c.lr);
+        let wd = g.weight_decay.unwrap_or(c.weight_decay);
+        let mut held: Vec<(Tensor, Tensor, Tensor, Tensor, Option<Tensor>)> = Vec::new();
+        for p in &g.params {
+            let Some(grad) = p.grad().filter(|_| p.requires_grad()) else {
+                continue;
+            };
+            let st = core.state.entry(p.id()).or_default();
+            let m = follow(st.exp_avg.take(), p)?.unwrap_or_else(|| p.zeros_like());
+            let v = follow(st.exp_avg_sq.take(), p)?.unwrap_or_else(|| p.zeros_like());
+            let mx = if c.amsgrad {
+                Some(follow(st.max_exp_avg_sq.take(), p)?.unwrap_or_else(|| p.zeros_like()))
+            } else {
+                None
+            };
+            st.exp_avg = Some(m.clone());
+            st.exp_avg_sq = Some(v.clone());
+            st.max_exp_avg_sq = mx.clone();
+            held.push((p.clone(), grad, m, v, mx));
+        }
+        if held.is_empty() {
+            continue;
+        }
+        let items: Vec<cuda::AdamTensors<'_>> = held
+            .iter()
+            .map(|(p, g, m, v, mx)| cuda::AdamTensors {
+                param: p,
+                grad: g,
+                exp_avg: m,
+                exp_avg_sq: v,
+                max_exp_avg_sq: mx.as_ref(),
+            })
+            .collect();
+        let hyper = cuda::AdamStep {
+            lr,
+            beta1: c.betas.0,
+            beta2: c.betas.1,
+            eps: c.eps,
+            weight_decay: wd,
+            decoupled,
+            amsgrad: c.amsgrad,
+            step: step + 1,
+        };
+        if !cuda::fused_adam_(&items, &hyper)? {
+            if launched {
+                return Err(invalid(
+                    op,
+                    "internal error: the fused GPU update declined a parameter group after \
+                     updating another"
+                        .into(),
+                ));
+            }
+            return Ok(false);
+        }
+        launched = true;
+        for (p, ..) in &held {
+            if let Some(st) = core.state.get_mut(&p.id()) {
+                st.step = step + 1;
+            }
+        }
+    }
+    Ok(launched)
+}
+
 /// Adam (D2L 12.10, `torch.optim.Adam`): bias-corrected moment estimates, L2 weight
 /// decay added to the gradient, optional AMSGrad.
 #[derive(Clone, Debug)]
@@ -631,6 +737,9 @@ macro_rules! adam_builders {
             fn step_impl(&mut self) -> Result<()> {
                 let c = self.config;
                 let name = if $decoupled { "AdamW" } else { "Adam" };
+                if fused_adam_step(&mut self.core, &c, $decoupled, name)? {
+                    return Ok(());
+                }
                 self.core
                     .for_each(name, c.lr, c.weight_decay, |p, grad, lr, wd, st| {
                         adam_update(&c, $decoupled, p, grad, lr, wd, st)
