@@ -44,6 +44,8 @@ enum Command {
     Style(commands::style::StyleArgs),
     /// Upsample an image ×2/4/8 with a bilinear transposed convolution (D2L 13.11).
     Upsample(commands::upsample::UpsampleArgs),
+    /// List the devices: the CPU and each CUDA GPU with its memory (or why there is none).
+    Devices,
     /// List the data sets and where their files are (or would be) found.
     Datasets(commands::info::DatasetsArgs),
     /// Chapter-4 experiments (4.4, 4.5, 4.8, 4.9, 4.10).
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Some(Command::Summary(a)) => commands::info::summary(a),
         Some(Command::Models) => commands::info::models(),
         Some(Command::Bench(a)) => commands::bench::run(a),
+        Some(Command::Devices) => commands::devices::devices(),
         Some(Command::Datasets(a)) => commands::info::datasets(a),
         Some(Command::Anchors(a)) => commands::detect::anchors(a),
         Some(Command::Convert(a)) => commands::convert::run(a),

@@ -15,6 +15,11 @@
 //! `peak_rss_mb`, …), so the two outputs join on `workload` + `name` + `metric`.
 //! Peak RSS is the process's `VmHWM`; run one workload per process (as `d2l bench`
 //! does) for it to be that workload's own.
+//!
+//! On a GPU ([`BenchConfig::device`]) the model and the synthetic batch are moved there
+//! before timing, the clock is read only after [`d2l_tensor::cuda::synchronize`], and
+//! each record also carries the device's peak allocated memory during its measurement
+//! (`peak_device_mb`, `peak_device_bytes`; the peak is reset before each measurement).
 
 use d2l_models::zoo::{self, BuildConfig};
 use d2l_nn::conv::Conv2d;
@@ -22,7 +27,7 @@ use d2l_nn::layers::{Flatten, Linear, ReLU, Sigmoid};
 use d2l_nn::loss::cross_entropy_simple;
 use d2l_nn::pool::AvgPool2d;
 use d2l_nn::{Module, Sequential};
-use d2l_tensor::{no_grad, profile, Error, Generator, Result, Tensor};
+use d2l_tensor::{cuda, no_grad, profile, Device, Error, Generator, Result, Tensor};
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 
@@ -111,17 +116,32 @@ impl Protocol {
     /// `work_per_step` is images, tokens or FLOPs per step.
     pub fn measure(
         &self,
+        step: impl FnMut() -> Result<()>,
+        work_per_step: f64,
+    ) -> Result<Measurement> {
+        self.measure_on(Device::Cpu, step, work_per_step)
+    }
+
+    /// [`Protocol::measure`] for steps that run on `device`: waits for the device's
+    /// queued work (`cuda::synchronize`) before every reading of the clock, so that the
+    /// times are those of the computation, not of queueing it.
+    pub fn measure_on(
+        &self,
+        device: Device,
         mut step: impl FnMut() -> Result<()>,
         work_per_step: f64,
     ) -> Result<Measurement> {
+        let sync = || cuda::synchronize(device);
         let t0 = Instant::now();
         let mut n = 0;
         while n < self.warmup_min || t0.elapsed().as_secs_f64() < self.warmup_s {
             step()?;
+            sync()?;
             n += 1;
         }
         let t1 = Instant::now();
         step()?;
+        sync()?;
         let one = t1.elapsed().as_secs_f64();
         let steps = ((self.target_rep_s / one.max(1e-9)).ceil() as usize).max(1);
         let mut rates = Vec::with_capacity(self.reps);
@@ -131,6 +151,7 @@ impl Protocol {
             for _ in 0..steps {
                 step()?;
             }
+            sync()?;
             let dt = t.elapsed().as_secs_f64();
             rates.push(work_per_step * steps as f64 / dt);
             per_step.push(dt / steps as f64);
@@ -177,6 +198,8 @@ pub struct Record {
     pub m: Measurement,
     /// Intra-op threads.
     pub threads: usize,
+    /// The device the workload ran on.
+    pub device: Device,
     /// Workload-specific fields (`batch`, `rss_before_mb`, `peak_rss_mb`, shapes, …).
     pub extra: Map<String, Value>,
 }
@@ -209,6 +232,15 @@ impl Record {
         m: Measurement,
         extra: Map<String, Value>,
     ) -> Record {
+        let mut extra = extra;
+        if let Some(stats) = cuda::memory_stats(cfg.device) {
+            let peak = stats.peak_allocated;
+            extra.insert("peak_device_bytes".into(), json!(peak));
+            extra.insert(
+                "peak_device_mb".into(),
+                json!(round(peak as f64 / (1024.0 * 1024.0), 1)),
+            );
+        }
         Record {
             workload: workload.into(),
             name: name.into(),
@@ -216,6 +248,7 @@ impl Record {
             unit: unit.into(),
             m,
             threads: cfg.threads,
+            device: cfg.device,
             extra,
         }
     }
@@ -239,7 +272,7 @@ impl Record {
         );
         o.insert("steps_per_rep".into(), json!(self.m.steps_per_rep));
         o.insert("threads".into(), json!(self.threads));
-        o.insert("device".into(), json!("cpu"));
+        o.insert("device".into(), json!(self.device.to_string()));
         for (k, v) in &self.extra {
             o.insert(k.clone(), v.clone());
         }
@@ -266,6 +299,21 @@ pub struct BenchConfig {
     pub threads: usize,
     /// Also time one step per step kind with the op profiler and keep its table.
     pub profile: bool,
+    /// Where the workloads run (the CPU by default; `d2l bench --device`).
+    pub device: Device,
+}
+
+impl BenchConfig {
+    /// Times `step` on this configuration's device with its protocol, after resetting the
+    /// device's peak memory (so that the record made next reports this measurement's).
+    pub fn measure(
+        &self,
+        step: impl FnMut() -> Result<()>,
+        work_per_step: f64,
+    ) -> Result<Measurement> {
+        cuda::reset_peak_memory(self.device);
+        self.protocol.measure_on(self.device, step, work_per_step)
+    }
 }
 
 /// The peer workloads, in order.
@@ -442,11 +490,13 @@ fn image_workload(
     with_infer: bool,
 ) -> Result<()> {
     let (x, y) = synthetic_batch(batch, shape, 10)?;
+    let (x, y) = (x.to(cfg.device)?, y.to(cfg.device)?);
+    crate::device::to_device(net, cfg.device)?;
     let params = net.parameters();
     let base = proc_status_mb("VmRSS");
     net.train();
     let mut step = || train_step(net, &params, &x, &y, None);
-    let m = cfg.protocol.measure(&mut step, batch as f64)?;
+    let m = cfg.measure(&mut step, batch as f64)?;
     if cfg.profile {
         out.profiles
             .push((format!("{name} train step"), profile_once(&mut step)?));
@@ -467,7 +517,7 @@ fn image_workload(
     if with_infer {
         net.eval();
         let mut infer = || no_grad(|| net.forward(&x).map(|_| ()));
-        let m = cfg.protocol.measure(&mut infer, batch as f64)?;
+        let m = cfg.measure(&mut infer, batch as f64)?;
         if cfg.profile {
             out.profiles
                 .push((format!("{name} inference step"), profile_once(&mut infer)?));
@@ -508,6 +558,8 @@ fn tiny_ssd(out: &mut Outcome, cfg: &BenchConfig) -> Result<()> {
         labels.extend([0.0, x1 as f32, y1 as f32, (x1 + w) as f32, (y1 + h) as f32]);
     }
     let y = Tensor::from_vec(labels, &[batch, 1, 5])?;
+    let (x, y) = (x.to(cfg.device)?, y.to(cfg.device)?);
+    crate::device::to_device(&net, cfg.device)?;
     let mut opt = Sgd::new(net.parameters(), 0.2)?.weight_decay(5e-4);
     let base = proc_status_mb("VmRSS");
     let mut target_s = 0.0;
@@ -534,7 +586,7 @@ fn tiny_ssd(out: &mut Outcome, cfg: &BenchConfig) -> Result<()> {
         step_s += t.elapsed().as_secs_f64();
         Ok(())
     };
-    let m = cfg.protocol.measure(&mut step, batch as f64)?;
+    let m = cfg.measure(&mut step, batch as f64)?;
     if cfg.profile {
         out.profiles
             .push(("tiny-ssd train step".into(), profile_once(&mut step)?));
@@ -569,17 +621,20 @@ fn char_lm(out: &mut Outcome, cfg: &BenchConfig, name: &str) -> Result<()> {
         let v: Vec<i64> = (0..n).map(|_| g.below(vocab as u64) as i64).collect();
         Tensor::from_vec(v, &[batch, steps])
     };
-    let tokens = ids(batch * steps)?;
+    let tokens = ids(batch * steps)?.to(cfg.device)?;
     let targets = ids(batch * steps)?
         .t()?
         .contiguous()?
-        .reshape([steps * batch])?;
+        .reshape([steps * batch])?
+        .to(cfg.device)?;
     let rnn: Box<dyn Recurrent> = if name == "char_gru" {
         Box::new(GRU::new(vocab, hidden)?)
     } else {
         Box::new(RNN::new(vocab, hidden)?)
     };
     let head = Linear::new(hidden, vocab)?;
+    crate::device::to_device(rnn.as_dyn(), cfg.device)?;
+    crate::device::to_device(&head, cfg.device)?;
     let mut params = rnn.parameters();
     params.extend(head.parameters());
     let mut step = || -> Result<()> {
@@ -593,7 +648,7 @@ fn char_lm(out: &mut Outcome, cfg: &BenchConfig, name: &str) -> Result<()> {
         d2l_nn::clip::clip_grad_norm_(&params, 1.0)?;
         sgd_update(&params, LR)
     };
-    let m = cfg.protocol.measure(&mut step, (batch * steps) as f64)?;
+    let m = cfg.measure(&mut step, (batch * steps) as f64)?;
     if cfg.profile {
         out.profiles
             .push((format!("{name} train step"), profile_once(&mut step)?));
@@ -634,21 +689,21 @@ fn gflops_record(
 fn kernels(out: &mut Outcome, cfg: &BenchConfig) -> Result<()> {
     let mut g = Generator::new(SEED);
     let n = 1024;
-    let a = Tensor::randn_with(&mut g, &[n, n]);
-    let b = Tensor::randn_with(&mut g, &[n, n]);
+    let a = Tensor::randn_with(&mut g, &[n, n]).to(cfg.device)?;
+    let b = Tensor::randn_with(&mut g, &[n, n]).to(cfg.device)?;
     let mut mm = || no_grad(|| a.matmul(&b).map(|_| ()));
-    let m = cfg.protocol.measure(&mut mm, 2.0 * (n as f64).powi(3))?;
+    let m = cfg.measure(&mut mm, 2.0 * (n as f64).powi(3))?;
     let extra = fields(json!({"shape": [n, n, n]}));
     out.records
         .push(gflops_record(cfg, &format!("matmul_{n}"), m, extra));
 
     let (nb, c, hw, k) = (32usize, 64usize, 28usize, 3usize);
-    let x = Tensor::randn_with(&mut g, &[nb, c, hw, hw]);
-    let w = Tensor::randn_with(&mut g, &[c, c, k, k]);
+    let x = Tensor::randn_with(&mut g, &[nb, c, hw, hw]).to(cfg.device)?;
+    let w = Tensor::randn_with(&mut g, &[c, c, k, k]).to(cfg.device)?;
     let opts = d2l_tensor::Conv2dOptions::default().with_padding(1);
     let mut conv = || no_grad(|| x.conv2d(&w, None, &opts).map(|_| ()));
     let flops = 2.0 * (nb * c * hw * hw * c * k * k) as f64;
-    let m = cfg.protocol.measure(&mut conv, flops)?;
+    let m = cfg.measure(&mut conv, flops)?;
     if cfg.profile {
         out.profiles
             .push(("conv2d_64x64_3x3".into(), profile_once(&mut conv)?));

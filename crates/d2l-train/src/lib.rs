@@ -3,6 +3,7 @@
 //! directories, and the chapter 3–4 experiments built on it.
 
 pub mod bench;
+pub mod device;
 pub mod draw;
 pub mod experiments;
 pub mod metrics;

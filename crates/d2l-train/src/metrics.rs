@@ -225,7 +225,8 @@ impl Drop for TrainOnDrop<'_> {
 
 /// One pass of `net` over `loader` in evaluation mode and without gradients, measuring
 /// the accuracy (with `with_accuracy`) and the mean of `loss` (a batch-mean loss,
-/// weighted by batch size) when given. The model is in training mode afterwards.
+/// weighted by batch size) when given. The model is in training mode afterwards. Each
+/// batch is moved to the model's device (that of its first parameter) first.
 pub fn evaluate(
     net: &dyn Module,
     loader: &DataLoader,
@@ -234,17 +235,19 @@ pub fn evaluate(
 ) -> Result<Evaluation> {
     net.eval();
     let _restore = TrainOnDrop(net);
+    let device = crate::device::model_device(net);
     no_grad(|| {
         let mut m = Accumulator::new(3); // correct, loss sum, examples
         for batch in loader.iter_epoch(0) {
             let batch = batch.map_err(data_error)?;
             let n = batch.len() as f64;
-            let y_hat = net.forward(&batch.x)?;
+            let (x, y) = (batch.x.to(device)?, batch.y.to(device)?);
+            let y_hat = net.forward(&x)?;
             if with_accuracy {
-                m.add(&[accuracy(&y_hat, &batch.y)?]);
+                m.add(&[accuracy(&y_hat, &y)?]);
             }
             if let Some(loss) = loss {
-                let l = loss(&y_hat, &batch.y)?.item_f64()?;
+                let l = loss(&y_hat, &y)?.item_f64()?;
                 m.add(&[0.0, l * n]);
             }
             m.add(&[0.0, 0.0, n]);

@@ -10,6 +10,10 @@
 //! With a run directory the run writes `metrics.csv` (`epoch,perplexity,tokens_per_sec,
 //! seconds`), `curves.png`/`curves.svg` (perplexity against epoch, the book's Animator),
 //! `model.safetensors` and `summary.json`.
+//!
+//! With `config.device` a GPU, the model is moved there first and each batch after the
+//! loader gives it (the loader stays on the CPU); [`train_epoch_ch8`] and
+//! [`evaluate_perplexity`] move the batches to wherever the model's parameters are.
 
 use crate::metrics::{Accumulator, Timer};
 use crate::plot::{save_line_plot, PlotSpec, Series};
@@ -21,7 +25,7 @@ use d2l_nn::clip::clip_grad_norm_;
 use d2l_nn::loss::cross_entropy_simple;
 use d2l_nn::optim::{Optimizer, Sgd};
 use d2l_nn::rnn::RnnState;
-use d2l_tensor::{Error, Result, Tensor};
+use d2l_tensor::{Device, Error, Result, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -49,6 +53,8 @@ pub struct SeqTrainConfig {
     pub quiet: bool,
     /// Where to write metrics, curves, weights and the summary.
     pub run_dir: Option<RunDir>,
+    /// Where to train (the CPU by default).
+    pub device: Device,
 }
 
 impl Default for SeqTrainConfig {
@@ -62,6 +68,7 @@ impl Default for SeqTrainConfig {
             num_preds: 50,
             quiet: false,
             run_dir: None,
+            device: Device::Cpu,
         }
     }
 }
@@ -103,6 +110,8 @@ pub struct SeqTrainSummary {
     pub seconds: f64,
     /// The final samples for "time traveller" and "traveller".
     pub samples: Vec<Sample>,
+    /// The device the run trained on (`"cpu"`, `"cuda:0"`, ...).
+    pub device: String,
 }
 
 /// One epoch of D2L 8.5's `train_epoch_ch8`: returns (perplexity, tokens per second).
@@ -114,10 +123,12 @@ pub fn train_epoch_ch8(
     use_random_iter: bool,
 ) -> Result<(f64, f64)> {
     let params = net.parameters();
+    let device = crate::device::model_device(net.as_dyn());
     let mut timer = Timer::new();
     let mut metric = Accumulator::new(2); // sum of the loss, number of tokens
     let mut state: Option<RnnState> = None;
     for (x, y) in loader.iter() {
+        let (x, y) = (x.to(device)?, y.to(device)?);
         state = Some(match state {
             Some(s) if !use_random_iter => s.detach(),
             _ => net.begin_state(x.shape()[0])?,
@@ -133,6 +144,7 @@ pub fn train_epoch_ch8(
         let n = target.numel() as f64;
         metric.add(&[loss.item_f64()? * n, n]);
     }
+    crate::device::sync(device)?;
     let secs = timer.stop();
     if metric.get(1) == 0.0 {
         return Err(Error::InvalidArgument {
@@ -178,6 +190,7 @@ pub fn train_ch8(
             msg: "expected at least one epoch, got 0".into(),
         });
     }
+    crate::device::to_device(net.as_dyn(), cfg.device)?;
     let mut opt = Sgd::new(net.parameters(), cfg.lr)?;
     let bar = if cfg.quiet {
         ProgressBar::hidden()
@@ -242,6 +255,7 @@ pub fn train_ch8(
         seconds,
         samples,
         epochs,
+        device: cfg.device.to_string(),
     };
     if let Some(dir) = &cfg.run_dir {
         write_run(dir, net, &summary)?;
@@ -272,9 +286,11 @@ fn write_run(dir: &RunDir, net: &dyn LanguageModel, s: &SeqTrainSummary) -> Resu
 pub fn evaluate_perplexity(net: &dyn LanguageModel, loader: &mut SeqDataLoader) -> Result<f64> {
     d2l_tensor::no_grad(|| {
         let random = loader.use_random_iter();
+        let device = crate::device::model_device(net.as_dyn());
         let mut state: Option<RnnState> = None;
         let (mut sum, mut n) = (0.0, 0.0);
         for (x, y) in loader.iter() {
+            let (x, y) = (x.to(device)?, y.to(device)?);
             if random || state.is_none() {
                 state = Some(net.begin_state(x.shape()[0])?);
             }

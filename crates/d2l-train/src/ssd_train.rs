@@ -18,7 +18,7 @@ use d2l_data::loader::DataLoader;
 use d2l_models::ssd::{bbox_eval, cls_eval, ssd_loss, BoxLoss, ClsLoss, TinySsd};
 use d2l_nn::optim::{Optimizer, Sgd};
 use d2l_nn::Module;
-use d2l_tensor::{no_grad, Error, Result, Tensor};
+use d2l_tensor::{no_grad, Device, Error, Result, Tensor};
 use d2l_vision::detection::multibox_target;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -41,6 +41,9 @@ pub struct SsdTrainConfig {
     pub quiet: bool,
     /// Where to write metrics, curves, weights and the summary.
     pub run_dir: Option<RunDir>,
+    /// Where to train: the model is moved there first, each batch after the loader gives
+    /// it (default: the CPU).
+    pub device: Device,
 }
 
 impl Default for SsdTrainConfig {
@@ -53,6 +56,7 @@ impl Default for SsdTrainConfig {
             box_loss: BoxLoss::L1,
             quiet: false,
             run_dir: None,
+            device: Device::Cpu,
         }
     }
 }
@@ -93,17 +97,21 @@ pub struct SsdTrainSummary {
     pub seconds: f64,
     /// Every epoch.
     pub epochs: Vec<SsdEpoch>,
+    /// The device the run trained on (`"cpu"`, `"cuda:0"`, ...).
+    pub device: String,
 }
 
 /// Class error and bbox MAE of `net` over `loader` (eval mode, no gradients).
 pub fn evaluate_ssd(net: &TinySsd, loader: &DataLoader) -> Result<(f64, f64)> {
     net.eval();
+    let device = crate::device::model_device(net);
     let out = no_grad(|| -> Result<(f64, f64)> {
         let mut m = Accumulator::new(4);
         for batch in loader.iter() {
             let batch = batch.map_err(data_error)?;
-            let out = net.forward_ssd(&batch.x)?;
-            let (bbox_labels, bbox_masks, cls_labels) = multibox_target(&out.anchors, &batch.y)?;
+            let (x, y) = (batch.x.to(device)?, batch.y.to(device)?);
+            let out = net.forward_ssd(&x)?;
+            let (bbox_labels, bbox_masks, cls_labels) = multibox_target(&out.anchors, &y)?;
             m.add(&[
                 cls_eval(&out.cls_preds, &cls_labels)?,
                 cls_labels.numel() as f64,
@@ -135,6 +143,7 @@ pub fn train_ssd(
             msg: "expected at least one epoch, got 0".into(),
         });
     }
+    crate::device::to_device(net, cfg.device)?;
     let mut opt = Sgd::new(net.parameters(), cfg.lr)?.weight_decay(cfg.weight_decay);
     let bar = if cfg.quiet {
         ProgressBar::hidden()
@@ -155,10 +164,11 @@ pub fn train_ssd(
         let mut target_secs = 0.0;
         for batch in train.iter_epoch(epoch as u64 - 1) {
             let batch = batch.map_err(data_error)?;
+            let (x, y) = (batch.x.to(cfg.device)?, batch.y.to(cfg.device)?);
             opt.zero_grad();
-            let out = net.forward_ssd(&batch.x)?;
+            let out = net.forward_ssd(&x)?;
             let t0 = Instant::now();
-            let (bbox_labels, bbox_masks, cls_labels) = multibox_target(&out.anchors, &batch.y)?;
+            let (bbox_labels, bbox_masks, cls_labels) = multibox_target(&out.anchors, &y)?;
             target_secs += t0.elapsed().as_secs_f64();
             let l = ssd_loss(
                 &out.cls_preds,
@@ -190,6 +200,7 @@ pub fn train_ssd(
             ]);
             bar.inc(1);
         }
+        crate::device::sync(cfg.device)?;
         let train_secs = start.elapsed().as_secs_f64();
         let (val_class_err, val_bbox_mae) = match val {
             Some(v) => {
@@ -241,6 +252,7 @@ pub fn train_ssd(
         examples_per_sec: last.examples_per_sec,
         seconds: epochs.iter().map(|e| e.seconds).sum(),
         epochs,
+        device: cfg.device.to_string(),
     };
     if let Some(dir) = &cfg.run_dir {
         write_run(dir, net, &summary)?;
@@ -307,7 +319,7 @@ fn write_run(dir: &RunDir, net: &TinySsd, s: &SsdTrainSummary) -> Result<()> {
 pub fn predict_ssd(net: &TinySsd, image: &Tensor, nms_threshold: f32) -> Result<Vec<[f32; 6]>> {
     net.eval();
     let out = no_grad(|| -> Result<Vec<[f32; 6]>> {
-        let x = image.unsqueeze(0)?;
+        let x = image.unsqueeze(0)?.to(crate::device::model_device(net))?;
         let out = net.forward_ssd(&x)?;
         let cls_probs = out.cls_preds.softmax(2)?.permute(&[0, 2, 1])?;
         let det = d2l_vision::detection::multibox_detection(

@@ -17,7 +17,7 @@
 use d2l_nn::optim::{Adam, Optimizer};
 use d2l_nn::schedule::{LrScheduler, StepLr};
 use d2l_nn::{Module, Sequential};
-use d2l_tensor::{no_grad, Error, Result, Tensor};
+use d2l_tensor::{no_grad, Device, Error, Result, Tensor};
 use d2l_vision::style::{
     compute_loss, gram, postprocess, preprocess, select_features, StyleWeights, CONTENT_LAYERS,
     STYLE_LAYERS,
@@ -49,6 +49,9 @@ pub struct StyleConfig {
     pub content_layers: Vec<usize>,
     /// Indices of the style layers in the net, book: [`STYLE_LAYERS`] (`[0, 5, 10, 19, 28]`).
     pub style_layers: Vec<usize>,
+    /// Where to run: the net and both images are moved there (the CPU by default); the
+    /// returned image is on the CPU.
+    pub device: Device,
 }
 
 impl Default for StyleConfig {
@@ -64,6 +67,7 @@ impl Default for StyleConfig {
             log_every: 10,
             content_layers: CONTENT_LAYERS.to_vec(),
             style_layers: STYLE_LAYERS.to_vec(),
+            device: Device::Cpu,
         }
     }
 }
@@ -147,11 +151,12 @@ pub fn transfer_with(
     mut on_epoch: impl FnMut(&EpochLosses, bool),
 ) -> Result<(Tensor, Vec<EpochLosses>)> {
     cfg.validate()?;
+    crate::device::to_device(net, cfg.device)?;
     net.requires_grad_(false)?;
     net.eval();
     let size = Some(cfg.image_size);
-    let content_x = preprocess(content_img, size)?;
-    let style_x = preprocess(style_img, size)?;
+    let content_x = preprocess(content_img, size)?.to(cfg.device)?;
+    let style_x = preprocess(style_img, size)?.to(cfg.device)?;
     let features = |x: &Tensor| -> Result<(Vec<Tensor>, Vec<Tensor>)> {
         let outs = net.forward_trace(x)?;
         select_features(&outs, &cfg.content_layers, &cfg.style_layers, cfg.post_relu)
@@ -187,6 +192,7 @@ pub fn transfer_with(
         total.backward()?;
         opt.step()?;
         sched.step(&mut opt);
+        crate::device::sync(cfg.device)?;
         let seconds = t0.elapsed().as_secs_f64();
         let n = epoch + 1;
         let record = if cfg.log_every == 0 {
@@ -208,5 +214,5 @@ pub fn transfer_with(
             log.push(row);
         }
     }
-    Ok((postprocess(&x.detach())?, log))
+    Ok((postprocess(&x.detach().cpu()?)?, log))
 }

@@ -9,6 +9,10 @@
 //! `metrics.csv`, redraws `curves.png`/`curves.svg` and saves `model.safetensors`; at the
 //! end it writes `summary.json`.
 //!
+//! With `config.device` set to a GPU the model is moved there before the first epoch
+//! and each batch after the loader gives it (the loaders stay on the CPU); the summary
+//! records the device.
+//!
 //! A non-finite loss stops training before the parameters are updated, with an error that
 //! names the epoch and step; the run folder keeps the checkpoint of the last complete
 //! epoch. The first Ctrl-C finishes the current batch, saves, and returns the summary
@@ -37,7 +41,7 @@ use d2l_data::loader::DataLoader;
 use d2l_nn::loss::{cross_entropy_simple, mse_loss as mse, Reduction};
 use d2l_nn::optim::Optimizer;
 use d2l_nn::Module;
-use d2l_tensor::{Error, Result, Tensor};
+use d2l_tensor::{Device, Error, Result, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -69,6 +73,9 @@ pub struct TrainConfig {
     pub max_grad_norm: Option<f64>,
     /// Stops with an error when a batch loss is NaN or infinite (default `true`).
     pub stop_on_nan: bool,
+    /// Where to train: the model is moved there before the first epoch and each batch
+    /// after the loader gives it (default: the CPU).
+    pub device: Device,
 }
 
 impl Default for TrainConfig {
@@ -80,6 +87,7 @@ impl Default for TrainConfig {
             run_dir: None,
             max_grad_norm: None,
             stop_on_nan: true,
+            device: Device::Cpu,
         }
     }
 }
@@ -122,6 +130,8 @@ pub struct TrainSummary {
     /// Why training stopped before the last epoch (`"interrupted"` after Ctrl-C or
     /// [`StopHandle::stop`], or the non-finite-loss message), `None` when it completed.
     pub stopped_early: Option<String>,
+    /// The device the run trained on (`"cpu"`, `"cuda:0"`, ...).
+    pub device: String,
 }
 
 /// What an `on_batch` hook sees after each training step.
@@ -295,6 +305,8 @@ impl<'a> Trainer<'a> {
         install_ctrlc();
         d2l_tensor::alloc::tune();
         INTERRUPTED.store(false, Ordering::SeqCst);
+        let device = self.config.device;
+        crate::device::to_device(self.net, device)?;
         let started = Instant::now();
         let classification = self.config.task == Task::Classification;
         let steps = train.len();
@@ -318,9 +330,10 @@ impl<'a> Trainer<'a> {
                 let batch = batch.map_err(data_error)?;
                 let n = batch.len() as f64;
                 train_time.start();
+                let (bx, by) = (batch.x.to(device)?, batch.y.to(device)?);
                 self.optimizer.zero_grad();
-                let y_hat = self.net.forward(&batch.x)?;
-                let l = (self.loss)(&y_hat, &batch.y)?;
+                let y_hat = self.net.forward(&bx)?;
+                let l = (self.loss)(&y_hat, &by)?;
                 if l.numel() != 1 {
                     return Err(Error::InvalidArgument {
                         op: "Trainer::fit",
@@ -362,9 +375,10 @@ impl<'a> Trainer<'a> {
                     d2l_nn::clip::clip_grad_norm_(&params, max)?;
                 }
                 self.optimizer.step()?;
+                crate::device::sync(device)?;
                 epoch_train_secs += train_time.stop();
                 let correct = if classification {
-                    Some(accuracy(&y_hat, &batch.y)?)
+                    Some(accuracy(&y_hat, &by)?)
                 } else {
                     None
                 };
@@ -416,6 +430,7 @@ impl<'a> Trainer<'a> {
                 _ => (None, None),
             };
             self.net.train();
+            crate::device::sync(device)?;
             let metrics = EpochMetrics {
                 epoch,
                 train_loss: m.get(0) / seen,
@@ -490,6 +505,7 @@ impl<'a> Trainer<'a> {
             },
             seconds: started.elapsed().as_secs_f64(),
             stopped_early,
+            device: self.config.device.to_string(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! CNN by name), timed with that page's protocol, one child process per workload so that
 //! each peak RSS is its own; `--compare` joins the result with PyTorch's JSON lines.
 
-use super::CliResult;
+use super::{CliResult, DeviceArgs};
 use clap::Args;
 use d2l_train::bench::{self, BenchConfig, Protocol};
 use serde_json::Value;
@@ -16,6 +16,8 @@ use std::process::{Command, Stdio};
 pub struct BenchArgs {
     /// Comma-separated workloads: W1..W5 and/or zoo model names (default: W1,W2,W3,W4,W5).
     pub workloads: Option<String>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Intra-op threads (the protocol's 2 by default).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
@@ -64,10 +66,13 @@ pub fn run(a: BenchArgs) -> CliResult<()> {
     let proto = protocol(&a)?;
     if let Some(w) = &a.child {
         d2l_tensor::set_num_threads(a.threads)?;
+        // The parent resolved the device (and printed any notice): the child gets it fixed.
+        let device = d2l_tensor::cuda::resolve(a.device.device)?.0;
         let cfg = BenchConfig {
             protocol: proto,
             threads: a.threads,
             profile: profiling(&a),
+            device,
         };
         let out = bench::run(w, &cfg)?;
         let mut stdout = std::io::stdout().lock();
@@ -105,6 +110,7 @@ pub fn run(a: BenchArgs) -> CliResult<()> {
             })?;
         }
     }
+    let device = a.device.resolve()?;
     let peer = match &a.compare {
         Some(p) => Some(read_records(p)?),
         None => None,
@@ -118,6 +124,7 @@ pub fn run(a: BenchArgs) -> CliResult<()> {
         }
         let mut cmd = Command::new(&exe);
         cmd.args(["bench", "--child", w, "--threads", &a.threads.to_string()]);
+        cmd.args(["--device", &device.to_string()]);
         cmd.env("RAYON_NUM_THREADS", a.threads.to_string());
         if let Some(r) = a.reps {
             cmd.args(["--reps", &r.to_string()]);
@@ -147,13 +154,13 @@ pub fn run(a: BenchArgs) -> CliResult<()> {
         }
     }
     if !a.json {
-        print!("{}", table(&records));
+        print!("{}", table(&records, device.is_cuda()));
     }
     if let Some(peer) = &peer {
         print!("{}", compare_table(&records, peer));
     }
     if let Some(path) = &a.save {
-        save(path, &records, a.threads)?;
+        save(path, &records, a.threads, device)?;
     }
     if failed.is_empty() {
         Ok(())
@@ -207,14 +214,31 @@ fn fmt_opt(x: Option<f64>) -> String {
     x.map_or("-".into(), |x| format!("{x:.1}"))
 }
 
-fn table(records: &[Value]) -> String {
+/// The records as a table; on a GPU with a column of the device's peak memory.
+fn table(records: &[Value], gpu: bool) -> String {
     let mut out = format!(
-        "{:<10} {:<18} {:<20} {:>12} {:<9} {:>9} {:>9}\n",
-        "workload", "name", "metric", "value", "unit", "step ms", "peak MiB"
+        "{:<10} {:<18} {:<20} {:>12} {:<9} {:>9} {:>9}{}\n",
+        "workload",
+        "name",
+        "metric",
+        "value",
+        "unit",
+        "step ms",
+        "peak MiB",
+        if gpu {
+            format!(" {:>12}", "GPU peak MiB")
+        } else {
+            String::new()
+        }
     );
     for r in records {
+        let gpu_col = if gpu {
+            format!(" {:>12}", fmt_opt(f(r, "peak_device_mb")))
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "{:<10} {:<18} {:<20} {:>12.1} {:<9} {:>9.3} {:>9}\n",
+            "{:<10} {:<18} {:<20} {:>12.1} {:<9} {:>9.3} {:>9}{gpu_col}\n",
             s(r, "workload"),
             s(r, "name"),
             s(r, "metric"),
@@ -270,7 +294,12 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
-fn save(path: &std::path::Path, records: &[Value], threads: usize) -> CliResult<()> {
+fn save(
+    path: &std::path::Path,
+    records: &[Value],
+    threads: usize,
+    device: d2l_tensor::Device,
+) -> CliResult<()> {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -281,7 +310,7 @@ fn save(path: &std::path::Path, records: &[Value], threads: usize) -> CliResult<
         "cpu_model": cpu_model(),
         "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "threads": threads,
-        "device": "cpu",
+        "device": device.to_string(),
         "unix_time": secs,
         "results": records,
     });

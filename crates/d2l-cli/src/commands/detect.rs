@@ -260,6 +260,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         );
     }
     let num_classes = a.num_classes.unwrap_or(1);
+    let device = a.device.resolve()?;
     let net = TinySsd::new(num_classes, multibox_prior)?;
     let run_dir = RunDir::create(a.out.clone(), &a.model)?;
     let cfg = SsdTrainConfig {
@@ -270,6 +271,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         box_loss,
         quiet: a.quiet,
         run_dir: Some(run_dir.clone()),
+        device,
     };
     run_dir.write_config(&json!({
         "model": a.model,
@@ -303,7 +305,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             json!({"model": a.model, "class_err": s.class_err, "bbox_mae": s.bbox_mae,
                    "val_class_err": last.val_class_err, "val_bbox_mae": last.val_bbox_mae,
                    "examples_per_sec": s.examples_per_sec, "seconds": s.seconds,
-                   "run_dir": run_dir.path()})
+                   "run_dir": run_dir.path(), "device": s.device})
         );
     }
     Ok(())
@@ -328,6 +330,8 @@ pub struct DetectArgs {
     /// Output PNG.
     #[arg(long, default_value = "detections.png")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub device: super::DeviceArgs,
 }
 
 /// Runs `d2l detect`.
@@ -343,6 +347,7 @@ pub fn detect(a: DetectArgs) -> CliResult<()> {
     if !(0.0..=1.0).contains(&a.threshold) || !(0.0..=1.0).contains(&a.nms_threshold) {
         return Err("--threshold and --nms-threshold must lie in [0, 1]".into());
     }
+    let device = a.device.resolve()?;
     let weights = d2l_nn::serialize::load(&a.weights)?;
     let cls0 = weights
         .iter()
@@ -364,6 +369,7 @@ pub fn detect(a: DetectArgs) -> CliResult<()> {
     let num_classes = out_ch / 4 - 1;
     let net = TinySsd::new(num_classes, multibox_prior)?;
     d2l_nn::serialize::load_state_dict(&net, &a.weights, true)?;
+    d2l_train::device::to_device(&net, device)?;
     let img = read_image(&a.image)?;
     let (h, w) = (img.shape()[1], img.shape()[2]);
     let x = img.to_dtype(DType::F32)?;

@@ -1,7 +1,7 @@
 //! `d2l eval` and `d2l predict`: saved weights on a data set's test split (D2L 3.6's
 //! `evaluate_accuracy` and `predict_ch3`).
 
-use super::{find_model, image_data, CliResult, DataArgs};
+use super::{find_model, image_data, CliResult, DataArgs, DeviceArgs};
 use clap::Args;
 use d2l_models::zoo::ModelInfo;
 use d2l_nn::serialize::load_state_dict;
@@ -21,6 +21,8 @@ pub struct EvalArgs {
     pub weights: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// End with one JSON line.
     #[arg(long)]
     pub json: bool,
@@ -36,6 +38,8 @@ pub struct PredictArgs {
     pub weights: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// How many test images to show.
     #[arg(short, long, default_value_t = 6)]
     pub n: usize,
@@ -68,12 +72,14 @@ fn load_model(
 /// Runs `d2l eval`.
 pub fn run_eval(a: EvalArgs) -> CliResult<()> {
     let model = find_model(&a.model)?;
+    let device = a.device.resolve()?;
     a.data.apply_engine_settings()?;
     let (_, test, notice) = image_data(&model, &a.data, true)?;
     if let Some(m) = &notice.message {
         eprintln!("notice: {m}");
     }
     let net = load_model(&model, &a.data, &a.weights, notice.used.num_classes())?;
+    d2l_train::device::to_device(&net, device)?;
     let acc = evaluate_accuracy(&net, &test)?;
     println!(
         "test acc {acc:.4} on {} ({} examples)",
@@ -83,7 +89,7 @@ pub fn run_eval(a: EvalArgs) -> CliResult<()> {
     if a.json {
         println!(
             "{}",
-            json!({"model": model.name, "dataset": notice.used.as_str(), "test_acc": acc, "examples": test.num_examples()})
+            json!({"model": model.name, "dataset": notice.used.as_str(), "test_acc": acc, "examples": test.num_examples(), "device": device.to_string()})
         );
     }
     Ok(())
@@ -95,6 +101,7 @@ pub fn run_predict(a: PredictArgs) -> CliResult<()> {
         return Err("-n must be at least 1".into());
     }
     let model = find_model(&a.model)?;
+    let device = a.device.resolve()?;
     a.data.apply_engine_settings()?;
     let (_, test, notice) = image_data(&model, &a.data, true)?;
     let names: &[&str] = notice.used.class_names();
@@ -103,7 +110,8 @@ pub fn run_predict(a: PredictArgs) -> CliResult<()> {
     let n = a.n.min(batch.x.shape()[0]);
     let x = batch.x.narrow(0, 0, n)?;
     let y = batch.y.narrow(0, 0, n)?.to_vec::<i64>();
-    let pred = no_grad(|| net.forward(&x)?.argmax(1, false))?.to_vec::<i64>();
+    d2l_train::device::to_device(&net, device)?;
+    let pred = no_grad(|| net.forward(&x.to(device)?)?.argmax(1, false))?.to_vec::<i64>();
     let (h, w) = (x.shape()[2], x.shape()[3]);
     let pixels = x.to_vec::<f32>();
     let label = |i: i64| names.get(i as usize).copied().unwrap_or("?");

@@ -4,7 +4,7 @@
 //! `finetune-demo` (13.2). Each prints its results beside the book's and writes its plots
 //! to `--out`.
 
-use super::{CliResult, DataArgs};
+use super::{CliResult, DataArgs, DeviceArgs};
 use clap::{Args, Subcommand};
 use d2l_train::experiments::{
     augment, finetune, gd, house, poly, sequence, shift, stability, weight_decay, zipf,
@@ -53,6 +53,8 @@ pub struct AugmentDemoArgs {
     /// The common flags.
     #[command(flatten)]
     pub common: ExperimentArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Images: fashion-mnist (default), mnist, shapes or cifar10 (the book's, if present).
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: String,
@@ -82,6 +84,8 @@ pub struct FinetuneDemoArgs {
     /// The common flags.
     #[command(flatten)]
     pub common: ExperimentArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Images both tasks come from: fashion-mnist (default), mnist or shapes.
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: String,
@@ -243,6 +247,7 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
         }
         ExperimentCommand::AugmentDemo(d) => {
             let a = &d.common;
+            let device = d.device.resolve()?;
             let mut o = augment::AugmentOptions {
                 dataset: d.dataset.parse()?,
                 hub: a.hub(),
@@ -255,6 +260,7 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
                 seed: a.seed,
                 quiet: a.quiet,
                 out_dir: Some(a.out_dir("augment-demo")),
+                device,
                 ..Default::default()
             };
             if let Some(e) = a.epochs {
@@ -264,6 +270,7 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
         }
         ExperimentCommand::FinetuneDemo(d) => {
             let a = &d.common;
+            let device = d.device.resolve()?;
             let mut o = finetune::FinetuneOptions {
                 dataset: d.dataset.parse()?,
                 hub: a.hub(),
@@ -278,6 +285,7 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
                 seed: a.seed,
                 quiet: a.quiet,
                 out_dir: Some(a.out_dir("finetune-demo")),
+                device,
                 ..Default::default()
             };
             if let Some(e) = a.epochs {

@@ -12,7 +12,7 @@
 //! mean with (η·B, λ/B) for a batch of B, so the flags keep the book's meaning and the
 //! optimiser gets the scaled values (only a smaller last batch steps slightly less).
 
-use super::{CliResult, DataArgs};
+use super::{CliResult, DataArgs, DeviceArgs};
 use clap::Args;
 use d2l_data::loader::{DataLoader, Dataset};
 use d2l_models::torchvision::{load_torchvision_weights, resnet18};
@@ -42,6 +42,8 @@ pub struct FinetuneArgs {
     pub scratch: bool,
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Epochs (the book: 5).
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
@@ -147,6 +149,7 @@ fn folders(a: &FinetuneArgs) -> CliResult<(ImageFolder, ImageFolder, String)> {
 /// Runs `d2l finetune`.
 pub fn run(a: FinetuneArgs) -> CliResult<()> {
     check(&a)?;
+    let device = a.device.resolve()?;
     a.data.apply_engine_settings()?;
     let (train_set, test_set, source) = folders(&a)?;
     let classes = train_set.classes().to_vec();
@@ -207,6 +210,7 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
         "weight_decay": a.weight_decay, "image_size": a.image_size,
         "test_resize": a.test_resize, "seed": a.data.seed,
         "optimizer_lr_for_mean_loss": lr_mean, "optimizer_weight_decay_for_mean_loss": wd_mean,
+        "device": device.to_string(),
     }))?;
     if !a.quiet {
         println!(
@@ -225,6 +229,7 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
         epochs: a.epochs,
         quiet: a.quiet,
         run_dir: Some(run_dir.clone()),
+        device,
         ..TrainConfig::default()
     };
     let summary = Trainer::new(&net, cross_entropy_loss(), &mut opt, cfg)
@@ -237,7 +242,7 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
         summary.test_acc.unwrap_or(f64::NAN)
     );
     println!(
-        "{:.1} examples/sec on cpu ({} threads)",
+        "{:.1} examples/sec on {device} ({} CPU threads)",
         summary.examples_per_sec,
         d2l_tensor::num_threads()
     );
@@ -247,7 +252,8 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
             "{}",
             json!({"model": a.model, "scratch": a.scratch, "train_loss": summary.train_loss,
                    "train_acc": summary.train_acc, "test_acc": summary.test_acc,
-                   "examples_per_sec": summary.examples_per_sec, "run_dir": run_dir.path()})
+                   "examples_per_sec": summary.examples_per_sec, "run_dir": run_dir.path(),
+                   "device": summary.device})
         );
     }
     Ok(())

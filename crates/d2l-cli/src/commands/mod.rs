@@ -5,6 +5,7 @@ pub mod augment;
 pub mod bench;
 pub mod convert;
 pub mod detect;
+pub mod devices;
 pub mod eval;
 pub mod experiments;
 pub mod finetune;
@@ -21,6 +22,8 @@ use d2l_data::hub::DataHub;
 use d2l_data::loader::{Batch, DataLoader, Dataset, Example};
 use d2l_models::zoo::{self, ModelInfo, TaskKind};
 use std::path::PathBuf;
+
+pub use devices::DeviceArgs;
 
 /// Any error of any layer, shown to the user as one line.
 pub type CliError = Box<dyn std::error::Error + Send + Sync>;

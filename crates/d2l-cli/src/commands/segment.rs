@@ -86,11 +86,13 @@ fn evaluate(net: &Fcn, loader: &DataLoader) -> CliResult<(f64, f64)> {
     net.eval();
     let r = no_grad(|| -> CliResult<(f64, f64)> {
         let mut m = Accumulator::new(4);
+        let device = d2l_train::device::model_device(net);
         for b in loader.iter() {
             let b = b.map_err(data_error)?;
-            let y_hat = net.forward(&b.x)?;
-            let (c, t) = pixel_accuracy(&y_hat, &b.y)?;
-            let l = seg_loss(&y_hat, &b.y)?.sum_all()?.item_f64()?;
+            let (x, y) = (b.x.to(device)?, b.y.to(device)?);
+            let y_hat = net.forward(&x)?;
+            let (c, t) = pixel_accuracy(&y_hat, &y)?;
+            let l = seg_loss(&y_hat, &y)?.sum_all()?.item_f64()?;
             m.add(&[l, b.len() as f64, c as f64, t as f64]);
         }
         Ok((m.get(0) / m.get(1).max(1.0), m.get(2) / m.get(3).max(1.0)))
@@ -120,6 +122,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     if a.epochs == Some(0) || a.data.batch_size == Some(0) {
         return Err("--epochs and --batch-size must be at least 1".into());
     }
+    let device = a.device.resolve()?;
     a.data.apply_engine_settings()?;
     let batch = a.data.batch_size.unwrap_or(32);
     let (loaders, classes, source) = seg_data(&a, batch)?;
@@ -131,6 +134,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     )?;
     let val = super::head_loader(loaders.val.clone(), a.data.test_limit, None, "--test-limit")?;
     let net = fcn(classes, a.weights.as_deref())?;
+    d2l_train::device::to_device(&net, device)?;
     let epochs = a.epochs.unwrap_or(5);
     let lr = a.lr.unwrap_or(0.001);
     let wd = a.weight_decay.unwrap_or(1e-3);
@@ -147,6 +151,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         "model": a.model, "data": source, "classes": classes, "epochs": epochs,
         "batch_size": batch, "lr": lr, "weight_decay": wd, "body_weights": a.weights,
         "optimizer_lr_for_mean_loss": lr * batch as f64, "seed": a.data.seed,
+        "device": device.to_string(),
     }))?;
     if !a.quiet {
         println!(
@@ -169,9 +174,10 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         let mut m = Accumulator::new(4);
         for b in train.iter_epoch(epoch as u64) {
             let b = b.map_err(data_error)?;
+            let (x, y) = (b.x.to(device)?, b.y.to(device)?);
             opt.zero_grad();
-            let y_hat = net.forward(&b.x)?;
-            let l = seg_loss(&y_hat, &b.y)?;
+            let y_hat = net.forward(&x)?;
+            let l = seg_loss(&y_hat, &y)?;
             let mean = l.mean_all()?;
             let lv = mean.item_f64()?;
             if !lv.is_finite() {
@@ -181,9 +187,10 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             }
             mean.backward()?;
             opt.step()?;
-            let (c, t) = pixel_accuracy(&y_hat, &b.y)?;
+            let (c, t) = pixel_accuracy(&y_hat, &y)?;
             m.add(&[lv * b.len() as f64, b.len() as f64, c as f64, t as f64]);
         }
+        d2l_tensor::cuda::synchronize(device)?;
         let speed = m.get(1) / t0.elapsed().as_secs_f64().max(1e-9);
         let (test_loss, test_acc) = evaluate(&net, &val)?;
         last = (
@@ -220,7 +227,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         last.0, last.1, last.3
     );
     println!(
-        "{:.1} examples/sec on cpu ({} threads)",
+        "{:.1} examples/sec on {device} ({} CPU threads)",
         last.4,
         d2l_tensor::num_threads()
     );
@@ -230,7 +237,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             "{}",
             json!({"model": a.model, "train_loss": last.0, "train_acc": last.1,
                    "test_loss": last.2, "test_acc": last.3, "examples_per_sec": last.4,
-                   "run_dir": run_dir.path()})
+                   "run_dir": run_dir.path(), "device": device.to_string()})
         );
     }
     Ok(())
@@ -249,6 +256,8 @@ pub struct SegmentArgs {
     /// Output PNG: the image (cropped to a multiple of 32) beside the coloured prediction.
     #[arg(long, default_value = "segmentation.png")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub device: super::DeviceArgs,
 }
 
 /// Runs `d2l segment` (the book's `predict` + `label2image`).
@@ -256,6 +265,7 @@ pub fn segment(a: SegmentArgs) -> CliResult<()> {
     if !is_segmentation_model(&a.model) {
         return Err(format!("`{}` is not a segmentation model; expected fcn", a.model).into());
     }
+    let device = a.device.resolve()?;
     let entries = d2l_nn::serialize::load(&a.weights)?;
     let classes = entries
         .iter()
@@ -272,6 +282,7 @@ pub fn segment(a: SegmentArgs) -> CliResult<()> {
     }
     let net = fcn(classes, None)?;
     d2l_nn::serialize::load_state_dict(&net, &a.weights, true)?;
+    d2l_train::device::to_device(&net, device)?;
     net.eval();
     let img = read_image(&a.image)?;
     let (h, w) = (img.shape()[1] / 32 * 32, img.shape()[2] / 32 * 32);
@@ -285,7 +296,9 @@ pub fn segment(a: SegmentArgs) -> CliResult<()> {
         .into());
     }
     let img = img.narrow(1, 0, h)?.narrow(2, 0, w)?.contiguous()?;
-    let x = normalize(&to_tensor(&img)?, &IMAGENET_MEAN, &IMAGENET_STD)?.unsqueeze(0)?;
+    let x = normalize(&to_tensor(&img)?, &IMAGENET_MEAN, &IMAGENET_STD)?
+        .unsqueeze(0)?
+        .to(device)?;
     let pred = no_grad(|| net.forward(&x)?.argmax(1, false))?.to_vec::<i64>();
     let mut mask = vec![0u8; 3 * h * w];
     let mut counts = vec![0usize; classes];

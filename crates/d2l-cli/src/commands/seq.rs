@@ -67,6 +67,7 @@ fn validate(a: &TrainArgs) -> CliResult<()> {
 pub fn run(a: TrainArgs) -> CliResult<()> {
     validate(&a)?;
     let info = find_char_model(&a.model)?;
+    let device = a.device.resolve()?;
     a.data.apply_engine_settings()?;
     let epochs = a.epochs.unwrap_or(info.epochs);
     let lr = a.lr.unwrap_or(info.lr);
@@ -119,6 +120,7 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         use_random_iter: a.random_iter,
         quiet: a.quiet,
         run_dir: Some(run_dir),
+        device,
         ..Default::default()
     };
     let s = train_ch8(net.as_ref(), &mut loader, &vocab, &cfg)?;
@@ -146,7 +148,7 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
             "tokens_per_sec": s.tokens_per_sec, "mean_tokens_per_sec": s.mean_tokens_per_sec,
             "lr": lr, "batch_size": batch, "num_steps": steps, "num_hiddens": hidden,
             "max_tokens": max_tokens, "random_iter": a.random_iter, "params": params,
-            "seconds": s.seconds, "samples": samples, "run_dir": run_path,
+            "seconds": s.seconds, "samples": samples, "run_dir": run_path, "device": s.device,
         });
         println!("{line}");
     }

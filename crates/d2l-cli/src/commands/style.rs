@@ -55,6 +55,8 @@ pub struct StyleArgs {
     /// Worker threads for the kernels (default: RAYON_NUM_THREADS or all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub device: super::DeviceArgs,
 }
 
 /// Parses `--size HxW` (both at least 2), else a one-line error.
@@ -99,6 +101,7 @@ pub fn run(a: StyleArgs) -> CliResult<()> {
     if a.epochs == 0 {
         return Err("--epochs must be at least 1, got 0".into());
     }
+    let device = a.device.resolve()?;
     if let Some(n) = a.threads {
         d2l_tensor::set_num_threads(n)?;
     }
@@ -148,6 +151,7 @@ pub fn run(a: StyleArgs) -> CliResult<()> {
         } else {
             StyleWeights::book()
         },
+        device,
         ..StyleConfig::default()
     };
     println!(

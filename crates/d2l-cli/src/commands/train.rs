@@ -1,7 +1,7 @@
 //! `d2l train MODEL`: the book's recipe for the model, flags override it; a run
 //! directory collects metrics, curves, weights and the config (D2L 3.6 `train_ch3`).
 
-use super::{find_model, image_data, CliResult, DataArgs};
+use super::{find_model, image_data, CliResult, DataArgs, DeviceArgs};
 use clap::Args;
 use d2l_data::loader::load_array;
 use d2l_data::synthetic::synthetic_data;
@@ -23,6 +23,8 @@ pub struct TrainArgs {
     pub model: String,
     #[command(flatten)]
     pub data: DataArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Epochs (default: the book's).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -90,6 +92,7 @@ impl TrainArgs {
         TrainArgs {
             model: model.to_string(),
             data: DataArgs::default(),
+            device: DeviceArgs::default(),
             epochs: None,
             lr: None,
             optimizer: None,
@@ -179,6 +182,7 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
     }
     validate(&a)?;
     let model = find_model(&a.model)?;
+    let device = a.device.resolve()?;
     a.data.apply_engine_settings()?;
     let r = &model.recipe;
     let epochs = a.epochs.unwrap_or(r.epochs);
@@ -241,11 +245,12 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         "dropout": a.dropout, "width_mult": a.width_mult, "seed": a.data.seed,
         "train_limit": a.data.train_limit, "test_limit": a.data.test_limit,
         "threads": d2l_tensor::num_threads(), "params": net.num_parameters(), "section": model.section,
+        "device": device.to_string(),
     });
     run_dir.write_config(&config)?;
     if !a.quiet {
         eprintln!(
-            "training {} ({}, D2L {}) on {dataset}: {epochs} epochs, {} lr {lr}, {} parameters → {}",
+            "training {} ({}, D2L {}) on {dataset} on {device}: {epochs} epochs, {} lr {lr}, {} parameters → {}",
             model.name,
             model.title,
             model.section,
@@ -268,6 +273,7 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         quiet: a.quiet,
         task,
         run_dir: Some(run_dir),
+        device,
         ..Default::default()
     };
     let summary = {
@@ -320,7 +326,7 @@ fn report(
             "epochs_run": s.epochs.len(), "train_loss": s.train_loss, "train_acc": s.train_acc,
             "test_acc": s.test_acc, "examples_per_sec": s.examples_per_sec,
             "params": net.num_parameters(), "seconds": s.seconds,
-            "run_dir": run_path, "stopped_early": s.stopped_early,
+            "run_dir": run_path, "stopped_early": s.stopped_early, "device": s.device,
         });
         println!("{line}");
     }

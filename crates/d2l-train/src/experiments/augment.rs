@@ -167,6 +167,8 @@ pub struct AugmentOptions {
     pub out_dir: Option<PathBuf>,
     /// No progress lines on standard error.
     pub quiet: bool,
+    /// Where both runs train (the CPU by default).
+    pub device: d2l_tensor::Device,
 }
 
 impl Default for AugmentOptions {
@@ -185,6 +187,7 @@ impl Default for AugmentOptions {
             seed: 0,
             out_dir: None,
             quiet: false,
+            device: d2l_tensor::Device::Cpu,
         }
     }
 }
@@ -628,6 +631,7 @@ fn train_once(
     let config = TrainConfig {
         epochs: opts.epochs,
         quiet: opts.quiet,
+        device: opts.device,
         ..Default::default()
     };
     progress(opts.quiet, || format!("13.1 run `{name}`"));

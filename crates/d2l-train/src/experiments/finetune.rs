@@ -90,6 +90,8 @@ pub struct FinetuneOptions {
     pub out_dir: Option<PathBuf>,
     /// No progress lines on standard error.
     pub quiet: bool,
+    /// Where the three runs train (the CPU by default).
+    pub device: d2l_tensor::Device,
 }
 
 impl Default for FinetuneOptions {
@@ -114,6 +116,7 @@ impl Default for FinetuneOptions {
             seed: 0,
             out_dir: None,
             quiet: false,
+            device: d2l_tensor::Device::Cpu,
         }
     }
 }
@@ -295,6 +298,7 @@ fn fit(
     batch: usize,
     seed: u64,
     quiet: bool,
+    device: d2l_tensor::Device,
 ) -> Result<TrainRun> {
     let train: Arc<dyn Dataset> = Arc::new(ImageDataset::new(train.clone()));
     let test: Arc<dyn Dataset> = Arc::new(ImageDataset::new(test.clone()));
@@ -304,6 +308,7 @@ fn fit(
     let config = TrainConfig {
         epochs,
         quiet,
+        device,
         ..Default::default()
     };
     let summary =
@@ -379,6 +384,7 @@ pub fn run_finetune(opts: &FinetuneOptions) -> Result<FinetuneResults> {
         opts.pretrain_batch,
         opts.seed,
         opts.quiet,
+        opts.device,
     )?;
 
     // 2. Fine-tuning: the pretrained body, a new head at 10× the body's rate.
@@ -404,6 +410,7 @@ pub fn run_finetune(opts: &FinetuneOptions) -> Result<FinetuneResults> {
         opts.batch_size,
         opts.seed,
         opts.quiet,
+        opts.device,
     )?;
     drop(ft_net);
 
@@ -427,6 +434,7 @@ pub fn run_finetune(opts: &FinetuneOptions) -> Result<FinetuneResults> {
         opts.batch_size,
         opts.seed,
         opts.quiet,
+        opts.device,
     )?;
 
     let dir = opts.out_dir.as_deref();
