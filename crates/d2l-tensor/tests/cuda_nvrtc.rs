@@ -22,6 +22,15 @@ fn expected_kernels() -> Vec<String> {
             "im2col",
             "col2im",
             "adam",
+            "max_pool_fwd",
+            "max_pool_bwd",
+            "avg_pool_fwd",
+            "avg_pool_bwd",
+            "norm_stats",
+            "norm_apply",
+            "norm_bwd_runs",
+            "norm_bwd_coef",
+            "norm_bwd_dx",
         ] {
             names.push(format!("d2l_{k}_{f}"));
         }
@@ -74,12 +83,14 @@ fn kernels_compile_with_nvrtc() {
         }
         // By-value struct parameters must have the sizes of the #[repr(C)]
         // mirrors in real.rs (Strided 144, ConvGeom 120, AdamList 776,
-        // AdamHyper 64 bytes).
+        // AdamHyper 64, PoolGeom 136, NormGeom 32 bytes).
         for (param, bytes) in [
             ("d2l_cast_f32_f64_param_1", 144),
             ("d2l_im2col_f32_param_1", 120),
             ("d2l_adam_f32_param_0", 776),
             ("d2l_adam_f32_param_1", 64),
+            ("d2l_max_pool_fwd_f32_param_1", 136),
+            ("d2l_norm_stats_f64_param_1", 32),
         ] {
             let decl = format!("{param}[{bytes}]");
             assert!(

@@ -667,3 +667,382 @@ template <typename T> __device__ __forceinline__ void adam_impl(AdamList l, Adam
 
 extern "C" __global__ void d2l_adam_f32(AdamList l, AdamHyper h) { adam_impl<float>(l, h); }
 extern "C" __global__ void d2l_adam_f64(AdamList l, AdamHyper h) { adam_impl<double>(l, h); }
+
+// ---------------------------------------------------------------- pooling
+// Input and output are contiguous [planes, H, W] / [planes, OH, OW].  The
+// windows of each axis are computed from a rule (mirrors `PoolAxisK` in
+// real.rs; the host checks that the rule reproduces the CPU geometry):
+//   mode 0 (max):  raw = i*s - p; end = min(raw + (k-1)*d + 1, len);
+//                  start = first raw + t*d >= 0; count 1
+//   mode 1 (avg):  pad_end = min(raw + k, len + p); start = max(raw, 0);
+//                  end = min(pad_end, len); count = cip ? pad_end - raw
+//                  : end - start (at least 1)
+//   mode 2 (adaptive): start = floor(i*len/n), end = ceil((i+1)*len/n),
+//                  count = end - start
+// An empty window has end == start.  Positions step by d inside a window.
+// The backwards are gathers (one thread per input element, deterministic,
+// no atomics): each input position visits the output windows that can
+// contain it along each axis, in the row-major output order the CPU uses.
+struct PoolAxis {
+    i64 mode, len, n, k, s, p, d, cip;
+};
+struct PoolGeom {
+    i64 planes;
+    PoolAxis r, c;
+};
+
+__device__ __forceinline__ void pool_win(const PoolAxis &a, i64 i, i64 &st, i64 &en, i64 &cnt) {
+    if (a.mode == 2) {
+        st = i * a.len / a.n;
+        en = ((i + 1) * a.len + a.n - 1) / a.n;
+        cnt = en - st;
+        return;
+    }
+    i64 raw = i * a.s - a.p;
+    if (a.mode == 0) {
+        i64 e = raw + (a.k - 1) * a.d + 1;
+        if (e > a.len) e = a.len;
+        st = raw < 0 ? raw + ((-raw + a.d - 1) / a.d) * a.d : raw;
+        en = e > st ? e : st;
+        cnt = 1;
+        return;
+    }
+    i64 pad_end = raw + a.k;
+    if (pad_end > a.len + a.p) pad_end = a.len + a.p;
+    st = raw > 0 ? raw : 0;
+    i64 e = pad_end < a.len ? pad_end : a.len;
+    cnt = a.cip ? pad_end - raw : e - st;
+    if (cnt < 1) cnt = 1;
+    en = e > st ? e : st;
+}
+
+// The outputs [lo, hi] whose window may contain input position i (a superset:
+// callers check membership).
+__device__ __forceinline__ void pool_candidates(const PoolAxis &a, i64 i, i64 &lo, i64 &hi) {
+    if (a.mode == 2) {
+        lo = i * a.n / a.len;
+        hi = ((i + 1) * a.n + a.len - 1) / a.len - 1;
+    } else {
+        i64 ext = (a.k - 1) * a.d + 1;
+        i64 t = i + a.p - ext + 1;
+        lo = t <= 0 ? 0 : (t + a.s - 1) / a.s;
+        hi = (i + a.p) / a.s;
+    }
+    if (lo < 0) lo = 0;
+    if (hi > a.n - 1) hi = a.n - 1;
+}
+
+template <typename T> __device__ __forceinline__ T neg_inf_of();
+template <> __device__ __forceinline__ float neg_inf_of<float>() { return -__int_as_float(0x7f800000); }
+template <> __device__ __forceinline__ double neg_inf_of<double>() { return -__longlong_as_double(0x7ff0000000000000LL); }
+
+// Max: running maximum replaced when strictly greater or NaN (so NaN
+// propagates and the last NaN's index wins); ties keep the first.  The index
+// is h*W + w within the plane: the window's first position if nothing
+// replaced -inf, -1 for an empty window.
+template <typename T>
+__device__ __forceinline__ void max_pool_fwd_impl(const T *x, PoolGeom g, T *out, i64 *idx) {
+    const i64 oh = g.r.n, ow = g.c.n, W = g.c.len;
+    const i64 total = g.planes * oh * ow, pin = g.r.len * W;
+    GRID_STRIDE_LOOP(i, total) {
+        i64 oc = i % ow, t = i / ow;
+        i64 orow = t % oh, p = t / oh;
+        i64 rs, re, rc, cs, ce, cc;
+        pool_win(g.r, orow, rs, re, rc);
+        pool_win(g.c, oc, cs, ce, cc);
+        const T *xp = x + p * pin;
+        T best = neg_inf_of<T>();
+        i64 bi = (rs < re && cs < ce) ? rs * W + cs : -1;
+        for (i64 h = rs; h < re; h += g.r.d) {
+            for (i64 w = cs; w < ce; w += g.c.d) {
+                T v = xp[h * W + w];
+                if (v > best || is_nan(v)) {
+                    best = v;
+                    bi = h * W + w;
+                }
+            }
+        }
+        out[i] = best;
+        if (idx) idx[i] = bi;
+    }
+}
+
+// gin[p, h, w] = sum of gout[p, o] over the outputs o whose index is h*W + w.
+template <typename T>
+__device__ __forceinline__ void max_pool_bwd_impl(const T *gout, const i64 *idx, PoolGeom g,
+                                                  T *gin) {
+    const i64 H = g.r.len, W = g.c.len, oh = g.r.n, ow = g.c.n;
+    const i64 total = g.planes * H * W;
+    GRID_STRIDE_LOOP(i, total) {
+        i64 w = i % W, t = i / W;
+        i64 h = t % H, p = t / H;
+        i64 pos = h * W + w;
+        i64 r0, r1, c0, c1;
+        pool_candidates(g.r, h, r0, r1);
+        pool_candidates(g.c, w, c0, c1);
+        const T *gp = gout + p * oh * ow;
+        const i64 *ip = idx + p * oh * ow;
+        T acc = T(0);
+        for (i64 a = r0; a <= r1; ++a) {
+            for (i64 b = c0; b <= c1; ++b) {
+                if (ip[a * ow + b] == pos) acc += gp[a * ow + b];
+            }
+        }
+        gin[i] = acc;
+    }
+}
+
+// Average: the window's sum (accumulated in double) over count_r * count_c.
+template <typename T>
+__device__ __forceinline__ void avg_pool_fwd_impl(const T *x, PoolGeom g, T *out) {
+    const i64 oh = g.r.n, ow = g.c.n, W = g.c.len;
+    const i64 total = g.planes * oh * ow, pin = g.r.len * W;
+    GRID_STRIDE_LOOP(i, total) {
+        i64 oc = i % ow, t = i / ow;
+        i64 orow = t % oh, p = t / oh;
+        i64 rs, re, rc, cs, ce, cc;
+        pool_win(g.r, orow, rs, re, rc);
+        pool_win(g.c, oc, cs, ce, cc);
+        const T *xp = x + p * pin;
+        double s = 0.0;
+        for (i64 h = rs; h < re; ++h) {
+            for (i64 w = cs; w < ce; ++w) s += (double)xp[h * W + w];
+        }
+        out[i] = (T)(s / (double)(rc * cc));
+    }
+}
+
+// gin[p, h, w] = sum over the windows holding (h, w) of gout / (count_r * count_c),
+// in the element type and in row-major output order (as the CPU adds them).
+template <typename T>
+__device__ __forceinline__ void avg_pool_bwd_impl(const T *gout, PoolGeom g, T *gin) {
+    const i64 H = g.r.len, W = g.c.len, oh = g.r.n, ow = g.c.n;
+    const i64 total = g.planes * H * W;
+    GRID_STRIDE_LOOP(i, total) {
+        i64 w = i % W, t = i / W;
+        i64 h = t % H, p = t / H;
+        i64 r0, r1, c0, c1;
+        pool_candidates(g.r, h, r0, r1);
+        pool_candidates(g.c, w, c0, c1);
+        const T *gp = gout + p * oh * ow;
+        T acc = T(0);
+        for (i64 a = r0; a <= r1; ++a) {
+            i64 rs, re, rc;
+            pool_win(g.r, a, rs, re, rc);
+            if (h < rs || h >= re) continue;
+            for (i64 b = c0; b <= c1; ++b) {
+                i64 cs, ce, cc;
+                pool_win(g.c, b, cs, ce, cc);
+                if (w < cs || w >= ce) continue;
+                acc += gp[a * ow + b] / (T)(rc * cc);
+            }
+        }
+        gin[i] = acc;
+    }
+}
+
+#define DEF_POOL(SUF, T)                                                                    \
+    extern "C" __global__ void d2l_max_pool_fwd_##SUF(const T *x, PoolGeom g, T *out,        \
+                                                      i64 *idx) {                           \
+        max_pool_fwd_impl<T>(x, g, out, idx);                                               \
+    }                                                                                       \
+    extern "C" __global__ void d2l_max_pool_bwd_##SUF(const T *gout, const i64 *idx,         \
+                                                      PoolGeom g, T *gin) {                 \
+        max_pool_bwd_impl<T>(gout, idx, g, gin);                                            \
+    }                                                                                       \
+    extern "C" __global__ void d2l_avg_pool_fwd_##SUF(const T *x, PoolGeom g, T *out) {      \
+        avg_pool_fwd_impl<T>(x, g, out);                                                    \
+    }                                                                                       \
+    extern "C" __global__ void d2l_avg_pool_bwd_##SUF(const T *gout, PoolGeom g, T *gin) {   \
+        avg_pool_bwd_impl<T>(gout, g, gin);                                                 \
+    }
+DEF_POOL(f32, float)
+DEF_POOL(f64, double)
+
+// ---------------------------------------------------------------- batch / group norm
+// x is contiguous [N, C, HW]; a run is one HW row (id n*C + c); a unit is the
+// set of runs sharing statistics: channel c (groups == 0, batch norm, runs
+// (0, c) .. (N-1, c)) or (n, g) (group norm with `groups` groups, the
+// C/groups adjacent runs of sample n).  Mirrors `NormGeomK` in real.rs.
+// Statistics live in one double buffer: [mean(units), var(units), istd(units)].
+struct NormGeom {
+    i64 n, c, hw, groups;
+};
+
+__device__ __forceinline__ i64 norm_units(const NormGeom &g) {
+    return g.groups == 0 ? g.c : g.n * g.groups;
+}
+__device__ __forceinline__ i64 norm_runs(const NormGeom &g) {
+    return g.groups == 0 ? g.n : g.c / g.groups;
+}
+// The run id of the k-th run of unit u.
+__device__ __forceinline__ i64 norm_run(const NormGeom &g, i64 u, i64 k) {
+    if (g.groups == 0) return k * g.c + u;
+    i64 n = u / g.groups, gi = u % g.groups;
+    return n * g.c + gi * (g.c / g.groups) + k;
+}
+// The unit of run id `id`.
+__device__ __forceinline__ i64 norm_unit_of(const NormGeom &g, i64 id) {
+    i64 c = id % g.c;
+    if (g.groups == 0) return c;
+    return (id / g.c) * g.groups + c / (g.c / g.groups);
+}
+
+// One block per unit (grid-stride): mean, then the biased variance from the
+// deviations, both accumulated in double with a shared-memory tree.
+template <typename T>
+__device__ __forceinline__ void norm_stats_impl(const T *x, NormGeom g, double eps, double *stats) {
+    __shared__ double buf[RED_THREADS];
+    const unsigned tid = threadIdx.x;
+    const i64 units = norm_units(g), runs = norm_runs(g), m = runs * g.hw;
+    for (i64 u = blockIdx.x; u < units; u += gridDim.x) {
+        double s = 0.0;
+        for (i64 j = tid; j < m; j += blockDim.x) {
+            s += (double)x[norm_run(g, u, j / g.hw) * g.hw + j % g.hw];
+        }
+        s = block_sum<double>(s, buf);
+        const double mean = s / (double)m;
+        double q = 0.0;
+        for (i64 j = tid; j < m; j += blockDim.x) {
+            double dv = (double)x[norm_run(g, u, j / g.hw) * g.hw + j % g.hw] - mean;
+            q += dv * dv;
+        }
+        q = block_sum<double>(q, buf);
+        if (tid == 0) {
+            double var = q / (double)m;
+            if (var < 0.0) var = 0.0;
+            stats[u] = mean;
+            stats[units + u] = var;
+            stats[2 * units + u] = 1.0 / sqrt(var + eps);
+        }
+    }
+}
+
+// y = x*a + b with a = gamma[c]*istd and b = beta[c] - mean*a (rounded to T,
+// as the CPU kernel does); gamma/beta may be null (1 and 0).
+template <typename T>
+__device__ __forceinline__ void norm_apply_impl(const T *x, NormGeom g, const double *stats,
+                                                const T *gamma, const T *beta, T *y) {
+    const i64 units = norm_units(g), total = g.n * g.c * g.hw;
+    GRID_STRIDE_LOOP(i, total) {
+        i64 id = i / g.hw, c = id % g.c, u = norm_unit_of(g, id);
+        double gm = gamma ? (double)gamma[c] : 1.0;
+        double bt = beta ? (double)beta[c] : 0.0;
+        double scale = gm * stats[2 * units + u];
+        T a = (T)scale, b = (T)(bt - stats[u] * scale);
+        y[i] = x[i] * a + b;
+    }
+}
+
+// Per run: s_dy = sum dy, s_dyxh = istd * sum dy*(x - mean), in double; one
+// block per run (grid-stride).
+template <typename T>
+__device__ __forceinline__ void norm_bwd_runs_impl(const T *x, const T *dy, NormGeom g,
+                                                   const double *stats, double *s_dy,
+                                                   double *s_dyxh) {
+    __shared__ double buf[RED_THREADS];
+    const unsigned tid = threadIdx.x;
+    const i64 units = norm_units(g), nruns = g.n * g.c;
+    for (i64 id = blockIdx.x; id < nruns; id += gridDim.x) {
+        const i64 u = norm_unit_of(g, id);
+        const double mean = stats[u];
+        const T *xr = x + id * g.hw;
+        const T *gr = dy + id * g.hw;
+        double a = 0.0, b = 0.0;
+        for (i64 j = tid; j < g.hw; j += blockDim.x) {
+            double gv = (double)gr[j];
+            a += gv;
+            b += gv * ((double)xr[j] - mean);
+        }
+        a = block_sum<double>(a, buf);
+        b = block_sum<double>(b, buf);
+        if (tid == 0) {
+            s_dy[id] = a;
+            s_dyxh[id] = b * stats[2 * units + u];
+        }
+    }
+}
+
+// Index i < units: coef[2u] = sum_k gamma[c_k]*s_dy[run_k] / m and
+// coef[2u+1] = the same of s_dyxh.  Index units + c: the weight and bias
+// gradients of channel c (sums over n), each written when its pointer is set.
+template <typename T>
+__device__ __forceinline__ void norm_bwd_coef_impl(NormGeom g, const T *gamma, const double *s_dy,
+                                                   const double *s_dyxh, double *coef, T *dgamma,
+                                                   T *dbeta) {
+    const i64 units = norm_units(g), runs = norm_runs(g);
+    const double m = (double)(runs * g.hw);
+    GRID_STRIDE_LOOP(i, units + g.c) {
+        if (i < units) {
+            double sa = 0.0, sb = 0.0;
+            for (i64 k = 0; k < runs; ++k) {
+                i64 id = norm_run(g, i, k);
+                double gm = gamma ? (double)gamma[id % g.c] : 1.0;
+                sa += gm * s_dy[id];
+                sb += gm * s_dyxh[id];
+            }
+            coef[2 * i] = sa / m;
+            coef[2 * i + 1] = sb / m;
+        } else {
+            i64 c = i - units;
+            double a = 0.0, b = 0.0;
+            for (i64 n = 0; n < g.n; ++n) {
+                a += s_dy[n * g.c + c];
+                b += s_dyxh[n * g.c + c];
+            }
+            if (dbeta) dbeta[c] = (T)a;
+            if (dgamma) dgamma[c] = (T)b;
+        }
+    }
+}
+
+// dx = k1*dy - kb*(x - mean) - ka with k1 = istd*gamma[c], kb = istd^2*mb,
+// ka = istd*ma (through the statistics), or k1*dy alone; all rounded to T.
+template <typename T>
+__device__ __forceinline__ void norm_bwd_dx_impl(const T *x, const T *dy, NormGeom g,
+                                                 const double *stats, const double *coef,
+                                                 const T *gamma, int through, T *dx) {
+    const i64 units = norm_units(g), total = g.n * g.c * g.hw;
+    GRID_STRIDE_LOOP(i, total) {
+        i64 id = i / g.hw, c = id % g.c, u = norm_unit_of(g, id);
+        double istd = stats[2 * units + u];
+        T k1 = (T)(istd * (gamma ? (double)gamma[c] : 1.0));
+        if (through) {
+            T kb = (T)(istd * istd * coef[2 * u + 1]);
+            T ka = (T)(istd * coef[2 * u]);
+            T mt = (T)stats[u];
+            dx[i] = k1 * dy[i] - kb * (x[i] - mt) - ka;
+        } else {
+            dx[i] = k1 * dy[i];
+        }
+    }
+}
+
+#define DEF_NORM(SUF, T)                                                                     \
+    extern "C" __global__ void d2l_norm_stats_##SUF(const T *x, NormGeom g, double eps,       \
+                                                    double *stats) {                         \
+        norm_stats_impl<T>(x, g, eps, stats);                                                \
+    }                                                                                        \
+    extern "C" __global__ void d2l_norm_apply_##SUF(const T *x, NormGeom g,                  \
+                                                    const double *stats, const T *gamma,     \
+                                                    const T *beta, T *y) {                   \
+        norm_apply_impl<T>(x, g, stats, gamma, beta, y);                                     \
+    }                                                                                        \
+    extern "C" __global__ void d2l_norm_bwd_runs_##SUF(const T *x, const T *dy, NormGeom g,   \
+                                                       const double *stats, double *s_dy,    \
+                                                       double *s_dyxh) {                     \
+        norm_bwd_runs_impl<T>(x, dy, g, stats, s_dy, s_dyxh);                                \
+    }                                                                                        \
+    extern "C" __global__ void d2l_norm_bwd_coef_##SUF(NormGeom g, const T *gamma,            \
+                                                       const double *s_dy,                   \
+                                                       const double *s_dyxh, double *coef,   \
+                                                       T *dgamma, T *dbeta) {                \
+        norm_bwd_coef_impl<T>(g, gamma, s_dy, s_dyxh, coef, dgamma, dbeta);                  \
+    }                                                                                        \
+    extern "C" __global__ void d2l_norm_bwd_dx_##SUF(const T *x, const T *dy, NormGeom g,     \
+                                                     const double *stats, const double *coef, \
+                                                     const T *gamma, int through, T *dx) {   \
+        norm_bwd_dx_impl<T>(x, dy, g, stats, coef, gamma, through, dx);                      \
+    }
+DEF_NORM(f32, float)
+DEF_NORM(f64, double)

@@ -17,6 +17,7 @@
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod alloc;
 pub(crate) mod native;
+pub(crate) mod native_nn;
 pub use native::{fused_adam_, AdamStep, AdamTensors};
 #[cfg(feature = "cuda")]
 pub(crate) mod real;

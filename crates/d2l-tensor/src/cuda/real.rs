@@ -102,6 +102,15 @@ pub(crate) fn kernel_names() -> Vec<String> {
             "im2col",
             "col2im",
             "adam",
+            "max_pool_fwd",
+            "max_pool_bwd",
+            "avg_pool_fwd",
+            "avg_pool_bwd",
+            "norm_stats",
+            "norm_apply",
+            "norm_bwd_runs",
+            "norm_bwd_coef",
+            "norm_bwd_dx",
         ] {
             names.push(format!("d2l_{k}_{f}"));
         }
@@ -1877,6 +1886,501 @@ pub(crate) fn adam_multi(dt: Dt, params: &[AdamParam<'_>], h: &AdamHyper) -> Res
     Ok(())
 }
 
+// ------------------------------------------------------------------ pooling
+
+/// How the windows of one pooling axis are laid out (see `pool_win` in
+/// kernels.cu; the caller checks that the rule gives the CPU's windows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PoolRule {
+    /// Max pooling: kernel, stride, padding, dilation.
+    Max {
+        k: usize,
+        s: usize,
+        p: usize,
+        d: usize,
+    },
+    /// Average pooling: kernel, stride, padding, whether the padding counts.
+    Avg {
+        k: usize,
+        s: usize,
+        p: usize,
+        count_include_pad: bool,
+    },
+    /// Adaptive pooling: `floor(i·len/n) .. ceil((i+1)·len/n)`.
+    Adaptive,
+}
+
+/// One pooling axis: input length, output length and the window rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PoolAxis {
+    /// Input length.
+    pub(crate) len: usize,
+    /// Output length.
+    pub(crate) n: usize,
+    /// The window rule.
+    pub(crate) rule: PoolRule,
+}
+
+impl PoolAxis {
+    /// Window `i` as (start, end, divisor count), exactly as `pool_win` in kernels.cu.
+    pub(crate) fn window(&self, i: usize) -> (usize, usize, usize) {
+        let (len, i) = (self.len as i64, i as i64);
+        match self.rule {
+            PoolRule::Adaptive => {
+                let n = self.n as i64;
+                let (st, en) = (i * len / n, ((i + 1) * len + n - 1) / n);
+                (st as usize, en as usize, (en - st) as usize)
+            }
+            PoolRule::Max { k, s, p, d } => {
+                let (k, s, p, d) = (k as i64, s as i64, p as i64, d as i64);
+                let raw = i * s - p;
+                let e = (raw + (k - 1) * d + 1).min(len);
+                let st = if raw < 0 {
+                    raw + ((-raw + d - 1) / d) * d
+                } else {
+                    raw
+                };
+                (st as usize, e.max(st) as usize, 1)
+            }
+            PoolRule::Avg {
+                k,
+                s,
+                p,
+                count_include_pad,
+            } => {
+                let (k, s, p) = (k as i64, s as i64, p as i64);
+                let raw = i * s - p;
+                let pad_end = (raw + k).min(len + p);
+                let st = raw.max(0);
+                let e = pad_end.min(len);
+                let cnt = if count_include_pad {
+                    pad_end - raw
+                } else {
+                    e - st
+                };
+                (st as usize, e.max(st) as usize, cnt.max(1) as usize)
+            }
+        }
+    }
+
+    fn kernel(&self) -> Result<PoolAxisK, String> {
+        let (mode, k, s, p, d, cip) = match self.rule {
+            PoolRule::Max { k, s, p, d } => (0, k, s, p, d, false),
+            PoolRule::Avg {
+                k,
+                s,
+                p,
+                count_include_pad,
+            } => (1, k, s, p, 1, count_include_pad),
+            PoolRule::Adaptive => (2, 1, 1, 0, 1, false),
+        };
+        if self.len == 0 || self.n == 0 || k == 0 || s == 0 || d == 0 {
+            return Err(format!("CUDA: pooling: degenerate axis {self:?}"));
+        }
+        Ok(PoolAxisK {
+            v: [mode, self.len, self.n, k, s, p, d, cip as usize].map(|x| x as i64),
+        })
+    }
+}
+
+/// Kernel-side pooling axis; mirrors `struct PoolAxis` in kernels.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct PoolAxisK {
+    v: [i64; 8],
+}
+
+/// Kernel-side pooling geometry; mirrors `struct PoolGeom` in kernels.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct PoolGeomK {
+    planes: i64,
+    r: PoolAxisK,
+    c: PoolAxisK,
+}
+
+// SAFETY: POD (seventeen i64) with the C layout of `struct PoolGeom` in kernels.cu.
+unsafe impl DeviceRepr for PoolGeomK {}
+
+fn pool_geom(
+    planes: usize,
+    rows: &PoolAxis,
+    cols: &PoolAxis,
+) -> Result<(PoolGeomK, usize, usize), String> {
+    let g = PoolGeomK {
+        planes: planes as i64,
+        r: rows.kernel()?,
+        c: cols.kernel()?,
+    };
+    let n_in = prod(&[planes, rows.len, cols.len])
+        .ok_or_else(|| "CUDA: pooling input too large".to_string())?;
+    let n_out = prod(&[planes, rows.n, cols.n])
+        .ok_or_else(|| "CUDA: pooling output too large".to_string())?;
+    Ok((g, n_in, n_out))
+}
+
+fn check_extent(b: &Block, dt: Dt, off: usize, n: usize, what: &str) -> Result<(), String> {
+    if off.checked_add(n).is_none_or(|e| e > b.len(dt)) {
+        return Err(format!(
+            "CUDA: {what}: {n} elements at offset {off} exceed a block of {} elements",
+            b.len(dt)
+        ));
+    }
+    Ok(())
+}
+
+/// Max pooling of the contiguous `[planes, rows.len, cols.len]` input at element
+/// `x_off` of `x`: the maxima `[planes, rows.n, cols.n]` and, when `with_idx`, the
+/// i64 position `h·W + w` of each (first maximum; the last NaN; -1 for an empty
+/// window), as the CPU kernels.
+pub(crate) fn max_pool_forward(
+    dt: Dt,
+    x: &Block,
+    x_off: usize,
+    planes: usize,
+    rows: &PoolAxis,
+    cols: &PoolAxis,
+    with_idx: bool,
+) -> Result<(Block, Option<Block>), String> {
+    need_float(dt, "max_pool")?;
+    let (g, n_in, n_out) = pool_geom(planes, rows, cols)?;
+    check_extent(x, dt, x_off, n_in, "max_pool")?;
+    let d = x.dev;
+    let out = alloc_on(d, n_out * dt.size())?;
+    let idx = if with_idx {
+        Some(alloc_on(d, n_out * 8)?)
+    } else {
+        None
+    };
+    if n_out == 0 {
+        return Ok((out, idx));
+    }
+    let name = format!("d2l_max_pool_fwd_{}", dt.suffix());
+    let (xp, op, ip) = (
+        x.ptr_at(dt, x_off),
+        out.ptr,
+        idx.as_ref().map_or(0u64, |b| b.ptr),
+    );
+    launch!(d, &name, grid_for(n_out), &xp, &g, &op, &ip)?;
+    Ok((out, idx))
+}
+
+/// The input gradient of max pooling: each output gradient added to the input
+/// position its index names (a gather per input element, deterministic).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn max_pool_backward(
+    dt: Dt,
+    gout: &Block,
+    g_off: usize,
+    idx: &Block,
+    idx_off: usize,
+    planes: usize,
+    rows: &PoolAxis,
+    cols: &PoolAxis,
+) -> Result<Block, String> {
+    need_float(dt, "max_pool_backward")?;
+    let d = same_device(&[gout, idx], "max_pool_backward")?;
+    let (g, n_in, n_out) = pool_geom(planes, rows, cols)?;
+    check_extent(gout, dt, g_off, n_out, "max_pool_backward")?;
+    check_extent(idx, Dt::I64, idx_off, n_out, "max_pool_backward")?;
+    let out = alloc_on(d, n_in * dt.size())?;
+    if n_in == 0 {
+        return Ok(out);
+    }
+    let name = format!("d2l_max_pool_bwd_{}", dt.suffix());
+    let (gp, ip, op) = (
+        gout.ptr_at(dt, g_off),
+        idx.ptr_at(Dt::I64, idx_off),
+        out.ptr,
+    );
+    launch!(d, &name, grid_for(n_in), &gp, &ip, &g, &op)?;
+    Ok(out)
+}
+
+/// Average pooling of the contiguous `[planes, rows.len, cols.len]` input at
+/// element `x_off` of `x` (window sums in double, over `count_r·count_c`).
+pub(crate) fn avg_pool_forward(
+    dt: Dt,
+    x: &Block,
+    x_off: usize,
+    planes: usize,
+    rows: &PoolAxis,
+    cols: &PoolAxis,
+) -> Result<Block, String> {
+    need_float(dt, "avg_pool")?;
+    let (g, n_in, n_out) = pool_geom(planes, rows, cols)?;
+    check_extent(x, dt, x_off, n_in, "avg_pool")?;
+    let d = x.dev;
+    let out = alloc_on(d, n_out * dt.size())?;
+    if n_out == 0 {
+        return Ok(out);
+    }
+    let name = format!("d2l_avg_pool_fwd_{}", dt.suffix());
+    let (xp, op) = (x.ptr_at(dt, x_off), out.ptr);
+    launch!(d, &name, grid_for(n_out), &xp, &g, &op)?;
+    Ok(out)
+}
+
+/// The input gradient of average pooling (a gather per input element, in the
+/// CPU's order of additions).
+pub(crate) fn avg_pool_backward(
+    dt: Dt,
+    gout: &Block,
+    g_off: usize,
+    planes: usize,
+    rows: &PoolAxis,
+    cols: &PoolAxis,
+) -> Result<Block, String> {
+    need_float(dt, "avg_pool_backward")?;
+    let (g, n_in, n_out) = pool_geom(planes, rows, cols)?;
+    check_extent(gout, dt, g_off, n_out, "avg_pool_backward")?;
+    let d = gout.dev;
+    let out = alloc_on(d, n_in * dt.size())?;
+    if n_in == 0 {
+        return Ok(out);
+    }
+    let name = format!("d2l_avg_pool_bwd_{}", dt.suffix());
+    let (gp, op) = (gout.ptr_at(dt, g_off), out.ptr);
+    launch!(d, &name, grid_for(n_in), &gp, &g, &op)?;
+    Ok(out)
+}
+
+// ------------------------------------------------------------------ batch / group norm
+
+/// The `[N, C, HW]` view of a normalisation input and its units: `groups == 0`
+/// for per-channel statistics (batch norm), else `N·groups` (sample, group) units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct NormGeom {
+    /// Samples.
+    pub(crate) n: usize,
+    /// Channels.
+    pub(crate) c: usize,
+    /// Elements per (sample, channel) run.
+    pub(crate) hw: usize,
+    /// Groups (0: one unit per channel).
+    pub(crate) groups: usize,
+}
+
+impl NormGeom {
+    /// Number of units (sets of runs sharing statistics).
+    pub(crate) fn units(&self) -> usize {
+        if self.groups == 0 {
+            self.c
+        } else {
+            self.n * self.groups
+        }
+    }
+
+    fn check(&self, what: &str) -> Result<(usize, NormGeomK), String> {
+        if self.groups != 0 && (self.c == 0 || self.c % self.groups != 0) {
+            return Err(format!(
+                "CUDA: {what}: {} channels do not split into {} groups",
+                self.c, self.groups
+            ));
+        }
+        let total = prod(&[self.n, self.c, self.hw])
+            .ok_or_else(|| format!("CUDA: {what}: input too large"))?;
+        let k = NormGeomK {
+            v: [self.n, self.c, self.hw, self.groups].map(|x| x as i64),
+        };
+        Ok((total, k))
+    }
+}
+
+/// Kernel-side geometry; mirrors `struct NormGeom` in kernels.cu.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct NormGeomK {
+    v: [i64; 4],
+}
+
+// SAFETY: four i64 in C order, identical to `struct NormGeom` in kernels.cu.
+unsafe impl DeviceRepr for NormGeomK {}
+
+/// Block size of the per-unit and per-run reductions: a power of two, 32..=256.
+fn reduce_config(items: usize, per_item: usize) -> LaunchConfig {
+    row_config(items, per_item)
+}
+
+/// The statistics of every unit of the contiguous `x` (at element `x_off`): a new
+/// f64 block `[mean(units), biased var(units), 1/sqrt(var + eps)(units)]`.
+pub(crate) fn norm_stats(
+    dt: Dt,
+    x: &Block,
+    x_off: usize,
+    g: &NormGeom,
+    eps: f64,
+) -> Result<Block, String> {
+    need_float(dt, "norm_stats")?;
+    let (total, gk) = g.check("norm_stats")?;
+    check_extent(x, dt, x_off, total, "norm_stats")?;
+    let units = g.units();
+    let d = x.dev;
+    let out = alloc_on(d, 3 * units * 8)?;
+    if units == 0 {
+        return Ok(out);
+    }
+    if total == 0 {
+        return Err("CUDA: norm_stats: units without elements".into());
+    }
+    let name = format!("d2l_norm_stats_{}", dt.suffix());
+    let (xp, sp) = (x.ptr_at(dt, x_off), out.ptr);
+    launch!(
+        d,
+        &name,
+        reduce_config(units, total / units),
+        &xp,
+        &gk,
+        &eps,
+        &sp
+    )
+    .map(|_| out)
+}
+
+/// `y = (x − mean)·istd·γ[c] + β[c]` with the statistics block of [`norm_stats`]
+/// (or one laid out the same way); `gamma`/`beta` are `[C]` blocks of `dt`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn norm_apply(
+    dt: Dt,
+    x: &Block,
+    x_off: usize,
+    g: &NormGeom,
+    stats: &Block,
+    gamma: Option<(&Block, usize)>,
+    beta: Option<(&Block, usize)>,
+) -> Result<Block, String> {
+    need_float(dt, "norm_apply")?;
+    let d = same_device(&[x, stats], "norm_apply")?;
+    let (total, gk) = g.check("norm_apply")?;
+    check_extent(x, dt, x_off, total, "norm_apply")?;
+    check_extent(stats, Dt::F64, 0, 3 * g.units(), "norm_apply")?;
+    for (b, off) in gamma.iter().chain(beta.iter()) {
+        same_device(&[x, b], "norm_apply")?;
+        check_extent(b, dt, *off, g.c, "norm_apply")?;
+    }
+    let out = alloc_on(d, total * dt.size())?;
+    if total == 0 {
+        return Ok(out);
+    }
+    let name = format!("d2l_norm_apply_{}", dt.suffix());
+    let (xp, sp, op) = (x.ptr_at(dt, x_off), stats.ptr, out.ptr);
+    let gp = gamma.map_or(0u64, |(b, o)| b.ptr_at(dt, o));
+    let bp = beta.map_or(0u64, |(b, o)| b.ptr_at(dt, o));
+    launch!(d, &name, grid_for(total), &xp, &gk, &sp, &gp, &bp, &op)?;
+    Ok(out)
+}
+
+/// The results of [`norm_backward`].
+pub(crate) struct NormGrads {
+    /// The input gradient (when asked for).
+    pub(crate) dx: Option<Block>,
+    /// The `[C]` weight gradient Σ dy·x̂ (when asked for).
+    pub(crate) dgamma: Option<Block>,
+    /// The `[C]` bias gradient Σ dy (when asked for).
+    pub(crate) dbeta: Option<Block>,
+}
+
+/// The backward of [`norm_apply`]: per-run sums Σdy and Σdy·x̂ (in double), the
+/// weight and bias gradients, and `dx` with (`through`) or without the gradient
+/// through the statistics. `x` and `dy` are contiguous `[N, C, HW]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn norm_backward(
+    dt: Dt,
+    x: (&Block, usize),
+    dy: (&Block, usize),
+    g: &NormGeom,
+    stats: &Block,
+    gamma: Option<(&Block, usize)>,
+    through: bool,
+    need: (bool, bool, bool),
+) -> Result<NormGrads, String> {
+    need_float(dt, "norm_backward")?;
+    let d = same_device(&[x.0, dy.0, stats], "norm_backward")?;
+    let (total, gk) = g.check("norm_backward")?;
+    check_extent(x.0, dt, x.1, total, "norm_backward")?;
+    check_extent(dy.0, dt, dy.1, total, "norm_backward")?;
+    check_extent(stats, Dt::F64, 0, 3 * g.units(), "norm_backward")?;
+    if let Some((b, off)) = gamma {
+        same_device(&[x.0, b], "norm_backward")?;
+        check_extent(b, dt, off, g.c, "norm_backward")?;
+    }
+    let (need_dx, need_dw, need_db) = need;
+    let runs = g.n * g.c;
+    let units = g.units();
+    let s_dy = alloc_on(d, runs.max(1) * 8)?;
+    let s_dyxh = alloc_on(d, runs.max(1) * 8)?;
+    let coef = alloc_on(d, (2 * units).max(1) * 8)?;
+    let dgamma = if need_dw {
+        Some(alloc_on(d, g.c * dt.size())?)
+    } else {
+        None
+    };
+    let dbeta = if need_db {
+        Some(alloc_on(d, g.c * dt.size())?)
+    } else {
+        None
+    };
+    let dx = if need_dx {
+        Some(alloc_on(d, total * dt.size())?)
+    } else {
+        None
+    };
+    if total == 0 {
+        for b in dgamma.iter().chain(dbeta.iter()) {
+            fill(b, dt, 0.0)?;
+        }
+        return Ok(NormGrads { dx, dgamma, dbeta });
+    }
+    let sfx = dt.suffix();
+    let (xp, gyp, sp) = (x.0.ptr_at(dt, x.1), dy.0.ptr_at(dt, dy.1), stats.ptr);
+    let gp = gamma.map_or(0u64, |(b, o)| b.ptr_at(dt, o));
+    let (sdp, sxp, cp) = (s_dy.ptr, s_dyxh.ptr, coef.ptr);
+    launch!(
+        d,
+        &format!("d2l_norm_bwd_runs_{sfx}"),
+        reduce_config(runs, g.hw),
+        &xp,
+        &gyp,
+        &gk,
+        &sp,
+        &sdp,
+        &sxp
+    )?;
+    let (dgp, dbp) = (
+        dgamma.as_ref().map_or(0u64, |b| b.ptr),
+        dbeta.as_ref().map_or(0u64, |b| b.ptr),
+    );
+    launch!(
+        d,
+        &format!("d2l_norm_bwd_coef_{sfx}"),
+        grid_for(units + g.c),
+        &gk,
+        &gp,
+        &sdp,
+        &sxp,
+        &cp,
+        &dgp,
+        &dbp
+    )?;
+    if let Some(out) = &dx {
+        let (op, th) = (out.ptr, through as i32);
+        launch!(
+            d,
+            &format!("d2l_norm_bwd_dx_{sfx}"),
+            grid_for(total),
+            &xp,
+            &gyp,
+            &gk,
+            &sp,
+            &cp,
+            &gp,
+            &th,
+            &op
+        )?;
+    }
+    Ok(NormGrads { dx, dgamma, dbeta })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1910,6 +2414,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<ConvGeomK>(), 120);
         assert_eq!(std::mem::size_of::<AdamListK>(), 776);
         assert_eq!(std::mem::size_of::<AdamHyperK>(), 64);
+        assert_eq!(std::mem::size_of::<PoolGeomK>(), 136);
+        assert_eq!(std::mem::size_of::<NormGeomK>(), 32);
     }
 
     #[test]

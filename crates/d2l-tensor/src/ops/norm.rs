@@ -3,6 +3,7 @@
 //! with a hand-written backward attached through [`Tensor::custom_op`].
 
 use crate::cpu::norm::{self as k, Border, Geom, Units};
+use crate::cuda::native_nn;
 use crate::error::{bad_shape, invalid, Error, Result};
 use crate::grad_mode::no_grad;
 use crate::{DType, Element, Float, Tensor};
@@ -61,7 +62,8 @@ fn geom(x: &Tensor) -> Geom {
 }
 
 /// The fused normalisation: forward kernel plus the custom backward. Returns the output
-/// and the statistics (per unit).
+/// and the statistics (per unit). On a real GPU the kernels of `cuda::native_nn` run and
+/// the statistics are downloaded only when `want_stats` (otherwise they come back empty).
 #[allow(clippy::too_many_arguments)]
 fn fused_norm<T: Float>(
     x: &Tensor,
@@ -72,22 +74,43 @@ fn fused_norm<T: Float>(
     given: Option<(Vec<f64>, Vec<f64>)>,
     eps: f64,
     through: bool,
+    want_stats: bool,
 ) -> Result<(Tensor, k::Stats)> {
     let xc = x.contiguous()?.detach();
-    let gamma: Option<Arc<Vec<T>>> = w.map(|w| Arc::new(w.to_vec::<T>()));
-    let beta: Option<Vec<T>> = b.map(|b| b.to_vec::<T>());
-    let (y, stats) = xc.with_slice::<T, _>(|xs| {
-        k::norm_forward(
-            xs,
-            g,
-            units,
-            given.as_ref().map(|(m, i)| (&m[..], &i[..])),
-            eps,
-            gamma.as_deref().map(|v| &v[..]),
-            beta.as_deref(),
-        )
-    })?;
-    let value = Tensor::from_vec(y, x.shape())?.to(x.device())?;
+    let given_ref = given.as_ref().map(|(m, i)| (&m[..], &i[..]));
+    let native = native_nn::norm_forward(&xc, g, units, given_ref, eps, w, b, want_stats)?;
+    // The host copy of γ (only for the host path).
+    let mut gamma: Option<Arc<Vec<T>>> = None;
+    let (value, stats, dev) = match native {
+        Some(nf) => {
+            let stats = nf.stats.unwrap_or(k::Stats {
+                mean: Vec::new(),
+                var: Vec::new(),
+                istd: Vec::new(),
+            });
+            (
+                Tensor::from_parts(nf.y, x.shape(), None),
+                stats,
+                Some(Arc::new(nf.dev)),
+            )
+        }
+        None => {
+            gamma = w.map(|w| Arc::new(w.to_vec::<T>()));
+            let beta: Option<Vec<T>> = b.map(|b| b.to_vec::<T>());
+            let (y, stats) = xc.with_slice::<T, _>(|xs| {
+                k::norm_forward(
+                    xs,
+                    g,
+                    units,
+                    given_ref,
+                    eps,
+                    gamma.as_deref().map(|v| &v[..]),
+                    beta.as_deref(),
+                )
+            })?;
+            (Tensor::from_vec(y, x.shape())?.to(x.device())?, stats, None)
+        }
+    };
     let mut inputs = vec![x];
     inputs.extend(w);
     inputs.extend(b);
@@ -97,10 +120,46 @@ fn fused_norm<T: Float>(
     let need_dx = x.requires_grad();
     let w_shape = w.map(|w| w.shape().to_vec());
     let b_shape = b.map(|b| b.shape().to_vec());
+    let w_det = w.map(|w| w.detach());
     let (mean, istd) = (stats.mean.clone(), stats.istd.clone());
     let shape = x.shape().to_vec();
     let backward: crate::BackwardFn = Arc::new(move |grad: &Tensor| {
         let gc = grad.to_dtype(T::DTYPE)?.contiguous()?;
+        let need = (need_dx, w_shape.is_some(), b_shape.is_some());
+        let host_stats = (&mean[..], &istd[..]);
+        if let Some((dx, dw, db)) = native_nn::norm_backward(
+            &xc,
+            &gc,
+            g,
+            units,
+            dev.as_deref(),
+            host_stats,
+            w_det.as_ref(),
+            through,
+            need,
+        )? {
+            let mut out = vec![dx.map(|s| Tensor::from_parts(s, &shape, None))];
+            if let Some(ws) = &w_shape {
+                out.push(dw.map(|s| Tensor::from_parts(s, ws, None)));
+            }
+            if let Some(bs) = &b_shape {
+                out.push(db.map(|s| Tensor::from_parts(s, bs, None)));
+            }
+            return Ok(out);
+        }
+        // The host path; statistics kept only on the GPU are fetched first.
+        let fetched;
+        let (mean, istd) = match dev.as_deref() {
+            Some(d) if mean.is_empty() => {
+                fetched = native_nn::download_stats(d, units.count(g))?;
+                (&fetched.mean[..], &fetched.istd[..])
+            }
+            _ => (&mean[..], &istd[..]),
+        };
+        let gamma_host: Option<Arc<Vec<T>>> = match &gamma {
+            Some(v) => Some(v.clone()),
+            None => w_det.as_ref().map(|w| Arc::new(w.to_vec::<T>())),
+        };
         let (dx, s_dy, s_dyxh) = gc.with_slice::<T, _>(|dy| {
             xc.with_slice::<T, _>(|xs| {
                 k::norm_backward(
@@ -108,9 +167,9 @@ fn fused_norm<T: Float>(
                     dy,
                     g,
                     units,
-                    &mean,
-                    &istd,
-                    gamma.as_deref().map(|v| &v[..]),
+                    mean,
+                    istd,
+                    gamma_host.as_deref().map(|v| &v[..]),
                     through,
                     need_dx,
                 )
@@ -257,7 +316,8 @@ impl Tensor {
             Some((mean, istd))
         };
         let (y, stats) = float_dispatch!(self, OP, T => fused_norm::<T>(
-            self, g, Units::PerChannel, w.as_ref(), b.as_ref(), given, eps, training
+            self, g, Units::PerChannel, w.as_ref(), b.as_ref(), given, eps, training,
+            training && (running_mean.is_some() || running_var.is_some())
         )?);
         if training {
             no_grad(|| -> Result<()> {
@@ -324,7 +384,7 @@ impl Tensor {
         let w = per_channel_param(OP, "weight", weight, g.c, self)?;
         let b = per_channel_param(OP, "bias", bias, g.c, self)?;
         Ok(float_dispatch!(self, OP, T => fused_norm::<T>(
-            self, g, Units::Groups(groups), w.as_ref(), b.as_ref(), None, eps, true
+            self, g, Units::Groups(groups), w.as_ref(), b.as_ref(), None, eps, true, false
         )?.0))
     }
 

@@ -13,6 +13,7 @@
 //! ```
 
 use crate::cpu::pool::{self as kernels, Geom, Win};
+use crate::cuda::native_nn::{self, AxisRule, PoolRules};
 use crate::error::{bad_shape, invalid, Result};
 use crate::{DType, Tensor};
 use std::sync::Arc;
@@ -137,7 +138,7 @@ fn window_geom(
     op: &'static str,
     o: &Pool2dOptions,
     avg: bool,
-) -> Result<(Vec<usize>, Geom)> {
+) -> Result<(Vec<usize>, Geom, PoolRules)> {
     let (lead, planes, h, w) = planes_of(x, op)?;
     let (k, s, p, d) = (o.kernel, o.stride, o.padding, o.dilation);
     let shape = x.shape();
@@ -228,9 +229,26 @@ fn window_geom(
     let two = k == (2, 2) && s == (2, 2) && p == (0, 0) && d == (1, 1);
     let mut out_shape = lead;
     out_shape.extend([oh as usize, ow as usize]);
+    let rule = |k: usize, s: usize, p: usize, d: usize| {
+        if avg {
+            AxisRule::Avg {
+                k,
+                s,
+                p,
+                count_include_pad: o.count_include_pad,
+            }
+        } else {
+            AxisRule::Max { k, s, p, d }
+        }
+    };
+    let rules = PoolRules {
+        rows: rule(k.0, s.0, p.0, d.0),
+        cols: rule(k.1, s.1, p.1, d.1),
+    };
     Ok((
         out_shape,
         Geom::new(planes, (h, w), rows, cols, d, two, Some((k.1, s.1, p.1))),
+        rules,
     ))
 }
 
@@ -239,7 +257,7 @@ fn adaptive_geom(
     x: &Tensor,
     op: &'static str,
     out_hw: (usize, usize),
-) -> Result<(Vec<usize>, Geom)> {
+) -> Result<(Vec<usize>, Geom, PoolRules)> {
     let (lead, planes, h, w) = planes_of(x, op)?;
     if out_hw.0 == 0 || out_hw.1 == 0 {
         return Err(invalid(
@@ -274,7 +292,11 @@ fn adaptive_geom(
         false,
         None,
     );
-    Ok((out_shape, geom))
+    let rules = PoolRules {
+        rows: AxisRule::Adaptive,
+        cols: AxisRule::Adaptive,
+    };
+    Ok((out_shape, geom, rules))
 }
 
 /// Runs `f` on the input's elements as `&[T]` for its float dtype.
@@ -307,18 +329,29 @@ fn max_impl(
     x: &Tensor,
     out_shape: Vec<usize>,
     geom: Geom,
+    rules: PoolRules,
     want_idx: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
     let track = Tensor::tracks(&[x]);
     let with_idx = want_idx || track;
-    let (val, idx) = float_dispatch!(x, T => {
-        let (v, i) = x.with_slice::<T, _>(|s| kernels::max_forward(s, &geom, with_idx))?;
-        (Tensor::from_vec(v, &out_shape)?.to(x.device())?, i)
-    });
-    let idx = if with_idx {
-        Some(Tensor::from_vec(idx, &out_shape)?.to(x.device())?)
-    } else {
-        None
+    let (val, idx) = match native_nn::max_pool(x, &geom, &rules, with_idx)? {
+        // The GPU kernel: outputs already on the input's device.
+        Some((v, i)) => (
+            Tensor::from_parts(v, &out_shape, None),
+            i.map(|i| Tensor::from_parts(i, &out_shape, None)),
+        ),
+        None => {
+            let (val, idx) = float_dispatch!(x, T => {
+                let (v, i) = x.with_slice::<T, _>(|s| kernels::max_forward(s, &geom, with_idx))?;
+                (Tensor::from_vec(v, &out_shape)?.to(x.device())?, i)
+            });
+            let idx = if with_idx {
+                Some(Tensor::from_vec(idx, &out_shape)?.to(x.device())?)
+            } else {
+                None
+            };
+            (val, idx)
+        }
     };
     if !track {
         return Ok((val, idx.filter(|_| want_idx)));
@@ -327,6 +360,9 @@ fn max_impl(
     let (in_shape, dtype, geom) = (x.shape().to_vec(), x.dtype(), Arc::new(geom));
     let backward: crate::BackwardFn = Arc::new(move |g: &Tensor| {
         let g = grad_in(g, dtype)?;
+        if let Some(s) = native_nn::max_pool_backward(&g, &saved, &geom, &rules)? {
+            return Ok(vec![Some(Tensor::from_parts(s, &in_shape, None))]);
+        }
         let gi = float_dispatch!(g, T => {
             let v = g.with_slice::<T, _>(|gs| {
                 saved.with_slice::<i64, _>(|ix| kernels::max_backward::<T>(gs, ix, &geom))
@@ -341,17 +377,23 @@ fn max_impl(
     ))
 }
 
-fn avg_impl(x: &Tensor, out_shape: Vec<usize>, geom: Geom) -> Result<Tensor> {
-    let val = float_dispatch!(x, T => {
-        let v = x.with_slice::<T, _>(|s| kernels::avg_forward(s, &geom))?;
-        Tensor::from_vec(v, &out_shape)?.to(x.device())?
-    });
+fn avg_impl(x: &Tensor, out_shape: Vec<usize>, geom: Geom, rules: PoolRules) -> Result<Tensor> {
+    let val = match native_nn::avg_pool(x, &geom, &rules)? {
+        Some(v) => Tensor::from_parts(v, &out_shape, None),
+        None => float_dispatch!(x, T => {
+            let v = x.with_slice::<T, _>(|s| kernels::avg_forward(s, &geom))?;
+            Tensor::from_vec(v, &out_shape)?.to(x.device())?
+        }),
+    };
     if !Tensor::tracks(&[x]) {
         return Ok(val);
     }
     let (in_shape, dtype, geom) = (x.shape().to_vec(), x.dtype(), Arc::new(geom));
     let backward: crate::BackwardFn = Arc::new(move |g: &Tensor| {
         let g = grad_in(g, dtype)?;
+        if let Some(s) = native_nn::avg_pool_backward(&g, &geom, &rules)? {
+            return Ok(vec![Some(Tensor::from_parts(s, &in_shape, None))]);
+        }
         let gi = float_dispatch!(g, T => {
             let v = g.with_slice::<T, _>(|gs| kernels::avg_backward::<T>(gs, &geom))?;
             Tensor::from_vec(v, &in_shape)?.to(g.device())?
@@ -366,16 +408,16 @@ impl Tensor {
     /// `F.max_pool2d`); the gradient goes to the first maximum of each window.
     pub fn max_pool2d(&self, opts: &Pool2dOptions) -> Result<Tensor> {
         let _prof = crate::profile::scope("max_pool2d");
-        let (shape, geom) = window_geom(self, "max_pool2d", opts, false)?;
-        Ok(max_impl(self, shape, geom, false)?.0)
+        let (shape, geom, rules) = window_geom(self, "max_pool2d", opts, false)?;
+        Ok(max_impl(self, shape, geom, rules, false)?.0)
     }
 
     /// Max pooling that also returns, as i64, the position `h·W + w` of each maximum
     /// within its plane (PyTorch's `return_indices=True`).
     pub fn max_pool2d_with_indices(&self, opts: &Pool2dOptions) -> Result<(Tensor, Tensor)> {
         let _prof = crate::profile::scope("max_pool2d");
-        let (shape, geom) = window_geom(self, "max_pool2d_with_indices", opts, false)?;
-        let (v, i) = max_impl(self, shape, geom, true)?;
+        let (shape, geom, rules) = window_geom(self, "max_pool2d_with_indices", opts, false)?;
+        let (v, i) = max_impl(self, shape, geom, rules, true)?;
         Ok((v, i.expect("indices requested")))
     }
 
@@ -384,8 +426,8 @@ impl Tensor {
     /// else the number of input elements in the window.
     pub fn avg_pool2d(&self, opts: &Pool2dOptions) -> Result<Tensor> {
         let _prof = crate::profile::scope("avg_pool2d");
-        let (shape, geom) = window_geom(self, "avg_pool2d", opts, true)?;
-        avg_impl(self, shape, geom)
+        let (shape, geom, rules) = window_geom(self, "avg_pool2d", opts, true)?;
+        avg_impl(self, shape, geom, rules)
     }
 
     /// Adaptive average pooling to `out_hw` (PyTorch's `F.adaptive_avg_pool2d`); window
@@ -393,15 +435,15 @@ impl Tensor {
     /// average pooling.
     pub fn adaptive_avg_pool2d(&self, out_hw: (usize, usize)) -> Result<Tensor> {
         let _prof = crate::profile::scope("adaptive_avg_pool2d");
-        let (shape, geom) = adaptive_geom(self, "adaptive_avg_pool2d", out_hw)?;
-        avg_impl(self, shape, geom)
+        let (shape, geom, rules) = adaptive_geom(self, "adaptive_avg_pool2d", out_hw)?;
+        avg_impl(self, shape, geom, rules)
     }
 
     /// Adaptive max pooling to `out_hw` (PyTorch's `F.adaptive_max_pool2d`).
     pub fn adaptive_max_pool2d(&self, out_hw: (usize, usize)) -> Result<Tensor> {
         let _prof = crate::profile::scope("adaptive_max_pool2d");
-        let (shape, geom) = adaptive_geom(self, "adaptive_max_pool2d", out_hw)?;
-        Ok(max_impl(self, shape, geom, false)?.0)
+        let (shape, geom, rules) = adaptive_geom(self, "adaptive_max_pool2d", out_hw)?;
+        Ok(max_impl(self, shape, geom, rules, false)?.0)
     }
 
     /// Adaptive max pooling that also returns the i64 argmax positions `h·W + w`.
@@ -410,8 +452,8 @@ impl Tensor {
         out_hw: (usize, usize),
     ) -> Result<(Tensor, Tensor)> {
         let _prof = crate::profile::scope("adaptive_max_pool2d");
-        let (shape, geom) = adaptive_geom(self, "adaptive_max_pool2d_with_indices", out_hw)?;
-        let (v, i) = max_impl(self, shape, geom, true)?;
+        let (shape, geom, rules) = adaptive_geom(self, "adaptive_max_pool2d_with_indices", out_hw)?;
+        let (v, i) = max_impl(self, shape, geom, rules, true)?;
         Ok((v, i.expect("indices requested")))
     }
 }

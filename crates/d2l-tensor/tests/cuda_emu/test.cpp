@@ -166,6 +166,221 @@ int main() {
             }
         }
     }
+    // ---------------------------------------------------------------- pooling
+    // Reference windows built as ops/pool.rs builds them, the kernels' rule-based
+    // windows checked against them, and every pooling kernel against plain loops.
+    {
+        struct RW { long long st, en, cnt; };
+        auto ref_axis = [](int mode, long long n, long long len, long long k, long long s, long long p, long long d, bool cip) {
+            std::vector<RW> v;
+            for (long long i = 0; i < n; ++i) {
+                long long raw = i * s - p;
+                if (mode == 2) { long long st = i * len / n, en = ((i + 1) * len + n - 1) / n; v.push_back({st, en, en - st}); }
+                else if (mode == 1) {
+                    long long pad_end = std::min(raw + k, len + p), st = std::max(raw, 0LL), en = std::min(pad_end, len);
+                    long long cnt = cip ? pad_end - raw : en - st;
+                    v.push_back({st, std::max(en, st), std::max(cnt, 1LL)});
+                } else {
+                    long long en = std::min(raw + (k - 1) * d + 1, len), st = raw;
+                    while (st < 0) st += d;
+                    v.push_back({st, std::max(en, st), 1});
+                }
+            }
+            return v;
+        };
+        auto out_size = [](long long len, long long k, long long s, long long p, long long d, bool ceil) {
+            long long num = len + 2 * p - d * (k - 1) - 1 + (ceil ? s - 1 : 0);
+            long long o = (num >= 0 ? num / s : -((-num + s - 1) / s)) + 1;
+            if (ceil && o > 0 && (o - 1) * s >= len + p) o -= 1;
+            return o;
+        };
+        struct Case { long long h, w, kh, kw, sh, sw, ph, pw, dh, dw; bool ceil, cip; int mode; long long oh, ow; };
+        std::vector<Case> cases = {
+            {4, 4, 2, 2, 2, 2, 0, 0, 1, 1, false, true, 0, 0, 0},   // 2x2 stride 2
+            {5, 7, 3, 3, 2, 2, 1, 1, 1, 1, false, true, 0, 0, 0},   // padding
+            {5, 7, 3, 2, 2, 2, 1, 1, 1, 1, true, true, 0, 0, 0},    // ceil mode
+            {6, 8, 3, 3, 2, 1, 1, 1, 2, 2, true, true, 0, 0, 0},    // dilation + ceil
+            {7, 6, 3, 3, 3, 2, 1, 0, 1, 1, true, false, 0, 0, 0},   // ceil, uneven
+            {5, 5, 5, 5, 5, 5, 0, 0, 1, 1, false, true, 0, 0, 0},   // global window
+            {7, 5, 0, 0, 0, 0, 0, 0, 1, 1, false, true, 2, 3, 2},   // adaptive 3x2
+            {3, 4, 0, 0, 0, 0, 0, 0, 1, 1, false, true, 2, 5, 7},   // adaptive upsampling windows
+            {6, 6, 0, 0, 0, 0, 0, 0, 1, 1, false, true, 2, 1, 1},   // global adaptive
+        };
+        int pool_checks = 0;
+        for (auto cs : cases) for (int avg = 0; avg < 2; ++avg) for (int cip = 0; cip < 2; ++cip) {
+            if (cs.mode != 2 && avg && (cs.dh != 1 || cs.dw != 1)) continue;
+            if (!avg && cip) continue;
+            if (cs.mode == 2 && cip) continue;
+            int mode = cs.mode == 2 ? 2 : (avg ? 1 : 0);
+            long long oh = cs.oh, ow = cs.ow;
+            if (mode != 2) { oh = out_size(cs.h, cs.kh, cs.sh, cs.ph, cs.dh, cs.ceil); ow = out_size(cs.w, cs.kw, cs.sw, cs.pw, cs.dw, cs.ceil); }
+            auto rows = ref_axis(mode, oh, cs.h, cs.kh, cs.sh, cs.ph, cs.dh, cip);
+            auto cols = ref_axis(mode, ow, cs.w, cs.kw, cs.sw, cs.pw, cs.dw, cip);
+            PoolGeom g{};
+            g.planes = 3;
+            g.r = PoolAxis{mode, cs.h, oh, cs.kh, cs.sh, cs.ph, cs.dh, cip};
+            g.c = PoolAxis{mode, cs.w, ow, cs.kw, cs.sw, cs.pw, cs.dw, cip};
+            for (long long i = 0; i < oh; ++i) { long long a, b, c; pool_win(g.r, i, a, b, c); CHECK(a == rows[i].st && b == rows[i].en && c == rows[i].cnt, "row window %lld", i); }
+            for (long long i = 0; i < ow; ++i) { long long a, b, c; pool_win(g.c, i, a, b, c); CHECK(a == cols[i].st && b == cols[i].en && c == cols[i].cnt, "col window %lld", i); }
+            long long H = cs.h, W = cs.w, P = g.planes, no = P * oh * ow, ni = P * H * W;
+            // small integers: ties; plane 1 gets NaNs, plane 2 is all -inf in a corner
+            std::vector<float> x(ni); for (auto &v : x) v = (float)(int)(nd(rng) * 2);
+            x[1 * H * W + 2] = NAN; x[1 * H * W + W + 3] = NAN;
+            for (long long i = 0; i < 2; ++i) x[2 * H * W + i] = -INFINITY;
+            std::vector<float> gout(no); for (auto &v : gout) v = (float)nd(rng);
+            if (!avg) {
+                std::vector<float> out(no); std::vector<long long> idx(no);
+                launch(2, 1, 64, [&] { d2l_max_pool_fwd_f32(x.data(), g, out.data(), idx.data()); });
+                std::vector<float> rv(no); std::vector<long long> ri(no);
+                for (long long p = 0; p < P; ++p) for (long long a = 0; a < oh; ++a) for (long long b = 0; b < ow; ++b) {
+                    auto r = rows[a], c = cols[b];
+                    float best = -INFINITY; long long bi = (r.st < r.en && c.st < c.en) ? r.st * W + c.st : -1;
+                    for (long long h = r.st; h < r.en; h += cs.dh) for (long long w = c.st; w < c.en; w += cs.dw) {
+                        float v = x[p * H * W + h * W + w];
+                        if (v > best || v != v) { best = v; bi = h * W + w; }
+                    }
+                    long long o = (p * oh + a) * ow + b; rv[o] = best; ri[o] = bi;
+                }
+                for (long long o = 0; o < no; ++o) {
+                    CHECK((out[o] == rv[o] || (out[o] != out[o] && rv[o] != rv[o])) && idx[o] == ri[o], "max pool fwd %lld: %g@%lld want %g@%lld", o, out[o], idx[o], rv[o], ri[o]);
+                    pool_checks++;
+                }
+                std::vector<float> no_idx_out(no);
+                launch(1, 1, 32, [&] { d2l_max_pool_fwd_f32(x.data(), g, no_idx_out.data(), nullptr); });
+                for (long long o = 0; o < no; ++o) CHECK(std::memcmp(&no_idx_out[o], &out[o], 4) == 0, "max pool fwd without indices %lld", o);
+                std::vector<float> gin(ni, 123.f), rg(ni, 0.f);
+                launch(3, 1, 64, [&] { d2l_max_pool_bwd_f32(gout.data(), idx.data(), g, gin.data()); });
+                for (long long p = 0; p < P; ++p) for (long long o = 0; o < oh * ow; ++o) {
+                    long long i = ri[p * oh * ow + o]; if (i >= 0) rg[p * H * W + i] += gout[p * oh * ow + o];
+                }
+                for (long long i = 0; i < ni; ++i) { CHECK(gin[i] == rg[i], "max pool bwd %lld: %g want %g", i, gin[i], rg[i]); pool_checks++; }
+            } else {
+                std::vector<double> xd(ni); for (long long i = 0; i < ni; ++i) xd[i] = nd(rng);
+                std::vector<double> out(no), gd(no); for (auto &v : gd) v = nd(rng);
+                launch(2, 1, 64, [&] { d2l_avg_pool_fwd_f64(xd.data(), g, out.data()); });
+                std::vector<float> xf(ni), outf(no); for (long long i = 0; i < ni; ++i) xf[i] = (float)xd[i];
+                launch(2, 1, 64, [&] { d2l_avg_pool_fwd_f32(xf.data(), g, outf.data()); });
+                for (long long p = 0; p < P; ++p) for (long long a = 0; a < oh; ++a) for (long long b = 0; b < ow; ++b) {
+                    auto r = rows[a], c = cols[b];
+                    double s = 0, sf = 0;
+                    for (long long h = r.st; h < r.en; ++h) for (long long w = c.st; w < c.en; ++w) { s += xd[p * H * W + h * W + w]; sf += xf[p * H * W + h * W + w]; }
+                    long long o = (p * oh + a) * ow + b;
+                    double want = s / (double)(r.cnt * c.cnt), wantf = sf / (double)(r.cnt * c.cnt);
+                    CHECK(std::fabs(out[o] - want) < 1e-12 * (1 + std::fabs(want)), "avg pool fwd f64 %lld", o);
+                    CHECK(std::fabs(outf[o] - wantf) <= 1e-6 * (1e-3 + std::fabs(wantf)), "avg pool fwd f32 %lld: %g want %g", o, outf[o], wantf);
+                    pool_checks += 2;
+                }
+                std::vector<double> gin(ni, 7.0), rg(ni, 0.0);
+                launch(3, 1, 64, [&] { d2l_avg_pool_bwd_f64(gd.data(), g, gin.data()); });
+                for (long long p = 0; p < P; ++p) for (long long a = 0; a < oh; ++a) for (long long b = 0; b < ow; ++b) {
+                    auto r = rows[a], c = cols[b];
+                    double v = gd[(p * oh + a) * ow + b] / (double)(r.cnt * c.cnt);
+                    for (long long h = r.st; h < r.en; ++h) for (long long w = c.st; w < c.en; ++w) rg[p * H * W + h * W + w] += v;
+                }
+                // same additions in the same order as the CPU: exact
+                for (long long i = 0; i < ni; ++i) { CHECK(gin[i] == rg[i], "avg pool bwd %lld: %g want %g", i, gin[i], rg[i]); pool_checks++; }
+            }
+        }
+        printf("pooling: %d element checks over %zu geometries\n", pool_checks, cases.size());
+    }
+    // ---------------------------------------------------------------- batch / group norm
+    // Against a plain double reference: statistics, output, per-run sums, the weight and
+    // bias gradients and dx (through the statistics or not), f32 and f64.
+    {
+        struct NC { long long n, c, hw, groups; };
+        int norm_checks = 0;
+        for (NC nc : {NC{4, 3, 5, 0}, NC{6, 5, 1, 0}, NC{3, 4, 7, 2}, NC{2, 6, 40, 3}, NC{5, 4, 1, 2}, NC{2, 3, 1000, 0}})
+        for (int prec = 0; prec < 2; ++prec) for (int variant = 0; variant < 3; ++variant) {
+            const int affine = variant != 0, through = variant != 1;
+            NormGeom g{nc.n, nc.c, nc.hw, nc.groups};
+            long long units = nc.groups ? nc.n * nc.groups : nc.c, runs = nc.groups ? nc.c / nc.groups : nc.n, m = runs * nc.hw;
+            long long total = nc.n * nc.c * nc.hw;
+            double eps = 1e-5;
+            std::vector<double> xd(total), dyd(total), gam(nc.c), bet(nc.c);
+            for (auto &v : xd) v = 3 + 2 * nd(rng);
+            for (auto &v : dyd) v = nd(rng);
+            for (auto &v : gam) v = 1 + 0.3 * nd(rng);
+            for (auto &v : bet) v = nd(rng);
+            auto unit_of = [&](long long id) { long long c = id % nc.c; return nc.groups ? (id / nc.c) * nc.groups + c / (nc.c / nc.groups) : c; };
+            std::vector<double> rmean(units, 0), rvar(units, 0), ristd(units);
+            for (long long i = 0; i < total; ++i) rmean[unit_of(i / nc.hw)] += xd[i];
+            for (auto &v : rmean) v /= m;
+            for (long long i = 0; i < total; ++i) { double d = xd[i] - rmean[unit_of(i / nc.hw)]; rvar[unit_of(i / nc.hw)] += d * d; }
+            for (long long u = 0; u < units; ++u) { rvar[u] /= m; ristd[u] = 1 / std::sqrt(rvar[u] + eps); }
+            std::vector<double> ry(total), xh(total), sdy(nc.n * nc.c, 0), sdyxh(nc.n * nc.c, 0);
+            for (long long i = 0; i < total; ++i) {
+                long long id = i / nc.hw, c = id % nc.c, u = unit_of(id);
+                xh[i] = (xd[i] - rmean[u]) * ristd[u];
+                ry[i] = xh[i] * (affine ? gam[c] : 1) + (affine ? bet[c] : 0);
+                sdy[id] += dyd[i]; sdyxh[id] += dyd[i] * xh[i];
+            }
+            std::vector<double> rdg(nc.c, 0), rdb(nc.c, 0), ua(units, 0), ub(units, 0);
+            for (long long id = 0; id < nc.n * nc.c; ++id) {
+                long long c = id % nc.c; rdg[c] += sdyxh[id]; rdb[c] += sdy[id];
+                double gm = affine ? gam[c] : 1; ua[unit_of(id)] += gm * sdy[id]; ub[unit_of(id)] += gm * sdyxh[id];
+            }
+            std::vector<double> rdx(total);
+            for (long long i = 0; i < total; ++i) {
+                long long id = i / nc.hw, c = id % nc.c, u = unit_of(id);
+                double gm = affine ? gam[c] : 1;
+                rdx[i] = through ? ristd[u] * (gm * dyd[i] - ua[u] / m - xh[i] * ub[u] / m) : ristd[u] * gm * dyd[i];
+            }
+            // relative tolerance for f32 (1e-6 of the typical magnitude), tight for f64
+            double tol = prec ? 1e-11 : 1e-6;
+            auto close = [&](double a, double b, double scale) { return std::fabs(a - b) <= tol * (scale + std::fabs(b)); };
+            std::vector<double> stats(3 * units), sd(nc.n * nc.c), sx(nc.n * nc.c), coef(2 * units);
+            std::vector<double> y(total), dx(total), dg(nc.c), db(nc.c);
+            auto run = [&](auto tag) {
+                using T = decltype(tag);
+                std::vector<T> xt(total), dyt(total), gt(nc.c), bt(nc.c), yt(total), dxt(total), dgt(nc.c), dbt(nc.c);
+                for (long long i = 0; i < total; ++i) { xt[i] = (T)xd[i]; dyt[i] = (T)dyd[i]; }
+                for (long long c = 0; c < nc.c; ++c) { gt[c] = (T)gam[c]; bt[c] = (T)bet[c]; }
+                const T *gp = affine ? gt.data() : nullptr, *bp = affine ? bt.data() : nullptr;
+                unsigned bx = nc.hw >= 1000 ? 128 : 32;
+                if constexpr (sizeof(T) == 4) {
+                    launch(2, 1, bx, [&] { d2l_norm_stats_f32(xt.data(), g, eps, stats.data()); });
+                    launch(3, 1, 64, [&] { d2l_norm_apply_f32(xt.data(), g, stats.data(), gp, bp, yt.data()); });
+                    launch(2, 1, bx, [&] { d2l_norm_bwd_runs_f32(xt.data(), dyt.data(), g, stats.data(), sd.data(), sx.data()); });
+                    launch(2, 1, 32, [&] { d2l_norm_bwd_coef_f32(g, gp, sd.data(), sx.data(), coef.data(), dgt.data(), dbt.data()); });
+                    launch(3, 1, 64, [&] { d2l_norm_bwd_dx_f32(xt.data(), dyt.data(), g, stats.data(), coef.data(), gp, through, dxt.data()); });
+                } else {
+                    launch(2, 1, bx, [&] { d2l_norm_stats_f64(xt.data(), g, eps, stats.data()); });
+                    launch(3, 1, 64, [&] { d2l_norm_apply_f64(xt.data(), g, stats.data(), gp, bp, yt.data()); });
+                    launch(2, 1, bx, [&] { d2l_norm_bwd_runs_f64(xt.data(), dyt.data(), g, stats.data(), sd.data(), sx.data()); });
+                    launch(2, 1, 32, [&] { d2l_norm_bwd_coef_f64(g, gp, sd.data(), sx.data(), coef.data(), dgt.data(), dbt.data()); });
+                    launch(3, 1, 64, [&] { d2l_norm_bwd_dx_f64(xt.data(), dyt.data(), g, stats.data(), coef.data(), gp, through, dxt.data()); });
+                }
+                for (long long i = 0; i < total; ++i) { y[i] = yt[i]; dx[i] = dxt[i]; }
+                for (long long c = 0; c < nc.c; ++c) { dg[c] = dgt[c]; db[c] = dbt[c]; }
+            };
+            if (prec) run(0.0); else run(0.0f);
+            // the f32 inputs are rounded: compare with the reference of the rounded data
+            // through tolerances scaled by the quantities' spread.
+            double ftol = prec ? 1 : 30; // f32 input rounding moves the statistics by ~1e-7 relative
+            for (long long u = 0; u < units; ++u) {
+                CHECK(close(stats[u], rmean[u], ftol), "norm mean unit %lld: %.10g want %.10g", u, stats[u], rmean[u]);
+                CHECK(close(stats[units + u], rvar[u], ftol), "norm var unit %lld: %.10g want %.10g", u, stats[units + u], rvar[u]);
+                CHECK(close(stats[2 * units + u], ristd[u], ftol), "norm istd unit %lld", u);
+                norm_checks += 3;
+            }
+            for (long long i = 0; i < total; ++i) {
+                CHECK(close(y[i], ry[i], ftol), "norm y %lld (n %lld c %lld hw %lld g %lld f64 %d): %.10g want %.10g", i, nc.n, nc.c, nc.hw, nc.groups, prec, y[i], ry[i]);
+                CHECK(close(dx[i], rdx[i], ftol), "norm dx %lld (n %lld c %lld hw %lld g %lld f64 %d through %d): %.10g want %.10g", i, nc.n, nc.c, nc.hw, nc.groups, prec, through, dx[i], rdx[i]);
+                norm_checks += 2;
+            }
+            for (long long id = 0; id < nc.n * nc.c; ++id) {
+                CHECK(close(sd[id], sdy[id], ftol * std::sqrt((double)nc.hw)), "norm s_dy run %lld", id);
+                CHECK(close(sx[id], sdyxh[id], ftol * std::sqrt((double)nc.hw)), "norm s_dyxh run %lld", id);
+                norm_checks += 2;
+            }
+            for (long long c = 0; c < nc.c; ++c) {
+                CHECK(close(dg[c], rdg[c], ftol * std::sqrt((double)(nc.n * nc.hw))), "norm dgamma %lld: %g want %g", c, dg[c], rdg[c]);
+                CHECK(close(db[c], rdb[c], ftol * std::sqrt((double)(nc.n * nc.hw))), "norm dbeta %lld: %g want %g", c, db[c], rdb[c]);
+                norm_checks += 2;
+            }
+        }
+        printf("normalisation: %d checks\n", norm_checks);
+    }
     printf(fails ? "%d FAILURES\n" : "all emulated kernel checks passed\n", fails);
     return fails != 0;
 }
