@@ -34,10 +34,18 @@ fn kernels_compute_what_the_reference_computes() {
         "kernels.cu does not compile under the host emulation:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = Command::new(&exe).output().expect("run the emulated kernel checks");
+    let run = Command::new(&exe)
+        .output()
+        .expect("run the emulated kernel checks");
     let _ = std::fs::remove_file(&exe);
     let stdout = String::from_utf8_lossy(&run.stdout);
     println!("{stdout}");
-    assert!(run.status.success(), "emulated kernel checks failed:\n{stdout}");
-    assert!(stdout.contains("all emulated kernel checks passed"), "{stdout}");
+    assert!(
+        run.status.success(),
+        "emulated kernel checks failed:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("all emulated kernel checks passed"),
+        "{stdout}"
+    );
 }
