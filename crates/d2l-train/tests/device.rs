@@ -74,13 +74,8 @@ fn trainer_on_the_simulated_gpu_matches_the_cpu() {
     );
 }
 
-/// The same comparison with SGD momentum 0.9. Ignored: on the working tree of
-/// 2026-11-28 the simulated run's first-epoch loss differs from the CPU's (2.2860 vs
-/// 2.2927) while plain SGD matches exactly, so the difference is in the momentum update
-/// on a device (d2l-nn optim / the engine), not in the Trainer's plumbing. Run with
-/// `--ignored` once that is fixed.
+/// The same comparison with SGD momentum 0.9 (the optimiser state lives on the device).
 #[test]
-#[ignore = "SGD momentum on the simulated device differs from the CPU (see the doc comment)"]
 fn trainer_with_momentum_on_the_simulated_gpu_matches_the_cpu() {
     simulate();
     let (cpu, _) = fit_with(Device::Cpu, 0.9);
