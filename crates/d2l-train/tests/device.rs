@@ -12,6 +12,9 @@ use d2l_train::trainer::{cross_entropy_loss, TrainConfig, TrainSummary, Trainer}
 
 /// One simulated GPU for this test process (set before any device query; every test of
 /// this file sets the same value, so the order does not matter).
+/// The tests draw from the global generator (`manual_seed`, initialisation): one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn simulate() {
     std::env::set_var(cuda::SIMULATE_ENV, "1");
     assert!(cuda::is_simulated() && cuda::num_gpus() == 1);
@@ -50,6 +53,7 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn trainer_on_the_simulated_gpu_matches_the_cpu() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     simulate();
     let (cpu, _) = fit_with(Device::Cpu, 0.0);
     let (gpu, net) = fit_with(Device::Cuda(0), 0.0);
@@ -77,6 +81,7 @@ fn trainer_on_the_simulated_gpu_matches_the_cpu() {
 /// The same comparison with SGD momentum 0.9 (the optimiser state lives on the device).
 #[test]
 fn trainer_with_momentum_on_the_simulated_gpu_matches_the_cpu() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     simulate();
     let (cpu, _) = fit_with(Device::Cpu, 0.9);
     let (gpu, _) = fit_with(Device::Cuda(0), 0.9);
@@ -87,6 +92,7 @@ fn trainer_with_momentum_on_the_simulated_gpu_matches_the_cpu() {
 
 #[test]
 fn a_gpu_that_is_not_there_is_an_error_not_a_cpu_run() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     simulate();
     let net = mlp();
     let (train, _) = d2l_data::load_data_shapes(64, 16, 32, None, 0)
@@ -109,6 +115,7 @@ fn a_gpu_that_is_not_there_is_an_error_not_a_cpu_run() {
 
 #[test]
 fn bench_records_the_device_and_its_peak_memory() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     simulate();
     let cfg = BenchConfig {
         protocol: Protocol {
