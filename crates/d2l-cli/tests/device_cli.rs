@@ -236,7 +236,7 @@ fn bench_on_the_simulated_gpu_reports_peak_device_memory() {
     assert!(o.status.success(), "{}", text(&o));
     let j = last_json(&o);
     assert_eq!(j["device"], "cuda:0");
-    assert!(j["peak_device_mb"].as_f64().unwrap() > 0.0, "{j}");
+    assert!(j["gpu_peak_mb"].as_f64().unwrap() > 0.0, "{j}");
     assert!(j["peak_device_bytes"].as_u64().unwrap() > 0, "{j}");
     // The table has the GPU column.
     let o = d2l(

@@ -19,7 +19,7 @@
 //! On a GPU ([`BenchConfig::device`]) the model and the synthetic batch are moved there
 //! before timing, the clock is read only after [`d2l_tensor::cuda::synchronize`], and
 //! each record also carries the device's peak allocated memory during its measurement
-//! (`peak_device_mb`, `peak_device_bytes`; the peak is reset before each measurement).
+//! (`gpu_peak_mb`, `peak_device_bytes`; the peak is reset before each measurement).
 
 use d2l_models::zoo::{self, BuildConfig};
 use d2l_nn::conv::Conv2d;
@@ -237,7 +237,7 @@ impl Record {
             let peak = stats.peak_allocated;
             extra.insert("peak_device_bytes".into(), json!(peak));
             extra.insert(
-                "peak_device_mb".into(),
+                "gpu_peak_mb".into(),
                 json!(round(peak as f64 / (1024.0 * 1024.0), 1)),
             );
         }

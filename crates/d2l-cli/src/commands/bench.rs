@@ -233,7 +233,7 @@ fn table(records: &[Value], gpu: bool) -> String {
     );
     for r in records {
         let gpu_col = if gpu {
-            format!(" {:>12}", fmt_opt(f(r, "peak_device_mb")))
+            format!(" {:>12}", fmt_opt(f(r, "gpu_peak_mb")))
         } else {
             String::new()
         };

@@ -31,6 +31,10 @@ use std::sync::OnceLock;
 /// The environment variable that turns on simulated CUDA devices (see the module docs).
 pub const SIMULATE_ENV: &str = "D2L_SIMULATE_CUDA";
 
+/// The environment variable that lets f32 matrix products use TF32 tensor cores
+/// (`D2L_ALLOW_TF32=1`; off by default, as PyTorch's `allow_tf32` for matmul).
+pub const ALLOW_TF32_ENV: &str = "D2L_ALLOW_TF32";
+
 /// Which backend serves `Device::Cuda`, fixed at the first query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -57,6 +61,9 @@ fn backend() -> Backend {
         {
             let n = real::device_count();
             if n > 0 {
+                if std::env::var(ALLOW_TF32_ENV).is_ok_and(|v| v.trim() == "1") {
+                    real::set_allow_tf32(true);
+                }
                 return Backend::Real(n);
             }
         }
