@@ -14,7 +14,7 @@ use crate::storage::Storage;
 use crate::{DType, Layout, Tensor};
 
 #[cfg(feature = "cuda")]
-mod imp {
+pub(super) mod imp {
     use super::super::real::{self, binary_op, cmp_op, reduce_kind, unary_op, Block, Dt, View};
     use super::super::{CudaStorage, Mem};
     use super::*;
@@ -28,14 +28,14 @@ mod imp {
     }
 
     /// The GPU ordinal when `t` lives on a real GPU and kernels are on.
-    pub(super) fn real_gpu(t: &Tensor) -> Option<usize> {
+    pub(crate) fn real_gpu(t: &Tensor) -> Option<usize> {
         match t.device() {
             Device::Cuda(i) if enabled() && !super::super::is_simulated() => Some(i),
             _ => None,
         }
     }
 
-    pub(super) fn dt(d: DType) -> Dt {
+    pub(crate) fn dt(d: DType) -> Dt {
         match d {
             DType::F32 => Dt::F32,
             DType::F64 => Dt::F64,
@@ -44,7 +44,7 @@ mod imp {
         }
     }
 
-    pub(super) fn err(op: &'static str) -> impl Fn(String) -> Error {
+    pub(crate) fn err(op: &'static str) -> impl Fn(String) -> Error {
         move |msg| Error::Backend { op, msg }
     }
 

@@ -70,42 +70,19 @@ pub(crate) struct NormFwd {
 
 #[cfg(feature = "cuda")]
 mod imp {
-    use super::super::real::{self, Block, Dt, PoolAxis, PoolRule};
+    use super::super::real::{self, Block, PoolAxis, PoolRule};
     use super::super::{CudaStorage, Mem};
     use super::*;
     use crate::error::Error;
     use crate::storage::CpuStorage;
-    use crate::{DType, Device};
-    use std::sync::{OnceLock, RwLockReadGuard};
+    use crate::DType;
+    use std::sync::RwLockReadGuard;
 
-    fn enabled() -> bool {
-        static ON: OnceLock<bool> = OnceLock::new();
-        *ON.get_or_init(|| std::env::var("D2L_CUDA_KERNELS").map_or(true, |v| v.trim() != "0"))
-    }
+    pub(super) use super::super::native::imp::{dt, err};
 
     /// The GPU ordinal when `t` lives on a real GPU, kernels are on and its dtype is float.
     pub(super) fn real_gpu(t: &Tensor) -> Option<usize> {
-        match t.device() {
-            Device::Cuda(i)
-                if enabled() && !super::super::is_simulated() && t.dtype().is_float() =>
-            {
-                Some(i)
-            }
-            _ => None,
-        }
-    }
-
-    pub(super) fn dt(d: DType) -> Dt {
-        match d {
-            DType::F32 => Dt::F32,
-            DType::F64 => Dt::F64,
-            DType::I64 => Dt::I64,
-            DType::U8 => Dt::U8,
-        }
-    }
-
-    pub(super) fn err(op: &'static str) -> impl Fn(String) -> Error {
-        move |msg| Error::Backend { op, msg }
+        super::super::native::imp::real_gpu(t).filter(|_| t.dtype().is_float())
     }
 
     /// The read guard of a real-GPU tensor's buffer.
