@@ -48,16 +48,16 @@ DATA=${D2L_DATA_DIR:-}
 if [ -z "$DATA" ] && [ -d ../shared/data ]; then DATA=../shared/data; fi
 DATA_ARGS=(); if [ -n "$DATA" ]; then DATA_ARGS=(--data-dir "$DATA"); fi
 
-step devices 60 "$BUNDLE/d2l" devices
-step parity 180 "$BUNDLE/tests/cuda_parity" --nocapture --test-threads=1
+step devices 30 "$BUNDLE/d2l" devices
+step parity 90 "$BUNDLE/tests/cuda_parity" --nocapture --test-threads=1
 for t in cuda_nn cuda_models; do  # layers, losses, optimisers; the zoo's first steps
-    if [ -x "$BUNDLE/tests/$t" ]; then step "$t" 180 "$BUNDLE/tests/$t" --nocapture --test-threads=1; fi
+    if [ -x "$BUNDLE/tests/$t" ]; then step "$t" 60 "$BUNDLE/tests/$t" --nocapture --test-threads=1; fi
 done
-step lenet 240 "$BUNDLE/d2l" train lenet --device cuda "${DATA_ARGS[@]}" --out "$OUT/lenet-run"
-step bench_d2l 240 "$BUNDLE/d2l" bench --device cuda --json
+step lenet 120 "$BUNDLE/d2l" train lenet --device cuda "${DATA_ARGS[@]}" --out "$OUT/lenet-run"
+step bench_d2l 100 "$BUNDLE/d2l" bench --device cuda --json
 grep -h '^{' "$OUT/bench_d2l.log" > "$OUT/bench_d2l.jsonl" || true
 if [ -f ../shared/bench/torch_bench.py ]; then
-    step bench_torch 240 python3 ../shared/bench/torch_bench.py --device cuda
+    step bench_torch 100 python3 ../shared/bench/torch_bench.py --device cuda
     grep -h '^{' "$OUT/bench_torch.log" > "$OUT/bench_torch.jsonl" || true
     echo "=== table (d2l-rs / PyTorch, same GPU, this call)"
     python3 scripts/bench_join.py "$OUT/bench_d2l.jsonl" "$OUT/bench_torch.jsonl" | tee "$OUT/bench_table.md"
