@@ -499,6 +499,24 @@ fn fused_ce(
     };
     let dt = rows.dtype();
     let dev = rows.device();
+    if dev.is_cuda() {
+        // On a GPU the host kernel would copy the logits out and the gradient back every
+        // step: compose device ops instead (log-softmax, a one-hot selection built by a
+        // comparison, the per-sample weights), uploading only M targets and M weights.
+        let logp = rows.log_softmax(1)?;
+        let t = Tensor::from_vec(targets.to_vec(), &[m, 1])?.to(dev)?;
+        let classes = Tensor::arange_dtype(0.0, c as f64, 1.0, DType::I64)?
+            .reshape([1, c])?
+            .to(dev)?;
+        let onehot = classes.eq(&t)?.to_dtype(dt)?;
+        let weights = Tensor::from_vec(sw, &[m])?.to_dtype(dt)?.to(dev)?;
+        let per = logp.mul(&onehot)?.sum(&[1], false)?.neg()?.mul(&weights)?;
+        return match reduction {
+            Reduction::None => per.reshape(out_shape),
+            Reduction::Sum => per.sum_all(),
+            Reduction::Mean => per.sum_all()?.div_scalar(denom),
+        };
+    }
     // Per-sample losses and softmax probabilities, in f64 for f64 inputs and f32 otherwise
     // (computed on host copies; the loss goes back to the logits' device, the saved
     // probabilities stay on the host for the backward kernel).
