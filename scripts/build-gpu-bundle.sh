@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds what scripts/gpu-check.sh runs on the GPU machine (which has no Rust toolchain)
-# into gpu-bundle/: the release `d2l` (with the `cuda` feature) and the GPU test binaries.
+# into gpu-bundle/ and gpu-bundle.tar.xz: the release `d2l` (with the `cuda` feature) and
+# the GPU test binaries. Carry gpu-bundle.tar.xz to the GPU machine (the device tool's
+# `carry`), where scripts/gpu-check.sh unpacks it.
 #
 # The GPU machine's C library may be older than this one's, so the binaries are linked
 # against glibc $GLIBC (default 2.28) with cargo-zigbuild when it and zig are installed:
@@ -44,3 +46,7 @@ for line in sys.stdin:
 '
 ls -l "$OUT" "$OUT/tests"
 echo "newest glibc symbol needed: $(objdump -T "$OUT/d2l" | grep -o 'GLIBC_[0-9.]*' | sort -t. -k2,2n -k3,3n -u | tail -1)"
+# The device tool carries at most 64 MiB with the working tree; the binaries are ~130 MB
+# and about 23 MB compressed. gpu-check.sh unpacks the archive when the folder is absent.
+tar -cJf "$OUT.tar.xz" "$OUT"
+ls -l "$OUT.tar.xz"

@@ -15,6 +15,14 @@ OUT=${1:?usage: scripts/gpu-check.sh OUT_DIR [BUNDLE_DIR]}
 BUNDLE=${2:-gpu-bundle}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu-check.log") 2>&1
+if [ ! -d "$BUNDLE" ] && [ -f "$BUNDLE.tar.xz" ]; then
+    echo "unpacking $BUNDLE.tar.xz"
+    tar -xJf "$BUNDLE.tar.xz"
+fi
+if [ ! -x "$BUNDLE/d2l" ]; then
+    echo "no $BUNDLE/d2l: build it with scripts/build-gpu-bundle.sh and carry $BUNDLE.tar.xz"
+    exit 1
+fi
 FAILED=0
 START=$(date +%s)
 
