@@ -9,42 +9,9 @@ use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 /// The kernel source, exactly as the backend embeds it.
 const SOURCE: &str = include_str!("../src/cuda/kernels.cu");
 
-/// Every `extern "C"` entry point the backend expects (see real.rs).
+/// Every `extern "C"` entry point the backend loads.
 fn expected_kernels() -> Vec<String> {
-    let mut names = Vec::new();
-    for f in ["f32", "f64"] {
-        for k in [
-            "unary",
-            "unary_backward",
-            "axpy",
-            "softmax_rows",
-            "softmax_rows_backward",
-            "im2col",
-            "col2im",
-            "adam",
-            "max_pool_fwd",
-            "max_pool_bwd",
-            "avg_pool_fwd",
-            "avg_pool_bwd",
-            "norm_stats",
-            "norm_apply",
-            "norm_bwd_runs",
-            "norm_bwd_coef",
-            "norm_bwd_dx",
-        ] {
-            names.push(format!("d2l_{k}_{f}"));
-        }
-    }
-    let all = ["f32", "f64", "i64", "u8"];
-    for t in all {
-        for k in ["binary", "compare", "where", "fill", "reduce_rows"] {
-            names.push(format!("d2l_{k}_{t}"));
-        }
-        for u in all {
-            names.push(format!("d2l_cast_{t}_{u}"));
-        }
-    }
-    names
+    d2l_tensor::cuda::kernel_names()
 }
 
 #[test]

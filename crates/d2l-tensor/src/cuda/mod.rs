@@ -71,6 +71,13 @@ fn backend() -> Backend {
     })
 }
 
+/// Every kernel entry point the backend loads from `kernels.cu` (for the NVRTC check).
+#[cfg(feature = "cuda")]
+#[doc(hidden)]
+pub fn kernel_names() -> Vec<String> {
+    real::kernel_names()
+}
+
 /// Number of usable CUDA GPUs (0 without a driver, without a GPU, or in a build without
 /// the `cuda` feature). The book's `d2l.num_gpus()`.
 pub fn num_gpus() -> usize {

@@ -71,7 +71,7 @@ pub(super) mod imp {
     }
 
     /// Wraps a kernel's fresh contiguous result.
-    pub(super) fn wrap(block: Block, dtype: DType, len: usize, device: usize) -> Storage {
+    pub(crate) fn wrap(block: Block, dtype: DType, len: usize, device: usize) -> Storage {
         Storage::Cuda(CudaStorage {
             dtype,
             len,
@@ -522,12 +522,6 @@ pub(crate) mod conv {
         }
     }
 
-    /// The contiguous device buffer of `t` and its element offset.
-    #[cfg(feature = "cuda")]
-    fn dense(t: &Tensor) -> Result<Tensor> {
-        t.contiguous()
-    }
-
     /// `out[n, c, p] += v[c]` over a contiguous `[n, c, p]` block, in a fresh block.
     #[cfg(feature = "cuda")]
     fn add_channel(
@@ -536,7 +530,7 @@ pub(crate) mod conv {
         (n, c, p): (usize, usize, usize),
         v: &Tensor,
     ) -> Result<Block> {
-        let v = dense(v)?;
+        let v = v.contiguous()?;
         let hv = imp::hold(&v);
         let shape = [n, c, p];
         real::binary(
@@ -569,7 +563,7 @@ pub(crate) mod conv {
         #[cfg(feature = "cuda")]
         if let (Some(d), 1) = (imp::real_gpu(x), g.groups) {
             let dt = imp::dt(x.dtype());
-            let (x, w) = (dense(x)?, dense(w)?);
+            let (x, w) = (x.contiguous()?, w.contiguous()?);
             let (hx, hw) = (imp::hold(&x), imp::hold(&w));
             let geom = cg(g);
             let (k, p) = (g.ci * g.kh * g.kw, g.oh * g.ow);
@@ -609,7 +603,7 @@ pub(crate) mod conv {
         #[cfg(feature = "cuda")]
         if let (Some(d), 1) = (imp::real_gpu(gy), g.groups) {
             let dt = imp::dt(gy.dtype());
-            let (gy, w) = (dense(gy)?, dense(w)?);
+            let (gy, w) = (gy.contiguous()?, w.contiguous()?);
             let (hg, hw) = (imp::hold(&gy), imp::hold(&w));
             let (k, p) = (g.ci * g.kh * g.kw, g.oh * g.ow);
             // cols[n] = Wᵀ · gy[n]: W is stored [co, k], i.e. Wᵀ transposed.
@@ -643,7 +637,7 @@ pub(crate) mod conv {
         #[cfg(feature = "cuda")]
         if let (Some(d), 1) = (imp::real_gpu(x), g.groups) {
             let dt = imp::dt(x.dtype());
-            let (x, gy) = (dense(x)?, dense(gy)?);
+            let (x, gy) = (x.contiguous()?, gy.contiguous()?);
             let (hx, hg) = (imp::hold(&x), imp::hold(&gy));
             let (k, p) = (g.ci * g.kh * g.kw, g.oh * g.ow);
             let cols = real::im2col(dt, hx.block(), x.layout().offset, g.ci * g.h * g.w, &cg(g))
@@ -676,7 +670,7 @@ pub(crate) mod conv {
         #[cfg(feature = "cuda")]
         if let Some(d) = imp::real_gpu(gy) {
             let dt = imp::dt(gy.dtype());
-            let gy = dense(gy)?;
+            let gy = gy.contiguous()?;
             let hg = imp::hold(&gy);
             let blk = if gy.layout().offset == 0 {
                 sum_outer_inner(dt, hg.block(), (n, c, p))?

@@ -78,7 +78,7 @@ mod imp {
     use crate::DType;
     use std::sync::RwLockReadGuard;
 
-    pub(super) use super::super::native::imp::{dt, err};
+    pub(super) use super::super::native::imp::{dt, err, wrap};
 
     /// The GPU ordinal when `t` lives on a real GPU, kernels are on and its dtype is float.
     pub(super) fn real_gpu(t: &Tensor) -> Option<usize> {
@@ -107,14 +107,44 @@ mod imp {
         Held(t.raw_storage())
     }
 
-    /// Wraps a kernel's fresh contiguous result.
-    pub(super) fn wrap(block: Block, dtype: DType, len: usize, device: usize) -> Storage {
-        Storage::Cuda(CudaStorage {
-            dtype,
-            len,
-            device,
-            mem: Mem::Real(block),
-        })
+    /// A launcher of [`super::super::real::avg_pool_forward`] or `_backward`.
+    pub(super) type AvgPoolLaunch = fn(
+        super::super::real::Dt,
+        &Block,
+        usize,
+        usize,
+        &PoolAxis,
+        &PoolAxis,
+    ) -> std::result::Result<Block, String>;
+
+    /// One pass of average pooling (forward or backward, `launch`) over `t`, `plane`
+    /// elements per output plane; `None` off a real GPU or when the windows have no rule.
+    pub(super) fn avg_pool_pass(
+        t: &Tensor,
+        geom: &PoolGeom,
+        rules: &PoolRules,
+        op: &'static str,
+        plane: usize,
+        launch: AvgPoolLaunch,
+    ) -> Result<Option<Storage>> {
+        let Some(d) = real_gpu(t) else {
+            return Ok(None);
+        };
+        let Some((rows, cols)) = axes(geom, rules) else {
+            return Ok(None);
+        };
+        let tc = t.contiguous()?;
+        let h = hold(&tc);
+        let out = launch(
+            dt(t.dtype()),
+            h.block(op)?,
+            tc.layout().offset,
+            geom.planes,
+            &rows,
+            &cols,
+        )
+        .map_err(err(op))?;
+        Ok(Some(wrap(out, t.dtype(), geom.planes * plane, d)))
     }
 
     /// The kernel-side axes of a geometry, or `None` when the rules do not give
@@ -281,28 +311,15 @@ pub(crate) fn max_pool_backward(
 /// Average pooling of `x`.
 pub(crate) fn avg_pool(x: &Tensor, geom: &PoolGeom, rules: &PoolRules) -> Result<Option<Storage>> {
     #[cfg(feature = "cuda")]
-    if let Some(d) = imp::real_gpu(x) {
-        let Some((rows, cols)) = imp::axes(geom, rules) else {
-            return Ok(None);
-        };
-        let xc = x.contiguous()?;
-        let h = imp::hold(&xc);
-        let out = super::real::avg_pool_forward(
-            imp::dt(x.dtype()),
-            h.block("avg_pool2d")?,
-            xc.layout().offset,
-            geom.planes,
-            &rows,
-            &cols,
-        )
-        .map_err(imp::err("avg_pool2d"))?;
-        return Ok(Some(imp::wrap(
-            out,
-            x.dtype(),
-            geom.planes * geom.out_plane(),
-            d,
-        )));
-    }
+    return imp::avg_pool_pass(
+        x,
+        geom,
+        rules,
+        "avg_pool2d",
+        geom.out_plane(),
+        super::real::avg_pool_forward,
+    );
+    #[cfg(not(feature = "cuda"))]
     Ok(None)
 }
 
@@ -313,28 +330,15 @@ pub(crate) fn avg_pool_backward(
     rules: &PoolRules,
 ) -> Result<Option<Storage>> {
     #[cfg(feature = "cuda")]
-    if let Some(d) = imp::real_gpu(g) {
-        let Some((rows, cols)) = imp::axes(geom, rules) else {
-            return Ok(None);
-        };
-        let gc = g.contiguous()?;
-        let h = imp::hold(&gc);
-        let out = super::real::avg_pool_backward(
-            imp::dt(g.dtype()),
-            h.block("avg_pool2d_backward")?,
-            gc.layout().offset,
-            geom.planes,
-            &rows,
-            &cols,
-        )
-        .map_err(imp::err("avg_pool2d_backward"))?;
-        return Ok(Some(imp::wrap(
-            out,
-            g.dtype(),
-            geom.planes * geom.in_plane(),
-            d,
-        )));
-    }
+    return imp::avg_pool_pass(
+        g,
+        geom,
+        rules,
+        "avg_pool2d_backward",
+        geom.in_plane(),
+        super::real::avg_pool_backward,
+    );
+    #[cfg(not(feature = "cuda"))]
     Ok(None)
 }
 

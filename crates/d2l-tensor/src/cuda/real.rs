@@ -1089,14 +1089,29 @@ pub(crate) fn binary(
             "CUDA: binary op code {op} is not supported for {dt:?}"
         ));
     }
-    let d = same_device(&[a.block, b.block], "binary")?;
+    launch_pairwise("binary", op, dt, a, b, out_shape, dt.size())
+}
+
+/// The shared body of [`binary`] and [`compare`]: launches `d2l_{what}_{dt}` over
+/// `out_shape` with the arguments `(op, a, a's layout, b, b's layout, out, n)` into a
+/// fresh block of `out_size`-byte elements.
+fn launch_pairwise(
+    what: &str,
+    op: u32,
+    dt: Dt,
+    a: View<'_>,
+    b: View<'_>,
+    out_shape: &[usize],
+    out_size: usize,
+) -> Result<Block, String> {
+    let d = same_device(&[a.block, b.block], what)?;
     let n = numel(out_shape)?;
-    let desc = describe(&[(&a, dt), (&b, dt)], out_shape, "binary")?;
-    let out = alloc_on(d, n * dt.size())?;
+    let desc = describe(&[(&a, dt), (&b, dt)], out_shape, what)?;
+    let out = alloc_on(d, n * out_size)?;
     if n == 0 {
         return Ok(out);
     }
-    let name = format!("d2l_binary_{}", dt.suffix());
+    let name = format!("d2l_{what}_{}", dt.suffix());
     let (ap, bp, op_, n64) = (a.block.ptr, b.block.ptr, out.ptr, n as i64);
     launch!(
         d,
@@ -1141,28 +1156,7 @@ pub(crate) fn compare(
     if op > 5 {
         return Err(format!("CUDA: unknown comparison code {op}"));
     }
-    let d = same_device(&[a.block, b.block], "compare")?;
-    let n = numel(out_shape)?;
-    let desc = describe(&[(&a, dt), (&b, dt)], out_shape, "compare")?;
-    let out = alloc_on(d, n)?;
-    if n == 0 {
-        return Ok(out);
-    }
-    let name = format!("d2l_compare_{}", dt.suffix());
-    let (ap, bp, op_, n64) = (a.block.ptr, b.block.ptr, out.ptr, n as i64);
-    launch!(
-        d,
-        &name,
-        grid_for(n),
-        &op,
-        &ap,
-        &desc[0],
-        &bp,
-        &desc[1],
-        &op_,
-        &n64
-    )?;
-    Ok(out)
+    launch_pairwise("compare", op, dt, a, b, out_shape, 1)
 }
 
 /// `cond ? a : b` elementwise, broadcast to `out_shape`; `cond` is u8
@@ -2172,7 +2166,7 @@ impl NormGeom {
     }
 
     fn check(&self, what: &str) -> Result<(usize, NormGeomK), String> {
-        if self.groups != 0 && (self.c == 0 || self.c % self.groups != 0) {
+        if self.groups != 0 && (self.c == 0 || !self.c.is_multiple_of(self.groups)) {
             return Err(format!(
                 "CUDA: {what}: {} channels do not split into {} groups",
                 self.c, self.groups
