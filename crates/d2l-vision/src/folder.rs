@@ -51,6 +51,7 @@
 //! run-time files without a SHA-1 ([`weights_file`]), and [`pretrained_weights`] checks
 //! the SHA-256 prefix of the name instead (as `torch.hub`'s `check_hash` does).
 
+use crate::blocks::Blocks;
 use crate::image::read_image;
 use d2l_data::hub::{self, DataHub, RemoteFile};
 use d2l_data::loader::{Dataset, Example, Transform};
@@ -399,18 +400,8 @@ pub fn fetch_hashed_file(hub: &DataHub, file: &RemoteFile) -> Result<PathBuf> {
 
 /// The SHA-256 of a file's bytes, as lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_err(path)(e)),
-        }
-    }
+    crate::blocks::read_file_chunks(path, |b| h.update(b))?;
     Ok(h.hex())
 }
 
@@ -425,9 +416,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// another dependency.
 struct Sha256 {
     state: [u32; 8],
-    block: [u8; 64],
-    filled: usize,
-    total: u64,
+    blocks: Blocks,
 }
 
 const K256: [u32; 64] = [
@@ -448,9 +437,7 @@ impl Sha256 {
                 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
                 0x5be0cd19,
             ],
-            block: [0; 64],
-            filled: 0,
-            total: 0,
+            blocks: Blocks::new(),
         }
     }
 
@@ -493,40 +480,14 @@ impl Sha256 {
         }
     }
 
-    fn update(&mut self, mut data: &[u8]) {
-        self.total += data.len() as u64;
-        if self.filled > 0 {
-            let take = (64 - self.filled).min(data.len());
-            self.block[self.filled..self.filled + take].copy_from_slice(&data[..take]);
-            self.filled += take;
-            data = &data[take..];
-            if self.filled < 64 {
-                return;
-            }
-            let block = self.block;
-            Self::compress(&mut self.state, &block);
-            self.filled = 0;
-        }
-        let mut chunks = data.chunks_exact(64);
-        for c in &mut chunks {
-            Self::compress(&mut self.state, c);
-        }
-        let rest = chunks.remainder();
-        self.block[..rest.len()].copy_from_slice(rest);
-        self.filled = rest.len();
+    fn update(&mut self, data: &[u8]) {
+        let state = &mut self.state;
+        self.blocks.update(data, |b| Self::compress(state, b));
     }
 
     fn hex(mut self) -> String {
-        let bits = self.total.wrapping_mul(8);
-        let mut pad = vec![0x80u8];
-        let used = (self.filled + 1) % 64;
-        let zeros = if used <= 56 { 56 - used } else { 120 - used };
-        pad.resize(1 + zeros, 0);
-        pad.extend_from_slice(&bits.to_be_bytes());
-        let total = self.total;
-        self.update(&pad);
-        self.total = total;
-        debug_assert_eq!(self.filled, 0);
+        let state = &mut self.state;
+        self.blocks.finish(true, |b| Self::compress(state, b));
         self.state.iter().map(|w| format!("{w:08x}")).collect()
     }
 }

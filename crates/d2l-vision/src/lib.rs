@@ -23,6 +23,7 @@
 //! plotting code, in `d2l_train::draw`, which owns the embedded font.
 
 pub mod bananas;
+mod blocks;
 pub mod cifar;
 pub mod detection;
 pub mod folder;

@@ -2,27 +2,14 @@
 //! `cifar-10-binary.tar.gz` without another dependency. MD5 is broken as a defence against
 //! a deliberate forgery; here it guards against truncated, corrupt or wrong downloads.
 
-use d2l_data::{DataError, Result};
+use crate::blocks::Blocks;
+use d2l_data::Result;
 use std::path::Path;
 
 /// The MD5 of a file's bytes, as lowercase hex (read in 1 MiB chunks).
 pub fn md5_file(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let io_err = |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut f = std::fs::File::open(path).map_err(io_err)?;
     let mut h = Md5::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io_err(e)),
-        }
-    }
+    crate::blocks::read_file_chunks(path, |b| h.update(b))?;
     Ok(h.hex())
 }
 
@@ -36,9 +23,7 @@ pub fn md5_hex(bytes: &[u8]) -> String {
 /// Streaming MD5 state: the four words, a partial block and the byte count.
 struct Md5 {
     state: [u32; 4],
-    block: [u8; 64],
-    filled: usize,
-    total: u64,
+    blocks: Blocks,
 }
 
 /// Per-round left-rotation amounts (RFC 1321, 3.4).
@@ -65,9 +50,7 @@ impl Md5 {
     fn new() -> Md5 {
         Md5 {
             state: [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476],
-            block: [0; 64],
-            filled: 0,
-            total: 0,
+            blocks: Blocks::new(),
         }
     }
 
@@ -100,40 +83,16 @@ impl Md5 {
         }
     }
 
-    fn update(&mut self, mut data: &[u8]) {
-        self.total = self.total.wrapping_add(data.len() as u64);
-        if self.filled > 0 {
-            let take = (64 - self.filled).min(data.len());
-            self.block[self.filled..self.filled + take].copy_from_slice(&data[..take]);
-            self.filled += take;
-            data = &data[take..];
-            if self.filled < 64 {
-                return;
-            }
-            let block = self.block;
-            Self::compress(&mut self.state, &block);
-            self.filled = 0;
-        }
-        let mut chunks = data.chunks_exact(64);
-        for c in &mut chunks {
-            Self::compress(&mut self.state, c);
-        }
-        let rest = chunks.remainder();
-        self.block[..rest.len()].copy_from_slice(rest);
-        self.filled = rest.len();
+    fn update(&mut self, data: &[u8]) {
+        let state = &mut self.state;
+        self.blocks.update(data, |b| Self::compress(state, b));
     }
 
     /// Pads (a 1 bit, zeros to 56 mod 64 bytes, the bit length little-endian) and returns
     /// the digest as lowercase hex, the state's words as little-endian bytes.
     fn hex(mut self) -> String {
-        let bits = self.total.wrapping_mul(8);
-        let used = (self.filled + 1) % 64;
-        let zeros = if used <= 56 { 56 - used } else { 120 - used };
-        let mut pad = vec![0x80u8];
-        pad.resize(1 + zeros, 0);
-        pad.extend_from_slice(&bits.to_le_bytes());
-        self.update(&pad);
-        debug_assert_eq!(self.filled, 0);
+        let state = &mut self.state;
+        self.blocks.finish(false, |b| Self::compress(state, b));
         self.state
             .iter()
             .flat_map(|w| w.to_le_bytes())

@@ -14,7 +14,6 @@
 //! device is always reported as such.
 
 // The caching allocator is generic and tested without a GPU; only the real backend uses it.
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 mod alloc;
 pub(crate) mod native;
 pub(crate) mod native_nn;
