@@ -210,6 +210,16 @@ impl SeqDataLoader {
         }
     }
 
+    /// The loader's generator (offsets and shuffles of the coming epochs), for checkpoints.
+    pub fn generator(&self) -> &Generator {
+        &self.gen
+    }
+
+    /// Replaces the loader's generator (to resume from a checkpoint).
+    pub fn set_generator(&mut self, gen: Generator) {
+        self.gen = gen;
+    }
+
     /// The token ids.
     pub fn corpus(&self) -> &[usize] {
         &self.corpus

@@ -94,6 +94,19 @@ pub trait Optimizer {
     /// Adds a group of parameters (PyTorch's `add_param_group`); fine-tuning uses this.
     fn add_param_group(&mut self, group: ParamGroup) -> Result<()>;
 
+    /// The per-parameter state (momentum buffers, moment estimates, step counts) as named
+    /// tensors `"{index}.{field}"`, where `index` is the parameter's position in
+    /// [`Optimizer::params`] — what a checkpoint stores (PyTorch's `state_dict()["state"]`).
+    /// Parameters that have not been stepped yet have no entries.
+    fn state_tensors(&self) -> Vec<(String, Tensor)>;
+
+    /// Replaces the per-parameter state with entries from [`Optimizer::state_tensors`] of an
+    /// optimiser of the same kind over parameters of the same shapes (PyTorch's
+    /// `load_state_dict`). Each tensor is moved to its parameter's device and dtype. An
+    /// entry for an unknown index or field, or of the wrong shape, is an error and nothing
+    /// is changed.
+    fn load_state_tensors(&mut self, entries: &[(String, Tensor)]) -> Result<()>;
+
     /// Clears the gradient of every parameter (PyTorch's `zero_grad(set_to_none=True)`).
     fn zero_grad(&self) {
         for g in self.param_groups() {
@@ -177,6 +190,49 @@ fn check_unit(op: &'static str, what: &str, v: f64) -> Result<()> {
     Ok(())
 }
 
+/// One parameter's optimiser state, as named tensors for checkpoints.
+trait ParamState: Default {
+    /// The fields that hold a value (`step` as a 0-d `i64` tensor).
+    fn fields(&self) -> Vec<(&'static str, Tensor)>;
+    /// Sets `field`; `false` when this state has no such field.
+    fn set(&mut self, field: &str, t: Tensor) -> Result<bool>;
+}
+
+/// A 0-d `i64` tensor holding a step count.
+fn step_tensor(step: u64) -> Tensor {
+    Tensor::from_vec(vec![step as i64], &[]).expect("a 0-d tensor holds one value")
+}
+
+/// The step count a 0-d tensor holds (any dtype), or an error for a negative one.
+fn step_value(t: &Tensor) -> Result<u64> {
+    let v = t.to_dtype(d2l_tensor::DType::I64)?.cpu()?.to_vec::<i64>()[0];
+    u64::try_from(v).map_err(|_| invalid("optimizer", format!("a negative step count {v}")))
+}
+
+/// Implements [`ParamState`] for a state struct: `step` (a `u64`) when named, and the
+/// `Option<Tensor>` fields.
+macro_rules! param_state {
+    ($ty:ident $(, $step:ident)?; $($field:ident),*) => {
+        impl ParamState for $ty {
+            fn fields(&self) -> Vec<(&'static str, Tensor)> {
+                #[allow(unused_mut)]
+                let mut out = Vec::new();
+                $( if self.$step > 0 { out.push(("step", step_tensor(self.$step))); } )?
+                $( if let Some(t) = &self.$field { out.push((stringify!($field), t.clone())); } )*
+                out
+            }
+            fn set(&mut self, field: &str, t: Tensor) -> Result<bool> {
+                match field {
+                    $( "step" => self.$step = step_value(&t)?, )?
+                    $( stringify!($field) => self.$field = Some(t), )*
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            }
+        }
+    };
+}
+
 /// Groups plus per-parameter state, shared by every optimiser.
 #[derive(Clone, Debug)]
 struct Core<S> {
@@ -184,7 +240,7 @@ struct Core<S> {
     state: HashMap<TensorId, S>,
 }
 
-impl<S: Default> Core<S> {
+impl<S: ParamState> Core<S> {
     fn new(op: &'static str, groups: Vec<ParamGroup>) -> Result<Self> {
         let mut core = Core {
             groups: Vec::new(),
@@ -235,6 +291,62 @@ impl<S: Default> Core<S> {
             check_nonneg(op, "group weight_decay", wd)?;
         }
         self.groups.push(group);
+        Ok(())
+    }
+
+    fn export(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (i, p) in self.groups.iter().flat_map(|g| g.params.iter()).enumerate() {
+            if let Some(st) = self.state.get(&p.id()) {
+                for (field, t) in st.fields() {
+                    out.push((format!("{i}.{field}"), t));
+                }
+            }
+        }
+        out
+    }
+
+    fn import(&mut self, op: &'static str, entries: &[(String, Tensor)]) -> Result<()> {
+        let params: Vec<&Tensor> = self.groups.iter().flat_map(|g| g.params.iter()).collect();
+        let mut state: HashMap<TensorId, S> = HashMap::new();
+        for (name, t) in entries {
+            let bad = |why: String| invalid(op, format!("optimizer state entry `{name}`: {why}"));
+            let (index, field) = name
+                .split_once('.')
+                .ok_or_else(|| bad("expected `INDEX.FIELD`".into()))?;
+            let index: usize = index
+                .parse()
+                .map_err(|_| bad("the index is not a number".into()))?;
+            let p = params.get(index).ok_or_else(|| {
+                bad(format!(
+                    "index {index}, but the optimizer has {} parameters",
+                    params.len()
+                ))
+            })?;
+            let st = state.entry(p.id()).or_default();
+            let value = if field == "step" {
+                if t.numel() != 1 {
+                    return Err(bad(format!(
+                        "a step count must be one value, got shape {:?}",
+                        t.shape()
+                    )));
+                }
+                t.clone()
+            } else {
+                if t.shape() != p.shape() {
+                    return Err(bad(format!(
+                        "shape {:?} does not match the parameter's {:?}",
+                        t.shape(),
+                        p.shape()
+                    )));
+                }
+                t.to_dtype(p.dtype())?.to(p.device())?
+            };
+            if !st.set(field, value)? {
+                return Err(bad(format!("unknown field `{field}` for {op}")));
+            }
+        }
+        self.state = state;
         Ok(())
     }
 
@@ -356,6 +468,12 @@ macro_rules! optimizer_impl {
             fn add_param_group(&mut self, group: ParamGroup) -> Result<()> {
                 self.core.add_group($name, group)
             }
+            fn state_tensors(&self) -> Vec<(String, Tensor)> {
+                self.core.export()
+            }
+            fn load_state_tensors(&mut self, entries: &[(String, Tensor)]) -> Result<()> {
+                self.core.import($name, entries)
+            }
         }
     };
 }
@@ -424,6 +542,8 @@ impl SgdConfig {
 struct SgdState {
     momentum_buffer: Option<Tensor>,
 }
+
+param_state!(SgdState; momentum_buffer);
 
 /// Stochastic gradient descent with optional momentum, dampening, Nesterov and weight
 /// decay (`torch.optim.SGD`):
@@ -540,6 +660,8 @@ struct AdamState {
     exp_avg_sq: Option<Tensor>,
     max_exp_avg_sq: Option<Tensor>,
 }
+
+param_state!(AdamState, step; exp_avg, exp_avg_sq, max_exp_avg_sq);
 
 fn adam_update(
     c: &AdamConfig,
@@ -833,6 +955,8 @@ struct RmsPropState {
     momentum_buffer: Option<Tensor>,
 }
 
+param_state!(RmsPropState, step; square_avg, grad_avg, momentum_buffer);
+
 /// RMSProp (D2L 12.8, `torch.optim.RMSprop`), optionally centered and with momentum.
 #[derive(Clone, Debug)]
 pub struct RmsProp {
@@ -963,6 +1087,8 @@ struct AdagradState {
     step: u64,
     sum: Option<Tensor>,
 }
+
+param_state!(AdagradState, step; sum);
 
 /// Adagrad (D2L 12.7, `torch.optim.Adagrad`): per-coordinate steps scaled by the root
 /// of the summed squared gradients, with optional learning-rate decay.

@@ -187,10 +187,20 @@ fn save_entries<'a>(
     path: &Path,
     entries: impl Iterator<Item = (&'a str, &'a Tensor)>,
 ) -> Result<()> {
+    save_entries_meta(path, entries, HashMap::new())
+}
+
+fn save_entries_meta<'a>(
+    path: &Path,
+    entries: impl Iterator<Item = (&'a str, &'a Tensor)>,
+    mut meta: HashMap<String, String>,
+) -> Result<()> {
     let entries: Vec<(&str, &Tensor)> = entries.collect();
     check_unique(path, entries.iter().map(|(n, _)| *n))?;
     let raws: Vec<(&str, Raw)> = entries.iter().map(|(n, t)| (*n, Raw::of(t))).collect();
-    let meta = Some(HashMap::from([("format".to_string(), "pt".to_string())]));
+    meta.entry("format".to_string())
+        .or_insert_with(|| "pt".to_string());
+    let meta = Some(meta);
     let bytes = safetensors::serialize(raws.iter().map(|(n, r)| (*n, r)), &meta)
         .map_err(|e| io_err("save", path, e))?;
     write_atomic(path, &bytes)
@@ -204,11 +214,47 @@ pub fn save(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) -> Result<()> 
     save_entries(path.as_ref(), tensors.iter().map(|(n, t)| (n.as_str(), t)))
 }
 
+/// Saves named tensors with string metadata (the safetensors header's `__metadata__`;
+/// `format` defaults to `pt`), atomically. Checkpoints keep their bookkeeping there.
+pub fn save_with_metadata(
+    path: impl AsRef<Path>,
+    tensors: &[(String, Tensor)],
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    save_entries_meta(
+        path.as_ref(),
+        tensors.iter().map(|(n, t)| (n.as_str(), t)),
+        metadata,
+    )
+}
+
+/// Loads every tensor of a safetensors file, sorted by name, with the header's metadata
+/// (empty when it has none).
+pub fn load_with_metadata(
+    path: impl AsRef<Path>,
+) -> Result<(Vec<(String, Tensor)>, HashMap<String, String>)> {
+    let path = path.as_ref();
+    let bytes = fs::read(path).map_err(|e| io_err("load", path, e))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {
+        io_err(
+            "load",
+            path,
+            format!("not a valid safetensors file ({e:?})"),
+        )
+    })?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    Ok((load_bytes(path, &bytes)?, meta))
+}
+
 /// Loads every tensor of a safetensors file, sorted by name.
 pub fn load(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
     let path = path.as_ref();
     let bytes = fs::read(path).map_err(|e| io_err("load", path, e))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+    load_bytes(path, &bytes)
+}
+
+fn load_bytes(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| {
         io_err(
             "load",
             path,
@@ -403,6 +449,28 @@ pub fn load_state_dict(
         });
     }
     apply_load_plan(&plan).map_err(|e| io_err("load", path, e))?;
+    Ok(report)
+}
+
+/// [`load_state_dict`] from entries already in memory (a checkpoint's `model.*` part):
+/// with `strict`, a mismatch is one error and nothing is changed.
+pub fn load_state_dict_entries(
+    module: &dyn Module,
+    entries: &[(String, Tensor)],
+    strict: bool,
+) -> Result<LoadReport> {
+    let refs: Vec<(&str, &Tensor)> = entries.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let (report, plan) = match_state_dict(module, &refs, |_| false);
+    if strict && !report.is_clean() {
+        return Err(Error::InvalidArgument {
+            op: "load_state_dict",
+            msg: format!("the weights do not match the module ({report}); nothing was loaded"),
+        });
+    }
+    apply_load_plan(&plan).map_err(|e| Error::InvalidArgument {
+        op: "load_state_dict",
+        msg: e.to_string(),
+    })?;
     Ok(report)
 }
 

@@ -3,13 +3,13 @@
 //! directories, and the chapter 3–4 experiments built on it.
 
 pub mod bench;
+pub mod checkpoint;
 pub mod device;
 pub mod draw;
 pub mod experiments;
 pub mod metrics;
 pub mod plot;
 pub mod run_dir;
-pub mod seq_train;
-pub mod ssd_train;
 pub mod style_transfer;
+pub mod tasks;
 pub mod trainer;

@@ -6,26 +6,56 @@
 //! | file | written by | content |
 //! |---|---|---|
 //! | `config.json` | [`RunDir::write_config`] | the exact configuration of the run |
-//! | `metrics.csv` | [`RunDir::append_metrics`] | one row per epoch after a header row |
-//! | `curves.png`, `curves.svg` | [`RunDir::plot_curves`] | train loss, train acc, test acc against epochs |
+//! | `metrics.csv` | [`RunDir::write_metrics`] | a header row (`epoch`, the task's columns, speed, seconds), one row per epoch |
+//! | `curves.png`, `curves.svg` | [`RunDir::plot_task_curves`] | the task's curves against epochs (loss and accuracies, perplexity, …) |
 //! | `model.safetensors` | [`RunDir::save_model`] | the model's state dict |
+//! | `checkpoint.safetensors` | [`crate::checkpoint::Checkpoint::save`] | weights, buffers, optimiser state, generators, epoch, metrics so far |
 //! | `summary.json` | [`RunDir::write_summary`] | the run's [`TrainSummary`] |
+//! | `.d2l-run.lock` | [`RunDir::open`] | empty; the writing process holds an OS lock on it |
 //!
 //! Every file is written atomically (a temporary file in the same folder, then a rename),
 //! so a run stopped at any moment (Ctrl-C, a crash) leaves each file either as it was or
 //! complete.
 
 use crate::plot::{save_line_plot, PlotSpec, Series};
+use crate::tasks::CurveSpec;
 use crate::trainer::{EpochMetrics, TrainSummary};
 use d2l_nn::Module;
 use d2l_tensor::{Error, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The header row of `metrics.csv`.
+/// The header row of a classification run's `metrics.csv`.
 pub const METRICS_HEADER: &str =
-    "epoch,train_loss,train_acc,test_acc,examples_per_sec,seconds,test_loss";
+    "epoch,train_loss,train_acc,test_acc,test_loss,examples_per_sec,seconds";
+
+/// The files a training run writes into its folder (what makes a folder "hold a run").
+pub const RUN_FILES: &[&str] = &[
+    "config.json",
+    "metrics.csv",
+    "summary.json",
+    "model.safetensors",
+    "checkpoint.safetensors",
+    "curves.png",
+    "curves.svg",
+];
+
+/// The lock file a writing process holds (an OS file lock) in its run folder.
+pub const LOCK_FILE: &str = ".d2l-run.lock";
+
+/// What to do with a run folder that may hold an earlier run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunMode {
+    /// A new run: a folder holding another run's files is refused.
+    #[default]
+    New,
+    /// A new run replacing an earlier one: the earlier run's files are removed first.
+    Overwrite,
+    /// Continue the run in the folder from its `checkpoint.safetensors`.
+    Resume,
+}
 
 fn run_err(msg: impl Into<String>) -> Error {
     Error::InvalidArgument {
@@ -82,24 +112,65 @@ fn opt(v: Option<f64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// The folder of one training run; see the module docs for its files.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The folder of one training run; see the module docs for its files. While a `RunDir`
+/// (or a clone of it) lives, the process holds the folder's lock, so a second process
+/// cannot write into the same folder.
+#[derive(Debug, Clone)]
 pub struct RunDir {
     path: PathBuf,
     model_name: String,
+    _lock: Arc<fs::File>,
+}
+
+impl PartialEq for RunDir {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.model_name == other.model_name
+    }
+}
+
+impl Eq for RunDir {}
+
+/// Takes the folder's OS lock (released when the process ends, even on a kill).
+fn lock(dir: &Path) -> Result<fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| run_err(format!("cannot open the lock file {}: {e}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(fs::TryLockError::WouldBlock) => Err(run_err(format!(
+            "another process is writing to {} (it holds {}); wait for it to finish or choose another --out",
+            dir.display(),
+            path.display()
+        ))),
+        Err(fs::TryLockError::Error(e)) => Err(run_err(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 impl RunDir {
-    /// Creates the run folder: `path` when given (it may exist; a `metrics.csv` and
-    /// `summary.json` left there by an earlier run are removed so this run starts
-    /// afresh), otherwise `runs/<model_name>-<YYYYmmdd-HHMMSS>` (UTC) under the current
-    /// folder, with `-2`, `-3`, … appended if that name is taken.
+    /// Creates a new run folder ([`RunMode::New`]); see [`RunDir::open`].
     pub fn create(path: Option<PathBuf>, model_name: &str) -> Result<RunDir> {
+        RunDir::open(path, model_name, RunMode::New)
+    }
+
+    /// Opens the run folder `path`, or creates `runs/<model_name>-<YYYYmmdd-HHMMSS>` (UTC)
+    /// under the current folder (with `-2`, `-3`, … appended if that name is taken), and
+    /// takes its lock. A folder that holds another run's files ([`RUN_FILES`]) is refused
+    /// with [`RunMode::New`], emptied of them with [`RunMode::Overwrite`], and continued
+    /// with [`RunMode::Resume`] (which needs its `checkpoint.safetensors`). A folder locked
+    /// by another process is refused in every mode.
+    pub fn open(path: Option<PathBuf>, model_name: &str, mode: RunMode) -> Result<RunDir> {
         let mkdir = |p: &Path| {
             fs::create_dir_all(p)
                 .map_err(|e| run_err(format!("cannot create the run folder {}: {e}", p.display())))
         };
-        let path = match path {
+        let (path, lock) = match path {
             Some(p) => {
                 if p.exists() && !p.is_dir() {
                     return Err(run_err(format!(
@@ -107,16 +178,42 @@ impl RunDir {
                         p.display()
                     )));
                 }
-                mkdir(&p)?;
-                for stale in ["metrics.csv", "summary.json"] {
-                    let f = p.join(stale);
-                    if f.exists() {
-                        fs::remove_file(&f).map_err(|e| {
-                            run_err(format!("cannot remove the old {}: {e}", f.display()))
-                        })?;
-                    }
+                if mode == RunMode::Resume && !p.join("checkpoint.safetensors").is_file() {
+                    return Err(run_err(format!(
+                        "nothing to resume in {}: it has no checkpoint.safetensors",
+                        p.display()
+                    )));
                 }
-                p
+                mkdir(&p)?;
+                let lock = lock(&p)?;
+                let held: Vec<&str> = RUN_FILES
+                    .iter()
+                    .copied()
+                    .filter(|f| p.join(f).exists())
+                    .collect();
+                match mode {
+                    RunMode::New if !held.is_empty() => {
+                        return Err(run_err(format!(
+                            "{} holds an earlier run ({}); pass --overwrite to replace it or --resume {} to continue it",
+                            p.display(),
+                            held.join(", "),
+                            p.display()
+                        )))
+                    }
+                    RunMode::Overwrite => {
+                        for f in held {
+                            let f = p.join(f);
+                            fs::remove_file(&f).map_err(|e| {
+                                run_err(format!("cannot remove the old {}: {e}", f.display()))
+                            })?;
+                        }
+                    }
+                    _ => {}
+                }
+                (p, lock)
+            }
+            None if mode == RunMode::Resume => {
+                return Err(run_err("resuming needs the run folder to continue"));
             }
             None => {
                 let secs = SystemTime::now()
@@ -127,7 +224,7 @@ impl RunDir {
                 let runs = PathBuf::from("runs");
                 mkdir(&runs)?;
                 let mut k = 1;
-                loop {
+                let cand = loop {
                     let cand = if k == 1 {
                         runs.join(&base)
                     } else {
@@ -144,13 +241,21 @@ impl RunDir {
                             )))
                         }
                     }
-                }
+                };
+                let lock = lock(&cand)?;
+                (cand, lock)
             }
         };
         Ok(RunDir {
             path,
             model_name: model_name.to_string(),
+            _lock: Arc::new(lock),
         })
+    }
+
+    /// The checkpoint's path (`checkpoint.safetensors`).
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.file("checkpoint.safetensors")
     }
 
     /// The folder.
@@ -175,31 +280,35 @@ impl RunDir {
         write_atomic(&self.file("config.json"), format!("{text}\n").as_bytes())
     }
 
-    /// Adds one row to `metrics.csv` (writing the header row first when the file is new):
-    /// `epoch,train_loss,train_acc,test_acc,examples_per_sec,seconds,test_loss`, with an
-    /// empty field for a value the task does not have. The whole file is rewritten
-    /// atomically.
-    pub fn append_metrics(&self, m: &EpochMetrics) -> Result<()> {
+    /// Writes `metrics.csv` (with the `csv` crate), atomically: a header row `epoch`, the
+    /// task's `columns`, `{unit}_per_sec`, `seconds`, then one row per epoch, with an
+    /// empty field for a value the epoch does not have.
+    pub fn write_metrics(
+        &self,
+        epochs: &[EpochMetrics],
+        columns: &[&str],
+        unit: &str,
+    ) -> Result<()> {
         let path = self.file("metrics.csv");
-        let mut text = match fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!("{METRICS_HEADER}\n"),
-            Err(e) => return Err(run_err(format!("cannot read {}: {e}", path.display()))),
-        };
-        if !text.ends_with('\n') {
-            text.push('\n');
+        let csv_err = |e: csv::Error| run_err(format!("cannot write {}: {e}", path.display()));
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let speed = format!("{unit}_per_sec");
+        let mut header = vec!["epoch"];
+        header.extend_from_slice(columns);
+        header.push(&speed);
+        header.push("seconds");
+        w.write_record(&header).map_err(csv_err)?;
+        for m in epochs {
+            let mut row = vec![m.epoch.to_string()];
+            row.extend(columns.iter().map(|c| opt(m.column(c))));
+            row.push(m.examples_per_sec.to_string());
+            row.push(m.seconds.to_string());
+            w.write_record(&row).map_err(csv_err)?;
         }
-        text.push_str(&format!(
-            "{},{},{},{},{},{},{}\n",
-            m.epoch,
-            m.train_loss,
-            opt(m.train_acc),
-            opt(m.test_acc),
-            m.examples_per_sec,
-            m.seconds,
-            opt(m.test_loss)
-        ));
-        write_atomic(&path, text.as_bytes())
+        let bytes = w
+            .into_inner()
+            .map_err(|e| run_err(format!("cannot write {}: {e}", path.display())))?;
+        write_atomic(&path, &bytes)
     }
 
     /// Writes `summary.json` (pretty-printed).
@@ -209,62 +318,47 @@ impl RunDir {
         write_atomic(&self.file("summary.json"), format!("{text}\n").as_bytes())
     }
 
-    /// Draws `curves.png` and `curves.svg`: train loss, train acc and test acc (for a
-    /// task without accuracy, train and test loss) against the epoch, like the book's Animator in `train_ch3`.
-    /// Without any accuracy (regression) the y axis is logarithmic when every loss is
-    /// positive, as in D2L 4.4 and 4.5.
-    pub fn plot_curves(&self, epochs: &[EpochMetrics]) -> Result<(PathBuf, PathBuf)> {
+    /// Draws `curves.png` and `curves.svg`: the task's columns against the epoch, like the
+    /// book's Animator. Columns without any value are left out; with `spec.log_y` the y
+    /// axis is logarithmic when every value is positive (D2L 4.4–4.5).
+    pub fn plot_task_curves(
+        &self,
+        epochs: &[EpochMetrics],
+        spec: &CurveSpec,
+    ) -> Result<(PathBuf, PathBuf)> {
         let x: Vec<f64> = epochs.iter().map(|m| m.epoch as f64).collect();
-        let col = |f: &dyn Fn(&EpochMetrics) -> Option<f64>| -> Option<Vec<f64>> {
-            let v: Vec<Option<f64>> = epochs.iter().map(f).collect();
-            v.iter()
-                .any(|o| o.is_some())
-                .then(|| v.iter().map(|o| o.unwrap_or(f64::NAN)).collect())
-        };
-        let mut series = vec![Series::new(
-            "train loss",
-            x.clone(),
-            epochs.iter().map(|m| m.train_loss).collect(),
-        )];
-        let train_acc = col(&|m| m.train_acc);
-        let test_acc = col(&|m| m.test_acc);
-        let test_loss = col(&|m| m.test_loss);
-        let has_acc = train_acc.is_some() || test_acc.is_some();
-        if let Some(y) = train_acc {
-            series.push(Series::new("train acc", x.clone(), y));
-        }
-        if let Some(y) = test_acc {
-            series.push(Series::new("test acc", x.clone(), y));
-        }
-        // The book's Animator shows the test loss only where there is no accuracy.
-        if let Some(y) = test_loss.filter(|_| !has_acc) {
-            series.push(Series::new("test loss", x.clone(), y));
-        }
-        let log_y = !has_acc
-            && series
+        let series: Vec<Series> = spec
+            .series
+            .iter()
+            .filter_map(|(label, col)| {
+                let v: Vec<Option<f64>> = epochs.iter().map(|m| m.column(col)).collect();
+                v.iter().any(|o| o.is_some()).then(|| {
+                    Series::new(
+                        *label,
+                        x.clone(),
+                        v.iter().map(|o| o.unwrap_or(f64::NAN)).collect(),
+                    )
+                })
+            })
+            .collect();
+        let finite = || {
+            series
                 .iter()
                 .flat_map(|s| s.y.iter())
                 .filter(|v| v.is_finite())
-                .all(|&v| v > 0.0)
-            && series
-                .iter()
-                .flat_map(|s| s.y.iter())
-                .any(|v| v.is_finite());
+        };
+        let log_y = spec.log_y && finite().all(|&v| v > 0.0) && finite().next().is_some();
         let n = epochs.iter().map(|m| m.epoch).max().unwrap_or(1).max(1) as f64;
-        let spec = PlotSpec {
+        let plot = PlotSpec {
             title: self.model_name.clone(),
             xlabel: "epoch".into(),
-            ylabel: if has_acc {
-                String::new()
-            } else {
-                "loss".into()
-            },
+            ylabel: spec.ylabel.into(),
             log_y,
             // The book's xlim=[1, num_epochs]; a single epoch gets a little room.
             xlim: Some(if n > 1.0 { (1.0, n) } else { (0.5, 1.5) }),
             ..PlotSpec::default()
         };
-        save_line_plot(&self.file("curves"), &spec, &series)
+        save_line_plot(&self.file("curves"), &plot, &series)
     }
 
     /// Saves the model's state dict to `model.safetensors` (atomically); returns the path.

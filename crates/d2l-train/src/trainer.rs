@@ -1,22 +1,33 @@
-//! The training loop (D2L 3.6's `train_epoch_ch3` / `train_ch3`, 6.6's `train_ch6`).
+//! The training loop (D2L 3.6's `train_epoch_ch3` / `train_ch3`, 6.6's `train_ch6`, 8.5's
+//! `train_ch8`, 13.7's TinySSD loop): one loop for every task.
 //!
-//! A [`Trainer`] runs epochs of mini-batch training with any [`Module`], loss and
-//! [`Optimizer`]: per batch `zero_grad → forward → loss → backward → (clip) → step`,
-//! accumulating the loss, the correct predictions and the example count
-//! ([`Accumulator`]); after each epoch it evaluates the test set in evaluation mode
-//! without gradients (accuracy for classification, loss for regression), measures
-//! examples per second, calls the user's hooks, and — with a [`RunDir`] — appends
-//! `metrics.csv`, redraws `curves.png`/`curves.svg` and saves `model.safetensors`; at the
-//! end it writes `summary.json`.
+//! A [`Trainer`] runs epochs of mini-batch training of a [`TrainTask`] with an
+//! [`Optimizer`]: per batch `zero_grad → task step (forward, loss) → backward → (clip) →
+//! step`, adding up the step's sums; after each epoch it evaluates the evaluation source
+//! in evaluation mode without gradients, measures the speed, steps the learning-rate
+//! schedule, calls the hooks, and — with a [`RunDir`] — writes a checkpoint, `metrics.csv`,
+//! `curves.png`/`curves.svg` and `model.safetensors`; at the end it writes `summary.json`.
+//! The task ([`crate::tasks`]) only says how to run a step and what its metrics are.
 //!
-//! With `config.device` set to a GPU the model is moved there before the first epoch
-//! and each batch after the loader gives it (the loaders stay on the CPU); the summary
-//! records the device.
+//! **Devices.** With `config.device` set to a GPU the model is moved there before the
+//! first epoch and each batch after the loader gives it (the loaders stay on the CPU).
+//! Sums stay on the device and are read once per epoch and when the progress bar redraws
+//! (at most four times a second), so the GPU is not synchronised every step.
 //!
-//! A non-finite loss stops training before the parameters are updated, with an error that
-//! names the epoch and step; the run folder keeps the checkpoint of the last complete
-//! epoch. The first Ctrl-C finishes the current batch, saves, and returns the summary
-//! with `stopped_early = Some("interrupted")`; a second one exits at once.
+//! **Non-finite losses.** On the CPU a NaN or infinite loss stops training before the
+//! parameters are updated, with an error that names the epoch and step. On a GPU, where
+//! reading the loss every step would synchronise, the check runs on the device and is read
+//! at the next redraw or at the end of the epoch; the error then names the steps between
+//! the last check and this one (the updates of those steps went in; the run folder keeps
+//! the checkpoint of the last complete epoch, which is what to resume from).
+//!
+//! **Interruptions and resuming.** The first Ctrl-C finishes the current batch, writes a
+//! checkpoint of the partial epoch and returns the summary with
+//! `stopped_early = Some("interrupted")`; a second one exits at once with status 130. With
+//! `config.resume` the loop continues from the run folder's checkpoint ([`crate::checkpoint`]):
+//! weights, buffers, optimiser state, schedule, random generators, epoch, step and the
+//! metrics so far, so that an interrupted run ends with the weights an uninterrupted one
+//! would have (on the CPU with the same threads).
 //!
 //! ```no_run
 //! use d2l_nn::layers::{Flatten, Linear};
@@ -35,20 +46,26 @@
 //! # Ok(()) }
 //! ```
 
-use crate::metrics::{accuracy, data_error, evaluate, Accumulator, Timer};
+use crate::checkpoint::{tensor_words, words_tensor, Checkpoint, CheckpointInfo};
+use crate::metrics::Timer;
 use crate::run_dir::RunDir;
+use crate::tasks::classification::ClassificationTask;
+use crate::tasks::regression::RegressionTask;
+use crate::tasks::{BatchSource, Stat, TrainTask};
 use d2l_data::loader::DataLoader;
 use d2l_nn::loss::{cross_entropy_simple, mse_loss as mse, Reduction};
 use d2l_nn::optim::Optimizer;
+use d2l_nn::schedule::LrScheduler;
 use d2l_nn::Module;
-use d2l_tensor::{Device, Error, Result, Tensor};
+use d2l_tensor::{no_grad, CmpOp, DType, Device, Error, Result, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// What the model predicts, which decides the metrics.
+/// What the model predicts, for [`Trainer::new`] (other tasks come with
+/// [`Trainer::for_task`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub enum Task {
     /// Class labels: train and test accuracy are measured (argmax of the outputs).
@@ -61,11 +78,11 @@ pub enum Task {
 /// How a [`Trainer`] runs.
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
-    /// Number of passes over the training set.
+    /// Number of passes over the training set (the total, a resumed run included).
     pub epochs: usize,
     /// Hides the progress bars and the per-epoch lines on stderr.
     pub quiet: bool,
-    /// Classification (accuracy) or regression (test loss).
+    /// Classification or regression, for [`Trainer::new`] (ignored by [`Trainer::for_task`]).
     pub task: Task,
     /// Where to write metrics, curves, checkpoints and the summary (`None`: nowhere).
     pub run_dir: Option<RunDir>,
@@ -76,6 +93,9 @@ pub struct TrainConfig {
     /// Where to train: the model is moved there before the first epoch and each batch
     /// after the loader gives it (default: the CPU).
     pub device: Device,
+    /// Continue from the run folder's `checkpoint.safetensors` (an error when there is
+    /// none).
+    pub resume: bool,
 }
 
 impl Default for TrainConfig {
@@ -88,33 +108,49 @@ impl Default for TrainConfig {
             max_grad_norm: None,
             stop_on_nan: true,
             device: Device::Cpu,
+            resume: false,
         }
     }
 }
 
 /// The measurements of one epoch (one row of `metrics.csv`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
     /// The epoch, counted from 1.
     pub epoch: usize,
-    /// Mean training loss per example over the epoch.
+    /// Mean training loss per example (per token for a language model) over the epoch.
     pub train_loss: f64,
-    /// Training accuracy over the epoch (classification).
+    /// Training accuracy over the epoch (tasks with an accuracy).
     pub train_acc: Option<f64>,
-    /// Test accuracy after the epoch (classification with a test set).
+    /// Evaluation accuracy after the epoch (tasks with an accuracy and an evaluation set).
     pub test_acc: Option<f64>,
-    /// Mean test loss after the epoch (with a test set).
+    /// Mean evaluation loss after the epoch (with an evaluation set).
     pub test_loss: Option<f64>,
-    /// Training examples per second, counting only the training steps.
+    /// Training examples (tokens for a language model) per second, counting only the
+    /// training steps.
     pub examples_per_sec: f64,
     /// Wall-clock seconds of the epoch, evaluation included.
     pub seconds: f64,
+    /// The task's `metrics.csv` columns by name (`None`: an empty cell).
+    pub columns: Vec<(String, Option<f64>)>,
+}
+
+impl EpochMetrics {
+    /// The value of the task column `name` (`None` when empty or absent).
+    pub fn column(&self, name: &str) -> Option<f64> {
+        self.columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| *v)
+    }
 }
 
 /// What a whole run measured (`summary.json`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainSummary {
-    /// Every epoch's metrics, in order.
+    /// The task's kind (`"classification"`, `"language-model"`, …).
+    pub task: String,
+    /// Every epoch's metrics, in order (a resumed run's earlier epochs included).
     pub epochs: Vec<EpochMetrics>,
     /// The last epoch's training loss (NaN when no epoch ran).
     pub train_loss: f64,
@@ -122,16 +158,21 @@ pub struct TrainSummary {
     pub train_acc: Option<f64>,
     /// The last measured test accuracy.
     pub test_acc: Option<f64>,
-    /// Training examples per second over the whole run (the book's `train_ch6` figure:
-    /// examples / time spent in training steps).
+    /// Training examples (tokens) per second over the whole run (the book's `train_ch6`
+    /// figure: examples / time spent in training steps).
     pub examples_per_sec: f64,
-    /// Wall-clock seconds of the whole run.
+    /// Wall-clock seconds of this process's part of the run.
     pub seconds: f64,
     /// Why training stopped before the last epoch (`"interrupted"` after Ctrl-C or
     /// [`StopHandle::stop`], or the non-finite-loss message), `None` when it completed.
     pub stopped_early: Option<String>,
     /// The device the run trained on (`"cpu"`, `"cuda:0"`, ...).
     pub device: String,
+    /// The epoch a resumed run continued after (`None` for a fresh run).
+    pub resumed_after_epoch: Option<usize>,
+    /// Task-specific results (a language model's final samples).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub extra: serde_json::Value,
 }
 
 /// What an `on_batch` hook sees after each training step.
@@ -145,12 +186,10 @@ pub struct BatchEvent {
     pub steps_per_epoch: usize,
     /// The step over the whole run, counted from 1.
     pub global_step: usize,
-    /// The batch's mean loss.
+    /// The batch's mean loss (read from the device only when a batch hook is installed).
     pub loss: f64,
     /// Number of examples in the batch.
     pub batch_size: usize,
-    /// Correct predictions in the batch (classification).
-    pub correct: Option<f64>,
 }
 
 /// A loss for the trainer: `(y_hat, y) → mean loss over the batch` (a 1-element tensor).
@@ -221,11 +260,11 @@ impl StopHandle {
 type BatchHook<'a> = Box<dyn FnMut(&BatchEvent) + 'a>;
 type EpochHook<'a> = Box<dyn FnMut(&EpochMetrics) + 'a>;
 
-/// Trains a model; see the module docs.
+/// Trains a task; see the module docs.
 pub struct Trainer<'a> {
-    net: &'a dyn Module,
-    loss: LossFn,
+    task: Box<dyn TrainTask + 'a>,
     optimizer: &'a mut dyn Optimizer,
+    scheduler: Option<Box<dyn LrScheduler + 'a>>,
     config: TrainConfig,
     batch_hooks: Vec<BatchHook<'a>>,
     epoch_hooks: Vec<EpochHook<'a>>,
@@ -236,24 +275,140 @@ fn fmt_opt(label: &str, v: Option<f64>) -> String {
     v.map(|v| format!(", {label} {v:.3}")).unwrap_or_default()
 }
 
+/// The standard line after an epoch: losses, accuracies, speed and time.
+pub fn epoch_line(m: &EpochMetrics, epochs: usize, unit: &str) -> String {
+    format!(
+        "epoch {}/{epochs}: loss {:.4}{}{}{}, {:.1} {unit}/sec, {:.2}s",
+        m.epoch,
+        m.train_loss,
+        fmt_opt("train acc", m.train_acc),
+        fmt_opt("test acc", m.test_acc),
+        if m.train_acc.is_some() {
+            String::new()
+        } else {
+            fmt_opt("test loss", m.test_loss)
+        },
+        m.examples_per_sec,
+        m.seconds,
+    )
+}
+
+/// Running sums of a pass: host numbers, and device tensors added up on the device.
+struct Sums {
+    host: Vec<f64>,
+    device: Vec<Option<Tensor>>,
+}
+
+impl Sums {
+    fn new(n: usize) -> Sums {
+        Sums {
+            host: vec![0.0; n],
+            device: vec![None; n],
+        }
+    }
+
+    fn from_host(values: Vec<f64>) -> Sums {
+        let n = values.len();
+        Sums {
+            host: values,
+            device: vec![None; n],
+        }
+    }
+
+    fn add(&mut self, stats: Vec<Stat>) -> Result<()> {
+        if stats.len() != self.host.len() {
+            return Err(Error::InvalidArgument {
+                op: "Trainer::fit",
+                msg: format!(
+                    "the task returned {} sums for a step, expected {}",
+                    stats.len(),
+                    self.host.len()
+                ),
+            });
+        }
+        for (i, s) in stats.into_iter().enumerate() {
+            match s {
+                Stat::Host(v) => self.host[i] += v,
+                // A CPU tensor is read at once: exactly the host sum, no sync to save.
+                Stat::Device(t) if t.device().is_cpu() => self.host[i] += t.item_f64()?,
+                Stat::Device(t) => {
+                    let t = no_grad(|| t.to_dtype(DType::F64))?;
+                    self.device[i] = Some(match self.device[i].take() {
+                        None => t,
+                        Some(acc) => no_grad(|| acc.add(&t))?,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The sums (reads the device ones: a synchronisation on a GPU).
+    fn read(&self) -> Result<Vec<f64>> {
+        self.host
+            .iter()
+            .zip(&self.device)
+            .map(|(h, d)| {
+                Ok(match d {
+                    Some(t) => h + t.item_f64()?,
+                    None => *h,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Where the loop starts: from scratch or from a checkpoint.
+struct Start {
+    epochs: Vec<EpochMetrics>,
+    first_epoch: usize,
+    skip_steps: usize,
+    /// A partial epoch's sums, training seconds and examples.
+    partial: Option<(Vec<f64>, f64, f64)>,
+    global_step: usize,
+    train_secs: f64,
+    examples: f64,
+    resumed_after: Option<usize>,
+}
+
 impl<'a> Trainer<'a> {
     /// A trainer for `net` with a mean-over-batch `loss` and an optimiser over its
-    /// parameters.
+    /// parameters; `config.task` picks classification or regression.
     pub fn new(
         net: &'a dyn Module,
         loss: LossFn,
         optimizer: &'a mut dyn Optimizer,
         config: TrainConfig,
     ) -> Self {
+        let task: Box<dyn TrainTask + 'a> = match config.task {
+            Task::Classification => Box::new(ClassificationTask::new(net, loss)),
+            Task::Regression => Box::new(RegressionTask::new(net, loss)),
+        };
+        Self::for_task(task, optimizer, config)
+    }
+
+    /// A trainer for any task ([`crate::tasks`]).
+    pub fn for_task(
+        task: Box<dyn TrainTask + 'a>,
+        optimizer: &'a mut dyn Optimizer,
+        config: TrainConfig,
+    ) -> Self {
         Trainer {
-            net,
-            loss,
+            task,
             optimizer,
+            scheduler: None,
             config,
             batch_hooks: Vec::new(),
             epoch_hooks: Vec::new(),
             stop: StopHandle::default(),
         }
+    }
+
+    /// Sets the learning rate from `scheduler` at the start of every epoch (epoch `e`,
+    /// from 0, gets `lr_at(e)`); its position is part of the checkpoint.
+    pub fn scheduler(mut self, scheduler: Box<dyn LrScheduler + 'a>) -> Self {
+        self.scheduler = Some(scheduler);
+        self
     }
 
     /// Adds a hook called after every training step.
@@ -262,7 +417,7 @@ impl<'a> Trainer<'a> {
         self
     }
 
-    /// Adds a hook called after every epoch (after the test evaluation).
+    /// Adds a hook called after every epoch (after the evaluation).
     pub fn on_epoch(mut self, f: impl FnMut(&EpochMetrics) + 'a) -> Self {
         self.epoch_hooks.push(Box::new(f));
         self
@@ -297,215 +452,525 @@ impl<'a> Trainer<'a> {
         bar
     }
 
-    /// Trains for `config.epochs` epochs on `train`, evaluating on `test` after each
-    /// epoch, and returns the summary. Errors from the model, the loss, the optimiser,
+    /// Trains on `train`, evaluating on `test` after each epoch; see
+    /// [`Trainer::fit_source`].
+    pub fn fit(&mut self, train: &DataLoader, test: Option<&DataLoader>) -> Result<TrainSummary> {
+        self.fit_source(train, test.map(|t| t as &dyn BatchSource))
+    }
+
+    /// Trains for `config.epochs` epochs on `train`, evaluating on `eval` after each
+    /// epoch, and returns the summary. Errors from the model, the task, the optimiser,
     /// the data or the run folder stop training; a non-finite loss (with `stop_on_nan`)
     /// is an error naming the epoch and step.
-    pub fn fit(&mut self, train: &DataLoader, test: Option<&DataLoader>) -> Result<TrainSummary> {
+    pub fn fit_source(
+        &mut self,
+        train: &dyn BatchSource,
+        eval: Option<&dyn BatchSource>,
+    ) -> Result<TrainSummary> {
         install_ctrlc();
         d2l_tensor::alloc::tune();
         INTERRUPTED.store(false, Ordering::SeqCst);
         let device = self.config.device;
-        crate::device::to_device(self.net, device)?;
+        crate::device::to_device(self.task.model(), device)?;
         let started = Instant::now();
-        let classification = self.config.task == Task::Classification;
-        let steps = train.len();
-        let params = self.net.parameters();
-        let mut epochs: Vec<EpochMetrics> = Vec::new();
+        let params = self.task.model().parameters();
+        let (n_train, n_eval) = self.task.stat_counts();
+        let steps = train.batches_per_epoch();
+        let mut st = self.start(train)?;
+        if let Some(s) = &self.scheduler {
+            let e = s.last_epoch();
+            s.apply(self.optimizer, e);
+        }
         let mut stopped_early = None;
-        let mut train_time = Timer::new();
-        let mut global_step = 0usize;
-        let mut total_examples = 0.0f64;
-
-        for epoch in 1..=self.config.epochs {
+        let mut epoch = st.first_epoch;
+        while epoch <= self.config.epochs {
             let epoch_start = Instant::now();
-            self.net.train();
+            let model = self.task.model();
+            model.train();
+            self.task.begin_pass(true)?;
+            let source_words = train.state_words();
             let bar = self.progress_bar(epoch, steps);
-            let mut m = Accumulator::new(3); // loss sum, correct, examples
+            let (mut sums, mut epoch_secs, mut epoch_examples) = match st.partial.take() {
+                Some((values, secs, examples)) => (Sums::from_host(values), secs, examples),
+                None => (Sums::new(n_train), 0.0, 0.0),
+            };
+            let secs_before = epoch_secs;
+            let skip = std::mem::take(&mut st.skip_steps);
+            bar.set_position(skip as u64);
+            let mut timer = Timer::new();
             let mut interrupted = false;
-            let mut epoch_train_secs = 0.0;
-            for (i, batch) in train.iter_epoch(epoch as u64 - 1).enumerate() {
+            let mut done_steps = skip;
+            let mut last_redraw = Instant::now();
+            // Steps since the non-finite flag was last read (GPU only).
+            let mut nonfinite: Option<Tensor> = None;
+            let mut unchecked_from = st.global_step + 1;
+            for (i, batch) in train.epoch(epoch as u64 - 1).enumerate() {
+                if i < skip {
+                    // Already trained before the interruption this run resumes from.
+                    batch?;
+                    continue;
+                }
                 let step = i + 1;
-                global_step += 1;
-                let batch = batch.map_err(data_error)?;
-                let n = batch.len() as f64;
-                train_time.start();
-                let (bx, by) = (batch.x.to(device)?, batch.y.to(device)?);
+                st.global_step += 1;
+                let batch = batch?;
+                timer.start();
+                let batch = batch.to(device)?;
                 self.optimizer.zero_grad();
-                let y_hat = self.net.forward(&bx)?;
-                let l = (self.loss)(&y_hat, &by)?;
-                if l.numel() != 1 {
+                let out = self.task.train_step(&batch)?;
+                if out.loss.numel() != 1 {
                     return Err(Error::InvalidArgument {
                         op: "Trainer::fit",
                         msg: format!(
                             "the loss must return the batch mean (one value), got shape {:?}",
-                            l.shape()
+                            out.loss.shape()
                         ),
                     });
                 }
-                let lv = l.item_f64()?;
-                if self.config.stop_on_nan && !lv.is_finite() {
-                    bar.abandon();
-                    let kept = match (&self.config.run_dir, epochs.last()) {
-                        (Some(rd), Some(last)) => format!(
-                            "; {} keeps the checkpoint from the end of epoch {}",
-                            rd.file("model.safetensors").display(),
-                            last.epoch
-                        ),
-                        (Some(_), None) => "; no checkpoint was saved (no epoch completed)".into(),
-                        _ => String::new(),
-                    };
-                    let msg = format!(
-                        "the loss became {lv} at epoch {epoch}, step {step} of {steps} (global step {global_step}); training stopped before updating the parameters (try a smaller learning rate){kept}"
-                    );
-                    if let Some(rd) = &self.config.run_dir {
-                        let summary = self.summary(
-                            &epochs,
-                            &train_time,
-                            total_examples,
-                            started,
-                            Some(msg.clone()),
-                        );
-                        let _ = rd.write_summary(&summary);
+                if self.config.stop_on_nan {
+                    if device.is_cpu() {
+                        let lv = out.loss.item_f64()?;
+                        if !lv.is_finite() {
+                            bar.abandon();
+                            let at = format!(
+                                "at epoch {epoch}, step {step} of {steps} (global step {})",
+                                st.global_step
+                            );
+                            return Err(self.nonfinite_error(lv, &at, &st, started));
+                        }
+                    } else {
+                        // (l - l) != (l - l) exactly when l is NaN or infinite.
+                        let flag = no_grad(|| -> Result<Tensor> {
+                            let d = out.loss.detach().reshape([1])?;
+                            let d = d.sub(&d)?;
+                            d.compare(&d, CmpOp::Ne)?.to_dtype(DType::F64)
+                        })?;
+                        nonfinite = Some(match nonfinite.take() {
+                            None => flag,
+                            Some(acc) => no_grad(|| acc.add(&flag))?,
+                        });
                     }
-                    return Err(Error::InvalidArgument { op: "train", msg });
                 }
-                l.backward()?;
+                out.loss.backward()?;
                 if let Some(max) = self.config.max_grad_norm {
                     d2l_nn::clip::clip_grad_norm_(&params, max)?;
                 }
                 self.optimizer.step()?;
-                crate::device::sync(device)?;
-                epoch_train_secs += train_time.stop();
-                let correct = if classification {
-                    Some(accuracy(&y_hat, &by)?)
-                } else {
-                    None
-                };
-                m.add(&[lv * n, correct.unwrap_or(0.0), n]);
-                let event = BatchEvent {
-                    epoch,
-                    step,
-                    steps_per_epoch: steps,
-                    global_step,
-                    loss: lv,
-                    batch_size: batch.len(),
-                    correct,
-                };
-                for h in &mut self.batch_hooks {
-                    h(&event);
+                epoch_secs += timer.stop();
+                let size = batch.size as f64;
+                st.examples += size;
+                epoch_examples += size;
+                sums.add(out.stats)?;
+                done_steps = step;
+                if !self.batch_hooks.is_empty() {
+                    let event = BatchEvent {
+                        epoch,
+                        step,
+                        steps_per_epoch: steps,
+                        global_step: st.global_step,
+                        loss: out.loss.item_f64()?,
+                        batch_size: batch.size,
+                    };
+                    for h in &mut self.batch_hooks {
+                        h(&event);
+                    }
                 }
                 bar.inc(1);
-                if !bar.is_hidden() {
-                    let speed = m.get(2) / epoch_train_secs.max(1e-9);
-                    let acc = if classification {
-                        format!(" acc {:.3}", m.get(1) / m.get(2))
-                    } else {
-                        String::new()
-                    };
-                    bar.set_message(format!(
-                        "loss {:.4}{acc} {speed:.0} ex/s",
-                        m.get(0) / m.get(2)
-                    ));
+                let redraw = last_redraw.elapsed() >= Duration::from_millis(250);
+                if redraw {
+                    last_redraw = Instant::now();
+                    self.check_nonfinite(&mut nonfinite, &mut unchecked_from, &st, started, &bar)?;
+                    if !bar.is_hidden() {
+                        let s = sums.read()?;
+                        let speed = epoch_examples / epoch_secs.max(1e-9);
+                        bar.set_message(format!(
+                            "{} {speed:.0} {}/s",
+                            self.task.progress(&s),
+                            short_unit(self.task.speed_unit())
+                        ));
+                    }
                 }
                 if self.stop_requested() {
                     interrupted = true;
                     break;
                 }
             }
+            let sync_start = Instant::now();
+            crate::device::sync(device)?;
+            epoch_secs += sync_start.elapsed().as_secs_f64();
+            st.train_secs += epoch_secs - secs_before;
+            self.check_nonfinite(&mut nonfinite, &mut unchecked_from, &st, started, &bar)?;
             bar.finish_and_clear();
-            let seen = m.get(2);
-            total_examples += seen;
-            if seen == 0.0 {
-                // Interrupted before the first batch finished: nothing to record.
+            let train_sums = sums.read()?;
+            if interrupted {
                 stopped_early = Some("interrupted".to_string());
+                if let Some(rd) = self.config.run_dir.clone() {
+                    let ck = self.checkpoint(
+                        epoch - 1,
+                        done_steps,
+                        &st,
+                        Some((&train_sums, epoch_secs, epoch_examples)),
+                        source_words,
+                    )?;
+                    ck.save(&rd.checkpoint_path())?;
+                    rd.save_model(self.task.model())?;
+                }
+                if !self.config.quiet {
+                    eprintln!(
+                        "stopped in epoch {epoch} after step {done_steps} of {steps}{}",
+                        match &self.config.run_dir {
+                            Some(rd) => format!("; resume with --resume {}", rd.path().display()),
+                            None => String::new(),
+                        }
+                    );
+                }
                 break;
             }
-            // Test evaluation (skipped for an interrupted, partial epoch).
-            let (test_acc, test_loss) = match test {
-                Some(t) if !interrupted => {
-                    let ev = evaluate(self.net, t, Some(&*self.loss), classification)?;
-                    (ev.accuracy, ev.loss)
-                }
-                _ => (None, None),
+            // Evaluation, in evaluation mode without gradients.
+            let eval_sums = match eval {
+                Some(ev) => Some(self.evaluate(ev, n_eval, device)?),
+                None => None,
             };
-            self.net.train();
-            crate::device::sync(device)?;
+            let measured = self
+                .task
+                .measure(&train_sums, eval_sums.as_deref(), epoch_secs);
+            let columns = self
+                .task
+                .columns()
+                .iter()
+                .map(|c| c.to_string())
+                .zip(measured.columns.iter().copied())
+                .collect();
             let metrics = EpochMetrics {
                 epoch,
-                train_loss: m.get(0) / seen,
-                train_acc: classification.then(|| m.get(1) / seen),
-                test_acc,
-                test_loss,
-                examples_per_sec: seen / epoch_train_secs.max(1e-9),
+                train_loss: measured.train_loss,
+                train_acc: measured.train_acc,
+                test_acc: measured.test_acc,
+                test_loss: measured.test_loss,
+                examples_per_sec: epoch_examples / epoch_secs.max(1e-9),
                 seconds: epoch_start.elapsed().as_secs_f64(),
+                columns,
             };
             if !self.config.quiet {
-                eprintln!(
-                    "epoch {epoch}/{}: loss {:.4}{}{}{}, {:.1} examples/sec, {:.2}s{}",
-                    self.config.epochs,
-                    metrics.train_loss,
-                    fmt_opt("train acc", metrics.train_acc),
-                    fmt_opt("test acc", metrics.test_acc),
-                    if classification {
-                        String::new()
-                    } else {
-                        fmt_opt("test loss", metrics.test_loss)
-                    },
-                    metrics.examples_per_sec,
-                    metrics.seconds,
-                    if interrupted { " (interrupted)" } else { "" }
-                );
+                if let Some(line) = self.task.epoch_line(&metrics, self.config.epochs)? {
+                    eprintln!("{line}");
+                }
             }
-            epochs.push(metrics.clone());
+            st.epochs.push(metrics.clone());
             for h in &mut self.epoch_hooks {
                 h(&metrics);
             }
-            if let Some(rd) = &self.config.run_dir {
-                rd.append_metrics(&metrics)?;
-                rd.plot_curves(&epochs)?;
-                rd.save_model(self.net)?;
+            if let Some(s) = &mut self.scheduler {
+                s.step(self.optimizer);
             }
-            if interrupted {
-                stopped_early = Some("interrupted".to_string());
-                break;
+            if let Some(rd) = self.config.run_dir.clone() {
+                // The checkpoint first: a kill after it loses nothing, and the other files
+                // are rewritten from it on resume.
+                let ck = self.checkpoint(epoch, 0, &st, None, train.state_words())?;
+                ck.save(&rd.checkpoint_path())?;
+                rd.write_metrics(&st.epochs, self.task.columns(), self.task.speed_unit())?;
+                rd.plot_task_curves(&st.epochs, &self.task.curves())?;
+                rd.save_model(self.task.model())?;
             }
+            epoch += 1;
         }
-        if stopped_early.is_some() {
-            if let Some(rd) = &self.config.run_dir {
-                // The model as it is now (the last completed batch).
-                rd.save_model(self.net)?;
-            }
-        }
-        let summary = self.summary(&epochs, &train_time, total_examples, started, stopped_early);
+        let extra = if stopped_early.is_none() {
+            self.task.finish()?
+        } else {
+            serde_json::Value::Null
+        };
+        let summary = self.summary(&st, started, stopped_early, extra);
         if let Some(rd) = &self.config.run_dir {
             rd.write_summary(&summary)?;
         }
         Ok(summary)
     }
 
+    /// Reads the GPU's non-finite flag (at a redraw or the end of an epoch) and stops
+    /// with an error naming the unchecked steps when a loss was NaN or infinite.
+    fn check_nonfinite(
+        &self,
+        flag: &mut Option<Tensor>,
+        unchecked_from: &mut usize,
+        st: &Start,
+        started: Instant,
+        bar: &ProgressBar,
+    ) -> Result<()> {
+        let Some(f) = flag.take() else { return Ok(()) };
+        let bad = f.item_f64()?;
+        let from = *unchecked_from;
+        *unchecked_from = st.global_step + 1;
+        if bad > 0.0 {
+            bar.abandon();
+            let at = format!(
+                "in {bad} of the global steps {from}..={} (checked on {} at the progress redraw)",
+                st.global_step, self.config.device
+            );
+            return Err(self.nonfinite_error(f64::NAN, &at, st, started));
+        }
+        Ok(())
+    }
+
+    fn nonfinite_error(&self, lv: f64, at: &str, st: &Start, started: Instant) -> Error {
+        let kept = match (&self.config.run_dir, st.epochs.last()) {
+            (Some(rd), Some(last)) => format!(
+                "; {} keeps the checkpoint from the end of epoch {}",
+                rd.file("model.safetensors").display(),
+                last.epoch
+            ),
+            (Some(_), None) => "; no checkpoint was saved (no epoch completed)".into(),
+            _ => String::new(),
+        };
+        let what = if lv.is_nan() && !self.config.device.is_cpu() {
+            "non-finite".to_string()
+        } else {
+            lv.to_string()
+        };
+        let msg = format!(
+            "the loss became {what} {at}; training stopped before updating the parameters (try a smaller learning rate){kept}"
+        );
+        if let Some(rd) = &self.config.run_dir {
+            let summary = self.summary(st, started, Some(msg.clone()), serde_json::Value::Null);
+            let _ = rd.write_summary(&summary);
+        }
+        Error::InvalidArgument { op: "train", msg }
+    }
+
+    /// One pass over `eval` in evaluation mode without gradients; the model is in training
+    /// mode afterwards, also after an error.
+    fn evaluate(&self, eval: &dyn BatchSource, n: usize, device: Device) -> Result<Vec<f64>> {
+        struct TrainOnDrop<'m>(&'m dyn Module);
+        impl Drop for TrainOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.train();
+            }
+        }
+        let model = self.task.model();
+        model.eval();
+        let _restore = TrainOnDrop(model);
+        self.task.begin_pass(false)?;
+        no_grad(|| {
+            let mut sums = Sums::new(n);
+            for batch in eval.epoch(0) {
+                let batch = batch?.to(device)?;
+                sums.add(self.task.eval_step(&batch)?)?;
+            }
+            sums.read()
+        })
+    }
+
+    /// Where to start: the checkpoint's state with `config.resume`, else from scratch.
+    fn start(&mut self, train: &dyn BatchSource) -> Result<Start> {
+        let fresh = Start {
+            epochs: Vec::new(),
+            first_epoch: 1,
+            skip_steps: 0,
+            partial: None,
+            global_step: 0,
+            train_secs: 0.0,
+            examples: 0.0,
+            resumed_after: None,
+        };
+        if !self.config.resume {
+            return Ok(fresh);
+        }
+        let rd = self
+            .config
+            .run_dir
+            .clone()
+            .ok_or_else(|| Error::InvalidArgument {
+                op: "Trainer::fit",
+                msg: "resume needs a run folder (config.run_dir)".into(),
+            })?;
+        let path = rd.checkpoint_path();
+        if !path.exists() {
+            return Err(Error::InvalidArgument {
+                op: "Trainer::fit",
+                msg: format!(
+                    "nothing to resume: {} has no checkpoint.safetensors",
+                    rd.path().display()
+                ),
+            });
+        }
+        let ck = Checkpoint::load(&path)?;
+        let model = self.task.model();
+        ck.check_fits(&path, self.task.kind(), model)?;
+        let info = &ck.info;
+        // Check every part before changing anything.
+        let model_entries = ck.section("model.");
+        let optim_entries = ck.section("optim.");
+        let global = ck
+            .get("rng.global")
+            .map(tensor_words)
+            .transpose()?
+            .ok_or_else(|| Error::InvalidArgument {
+                op: "checkpoint",
+                msg: format!("{}: no rng.global", path.display()),
+            })?;
+        let global: [u64; 6] = global
+            .try_into()
+            .map_err(|w: Vec<u64>| Error::InvalidArgument {
+                op: "checkpoint",
+                msg: format!(
+                    "{}: rng.global holds {} words, expected 6",
+                    path.display(),
+                    w.len()
+                ),
+            })?;
+        let source = ck.get("rng.source").map(tensor_words).transpose()?;
+        let partial = match ck.get("sums.train") {
+            Some(t) if info.step_in_epoch > 0 => Some((
+                t.cpu()?.to_f64_vec(),
+                info.partial_train_secs,
+                partial_examples(&ck),
+            )),
+            _ => None,
+        };
+        d2l_nn::serialize::load_state_dict_entries(model, &model_entries, true)?;
+        self.optimizer.load_state_tensors(&optim_entries)?;
+        if let (Some(s), Some(e)) = (&mut self.scheduler, info.scheduler_epoch) {
+            s.set_last_epoch(e);
+        }
+        d2l_tensor::random::set_global_state(global)?;
+        if let Some(words) = source {
+            train.load_state_words(&words)?;
+        }
+        self.task.load_state_tensors(&ck.section("task."))?;
+        if !self.config.quiet {
+            eprintln!(
+                "resuming {} after epoch {}{} of {}",
+                rd.path().display(),
+                info.epoch,
+                if info.step_in_epoch > 0 {
+                    format!(
+                        " and step {} of epoch {}",
+                        info.step_in_epoch,
+                        info.epoch + 1
+                    )
+                } else {
+                    String::new()
+                },
+                self.config.epochs
+            );
+        }
+        // metrics.csv and the curves are rewritten from the checkpoint's epochs, so rows a
+        // killed run wrote after its last checkpoint disappear.
+        if !info.epochs.is_empty() {
+            rd.write_metrics(&info.epochs, self.task.columns(), self.task.speed_unit())?;
+        }
+        Ok(Start {
+            epochs: info.epochs.clone(),
+            first_epoch: info.epoch + 1,
+            skip_steps: info.step_in_epoch,
+            partial,
+            global_step: info.global_step,
+            train_secs: info.train_secs,
+            examples: info.examples,
+            resumed_after: Some(info.epoch),
+        })
+    }
+
+    fn checkpoint(
+        &self,
+        epoch: usize,
+        step_in_epoch: usize,
+        st: &Start,
+        partial: Option<(&[f64], f64, f64)>,
+        source_words: Vec<u64>,
+    ) -> Result<Checkpoint> {
+        let model = self.task.model();
+        let mut tensors: Vec<(String, Tensor)> = model
+            .state_dict()
+            .into_iter()
+            .map(|(n, t)| (format!("model.{n}"), t))
+            .collect();
+        tensors.extend(
+            self.optimizer
+                .state_tensors()
+                .into_iter()
+                .map(|(n, t)| (format!("optim.{n}"), t)),
+        );
+        tensors.push((
+            "rng.global".into(),
+            words_tensor(&d2l_tensor::random::global_state()),
+        ));
+        if !source_words.is_empty() {
+            tensors.push(("rng.source".into(), words_tensor(&source_words)));
+        }
+        let mut partial_secs = 0.0;
+        if let Some((sums, secs, examples)) = partial {
+            tensors.push((
+                "sums.train".into(),
+                Tensor::from_vec(sums.to_vec(), &[sums.len()])?,
+            ));
+            tensors.push((
+                "sums.examples".into(),
+                Tensor::from_vec(vec![examples], &[])?,
+            ));
+            partial_secs = secs;
+            tensors.extend(
+                self.task
+                    .state_tensors()?
+                    .into_iter()
+                    .map(|(n, t)| (format!("task.{n}"), t)),
+            );
+        }
+        Ok(Checkpoint {
+            info: CheckpointInfo {
+                version: 1,
+                task: self.task.kind().to_string(),
+                fingerprint: crate::checkpoint::model_fingerprint(model),
+                epoch,
+                step_in_epoch,
+                global_step: st.global_step,
+                scheduler_epoch: self.scheduler.as_ref().map(|s| s.last_epoch()),
+                train_secs: st.train_secs,
+                examples: st.examples,
+                partial_train_secs: partial_secs,
+                epochs: st.epochs.clone(),
+            },
+            tensors,
+        })
+    }
+
     fn summary(
         &self,
-        epochs: &[EpochMetrics],
-        train_time: &Timer,
-        examples: f64,
+        st: &Start,
         started: Instant,
         stopped_early: Option<String>,
+        extra: serde_json::Value,
     ) -> TrainSummary {
-        let last = epochs.last();
+        let last = st.epochs.last();
         TrainSummary {
-            epochs: epochs.to_vec(),
+            task: self.task.kind().to_string(),
+            epochs: st.epochs.clone(),
             train_loss: last.map(|m| m.train_loss).unwrap_or(f64::NAN),
             train_acc: last.and_then(|m| m.train_acc),
-            test_acc: epochs.iter().rev().find_map(|m| m.test_acc),
-            examples_per_sec: if train_time.sum() > 0.0 {
-                examples / train_time.sum()
+            test_acc: st.epochs.iter().rev().find_map(|m| m.test_acc),
+            examples_per_sec: if st.train_secs > 0.0 {
+                st.examples / st.train_secs
             } else {
                 0.0
             },
             seconds: started.elapsed().as_secs_f64(),
             stopped_early,
             device: self.config.device.to_string(),
+            resumed_after_epoch: st.resumed_after,
+            extra,
         }
+    }
+}
+
+/// Examples of the partial epoch a checkpoint recorded.
+fn partial_examples(ck: &Checkpoint) -> f64 {
+    ck.get("sums.examples")
+        .and_then(|t| t.item_f64().ok())
+        .unwrap_or(0.0)
+}
+
+fn short_unit(unit: &str) -> &str {
+    match unit {
+        "examples" => "ex",
+        "tokens" => "tok",
+        u => u,
     }
 }

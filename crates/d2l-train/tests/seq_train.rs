@@ -8,7 +8,7 @@ use d2l_models::rnn_lm::{find_char_model, predict_ch8, LanguageModel, RnnLm, Rnn
 use d2l_nn::rnn::RnnMode;
 use d2l_nn::Module;
 use d2l_train::run_dir::RunDir;
-use d2l_train::seq_train::{evaluate_perplexity, train_ch8, SeqTrainConfig};
+use d2l_train::tasks::language_model::{evaluate_perplexity, train_ch8, SeqTrainConfig};
 
 fn tiny_corpus(random: bool) -> (SeqDataLoader, Vocab) {
     let text = "the time traveller was expounding a recondite matter to us ".repeat(12);
@@ -101,8 +101,12 @@ fn a_run_directory_gets_metrics_curves_weights_and_summary() {
     train_ch8(&net, &mut loader, &vocab, &c).unwrap();
     let csv = std::fs::read_to_string(run.file("metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "{csv}");
-    assert!(csv.starts_with("epoch,perplexity,tokens_per_sec,seconds"));
+    assert!(
+        csv.starts_with("epoch,perplexity,train_loss,test_perplexity,tokens_per_sec,seconds\n"),
+        "{csv}"
+    );
     for f in [
+        "checkpoint.safetensors",
         "curves.png",
         "curves.svg",
         "model.safetensors",

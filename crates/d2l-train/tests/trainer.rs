@@ -78,7 +78,10 @@ fn softmax_regression_on_shapes_writes_a_run_dir() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3, "{csv}");
     assert_eq!(lines[0], METRICS_HEADER);
-    assert!(lines[0].starts_with("epoch,train_loss,train_acc,test_acc,examples_per_sec,seconds"));
+    assert_eq!(
+        lines[0],
+        "epoch,train_loss,train_acc,test_acc,test_loss,examples_per_sec,seconds"
+    );
     assert!(lines[1].starts_with("1,") && lines[2].starts_with("2,"));
     let summary_json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
@@ -164,9 +167,13 @@ fn regression_run_dir_plots_on_a_log_axis() {
         .unwrap();
     let csv = std::fs::read_to_string(run.file("metrics.csv")).unwrap();
     let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
-    assert_eq!(row.len(), 7);
-    assert_eq!((row[2], row[3]), ("", "")); // no accuracies
-    assert!(row[6].parse::<f64>().unwrap() > 0.0); // test loss
+    // epoch, train_loss, test_loss, examples_per_sec, seconds: no accuracy columns.
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "epoch,train_loss,test_loss,examples_per_sec,seconds"
+    );
+    assert_eq!(row.len(), 5);
+    assert!(row[2].parse::<f64>().unwrap() > 0.0); // test loss
     assert!(std::fs::read(run.file("curves.png"))
         .unwrap()
         .starts_with(PNG_MAGIC));
@@ -232,12 +239,14 @@ fn a_stop_request_finishes_the_batch_saves_and_returns() {
     drop(trainer);
     assert_eq!(*steps.borrow(), train.len() + 3);
     assert_eq!(summary.stopped_early.as_deref(), Some("interrupted"));
-    assert_eq!(summary.epochs.len(), 2);
-    assert!(summary.epochs[1].test_acc.is_none()); // the partial epoch is not evaluated
+    // The partial epoch is not an epoch of the summary: its state is in the checkpoint.
+    assert_eq!(summary.epochs.len(), 1);
     assert!(summary.test_acc.is_some()); // the last measured one
     assert!(run.file("model.safetensors").exists());
+    let ck = d2l_train::checkpoint::Checkpoint::load(&run.checkpoint_path()).unwrap();
+    assert_eq!((ck.info.epoch, ck.info.step_in_epoch), (1, 3));
     let csv = std::fs::read_to_string(run.file("metrics.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 3);
+    assert_eq!(csv.lines().count(), 2);
     let s: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.file("summary.json")).unwrap()).unwrap();
     assert_eq!(s["stopped_early"], "interrupted");
@@ -263,8 +272,15 @@ fn default_run_dir_name_and_timestamps() {
         "{name}"
     );
     assert_ne!(a.path(), b.path());
-    std::fs::remove_dir(a.path()).unwrap();
-    std::fs::remove_dir(b.path()).unwrap();
+    // Each holds only its (empty) lock file.
+    for d in [a.path(), b.path()] {
+        let files: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(files, [d2l_train::run_dir::LOCK_FILE]);
+        std::fs::remove_dir_all(d).unwrap();
+    }
     let _ = std::fs::remove_dir("runs"); // only if empty
 }
 

@@ -17,7 +17,7 @@ use d2l::data::seq::{load_data_time_machine, DEFAULT_MAX_TOKENS};
 use d2l::models::rnn_lm::{predict_ch8, RnnLm};
 use d2l::nn::rnn::{Recurrent, RNN};
 use d2l::prelude::*;
-use d2l::train::seq_train::{train_ch8, SeqTrainConfig};
+use d2l::train::tasks::language_model::{train_ch8, SeqTrainConfig};
 use std::error::Error;
 use std::sync::Arc;
 

@@ -18,7 +18,7 @@ use d2l::models::rnn_lm::{predict_ch8, LanguageModel, RnnLmScratch};
 use d2l::nn::clip::clip_grad_norm_;
 use d2l::nn::rnn::one_hot;
 use d2l::prelude::*;
-use d2l::train::seq_train::{train_ch8, SeqTrainConfig};
+use d2l::train::tasks::language_model::{train_ch8, SeqTrainConfig};
 use std::error::Error;
 
 fn main() -> std::result::Result<(), Box<dyn Error>> {

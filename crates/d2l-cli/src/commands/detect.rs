@@ -11,7 +11,7 @@ use d2l_models::ssd::{BoxLoss, ClsLoss, TinySsd};
 use d2l_tensor::DType;
 use d2l_train::draw::{save_image_with_boxes, LabeledBox};
 use d2l_train::run_dir::RunDir;
-use d2l_train::ssd_train::{predict_ssd, train_ssd, SsdTrainConfig};
+use d2l_train::tasks::detection::{predict_ssd, train_ssd, SsdTrainConfig};
 use d2l_vision::bananas::{load_bananas, load_detection_set, DetectionSetSpec, DETECTION_CLASSES};
 use d2l_vision::detection::multibox_prior;
 use d2l_vision::image::read_image;

@@ -12,7 +12,7 @@ use super::CliResult;
 use d2l_data::seq::load_data_time_machine;
 use d2l_models::rnn_lm::find_char_model;
 use d2l_train::run_dir::RunDir;
-use d2l_train::seq_train::{train_ch8, SeqTrainConfig};
+use d2l_train::tasks::language_model::{train_ch8, SeqTrainConfig};
 use serde_json::json;
 
 /// Rejects flags that mean nothing for a character model, and bad numbers.

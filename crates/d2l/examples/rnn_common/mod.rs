@@ -1,7 +1,7 @@
 //! Plumbing shared by the chapter 8 RNN examples: the command line (`--data-dir DIR`,
 //! `--epochs N`, `--threads N`) and the book's closing report of `train_ch8`.
 
-use d2l::train::seq_train::SeqTrainSummary;
+use d2l::train::tasks::language_model::SeqTrainSummary;
 
 /// `--data-dir DIR`, `--epochs N` and `--threads N`.
 pub struct Args {

@@ -1,0 +1,82 @@
+//! Regression (D2L 3.3, 4.4, 4.5): a batch-mean loss (squared error) against real
+//! targets; training loss per epoch and the test loss after it, drawn on a log scale.
+
+use super::classification::check_mean;
+use super::{ratio, scaled_stat, Batch, CurveSpec, Measured, Stat, Step, TrainTask};
+use crate::trainer::LossFn;
+use d2l_nn::Module;
+use d2l_tensor::Result;
+
+/// Regression of `net`'s outputs with a batch-mean `loss`.
+pub struct RegressionTask<'a> {
+    net: &'a dyn Module,
+    loss: LossFn,
+}
+
+impl<'a> RegressionTask<'a> {
+    /// A task for `net` and a batch-mean loss.
+    pub fn new(net: &'a dyn Module, loss: LossFn) -> Self {
+        RegressionTask { net, loss }
+    }
+}
+
+impl TrainTask for RegressionTask<'_> {
+    fn kind(&self) -> &'static str {
+        "regression"
+    }
+
+    fn model(&self) -> &dyn Module {
+        self.net
+    }
+
+    fn stat_counts(&self) -> (usize, usize) {
+        // loss sum, examples
+        (2, 2)
+    }
+
+    fn columns(&self) -> &'static [&'static str] {
+        &["train_loss", "test_loss"]
+    }
+
+    fn train_step(&self, batch: &Batch) -> Result<Step> {
+        let y_hat = self.net.forward(&batch.x)?;
+        let l = (self.loss)(&y_hat, &batch.y)?;
+        check_mean("Trainer::fit", &l)?;
+        let n = batch.size as f64;
+        Ok(Step {
+            stats: vec![scaled_stat(&l, n)?, Stat::Host(n)],
+            loss: l,
+        })
+    }
+
+    fn eval_step(&self, batch: &Batch) -> Result<Vec<Stat>> {
+        let y_hat = self.net.forward(&batch.x)?;
+        let l = (self.loss)(&y_hat, &batch.y)?;
+        let n = batch.size as f64;
+        Ok(vec![scaled_stat(&l, n)?, Stat::Host(n)])
+    }
+
+    fn measure(&self, t: &[f64], e: Option<&[f64]>, _secs: f64) -> Measured {
+        let train_loss = ratio(t[0], t[1]);
+        let test_loss = e.map(|e| ratio(e[0], e[1]));
+        Measured {
+            train_loss,
+            train_acc: None,
+            test_acc: None,
+            test_loss,
+            columns: vec![Some(train_loss), test_loss],
+        }
+    }
+
+    fn progress(&self, t: &[f64]) -> String {
+        format!("loss {:.4}", ratio(t[0], t[1]))
+    }
+
+    fn curves(&self) -> CurveSpec {
+        CurveSpec {
+            series: vec![("train loss", "train_loss"), ("test loss", "test_loss")],
+            ylabel: "loss",
+            log_y: true,
+        }
+    }
+}
