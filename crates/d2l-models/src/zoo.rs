@@ -46,13 +46,106 @@ use d2l_nn::layers::{Dropout, Flatten, Linear, ReLU};
 use d2l_nn::Sequential;
 use d2l_tensor::{Error, Result};
 
-/// What a model predicts, which decides its loss and metrics.
+/// What a model predicts, which decides its loss, metrics and training task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaskKind {
     /// Class scores (logits) over `num_outputs` classes; cross-entropy and accuracy.
     Classification,
     /// Real-valued outputs; squared loss.
     Regression,
+    /// Next-token logits of a character language model (8.5–9.2); perplexity.
+    LanguageModel,
+    /// Anchor classes and box offsets (TinySSD, 13.7); class error and bbox MAE.
+    Detection,
+    /// Per-pixel class scores (FCN, 13.11); pixel accuracy and mean IoU.
+    Segmentation,
+}
+
+impl TaskKind {
+    /// A short name (`"classification"`, `"language-model"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Classification => "classification",
+            TaskKind::Regression => "regression",
+            TaskKind::LanguageModel => "language-model",
+            TaskKind::Detection => "detection",
+            TaskKind::Segmentation => "segmentation",
+        }
+    }
+}
+
+/// Any model of the zoo — the `Sequential` ones of [`models`], the character language
+/// models of [`crate::rnn_lm::char_models`], TinySSD and the FCN — with its task, which
+/// decides how `d2l train` trains it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZooEntry {
+    /// Name used on the command line.
+    pub name: &'static str,
+    /// The D2L section.
+    pub section: &'static str,
+    /// A human title.
+    pub title: String,
+    /// What it predicts.
+    pub task: TaskKind,
+    /// The book's input without the batch dim (`[T]` token steps for a language model).
+    pub default_input: Vec<usize>,
+    /// The book's recipe in one line.
+    pub recipe: String,
+}
+
+/// Every model of the zoo, in book order within each kind.
+pub fn entries() -> Vec<ZooEntry> {
+    let mut out: Vec<ZooEntry> = models()
+        .into_iter()
+        .map(|m| ZooEntry {
+            name: m.name,
+            section: m.section,
+            title: m.title.to_string(),
+            task: m.task,
+            default_input: m.default_input.clone(),
+            recipe: m.recipe.to_string(),
+        })
+        .collect();
+    out.extend(crate::rnn_lm::char_models().into_iter().map(|m| ZooEntry {
+        name: m.name,
+        section: m.section,
+        title: m.title.to_string(),
+        task: TaskKind::LanguageModel,
+        default_input: vec![m.num_steps],
+        recipe: m.to_string(),
+    }));
+    out.push(ZooEntry {
+        name: "tiny-ssd",
+        section: "13.7",
+        title: "TinySSD single-shot detector".into(),
+        task: TaskKind::Detection,
+        default_input: vec![3, 256, 256],
+        recipe: "banana-detection (or generated), batch 32, lr 0.2, wd 5e-4, 20 epochs, SGD".into(),
+    });
+    out.push(ZooEntry {
+        name: "fcn",
+        section: "13.11",
+        title: "Fully convolutional network (ResNet-18 body)".into(),
+        task: TaskKind::Segmentation,
+        default_input: vec![3, 320, 480],
+        recipe: "voc (or generated), batch 32, lr 0.001, wd 1e-3, 5 epochs, SGD".into(),
+    });
+    out
+}
+
+/// The zoo entry called `name` (case-insensitive; `_` is read as `-`), of any kind. An
+/// unknown name is an [`Error::InvalidArgument`] listing every known one.
+pub fn entry(name: &str) -> Result<ZooEntry> {
+    let key = name.trim().to_ascii_lowercase().replace('_', "-");
+    let all = entries();
+    let names: Vec<&str> = all.iter().map(|m| m.name).collect();
+    let names = names.join(", ");
+    all.into_iter()
+        .find(|m| m.name == key)
+        .ok_or_else(|| Error::InvalidArgument {
+            op: "zoo::entry",
+            msg: format!("unknown model `{name}`; known models: {names}"),
+        })
 }
 
 /// The sizes a model is built for.

@@ -482,6 +482,7 @@ impl<'a> Trainer<'a> {
             s.apply(self.optimizer, e);
         }
         let mut stopped_early = None;
+        let stall_at = stall_point();
         let mut epoch = st.first_epoch;
         while epoch <= self.config.epochs {
             let epoch_start = Instant::now();
@@ -573,6 +574,9 @@ impl<'a> Trainer<'a> {
                     for h in &mut self.batch_hooks {
                         h(&event);
                     }
+                }
+                if stall_at == Some((epoch, step)) {
+                    test_stall(epoch, step);
                 }
                 bar.inc(1);
                 let redraw = last_redraw.elapsed() >= Duration::from_millis(250);
@@ -972,5 +976,21 @@ fn short_unit(unit: &str) -> &str {
         "examples" => "ex",
         "tokens" => "tok",
         u => u,
+    }
+}
+
+/// The test hook `D2L_TEST_STALL_AT=EPOCH:STEP`: after that training step the process
+/// prints one line to stderr and sleeps until it is killed — how the resume tests kill a
+/// run (SIGKILL) at a known point of an epoch.
+fn stall_point() -> Option<(usize, usize)> {
+    let v = std::env::var("D2L_TEST_STALL_AT").ok()?;
+    let (e, s) = v.split_once(':')?;
+    Some((e.trim().parse().ok()?, s.trim().parse().ok()?))
+}
+
+fn test_stall(epoch: usize, step: usize) -> ! {
+    eprintln!("D2L_TEST_STALL_AT: stalled after epoch {epoch} step {step}");
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
     }
 }

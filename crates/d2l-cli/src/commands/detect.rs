@@ -10,7 +10,6 @@ use d2l_data::loader::DataLoader;
 use d2l_models::ssd::{BoxLoss, ClsLoss, TinySsd};
 use d2l_tensor::DType;
 use d2l_train::draw::{save_image_with_boxes, LabeledBox};
-use d2l_train::run_dir::RunDir;
 use d2l_train::tasks::detection::{predict_ssd, train_ssd, SsdTrainConfig};
 use d2l_vision::bananas::{load_bananas, load_detection_set, DetectionSetSpec, DETECTION_CLASSES};
 use d2l_vision::detection::multibox_prior;
@@ -262,7 +261,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     let num_classes = a.num_classes.unwrap_or(1);
     let device = a.device.resolve()?;
     let net = TinySsd::new(num_classes, multibox_prior)?;
-    let run_dir = RunDir::create(a.out.clone(), &a.model)?;
+    let run_dir = super::train::open_run_dir(&a, &a.model)?;
     let cfg = SsdTrainConfig {
         epochs: a.epochs.unwrap_or(20),
         lr: a.lr.unwrap_or(0.2),
@@ -272,22 +271,29 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         quiet: a.quiet,
         run_dir: Some(run_dir.clone()),
         device,
+        resume: a.resume.is_some(),
     };
-    run_dir.write_config(&json!({
-        "model": a.model,
-        "data": source,
-        "num_classes": num_classes,
-        "epochs": cfg.epochs,
-        "lr": cfg.lr,
-        "weight_decay": cfg.weight_decay,
-        "batch_size": batch,
-        "cls_loss": format!("{cls_loss:?}"),
-        "box_loss": format!("{box_loss:?}"),
-        "seed": a.data.seed,
-        "threads": d2l_tensor::num_threads(),
-    }))?;
+    super::train::write_run_config(
+        &run_dir,
+        &a,
+        json!({
+            "model": a.model,
+            "data": source,
+            "num_classes": num_classes,
+            "epochs": cfg.epochs,
+            "lr": cfg.lr,
+            "weight_decay": cfg.weight_decay,
+            "batch_size": batch,
+            "cls_loss": format!("{cls_loss:?}"),
+            "box_loss": format!("{box_loss:?}"),
+            "seed": a.data.seed,
+            "threads": d2l_tensor::num_threads(),
+        }),
+    )?;
     let s = train_ssd(&net, &train, Some(&val), &cfg)?;
-    let last = s.epochs.last().expect("at least one epoch");
+    let Some(last) = s.epochs.last() else {
+        return super::train::check_interrupted(s.stopped_early.as_deref(), run_dir.path());
+    };
     println!("class err {:.2e}, bbox mae {:.2e}", s.class_err, s.bbox_mae);
     if let (Some(c), Some(b)) = (last.val_class_err, last.val_bbox_mae) {
         println!("validation: class err {c:.2e}, bbox mae {b:.2e}");
@@ -308,7 +314,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
                    "run_dir": run_dir.path(), "device": s.device})
         );
     }
-    Ok(())
+    super::train::check_interrupted(s.stopped_early.as_deref(), run_dir.path())
 }
 
 /// Flags of `d2l detect`.

@@ -3,8 +3,12 @@
 use super::{find_model, CliResult, DataArgs};
 use clap::Args;
 use d2l_data::datasets::DatasetName;
+use d2l_models::ssd::TinySsd;
 use d2l_models::summary::summarize;
-use d2l_models::zoo::{models as all_models, TaskKind};
+use d2l_models::zoo::{entries as all_entries, TaskKind, ZooEntry};
+use d2l_nn::Module;
+use d2l_tensor::{no_grad, Tensor};
+use d2l_vision::detection::multibox_prior;
 use serde_json::json;
 
 /// Flags of `d2l summary`.
@@ -42,23 +46,28 @@ fn parse_shape(s: &str) -> CliResult<Vec<usize>> {
     }
 }
 
-/// Runs `d2l summary`.
+/// Runs `d2l summary`: the book's layer walk for the `Sequential` models, and for the
+/// others (language models, TinySSD, the FCN) their blocks with parameter counts and the
+/// output shapes of one forward pass. With `--json` only the JSON line is printed.
 pub fn summary(a: SummaryArgs) -> CliResult<()> {
-    let model = find_model(&a.model)?;
-    let input = match &a.input {
-        Some(s) => parse_shape(s)?,
-        None => model.default_input.clone(),
-    };
+    let entry = d2l_models::zoo::entry(&a.model)?;
     if !(a.width_mult > 0.0 && a.width_mult.is_finite()) {
         return Err(format!("--width-mult must be positive, got {}", a.width_mult).into());
     }
+    let input = match &a.input {
+        Some(s) => parse_shape(s)?,
+        None => entry.default_input.clone(),
+    };
+    match entry.task {
+        TaskKind::Classification | TaskKind::Regression => {}
+        _ => return summary_other(&a, &entry, &input),
+    }
+    let model = find_model(&a.model)?;
     let mut cfg = model.default_config();
     cfg.in_shape = input.clone();
     cfg.width_mult = a.width_mult;
     let net = model.build(&cfg)?;
     let s = summarize(&net, &input)?;
-    println!("{} (D2L {}), input {:?}", model.title, model.section, input);
-    println!("{s}");
     if a.json {
         let layers: Vec<_> = s
             .rows
@@ -67,35 +76,118 @@ pub fn summary(a: SummaryArgs) -> CliResult<()> {
             .collect();
         println!(
             "{}",
-            json!({"model": model.name, "input": input, "width_mult": a.width_mult, "params": s.total_params, "flops": s.total_flops, "layers": layers})
+            json!({"model": model.name, "task": model.task.as_str(), "input": input, "width_mult": a.width_mult, "params": s.total_params, "flops": s.total_flops, "layers": layers})
         );
+        return Ok(());
     }
+    println!("{} (D2L {}), input {:?}", model.title, model.section, input);
+    println!("{s}");
     Ok(())
 }
 
-/// Runs `d2l models`.
-pub fn models() -> CliResult<()> {
-    println!("{:<17} {:<6} {:<44} book recipe", "model", "D2L", "what");
-    for m in all_models() {
-        let task = match m.task {
-            TaskKind::Classification => "",
-            TaskKind::Regression => " (regression)",
-        };
+/// The summary of a model that is not a `Sequential`: its blocks and their parameters,
+/// and the shapes one forward pass on a batch of one gives.
+fn summary_other(a: &SummaryArgs, entry: &ZooEntry, input: &[usize]) -> CliResult<()> {
+    if a.width_mult != 1.0 {
+        return Err(format!("--width-mult does not apply to `{}`", entry.name).into());
+    }
+    let image_input = |what: &str| -> CliResult<(usize, usize)> {
+        match input {
+            [3, h, w] => Ok((*h, *w)),
+            _ => Err(format!("--input for {what} expects 3xHxW, got {input:?}").into()),
+        }
+    };
+    let blocks_of = |net: &dyn Module| -> (Vec<(String, usize)>, usize) {
+        let blocks = net
+            .children()
+            .into_iter()
+            .map(|(n, c)| (n, c.num_parameters()))
+            .collect();
+        (blocks, net.num_parameters())
+    };
+    type Outputs = Vec<(String, Vec<usize>)>;
+    let ((blocks, total), outputs): ((Vec<(String, usize)>, usize), Outputs) = match entry.task {
+        TaskKind::LanguageModel => {
+            let info = d2l_models::rnn_lm::find_char_model(entry.name)?;
+            let &[steps] = input else {
+                return Err(format!(
+                    "--input for a language model expects the time steps T, got {input:?}"
+                )
+                .into());
+            };
+            // The Time Machine's 28-token character vocabulary.
+            let net = info.build(28, info.num_hiddens)?;
+            let x = Tensor::from_vec(vec![0i64; steps], &[1, steps])?;
+            let (y, state) = no_grad(|| net.forward_with_state(&x, None))?;
+            let outs = vec![
+                ("logits".to_string(), y.shape().to_vec()),
+                ("state".to_string(), state.h().shape().to_vec()),
+            ];
+            (blocks_of(net.as_dyn()), outs)
+        }
+        TaskKind::Detection => {
+            let (h, w) = image_input("tiny-ssd")?;
+            let net = TinySsd::new(1, multibox_prior)?;
+            let x = Tensor::zeros(&[1, 3, h, w]);
+            let out = no_grad(|| net.forward_ssd(&x))?;
+            let outs = vec![
+                ("anchors".to_string(), out.anchors.shape().to_vec()),
+                ("cls_preds".to_string(), out.cls_preds.shape().to_vec()),
+                ("bbox_preds".to_string(), out.bbox_preds.shape().to_vec()),
+            ];
+            (blocks_of(&net), outs)
+        }
+        _ => {
+            let (h, w) = image_input("fcn")?;
+            let net = d2l_models::fcn::fcn(21, None)?;
+            let y = no_grad(|| net.forward(&Tensor::zeros(&[1, 3, h, w])))?;
+            (
+                blocks_of(&net),
+                vec![("logits".to_string(), y.shape().to_vec())],
+            )
+        }
+    };
+    if a.json {
+        let blocks: Vec<_> = blocks
+            .iter()
+            .map(|(n, p)| json!({"name": n, "params": p}))
+            .collect();
+        let outputs: serde_json::Map<String, serde_json::Value> =
+            outputs.into_iter().map(|(n, s)| (n, json!(s))).collect();
         println!(
-            "{:<17} {:<6} {:<44} {}",
+            "{}",
+            json!({"model": entry.name, "task": entry.task.as_str(), "input": input, "params": total, "blocks": blocks, "outputs": outputs})
+        );
+        return Ok(());
+    }
+    println!("{} (D2L {}), input {:?}", entry.title, entry.section, input);
+    println!("{:<24} {:>12}", "block", "params");
+    for (n, p) in &blocks {
+        println!("{n:<24} {p:>12}");
+    }
+    for (n, s) in &outputs {
+        println!("output {n}: {s:?}");
+    }
+    println!("total parameters: {total}");
+    Ok(())
+}
+
+/// Runs `d2l models`: every model with its section, task and the book's recipe.
+pub fn models() -> CliResult<()> {
+    println!(
+        "{:<17} {:<6} {:<15} {:<46} book recipe",
+        "model", "D2L", "task", "what"
+    );
+    for m in all_entries() {
+        println!(
+            "{:<17} {:<6} {:<15} {:<46} {}",
             m.name,
             m.section,
-            format!("{}{task}", m.title),
+            m.task.as_str(),
+            m.title,
             m.recipe
         );
     }
-    for m in d2l_models::rnn_lm::char_models() {
-        println!("{:<17} {:<6} {:<44} {}", m.name, m.section, m.title, m);
-    }
-    println!(
-        "{:<17} {:<6} {:<44} banana-detection (or generated), batch 32, lr 0.2, wd 5e-4, 20 epochs, SGD",
-        "tiny-ssd", "13.7", "TinySSD single-shot detector [detection]"
-    );
     Ok(())
 }
 

@@ -30,8 +30,21 @@ pub type CliError = Box<dyn std::error::Error + Send + Sync>;
 /// The commands' result type.
 pub type CliResult<T> = Result<T, CliError>;
 
+/// A training run stopped by Ctrl-C after saving its checkpoint: the program exits with
+/// status 130, as shells expect of an interrupted command.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// Flags that pick and shape the data.
-#[derive(Args, Clone, Debug, Default)]
+#[derive(Args, Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DataArgs {
     /// Data set: fashion-mnist, mnist or shapes (default: the model's book data set).
     #[arg(long)]

@@ -12,13 +12,13 @@
 use super::train::TrainArgs;
 use super::CliResult;
 use clap::Args;
-use d2l_data::loader::DataLoader;
-use d2l_models::fcn::{fcn, pixel_accuracy, seg_loss, Fcn};
-use d2l_nn::optim::{Optimizer, Sgd, SgdConfig};
+use d2l_models::fcn::fcn;
+use d2l_nn::optim::{Sgd, SgdConfig};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, DType, Tensor};
-use d2l_train::metrics::{data_error, Accumulator};
-use d2l_train::run_dir::{write_atomic, RunDir};
+use d2l_train::tasks::segmentation::{EpochHooked, SegmentationTask};
+use d2l_train::tasks::BatchSource;
+use d2l_train::trainer::{TrainConfig, Trainer};
 use d2l_vision::image::{read_image, write_png};
 use d2l_vision::transforms::{normalize, to_tensor, IMAGENET_MEAN, IMAGENET_STD};
 use d2l_vision::voc::{
@@ -27,7 +27,6 @@ use d2l_vision::voc::{
 };
 use serde_json::json;
 use std::path::PathBuf;
-use std::time::Instant;
 
 /// Whether `name` is a segmentation model.
 pub fn is_segmentation_model(name: &str) -> bool {
@@ -81,26 +80,6 @@ fn seg_data(a: &TrainArgs, batch: usize) -> CliResult<(VocLoaders, usize, String
     }
 }
 
-/// Mean loss per image and pixel accuracy of `net` over `loader` (eval mode).
-fn evaluate(net: &Fcn, loader: &DataLoader) -> CliResult<(f64, f64)> {
-    net.eval();
-    let r = no_grad(|| -> CliResult<(f64, f64)> {
-        let mut m = Accumulator::new(4);
-        let device = d2l_train::device::model_device(net);
-        for b in loader.iter() {
-            let b = b.map_err(data_error)?;
-            let (x, y) = (b.x.to(device)?, b.y.to(device)?);
-            let y_hat = net.forward(&x)?;
-            let (c, t) = pixel_accuracy(&y_hat, &y)?;
-            let l = seg_loss(&y_hat, &y)?.sum_all()?.item_f64()?;
-            m.add(&[l, b.len() as f64, c as f64, t as f64]);
-        }
-        Ok((m.get(0) / m.get(1).max(1.0), m.get(2) / m.get(3).max(1.0)))
-    });
-    net.train();
-    r
-}
-
 /// Runs `d2l train fcn`.
 pub fn train(a: TrainArgs) -> CliResult<()> {
     for (flag, given) in [
@@ -134,7 +113,6 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     )?;
     let val = super::head_loader(loaders.val.clone(), a.data.test_limit, None, "--test-limit")?;
     let net = fcn(classes, a.weights.as_deref())?;
-    d2l_train::device::to_device(&net, device)?;
     let epochs = a.epochs.unwrap_or(5);
     let lr = a.lr.unwrap_or(0.001);
     let wd = a.weight_decay.unwrap_or(1e-3);
@@ -146,14 +124,18 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             ..Default::default()
         },
     )?;
-    let run_dir = RunDir::create(a.out.clone(), &a.model)?;
-    run_dir.write_config(&json!({
-        "model": a.model, "data": source, "classes": classes, "epochs": epochs,
-        "batch_size": batch, "lr": lr, "weight_decay": wd, "body_weights": a.weights,
-        "optimizer_lr_for_mean_loss": lr * batch as f64, "seed": a.data.seed,
-        "device": device.to_string(),
-    }))?;
-    if !a.quiet {
+    let run_dir = super::train::open_run_dir(&a, &a.model)?;
+    super::train::write_run_config(
+        &run_dir,
+        &a,
+        json!({
+            "model": a.model, "data": source, "classes": classes, "epochs": epochs,
+            "batch_size": batch, "lr": lr, "weight_decay": wd, "body_weights": a.weights,
+            "optimizer_lr_for_mean_loss": lr * batch as f64, "seed": a.data.seed,
+            "device": device.to_string(),
+        }),
+    )?;
+    if !a.quiet && a.resume.is_none() {
         println!(
             "training fcn on {source}: {} training / {} validation crops, {classes} classes{}",
             train.num_examples(),
@@ -165,82 +147,43 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             }
         );
     }
-    let mut csv = String::from("epoch,train_loss,train_acc,test_loss,test_acc,examples_per_sec\n");
-    let mut last = (0.0, 0.0, 0.0, 0.0, 0.0);
-    net.train();
-    for epoch in 0..epochs {
-        loaders.set_epoch(epoch as u64);
-        let t0 = Instant::now();
-        let mut m = Accumulator::new(4);
-        for b in train.iter_epoch(epoch as u64) {
-            let b = b.map_err(data_error)?;
-            let (x, y) = (b.x.to(device)?, b.y.to(device)?);
-            opt.zero_grad();
-            let y_hat = net.forward(&x)?;
-            let l = seg_loss(&y_hat, &y)?;
-            let mean = l.mean_all()?;
-            let lv = mean.item_f64()?;
-            if !lv.is_finite() {
-                return Err(
-                    format!("the loss became {lv} in epoch {}; lower --lr", epoch + 1).into(),
-                );
-            }
-            mean.backward()?;
-            opt.step()?;
-            let (c, t) = pixel_accuracy(&y_hat, &y)?;
-            m.add(&[lv * b.len() as f64, b.len() as f64, c as f64, t as f64]);
-        }
-        d2l_tensor::cuda::synchronize(device)?;
-        let speed = m.get(1) / t0.elapsed().as_secs_f64().max(1e-9);
-        let (test_loss, test_acc) = evaluate(&net, &val)?;
-        last = (
-            m.get(0) / m.get(1).max(1.0),
-            m.get(2) / m.get(3).max(1.0),
-            test_loss,
-            test_acc,
-            speed,
+    let run_path = run_dir.path().to_path_buf();
+    let config = TrainConfig {
+        epochs,
+        quiet: a.quiet,
+        run_dir: Some(run_dir),
+        device,
+        resume: a.resume.is_some(),
+        ..Default::default()
+    };
+    // The crops of epoch e are VOC's `set_epoch(e)` (both sets, as the book's loaders).
+    let source_train = EpochHooked::new(&train, |e| loaders.set_epoch(e));
+    let task = SegmentationTask::new(&net, classes);
+    let s = Trainer::for_task(Box::new(task), &mut opt, config)
+        .fit_source(&source_train, Some(&val as &dyn BatchSource))?;
+    if let Some(last) = s.epochs.last() {
+        let (loss, acc) = (last.train_loss, last.train_acc.unwrap_or(f64::NAN));
+        let test_acc = last.test_acc.unwrap_or(f64::NAN);
+        let miou = last.column("test_miou").unwrap_or(f64::NAN);
+        println!("loss {loss:.3}, train acc {acc:.3}, test acc {test_acc:.3}, test mIoU {miou:.3}");
+        println!(
+            "{:.1} examples/sec on {device} ({} CPU threads)",
+            last.examples_per_sec,
+            d2l_tensor::num_threads()
         );
-        if !a.quiet {
-            eprintln!(
-                "epoch {}: loss {:.3}, train acc {:.3}, test acc {:.3}, {:.1} examples/sec",
-                epoch + 1,
-                last.0,
-                last.1,
-                last.3,
-                last.4
+        println!("run saved in {}", run_path.display());
+        if a.json {
+            println!(
+                "{}",
+                json!({"model": a.model, "train_loss": loss, "train_acc": acc,
+                       "test_loss": last.test_loss, "test_acc": last.test_acc,
+                       "test_miou": last.column("test_miou"),
+                       "examples_per_sec": last.examples_per_sec,
+                       "run_dir": run_path, "device": device.to_string()})
             );
         }
-        csv.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.2}\n",
-            epoch + 1,
-            last.0,
-            last.1,
-            last.2,
-            last.3,
-            last.4
-        ));
-        write_atomic(&run_dir.file("metrics.csv"), csv.as_bytes())?;
     }
-    run_dir.save_model(&net)?;
-    println!(
-        "loss {:.3}, train acc {:.3}, test acc {:.3}",
-        last.0, last.1, last.3
-    );
-    println!(
-        "{:.1} examples/sec on {device} ({} CPU threads)",
-        last.4,
-        d2l_tensor::num_threads()
-    );
-    println!("run saved in {}", run_dir.path().display());
-    if a.json {
-        println!(
-            "{}",
-            json!({"model": a.model, "train_loss": last.0, "train_acc": last.1,
-                   "test_loss": last.2, "test_acc": last.3, "examples_per_sec": last.4,
-                   "run_dir": run_dir.path(), "device": device.to_string()})
-        );
-    }
-    Ok(())
+    super::train::check_interrupted(s.stopped_early.as_deref(), &run_path)
 }
 
 /// Flags of `d2l segment`.

@@ -11,7 +11,6 @@ use super::train::TrainArgs;
 use super::CliResult;
 use d2l_data::seq::load_data_time_machine;
 use d2l_models::rnn_lm::find_char_model;
-use d2l_train::run_dir::RunDir;
 use d2l_train::tasks::language_model::{train_ch8, SeqTrainConfig};
 use serde_json::json;
 
@@ -84,7 +83,7 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         load_data_time_machine(&hub, batch, steps, a.random_iter, max_tokens, a.data.seed)?;
     let net = info.build(vocab.len(), hidden)?;
     let params = net.num_parameters();
-    let run_dir = RunDir::create(a.out.clone(), info.name)?;
+    let run_dir = super::train::open_run_dir(&a, info.name)?;
     let sampling = if a.random_iter {
         "random sampling"
     } else {
@@ -98,8 +97,8 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         "random_iter": a.random_iter, "seed": a.data.seed,
         "threads": d2l_tensor::num_threads(), "params": params,
     });
-    run_dir.write_config(&config)?;
-    if !a.quiet {
+    super::train::write_run_config(&run_dir, &a, config)?;
+    if !a.quiet && a.resume.is_none() {
         eprintln!(
             "training {} ({}, D2L {}) on time-machine[:{}] ({} tokens, vocab {}): {epochs} epochs, batch {batch}, {steps} steps, {hidden} hidden, sgd lr {lr}, clip {}, {sampling}, {params} parameters → {}",
             info.name,
@@ -121,9 +120,13 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         quiet: a.quiet,
         run_dir: Some(run_dir),
         device,
+        resume: a.resume.is_some(),
         ..Default::default()
     };
     let s = train_ch8(net.as_ref(), &mut loader, &vocab, &cfg)?;
+    if s.epochs.is_empty() {
+        return super::train::check_interrupted(s.stopped_early.as_deref(), &run_path);
+    }
     // The book's closing lines: perplexity, speed, and the two samples.
     println!(
         "perplexity {:.1}, {:.1} tokens/sec on cpu ({} threads); {:.1} s",
@@ -152,5 +155,5 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         });
         println!("{line}");
     }
-    Ok(())
+    super::train::check_interrupted(s.stopped_early.as_deref(), &run_path)
 }

@@ -8,23 +8,38 @@ use d2l_data::synthetic::synthetic_data;
 use d2l_models::recipe::OptimizerKind;
 use d2l_models::zoo::{ModelInfo, TaskKind};
 use d2l_nn::loss::{cross_entropy_simple, mse_loss, Reduction};
-use d2l_nn::optim::{Adam, AdamW, Optimizer, Sgd};
+use d2l_nn::optim::{Adam, AdamConfig, AdamW, Optimizer, ParamGroup, Sgd, SgdConfig};
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{Generator, Tensor};
-use d2l_train::run_dir::RunDir;
+use d2l_train::run_dir::{RunDir, RunMode};
 use d2l_train::trainer::{LossFn, Task, TrainConfig, TrainSummary, Trainer};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// Flags of `d2l train`.
-#[derive(Args, Clone, Debug)]
+/// Flags of `d2l train`. They are saved in the run's `config.json` (under `args`), so
+/// that `--resume` continues with exactly the same settings.
+#[derive(Args, Clone, Debug, Serialize, Deserialize)]
 pub struct TrainArgs {
-    /// Model name (`d2l models` lists them).
+    /// Model name (`d2l models` lists them; with --resume, the run's model by default).
+    #[arg(required_unless_present = "resume", default_value = "")]
     pub model: String,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
+    #[serde(skip)]
     pub device: DeviceArgs,
+    /// Continue the run in this folder from its checkpoint (the settings come from its
+    /// config.json; --epochs may raise the total).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+    /// Replace the earlier run in --out (its files are removed first).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// With --weight-decay, decay the biases too (PyTorch's default); without it only
+    /// weights decay, as D2L 4.5 does.
+    #[arg(long)]
+    pub decay_bias: bool,
     /// Epochs (default: the book's).
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -93,6 +108,9 @@ impl TrainArgs {
             model: model.to_string(),
             data: DataArgs::default(),
             device: DeviceArgs::default(),
+            resume: None,
+            overwrite: false,
+            decay_bias: false,
             epochs: None,
             lr: None,
             optimizer: None,
@@ -147,38 +165,219 @@ fn validate(a: &TrainArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// Builds the optimiser the recipe (or the flags) ask for.
+/// Builds the optimiser the recipe (or the flags) ask for over `named` parameters.
+/// Weight decay applies to every parameter with `decay_bias`, and otherwise only to
+/// parameters that are not biases (D2L 4.5 decays `net[0].weight` alone).
 pub fn make_optimizer(
     kind: OptimizerKind,
-    params: Vec<Tensor>,
+    named: Vec<(String, Tensor)>,
     lr: f64,
     momentum: f64,
     wd: f64,
+    decay_bias: bool,
 ) -> CliResult<Box<dyn Optimizer>> {
+    let groups = if wd == 0.0 || decay_bias {
+        vec![ParamGroup::new(named.into_iter().map(|(_, t)| t))]
+    } else {
+        let (bias, weights): (Vec<_>, Vec<_>) = named.into_iter().partition(|(n, _)| is_bias(n));
+        let mut groups = vec![ParamGroup::new(weights.into_iter().map(|(_, t)| t))];
+        if !bias.is_empty() {
+            groups.push(ParamGroup::new(bias.into_iter().map(|(_, t)| t)).weight_decay(0.0));
+        }
+        groups
+    };
     Ok(match kind {
-        OptimizerKind::Sgd => Box::new(Sgd::new(params, lr)?.momentum(momentum).weight_decay(wd)),
-        OptimizerKind::Adam => Box::new(Adam::new(params, lr)?.weight_decay(wd)),
-        OptimizerKind::AdamW => Box::new(AdamW::new(params, lr)?.weight_decay(wd)),
+        OptimizerKind::Sgd => Box::new(Sgd::with_groups(
+            groups,
+            SgdConfig {
+                lr,
+                momentum,
+                weight_decay: wd,
+                ..Default::default()
+            },
+        )?),
+        OptimizerKind::Adam => Box::new(Adam::with_groups(
+            groups,
+            AdamConfig {
+                lr,
+                weight_decay: wd,
+                ..Default::default()
+            },
+        )?),
+        OptimizerKind::AdamW => Box::new(AdamW::with_groups(
+            groups,
+            AdamConfig {
+                lr,
+                weight_decay: wd,
+                ..Default::default()
+            },
+        )?),
     })
 }
 
-/// Runs `d2l train`.
+/// Whether a parameter name names a bias (`0.bias`, `conv.b`, `b_h`).
+fn is_bias(name: &str) -> bool {
+    let last = name.rsplit('.').next().unwrap_or(name);
+    last == "bias" || last == "b" || last.starts_with("b_")
+}
+
+/// `a` with the settings of the run it resumes (from the run's `config.json`), when
+/// `--resume` is given. Flags that would change the run are refused; `--epochs`,
+/// `--quiet`, `--json`, `--device` and `--threads` may differ.
+pub fn resolve_resume(a: TrainArgs) -> CliResult<TrainArgs> {
+    let Some(dir) = a.resume.clone() else {
+        return Ok(a);
+    };
+    if a.overwrite {
+        return Err("--resume and --overwrite exclude each other".into());
+    }
+    if a.out.as_ref().is_some_and(|o| o != &dir) {
+        return Err(
+            "--out does not apply with --resume (the run continues in its own folder)".into(),
+        );
+    }
+    let cfg_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| {
+        format!(
+            "cannot resume {}: cannot read {} ({e})",
+            dir.display(),
+            cfg_path.display()
+        )
+    })?;
+    let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "cannot resume {}: {} is not JSON ({e})",
+            dir.display(),
+            cfg_path.display()
+        )
+    })?;
+    let stored: TrainArgs = serde_json::from_value(config["args"].clone()).map_err(|_| {
+        format!(
+            "cannot resume {}: its config.json holds no `d2l train` settings (a run of another command or an older version)",
+            dir.display()
+        )
+    })?;
+    let norm = |m: &str| m.trim().to_ascii_lowercase().replace('_', "-");
+    if !a.model.is_empty() && norm(&a.model) != norm(&stored.model) {
+        return Err(format!(
+            "cannot resume {}: it trains `{}`, not `{}`",
+            dir.display(),
+            stored.model,
+            a.model
+        )
+        .into());
+    }
+    // Every flag given that differs from both its default and the run's is refused.
+    let flat = |v: serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        let mut out = Vec::new();
+        if let serde_json::Value::Object(m) = v {
+            for (k, v) in m {
+                match v {
+                    serde_json::Value::Object(inner) => {
+                        out.extend(inner.into_iter().map(|(k, v)| (k, v)))
+                    }
+                    v => out.push((k, v)),
+                }
+            }
+        }
+        out
+    };
+    let given = flat(serde_json::to_value(&a)?);
+    let defaults: std::collections::HashMap<String, serde_json::Value> =
+        flat(serde_json::to_value(TrainArgs::default_for(&stored.model))?)
+            .into_iter()
+            .collect();
+    let kept: std::collections::HashMap<String, serde_json::Value> =
+        flat(serde_json::to_value(&stored)?).into_iter().collect();
+    for (k, v) in given {
+        let free = matches!(
+            k.as_str(),
+            "model" | "epochs" | "quiet" | "json" | "resume" | "out" | "overwrite" | "threads"
+        );
+        if !free && Some(&v) != defaults.get(&k) && Some(&v) != kept.get(&k) {
+            return Err(format!(
+                "--{} cannot change when resuming (the run's config.json has {}); start a new run instead",
+                k.replace('_', "-"),
+                kept.get(&k).cloned().unwrap_or(serde_json::Value::Null)
+            )
+            .into());
+        }
+    }
+    let mut r = stored;
+    r.resume = Some(dir.clone());
+    r.out = Some(dir);
+    r.overwrite = false;
+    if let Some(e) = a.epochs {
+        r.epochs = Some(e);
+    }
+    r.quiet = a.quiet;
+    r.json = a.json;
+    r.device = a.device;
+    if a.data.threads.is_some() {
+        r.data.threads = a.data.threads;
+    }
+    Ok(r)
+}
+
+/// The run folder of `d2l train`: continued with `--resume`, replaced with
+/// `--overwrite`, otherwise new (a folder holding another run is refused).
+pub fn open_run_dir(a: &TrainArgs, name: &str) -> CliResult<RunDir> {
+    let mode = if a.resume.is_some() {
+        RunMode::Resume
+    } else if a.overwrite {
+        if a.out.is_none() {
+            return Err("--overwrite needs --out DIR (the folder to replace)".into());
+        }
+        RunMode::Overwrite
+    } else {
+        RunMode::New
+    };
+    Ok(RunDir::open(a.out.clone(), name, mode)?)
+}
+
+/// Writes `config.json` with the flags under `args` (kept as it is when resuming).
+pub fn write_run_config(
+    run_dir: &RunDir,
+    a: &TrainArgs,
+    mut config: serde_json::Value,
+) -> CliResult<()> {
+    if a.resume.is_some() {
+        return Ok(());
+    }
+    config["args"] = serde_json::to_value(a)?;
+    Ok(run_dir.write_config(&config)?)
+}
+
+/// After a run: an interrupted one (Ctrl-C) becomes the exit status 130.
+pub fn check_interrupted(stopped_early: Option<&str>, run_dir: &Path) -> CliResult<()> {
+    if stopped_early == Some("interrupted") {
+        return Err(super::Interrupted(format!(
+            "interrupted: the run is saved in {}; continue it with `d2l train --resume {}`",
+            run_dir.display(),
+            run_dir.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Runs `d2l train`: the zoo says the model's task, which picks the data and the task of
+/// the one training loop.
 pub fn run(a: TrainArgs) -> CliResult<()> {
-    if a.weights.is_some() && !super::segment::is_segmentation_model(&a.model) {
+    let a = resolve_resume(a)?;
+    let entry = d2l_models::zoo::entry(&a.model)?;
+    if a.weights.is_some() && entry.task != TaskKind::Segmentation {
         return Err(format!(
             "--weights (pretrained body weights) applies to fcn only, not `{}`",
             a.model
         )
         .into());
     }
-    if d2l_models::rnn_lm::is_char_model(&a.model) {
-        return super::seq::run(a);
-    }
-    if super::detect::is_detection_model(&a.model) {
-        return super::detect::train(a);
-    }
-    if super::segment::is_segmentation_model(&a.model) {
-        return super::segment::train(a);
+    match entry.task {
+        TaskKind::LanguageModel => return super::seq::run(a),
+        TaskKind::Detection => return super::detect::train(a),
+        TaskKind::Segmentation => return super::segment::train(a),
+        TaskKind::Classification | TaskKind::Regression => {}
     }
     validate(&a)?;
     let model = find_model(&a.model)?;
@@ -195,6 +394,9 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
     let wd = a.weight_decay.unwrap_or(r.weight_decay);
 
     let (net, train, test, dataset, task) = match model.task {
+        other @ (TaskKind::LanguageModel | TaskKind::Detection | TaskKind::Segmentation) => {
+            return Err(format!("`{}` is a {} model", model.name, other.as_str()).into())
+        }
         TaskKind::Classification => {
             let (train, test, notice) = image_data(&model, &a.data, a.quiet)?;
             if let Some(m) = &notice.message {
@@ -236,19 +438,21 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         }
     };
 
-    let mut optimizer = make_optimizer(kind, net.parameters(), lr, momentum, wd)?;
-    let run_dir = RunDir::create(a.out.clone(), model.name)?;
+    let mut optimizer =
+        make_optimizer(kind, net.named_parameters(), lr, momentum, wd, a.decay_bias)?;
+    let run_dir = open_run_dir(&a, model.name)?;
     let config = json!({
         "model": model.name, "dataset": dataset, "epochs": epochs, "lr": lr,
         "optimizer": kind.as_str(), "momentum": momentum, "weight_decay": wd,
+        "weight_decay_applies_to": if wd == 0.0 { "nothing" } else if a.decay_bias { "all parameters" } else { "weights only (not biases)" },
         "batch_size": a.data.batch_size.unwrap_or(r.batch_size), "resize": a.data.resize.or(r.resize),
         "dropout": a.dropout, "width_mult": a.width_mult, "seed": a.data.seed,
         "train_limit": a.data.train_limit, "test_limit": a.data.test_limit,
         "threads": d2l_tensor::num_threads(), "params": net.num_parameters(), "section": model.section,
         "device": device.to_string(),
     });
-    run_dir.write_config(&config)?;
-    if !a.quiet {
+    write_run_config(&run_dir, &a, config)?;
+    if !a.quiet && a.resume.is_none() {
         eprintln!(
             "training {} ({}, D2L {}) on {dataset} on {device}: {epochs} epochs, {} lr {lr}, {} parameters → {}",
             model.name,
@@ -274,6 +478,7 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         task,
         run_dir: Some(run_dir),
         device,
+        resume: a.resume.is_some(),
         ..Default::default()
     };
     let summary = {
@@ -281,6 +486,7 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         trainer.fit(&train, test.as_ref())?
     };
     report(&a, &model, &net, &dataset, epochs, &summary, &run_path)?;
+    check_interrupted(summary.stopped_early.as_deref(), &run_path)?;
     // D2L 7.5 prints the first batch-norm layer's learned γ and β after training BN-LeNet.
     if let Some(bn) = d2l_models::cnn::bn_report(model.name, &net) {
         println!("{bn}");

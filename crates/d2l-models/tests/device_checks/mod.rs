@@ -132,6 +132,7 @@ pub fn zoo_models_match(dev: Device, tol: f64) -> Result<()> {
                 &[batch],
             )?,
             TaskKind::Regression => det(&[batch, info.default_outputs], 2.0),
+            other => unreachable!("zoo::models() holds no {other:?} model"),
         };
         let (xd, yd) = (x.to(dev)?, y.to(dev)?);
         let task = info.task;
@@ -140,6 +141,7 @@ pub fn zoo_models_match(dev: Device, tol: f64) -> Result<()> {
             match task {
                 TaskKind::Classification => cross_entropy_simple(&out, y),
                 TaskKind::Regression => mse_loss(&out, y, Reduction::Mean),
+                other => unreachable!("zoo::models() holds no {other:?} model"),
             }
         };
         let lr = 0.05;

@@ -201,6 +201,8 @@ pub struct SsdTrainConfig {
     pub run_dir: Option<RunDir>,
     /// Where to train (default: the CPU).
     pub device: Device,
+    /// Continue from the run folder's checkpoint.
+    pub resume: bool,
 }
 
 impl Default for SsdTrainConfig {
@@ -214,6 +216,7 @@ impl Default for SsdTrainConfig {
             quiet: false,
             run_dir: None,
             device: Device::Cpu,
+            resume: false,
         }
     }
 }
@@ -292,7 +295,7 @@ impl SsdTrainSummary {
 }
 
 /// D2L 13.7's training of [`TinySsd`] (SGD with weight decay) through
-/// [`Trainer::fit_task`]; `val`, when given, is evaluated after every epoch.
+/// [`Trainer::fit_source`]; `val`, when given, is evaluated after every epoch.
 pub fn train_ssd(
     net: &TinySsd,
     train: &DataLoader,
@@ -313,6 +316,7 @@ pub fn train_ssd(
         quiet: cfg.quiet,
         run_dir: cfg.run_dir.clone(),
         device: cfg.device,
+        resume: cfg.resume,
         ..Default::default()
     };
     let s = Trainer::for_task(Box::new(task), &mut opt, config).fit(train, val)?;

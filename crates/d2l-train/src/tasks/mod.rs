@@ -2,7 +2,7 @@
 //! Lightning `LightningModule`'s `training_step`/`validation_step`).
 //!
 //! A [`TrainTask`] says how to run a training step and an evaluation step on one batch
-//! and what its metrics are; [`crate::trainer::Trainer::fit_task`] owns everything else —
+//! and what its metrics are; [`crate::trainer::Trainer::fit_source`] owns everything else —
 //! epochs, the learning-rate schedule, clipping, the non-finite-loss stop, Ctrl-C, device
 //! moves, progress bars, timing, checkpoints and the run folder.
 //!
