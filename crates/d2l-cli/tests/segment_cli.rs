@@ -35,7 +35,25 @@ fn train_fcn_then_segment() {
     let j: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let acc = j["test_acc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc), "{j}");
-    assert!(run.join("model.safetensors").is_file() && run.join("metrics.csv").is_file());
+    // The run folder has every file a run writes, whatever the task.
+    for f in [
+        "config.json",
+        "metrics.csv",
+        "curves.png",
+        "curves.svg",
+        "summary.json",
+        "model.safetensors",
+        "checkpoint.safetensors",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(
+        csv.starts_with("epoch,train_loss,train_acc,train_miou,test_loss,test_acc,test_miou,"),
+        "{csv}"
+    );
+    let miou = j["test_miou"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&miou), "{j}");
     // Segment a generated validation image (160×240 → cropped to 160×224).
     let img = std::fs::read_dir(c.join("generated"))
         .unwrap()

@@ -369,6 +369,9 @@ struct Start {
     train_secs: f64,
     examples: f64,
     resumed_after: Option<usize>,
+    /// The task's between-batch state at a mid-epoch checkpoint, restored after the
+    /// epoch's `begin_pass`.
+    task_state: Vec<(String, Tensor)>,
 }
 
 impl<'a> Trainer<'a> {
@@ -489,6 +492,10 @@ impl<'a> Trainer<'a> {
             let model = self.task.model();
             model.train();
             self.task.begin_pass(true)?;
+            let task_state = std::mem::take(&mut st.task_state);
+            if !task_state.is_empty() {
+                self.task.load_state_tensors(&task_state)?;
+            }
             let source_words = train.state_words();
             let bar = self.progress_bar(epoch, steps);
             let (mut sums, mut epoch_secs, mut epoch_examples) = match st.partial.take() {
@@ -773,6 +780,7 @@ impl<'a> Trainer<'a> {
             train_secs: 0.0,
             examples: 0.0,
             resumed_after: None,
+            task_state: Vec::new(),
         };
         if !self.config.resume {
             return Ok(fresh);
@@ -838,7 +846,6 @@ impl<'a> Trainer<'a> {
         if let Some(words) = source {
             train.load_state_words(&words)?;
         }
-        self.task.load_state_tensors(&ck.section("task."))?;
         if !self.config.quiet {
             eprintln!(
                 "resuming {} after epoch {}{} of {}",
@@ -870,6 +877,7 @@ impl<'a> Trainer<'a> {
             train_secs: info.train_secs,
             examples: info.examples,
             resumed_after: Some(info.epoch),
+            task_state: ck.section("task."),
         })
     }
 
@@ -980,17 +988,18 @@ fn short_unit(unit: &str) -> &str {
 }
 
 /// The test hook `D2L_TEST_STALL_AT=EPOCH:STEP`: after that training step the process
-/// prints one line to stderr and sleeps until it is killed — how the resume tests kill a
-/// run (SIGKILL) at a known point of an epoch.
+/// prints one line to stderr and waits until it is killed or interrupted (Ctrl-C) — how
+/// the resume tests stop a run at a known point of an epoch.
 fn stall_point() -> Option<(usize, usize)> {
     let v = std::env::var("D2L_TEST_STALL_AT").ok()?;
     let (e, s) = v.split_once(':')?;
     Some((e.trim().parse().ok()?, s.trim().parse().ok()?))
 }
 
-fn test_stall(epoch: usize, step: usize) -> ! {
+fn test_stall(epoch: usize, step: usize) {
     eprintln!("D2L_TEST_STALL_AT: stalled after epoch {epoch} step {step}");
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
+    // A Ctrl-C ends the stall, so the interruption path can be tested at this point.
+    while !INTERRUPTED.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

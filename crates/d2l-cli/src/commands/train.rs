@@ -225,6 +225,9 @@ fn is_bias(name: &str) -> bool {
 /// `--resume` is given. Flags that would change the run are refused; `--epochs`,
 /// `--quiet`, `--json`, `--device` and `--threads` may differ.
 pub fn resolve_resume(a: TrainArgs) -> CliResult<TrainArgs> {
+    if a.overwrite && a.resume.is_none() && a.out.is_none() {
+        return Err("--overwrite needs --out DIR (the folder to replace)".into());
+    }
     let Some(dir) = a.resume.clone() else {
         return Ok(a);
     };
