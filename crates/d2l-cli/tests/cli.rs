@@ -41,13 +41,56 @@ fn models_summary_datasets() {
     for m in ["linreg", "softmax", "mlp", "mlp-dropout"] {
         assert!(out.contains(m), "{out}");
     }
-    let o = d2l(&["summary", "mlp", "--json"]);
+    // Every model with its task, the chapter-13 ones included.
+    for (m, task) in [
+        ("lenet", "classification"),
+        ("linreg", "regression"),
+        ("char-gru", "language-model"),
+        ("tiny-ssd", "detection"),
+        ("fcn", "segmentation"),
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&format!("{m} ")) && l.contains(task)),
+            "{m} ({task}) missing from:\n{out}"
+        );
+    }
+    let o = d2l(&["summary", "mlp"]);
     let (out, _) = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(out.contains("Linear output shape:\t [1, 256]"), "{out}");
+    // --json prints only the JSON line.
+    let o = d2l(&["summary", "mlp", "--json"]);
+    let (out, _) = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
     let j = last_json(&out);
     assert_eq!(j["params"], 203530);
     assert_eq!(j["flops"], 407050);
+    assert_eq!(j["task"], "classification");
+    // The models that are not a Sequential: blocks, parameters, output shapes.
+    for (m, input, output, shape) in [
+        ("fcn", "3x64x96", "logits", vec![1, 21, 64, 96]),
+        ("tiny-ssd", "3x256x256", "bbox_preds", vec![1, 5444 * 4]),
+        ("char-rnn", "35", "logits", vec![35, 28]),
+    ] {
+        let o = d2l(&["summary", m, "--input", input, "--json"]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{m}: {err}");
+        assert_eq!(out.lines().count(), 1, "{out}");
+        let j = last_json(&out);
+        assert_eq!(j["outputs"][output], serde_json::json!(shape), "{m}: {j}");
+        assert!(j["params"].as_u64().unwrap() > 0, "{j}");
+        let blocks: u64 = j["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["params"].as_u64().unwrap())
+            .sum();
+        assert!(blocks <= j["params"].as_u64().unwrap(), "{j}");
+    }
+    let o = d2l(&["summary", "fcn"]);
+    assert!(o.status.success() && text(&o).0.contains("total parameters"));
     let o = d2l(&["summary", "softmax", "--input", "1x64x64", "--json"]);
     assert_eq!(last_json(&text(&o).0)["params"], 64 * 64 * 10 + 10);
     let o = d2l(&["datasets"]);

@@ -63,6 +63,8 @@ fn short_run_on_the_books_images_writes_the_png() {
         "2",
         "--out",
         out.to_str().unwrap(),
+        "--run-dir",
+        dir.path().join("run").to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -77,6 +79,24 @@ fn short_run_on_the_books_images_writes_the_png() {
     assert_eq!(png_size(&out), (48, 32));
     let plot = dir.path().join("styled-loss.png");
     assert!(plot.exists(), "{stdout}");
+    // The run folder has the files every training run has.
+    let run = dir.path().join("run");
+    for f in [
+        "config.json",
+        "metrics.csv",
+        "curves.png",
+        "curves.svg",
+        "model.safetensors",
+        "summary.json",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    assert!(
+        csv.starts_with("epoch,content,style,tv,total,lr,images_per_sec,seconds\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 3, "{csv}");
 }
 
 #[test]
@@ -98,6 +118,8 @@ fn explicit_images_and_stated_weights() {
         "--stated-weights",
         "--out",
         out.to_str().unwrap(),
+        "--run-dir",
+        dir.path().join("run").to_str().unwrap(),
     ]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(

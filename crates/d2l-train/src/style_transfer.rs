@@ -216,3 +216,67 @@ pub fn transfer_with(
     }
     Ok((postprocess(&x.detach().cpu()?)?, log))
 }
+
+/// The `metrics.csv` columns of a style-transfer run.
+pub const STYLE_COLUMNS: [&str; 5] = ["content", "style", "tv", "total", "lr"];
+
+/// Writes the run-folder files every training run has (see [`crate::run_dir`]) for a style
+/// transfer: `metrics.csv` (the recorded epochs' losses), `curves.png`/`curves.svg` (the
+/// losses against the epoch on a log axis), `model.safetensors` (what was optimised: the
+/// synthesised image, as `image`, `(3, h, w)` in `[0, 1]`) and `summary.json`. The loop
+/// optimises pixels, not parameters over a data set, so it keeps its own loop; the folder
+/// looks like any other run's.
+pub fn write_run(
+    dir: &crate::run_dir::RunDir,
+    log: &[EpochLosses],
+    image: &Tensor,
+    device: d2l_tensor::Device,
+    seconds: f64,
+) -> Result<()> {
+    use crate::trainer::{EpochMetrics, TrainSummary};
+    let epochs: Vec<EpochMetrics> = log
+        .iter()
+        .map(|r| EpochMetrics {
+            epoch: r.epoch,
+            train_loss: r.total,
+            train_acc: None,
+            test_acc: None,
+            test_loss: None,
+            examples_per_sec: 1.0 / r.seconds.max(1e-9),
+            seconds: r.seconds,
+            columns: STYLE_COLUMNS
+                .iter()
+                .zip([r.content, r.style, r.tv, r.total, r.lr])
+                .map(|(n, v)| (n.to_string(), Some(v)))
+                .collect(),
+        })
+        .collect();
+    dir.write_metrics(&epochs, &STYLE_COLUMNS, "images")?;
+    dir.plot_task_curves(
+        &epochs,
+        &crate::tasks::CurveSpec {
+            series: vec![("content", "content"), ("style", "style"), ("TV", "tv")],
+            ylabel: "loss",
+            log_y: true,
+        },
+    )?;
+    d2l_nn::serialize::save(
+        dir.file("model.safetensors"),
+        &[("image".to_string(), image.cpu()?)],
+    )?;
+    let last = epochs.last();
+    let summary = TrainSummary {
+        task: "style-transfer".into(),
+        train_loss: last.map_or(f64::NAN, |m| m.train_loss),
+        train_acc: None,
+        test_acc: None,
+        examples_per_sec: 0.0,
+        seconds,
+        stopped_early: None,
+        device: device.to_string(),
+        resumed_after_epoch: None,
+        extra: serde_json::json!({ "image_shape": image.shape() }),
+        epochs,
+    };
+    dir.write_summary(&summary)
+}

@@ -8,7 +8,8 @@ use super::CliResult;
 use clap::Args;
 use d2l_models::torchvision::{load_torchvision_weights, vgg19, vgg19_features};
 use d2l_train::plot::{save_line_plot, PlotSpec, Series};
-use d2l_train::style_transfer::{transfer_with, StyleConfig};
+use d2l_train::run_dir::{RunDir, RunMode};
+use d2l_train::style_transfer::{transfer_with, write_run, StyleConfig};
 use d2l_vision::image::{read_image, write_png};
 use d2l_vision::style::StyleWeights;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,10 @@ pub struct StyleArgs {
     /// The PNG to write; the loss plot goes beside it as `<stem>-loss.png`.
     #[arg(long, default_value = "style.png")]
     pub out: PathBuf,
+    /// The run folder (config.json, metrics.csv, curves, the image as model.safetensors,
+    /// summary.json), as every training run has; default runs/style-<time>.
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
     /// Use the weights as the book states them (style 1e3, counted once) instead of its
     /// effective total (style losses counted ten times).
     #[arg(long)]
@@ -171,6 +176,14 @@ pub fn run(a: StyleArgs) -> CliResult<()> {
         },
         d2l_tensor::num_threads()
     );
+    let run_dir = RunDir::open(a.run_dir.clone(), "style", RunMode::New)?;
+    run_dir.write_config(&serde_json::json!({
+        "command": "style", "content": content_path, "style": style_path,
+        "weights": a.weights, "epochs": cfg.epochs, "lr": cfg.lr, "gamma": cfg.gamma,
+        "lr_decay_epoch": cfg.lr_decay_epoch, "size": [size.0, size.1],
+        "stated_weights": a.stated_weights, "seed": a.seed,
+        "threads": d2l_tensor::num_threads(), "device": device.to_string(),
+    }))?;
     let mut times = Vec::with_capacity(cfg.epochs);
     let (img, log) = transfer_with(&net, &content, &style, &cfg, |r, recorded| {
         times.push(r.seconds);
@@ -219,5 +232,7 @@ pub fn run(a: StyleArgs) -> CliResult<()> {
     };
     let (png, _) = save_line_plot(&plot_base(&a.out), &spec, &series)?;
     println!("wrote {}", png.display());
+    write_run(&run_dir, &log, &img, device, total)?;
+    println!("run saved in {}", run_dir.path().display());
     Ok(())
 }

@@ -504,6 +504,31 @@ fn train_image_size(a: &TrainArgs, model: &ModelInfo) -> (usize, usize) {
     }
 }
 
+/// The learned `w` and `b` of `linreg` against the synthetic data's true
+/// `w = [2, -3.4]`, `b = 4.2` (D2L 3.3's "error in estimating w / b").
+fn linreg_report(net: &Sequential) -> Option<String> {
+    let params = net.named_parameters();
+    let get = |n: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k.ends_with(n))
+            .map(|(_, t)| t.to_f64_vec())
+    };
+    let (w, b) = (get("weight")?, get("bias")?);
+    if w.len() != 2 || b.len() != 1 {
+        return None;
+    }
+    Some(format!(
+        "w = [{:.4}, {:.4}] (true [2, -3.4], error [{:.2e}, {:.2e}]), b = {:.4} (true 4.2, error {:.2e})",
+        w[0],
+        w[1],
+        2.0 - w[0],
+        -3.4 - w[1],
+        b[0],
+        4.2 - b[0]
+    ))
+}
+
 fn report(
     a: &TrainArgs,
     model: &ModelInfo,
@@ -514,12 +539,27 @@ fn report(
     run_path: &std::path::Path,
 ) -> CliResult<()> {
     let fmt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "-".into());
-    println!(
-        "loss {:.3}, train acc {}, test acc {}",
-        s.train_loss,
-        fmt(s.train_acc),
-        fmt(s.test_acc)
-    );
+    if model.task == TaskKind::Regression {
+        // D2L 3.3 prints the squared loss and the estimation errors of w and b.
+        let test_loss = s.epochs.last().and_then(|m| m.test_loss);
+        println!(
+            "loss {:.6}, test loss {}",
+            s.train_loss,
+            test_loss.map_or("-".into(), |v| format!("{v:.6}"))
+        );
+        if model.name == "linreg" {
+            if let Some(line) = linreg_report(net) {
+                println!("{line}");
+            }
+        }
+    } else {
+        println!(
+            "loss {:.3}, train acc {}, test acc {}",
+            s.train_loss,
+            fmt(s.train_acc),
+            fmt(s.test_acc)
+        );
+    }
     println!(
         "{:.1} examples/sec, {:.1} s; run saved in {}",
         s.examples_per_sec,
