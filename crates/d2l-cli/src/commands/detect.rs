@@ -68,6 +68,27 @@ pub struct AnchorsArgs {
     pub out: PathBuf,
 }
 
+/// Checks the memory of `h × w × per_pixel` anchors (`what` names the flag): their f32
+/// corners and, drawn, one box record each (corners, label, colour: 64 bytes at most).
+fn check_anchors(
+    what: &str,
+    h: usize,
+    w: usize,
+    per_pixel: usize,
+    a: &AnchorsArgs,
+) -> CliResult<()> {
+    super::sizes::check_elements(
+        &format!(
+            "{what} with {} sizes and {} ratios ({per_pixel} anchors per pixel)",
+            a.sizes.split(',').count(),
+            a.ratios.split(',').count()
+        ),
+        &[h, w, per_pixel],
+        16 + 64,
+    )
+    .map(|_| ())
+}
+
 /// Runs `d2l anchors`.
 pub fn anchors(a: AnchorsArgs) -> CliResult<()> {
     let sizes = parse_list("--sizes", &a.sizes)?;
@@ -84,6 +105,7 @@ pub fn anchors(a: AnchorsArgs) -> CliResult<()> {
                 )
                 .into());
             }
+            check_anchors(&format!("the {h}×{w} image"), h, w, per_pixel, &a)?;
             let all = multibox_prior(h, w, &sizes, &ratios)?;
             println!(
                 "image {}: {h}×{w} (H×W); anchors {:?}",
@@ -118,6 +140,7 @@ pub fn anchors(a: AnchorsArgs) -> CliResult<()> {
             if fw == 0 || fh == 0 {
                 return Err(format!("--fmap must be at least 1x1, got `{fmap}`").into());
             }
+            check_anchors(&format!("--fmap {fmap}"), fh, fw, per_pixel, &a)?;
             let all = multibox_prior(fh, fw, &sizes, &ratios)?;
             println!(
                 "feature map {fw}×{fh} (W×H): {} anchors, drawn on {}",

@@ -52,11 +52,23 @@ pub fn summary(a: SummaryArgs) -> CliResult<()> {
     if !(a.width_mult > 0.0 && a.width_mult.is_finite()) {
         return Err(format!("--width-mult must be positive, got {}", a.width_mult).into());
     }
+    // The shape walk runs one image through the network: its input first.
+    super::sizes::check_elements(
+        &format!(
+            "--input {} (one f32 image of {input:?})",
+            a.input.as_deref().unwrap_or("")
+        ),
+        &input,
+        4,
+    )?;
     let mut cfg = model.default_config();
     cfg.in_shape = input.clone();
     cfg.width_mult = a.width_mult;
-    let net = model.build(&cfg)?;
-    let s = summarize(&net, &input)?;
+    let flags = format!("--input {:?} --width-mult {}", input, a.width_mult);
+    let net = model
+        .build(&cfg)
+        .map_err(|e| super::sizes::name_flags(e, &flags))?;
+    let s = summarize(&net, &input).map_err(|e| super::sizes::name_flags(e, &flags))?;
     println!("{} (D2L {}), input {:?}", model.title, model.section, input);
     println!("{s}");
     if a.json {
