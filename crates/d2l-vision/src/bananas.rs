@@ -1115,11 +1115,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
 
 /// Writes `bytes` to `path` through a temporary sibling and a rename.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".part");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    d2l_nn::serialize::write_atomic_io(path, bytes).map_err(io_err(path))
 }
 
 fn encode_png(pixels: &[u8], s: usize, path: &Path) -> Result<()> {
