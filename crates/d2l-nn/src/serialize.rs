@@ -6,7 +6,8 @@
 //! same architecture built here with [`load_state_dict`], and a file written by
 //! [`save_state_dict`] loads in PyTorch with `model.load_state_dict(load_file(path))`.
 //! Element types map one to one: f32, f64, i64 and u8 are safetensors' `F32`, `F64`, `I64`
-//! and `U8`; any other dtype in a file is refused with an error naming the tensor.
+//! and `U8`; `F16` and `BF16` tensors load as f32 (exactly, as `.pth` files' do); any
+//! other dtype in a file is refused with an error naming the tensor.
 //!
 //! Saving is atomic: the bytes go to a temporary file in the target's directory, which
 //! is flushed and then renamed over the target, so a failed save leaves neither a partial
@@ -121,9 +122,21 @@ fn decode(
             .map(|c| f(c.try_into().expect("chunks_exact yields N bytes")))
             .collect()
     }
+    let half = match dtype {
+        Dtype::F16 => Some(from_le(data, |b| {
+            crate::pth::f16_to_f32(u16::from_le_bytes(b))
+        })),
+        Dtype::BF16 => Some(from_le(data, |b: [u8; 2]| {
+            f32::from_bits((u16::from_le_bytes(b) as u32) << 16)
+        })),
+        _ => None,
+    };
+    if let Some(v) = half {
+        return Tensor::from_vec(v, shape).map_err(|e| format!("tensor `{name}`: {e}"));
+    }
     let Some(d) = from_st_dtype(dtype) else {
         return Err(format!(
-            "tensor `{name}` has dtype {dtype:?}, which d2l-rs cannot hold (supported: F32, F64, I64, U8)"
+            "tensor `{name}` has dtype {dtype:?}, which d2l-rs cannot hold (supported: F32, F64, I64, U8, and F16/BF16 converted to F32)"
         ));
     };
     let r = match d {
@@ -424,6 +437,21 @@ pub fn load_dict(path: impl AsRef<Path>) -> Result<BTreeMap<String, Tensor>> {
 pub fn save_state_dict(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let sd = module.state_dict();
     save_entries(path.as_ref(), sd.iter().map(|(n, t)| (n.as_str(), t)))
+}
+
+/// The names of `module`'s parameters and buffers that hold NaN or infinite values (with
+/// how many), in `state_dict` order: weights like that make every prediction meaningless,
+/// so programs warn when they load them.
+pub fn non_finite_entries(module: &dyn Module) -> Vec<(String, usize)> {
+    module
+        .state_dict()
+        .into_iter()
+        .filter(|(_, t)| t.dtype().is_float())
+        .filter_map(|(name, t)| {
+            let n = t.to_f64_vec().iter().filter(|v| !v.is_finite()).count();
+            (n > 0).then_some((name, n))
+        })
+        .collect()
 }
 
 /// What [`load_state_dict`] did: the entries it copied and those it could not match.

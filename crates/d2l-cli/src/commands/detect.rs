@@ -392,6 +392,7 @@ pub fn detect(a: DetectArgs) -> CliResult<()> {
     let num_classes = out_ch / 4 - 1;
     let net = TinySsd::new(num_classes, multibox_prior)?;
     d2l_nn::serialize::load_state_dict(&net, &a.weights, true)?;
+    super::eval::warn_non_finite(&net, &a.weights);
     d2l_train::device::to_device(&net, device)?;
     let img = read_image(&a.image)?;
     let (h, w) = (img.shape()[1], img.shape()[2]);

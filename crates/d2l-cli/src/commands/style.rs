@@ -139,6 +139,7 @@ pub fn run(a: StyleArgs) -> CliResult<()> {
             }
             let full = vgg19(1000)?;
             load_torchvision_weights(&full, w)?;
+            super::eval::warn_non_finite(&full, w);
             println!(
                 "VGG-19 features[0..={UPTO}] with ImageNet weights from {}",
                 w.display()
