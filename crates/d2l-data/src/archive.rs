@@ -9,7 +9,7 @@
 //! links pointing outside the folder) are refused with [`DataError::UnsafeArchive`].
 //!
 //! Extraction is bounded: all entries together may hold at most [`MAX_EXPANSION`] times
-//! the archive's size (deflate cannot compress better than about 1032:1), and a zip entry
+//! the archive's size (or 1 MiB, for tiny archives), and a zip entry
 //! no more than the size its header declares; past either, extraction stops with an
 //! error and nothing is left behind. GNU sparse tar entries (which declare sizes their
 //! data does not hold) are refused.
@@ -20,9 +20,9 @@ use std::io::{BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The most an archive (or a gzip file) may expand to, as a multiple of its own size:
-/// above deflate's largest ratio (≈ 1032:1), so no honest archive reaches it.
-pub const MAX_EXPANSION: u64 = 1100;
+/// The most an archive (or a gzip file) may expand to, as a multiple of its own size
+/// ([`d2l_tensor::limit::MAX_EXPANSION`]).
+pub const MAX_EXPANSION: u64 = d2l_tensor::limit::MAX_EXPANSION;
 
 /// Name of the marker file written inside a completely extracted folder.
 pub const MARKER: &str = ".d2l-extracted";
@@ -218,6 +218,8 @@ struct Budget<R> {
     inner: R,
     left: u64,
     total: u64,
+    /// Set when the bound was hit (the tar reader wraps the error in its own message).
+    tripped: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 impl<R> Budget<R> {
@@ -226,6 +228,7 @@ impl<R> Budget<R> {
             inner,
             left: total,
             total,
+            tripped: Default::default(),
         }
     }
 }
@@ -234,6 +237,7 @@ impl<R: Read> Read for Budget<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n as u64 > self.left {
+            self.tripped.set(true);
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 expansion_msg(self.total),
@@ -331,7 +335,18 @@ fn copy_entry(
     Ok(copied)
 }
 
-fn extract_tar(archive: &Path, r: impl Read, tmp: &Path) -> Result<()> {
+fn extract_tar(archive: &Path, r: Budget<impl Read>, tmp: &Path) -> Result<()> {
+    let (tripped, total) = (r.tripped.clone(), r.total);
+    extract_tar_entries(archive, r, tmp).map_err(|e| {
+        if tripped.get() {
+            corrupt(archive, expansion_msg(total))
+        } else {
+            e
+        }
+    })
+}
+
+fn extract_tar_entries(archive: &Path, r: impl Read, tmp: &Path) -> Result<()> {
     let mut ar = tar::Archive::new(r);
     ar.set_preserve_permissions(false);
     ar.set_overwrite(true);

@@ -155,8 +155,8 @@ fn format_err(path: &Path, msg: impl Into<String>) -> DataError {
 /// Reads a whole file, decompressing it when it starts with the gzip magic `1f 8b`.
 ///
 /// Decompression is bounded: it stops with an error past
-/// [`MAX_EXPANSION`](crate::archive::MAX_EXPANSION) times the file's size (more than
-/// deflate can give) or past the memory limit ([`d2l_tensor::limit`]).
+/// [`MAX_EXPANSION`](crate::archive::MAX_EXPANSION) times the file's size (no data
+/// set's gzip file comes near).
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
     read_gzip_declared(path, |_| None)
 }

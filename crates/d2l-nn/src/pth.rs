@@ -1155,9 +1155,9 @@ fn read_record(
     // Without a declared size, a record may expand as far as deflate can.
     let (max, why) = max.unwrap_or((
         f.compressed_size()
-            .saturating_mul(1100)
+            .saturating_mul(d2l_tensor::limit::MAX_EXPANSION)
             .saturating_add(1 << 20),
-        "1100 times its compressed size",
+        "the most a compressed record may expand",
     ));
     if size > max {
         return Err(format!(

@@ -211,11 +211,7 @@ fn bf16_from_pytorch_loads_as_f32() -> Result<()> {
 fn one_tensor_file(dir: &Path, dtype: safetensors::Dtype, shape: &[usize], data: &[u8]) -> PathBuf {
     let path = dir.join(format!("{dtype:?}.safetensors"));
     let view = safetensors::tensor::TensorView::new(dtype, shape.to_vec(), data).unwrap();
-    std::fs::write(
-        &path,
-        safetensors::serialize([("t", view)], &None).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&path, safetensors::serialize([("t", view)], &None).unwrap()).unwrap();
     path
 }
 
@@ -225,7 +221,12 @@ fn f16_and_bf16_convert_exactly_to_f32() -> Result<()> {
     // f16: 1.0, -2.5, 65504 (largest), 2^-24 (smallest subnormal), +inf.
     let halves: [u16; 5] = [0x3c00, 0xc100, 0x7bff, 0x0001, 0x7c00];
     let bytes: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
-    let t = serialize::load_tensor(&one_tensor_file(dir.path(), safetensors::Dtype::F16, &[5], &bytes))?;
+    let t = serialize::load_tensor(&one_tensor_file(
+        dir.path(),
+        safetensors::Dtype::F16,
+        &[5],
+        &bytes,
+    ))?;
     assert_eq!(t.dtype(), DType::F32);
     assert_eq!(
         t.to_vec::<f32>(),
@@ -236,7 +237,12 @@ fn f16_and_bf16_convert_exactly_to_f32() -> Result<()> {
         .iter()
         .flat_map(|x| ((x >> 16) as u16).to_le_bytes())
         .collect();
-    let t = serialize::load_tensor(&one_tensor_file(dir.path(), safetensors::Dtype::BF16, &[2, 1], &b))?;
+    let t = serialize::load_tensor(&one_tensor_file(
+        dir.path(),
+        safetensors::Dtype::BF16,
+        &[2, 1],
+        &b,
+    ))?;
     assert_eq!(t.shape(), &[2, 1]);
     assert_eq!(
         t.to_vec::<f32>(),
@@ -675,10 +681,7 @@ fn atomic_writes_refuse_directories_fifos_and_links_to_devices() {
         .file_type()
         .is_symlink());
     assert!(sub.is_dir());
-    assert_eq!(
-        files_in(d),
-        vec!["dangling.png", "fifo", "null.png", "sub"]
-    );
+    assert_eq!(files_in(d), vec!["dangling.png", "fifo", "null.png", "sub"]);
 }
 
 #[test]
