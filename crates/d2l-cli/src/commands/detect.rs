@@ -105,7 +105,13 @@ pub fn anchors(a: AnchorsArgs) -> CliResult<()> {
                 )
                 .into());
             }
-            check_anchors(&format!("the {h}×{w} image"), h, w, per_pixel, &a)?;
+            check_anchors(
+                &format!("--at {at} (anchors at every pixel of the {h}×{w} image)"),
+                h,
+                w,
+                per_pixel,
+                &a,
+            )?;
             let all = multibox_prior(h, w, &sizes, &ratios)?;
             println!(
                 "image {}: {h}×{w} (H×W); anchors {:?}",
