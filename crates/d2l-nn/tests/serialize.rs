@@ -221,7 +221,7 @@ fn f16_and_bf16_convert_exactly_to_f32() -> Result<()> {
     // f16: 1.0, -2.5, 65504 (largest), 2^-24 (smallest subnormal), +inf.
     let halves: [u16; 5] = [0x3c00, 0xc100, 0x7bff, 0x0001, 0x7c00];
     let bytes: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
-    let t = serialize::load_tensor(&one_tensor_file(
+    let t = serialize::load_tensor(one_tensor_file(
         dir.path(),
         safetensors::Dtype::F16,
         &[5],
@@ -237,7 +237,7 @@ fn f16_and_bf16_convert_exactly_to_f32() -> Result<()> {
         .iter()
         .flat_map(|x| ((x >> 16) as u16).to_le_bytes())
         .collect();
-    let t = serialize::load_tensor(&one_tensor_file(
+    let t = serialize::load_tensor(one_tensor_file(
         dir.path(),
         safetensors::Dtype::BF16,
         &[2, 1],

@@ -15,7 +15,8 @@ pub fn check_elements(what: &str, dims: &[usize], elem_size: usize) -> CliResult
 /// Checks a size in bytes given as a float product (flags such as `--scale 1.5` scale
 /// pixel counts); a non-finite or negative size counts as an overflow.
 pub fn check_bytes_f64(what: &str, bytes: f64) -> CliResult<usize> {
-    let b = (bytes.is_finite() && bytes >= 0.0 && bytes < u128::MAX as f64).then(|| bytes as u128);
+    let b =
+        (bytes.is_finite() && bytes >= 0.0 && bytes < u128::MAX as f64).then_some(bytes as u128);
     Ok(d2l_tensor::limit::check_bytes(what, b)?)
 }
 
