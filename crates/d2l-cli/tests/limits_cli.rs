@@ -181,36 +181,26 @@ fn every_size_taking_flag_is_checked_against_the_limit() {
             &["memory limit"],
         ),
         (
-            vec![
-                "train",
-                "char-rnn",
-                "--num-hiddens",
-                "100000",
-                "--epochs",
-                "1",
-                "--data-dir",
-                data,
-            ],
-            &["[100000, 100000]"],
-        ),
-        (
-            vec![
-                "train",
-                "char-rnn-scratch",
-                "--num-hiddens",
-                "100000",
-                "--epochs",
-                "1",
-                "--data-dir",
-                data,
-            ],
-            &["[100000, 100000]"],
-        ),
-        (
             vec!["augment-demo", "--width-mult", "1000", "--epochs", "1"],
             &["memory limit"],
         ),
     ];
+    let mut cases = cases;
+    for model in ["char-rnn", "char-rnn-scratch"] {
+        cases.push((
+            vec![
+                "train",
+                model,
+                "--num-hiddens",
+                "100000",
+                "--epochs",
+                "1",
+                "--data-dir",
+                data,
+            ],
+            &["[100000, 100000]"],
+        ));
+    }
     for (args, needles) in cases {
         let o = d2l_env(&args, &limit, cache);
         let mut all = vec!["memory limit of 67.1 MB (67108864 bytes) (set by D2L_MAX_ALLOC)"];

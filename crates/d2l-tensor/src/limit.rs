@@ -265,31 +265,32 @@ impl LimitedAlloc {
     }
 }
 
+impl LimitedAlloc {
+    /// `alloc()` for `size` bytes, with the limit's checks around it.
+    #[inline]
+    fn guarded(size: usize, alloc: impl FnOnce() -> *mut u8) -> *mut u8 {
+        if Self::over(size) {
+            die(size, true);
+        }
+        let p = alloc();
+        if p.is_null() && installed() {
+            die(size, false);
+        }
+        p
+    }
+}
+
 // SAFETY: every method forwards to `System` with the caller's arguments; the extra
-// checks only read an atomic and may end the process.
+// checks only read atomics and may end the process.
 unsafe impl GlobalAlloc for LimitedAlloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if Self::over(layout.size()) {
-            die(layout.size(), true);
-        }
-        let p = System.alloc(layout);
-        if p.is_null() && installed() {
-            die(layout.size(), false);
-        }
-        p
+        Self::guarded(layout.size(), || System.alloc(layout))
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if Self::over(layout.size()) {
-            die(layout.size(), true);
-        }
-        let p = System.alloc_zeroed(layout);
-        if p.is_null() && installed() {
-            die(layout.size(), false);
-        }
-        p
+        Self::guarded(layout.size(), || System.alloc_zeroed(layout))
     }
 
     #[inline]
@@ -299,14 +300,7 @@ unsafe impl GlobalAlloc for LimitedAlloc {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if Self::over(new_size) {
-            die(new_size, true);
-        }
-        let p = System.realloc(ptr, layout, new_size);
-        if p.is_null() && installed() {
-            die(new_size, false);
-        }
-        p
+        Self::guarded(new_size, || System.realloc(ptr, layout, new_size))
     }
 }
 
