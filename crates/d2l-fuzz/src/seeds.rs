@@ -51,11 +51,58 @@ pub fn image() -> Vec<Vec<u8>> {
 /// `scripts/gen_pth_fixtures.py`).
 pub fn pth() -> Vec<Vec<u8>> {
     vec![
-        include_bytes!("../../d2l-nn/tests/fixtures/pth/tiny_zip.pth").to_vec(),
+        TINY_ZIP.to_vec(),
         include_bytes!("../../d2l-nn/tests/fixtures/pth/tiny_legacy.pth").to_vec(),
         include_bytes!("../../d2l-nn/tests/fixtures/pth/views_legacy.pth").to_vec(),
         include_bytes!("../../d2l-nn/tests/fixtures/pth/big_endian.pth").to_vec(),
     ]
+}
+
+const TINY_ZIP: &[u8] = include_bytes!("../../d2l-nn/tests/fixtures/pth/tiny_zip.pth");
+
+/// The pickle of PyTorch's zip checkpoint `tiny_zip.pth` (its `data.pkl`).
+pub fn pickle() -> Vec<Vec<u8>> {
+    [TINY_ZIP]
+        .iter()
+        .map(|z| {
+            let mut a = zip::ZipArchive::new(std::io::Cursor::new(*z)).expect("a fixture zip");
+            let name = a
+                .file_names()
+                .find(|n| n.ends_with("data.pkl"))
+                .expect("data.pkl")
+                .to_string();
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(&mut a.by_name(&name).expect("listed"), &mut out)
+                .expect("readable");
+            out
+        })
+        .collect()
+}
+
+/// `tiny_zip.pth` with `pickle` as its `data.pkl` (other records unchanged).
+pub fn tiny_zip_with_pickle(pickle: &[u8]) -> Vec<u8> {
+    let mut src = zip::ZipArchive::new(std::io::Cursor::new(TINY_ZIP)).expect("a fixture zip");
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut out);
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for i in 0..src.len() {
+            let mut f = src.by_index(i).expect("listed");
+            let name = f.name().to_string();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut data).expect("readable");
+            w.start_file(name.as_str(), stored).expect("in memory");
+            w.write_all(if name.ends_with("data.pkl") {
+                pickle
+            } else {
+                &data
+            })
+            .expect("in memory");
+        }
+        w.finish().expect("in memory");
+    }
+    out.into_inner()
 }
 
 /// safetensors files written by PyTorch's `safetensors` (f32, f64, i64, u8, bf16).

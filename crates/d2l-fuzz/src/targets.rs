@@ -28,6 +28,12 @@ pub fn targets() -> Vec<Target> {
             seeds: seeds::pth,
         },
         Target {
+            name: "pth_pickle",
+            about: "the restricted unpickler: the input as data.pkl of a valid zip checkpoint",
+            run: pth_pickle,
+            seeds: seeds::pickle,
+        },
+        Target {
             name: "safetensors",
             about: "safetensors files (serialize::load, F16/BF16 conversion)",
             run: safetensors,
@@ -93,6 +99,14 @@ fn put(dir: &Path, name: &str, input: &[u8]) -> std::path::PathBuf {
 
 fn pth(dir: &Path, input: &[u8]) -> bool {
     let p = put(dir, "x.pth", input);
+    d2l_nn::pth::load_pth(&p).is_ok()
+}
+
+/// The input as the `data.pkl` record of `tiny_zip.pth` (zip checksums would stop most
+/// mutants of a whole checkpoint before its pickle is read).
+fn pth_pickle(dir: &Path, input: &[u8]) -> bool {
+    let p = dir.join("x.pth");
+    std::fs::write(&p, seeds::tiny_zip_with_pickle(input)).expect("writable");
     d2l_nn::pth::load_pth(&p).is_ok()
 }
 
