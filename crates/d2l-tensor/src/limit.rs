@@ -199,16 +199,23 @@ pub fn check_elements(what: &str, dims: &[usize], elem_size: usize) -> Result<us
 }
 
 /// Checks a tensor of `shape` and `dtype`; `op` names the constructor in the message.
-/// Returns the element count.
+/// Returns the element count. Cheap when the size fits (the message is built only for an
+/// error): the engine's constructors call it on every tensor.
 pub fn check_shape(op: &str, shape: &[usize], dtype: DType) -> Result<usize> {
     if shape.contains(&0) {
         return Ok(0);
     }
-    check_elements(
-        &format!("{op}: a tensor of shape {shape:?} ({dtype})"),
-        shape,
-        dtype.size_in_bytes(),
-    )
+    let numel = checked_numel(shape);
+    let bytes = numel.and_then(|n| n.checked_mul(dtype.size_in_bytes() as u128));
+    let l = limit();
+    match (numel, bytes) {
+        (Some(n), Some(b)) if b <= l.bytes as u128 && b <= isize::MAX as u128 => Ok(n as usize),
+        _ => Err(Error::TooLarge {
+            what: format!("{op}: a tensor of shape {shape:?} ({dtype})"),
+            bytes,
+            limit: l.to_string(),
+        }),
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -101,6 +101,7 @@ fn check_grid(a: &AugmentArgs, h: usize, w: usize) -> CliResult<usize> {
 /// Runs `d2l augment`.
 pub fn run(a: AugmentArgs) -> CliResult<()> {
     let aug = book_transform(&a.transform)?;
+    super::sizes::check_output(&a.out)?;
     if a.rows == 0 || a.cols == 0 {
         return Err(format!(
             "--rows and --cols must be at least 1, got {} and {}",

@@ -93,6 +93,7 @@ fn check_anchors(
 pub fn anchors(a: AnchorsArgs) -> CliResult<()> {
     let sizes = parse_list("--sizes", &a.sizes)?;
     let ratios = parse_list("--ratios", &a.ratios)?;
+    super::sizes::check_output(&a.out)?;
     let img = read_image(&a.image)?;
     let (h, w) = (img.shape()[1], img.shape()[2]);
     let per_pixel = sizes.len() + ratios.len() - 1;
@@ -397,6 +398,7 @@ pub fn detect(a: DetectArgs) -> CliResult<()> {
     }
     let num_classes = out_ch / 4 - 1;
     let net = TinySsd::new(num_classes, multibox_prior)?;
+    super::sizes::check_output(&a.out)?;
     d2l_nn::serialize::load_state_dict(&net, &a.weights, true)?;
     super::eval::warn_non_finite(&net, &a.weights);
     d2l_train::device::to_device(&net, device)?;

@@ -84,3 +84,13 @@ pub fn name_flags(e: d2l_tensor::Error, flags: &str) -> super::CliError {
         other => other.into(),
     }
 }
+
+/// Checks an output path (`--out`) before any work: it must be (or name, through a
+/// symbolic link) a regular file or nothing yet — the rule of the atomic write
+/// ([`d2l_nn::serialize::replace_atomic`]), applied up front so that a bad path fails in
+/// a moment, not after the computation.
+pub fn check_output(path: &std::path::Path) -> CliResult<()> {
+    d2l_nn::serialize::output_target(path)
+        .map(|_| ())
+        .map_err(|e| format!("{}: {e}", path.display()).into())
+}

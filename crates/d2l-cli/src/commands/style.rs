@@ -115,6 +115,7 @@ fn plot_base(out: &Path) -> PathBuf {
 /// Runs `d2l style`.
 pub fn run(a: StyleArgs) -> CliResult<()> {
     let size = parse_size(&a.size)?;
+    super::sizes::check_output(&a.out)?;
     if a.epochs == 0 {
         return Err("--epochs must be at least 1, got 0".into());
     }

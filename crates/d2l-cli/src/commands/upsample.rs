@@ -37,6 +37,7 @@ pub fn parse_scale(s: &str) -> CliResult<usize> {
 /// transposed convolution and writes the PNG, printing both sizes (height×width).
 pub fn run(a: UpsampleArgs) -> CliResult<()> {
     let scale = parse_scale(&a.scale)?;
+    super::sizes::check_output(&a.out)?;
     let img = read_image_f32(&a.image)?;
     let (h, w) = (img.shape()[1], img.shape()[2]);
     // The transposed convolution's column buffer (3·(2s)² values per input pixel) and
