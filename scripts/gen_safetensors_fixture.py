@@ -12,7 +12,7 @@ It writes, under crates/d2l-nn/tests/fixtures/:
 * mlp_io.json: a fixed input of shape [2, 4] and the model's output for it;
 * dtypes.safetensors: one small tensor per dtype d2l-rs reads (f32, f64, i64, u8, and a
   0-d scalar);
-* bf16.safetensors: a bfloat16 tensor, which d2l-rs must refuse with a clear error.
+* bf16.safetensors: a bfloat16 tensor, which d2l-rs loads as float32.
 
 Pass --check FILE to load a safetensors file written by d2l-rs and print its tensors.
 """

@@ -3,6 +3,12 @@
 
 mod commands;
 
+/// Every allocation goes through the memory limit's backstop: one over the limit (or one
+/// the system refuses) ends the program with one `error:` line and exit code 1, not an
+/// abort (see `d2l_tensor::limit`).
+#[global_allocator]
+static ALLOC: d2l_tensor::limit::LimitedAlloc = d2l_tensor::limit::LimitedAlloc;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -72,9 +78,23 @@ fn default_sigpipe() {
     }
 }
 
+/// `D2L_MAX_ALLOC` and `RAYON_NUM_THREADS`, read before any work.
+fn check_environment() -> commands::CliResult<()> {
+    if let Some(e) = d2l_tensor::limit::env_error() {
+        return Err(e.into());
+    }
+    commands::sizes::check_rayon_env()
+}
+
 fn main() -> ExitCode {
     default_sigpipe();
     let cli = Cli::parse();
+    if let Err(e) = check_environment() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    // Sizes over the memory limit end with one line from here on.
+    d2l_tensor::limit::install();
     // Reuse freed buffers instead of faulting fresh pages in every step.
     d2l_tensor::alloc::tune();
     let result = match cli.command {

@@ -7,12 +7,22 @@
 //! place. A failed or interrupted extraction therefore never leaves a folder at the
 //! destination that looks complete. Entries with absolute paths or `..` components (and
 //! links pointing outside the folder) are refused with [`DataError::UnsafeArchive`].
+//!
+//! Extraction is bounded: all entries together may hold at most [`MAX_EXPANSION`] times
+//! the archive's size (or 1 MiB, for tiny archives), and a zip entry
+//! no more than the size its header declares; past either, extraction stops with an
+//! error and nothing is left behind. GNU sparse tar entries (which declare sizes their
+//! data does not hold) are refused.
 
 use crate::error::{io, DataError, Result};
 use std::fs::{self, File};
 use std::io::{BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The most an archive (or a gzip file) may expand to, as a multiple of its own size
+/// ([`d2l_tensor::limit::MAX_EXPANSION`]).
+pub const MAX_EXPANSION: u64 = d2l_tensor::limit::MAX_EXPANSION;
 
 /// Name of the marker file written inside a completely extracted folder.
 pub const MARKER: &str = ".d2l-extracted";
@@ -128,16 +138,18 @@ pub fn extract(archive: &Path, dest: &Path) -> Result<bool> {
     fs::create_dir(&tmp).map_err(io(&tmp))?;
     let guard = RemoveOnDrop(Some(tmp.clone()));
 
+    let size = fs::metadata(archive).map_err(io(archive))?.len();
+    let budget = size.saturating_mul(MAX_EXPANSION).max(1 << 20);
     match kind {
-        ArchiveKind::Zip => extract_zip(archive, &tmp)?,
+        ArchiveKind::Zip => extract_zip(archive, &tmp, budget)?,
         ArchiveKind::Tar => {
             let f = File::open(archive).map_err(io(archive))?;
-            extract_tar(archive, BufReader::new(f), &tmp)?
+            extract_tar(archive, Budget::new(BufReader::new(f), budget), &tmp)?
         }
         ArchiveKind::TarGz => {
             let f = File::open(archive).map_err(io(archive))?;
             let gz = flate2::read::GzDecoder::new(BufReader::new(f));
-            extract_tar(archive, gz, &tmp)?
+            extract_tar(archive, Budget::new(gz, budget), &tmp)?
         }
     }
 
@@ -200,14 +212,67 @@ fn corrupt(archive: &Path, what: impl std::fmt::Display) -> DataError {
     }
 }
 
-fn extract_zip(archive: &Path, tmp: &Path) -> Result<()> {
+/// A reader that fails (as invalid data) once more than `left` bytes came through: the
+/// expansion bound of a whole tar stream.
+struct Budget<R> {
+    inner: R,
+    left: u64,
+    total: u64,
+    /// Set when the bound was hit (the tar reader wraps the error in its own message).
+    tripped: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R> Budget<R> {
+    fn new(inner: R, total: u64) -> Self {
+        Budget {
+            inner,
+            left: total,
+            total,
+            tripped: Default::default(),
+        }
+    }
+}
+
+impl<R: Read> Read for Budget<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            self.tripped.set(true);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                expansion_msg(self.total),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn expansion_msg(total: u64) -> String {
+    format!(
+        "the archive expands past {total} bytes ({MAX_EXPANSION} times its size): refused as a decompression bomb"
+    )
+}
+
+fn extract_zip(archive: &Path, tmp: &Path, budget: u64) -> Result<()> {
     let f = File::open(archive).map_err(io(archive))?;
     let mut zip = zip::ZipArchive::new(BufReader::new(f)).map_err(|e| corrupt(archive, e))?;
     // Check every name before writing anything.
     let mut paths = Vec::with_capacity(zip.len());
+    let mut declared = 0u64;
     for i in 0..zip.len() {
         let entry = zip.by_index_raw(i).map_err(|e| corrupt(archive, e))?;
         paths.push(safe_entry_path(archive, entry.name())?);
+        declared = declared.saturating_add(entry.size());
+    }
+    if declared > budget {
+        return Err(corrupt(
+            archive,
+            format!(
+                "its entries declare {declared} bytes; {}",
+                expansion_msg(budget)
+            ),
+        ));
     }
     for (i, rel) in paths.into_iter().enumerate() {
         let mut entry = zip.by_index(i).map_err(|e| corrupt(archive, e))?;
@@ -224,21 +289,39 @@ fn extract_zip(archive: &Path, tmp: &Path) -> Result<()> {
         }
         // Symlinks are written as small regular files holding the target: never followed.
         let mut w = File::create(&out).map_err(io(&out))?;
-        copy_entry(archive, &rel, &mut entry, &mut w, &out)?;
+        let size = entry.size();
+        let copied = copy_entry(
+            archive,
+            &rel,
+            &mut (&mut entry).take(size + 1),
+            &mut w,
+            &out,
+        )?;
+        if copied > size {
+            return Err(corrupt(
+                archive,
+                format!(
+                    "entry {} holds more than the {size} bytes its header declares",
+                    rel.display()
+                ),
+            ));
+        }
     }
     Ok(())
 }
 
-/// Copies one entry, telling read errors (a corrupt archive) from write errors.
+/// Copies one entry, telling read errors (a corrupt archive) from write errors; returns
+/// the bytes copied.
 fn copy_entry(
     archive: &Path,
     rel: &Path,
     r: &mut impl Read,
     w: &mut File,
     out: &Path,
-) -> Result<()> {
+) -> Result<u64> {
     use std::io::Write;
     let mut buf = vec![0u8; 1 << 16];
+    let mut copied = 0u64;
     loop {
         let n = match r.read(&mut buf) {
             Ok(0) => break,
@@ -247,11 +330,23 @@ fn copy_entry(
             Err(e) => return Err(corrupt(archive, format!("entry {}: {e}", rel.display()))),
         };
         w.write_all(&buf[..n]).map_err(io(out))?;
+        copied += n as u64;
     }
-    Ok(())
+    Ok(copied)
 }
 
-fn extract_tar(archive: &Path, r: impl Read, tmp: &Path) -> Result<()> {
+fn extract_tar(archive: &Path, r: Budget<impl Read>, tmp: &Path) -> Result<()> {
+    let (tripped, total) = (r.tripped.clone(), r.total);
+    extract_tar_entries(archive, r, tmp).map_err(|e| {
+        if tripped.get() {
+            corrupt(archive, expansion_msg(total))
+        } else {
+            e
+        }
+    })
+}
+
+fn extract_tar_entries(archive: &Path, r: impl Read, tmp: &Path) -> Result<()> {
     let mut ar = tar::Archive::new(r);
     ar.set_preserve_permissions(false);
     ar.set_overwrite(true);
@@ -261,6 +356,12 @@ fn extract_tar(archive: &Path, r: impl Read, tmp: &Path) -> Result<()> {
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let rel = safe_entry_path(archive, &raw)?;
         let ty = entry.header().entry_type();
+        if ty.is_gnu_sparse() {
+            return Err(corrupt(
+                archive,
+                format!("entry {raw} is a GNU sparse file, which data sets never hold: refused"),
+            ));
+        }
         if ty.is_symlink() || ty.is_hard_link() {
             let target = entry
                 .link_name_bytes()

@@ -153,17 +153,70 @@ fn format_err(path: &Path, msg: impl Into<String>) -> DataError {
 }
 
 /// Reads a whole file, decompressing it when it starts with the gzip magic `1f 8b`.
+///
+/// Decompression is bounded: it stops with an error past
+/// [`MAX_EXPANSION`](crate::archive::MAX_EXPANSION) times the file's size (no data
+/// set's gzip file comes near).
 pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
+    read_gzip_declared(path, |_| None)
+}
+
+/// [`read_maybe_gzip`] for a format whose first bytes declare its size: `declared` gets
+/// the bytes decompressed so far (at least 64, or all there are) and returns the total
+/// size they announce, `None` when it cannot tell; decompression stops one byte past it.
+fn read_gzip_declared(path: &Path, declared: impl Fn(&[u8]) -> Option<usize>) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(io(path))?;
-    if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        MultiGzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| format_err(path, format!("gzip stream is truncated or corrupt: {e}")))?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    if !(raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) {
+        return Ok(raw);
     }
+    let corrupt =
+        |e: std::io::Error| format_err(path, format!("gzip stream is truncated or corrupt: {e}"));
+    let cap = (raw.len() as u64).saturating_mul(crate::archive::MAX_EXPANSION);
+    let mut gz = MultiGzDecoder::new(&raw[..]);
+    let mut out = Vec::new();
+    (&mut gz).take(64).read_to_end(&mut out).map_err(corrupt)?;
+    let bound = match declared(&out) {
+        Some(n) => {
+            d2l_tensor::limit::check_bytes(
+                &format!("{}: the size its header declares", path.display()),
+                Some(n as u128),
+            )?;
+            n as u64
+        }
+        None => cap,
+    };
+    (&mut gz)
+        .take((bound + 1).saturating_sub(out.len() as u64))
+        .read_to_end(&mut out)
+        .map_err(corrupt)?;
+    if out.len() as u64 > bound {
+        return Err(format_err(
+            path,
+            match declared(&out) {
+                Some(n) => format!("the gzip stream holds more than the {n} bytes its header declares"),
+                None => format!(
+                    "the gzip stream expands past {bound} bytes ({} times the file's size): refused",
+                    crate::archive::MAX_EXPANSION
+                ),
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// The total size (header and data) an IDX file with `magic` declares in its first bytes.
+fn idx_declared_size(bytes: &[u8], magic: u32) -> Option<usize> {
+    let got = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?);
+    if got != magic {
+        return None;
+    }
+    let ndims = (magic & 0xff) as usize;
+    let header = 4 + 4 * ndims;
+    let dims = bytes.get(4..header)?;
+    dims.chunks_exact(4)
+        .map(|c| u32::from_be_bytes(c.try_into().expect("4 bytes")) as usize)
+        .try_fold(1usize, |a, d| a.checked_mul(d))?
+        .checked_add(header)
 }
 
 /// Parses an IDX header of `ndims` dimensions with the given magic; returns the dimensions
@@ -236,7 +289,7 @@ fn parse_idx<'a>(
 /// Reads an IDX image file (magic `0x00000803`, gzip or not): returns `(pixels, n, height, width)`.
 pub fn read_idx_images(path: impl AsRef<Path>) -> Result<(Vec<u8>, usize, usize, usize)> {
     let path = path.as_ref();
-    let bytes = read_maybe_gzip(path)?;
+    let bytes = read_gzip_declared(path, |b| idx_declared_size(b, IDX_IMAGES_MAGIC))?;
     let (dims, data) = parse_idx(path, &bytes, IDX_IMAGES_MAGIC, "images")?;
     Ok((data.to_vec(), dims[0], dims[1], dims[2]))
 }
@@ -244,7 +297,7 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<(Vec<u8>, usize, usize,
 /// Reads an IDX label file (magic `0x00000801`, gzip or not).
 pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u8>> {
     let path = path.as_ref();
-    let bytes = read_maybe_gzip(path)?;
+    let bytes = read_gzip_declared(path, |b| idx_declared_size(b, IDX_LABELS_MAGIC))?;
     let (_, data) = parse_idx(path, &bytes, IDX_LABELS_MAGIC, "labels")?;
     Ok(data.to_vec())
 }

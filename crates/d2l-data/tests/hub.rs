@@ -710,3 +710,43 @@ fn debian_location_is_a_default_candidate_and_offline_https_is_named() {
     );
     assert!(all_files(cache.path()).is_empty());
 }
+
+#[test]
+fn archives_stop_at_a_multiple_of_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let zeros = vec![0u8; 64 << 20];
+    // 64 MB of zeros deflate to ~64 kB: far past 100 × the archive's size.
+    for (name, kind) in [("bomb.zip", "zip"), ("bomb.tar.gz", "tar.gz")] {
+        let arc = dir.path().join(name);
+        if kind == "zip" {
+            make_zip(&arc, &[("a/zeros.bin", &zeros)]);
+        } else {
+            make_tar_gz(&arc, &[("a/zeros.bin", &zeros)]);
+        }
+        assert!(std::fs::metadata(&arc).unwrap().len() < 1 << 20);
+        let dest = dir.path().join(format!("out-{kind}"));
+        let e = archive::extract(&arc, &dest).unwrap_err().to_string();
+        assert!(
+            e.contains("100 times its size") && e.contains("decompression bomb"),
+            "{kind}: {e}"
+        );
+        // Nothing is left behind: no destination, no temporary folder.
+        assert!(!dest.exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+    // Compressible but honest data (text at ~4×) still extracts.
+    let text = "the time machine by h g wells ".repeat(20_000);
+    let arc = dir.path().join("ok.zip");
+    make_zip(&arc, &[("t/text.txt", text.as_bytes())]);
+    let dest = dir.path().join("ok");
+    assert!(archive::extract(&arc, &dest).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(dest.join("t/text.txt")).unwrap(),
+        text
+    );
+}

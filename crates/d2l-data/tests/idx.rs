@@ -261,3 +261,37 @@ fn missing_files_are_io_errors() {
         Err(DataError::Invalid(_))
     ));
 }
+
+#[test]
+fn gzip_idx_files_stop_at_the_size_their_header_declares() {
+    let dir = tempfile::tempdir().unwrap();
+    // A header for one 2×2 image, followed by 64 MB of zeros: the stream is cut at 21
+    // bytes (+1), not inflated.
+    let mut bytes = idx_images(1, 2, 2, &[1, 2, 3, 4]);
+    bytes.extend(std::iter::repeat_n(0u8, 64 << 20));
+    let p = dir.path().join("bomb-images.gz");
+    std::fs::write(&p, gzip(&bytes)).unwrap();
+    let e = read_idx_images(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("more than the 20 bytes its header declares"),
+        "{e}"
+    );
+    // A header that declares more than memory holds is refused before inflating.
+    let huge = idx_images(u32::MAX, 65535, 65535, &[]);
+    let p = dir.path().join("huge-images.gz");
+    std::fs::write(&p, gzip(&huge)).unwrap();
+    let e = read_idx_images(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("the size its header declares") && e.contains("memory limit"),
+        "{e}"
+    );
+    // Without a header to go by, a gzip stream stops at 100 × its size.
+    let p = dir.path().join("plain.gz");
+    std::fs::write(&p, gzip(&vec![7u8; 64 << 20])).unwrap();
+    let e = d2l_data::idx::read_maybe_gzip(&p).unwrap_err().to_string();
+    assert!(e.contains("100 times the file's size"), "{e}");
+    // An honest gzip file still reads.
+    let p = dir.path().join("ok-labels.gz");
+    std::fs::write(&p, gzip(&idx_labels(&[3, 1, 4]))).unwrap();
+    assert_eq!(read_idx_labels(&p).unwrap(), vec![3, 1, 4]);
+}

@@ -240,7 +240,7 @@ fn default_init(
     weight_shape: &[usize],
     bias_len: Option<usize>,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    let weight = Tensor::zeros(weight_shape).requires_grad_(true)?;
+    let weight = Tensor::try_zeros(weight_shape)?.requires_grad_(true)?;
     init::kaiming_uniform_(&weight, 5f64.sqrt(), init::FanMode::FanIn, "leaky_relu")?;
     let (fan_in, _) = init::fans(&weight)?;
     let bias = match bias_len {

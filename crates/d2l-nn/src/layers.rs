@@ -4,7 +4,7 @@
 
 use crate::init;
 use crate::module::Module;
-use d2l_tensor::{Error, Result, Tensor};
+use d2l_tensor::{DType, Error, Result, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Functional forms of the layers, for code that keeps its own parameters.
@@ -143,7 +143,7 @@ impl Linear {
             });
         }
         let bound = 1.0 / (in_features as f64).sqrt();
-        let weight = Tensor::zeros(&[out_features, in_features]).requires_grad_(true)?;
+        let weight = Tensor::try_zeros(&[out_features, in_features])?.requires_grad_(true)?;
         // kaiming_uniform_(a = √5) reduces to U(±1/√fan_in), PyTorch's Linear default.
         init::kaiming_uniform_(&weight, 5f64.sqrt(), init::FanMode::FanIn, "leaky_relu")?;
         let bias = if bias {
@@ -408,6 +408,7 @@ pub struct Embedding {
 impl Embedding {
     /// A table of `num_embeddings` rows of `embedding_dim`.
     pub fn new(num_embeddings: usize, embedding_dim: usize) -> Result<Self> {
+        d2l_tensor::limit::check_shape("Embedding", &[num_embeddings, embedding_dim], DType::F32)?;
         let weight = Tensor::randn(&[num_embeddings, embedding_dim]).requires_grad_(true)?;
         Ok(Embedding { weight })
     }

@@ -233,7 +233,7 @@ impl Elem {
 }
 
 /// IEEE half → f32 (exact).
-fn f16_to_f32(h: u16) -> f32 {
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
     let sign = ((h >> 15) as u32) << 31;
     let exp = ((h >> 10) & 0x1f) as u32;
     let frac = (h & 0x3ff) as u32;
@@ -323,6 +323,8 @@ struct StorageRef {
     key: String,
     elem: Elem,
     view: Option<(usize, usize)>,
+    /// The element count the persistent id declares (its fifth field), when it is one.
+    numel: Option<u64>,
 }
 
 /// A tensor to rebuild: `storage[offset + Σ index·stride]`.
@@ -688,7 +690,16 @@ impl<'a> Unpickler<'a> {
                 _ => return self.fail("a storage view must be (key, offset, size)"),
             },
         };
-        self.heap.storages.push(StorageRef { key, elem, view });
+        let numel = match &items[4] {
+            Value::Int(n) => u64::try_from(*n).ok(),
+            _ => None,
+        };
+        self.heap.storages.push(StorageRef {
+            key,
+            elem,
+            view,
+            numel,
+        });
         Ok(Value::Storage(self.heap.storages.len() - 1))
     }
 
@@ -1119,7 +1130,8 @@ impl<'a> Unpickler<'a> {
 
 /// A storage's bytes by key, as the container stores them.
 trait Records {
-    fn storage(&mut self, key: &str) -> Res<Vec<u8>>;
+    /// The bytes of storage `key`; `declared` is the byte count the pickle gives it.
+    fn storage(&mut self, key: &str, declared: Option<u64>) -> Res<Vec<u8>>;
 }
 
 struct ZipRecords {
@@ -1127,13 +1139,33 @@ struct ZipRecords {
     prefix: String,
 }
 
-fn read_record(zip: &mut zip::ZipArchive<BufReader<File>>, name: &str) -> Res<Option<Vec<u8>>> {
+/// Reads zip record `name`, whose header may declare at most `max` bytes (`what_max`
+/// says where that bound comes from): decompression never goes past it.
+fn read_record(
+    zip: &mut zip::ZipArchive<BufReader<File>>,
+    name: &str,
+    max: Option<(u64, &str)>,
+) -> Res<Option<Vec<u8>>> {
     let mut f = match zip.by_name(name) {
         Ok(f) => f,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
         Err(e) => return Err(format!("cannot read record `{name}`: {e}")),
     };
     let size = f.size();
+    // Without a declared size, a record may expand as far as deflate can.
+    let (max, why) = max.unwrap_or((
+        f.compressed_size()
+            .saturating_mul(d2l_tensor::limit::MAX_EXPANSION)
+            .saturating_add(1 << 20),
+        "the most a compressed record may expand",
+    ));
+    if size > max {
+        return Err(format!(
+            "record `{name}` declares {size} bytes, more than {max} ({why}): refused"
+        ));
+    }
+    d2l_tensor::limit::check_bytes(&format!("record `{name}`"), Some(size as u128))
+        .map_err(|e| e.to_string())?;
     let mut buf = Vec::with_capacity(size.min(1 << 26) as usize);
     (&mut f)
         .take(size.saturating_add(1))
@@ -1149,9 +1181,10 @@ fn read_record(zip: &mut zip::ZipArchive<BufReader<File>>, name: &str) -> Res<Op
 }
 
 impl Records for ZipRecords {
-    fn storage(&mut self, key: &str) -> Res<Vec<u8>> {
+    fn storage(&mut self, key: &str, declared: Option<u64>) -> Res<Vec<u8>> {
         let name = format!("{}data/{key}", self.prefix);
-        read_record(&mut self.zip, &name)?
+        let max = declared.map(|d| (d, "the size its pickle declares"));
+        read_record(&mut self.zip, &name, max)?
             .ok_or_else(|| format!("storage record `{name}` is missing from the archive"))
     }
 }
@@ -1162,7 +1195,7 @@ struct LegacyRecords {
 }
 
 impl Records for LegacyRecords {
-    fn storage(&mut self, key: &str) -> Res<Vec<u8>> {
+    fn storage(&mut self, key: &str, _declared: Option<u64>) -> Res<Vec<u8>> {
         match self.ranges.get(key) {
             Some(&(s, e)) => Ok(self.data[s..e].to_vec()),
             None => Err(format!(
@@ -1216,7 +1249,11 @@ fn read_zip(path: &Path) -> Res<Vec<(String, Tensor)>> {
             "a zip archive without a `data.pkl` record: not a torch.save checkpoint".to_string()
         })?;
     let prefix = pkl[..pkl.len() - "data.pkl".len()].to_string();
-    let big_endian = match read_record(&mut zip, &format!("{prefix}byteorder"))? {
+    let big_endian = match read_record(
+        &mut zip,
+        &format!("{prefix}byteorder"),
+        Some((16, "a byte order is `little` or `big`")),
+    )? {
         None => false,
         Some(b) => match b.as_slice() {
             b"little" => false,
@@ -1229,7 +1266,7 @@ fn read_zip(path: &Path) -> Res<Vec<(String, Tensor)>> {
             }
         },
     };
-    let data = read_record(&mut zip, &pkl)?.expect("the name was listed");
+    let data = read_record(&mut zip, &pkl, None)?.expect("the name was listed");
     let mut heap = Heap::default();
     let root = Unpickler::new(&data, 0, &pkl, &mut heap).load()?;
     let entries = state_dict_entries(&heap, &root)?;
@@ -1429,7 +1466,10 @@ fn materialize(
             None => {
                 let b = Rc::new(
                     records
-                        .storage(&s.key)
+                        .storage(
+                            &s.key,
+                            s.numel.and_then(|n| n.checked_mul(s.elem.size() as u64)),
+                        )
                         .map_err(|m| format!("tensor `{name}`: {m}"))?,
                 );
                 storage_bytes += b.len() as u128;

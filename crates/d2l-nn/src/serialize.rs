@@ -6,11 +6,15 @@
 //! same architecture built here with [`load_state_dict`], and a file written by
 //! [`save_state_dict`] loads in PyTorch with `model.load_state_dict(load_file(path))`.
 //! Element types map one to one: f32, f64, i64 and u8 are safetensors' `F32`, `F64`, `I64`
-//! and `U8`; any other dtype in a file is refused with an error naming the tensor.
+//! and `U8`; `F16` and `BF16` tensors load as f32 (exactly, as `.pth` files' do); any
+//! other dtype in a file is refused with an error naming the tensor.
 //!
 //! Saving is atomic: the bytes go to a temporary file in the target's directory, which
 //! is flushed and then renamed over the target, so a failed save leaves neither a partial
-//! file nor a temporary one, and an existing file is kept unchanged.
+//! file nor a temporary one, and an existing file is kept unchanged. [`replace_atomic`] is
+//! the workspace's one atomic write (every crate's outputs go through it): it writes
+//! regular files only, refuses directories, devices, FIFOs and sockets, and writes
+//! through symbolic links to regular files.
 //!
 //! ```no_run
 //! use d2l_nn::serialize;
@@ -118,9 +122,21 @@ fn decode(
             .map(|c| f(c.try_into().expect("chunks_exact yields N bytes")))
             .collect()
     }
+    let half = match dtype {
+        Dtype::F16 => Some(from_le(data, |b| {
+            crate::pth::f16_to_f32(u16::from_le_bytes(b))
+        })),
+        Dtype::BF16 => Some(from_le(data, |b: [u8; 2]| {
+            f32::from_bits((u16::from_le_bytes(b) as u32) << 16)
+        })),
+        _ => None,
+    };
+    if let Some(v) = half {
+        return Tensor::from_vec(v, shape).map_err(|e| format!("tensor `{name}`: {e}"));
+    }
     let Some(d) = from_st_dtype(dtype) else {
         return Err(format!(
-            "tensor `{name}` has dtype {dtype:?}, which d2l-rs cannot hold (supported: F32, F64, I64, U8)"
+            "tensor `{name}` has dtype {dtype:?}, which d2l-rs cannot hold (supported: F32, F64, I64, U8, and F16/BF16 converted to F32)"
         ));
     };
     let r = match d {
@@ -137,36 +153,150 @@ fn decode(
 
 /// Writes `bytes` to `path` through a temporary file in the same folder, synced and then
 /// renamed into place: readers see the old file or the new one, never a partial one.
+/// What may be at `path` is as [`write_atomic_io`] says.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_io(path, bytes).map_err(|e| io_err("save", path, e))
+}
+
+/// The one atomic write of the workspace, with [`std::io::Error`]s for callers with their
+/// own error types: [`replace_atomic`] with a temporary file that receives `bytes`.
+pub fn write_atomic_io(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace_atomic(path, |tmp| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(tmp)?;
+        f.write_all(bytes)
+    })
+}
+
+/// Replaces the file at `path` with one that `write` creates at a temporary path in the
+/// same folder (its name ends with `path`'s extension, for writers that pick a format by
+/// it); the temporary is synced and renamed over the target, or removed on any failure.
+///
+/// Outputs go to regular files only:
+/// * nothing at `path`, or a regular file: written (replaced);
+/// * a directory, character or block device, FIFO or socket: refused with an error that
+///   names the kind, before anything is written — so `--out /dev/null` never replaces a
+///   device node;
+/// * a symbolic link: **written through** — the regular file it finally points to is
+///   replaced and the link is kept; a link to a missing file, or to anything but a
+///   regular file, is refused.
+pub fn replace_atomic(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| io_err("save", path, "the path does not name a file"))?;
-    let dir = match path.parent() {
+    let target = output_target(path)?;
+    let file_name = target.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the path does not name a file",
+        )
+    })?;
+    let dir = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    let ext = target
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
     let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp",
+        ".{}.{}.{}.tmp{ext}",
         file_name.to_string_lossy(),
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let attempt = || -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        let written = f.write_all(bytes).and_then(|_| f.sync_all());
-        drop(f);
-        written?;
-        fs::rename(&tmp, path)
+        write(&tmp)?;
+        fs::OpenOptions::new().write(true).open(&tmp)?.sync_all()?;
+        // Again just before the rename: what is there may have changed while writing.
+        check_kind(&target)?;
+        fs::rename(&tmp, &target)
     };
-    attempt().map_err(|e| {
+    attempt().inspect_err(|_| {
         // The temporary may or may not exist (create can fail); either way it must go.
         let _ = fs::remove_file(&tmp);
-        io_err("save", path, e)
     })
+}
+
+/// The file an output to `path` replaces: `path` itself, or the regular file a symbolic
+/// link at `path` points to; an error when that is not a regular file (see
+/// [`replace_atomic`]).
+pub fn output_target(path: &Path) -> std::io::Result<PathBuf> {
+    let refuse = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, msg);
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(path.to_path_buf()),
+        Err(e) => Err(e),
+        Ok(m) if m.file_type().is_symlink() => {
+            let target = fs::canonicalize(path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    refuse(
+                        "is a symbolic link to a missing file: refusing to write through it".into(),
+                    )
+                } else {
+                    e
+                }
+            })?;
+            check_kind(&target).map_err(|e| {
+                refuse(format!(
+                    "is a symbolic link to {}, which {e}",
+                    target.display()
+                ))
+            })?;
+            Ok(target)
+        }
+        Ok(_) => {
+            check_kind(path)?;
+            Ok(path.to_path_buf())
+        }
+    }
+}
+
+/// Ok when nothing is at `path` or a regular file is; else an error naming what is there.
+fn check_kind(path: &Path) -> std::io::Result<()> {
+    let m = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(m) => m,
+    };
+    let t = m.file_type();
+    if t.is_file() {
+        return Ok(());
+    }
+    let kind = if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        special_kind(&t)
+    };
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("is {kind}, not a regular file: refusing to replace it"),
+    ))
+}
+
+#[cfg(unix)]
+fn special_kind(t: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &fs::FileType) -> &'static str {
+    "a special file"
 }
 
 fn check_unique<'a>(path: &Path, names: impl Iterator<Item = &'a str>) -> Result<()> {
@@ -353,6 +483,21 @@ pub fn load_dict(path: impl AsRef<Path>) -> Result<BTreeMap<String, Tensor>> {
 pub fn save_state_dict(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let sd = module.state_dict();
     save_entries(path.as_ref(), sd.iter().map(|(n, t)| (n.as_str(), t)))
+}
+
+/// The names of `module`'s parameters and buffers that hold NaN or infinite values (with
+/// how many), in `state_dict` order: weights like that make every prediction meaningless,
+/// so programs warn when they load them.
+pub fn non_finite_entries(module: &dyn Module) -> Vec<(String, usize)> {
+    module
+        .state_dict()
+        .into_iter()
+        .filter(|(_, t)| t.dtype().is_float())
+        .filter_map(|(name, t)| {
+            let n = t.to_f64_vec().iter().filter(|v| !v.is_finite()).count();
+            (n > 0).then_some((name, n))
+        })
+        .collect()
 }
 
 /// What [`load_state_dict`] did: the entries it copied and those it could not match.

@@ -368,3 +368,45 @@ fn old_style_legacy_file() {
         ],
     );
 }
+
+/// `tiny_zip.pth` rewritten with record `name` replaced by `bytes` (deflated).
+fn tiny_zip_with(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    use std::io::{Read, Write};
+    let mut src =
+        zip::ZipArchive::new(std::fs::File::open(fixture("tiny_zip.pth")).unwrap()).unwrap();
+    let out = dir.join("bomb.pth");
+    let mut w = zip::ZipWriter::new(std::fs::File::create(&out).unwrap());
+    let deflated = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    for i in 0..src.len() {
+        let mut f = src.by_index(i).unwrap();
+        let fname = f.name().to_string();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).unwrap();
+        w.start_file(fname.as_str(), deflated).unwrap();
+        if fname == name {
+            w.write_all(bytes).unwrap();
+        } else {
+            w.write_all(&data).unwrap();
+        }
+    }
+    w.finish().unwrap();
+    out
+}
+
+#[test]
+fn zip_records_stop_at_the_size_the_pickle_declares() {
+    let dir = tempfile::tempdir().unwrap();
+    // Storage 1 holds 3 floats (12 bytes); a 64 MB record that deflates to ~64 kB.
+    let bomb = tiny_zip_with(dir.path(), "tiny_zip/data/1", &vec![0u8; 64 << 20]);
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 1 << 20);
+    let m = err_of(&bomb);
+    assert!(m.contains("tiny_zip/data/1"), "{m}");
+    assert!(m.contains("declares 67108864 bytes, more than 12"), "{m}");
+    assert!(m.contains("the size its pickle declares"), "{m}");
+    // The byte order record is a word, not a megabyte.
+    let bomb = tiny_zip_with(dir.path(), "tiny_zip/byteorder", &vec![b'l'; 1 << 20]);
+    let m = err_of(&bomb);
+    assert!(m.contains("byteorder") && m.contains("more than 16"), "{m}");
+}

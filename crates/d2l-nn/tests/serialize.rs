@@ -199,8 +199,62 @@ fn reads_every_supported_dtype_written_by_pytorch() -> Result<()> {
 }
 
 #[test]
+fn bf16_from_pytorch_loads_as_f32() -> Result<()> {
+    // torch.tensor([1.0, 2.0], dtype=torch.bfloat16), as safetensors.torch wrote it.
+    let d = serialize::load_dict(fixture("bf16.safetensors"))?;
+    assert_eq!(d["half"].dtype(), DType::F32);
+    assert_eq!(d["half"].to_vec::<f32>(), vec![1.0, 2.0]);
+    Ok(())
+}
+
+/// A safetensors file with one tensor of `dtype` holding `data`.
+fn one_tensor_file(dir: &Path, dtype: safetensors::Dtype, shape: &[usize], data: &[u8]) -> PathBuf {
+    let path = dir.join(format!("{dtype:?}.safetensors"));
+    let view = safetensors::tensor::TensorView::new(dtype, shape.to_vec(), data).unwrap();
+    std::fs::write(&path, safetensors::serialize([("t", view)], &None).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn f16_and_bf16_convert_exactly_to_f32() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    // f16: 1.0, -2.5, 65504 (largest), 2^-24 (smallest subnormal), +inf.
+    let halves: [u16; 5] = [0x3c00, 0xc100, 0x7bff, 0x0001, 0x7c00];
+    let bytes: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
+    let t = serialize::load_tensor(one_tensor_file(
+        dir.path(),
+        safetensors::Dtype::F16,
+        &[5],
+        &bytes,
+    ))?;
+    assert_eq!(t.dtype(), DType::F32);
+    assert_eq!(
+        t.to_vec::<f32>(),
+        vec![1.0, -2.5, 65504.0, 2f32.powi(-24), f32::INFINITY]
+    );
+    // bf16 is the top half of an f32: -3.25 and 1e30's rounding.
+    let b: Vec<u8> = [(-3.25f32).to_bits(), 1e30f32.to_bits()]
+        .iter()
+        .flat_map(|x| ((x >> 16) as u16).to_le_bytes())
+        .collect();
+    let t = serialize::load_tensor(one_tensor_file(
+        dir.path(),
+        safetensors::Dtype::BF16,
+        &[2, 1],
+        &b,
+    ))?;
+    assert_eq!(t.shape(), &[2, 1]);
+    assert_eq!(
+        t.to_vec::<f32>(),
+        vec![-3.25, f32::from_bits(1e30f32.to_bits() & 0xffff_0000)]
+    );
+    Ok(())
+}
+
+#[test]
 fn unsupported_dtype_is_a_clear_error() {
-    let path = fixture("bf16.safetensors");
+    let dir = tempfile::tempdir().unwrap();
+    let path = one_tensor_file(dir.path(), safetensors::Dtype::I32, &[2], &[0; 8]);
     let e = serialize::load(&path).unwrap_err();
     let m = msg(&e);
     assert!(
@@ -208,7 +262,7 @@ fn unsupported_dtype_is_a_clear_error() {
         "{e:?}"
     );
     assert!(
-        m.contains("bf16.safetensors") && m.contains("`half`") && m.contains("BF16"),
+        m.contains("I32.safetensors") && m.contains("`t`") && m.contains("I32"),
         "{m}"
     );
 }
@@ -581,6 +635,88 @@ fn shared_parameters_are_saved_once_and_stay_shared() -> Result<()> {
     assert_eq!(
         again.forward(&x)?.to_vec::<f32>(),
         net.forward(&x)?.to_vec::<f32>()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------- outputs: regular files only
+
+#[test]
+fn atomic_writes_refuse_directories_fifos_and_links_to_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sub = d.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let fifo = d.join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let to_null = d.join("null.png");
+    std::os::unix::fs::symlink("/dev/null", &to_null).unwrap();
+    let dangling = d.join("dangling.png");
+    std::os::unix::fs::symlink(d.join("missing.png"), &dangling).unwrap();
+    for (path, kind) in [
+        (&sub, "is a directory"),
+        (&fifo, "is a FIFO"),
+        (&to_null, "a character device"),
+        (&dangling, "a symbolic link to a missing file"),
+    ] {
+        let e = serialize::write_atomic(path, b"data").unwrap_err();
+        assert!(msg(&e).contains(kind), "{}: {e}", path.display());
+    }
+    // Nothing was replaced and no temporary is left.
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(std::fs::symlink_metadata(&to_null)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(sub.is_dir());
+    assert_eq!(files_in(d), vec!["dangling.png", "fifo", "null.png", "sub"]);
+}
+
+#[test]
+fn atomic_writes_go_through_a_link_to_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real.txt");
+    std::fs::write(&real, "old").unwrap();
+    let link = dir.path().join("link.txt");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    serialize::write_atomic(&link, b"new").unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&real).unwrap(), "new");
+    assert_eq!(files_in(dir.path()), vec!["link.txt", "real.txt"]);
+    // A new file and a regular one are written as before.
+    let fresh = dir.path().join("fresh.txt");
+    serialize::write_atomic(&fresh, b"1").unwrap();
+    serialize::write_atomic(&fresh, b"2").unwrap();
+    assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "2");
+}
+
+#[test]
+fn non_finite_weights_are_named() -> Result<()> {
+    let net = tiny_mlp()?;
+    assert!(serialize::non_finite_entries(&net).is_empty());
+    let w = &net.state_dict()[2].1; // 2.weight [3, 8]
+    let mut v = w.to_vec::<f32>();
+    v[0] = f32::NAN;
+    v[5] = f32::NEG_INFINITY;
+    d2l_tensor::no_grad(|| w.copy_(&Tensor::from_vec(v, &[3, 8])?))?;
+    assert_eq!(
+        serialize::non_finite_entries(&net),
+        vec![("2.weight".to_string(), 2)]
     );
     Ok(())
 }

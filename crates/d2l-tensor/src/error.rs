@@ -48,6 +48,13 @@ pub enum Error {
     Autograd(String),
     /// Any other invalid argument.
     InvalidArgument { op: &'static str, msg: String },
+    /// A request over the memory limit ([`crate::limit`]): what asked (a flag, an op and
+    /// shape), its size in bytes (`None` when computing it overflowed) and the limit.
+    TooLarge {
+        what: String,
+        bytes: Option<u128>,
+        limit: String,
+    },
 }
 
 /// The engine's result type.
@@ -82,6 +89,17 @@ impl fmt::Display for Error {
             Error::Backend { op, msg } => write!(f, "{op}: {msg}"),
             Error::Autograd(msg) => write!(f, "autograd: {msg}"),
             Error::InvalidArgument { op, msg } => write!(f, "{op}: {msg}"),
+            Error::TooLarge { what, bytes, limit } => match bytes {
+                Some(b) => write!(
+                    f,
+                    "{what}: needs {}, over the memory limit of {limit}",
+                    crate::limit::human_bytes(*b)
+                ),
+                None => write!(
+                    f,
+                    "{what}: its size overflows 64-bit arithmetic, far over the memory limit of {limit}"
+                ),
+            },
         }
     }
 }

@@ -24,6 +24,7 @@ mod format;
 mod grad_mode;
 mod gradcheck;
 mod layout;
+pub mod limit;
 mod ops;
 pub mod profile;
 pub mod random;

@@ -46,7 +46,12 @@ impl CpuStorage {
     }
 
     /// `len` zeros of `dtype`.
+    ///
+    /// # Panics
+    /// Over the memory limit (see [`crate::limit`]; after `limit::install` the process
+    /// ends with one `error:` line instead).
     pub fn zeros(dtype: DType, len: usize) -> CpuStorage {
+        crate::limit::enforce(crate::limit::check_shape("new buffer", &[len], dtype));
         match dtype {
             DType::F32 => CpuStorage::F32(vec![0.0; len]),
             DType::F64 => CpuStorage::F64(vec![0.0; len]),

@@ -29,7 +29,6 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 /// One named curve or point cloud: `y[i]` against `x[i]` (extra values of the longer
@@ -437,19 +436,15 @@ where
     }
 }
 
-/// A fresh temporary path next to `path` that keeps its extension (the PNG encoder picks
-/// the format from it).
-fn temp_path(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(
-        ".{name}.{}.{}.tmp.png",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ))
+/// Draws a PNG with `draw` (given a temporary path that keeps the `.png` extension: the
+/// encoder picks the format from it) and moves it to `png` through the workspace's one
+/// atomic write ([`d2l_nn::serialize::replace_atomic`]: regular files only).
+fn write_png_with(
+    png: &Path,
+    draw: impl FnOnce(&Path) -> std::result::Result<(), String>,
+) -> Result<()> {
+    d2l_nn::serialize::replace_atomic(png, |tmp| draw(tmp).map_err(std::io::Error::other))
+        .map_err(|e| plot_err(format!("writing {}: {e}", png.display())))
 }
 
 fn save_plot(
@@ -495,21 +490,10 @@ fn save_plot(
     write_atomic(&svg, text.as_bytes())?;
 
     // PNG: render to a temporary file with a .png name, then rename it into place.
-    let tmp = temp_path(&png);
-    let drawn = {
-        let root = BitMapBackend::new(&tmp, PLOT_SIZE).into_drawing_area();
+    write_png_with(&png, |tmp| {
+        let root = BitMapBackend::new(tmp, PLOT_SIZE).into_drawing_area();
         draw_any(&root, spec, series, &pts, corner.clone(), xr, yr, kind)
-    };
-    let moved = drawn
-        .map_err(|m| format!("drawing {}: {m}", png.display()))
-        .and_then(|_| {
-            std::fs::rename(&tmp, &png)
-                .map_err(|e| format!("cannot move the image into {}: {e}", png.display()))
-        });
-    if let Err(m) = moved {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(plot_err(m));
-    }
+    })?;
     Ok((png, svg))
 }
 
@@ -622,15 +606,10 @@ pub fn save_line_panels(base: &Path, panels: &[Panel]) -> Result<(PathBuf, PathB
             .map_err(|m| plot_err(format!("drawing {}: {m}", svg.display())))?;
     }
     write_atomic(&svg, text.as_bytes())?;
-    let tmp = temp_path(&png);
-    let drawn = {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+    write_png_with(&png, |tmp| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
         draw_all(&root, panels, &prepared)
-    };
-    if let Err(m) = drawn.and_then(|_| std::fs::rename(&tmp, &png).map_err(|e| e.to_string())) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(plot_err(format!("writing {}: {m}", png.display())));
-    }
+    })?;
     Ok((png, svg))
 }
 
@@ -751,14 +730,9 @@ pub fn save_image_grid(base: &Path, tiles: &[Tile], cols: usize) -> Result<(Path
             .map_err(|m| plot_err(format!("drawing {}: {m}", svg.display())))?;
     }
     write_atomic(&svg, text.as_bytes())?;
-    let tmp = temp_path(&png);
-    let drawn = {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+    write_png_with(&png, |tmp| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
         draw_grid(&root, tiles, cols, cell, title_h)
-    };
-    if let Err(m) = drawn.and_then(|_| std::fs::rename(&tmp, &png).map_err(|e| e.to_string())) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(plot_err(format!("writing {}: {m}", png.display())));
-    }
+    })?;
     Ok((png, svg))
 }

@@ -1115,11 +1115,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
 
 /// Writes `bytes` to `path` through a temporary sibling and a rename.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".part");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    d2l_nn::serialize::write_atomic_io(path, bytes).map_err(io_err(path))
 }
 
 fn encode_png(pixels: &[u8], s: usize, path: &Path) -> Result<()> {
@@ -1132,13 +1128,19 @@ fn encode_png(pixels: &[u8], s: usize, path: &Path) -> Result<()> {
     write_atomic(path, &buf)
 }
 
-/// Whether `name` is one of the generator's image files (`<digits>.png`, or a leftover
-/// `.png.part`).
+/// Whether `name` is one of the generator's image files (`<digits>.png`), or a leftover of
+/// an interrupted write: an older `<digits>.png.part` or the atomic write's temporary
+/// `.<digits>.png.<pid>.<n>.tmp.png`.
 fn is_generated_name(name: &str) -> bool {
-    let stem = name
-        .strip_suffix(".png.part")
-        .or_else(|| name.strip_suffix(".png"));
-    stem.is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let image = |s: &str| s.strip_suffix(".png").is_some_and(digits);
+    if image(name) || name.strip_suffix(".part").is_some_and(image) {
+        return true;
+    }
+    name.strip_prefix('.')
+        .and_then(|r| r.strip_suffix(".tmp.png"))
+        .and_then(|r| r.split_once(".png."))
+        .is_some_and(|(stem, ids)| digits(stem) && ids.split('.').all(digits))
 }
 
 fn generate_split(root: &Path, spec: &DetectionSetSpec, is_train: bool) -> Result<usize> {
@@ -1246,4 +1248,26 @@ pub fn ensure_generated(root: &Path, spec: &DetectionSetSpec) -> Result<Detectio
         });
     }
     generate_detection_set(root, spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_generated_name;
+
+    #[test]
+    fn generated_names_and_their_leftovers_are_recognised() {
+        for yes in ["000001.png", "12.png.part", ".000003.png.4242.0.tmp.png"] {
+            assert!(is_generated_name(yes), "{yes}");
+        }
+        for no in [
+            "photo.png",
+            ".png",
+            "0001.jpg",
+            ".x.png.1.2.tmp.png",
+            ".0001.png.12.tmp.jpg",
+            "label.csv",
+        ] {
+            assert!(!is_generated_name(no), "{no}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! `uint8` tensors of shape `(3, H, W)` (RGB, channels first, as `torchvision.io.read_image`
 //! gives after dropping alpha), and `(C, H, W)` tensors written back as PNG.
 
+use ::image::ImageEncoder;
 use d2l_data::{DataError, Result};
 use d2l_tensor::{DType, Tensor};
 use std::path::Path;
@@ -86,7 +87,9 @@ pub fn to_pixels(img: &Tensor, unit_range: bool) -> Result<(Vec<u8>, usize, usiz
 
 /// Writes a `(1|3, H, W)` tensor as a PNG (see [`to_pixels`] for the value range). The
 /// file is written to a temporary name beside `path` and renamed, so a failure never
-/// leaves a half-written image.
+/// leaves a half-written image; `path` must be (or name) a regular file, as
+/// [`d2l_nn::serialize::replace_atomic`] says (a device, FIFO, socket or directory there
+/// is refused; a symbolic link is written through).
 pub fn write_png(img: &Tensor, path: impl AsRef<Path>, unit_range: bool) -> Result<()> {
     let path = path.as_ref();
     let (hwc, c, h, w) = to_pixels(img, unit_range)?;
@@ -102,24 +105,12 @@ pub fn write_png(img: &Tensor, path: impl AsRef<Path>, unit_range: bool) -> Resu
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io_err)?;
     }
-    let tmp = path.with_extension("png.part");
-    ::image::save_buffer_with_format(
-        &tmp,
-        &hwc,
-        w as u32,
-        h as u32,
-        color,
-        ::image::ImageFormat::Png,
-    )
-    .map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        DataError::Format {
+    let mut png = Vec::new();
+    ::image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&hwc, w as u32, h as u32, color)
+        .map_err(|e| DataError::Format {
             path: path.to_path_buf(),
-            msg: format!("cannot write PNG: {e}"),
-        }
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io_err(e)
-    })
+            msg: format!("cannot encode PNG: {e}"),
+        })?;
+    d2l_nn::serialize::write_atomic_io(path, &png).map_err(io_err)
 }

@@ -930,11 +930,7 @@ pub fn render_segmentation_image(
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".part");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    d2l_nn::serialize::write_atomic_io(path, bytes).map_err(io_err(path))
 }
 
 fn encode_png(pixels: &[u8], h: usize, w: usize, path: &Path) -> Result<()> {

@@ -74,9 +74,34 @@ pub fn book_transform(name: &str) -> CliResult<Arc<dyn ImageTransform>> {
     })
 }
 
+/// Checks what `--rows`, `--cols` and `--scale` ask for with an `h`×`w` image: the
+/// `rows × cols` augmented f32 tiles (a crop is at most 200×200 or the image) and the RGB
+/// grid of tiles scaled by `--scale`. Returns the number of tiles.
+fn check_grid(a: &AugmentArgs, h: usize, w: usize) -> CliResult<usize> {
+    let (th, tw) = (h.max(200), w.max(200));
+    let what = format!("--rows {} --cols {}", a.rows, a.cols);
+    let n = super::sizes::check_elements(
+        &format!(
+            "{what} ({}×{} augmented {th}×{tw} f32 images)",
+            a.rows, a.cols
+        ),
+        &[a.rows, a.cols, 3, th, tw],
+        4,
+    )?;
+    let grid_px = (a.rows as f64 * (th as f64 * a.scale + 24.0))
+        * (a.cols as f64 * (tw as f64 * a.scale + 4.0));
+    // The grid as RGB bytes and its f32 tiles while they are scaled.
+    super::sizes::check_bytes_f64(
+        &format!("{what} --scale {} (a grid of {grid_px:.0} pixels)", a.scale),
+        grid_px * (3.0 + 12.0),
+    )?;
+    Ok(n / (3 * th * tw))
+}
+
 /// Runs `d2l augment`.
 pub fn run(a: AugmentArgs) -> CliResult<()> {
     let aug = book_transform(&a.transform)?;
+    super::sizes::check_output(&a.out)?;
     if a.rows == 0 || a.cols == 0 {
         return Err(format!(
             "--rows and --cols must be at least 1, got {} and {}",
@@ -88,7 +113,7 @@ pub fn run(a: AugmentArgs) -> CliResult<()> {
         return Err(format!("--scale must be a positive number, got {}", a.scale).into());
     }
     let img = to_tensor(&read_image(&a.image)?)?;
-    let n = a.rows * a.cols;
+    let n = check_grid(&a, img.shape()[1], img.shape()[2])?;
     let mut out = Vec::with_capacity(n);
     for k in 0..n {
         let mut rng = example_generator(a.seed, 0, k as u64);

@@ -60,9 +60,7 @@ fn profiling(a: &BenchArgs) -> bool {
 
 /// Runs `d2l bench`.
 pub fn run(a: BenchArgs) -> CliResult<()> {
-    if a.threads == 0 {
-        return Err("--threads must be at least 1, got 0".into());
-    }
+    super::sizes::check_threads("--threads", a.threads)?;
     let proto = protocol(&a)?;
     if let Some(w) = &a.child {
         d2l_tensor::set_num_threads(a.threads)?;

@@ -67,10 +67,32 @@ pub struct AnchorsArgs {
     pub out: PathBuf,
 }
 
+/// Checks the memory of `h × w × per_pixel` anchors (`what` names the flag): their f32
+/// corners and, drawn, one box record each (corners, label, colour: 64 bytes at most).
+fn check_anchors(
+    what: &str,
+    h: usize,
+    w: usize,
+    per_pixel: usize,
+    a: &AnchorsArgs,
+) -> CliResult<()> {
+    super::sizes::check_elements(
+        &format!(
+            "{what} with {} sizes and {} ratios ({per_pixel} anchors per pixel)",
+            a.sizes.split(',').count(),
+            a.ratios.split(',').count()
+        ),
+        &[h, w, per_pixel],
+        16 + 64,
+    )
+    .map(|_| ())
+}
+
 /// Runs `d2l anchors`.
 pub fn anchors(a: AnchorsArgs) -> CliResult<()> {
     let sizes = parse_list("--sizes", &a.sizes)?;
     let ratios = parse_list("--ratios", &a.ratios)?;
+    super::sizes::check_output(&a.out)?;
     let img = read_image(&a.image)?;
     let (h, w) = (img.shape()[1], img.shape()[2]);
     let per_pixel = sizes.len() + ratios.len() - 1;
@@ -83,6 +105,13 @@ pub fn anchors(a: AnchorsArgs) -> CliResult<()> {
                 )
                 .into());
             }
+            check_anchors(
+                &format!("--at {at} (anchors at every pixel of the {h}×{w} image)"),
+                h,
+                w,
+                per_pixel,
+                &a,
+            )?;
             let all = multibox_prior(h, w, &sizes, &ratios)?;
             println!(
                 "image {}: {h}×{w} (H×W); anchors {:?}",
@@ -117,6 +146,7 @@ pub fn anchors(a: AnchorsArgs) -> CliResult<()> {
             if fw == 0 || fh == 0 {
                 return Err(format!("--fmap must be at least 1x1, got `{fmap}`").into());
             }
+            check_anchors(&format!("--fmap {fmap}"), fh, fw, per_pixel, &a)?;
             let all = multibox_prior(fh, fw, &sizes, &ratios)?;
             println!(
                 "feature map {fw}×{fh} (W×H): {} anchors, drawn on {}",
@@ -374,7 +404,9 @@ pub fn detect(a: DetectArgs) -> CliResult<()> {
     }
     let num_classes = out_ch / 4 - 1;
     let net = TinySsd::new(num_classes, multibox_prior)?;
+    super::sizes::check_output(&a.out)?;
     d2l_nn::serialize::load_state_dict(&net, &a.weights, true)?;
+    super::eval::warn_non_finite(&net, &a.weights);
     d2l_train::device::to_device(&net, device)?;
     let img = read_image(&a.image)?;
     let (h, w) = (img.shape()[1], img.shape()[2]);

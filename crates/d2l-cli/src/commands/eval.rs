@@ -48,6 +48,20 @@ pub struct PredictArgs {
     pub out: PathBuf,
 }
 
+/// Warns (one line on stderr) when loaded weights hold NaN or infinite values: the
+/// accuracy of such a model is chance, not a measurement.
+pub(crate) fn warn_non_finite(net: &dyn d2l_nn::Module, weights: &std::path::Path) {
+    let bad = d2l_nn::serialize::non_finite_entries(net);
+    if let Some((first, n)) = bad.first() {
+        let total: usize = bad.iter().map(|(_, n)| n).sum();
+        eprintln!(
+            "warning: {} holds {total} NaN or infinite values in {} tensor(s) (first: `{first}`, {n}); the model's outputs are meaningless",
+            weights.display(),
+            bad.len()
+        );
+    }
+}
+
 /// Builds the model for the data the weights were trained on and loads them (strict).
 fn load_model(
     model: &ModelInfo,
@@ -65,6 +79,7 @@ fn load_model(
             model.name
         )
     })?;
+    warn_non_finite(&net, weights);
     net.eval();
     Ok(net)
 }

@@ -180,6 +180,7 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
         let is_st = w.extension().and_then(|e| e.to_str()) == Some("safetensors");
         if is_st {
             d2l_nn::serialize::load_state_dict(&net, w, true)?;
+            super::eval::warn_non_finite(&net, w);
         } else {
             load_torchvision_weights(&net, w)?;
         }

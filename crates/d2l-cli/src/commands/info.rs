@@ -58,6 +58,15 @@ pub fn summary(a: SummaryArgs) -> CliResult<()> {
         Some(s) => parse_shape(s)?,
         None => entry.default_input.clone(),
     };
+    // The shape walk runs one image through the network: its input first.
+    super::sizes::check_elements(
+        &format!(
+            "--input {} (one f32 image of {input:?})",
+            a.input.as_deref().unwrap_or("")
+        ),
+        &input,
+        4,
+    )?;
     match entry.task {
         TaskKind::Classification | TaskKind::Regression => {}
         _ => return summary_other(&a, &entry, &input),
@@ -66,8 +75,11 @@ pub fn summary(a: SummaryArgs) -> CliResult<()> {
     let mut cfg = model.default_config();
     cfg.in_shape = input.clone();
     cfg.width_mult = a.width_mult;
-    let net = model.build(&cfg)?;
-    let s = summarize(&net, &input)?;
+    let flags = format!("--input {:?} --width-mult {}", input, a.width_mult);
+    let net = model
+        .build(&cfg)
+        .map_err(|e| super::sizes::name_flags(e, &flags))?;
+    let s = summarize(&net, &input).map_err(|e| super::sizes::name_flags(e, &flags))?;
     if a.json {
         let layers: Vec<_> = s
             .rows

@@ -12,6 +12,7 @@ pub mod finetune;
 pub mod info;
 pub mod segment;
 pub mod seq;
+pub mod sizes;
 pub mod style;
 pub mod train;
 pub mod upsample;
@@ -123,9 +124,7 @@ pub(crate) fn head_loader(
 impl DataArgs {
     /// Applies `--threads` and `--seed` to the engine.
     pub fn apply_engine_settings(&self) -> CliResult<()> {
-        if let Some(n) = self.threads {
-            d2l_tensor::set_num_threads(n)?;
-        }
+        sizes::set_threads(self.threads)?;
         d2l_tensor::manual_seed(self.seed);
         Ok(())
     }
@@ -170,6 +169,9 @@ pub fn image_data(
         return Err("--batch-size must be at least 1, got 0".into());
     }
     let resize = args.resize.or(model.recipe.resize);
+    if let Some(n) = resize {
+        sizes::check_resize(n, model.default_input.first().copied().unwrap_or(3), batch)?;
+    }
     let hub = args.hub(quiet);
     let (train, test, notice) =
         load_image_classification(name, &hub, batch, resize, args.seed, !explicit)?;

@@ -81,7 +81,9 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
     let hub = a.data.hub(a.quiet);
     let (mut loader, vocab) =
         load_data_time_machine(&hub, batch, steps, a.random_iter, max_tokens, a.data.seed)?;
-    let net = info.build(vocab.len(), hidden)?;
+    let net = info
+        .build(vocab.len(), hidden)
+        .map_err(|e| super::sizes::name_flags(e, &format!("--num-hiddens {hidden}")))?;
     let params = net.num_parameters();
     let run_dir = super::train::open_run_dir(&a, info.name)?;
     let sampling = if a.random_iter {

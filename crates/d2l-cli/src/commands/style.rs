@@ -64,15 +64,32 @@ pub struct StyleArgs {
     pub device: super::DeviceArgs,
 }
 
-/// Parses `--size HxW` (both at least 2), else a one-line error.
+/// The smallest side `--size` accepts: VGG-19's `features[0..=28]` halves the image with
+/// four 2×2 max-pools, so 16 pixels leave one at the last convolution.
+pub const MIN_SIDE: usize = 16;
+
+/// f32 values per pixel of the image that the style-transfer step holds: VGG-19's
+/// activations up to layer 28 (≈ 650 values per input pixel, most in the 64-channel first
+/// block), their gradients and the Gram matrices' inputs, rounded up.
+const VALUES_PER_PIXEL: usize = 2048;
+
+/// Parses `--size HxW` (both at least [`MIN_SIDE`], and the network's memory within the
+/// limit), else a one-line error.
 pub fn parse_size(s: &str) -> CliResult<(usize, usize)> {
-    let err = || format!("--size must be HxW with H, W >= 2 (e.g. 300x450), got `{s}`");
+    let err = || {
+        format!("--size must be HxW with H, W >= {MIN_SIDE} (VGG-19's four poolings; e.g. 300x450), got `{s}`")
+    };
     let (h, w) = s.trim().split_once(['x', 'X', '×']).ok_or_else(err)?;
     let h: usize = h.trim().parse().map_err(|_| err())?;
     let w: usize = w.trim().parse().map_err(|_| err())?;
-    if h < 2 || w < 2 {
+    if h < MIN_SIDE || w < MIN_SIDE {
         return Err(err().into());
     }
+    super::sizes::check_elements(
+        &format!("--size {h}x{w} (VGG-19's activations and gradients for a {h}×{w} image)"),
+        &[h, w, VALUES_PER_PIXEL],
+        4,
+    )?;
     Ok((h, w))
 }
 
@@ -103,13 +120,12 @@ fn plot_base(out: &Path) -> PathBuf {
 /// Runs `d2l style`.
 pub fn run(a: StyleArgs) -> CliResult<()> {
     let size = parse_size(&a.size)?;
+    super::sizes::check_output(&a.out)?;
     if a.epochs == 0 {
         return Err("--epochs must be at least 1, got 0".into());
     }
     let device = a.device.resolve()?;
-    if let Some(n) = a.threads {
-        d2l_tensor::set_num_threads(n)?;
-    }
+    super::sizes::set_threads(a.threads)?;
     d2l_tensor::manual_seed(a.seed);
     let content_path = a
         .content
@@ -129,6 +145,7 @@ pub fn run(a: StyleArgs) -> CliResult<()> {
             }
             let full = vgg19(1000)?;
             load_torchvision_weights(&full, w)?;
+            super::eval::warn_non_finite(&full, w);
             println!(
                 "VGG-19 features[0..={UPTO}] with ImageNet weights from {}",
                 w.display()

@@ -414,7 +414,9 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
                 cfg.dropout = Some((p, p));
             }
             (
-                model.build(&cfg)?,
+                model.build(&cfg).map_err(|e| {
+                    super::sizes::name_flags(e, &format!("--width-mult {}", a.width_mult))
+                })?,
                 train,
                 Some(test),
                 notice.used.as_str().to_string(),

@@ -37,8 +37,20 @@ pub fn parse_scale(s: &str) -> CliResult<usize> {
 /// transposed convolution and writes the PNG, printing both sizes (height×width).
 pub fn run(a: UpsampleArgs) -> CliResult<()> {
     let scale = parse_scale(&a.scale)?;
+    super::sizes::check_output(&a.out)?;
     let img = read_image_f32(&a.image)?;
     let (h, w) = (img.shape()[1], img.shape()[2]);
+    // The transposed convolution's column buffer (3·(2s)² values per input pixel) and
+    // its 3×sH×sW output, f32: 15·s² values per input pixel.
+    super::sizes::check_elements(
+        &format!(
+            "--scale {scale} (a 3×{}×{} image from the {h}×{w} input, with the transposed convolution's buffers, f32)",
+            h.saturating_mul(scale),
+            w.saturating_mul(scale)
+        ),
+        &[15, h, scale, w, scale],
+        4,
+    )?;
     let up = upsample_bilinear(&img, scale)?;
     let (oh, ow) = (up.shape()[1], up.shape()[2]);
     write_png(&up, &a.out, true)?;

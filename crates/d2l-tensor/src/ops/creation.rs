@@ -1,25 +1,43 @@
 //! Creating tensors (D2L 2.1.1, 2.6): constants, ranges, identity, and seeded random
 //! tensors drawn from the global generator or a caller's [`Generator`].
+//!
+//! Every constructor checks its shape against the memory limit ([`crate::limit`]) before
+//! allocating: the fallible ones return [`crate::Error::TooLarge`]; the infallible ones
+//! (`zeros`, `ones`, `full`, `rand`, `randn`, `eye`, ...) panic with that message, or,
+//! in a program that called [`crate::limit::install`], print it and exit with code 1.
 
 use crate::error::{invalid, Result};
+use crate::limit;
 use crate::random::{self, Generator};
 use crate::storage::CpuStorage;
 use crate::{DType, Device, Tensor};
 
-fn filled(shape: &[usize], value: f64, dtype: DType) -> CpuStorage {
-    let n = shape.iter().product();
-    match dtype {
+/// `value` in a new buffer of `shape` (checked against the memory limit first: see
+/// [`crate::limit`]).
+fn filled(shape: &[usize], value: f64, dtype: DType) -> Result<CpuStorage> {
+    let n = limit::check_shape("new tensor", shape, dtype)?;
+    Ok(match dtype {
         DType::F32 => CpuStorage::F32(vec![value as f32; n]),
         DType::F64 => CpuStorage::F64(vec![value; n]),
         DType::I64 => CpuStorage::I64(vec![value as i64; n]),
         DType::U8 => CpuStorage::U8(vec![value as u8; n]),
-    }
+    })
 }
 
 impl Tensor {
     /// An f32 tensor of zeros.
     pub fn zeros(shape: &[usize]) -> Tensor {
         Tensor::full_dtype(shape, 0.0, DType::F32)
+    }
+
+    /// An f32 tensor of zeros, or [`crate::Error::TooLarge`] when its size is over the
+    /// memory limit (the fallible [`Tensor::zeros`], for sizes that come from users).
+    pub fn try_zeros(shape: &[usize]) -> Result<Tensor> {
+        Ok(Tensor::from_storage(
+            filled(shape, 0.0, DType::F32)?,
+            shape,
+            None,
+        ))
     }
 
     /// An f32 tensor of ones.
@@ -34,7 +52,7 @@ impl Tensor {
 
     /// A tensor of any dtype filled with `value`.
     pub fn full_dtype(shape: &[usize], value: f64, dtype: DType) -> Tensor {
-        Tensor::from_storage(filled(shape, value, dtype), shape, None)
+        Tensor::from_storage(limit::enforce(filled(shape, value, dtype)), shape, None)
     }
 
     /// Zeros of a dtype.
@@ -44,7 +62,7 @@ impl Tensor {
 
     /// A tensor of any dtype filled with `value`, on `device`.
     pub fn full_on(shape: &[usize], value: f64, dtype: DType, device: Device) -> Result<Tensor> {
-        Tensor::from_storage_on(filled(shape, value, dtype), shape, None, device)
+        Tensor::from_storage_on(filled(shape, value, dtype)?, shape, None, device)
     }
 
     /// `value` of `shape` with this tensor's dtype and device.
@@ -52,8 +70,11 @@ impl Tensor {
     /// # Panics
     /// If the device cannot take the buffer (out of device memory).
     pub(crate) fn full_like_shape(&self, shape: &[usize], value: f64) -> Tensor {
-        Tensor::full_on(shape, value, self.dtype(), self.device())
-            .unwrap_or_else(|e| panic!("allocating {shape:?} on {}: {e}", self.device()))
+        match Tensor::full_on(shape, value, self.dtype(), self.device()) {
+            Ok(t) => t,
+            Err(e @ crate::Error::TooLarge { .. }) => limit::enforce(Err(e)),
+            Err(e) => panic!("allocating {shape:?} on {}: {e}", self.device()),
+        }
     }
 
     /// Zeros with this tensor's shape, dtype and device.
@@ -129,6 +150,7 @@ impl Tensor {
 
     /// The n×n identity (f32).
     pub fn eye(n: usize) -> Tensor {
+        limit::enforce(limit::check_shape("eye", &[n, n], DType::F32));
         let mut v = vec![0f32; n * n];
         for i in 0..n {
             v[i * n + i] = 1.0;
@@ -143,7 +165,7 @@ impl Tensor {
 
     /// Uniform [0, 1) f32 samples from `g`.
     pub fn rand_with(g: &mut Generator, shape: &[usize]) -> Tensor {
-        let n = shape.iter().product();
+        let n = limit::enforce(limit::check_shape("rand", shape, DType::F32));
         Tensor::from_storage(
             CpuStorage::F32(random::uniform_f32(g, n, 0.0, 1.0)),
             shape,
@@ -158,7 +180,7 @@ impl Tensor {
 
     /// Standard normal f32 samples from `g`.
     pub fn randn_with(g: &mut Generator, shape: &[usize]) -> Tensor {
-        let n = shape.iter().product();
+        let n = limit::enforce(limit::check_shape("randn", shape, DType::F32));
         Tensor::from_storage(
             CpuStorage::F32(random::normal_f32(g, n, 0.0, 1.0)),
             shape,
@@ -179,7 +201,7 @@ impl Tensor {
                 format!("expected a finite mean and std >= 0, got mean {mean} and std {std}"),
             ));
         }
-        let n = shape.iter().product();
+        let n = limit::check_shape("normal", shape, DType::F32)?;
         Ok(Tensor::from_storage(
             CpuStorage::F32(random::normal_f32(g, n, mean as f32, std as f32)),
             shape,
@@ -200,7 +222,7 @@ impl Tensor {
                 format!("expected finite bounds with lo <= hi, got [{lo}, {hi})"),
             ));
         }
-        let n = shape.iter().product();
+        let n = limit::check_shape("uniform", shape, DType::F32)?;
         Ok(Tensor::from_storage(
             CpuStorage::F32(random::uniform_f32(g, n, lo as f32, hi as f32)),
             shape,
@@ -221,7 +243,7 @@ impl Tensor {
                 format!("expected a probability in [0, 1], got {p}"),
             ));
         }
-        let n = shape.iter().product();
+        let n = limit::check_shape("bernoulli", shape, DType::F32)?;
         Ok(Tensor::from_storage(
             CpuStorage::F32(random::bernoulli_f32(g, n, p)),
             shape,
