@@ -1,0 +1,554 @@
+//! A packed f32 GEMM of our own (BLIS-style): the operands are packed into micro-panels
+//! (any strides, so transposed views cost nothing extra), and a register-blocked
+//! micro-kernel computes an `MR × NR` tile of the result per call — AVX2 + FMA (6 × 16)
+//! or AVX-512 (12 × 32), chosen at run time by [`crate::cpu_path`] (`D2L_CPU`), with a
+//! portable kernel for the rest. Tuned for the small, skinny products of training steps
+//! (batch 32–256 × a few hundred), where the fixed cost per call matters as much as the
+//! peak rate; two or more threads split the rows (or columns) of the result.
+
+use crate::cpu::caps::{cpu_path, CpuPath};
+use crate::threads;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// Products below this many multiply-adds run on one thread.
+const PAR_MIN_FMAS: usize = 96 * 96 * 96;
+
+/// Blocking of one micro-kernel family: the tile (`MR × NR`) and the cache blocks
+/// (`KC` deep, `MC` rows of A per packed block, `NC` columns of B per packed block).
+#[derive(Clone, Copy)]
+struct Blocking {
+    mr: usize,
+    nr: usize,
+    kc: usize,
+    mc: usize,
+    nc: usize,
+}
+
+/// The micro-kernel: `c[i*ldc + j] (+)= Σ_p a[p*MR + i] · b[p*NR + j]` for the full tile,
+/// adding to `c` when `add`.
+type Kernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, bool);
+
+/// One operand or the result: a base pointer with row and column strides (elements).
+#[derive(Clone, Copy)]
+struct Mat<P> {
+    ptr: P,
+    rs: isize,
+    cs: isize,
+}
+// SAFETY: the pointers are only dereferenced inside `sgemm`, whose caller guarantees
+// that they stay valid for its duration and that the threads write disjoint tiles.
+unsafe impl<P> Send for Mat<P> {}
+unsafe impl<P> Sync for Mat<P> {}
+
+/// `dst[i*d_rs + j*d_cs] = (dst if accumulate else 0) + Σ_p a[i*a_rs + p*a_cs] ·
+/// b[p*b_rs + j*b_cs]` for `i < m`, `j < n`, on up to `threads` threads.
+///
+/// # Safety
+/// Every element addressed through the pointers and strides must be valid (reads for `a`
+/// and `b`, reads and writes for `dst`), and `dst` may not overlap `a` or `b`; distinct
+/// `(i, j)` must address distinct elements of `dst`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    d_rs: isize,
+    d_cs: isize,
+    accumulate: bool,
+    a: *const f32,
+    a_rs: isize,
+    a_cs: isize,
+    b: *const f32,
+    b_rs: isize,
+    b_cs: isize,
+    threads: usize,
+) {
+    sgemm_on(
+        cpu_path(),
+        m,
+        n,
+        k,
+        Mat {
+            ptr: dst,
+            rs: d_rs,
+            cs: d_cs,
+        },
+        accumulate,
+        Mat {
+            ptr: a,
+            rs: a_rs,
+            cs: a_cs,
+        },
+        Mat {
+            ptr: b,
+            rs: b_rs,
+            cs: b_cs,
+        },
+        threads,
+    )
+}
+
+fn family(path: CpuPath) -> (Blocking, Kernel) {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        CpuPath::Avx512 => (
+            Blocking {
+                mr: 12,
+                nr: 32,
+                kc: 384,
+                mc: 144,
+                nc: 1024,
+            },
+            x86::kernel_avx512 as Kernel,
+        ),
+        #[cfg(target_arch = "x86_64")]
+        CpuPath::Avx2 => (
+            Blocking {
+                mr: 6,
+                nr: 16,
+                kc: 256,
+                mc: 96,
+                nc: 1024,
+            },
+            x86::kernel_avx2 as Kernel,
+        ),
+        _ => (
+            Blocking {
+                mr: 4,
+                nr: 8,
+                kc: 256,
+                mc: 64,
+                nc: 512,
+            },
+            kernel_portable as Kernel,
+        ),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_on(
+    path: CpuPath,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Mat<*mut f32>,
+    accumulate: bool,
+    a: Mat<*const f32>,
+    b: Mat<*const f32>,
+    threads: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    *dst.ptr.offset(i as isize * dst.rs + j as isize * dst.cs) = 0.0;
+                }
+            }
+        }
+        return;
+    }
+    let (bl, kern) = family(path);
+    // A result narrower than half a tile wastes most of the kernel's columns: compute
+    // its transpose, `dstᵀ = bᵀ · aᵀ`, instead (a 10-class head's gradient).
+    if n * 2 <= bl.nr && m > n {
+        let t = |x: Mat<*const f32>| Mat {
+            ptr: x.ptr,
+            rs: x.cs,
+            cs: x.rs,
+        };
+        let dt = Mat {
+            ptr: dst.ptr,
+            rs: dst.cs,
+            cs: dst.rs,
+        };
+        return sgemm_on(path, n, m, k, dt, accumulate, t(b), t(a), threads);
+    }
+    let nt = if m * n * k < PAR_MIN_FMAS { 1 } else { threads.max(1) };
+    if nt == 1 {
+        return block(&bl, kern, m, n, k, dst, accumulate, a, b);
+    }
+    // Split the longer side of the result (in whole tiles) over the threads; each packs
+    // its own panels.
+    let (tiles_m, tiles_n) = (m.div_ceil(bl.mr), n.div_ceil(bl.nr));
+    let split_m = tiles_m >= tiles_n || tiles_n < nt;
+    let tiles = if split_m { tiles_m } else { tiles_n };
+    let nt = nt.min(tiles);
+    let per = tiles.div_ceil(nt);
+    let step = per * if split_m { bl.mr } else { bl.nr };
+    let len = if split_m { m } else { n };
+    let parts = len.div_ceil(step);
+    threads::run(|| {
+        (0..parts).into_par_iter().with_max_len(1).for_each(|t| {
+            // Capture the whole (Sync) views, not their raw-pointer fields.
+            let (dst, a, b) = (dst, a, b);
+            let lo = t * step;
+            let hi = (lo + step).min(len);
+            // SAFETY: the parts write disjoint rows (or columns) of `dst`.
+            unsafe {
+                if split_m {
+                    let d = Mat {
+                        ptr: dst.ptr.offset(lo as isize * dst.rs),
+                        ..dst
+                    };
+                    let aa = Mat {
+                        ptr: a.ptr.offset(lo as isize * a.rs),
+                        ..a
+                    };
+                    block(&bl, kern, hi - lo, n, k, d, accumulate, aa, b)
+                } else {
+                    let d = Mat {
+                        ptr: dst.ptr.offset(lo as isize * dst.cs),
+                        ..dst
+                    };
+                    let bb = Mat {
+                        ptr: b.ptr.offset(lo as isize * b.cs),
+                        ..b
+                    };
+                    block(&bl, kern, m, hi - lo, k, d, accumulate, a, bb)
+                }
+            }
+        })
+    });
+}
+
+thread_local! {
+    /// This thread's packing buffers (A block, B block), kept between calls.
+    static PACK: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// A 64-byte aligned slice of `len` floats inside `buf` (grown as needed).
+fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len + 16 {
+        buf.resize(len + 16, 0.0);
+    }
+    let off = buf.as_ptr().align_offset(64).min(15);
+    &mut buf[off..off + len]
+}
+
+/// Splits `len` into the fewest blocks of at most `max` (each a multiple of `unit`, the
+/// last possibly shorter), as even as possible: 784 deep with at most 384 is 3 × 262,
+/// not 384 + 384 + 16.
+fn even_block(len: usize, max: usize, unit: usize) -> usize {
+    let blocks = len.div_ceil(max);
+    len.div_ceil(blocks).div_ceil(unit) * unit
+}
+
+/// The whole product on this thread.
+#[allow(clippy::too_many_arguments)]
+unsafe fn block(
+    bl: &Blocking,
+    kern: Kernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: Mat<*mut f32>,
+    accumulate: bool,
+    a: Mat<*const f32>,
+    b: Mat<*const f32>,
+) {
+    let (mr, nr) = (bl.mr, bl.nr);
+    let kc_max = even_block(k, bl.kc, 1);
+    let mc_max = even_block(m, bl.mc, mr);
+    let nc_max = even_block(n, bl.nc, nr);
+    PACK.with(|cell| {
+        let mut bufs = cell.borrow_mut();
+        let (abuf, bbuf) = &mut *bufs;
+        let apack = aligned(abuf, mc_max.div_ceil(mr) * mr * kc_max);
+        let bpack = aligned(bbuf, nc_max.div_ceil(nr) * nr * kc_max);
+        let mut tile = [0f32; 12 * 32];
+        for jc in (0..n).step_by(nc_max) {
+            let nc = nc_max.min(n - jc);
+            for pc in (0..k).step_by(kc_max) {
+                let kc = kc_max.min(k - pc);
+                let add = accumulate || pc > 0;
+                pack_b(bpack, b, pc, kc, jc, nc, nr);
+                for ic in (0..m).step_by(mc_max) {
+                    let mc = mc_max.min(m - ic);
+                    pack_a(apack, a, ic, mc, pc, kc, mr);
+                    for jr in (0..nc).step_by(nr) {
+                        let nb = nr.min(nc - jr);
+                        let bp = bpack.as_ptr().add(jr * kc);
+                        for ir in (0..mc).step_by(mr) {
+                            let mb = mr.min(mc - ir);
+                            let ap = apack.as_ptr().add(ir * kc);
+                            let (i0, j0) = ((ic + ir) as isize, (jc + jr) as isize);
+                            let c = dst.ptr.offset(i0 * dst.rs + j0 * dst.cs);
+                            if mb == mr && nb == nr && dst.cs == 1 {
+                                kern(kc, ap, bp, c, dst.rs as usize, add);
+                            } else {
+                                kern(kc, ap, bp, tile.as_mut_ptr(), nr, false);
+                                for i in 0..mb {
+                                    for j in 0..nb {
+                                        let d = c.offset(i as isize * dst.rs + j as isize * dst.cs);
+                                        let v = tile[i * nr + j];
+                                        *d = if add { *d + v } else { v };
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of `a` into micro-panels of `mr` rows:
+/// panel `r`, step `p`, row `i` at `r*mr*kc + p*mr + i` (rows past `mc` are zero).
+unsafe fn pack_a(dst: &mut [f32], a: Mat<*const f32>, i0: usize, mc: usize, p0: usize, kc: usize, mr: usize) {
+    for (r, panel) in dst.chunks_exact_mut(mr * kc).take(mc.div_ceil(mr)).enumerate() {
+        let rows = mr.min(mc - r * mr);
+        let base = a
+            .ptr
+            .offset((i0 + r * mr) as isize * a.rs + p0 as isize * a.cs);
+        if a.rs == 1 && rows == mr {
+            // Column-major (a transposed view): each step is `mr` contiguous values.
+            for p in 0..kc {
+                let src = std::slice::from_raw_parts(base.offset(p as isize * a.cs), mr);
+                panel[p * mr..p * mr + mr].copy_from_slice(src);
+            }
+        } else {
+            for i in 0..mr {
+                if i >= rows {
+                    for p in 0..kc {
+                        panel[p * mr + i] = 0.0;
+                    }
+                    continue;
+                }
+                let row = base.offset(i as isize * a.rs);
+                for p in 0..kc {
+                    panel[p * mr + i] = *row.offset(p as isize * a.cs);
+                }
+            }
+        }
+    }
+}
+
+/// Packs rows `p0..p0+kc`, columns `j0..j0+nc` of `b` into micro-panels of `nr` columns:
+/// panel `s`, step `p`, column `j` at `s*nr*kc + p*nr + j` (columns past `nc` are zero).
+unsafe fn pack_b(dst: &mut [f32], b: Mat<*const f32>, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize) {
+    for (s, panel) in dst.chunks_exact_mut(nr * kc).take(nc.div_ceil(nr)).enumerate() {
+        let cols = nr.min(nc - s * nr);
+        let base = b
+            .ptr
+            .offset(p0 as isize * b.rs + (j0 + s * nr) as isize * b.cs);
+        if b.cs == 1 {
+            for p in 0..kc {
+                let src = std::slice::from_raw_parts(base.offset(p as isize * b.rs), cols);
+                let d = &mut panel[p * nr..p * nr + nr];
+                d[..cols].copy_from_slice(src);
+                d[cols..].fill(0.0);
+            }
+        } else {
+            for j in 0..nr {
+                if j >= cols {
+                    for p in 0..kc {
+                        panel[p * nr + j] = 0.0;
+                    }
+                    continue;
+                }
+                let col = base.offset(j as isize * b.cs);
+                for p in 0..kc {
+                    panel[p * nr + j] = *col.offset(p as isize * b.rs);
+                }
+            }
+        }
+    }
+}
+
+/// The portable micro-kernel (4 × 8), for processors without AVX2 and `D2L_CPU=scalar`.
+unsafe fn kernel_portable(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, add: bool) {
+    const MR: usize = 4;
+    const NR: usize = 8;
+    let mut acc = [[0f32; NR]; MR];
+    let a = std::slice::from_raw_parts(a, kc * MR);
+    let b = std::slice::from_raw_parts(b, kc * NR);
+    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+        for i in 0..MR {
+            for j in 0..NR {
+                acc[i][j] += ap[i] * bp[j];
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        let c = std::slice::from_raw_parts_mut(c.add(i * ldc), NR);
+        for j in 0..NR {
+            c[j] = if add { c[j] + row[j] } else { row[j] };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// AVX2 + FMA: 6 × 16 (12 accumulators of 8 floats).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn kernel_avx2(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, add: bool) {
+        const MR: usize = 6;
+        let mut acc0 = [_mm256_setzero_ps(); MR];
+        let mut acc1 = [_mm256_setzero_ps(); MR];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..kc {
+            let b0 = _mm256_load_ps(b);
+            let b1 = _mm256_load_ps(b.add(8));
+            for i in 0..MR {
+                let ai = _mm256_broadcast_ss(&*a.add(i));
+                acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
+                acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
+            }
+            a = a.add(MR);
+            b = b.add(16);
+        }
+        for i in 0..MR {
+            let r = c.add(i * ldc);
+            if add {
+                acc0[i] = _mm256_add_ps(acc0[i], _mm256_loadu_ps(r));
+                acc1[i] = _mm256_add_ps(acc1[i], _mm256_loadu_ps(r.add(8)));
+            }
+            _mm256_storeu_ps(r, acc0[i]);
+            _mm256_storeu_ps(r.add(8), acc1[i]);
+        }
+    }
+
+    /// AVX-512: 12 × 32 (24 accumulators of 16 floats).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, add: bool) {
+        const MR: usize = 12;
+        let mut acc0 = [_mm512_setzero_ps(); MR];
+        let mut acc1 = [_mm512_setzero_ps(); MR];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..kc {
+            let b0 = _mm512_load_ps(b);
+            let b1 = _mm512_load_ps(b.add(16));
+            for i in 0..MR {
+                let ai = _mm512_set1_ps(*a.add(i));
+                acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+                acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+            }
+            a = a.add(MR);
+            b = b.add(32);
+        }
+        for i in 0..MR {
+            let r = c.add(i * ldc);
+            if add {
+                acc0[i] = _mm512_add_ps(acc0[i], _mm512_loadu_ps(r));
+                acc1[i] = _mm512_add_ps(acc1[i], _mm512_loadu_ps(r.add(16)));
+            }
+            _mm512_storeu_ps(r, acc0[i]);
+            _mm512_storeu_ps(r.add(16), acc1[i]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::caps::detected_cpu_path;
+
+    fn reference(m: usize, n: usize, k: usize, a: &[f32], ar: isize, ac: isize, b: &[f32], br: isize, bc: isize) -> Vec<f64> {
+        let mut out = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0f64;
+                for p in 0..k {
+                    s += a[(i as isize * ar + p as isize * ac) as usize] as f64
+                        * b[(p as isize * br + j as isize * bc) as usize] as f64;
+                }
+                out[i * n + j] = s;
+            }
+        }
+        out
+    }
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Every path this processor has, every transpose of both operands, tile edges,
+    /// accumulation, the narrow-result swap, a strided result, and 1 and 2 threads.
+    #[test]
+    fn every_path_agrees_with_a_float64_reference() {
+        let best = detected_cpu_path();
+        let paths: Vec<CpuPath> = [CpuPath::Scalar, CpuPath::Avx2, CpuPath::Avx512]
+            .into_iter()
+            .filter(|p| *p <= best)
+            .collect();
+        let shapes = [
+            (1, 1, 1),
+            (7, 5, 3),
+            (13, 33, 17),
+            (25, 10, 40),
+            (64, 100, 785),
+            (150, 70, 9),
+            (130, 1030, 20),
+            (256, 10, 256),
+        ];
+        for &path in &paths {
+            for &(m, n, k) in &shapes {
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let a = data(m * k, (m * 31 + k) as u32);
+                    let b = data(k * n, (n * 17 + k) as u32);
+                    let (ar, ac) = if ta { (1, m as isize) } else { (k as isize, 1) };
+                    let (br, bc) = if tb { (1, k as isize) } else { (n as isize, 1) };
+                    let want = reference(m, n, k, &a, ar, ac, &b, br, bc);
+                    for threads in [1, 2] {
+                        for (accumulate, strided) in [(false, false), (true, false), (false, true)] {
+                            // A strided result: every other column of a wider buffer.
+                            let cs = if strided { 2 } else { 1 };
+                            let init = data(m * n * cs, 7);
+                            let mut got = init.clone();
+                            unsafe {
+                                sgemm_on(
+                                    path,
+                                    m,
+                                    n,
+                                    k,
+                                    Mat { ptr: got.as_mut_ptr(), rs: (n * cs) as isize, cs: cs as isize },
+                                    accumulate,
+                                    Mat { ptr: a.as_ptr(), rs: ar, cs: ac },
+                                    Mat { ptr: b.as_ptr(), rs: br, cs: bc },
+                                    threads,
+                                )
+                            };
+                            for i in 0..m {
+                                for j in 0..n {
+                                    let idx = i * n * cs + j * cs;
+                                    let base = if accumulate { init[idx] as f64 } else { 0.0 };
+                                    let e = want[i * n + j] + base;
+                                    let g = got[idx] as f64;
+                                    assert!(
+                                        (g - e).abs() <= 1e-5 * (k as f64).sqrt() * (1.0 + e.abs()),
+                                        "{path:?} {m}x{n}x{k} ta={ta} tb={tb} acc={accumulate} \
+                                         strided={strided} threads={threads} at ({i},{j}): {g} vs {e}"
+                                    );
+                                }
+                            }
+                            if strided {
+                                for i in 0..m {
+                                    for j in 0..n {
+                                        let idx = i * n * cs + j * cs + 1;
+                                        assert_eq!(got[idx], init[idx], "wrote outside the result");
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
