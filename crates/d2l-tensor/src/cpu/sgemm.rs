@@ -169,56 +169,26 @@ unsafe fn sgemm_on(
         return sgemm_on(path, n, m, k, dt, accumulate, t(b), t(a), threads);
     }
     let nt = if m * n * k < PAR_MIN_FMAS { 1 } else { threads.max(1) };
-    if nt == 1 {
-        return block(&bl, kern, m, n, k, dst, accumulate, a, b);
-    }
-    // Split the longer side of the result (in whole tiles) over the threads; each packs
-    // its own panels.
-    let (tiles_m, tiles_n) = (m.div_ceil(bl.mr), n.div_ceil(bl.nr));
-    let split_m = tiles_m >= tiles_n || tiles_n < nt;
-    let tiles = if split_m { tiles_m } else { tiles_n };
-    let nt = nt.min(tiles);
-    let per = tiles.div_ceil(nt);
-    let step = per * if split_m { bl.mr } else { bl.nr };
-    let len = if split_m { m } else { n };
-    let parts = len.div_ceil(step);
-    threads::run(|| {
-        (0..parts).into_par_iter().with_max_len(1).for_each(|t| {
-            // Capture the whole (Sync) views, not their raw-pointer fields.
-            let (dst, a, b) = (dst, a, b);
-            let lo = t * step;
-            let hi = (lo + step).min(len);
-            // SAFETY: the parts write disjoint rows (or columns) of `dst`.
-            unsafe {
-                if split_m {
-                    let d = Mat {
-                        ptr: dst.ptr.offset(lo as isize * dst.rs),
-                        ..dst
-                    };
-                    let aa = Mat {
-                        ptr: a.ptr.offset(lo as isize * a.rs),
-                        ..a
-                    };
-                    block(&bl, kern, hi - lo, n, k, d, accumulate, aa, b)
-                } else {
-                    let d = Mat {
-                        ptr: dst.ptr.offset(lo as isize * dst.cs),
-                        ..dst
-                    };
-                    let bb = Mat {
-                        ptr: b.ptr.offset(lo as isize * b.cs),
-                        ..b
-                    };
-                    block(&bl, kern, m, hi - lo, k, d, accumulate, a, bb)
-                }
-            }
-        })
-    });
+    product(&bl, kern, m, n, k, dst, accumulate, a, b, nt)
 }
 
 thread_local! {
-    /// This thread's packing buffers (A block, B block), kept between calls.
-    static PACK: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// The calling thread's buffer of packed B (shared with the workers for one call).
+    static BPACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// This thread's buffer of packed A blocks.
+    static APACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's buffer `key`, or with a fresh one when the buffer is in
+/// use (a worker that, waiting inside a product, picked up another product).
+fn with_buffer<R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
+    f: impl FnOnce(&mut Vec<f32>) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => f(&mut buf),
+        Err(_) => f(&mut Vec::new()),
+    })
 }
 
 /// A 64-byte aligned slice of `len` floats inside `buf` (grown as needed).
@@ -238,9 +208,20 @@ fn even_block(len: usize, max: usize, unit: usize) -> usize {
     len.div_ceil(blocks).div_ceil(unit) * unit
 }
 
-/// The whole product on this thread.
+/// A raw pointer that may cross threads (the callers keep what it points to alive and
+/// the threads' writes disjoint).
+#[derive(Clone, Copy)]
+struct Shared<P>(P);
+// SAFETY: see the type's doc; every use writes disjoint ranges or only reads.
+unsafe impl<P> Send for Shared<P> {}
+unsafe impl<P> Sync for Shared<P> {}
+
+/// The whole product on up to `nt` threads. Per block of columns of B: B is packed once
+/// (the threads share the packing), then the threads take disjoint rows of the result
+/// (or, for a result with fewer row tiles than threads, disjoint column panels), each
+/// packing its own blocks of A.
 #[allow(clippy::too_many_arguments)]
-unsafe fn block(
+unsafe fn product(
     bl: &Blocking,
     kern: Kernel,
     m: usize,
@@ -250,44 +231,120 @@ unsafe fn block(
     accumulate: bool,
     a: Mat<*const f32>,
     b: Mat<*const f32>,
+    nt: usize,
 ) {
     let (mr, nr) = (bl.mr, bl.nr);
     let kc_max = even_block(k, bl.kc, 1);
-    let mc_max = even_block(m, bl.mc, mr);
+    let kblocks = k.div_ceil(kc_max);
     let nc_max = even_block(n, bl.nc, nr);
-    PACK.with(|cell| {
-        let mut bufs = cell.borrow_mut();
-        let (abuf, bbuf) = &mut *bufs;
-        let apack = aligned(abuf, mc_max.div_ceil(mr) * mr * kc_max);
-        let bpack = aligned(bbuf, nc_max.div_ceil(nr) * nr * kc_max);
-        let mut tile = [0f32; 12 * 32];
+    with_buffer(&BPACK, |bbuf| {
+        let bpack = Shared(aligned(bbuf, kblocks * nc_max * kc_max).as_mut_ptr());
         for jc in (0..n).step_by(nc_max) {
             let nc = nc_max.min(n - jc);
-            for pc in (0..k).step_by(kc_max) {
+            let panels = nc.div_ceil(nr);
+            // Block q (rows q·kc_max.. of B) starts at q·nc_max·kc_max; its panel s at
+            // s·nr·kc within it.
+            let pack_one = |idx: usize| {
+                let bpack = bpack;
+                let (q, s) = (idx / panels, idx % panels);
+                let pc = q * kc_max;
                 let kc = kc_max.min(k - pc);
-                let add = accumulate || pc > 0;
-                pack_b(bpack, b, pc, kc, jc, nc, nr);
-                for ic in (0..m).step_by(mc_max) {
-                    let mc = mc_max.min(m - ic);
-                    pack_a(apack, a, ic, mc, pc, kc, mr);
-                    for jr in (0..nc).step_by(nr) {
-                        let nb = nr.min(nc - jr);
-                        let bp = bpack.as_ptr().add(jr * kc);
-                        for ir in (0..mc).step_by(mr) {
-                            let mb = mr.min(mc - ir);
-                            let ap = apack.as_ptr().add(ir * kc);
-                            let (i0, j0) = ((ic + ir) as isize, (jc + jr) as isize);
-                            let c = dst.ptr.offset(i0 * dst.rs + j0 * dst.cs);
-                            if mb == mr && nb == nr && dst.cs == 1 {
-                                kern(kc, ap, bp, c, dst.rs as usize, add);
-                            } else {
-                                kern(kc, ap, bp, tile.as_mut_ptr(), nr, false);
-                                for i in 0..mb {
-                                    for j in 0..nb {
-                                        let d = c.offset(i as isize * dst.rs + j as isize * dst.cs);
-                                        let v = tile[i * nr + j];
-                                        *d = if add { *d + v } else { v };
-                                    }
+                let cols = nr.min(nc - s * nr);
+                // SAFETY: each (q, s) owns its own `nr·kc` floats of the buffer.
+                unsafe {
+                    let d = std::slice::from_raw_parts_mut(
+                        bpack.0.add(q * nc_max * kc_max + s * nr * kc),
+                        nr * kc,
+                    );
+                    pack_b_panel(d, b, pc, kc, jc + s * nr, cols, nr);
+                }
+            };
+            let jobs = kblocks * panels;
+            if nt > 1 && jobs > 1 {
+                threads::run(|| (0..jobs).into_par_iter().for_each(pack_one));
+            } else {
+                (0..jobs).for_each(pack_one);
+            }
+            let tiles_m = m.div_ceil(mr);
+            let split_rows = tiles_m >= nt;
+            let parts = if split_rows { nt.min(tiles_m) } else { nt.min(panels) };
+            let per = if split_rows { tiles_m } else { panels }.div_ceil(parts);
+            let part = |t: usize| {
+                let (bpack, dst, a) = (bpack, dst, a);
+                let (rows, pans) = if split_rows {
+                    ((t * per * mr).min(m)..((t + 1) * per * mr).min(m), 0..panels)
+                } else {
+                    (0..m, (t * per).min(panels)..((t + 1) * per).min(panels))
+                };
+                // SAFETY: the parts write disjoint tiles of `dst`; B is only read.
+                unsafe {
+                    rows_times_panels(
+                        bl, kern, rows, pans, jc, nc, k, kc_max, nc_max, dst, accumulate, a,
+                        bpack.0,
+                    )
+                }
+            };
+            if parts > 1 {
+                threads::run(|| (0..parts).into_par_iter().with_max_len(1).for_each(part));
+            } else {
+                part(0);
+            }
+        }
+    });
+}
+
+/// Rows `rows` of the result times the packed column panels `pans` of the column block
+/// starting at `jc` (`nc` wide), on this thread.
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_times_panels(
+    bl: &Blocking,
+    kern: Kernel,
+    rows: std::ops::Range<usize>,
+    pans: std::ops::Range<usize>,
+    jc: usize,
+    nc: usize,
+    k: usize,
+    kc_max: usize,
+    nc_max: usize,
+    dst: Mat<*mut f32>,
+    accumulate: bool,
+    a: Mat<*const f32>,
+    bpack: *const f32,
+) {
+    let (mr, nr) = (bl.mr, bl.nr);
+    if rows.is_empty() || pans.is_empty() {
+        return;
+    }
+    let m = rows.end - rows.start;
+    let mc_max = even_block(m, bl.mc, mr);
+    with_buffer(&APACK, |abuf| {
+        let apack = aligned(abuf, mc_max.div_ceil(mr) * mr * kc_max);
+        let mut tile = [0f32; 12 * 32];
+        for pc in (0..k).step_by(kc_max) {
+            let kc = kc_max.min(k - pc);
+            let add = accumulate || pc > 0;
+            let bblock = bpack.add((pc / kc_max) * nc_max * kc_max);
+            for ic in (rows.start..rows.end).step_by(mc_max) {
+                let mc = mc_max.min(rows.end - ic);
+                pack_a(apack, a, ic, mc, pc, kc, mr);
+                for s in pans.clone() {
+                    let jr = s * nr;
+                    let nb = nr.min(nc - jr);
+                    let bp = bblock.add(jr * kc);
+                    for ir in (0..mc).step_by(mr) {
+                        let mb = mr.min(mc - ir);
+                        let ap = apack.as_ptr().add(ir * kc);
+                        let (i0, j0) = ((ic + ir) as isize, (jc + jr) as isize);
+                        let c = dst.ptr.offset(i0 * dst.rs + j0 * dst.cs);
+                        if mb == mr && nb == nr && dst.cs == 1 {
+                            kern(kc, ap, bp, c, dst.rs as usize, add);
+                        } else {
+                            kern(kc, ap, bp, tile.as_mut_ptr(), nr, false);
+                            for i in 0..mb {
+                                for j in 0..nb {
+                                    let d = c.offset(i as isize * dst.rs + j as isize * dst.cs);
+                                    let v = tile[i * nr + j];
+                                    *d = if add { *d + v } else { v };
                                 }
                             }
                         }
@@ -329,33 +386,36 @@ unsafe fn pack_a(dst: &mut [f32], a: Mat<*const f32>, i0: usize, mc: usize, p0: 
     }
 }
 
-/// Packs rows `p0..p0+kc`, columns `j0..j0+nc` of `b` into micro-panels of `nr` columns:
-/// panel `s`, step `p`, column `j` at `s*nr*kc + p*nr + j` (columns past `nc` are zero).
-unsafe fn pack_b(dst: &mut [f32], b: Mat<*const f32>, p0: usize, kc: usize, j0: usize, nc: usize, nr: usize) {
-    for (s, panel) in dst.chunks_exact_mut(nr * kc).take(nc.div_ceil(nr)).enumerate() {
-        let cols = nr.min(nc - s * nr);
-        let base = b
-            .ptr
-            .offset(p0 as isize * b.rs + (j0 + s * nr) as isize * b.cs);
-        if b.cs == 1 {
-            for p in 0..kc {
-                let src = std::slice::from_raw_parts(base.offset(p as isize * b.rs), cols);
-                let d = &mut panel[p * nr..p * nr + nr];
-                d[..cols].copy_from_slice(src);
-                d[cols..].fill(0.0);
-            }
-        } else {
-            for j in 0..nr {
-                if j >= cols {
-                    for p in 0..kc {
-                        panel[p * nr + j] = 0.0;
-                    }
-                    continue;
-                }
-                let col = base.offset(j as isize * b.cs);
+/// Packs rows `p0..p0+kc`, columns `j0..j0+cols` of `b` into one micro-panel of `nr`
+/// columns: step `p`, column `j` at `p*nr + j` (columns past `cols` are zero).
+unsafe fn pack_b_panel(
+    panel: &mut [f32],
+    b: Mat<*const f32>,
+    p0: usize,
+    kc: usize,
+    j0: usize,
+    cols: usize,
+    nr: usize,
+) {
+    let base = b.ptr.offset(p0 as isize * b.rs + j0 as isize * b.cs);
+    if b.cs == 1 {
+        for p in 0..kc {
+            let src = std::slice::from_raw_parts(base.offset(p as isize * b.rs), cols);
+            let d = &mut panel[p * nr..p * nr + nr];
+            d[..cols].copy_from_slice(src);
+            d[cols..].fill(0.0);
+        }
+    } else {
+        for j in 0..nr {
+            if j >= cols {
                 for p in 0..kc {
-                    panel[p * nr + j] = *col.offset(p as isize * b.rs);
+                    panel[p * nr + j] = 0.0;
                 }
+                continue;
+            }
+            let col = base.offset(j as isize * b.cs);
+            for p in 0..kc {
+                panel[p * nr + j] = *col.offset(p as isize * b.rs);
             }
         }
     }
@@ -496,6 +556,7 @@ mod tests {
             (150, 70, 9),
             (130, 1030, 20),
             (256, 10, 256),
+            (8, 400, 300),
         ];
         for &path in &paths {
             for &(m, n, k) in &shapes {
