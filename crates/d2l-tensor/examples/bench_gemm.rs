@@ -11,6 +11,7 @@
 //! cargo run --release -p d2l-tensor --example bench_gemm -- --threads 2
 //! D2L_CPU=avx2 cargo run --release -p d2l-tensor --example bench_gemm -- --threads 1
 //! D2L_GEMM=gemm cargo run --release -p d2l-tensor --example bench_gemm   # the gemm crate
+//! D2L_GEMM=d2l cargo run --release -p d2l-tensor --example bench_gemm    # ours
 //! ```
 //!
 //! Each record carries `cpu` (the kernels' SIMD path) and `gemm` (which f32 GEMM ran).

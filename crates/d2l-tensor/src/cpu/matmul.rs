@@ -1,5 +1,5 @@
-//! Matrix products: f32 through our packed GEMM ([`super::sgemm`]), f64 (and f32 with
-//! `D2L_GEMM=gemm`) through the `gemm` crate; the strides are passed through, so
+//! Matrix products: f32 through our packed GEMM ([`super::sgemm`]) or the `gemm` crate
+//! (see [`own_sgemm`]), f64 through the `gemm` crate; the strides are passed through, so
 //! transposed and permuted views need no copy.
 
 use crate::dtype::Float;
@@ -86,14 +86,20 @@ pub(crate) fn matmul<T: Float>(
     out
 }
 
-/// Which GEMM the f32 products use: ours (the default) or, with `D2L_GEMM=gemm`, the
-/// `gemm` crate (kept for comparison; it picks its own SIMD path and ignores `D2L_CPU`).
+/// Which GEMM the f32 products use. `D2L_GEMM=d2l` or `D2L_GEMM=gemm` choose; by
+/// default ours on the AVX2 and portable paths (where it is the faster, and the only one
+/// that honours `D2L_CPU`), the `gemm` crate on the AVX-512 path (faster there; it picks
+/// its own SIMD path).
 pub(crate) fn own_sgemm() -> bool {
     static OWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OWN.get_or_init(|| !std::env::var("D2L_GEMM").is_ok_and(|v| v.trim() == "gemm"))
+    *OWN.get_or_init(|| match std::env::var("D2L_GEMM").as_deref().map(str::trim) {
+        Ok("gemm") => false,
+        Ok("d2l") => true,
+        _ => super::caps::cpu_path() < super::caps::CpuPath::Avx512,
+    })
 }
 
-/// Which f32 GEMM the products use: `"d2l"` (ours) or `"gemm-crate"` (`D2L_GEMM=gemm`).
+/// Which f32 GEMM the products use: `"d2l"` (ours) or `"gemm-crate"` (see `D2L_GEMM`).
 pub fn sgemm_name() -> &'static str {
     if own_sgemm() {
         "d2l"

@@ -23,6 +23,8 @@ struct Blocking {
     kc: usize,
     mc: usize,
     nc: usize,
+    /// Loop order: keep the A micro-panel in L1 (B panels stream) instead of B's.
+    a_in_l1: bool,
 }
 
 /// The micro-kernel: `c[i*ldc + j] (+)= Σ_p a[p*MR + i] · b[p*NR + j]` for the full tile,
@@ -100,6 +102,7 @@ fn family(path: CpuPath) -> (Blocking, Kernel) {
                 kc: 384,
                 mc: 144,
                 nc: 1024,
+                a_in_l1: true,
             },
             x86::kernel_avx512 as Kernel,
         ),
@@ -111,6 +114,7 @@ fn family(path: CpuPath) -> (Blocking, Kernel) {
                 kc: 256,
                 mc: 96,
                 nc: 1024,
+                a_in_l1: false,
             },
             x86::kernel_avx2 as Kernel,
         ),
@@ -121,6 +125,7 @@ fn family(path: CpuPath) -> (Blocking, Kernel) {
                 kc: 256,
                 mc: 64,
                 nc: 512,
+                a_in_l1: false,
             },
             kernel_portable as Kernel,
         ),
@@ -327,26 +332,40 @@ unsafe fn rows_times_panels(
             for ic in (rows.start..rows.end).step_by(mc_max) {
                 let mc = mc_max.min(rows.end - ic);
                 pack_a(apack, a, ic, mc, pc, kc, mr);
-                for s in pans.clone() {
+                let tile_at = |ir: usize, s: usize, tile: &mut [f32; 12 * 32]| {
+                    let mb = mr.min(mc - ir);
+                    let ap = apack.as_ptr().add(ir * kc);
                     let jr = s * nr;
                     let nb = nr.min(nc - jr);
                     let bp = bblock.add(jr * kc);
-                    for ir in (0..mc).step_by(mr) {
-                        let mb = mr.min(mc - ir);
-                        let ap = apack.as_ptr().add(ir * kc);
-                        let (i0, j0) = ((ic + ir) as isize, (jc + jr) as isize);
-                        let c = dst.ptr.offset(i0 * dst.rs + j0 * dst.cs);
-                        if mb == mr && nb == nr && dst.cs == 1 {
-                            kern(kc, ap, bp, c, dst.rs as usize, add);
-                        } else {
-                            kern(kc, ap, bp, tile.as_mut_ptr(), nr, false);
-                            for i in 0..mb {
-                                for j in 0..nb {
-                                    let d = c.offset(i as isize * dst.rs + j as isize * dst.cs);
-                                    let v = tile[i * nr + j];
-                                    *d = if add { *d + v } else { v };
-                                }
+                    let (i0, j0) = ((ic + ir) as isize, (jc + jr) as isize);
+                    let c = dst.ptr.offset(i0 * dst.rs + j0 * dst.cs);
+                    if mb == mr && nb == nr && dst.cs == 1 {
+                        kern(kc, ap, bp, c, dst.rs as usize, add);
+                    } else {
+                        kern(kc, ap, bp, tile.as_mut_ptr(), nr, false);
+                        for i in 0..mb {
+                            for j in 0..nb {
+                                let d = c.offset(i as isize * dst.rs + j as isize * dst.cs);
+                                let v = tile[i * nr + j];
+                                *d = if add { *d + v } else { v };
                             }
+                        }
+                    }
+                };
+                if bl.a_in_l1 {
+                    // The A micro-panel stays in L1 while the B micro-panels stream past
+                    // it from L2 (AVX-512's 32-wide B panel would not fit L1 beside A).
+                    for ir in (0..mc).step_by(mr) {
+                        for s in pans.clone() {
+                            tile_at(ir, s, &mut tile);
+                        }
+                    }
+                } else {
+                    // The B micro-panel stays in L1 while the A micro-panels stream.
+                    for s in pans.clone() {
+                        for ir in (0..mc).step_by(mr) {
+                            tile_at(ir, s, &mut tile);
                         }
                     }
                 }
