@@ -570,7 +570,11 @@ fn linear_weight_gradient_is_contiguous_and_right() {
     // d(sum(x·wᵀ))/dw[j][c] = Σ_i x[i][c]
     let xs = x.to_vec::<f32>();
     let want: Vec<f32> = (0..4)
-        .flat_map(|_| (0..3).map(|c| (0..5).map(|i| xs[i * 3 + c]).sum::<f32>()).collect::<Vec<_>>())
+        .flat_map(|_| {
+            (0..3)
+                .map(|c| (0..5).map(|i| xs[i * 3 + c]).sum::<f32>())
+                .collect::<Vec<_>>()
+        })
         .collect();
     for (a, b) in gw.to_vec::<f32>().iter().zip(&want) {
         assert!((a - b).abs() < 1e-5, "{a} vs {b}");

@@ -140,8 +140,8 @@ pub(crate) unsafe fn gemm_raw<T: Float>(
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    let ours = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-        && super::matmul::own_sgemm();
+    let ours =
+        std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && super::matmul::own_sgemm();
     // Our GEMM picks its own orientation; the `gemm` crate's tall kernel wants m large.
     if !ours && m < SWAP_M && n > m {
         return gemm_raw(

@@ -173,7 +173,11 @@ unsafe fn sgemm_on(
         };
         return sgemm_on(path, n, m, k, dt, accumulate, t(b), t(a), threads);
     }
-    let nt = if m * n * k < PAR_MIN_FMAS { 1 } else { threads.max(1) };
+    let nt = if m * n * k < PAR_MIN_FMAS {
+        1
+    } else {
+        threads.max(1)
+    };
     product(&bl, kern, m, n, k, dst, accumulate, a, b, nt)
 }
 
@@ -272,12 +276,19 @@ unsafe fn product(
             }
             let tiles_m = m.div_ceil(mr);
             let split_rows = tiles_m >= nt;
-            let parts = if split_rows { nt.min(tiles_m) } else { nt.min(panels) };
+            let parts = if split_rows {
+                nt.min(tiles_m)
+            } else {
+                nt.min(panels)
+            };
             let per = if split_rows { tiles_m } else { panels }.div_ceil(parts);
             let part = |t: usize| {
                 let (bpack, dst, a) = (bpack, dst, a);
                 let (rows, pans) = if split_rows {
-                    ((t * per * mr).min(m)..((t + 1) * per * mr).min(m), 0..panels)
+                    (
+                        (t * per * mr).min(m)..((t + 1) * per * mr).min(m),
+                        0..panels,
+                    )
                 } else {
                     (0..m, (t * per).min(panels)..((t + 1) * per).min(panels))
                 };
@@ -376,8 +387,20 @@ unsafe fn rows_times_panels(
 
 /// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of `a` into micro-panels of `mr` rows:
 /// panel `r`, step `p`, row `i` at `r*mr*kc + p*mr + i` (rows past `mc` are zero).
-unsafe fn pack_a(dst: &mut [f32], a: Mat<*const f32>, i0: usize, mc: usize, p0: usize, kc: usize, mr: usize) {
-    for (r, panel) in dst.chunks_exact_mut(mr * kc).take(mc.div_ceil(mr)).enumerate() {
+unsafe fn pack_a(
+    dst: &mut [f32],
+    a: Mat<*const f32>,
+    i0: usize,
+    mc: usize,
+    p0: usize,
+    kc: usize,
+    mr: usize,
+) {
+    for (r, panel) in dst
+        .chunks_exact_mut(mr * kc)
+        .take(mc.div_ceil(mr))
+        .enumerate()
+    {
         let rows = mr.min(mc - r * mr);
         let base = a
             .ptr
@@ -441,7 +464,14 @@ unsafe fn pack_b_panel(
 }
 
 /// The portable micro-kernel (4 × 8), for processors without AVX2 and `D2L_CPU=scalar`.
-unsafe fn kernel_portable(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, add: bool) {
+unsafe fn kernel_portable(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    add: bool,
+) {
     const MR: usize = 4;
     const NR: usize = 8;
     let mut acc = [[0f32; NR]; MR];
@@ -468,7 +498,14 @@ mod x86 {
 
     /// AVX2 + FMA: 6 × 16 (12 accumulators of 8 floats).
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel_avx2(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, add: bool) {
+    pub(super) unsafe fn kernel_avx2(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        add: bool,
+    ) {
         const MR: usize = 6;
         let mut acc0 = [_mm256_setzero_ps(); MR];
         let mut acc1 = [_mm256_setzero_ps(); MR];
@@ -497,7 +534,14 @@ mod x86 {
 
     /// AVX-512: 12 × 32 (24 accumulators of 16 floats).
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, add: bool) {
+    pub(super) unsafe fn kernel_avx512(
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        add: bool,
+    ) {
         const MR: usize = 12;
         let mut acc0 = [_mm512_setzero_ps(); MR];
         let mut acc1 = [_mm512_setzero_ps(); MR];
@@ -530,7 +574,17 @@ mod tests {
     use super::*;
     use crate::cpu::caps::detected_cpu_path;
 
-    fn reference(m: usize, n: usize, k: usize, a: &[f32], ar: isize, ac: isize, b: &[f32], br: isize, bc: isize) -> Vec<f64> {
+    fn reference(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        ar: isize,
+        ac: isize,
+        b: &[f32],
+        br: isize,
+        bc: isize,
+    ) -> Vec<f64> {
         let mut out = vec![0f64; m * n];
         for i in 0..m {
             for j in 0..n {
@@ -586,7 +640,8 @@ mod tests {
                     let (br, bc) = if tb { (1, k as isize) } else { (n as isize, 1) };
                     let want = reference(m, n, k, &a, ar, ac, &b, br, bc);
                     for threads in [1, 2] {
-                        for (accumulate, strided) in [(false, false), (true, false), (false, true)] {
+                        for (accumulate, strided) in [(false, false), (true, false), (false, true)]
+                        {
                             // A strided result: every other column of a wider buffer.
                             let cs = if strided { 2 } else { 1 };
                             let init = data(m * n * cs, 7);
@@ -597,10 +652,22 @@ mod tests {
                                     m,
                                     n,
                                     k,
-                                    Mat { ptr: got.as_mut_ptr(), rs: (n * cs) as isize, cs: cs as isize },
+                                    Mat {
+                                        ptr: got.as_mut_ptr(),
+                                        rs: (n * cs) as isize,
+                                        cs: cs as isize,
+                                    },
                                     accumulate,
-                                    Mat { ptr: a.as_ptr(), rs: ar, cs: ac },
-                                    Mat { ptr: b.as_ptr(), rs: br, cs: bc },
+                                    Mat {
+                                        ptr: a.as_ptr(),
+                                        rs: ar,
+                                        cs: ac,
+                                    },
+                                    Mat {
+                                        ptr: b.as_ptr(),
+                                        rs: br,
+                                        cs: bc,
+                                    },
                                     threads,
                                 )
                             };
