@@ -225,6 +225,14 @@ struct Shared<P>(P);
 unsafe impl<P> Send for Shared<P> {}
 unsafe impl<P> Sync for Shared<P> {}
 
+impl<P: Copy> Shared<P> {
+    /// The pointer (a method call, so closures capture the whole `Sync` wrapper).
+    #[inline(always)]
+    fn get(self) -> P {
+        self.0
+    }
+}
+
 /// The whole product on up to `nt` threads. Per block of columns of B: B is packed once
 /// (the threads share the packing), then the threads take disjoint rows of the result
 /// (or, for a result with fewer row tiles than threads, disjoint column panels), each
@@ -254,7 +262,6 @@ unsafe fn product(
             // Block q (rows q·kc_max.. of B) starts at q·nc_max·kc_max; its panel s at
             // s·nr·kc within it.
             let pack_one = |idx: usize| {
-                let bpack = bpack;
                 let (q, s) = (idx / panels, idx % panels);
                 let pc = q * kc_max;
                 let kc = kc_max.min(k - pc);
@@ -262,7 +269,7 @@ unsafe fn product(
                 // SAFETY: each (q, s) owns its own `nr·kc` floats of the buffer.
                 unsafe {
                     let d = std::slice::from_raw_parts_mut(
-                        bpack.0.add(q * nc_max * kc_max + s * nr * kc),
+                        bpack.get().add(q * nc_max * kc_max + s * nr * kc),
                         nr * kc,
                     );
                     pack_b_panel(d, b, pc, kc, jc + s * nr, cols, nr);
@@ -283,7 +290,7 @@ unsafe fn product(
             };
             let per = if split_rows { tiles_m } else { panels }.div_ceil(parts);
             let part = |t: usize| {
-                let (bpack, dst, a) = (bpack, dst, a);
+                let (dst, a) = (dst, a);
                 let (rows, pans) = if split_rows {
                     (
                         (t * per * mr).min(m)..((t + 1) * per * mr).min(m),
@@ -296,7 +303,7 @@ unsafe fn product(
                 unsafe {
                     rows_times_panels(
                         bl, kern, rows, pans, jc, nc, k, kc_max, nc_max, dst, accumulate, a,
-                        bpack.0,
+                        bpack.get(),
                     )
                 }
             };
@@ -574,6 +581,7 @@ mod tests {
     use super::*;
     use crate::cpu::caps::detected_cpu_path;
 
+    #[allow(clippy::too_many_arguments)]
     fn reference(
         m: usize,
         n: usize,
