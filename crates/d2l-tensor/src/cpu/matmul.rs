@@ -87,18 +87,16 @@ pub(crate) fn matmul<T: Float>(
 }
 
 /// Which GEMM the f32 products use. `D2L_GEMM=d2l` or `D2L_GEMM=gemm` choose; by
-/// default ours on the AVX2 and portable paths (where it is the faster, and the only one
-/// that honours `D2L_CPU`), the `gemm` crate on the AVX-512 path (faster there; it picks
-/// its own SIMD path).
+/// default the `gemm` crate (measured faster than ours on the hot shapes with its AVX2
+/// and its AVX-512 kernels, docs/PERFORMANCE.md), except when `D2L_CPU` lowers the path
+/// below what the processor has: the crate's dispatch cannot follow, ours can.
 pub(crate) fn own_sgemm() -> bool {
     static OWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OWN.get_or_init(
-        || match std::env::var("D2L_GEMM").as_deref().map(str::trim) {
-            Ok("gemm") => false,
-            Ok("d2l") => true,
-            _ => super::caps::cpu_path() < super::caps::CpuPath::Avx512,
-        },
-    )
+    *OWN.get_or_init(|| match std::env::var("D2L_GEMM").as_deref().map(str::trim) {
+        Ok("gemm") => false,
+        Ok("d2l") => true,
+        _ => super::caps::cpu_path() < super::caps::detected_cpu_path(),
+    })
 }
 
 /// Which f32 GEMM the products use: `"d2l"` (ours) or `"gemm-crate"` (see `D2L_GEMM`).
