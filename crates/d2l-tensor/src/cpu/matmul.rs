@@ -92,11 +92,13 @@ pub(crate) fn matmul<T: Float>(
 /// below what the processor has: the crate's dispatch cannot follow, ours can.
 pub(crate) fn own_sgemm() -> bool {
     static OWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OWN.get_or_init(|| match std::env::var("D2L_GEMM").as_deref().map(str::trim) {
-        Ok("gemm") => false,
-        Ok("d2l") => true,
-        _ => super::caps::cpu_path() < super::caps::detected_cpu_path(),
-    })
+    *OWN.get_or_init(
+        || match std::env::var("D2L_GEMM").as_deref().map(str::trim) {
+            Ok("gemm") => false,
+            Ok("d2l") => true,
+            _ => super::caps::cpu_path() < super::caps::detected_cpu_path(),
+        },
+    )
 }
 
 /// Which f32 GEMM the products use: `"d2l"` (ours) or `"gemm-crate"` (see `D2L_GEMM`).

@@ -302,7 +302,18 @@ unsafe fn product(
                 // SAFETY: the parts write disjoint tiles of `dst`; B is only read.
                 unsafe {
                     rows_times_panels(
-                        bl, kern, rows, pans, jc, nc, k, kc_max, nc_max, dst, accumulate, a,
+                        bl,
+                        kern,
+                        rows,
+                        pans,
+                        jc,
+                        nc,
+                        k,
+                        kc_max,
+                        nc_max,
+                        dst,
+                        accumulate,
+                        a,
                         bpack.get(),
                     )
                 }
@@ -408,30 +419,10 @@ unsafe fn pack_a(
         .take(mc.div_ceil(mr))
         .enumerate()
     {
-        let rows = mr.min(mc - r * mr);
         let base = a
             .ptr
             .offset((i0 + r * mr) as isize * a.rs + p0 as isize * a.cs);
-        if a.rs == 1 && rows == mr {
-            // Column-major (a transposed view): each step is `mr` contiguous values.
-            for p in 0..kc {
-                let src = std::slice::from_raw_parts(base.offset(p as isize * a.cs), mr);
-                panel[p * mr..p * mr + mr].copy_from_slice(src);
-            }
-        } else {
-            for i in 0..mr {
-                if i >= rows {
-                    for p in 0..kc {
-                        panel[p * mr + i] = 0.0;
-                    }
-                    continue;
-                }
-                let row = base.offset(i as isize * a.rs);
-                for p in 0..kc {
-                    panel[p * mr + i] = *row.offset(p as isize * a.cs);
-                }
-            }
-        }
+        pack_panel(panel, base, a.rs, a.cs, kc, mr, mr.min(mc - r * mr));
     }
 }
 
@@ -447,24 +438,39 @@ unsafe fn pack_b_panel(
     nr: usize,
 ) {
     let base = b.ptr.offset(p0 as isize * b.rs + j0 as isize * b.cs);
-    if b.cs == 1 {
+    pack_panel(panel, base, b.cs, b.rs, kc, nr, cols);
+}
+
+/// One micro-panel, `width` wide and `kc` deep: `panel[p*width + i] = src[i*ws + p*ds]`
+/// for the `valid` first lanes `i`, zero for the rest.
+unsafe fn pack_panel(
+    panel: &mut [f32],
+    src: *const f32,
+    ws: isize,
+    ds: isize,
+    kc: usize,
+    width: usize,
+    valid: usize,
+) {
+    if ws == 1 {
+        // The lanes are contiguous: one copy per step.
         for p in 0..kc {
-            let src = std::slice::from_raw_parts(base.offset(p as isize * b.rs), cols);
-            let d = &mut panel[p * nr..p * nr + nr];
-            d[..cols].copy_from_slice(src);
-            d[cols..].fill(0.0);
+            let s = std::slice::from_raw_parts(src.offset(p as isize * ds), valid);
+            let d = &mut panel[p * width..(p + 1) * width];
+            d[..valid].copy_from_slice(s);
+            d[valid..].fill(0.0);
         }
     } else {
-        for j in 0..nr {
-            if j >= cols {
+        for i in 0..width {
+            if i >= valid {
                 for p in 0..kc {
-                    panel[p * nr + j] = 0.0;
+                    panel[p * width + i] = 0.0;
                 }
                 continue;
             }
-            let col = base.offset(j as isize * b.cs);
+            let lane = src.offset(i as isize * ws);
             for p in 0..kc {
-                panel[p * nr + j] = *col.offset(p as isize * b.rs);
+                panel[p * width + i] = *lane.offset(p as isize * ds);
             }
         }
     }
@@ -503,77 +509,62 @@ unsafe fn kernel_portable(
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// AVX2 + FMA: 6 × 16 (12 accumulators of 8 floats).
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn kernel_avx2(
-        kc: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        add: bool,
-    ) {
-        const MR: usize = 6;
-        let mut acc0 = [_mm256_setzero_ps(); MR];
-        let mut acc1 = [_mm256_setzero_ps(); MR];
-        let (mut a, mut b) = (a, b);
-        for _ in 0..kc {
-            let b0 = _mm256_load_ps(b);
-            let b1 = _mm256_load_ps(b.add(8));
-            for i in 0..MR {
-                let ai = _mm256_broadcast_ss(&*a.add(i));
-                acc0[i] = _mm256_fmadd_ps(ai, b0, acc0[i]);
-                acc1[i] = _mm256_fmadd_ps(ai, b1, acc1[i]);
+    /// A micro-kernel of `$mr` rows and two vectors of `$lanes` floats per row: per step
+    /// of `k`, two vector loads of B, `$mr` broadcasts of A, `2·$mr` FMAs; the
+    /// accumulators stay in registers for the whole loop.
+    macro_rules! kernel {
+        ($(#[$doc:meta])* $name:ident, $feat:literal, $mr:literal, $lanes:literal,
+         $zero:ident, $load:ident, $loadu:ident, $storeu:ident, $set1:ident, $fma:ident,
+         $add:ident) => {
+            $(#[$doc])*
+            #[target_feature(enable = $feat)]
+            pub(super) unsafe fn $name(
+                kc: usize,
+                a: *const f32,
+                b: *const f32,
+                c: *mut f32,
+                ldc: usize,
+                add: bool,
+            ) {
+                const MR: usize = $mr;
+                const L: usize = $lanes;
+                let mut acc0 = [$zero(); MR];
+                let mut acc1 = [$zero(); MR];
+                let (mut a, mut b) = (a, b);
+                for _ in 0..kc {
+                    let b0 = $load(b);
+                    let b1 = $load(b.add(L));
+                    for i in 0..MR {
+                        let ai = $set1(*a.add(i));
+                        acc0[i] = $fma(ai, b0, acc0[i]);
+                        acc1[i] = $fma(ai, b1, acc1[i]);
+                    }
+                    a = a.add(MR);
+                    b = b.add(2 * L);
+                }
+                for i in 0..MR {
+                    let r = c.add(i * ldc);
+                    if add {
+                        acc0[i] = $add(acc0[i], $loadu(r));
+                        acc1[i] = $add(acc1[i], $loadu(r.add(L)));
+                    }
+                    $storeu(r, acc0[i]);
+                    $storeu(r.add(L), acc1[i]);
+                }
             }
-            a = a.add(MR);
-            b = b.add(16);
-        }
-        for i in 0..MR {
-            let r = c.add(i * ldc);
-            if add {
-                acc0[i] = _mm256_add_ps(acc0[i], _mm256_loadu_ps(r));
-                acc1[i] = _mm256_add_ps(acc1[i], _mm256_loadu_ps(r.add(8)));
-            }
-            _mm256_storeu_ps(r, acc0[i]);
-            _mm256_storeu_ps(r.add(8), acc1[i]);
-        }
+        };
     }
 
-    /// AVX-512: 12 × 32 (24 accumulators of 16 floats).
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn kernel_avx512(
-        kc: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        ldc: usize,
-        add: bool,
-    ) {
-        const MR: usize = 12;
-        let mut acc0 = [_mm512_setzero_ps(); MR];
-        let mut acc1 = [_mm512_setzero_ps(); MR];
-        let (mut a, mut b) = (a, b);
-        for _ in 0..kc {
-            let b0 = _mm512_load_ps(b);
-            let b1 = _mm512_load_ps(b.add(16));
-            for i in 0..MR {
-                let ai = _mm512_set1_ps(*a.add(i));
-                acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
-                acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
-            }
-            a = a.add(MR);
-            b = b.add(32);
-        }
-        for i in 0..MR {
-            let r = c.add(i * ldc);
-            if add {
-                acc0[i] = _mm512_add_ps(acc0[i], _mm512_loadu_ps(r));
-                acc1[i] = _mm512_add_ps(acc1[i], _mm512_loadu_ps(r.add(16)));
-            }
-            _mm512_storeu_ps(r, acc0[i]);
-            _mm512_storeu_ps(r.add(16), acc1[i]);
-        }
-    }
+    kernel!(
+        /// AVX2 + FMA: 6 × 16 (12 accumulators of 8 floats).
+        kernel_avx2, "avx2,fma", 6, 8, _mm256_setzero_ps, _mm256_load_ps, _mm256_loadu_ps,
+        _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps
+    );
+    kernel!(
+        /// AVX-512: 12 × 32 (24 accumulators of 16 floats).
+        kernel_avx512, "avx512f,avx2,fma", 12, 16, _mm512_setzero_ps, _mm512_load_ps,
+        _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps
+    );
 }
 
 #[cfg(test)]
