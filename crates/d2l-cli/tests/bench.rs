@@ -52,6 +52,9 @@ fn json_lines_match_the_peer_format_and_compare_joins_them() {
         assert_eq!(r["reps"].as_array().unwrap().len(), 1);
         assert!(r["steps_per_rep"].as_u64().unwrap() >= 1);
         assert!(r["median_step_ms"].as_f64().unwrap() > 0.0);
+        // The SIMD path of the kernels and the f32 GEMM that ran.
+        assert!(matches!(r["cpu"].as_str(), Some("scalar" | "avx2" | "avx512")));
+        assert!(matches!(r["gemm"].as_str(), Some("d2l" | "gemm-crate")));
     }
     assert_eq!(recs[0]["batch"], 256);
     assert!(recs[0]["peak_rss_mb"].as_f64().unwrap() >= recs[0]["rss_before_mb"].as_f64().unwrap());

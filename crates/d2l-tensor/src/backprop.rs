@@ -232,13 +232,29 @@ impl Op {
             }
             Op::Matmul(a, b) => {
                 // Only the gradients of inputs that need one (a network's input does not).
+                // An operand that is a transposed view (`x.matmul(&w.t())`) gets its
+                // gradient as the transpose of the transposed product: the same GEMM, in
+                // the orientation that makes the gradient flowing back through the view
+                // (to `w`) contiguous, so no copy is needed anywhere.
                 let ga = a
                     .requires_grad()
-                    .then(|| g.matmul(&b.transpose(-1, -2)?)?.sum_to(a.shape()))
+                    .then(|| {
+                        if transposed_view(a) && b.rank() == 2 && g.rank() == 2 {
+                            b.matmul(&g.transpose(-1, -2)?)?.transpose(-1, -2)
+                        } else {
+                            g.matmul(&b.transpose(-1, -2)?)?.sum_to(a.shape())
+                        }
+                    })
                     .transpose()?;
                 let gb = b
                     .requires_grad()
-                    .then(|| a.transpose(-1, -2)?.matmul(g)?.sum_to(b.shape()))
+                    .then(|| {
+                        if transposed_view(b) && a.rank() == 2 && g.rank() == 2 {
+                            g.transpose(-1, -2)?.matmul(a)?.transpose(-1, -2)
+                        } else {
+                            a.transpose(-1, -2)?.matmul(g)?.sum_to(b.shape())
+                        }
+                    })
                     .transpose()?;
                 Ok(vec![ga, gb])
             }
@@ -423,6 +439,12 @@ fn topo_order(root: &Tensor) -> Result<Vec<Tensor>> {
         }
     }
     Ok(order)
+}
+
+/// A 2-D tensor whose transpose is contiguous (`w.t()` of a contiguous `w`).
+fn transposed_view(t: &Tensor) -> bool {
+    let l = t.layout();
+    t.rank() == 2 && !l.is_contiguous() && l.strides[0] == 1 && l.strides[1] == t.shape()[0]
 }
 
 fn run_backward(root: &Tensor, seed: Tensor, retain_graph: bool) -> Result<()> {

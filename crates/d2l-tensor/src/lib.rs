@@ -32,6 +32,8 @@ mod storage;
 mod tensor;
 mod threads;
 
+pub use cpu::caps::{cpu_path, detected_cpu_path, CpuPath};
+pub use cpu::matmul::sgemm_name;
 pub use cuda::{num_gpus, try_all_gpus, try_gpu, CudaStorage};
 pub use device::{Device, DeviceRequest, ParseDeviceError};
 pub use dtype::{DType, Element, Float};

@@ -547,6 +547,40 @@ fn reduce_softmax() {
 
 // ---------------------------------------------------------------- matmul
 
+/// `x·wᵀ` (a Linear layer) hands `w` a contiguous gradient: the backward pass needs no
+/// copy of a transposed gradient.
+#[test]
+fn linear_weight_gradient_is_contiguous_and_right() {
+    let mut g = gen(12);
+    let x = randn(&mut g, &[5, 3]);
+    let w = randn(&mut g, &[4, 3]).requires_grad_(true).unwrap();
+    let y = x.matmul(&w.t().unwrap()).unwrap();
+    let loss = y.sum_all().unwrap();
+    d2l_tensor::profile::take();
+    d2l_tensor::profile::enable(true);
+    loss.backward().unwrap();
+    d2l_tensor::profile::enable(false);
+    let rows = d2l_tensor::profile::take();
+    assert!(
+        rows.iter().all(|r| r.name != "contiguous"),
+        "the backward pass copied: {rows:?}"
+    );
+    let gw = w.grad().unwrap();
+    assert!(gw.is_contiguous());
+    // d(sum(x·wᵀ))/dw[j][c] = Σ_i x[i][c]
+    let xs = x.to_vec::<f32>();
+    let want: Vec<f32> = (0..4)
+        .flat_map(|_| {
+            (0..3)
+                .map(|c| (0..5).map(|i| xs[i * 3 + c]).sum::<f32>())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (a, b) in gw.to_vec::<f32>().iter().zip(&want) {
+        assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+    }
+}
+
 #[test]
 fn matmul_shapes() {
     let mut g = gen(11);
@@ -556,6 +590,25 @@ fn matmul_shapes() {
     let w3 = randn(&mut g, &[3]);
     let v4 = randn(&mut g, &[4]);
     check("2-D x 2-D", |x| x[0].matmul(&x[1]), &[a.clone(), b.clone()]);
+    // Transposed views on either side (Linear's `x·wᵀ`, and `aᵀ·b`): their gradients
+    // take the transposed orientation of the product.
+    let w = randn(&mut g, &[4, 3]);
+    check(
+        "2-D x transposed",
+        |x| x[0].matmul(&x[1].t()?),
+        &[a.clone(), w.clone()],
+    );
+    let at = randn(&mut g, &[3, 2]);
+    check(
+        "transposed x 2-D",
+        |x| x[0].t()?.matmul(&x[1]),
+        &[at.clone(), b.clone()],
+    );
+    check(
+        "transposed x transposed",
+        |x| x[0].t()?.matmul(&x[1].t()?),
+        &[at.clone(), w.clone()],
+    );
     check("mm", |x| x[0].mm(&x[1]), &[a.clone(), b.clone()]);
     check(
         "1-D x 2-D",

@@ -12,7 +12,8 @@
 //! Each measurement becomes one [`Record`], printed as the same JSON line the PyTorch
 //! script prints (`peer`, `workload`, `name`, `metric`, `value`, `unit`,
 //! `median_step_ms`, `reps`, `steps_per_rep`, `threads`, `batch`, `rss_before_mb`,
-//! `peak_rss_mb`, …), so the two outputs join on `workload` + `name` + `metric`.
+//! `peak_rss_mb`, …, and `cpu`: the kernels' SIMD path, `scalar`, `avx2` or `avx512`,
+//! which `D2L_CPU` can lower; `gemm`: which f32 GEMM ran), so the two outputs join on `workload` + `name` + `metric`.
 //! Peak RSS is the process's `VmHWM`; run one workload per process (as `d2l bench`
 //! does) for it to be that workload's own.
 //!
@@ -273,6 +274,9 @@ impl Record {
         o.insert("steps_per_rep".into(), json!(self.m.steps_per_rep));
         o.insert("threads".into(), json!(self.threads));
         o.insert("device".into(), json!(self.device.to_string()));
+        // The SIMD path of the CPU kernels (`D2L_CPU` lowers it) and the f32 GEMM.
+        o.insert("cpu".into(), json!(d2l_tensor::cpu_path().name()));
+        o.insert("gemm".into(), json!(d2l_tensor::sgemm_name()));
         for (k, v) in &self.extra {
             o.insert(k.clone(), v.clone());
         }

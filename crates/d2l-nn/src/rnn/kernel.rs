@@ -418,15 +418,12 @@ fn fwd_block_dispatch<T: Act>(ctx: &FwdCtx<T>, rows: Range<usize>) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            // The path `D2L_CPU` allows (see d2l_tensor::cpu_path).
+            if d2l_tensor::cpu_path() >= d2l_tensor::CpuPath::Avx512 {
                 // SAFETY: the CPU has the features the function is compiled for.
                 return unsafe { fwd_block_avx512(ctx, rows) };
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if d2l_tensor::cpu_path() >= d2l_tensor::CpuPath::Avx2 {
                 // SAFETY: as above.
                 return unsafe { fwd_block_avx2(ctx, rows) };
             }
@@ -848,15 +845,12 @@ fn bwd_block_dispatch<T: Act>(ctx: &BwdCtx<T>, rows: Range<usize>) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            // The path `D2L_CPU` allows (see d2l_tensor::cpu_path).
+            if d2l_tensor::cpu_path() >= d2l_tensor::CpuPath::Avx512 {
                 // SAFETY: the CPU has the features the function is compiled for.
                 return unsafe { bwd_block_avx512(ctx, rows) };
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if d2l_tensor::cpu_path() >= d2l_tensor::CpuPath::Avx2 {
                 // SAFETY: as above.
                 return unsafe { bwd_block_avx2(ctx, rows) };
             }

@@ -140,31 +140,16 @@ pub(crate) unsafe fn gemm_raw<T: Float>(
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    if m < SWAP_M && n > m {
+    let ours =
+        std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && super::matmul::own_sgemm();
+    // Our GEMM picks its own orientation; the `gemm` crate's tall kernel wants m large.
+    if !ours && m < SWAP_M && n > m {
         return gemm_raw(
             n, m, k, dst, dst_cs, dst_rs, accumulate, b, b_cs, b_rs, a, a_cs, a_rs, par,
         );
     }
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        dst_cs as isize,
-        dst_rs as isize,
-        accumulate,
-        a,
-        a_cs as isize,
-        a_rs as isize,
-        b,
-        b_cs as isize,
-        b_rs as isize,
-        T::ONE,
-        T::ONE,
-        false,
-        false,
-        false,
-        par,
+    super::matmul::gemm_any(
+        m, n, k, dst, dst_rs, dst_cs, accumulate, a, a_rs, a_cs, b, b_rs, b_cs, par,
     )
 }
 
@@ -869,7 +854,7 @@ fn direct_bw_applies<T: 'static>(geo: &Geom) -> bool {
             && !geo.depthwise()
             && geo.ow >= 32
             && geo.cig() * geo.cog() <= 128 * 128
-            && std::arch::is_x86_feature_detected!("avx512f")
+            && crate::cpu::caps::avx512()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -979,7 +964,7 @@ fn direct_fwd_applies<T: 'static>(geo: &Geom, out_w: usize) -> bool {
             && geo.pl < geo.kw
             && out_w >= 64
             && geo.ci * geo.co <= 64 * 64
-            && std::arch::is_x86_feature_detected!("avx512f")
+            && crate::cpu::caps::avx512()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -1439,7 +1424,7 @@ mod tests {
             let gy = rand(geo.n * geo.co * geo.p());
             #[cfg(target_arch = "x86_64")]
             {
-                let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+                let avx512 = crate::cpu::caps::avx512();
                 assert_eq!(direct_fwd_applies::<f32>(&geo, geo.ow), avx512);
                 assert_eq!(direct_fwd_applies::<f32>(&geo, geo.w), avx512);
             }

@@ -1,5 +1,6 @@
-//! Matrix products through the `gemm` crate (AVX-512/AVX2 kernels, rayon threads); the
-//! strides are passed through, so transposed and permuted views need no copy.
+//! Matrix products: f32 through our packed GEMM ([`super::sgemm`]) or the `gemm` crate
+//! (see [`own_sgemm`]), f64 through the `gemm` crate; the strides are passed through, so
+//! transposed and permuted views need no copy.
 
 use crate::dtype::Float;
 use crate::threads;
@@ -45,25 +46,20 @@ pub(crate) fn matmul<T: Float>(
         // the kernel reads lies inside `lhs.data` / `rhs.data`, and `dst` holds m×n
         // row-major elements that only this call writes.
         unsafe {
-            gemm::gemm(
+            gemm_any(
                 m,
                 n,
                 k,
                 dst.as_mut_ptr(),
+                n,
                 1,
-                n as isize,
                 false,
                 lhs.data.as_ptr().add(ol),
-                lhs.cs as isize,
-                lhs.rs as isize,
+                lhs.rs,
+                lhs.cs,
                 rhs.data.as_ptr().add(or),
-                rhs.cs as isize,
-                rhs.rs as isize,
-                T::ZERO,
-                T::ONE,
-                false,
-                false,
-                false,
+                rhs.rs,
+                rhs.cs,
                 par,
             )
         }
@@ -88,4 +84,98 @@ pub(crate) fn matmul<T: Float>(
         });
     }
     out
+}
+
+/// Which GEMM the f32 products use. `D2L_GEMM=d2l` or `D2L_GEMM=gemm` choose; by
+/// default the `gemm` crate (measured faster than ours on the hot shapes with its AVX2
+/// and its AVX-512 kernels, docs/PERFORMANCE.md), except when `D2L_CPU` lowers the path
+/// below what the processor has: the crate's dispatch cannot follow, ours can.
+pub(crate) fn own_sgemm() -> bool {
+    static OWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OWN.get_or_init(
+        || match std::env::var("D2L_GEMM").as_deref().map(str::trim) {
+            Ok("gemm") => false,
+            Ok("d2l") => true,
+            _ => super::caps::cpu_path() < super::caps::detected_cpu_path(),
+        },
+    )
+}
+
+/// Which f32 GEMM the products use: `"d2l"` (ours) or `"gemm-crate"` (see `D2L_GEMM`).
+pub fn sgemm_name() -> &'static str {
+    if own_sgemm() {
+        "d2l"
+    } else {
+        "gemm-crate"
+    }
+}
+
+/// `dst[i*d_rs + j*d_cs] (+)= Σ_p a[i*a_rs + p*a_cs] · b[p*b_rs + j*b_cs]`, adding to
+/// `dst` when `accumulate`: f32 through [`super::sgemm::sgemm`], f64 through the `gemm`
+/// crate.
+///
+/// # Safety
+/// As [`super::sgemm::sgemm`]: every addressed element valid, `dst` not overlapping the
+/// operands, distinct `(i, j)` distinct elements of `dst`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) unsafe fn gemm_any<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut T,
+    d_rs: usize,
+    d_cs: usize,
+    accumulate: bool,
+    a: *const T,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const T,
+    b_rs: usize,
+    b_cs: usize,
+    par: Parallelism,
+) {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && own_sgemm() {
+        let threads = match par {
+            Parallelism::None => 1,
+            Parallelism::Rayon(n) => n.max(1),
+        };
+        return super::sgemm::sgemm(
+            m,
+            n,
+            k,
+            dst as *mut f32,
+            d_rs as isize,
+            d_cs as isize,
+            accumulate,
+            a as *const f32,
+            a_rs as isize,
+            a_cs as isize,
+            b as *const f32,
+            b_rs as isize,
+            b_cs as isize,
+            threads,
+        );
+    }
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        d_cs as isize,
+        d_rs as isize,
+        accumulate,
+        a,
+        a_cs as isize,
+        a_rs as isize,
+        b,
+        b_cs as isize,
+        b_rs as isize,
+        if accumulate { T::ONE } else { T::ZERO },
+        T::ONE,
+        false,
+        false,
+        false,
+        par,
+    )
 }

@@ -1,6 +1,7 @@
 //! CPU kernels. Each kernel takes plain slices plus layouts and returns a fresh buffer;
 //! contiguous inputs take a fast path, strided ones loop over collapsed rows.
 
+pub mod caps;
 pub(crate) mod conv;
 pub(crate) mod elementwise;
 pub(crate) mod index;
@@ -8,6 +9,7 @@ pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod pool;
 pub(crate) mod reduce;
+pub(crate) mod sgemm;
 pub(crate) mod simd;
 pub(crate) mod winograd;
 

@@ -375,13 +375,10 @@ enum Level {
 fn level() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
-        if !std::arch::is_x86_feature_detected!("fma") {
-            return Level::Base;
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if crate::cpu::caps::avx512() {
             return Level::Avx512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if crate::cpu::caps::avx2() {
             return Level::Avx2;
         }
     }
