@@ -156,10 +156,9 @@ fn memory_statistics_count_device_buffers() {
     let before = cuda::memory_stats(dev).unwrap();
     let t = Tensor::zeros(&[1000]).to(dev).unwrap();
     let after = cuda::memory_stats(dev).unwrap();
-    assert!(
-        after.allocated >= before.allocated + 4000,
-        "{before:?} -> {after:?}"
-    );
+    // Other tests of this process use the same simulated device at the same time, so only
+    // the live 4000-byte buffer is certain (a delta from `before` can see their frees).
+    assert!(after.allocated >= 4000, "{before:?} -> {after:?}");
     assert!(after.peak_allocated >= after.allocated);
     drop(t);
     assert_eq!(cuda::memory_stats(Device::Cpu), None::<MemoryStats>);

@@ -91,6 +91,33 @@ fn trainer_with_momentum_on_the_simulated_gpu_matches_the_cpu() {
 }
 
 #[test]
+fn a_non_finite_loss_on_the_gpu_is_caught_by_the_device_side_check() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    simulate();
+    d2l_tensor::manual_seed(3);
+    let (train, _) = d2l_data::load_data_shapes(512, 16, 64, None, 3)
+        .map_err(data_error)
+        .unwrap();
+    let net = mlp();
+    // A learning rate that overflows the logits within a few steps.
+    let mut opt = Sgd::new(net.parameters(), 1e30).unwrap();
+    let config = TrainConfig {
+        epochs: 2,
+        quiet: true,
+        device: Device::Cuda(0),
+        ..Default::default()
+    };
+    let e = Trainer::new(&net, cross_entropy_loss(), &mut opt, config)
+        .fit(&train, None)
+        .unwrap_err()
+        .to_string();
+    // Read at the end of the epoch (no per-step sync): the error names the unchecked steps.
+    assert!(e.contains("the loss became non-finite"), "{e}");
+    assert!(e.contains("of the global steps "), "{e}");
+    assert!(e.contains("checked on cuda:0"), "{e}");
+}
+
+#[test]
 fn a_gpu_that_is_not_there_is_an_error_not_a_cpu_run() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     simulate();
