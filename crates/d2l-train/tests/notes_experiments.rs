@@ -1,0 +1,117 @@
+//! The notes' points shown by the experiments of issue 25, each checked against its
+//! claim with small settings (seconds): covariate-shift correction with overlapping
+//! support, concept shift, empirical vs true risk, and the rest.
+
+use d2l_train::experiments::shift_cases::{run_shift_cases, ShiftCasesOptions};
+use std::path::PathBuf;
+
+/// A temporary folder for a test's plots, or `$D2L_TEST_PLOTS/<name>` when that is set
+/// (to look at them).
+fn plot_dir(name: &str) -> (Option<tempfile::TempDir>, PathBuf) {
+    match std::env::var_os("D2L_TEST_PLOTS") {
+        Some(d) => (None, PathBuf::from(d).join(name)),
+        None => {
+            let t = tempfile::tempdir().unwrap();
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        }
+    }
+}
+
+#[test]
+fn overlapping_covariate_shift_is_corrected_by_odds_weights() {
+    let (_keep, dir) = plot_dir("shift-cases");
+    let opts = ShiftCasesOptions {
+        n_test: 5000,
+        n_fresh: 5000,
+        risk_sizes: vec![20, 1000],
+        mlp_steps: 600,
+        out_dir: Some(dir.clone()),
+        quiet: true,
+        ..Default::default()
+    };
+    let r = run_shift_cases(&opts).unwrap();
+    println!("{r}");
+    let o = &r.overlap;
+    let acc = |n: &str| o.row(n).unwrap().target_acc;
+    let base = acc("unweighted");
+    let fixed = acc("odds, self-normalised, clipped");
+    let best = acc("trained on labelled target");
+    // The shift costs accuracy, and the clipped odds weights win most of it back.
+    assert!(best - base > 0.05, "{r}");
+    assert!(o.recovered() > 0.5, "{r}");
+    assert!(fixed > base, "{r}");
+    // The domain classifier's log-odds follow the true log ratio (it is linear here).
+    assert!(o.log_ratio_corr > 0.95, "{r}");
+    // The weights cost effective sample size: fewer than n, more than a handful.
+    let ess = o.row("odds, self-normalised, clipped").unwrap().ess;
+    assert!(ess < 0.9 * opts.n_source as f64 && ess > 20.0, "{r}");
+    // Concept shift: the frozen model decays, the online one keeps up.
+    let (frozen, online) = r.concept.late_means();
+    assert!(online > frozen + 0.1, "{r}");
+    assert!(*r.concept.frozen.last().unwrap() < 0.6, "{r}");
+    // Empirical risk understates the true risk most when n is small.
+    let (small, large) = (&r.risk.points[0], &r.risk.points[1]);
+    assert!(small.true_risk - small.empirical > 0.2, "{r}");
+    assert!(
+        large.true_risk - large.empirical < small.true_risk - small.empirical,
+        "{r}"
+    );
+    // The true risk is never below the Bayes risk by more than sampling noise.
+    assert!(large.true_risk > r.risk.bayes_risk - 0.05, "{r}");
+    for name in ["covariate-overlap", "concept-shift", "risk-gap"] {
+        assert!(dir.join(format!("{name}.png")).exists(), "{name}");
+        assert!(dir.join(format!("{name}.svg")).exists(), "{name}");
+    }
+}
+
+#[test]
+fn activations_symmetry_collapse_and_xor() {
+    use d2l_train::experiments::mlp_basics::{run_mlp_basics, MlpBasicsOptions};
+    let (_keep, dir) = plot_dir("mlp-demo");
+    let opts = MlpBasicsOptions {
+        out_dir: Some(dir.clone()),
+        quiet: true,
+        ..Default::default()
+    };
+    let r = run_mlp_basics(&opts).unwrap();
+    println!("{r}");
+    // Derivatives by autograd: ReLU' is a step, sigmoid' peaks at 1/4, tanh' at 1.
+    let max_grad = |i: usize| r.curves[i].grad.iter().cloned().fold(0.0f64, f64::max);
+    assert!((max_grad(0) - 1.0).abs() < 1e-6);
+    assert!((max_grad(1) - 0.25).abs() < 1e-4);
+    assert!((max_grad(2) - 1.0).abs() < 1e-4);
+    // Stacked affine layers are one affine map.
+    assert!(r.collapse_error < 1e-4, "{r}");
+    let fit = |n: &str| r.fit(n).unwrap().clone();
+    // No linear model fits the XOR-like set; a randomly initialised MLP does.
+    assert!(fit("logistic regression").train_acc < 0.7, "{r}");
+    assert!(fit("3 stacked affine layers").train_acc < 0.7, "{r}");
+    assert!(fit("MLP, random init").train_acc > 0.95, "{r}");
+    // Constant initialisation: the hidden units stay identical, and the MLP is no better
+    // than one unit.
+    let c = fit("MLP, constant init 0.5");
+    assert!(c.unit_spread < 1e-5, "{r}");
+    assert!(c.train_acc < 0.8, "{r}");
+    assert!(fit("MLP, random init").unit_spread > 0.1, "{r}");
+    for name in ["activations", "activation-grads", "xor-set"] {
+        assert!(dir.join(format!("{name}.png")).exists(), "{name}");
+    }
+}
+
+#[test]
+fn sigmoid_gradients_vanish_and_relu_with_he_init_keeps_them() {
+    use d2l_train::experiments::mlp_basics::{grad_norm_comparison, Act};
+    let (_keep, dir) = plot_dir("init-demo");
+    let r = grad_norm_comparison(Act::Sigmoid, 20, 64, 0, Some(&dir)).unwrap();
+    println!("{r}");
+    assert!(r.xavier_ratio() < 1e-4, "{r}");
+    let relu = grad_norm_comparison(Act::Relu, 20, 64, 0, None).unwrap();
+    println!("{relu}");
+    assert!(relu.he_ratio() > 0.1 && relu.he_ratio() < 10.0, "{relu}");
+    // Under Xavier, ReLU loses far less per layer than the sigmoid.
+    assert!(
+        relu.xavier_ratio() > 100.0 * r.xavier_ratio(),
+        "{relu}\n{r}"
+    );
+}
