@@ -115,3 +115,46 @@ fn sigmoid_gradients_vanish_and_relu_with_he_init_keeps_them() {
         "{relu}\n{r}"
     );
 }
+
+#[test]
+fn l1_and_huber_resist_outliers_that_pull_l2() {
+    use d2l_train::experiments::robust_loss::{run_robust_loss, RobustLossOptions};
+    let (_keep, dir) = plot_dir("loss-demo");
+    let r = run_robust_loss(&RobustLossOptions {
+        out_dir: Some(dir.clone()),
+        quiet: true,
+        ..Default::default()
+    })
+    .unwrap();
+    println!("{r}");
+    let (l1, l2, hub) = (
+        r.fit("L1").unwrap(),
+        r.fit("L2").unwrap(),
+        r.fit("Huber").unwrap(),
+    );
+    assert!(l1.slope_error() < l2.slope_error() / 5.0, "{r}");
+    assert!(hub.slope_error() < l2.slope_error() / 2.0, "{r}");
+    assert!(l1.slope_error() < 0.2, "{r}");
+    assert!(dir.join("robust-loss.png").exists());
+}
+
+#[test]
+fn more_training_points_close_the_overfitting_gap() {
+    use d2l_train::experiments::poly::{run_poly_sizes, PolyOptions};
+    let (_keep, dir) = plot_dir("poly-sizes");
+    let opts = PolyOptions {
+        n_test: 1000,
+        out_dir: Some(dir.clone()),
+        quiet: true,
+        ..Default::default()
+    };
+    let r = run_poly_sizes(&opts, &[10, 20, 40, 100, 400, 1000], 20, 15_000).unwrap();
+    println!("{r}");
+    let (small, large) = (&r.points[0], &r.points[4]);
+    // Few points: the degree-20 model fits them better than the noise allows and tests far
+    // worse; many points: train and test losses meet near the noise variance.
+    assert!(small.test_loss > 3.0 * small.train_loss, "{r}");
+    assert!(small.test_loss > 3.0 * large.test_loss, "{r}");
+    assert!(large.test_loss < 2.0 * large.train_loss, "{r}");
+    assert!(dir.join("poly-sizes.png").exists());
+}

@@ -20,6 +20,7 @@ pub mod gd;
 pub mod house;
 pub mod mlp_basics;
 pub mod poly;
+pub mod robust_loss;
 pub mod sequence;
 pub mod shift;
 pub mod shift_cases;
