@@ -3,7 +3,18 @@
 //! support, concept shift, empirical vs true risk, and the rest.
 
 use d2l_train::experiments::shift_cases::{run_shift_cases, ShiftCasesOptions};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// The shared Fashion-MNIST files, or `None` (the test prints a skip line).
+fn fashion_hub() -> Option<d2l_data::hub::DataHub> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    if p.join("fashion_mnist").exists() {
+        Some(d2l_data::hub::DataHub::from_env().with_data_dir(p).quiet())
+    } else {
+        eprintln!("skipping: ../shared/data/fashion_mnist not found");
+        None
+    }
+}
 
 /// A temporary folder for a test's plots, or `$D2L_TEST_PLOTS/<name>` when that is set
 /// (to look at them).
@@ -157,4 +168,63 @@ fn more_training_points_close_the_overfitting_gap() {
     assert!(small.test_loss > 3.0 * large.test_loss, "{r}");
     assert!(large.test_loss < 2.0 * large.train_loss, "{r}");
     assert!(dir.join("poly-sizes.png").exists());
+}
+
+#[test]
+fn mc_dropout_is_measured_against_the_deterministic_net() {
+    use d2l_data::datasets::DatasetName;
+    use d2l_train::experiments::mc_dropout::{run_mc_dropout, McDropoutOptions};
+    let Some(hub) = fashion_hub() else { return };
+    let r = run_mc_dropout(&McDropoutOptions {
+        dataset: DatasetName::FashionMnist,
+        hub,
+        fallback_to_shapes: false,
+        n_train: 10_000,
+        n_test: 2000,
+        epochs: 8,
+        passes: vec![1, 5, 30],
+        quiet: true,
+        ..Default::default()
+    })
+    .unwrap();
+    println!("{r}");
+    let det = r.deterministic;
+    let (k1, k30) = (r.mc[0], r.mc[2]);
+    // One stochastic pass is a noisier predictor than the deterministic net; averaging
+    // many passes approaches it (the inverted dropout scaling keeps the expectation).
+    assert!(k1.nll > det.nll, "{r}");
+    assert!(k30.nll < k1.nll, "{r}");
+    assert!((k30.acc - det.acc).abs() < 0.03, "{r}");
+}
+
+#[test]
+fn phm_layers_cut_parameters_by_n() {
+    use d2l_data::datasets::DatasetName;
+    use d2l_train::experiments::phm::{run_phm, PhmOptions};
+    let Some(hub) = fashion_hub() else { return };
+    let r = run_phm(&PhmOptions {
+        dataset: DatasetName::FashionMnist,
+        hub,
+        fallback_to_shapes: false,
+        n_train: 6000,
+        n_test: 2000,
+        epochs: 5,
+        lr: 0.3,
+        ns: vec![1, 4],
+        quiet: true,
+        ..Default::default()
+    })
+    .unwrap();
+    println!("{r}");
+    let (dense, n1, n4) = (&r.rows[0], &r.rows[1], &r.rows[2]);
+    // dq → n³ + dq/n (+ bias): 784·256 = 200,704 weights; n = 4: 64 + 50,176.
+    assert_eq!(dense.hidden_params, 784 * 256 + 256);
+    assert_eq!(n1.hidden_params, 1 + 784 * 256 + 256);
+    assert_eq!(n4.hidden_params, 64 + 784 * 256 / 4 + 256);
+    assert_eq!(
+        n4.params,
+        d2l_models::phm::mlp_phm_parameters(784, 256, 10, 4)
+    );
+    // Both learn (10 classes: chance is 0.1).
+    assert!(n4.test_acc > 0.6 && dense.test_acc > 0.6, "{r}");
 }

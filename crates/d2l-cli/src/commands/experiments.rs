@@ -7,8 +7,8 @@
 use super::{CliResult, DataArgs, DeviceArgs};
 use clap::{Args, Subcommand};
 use d2l_train::experiments::{
-    augment, finetune, gd, house, mlp_basics, poly, robust_loss, sequence, shift, shift_cases,
-    stability, weight_decay, zipf,
+    augment, finetune, gd, house, mc_dropout, mlp_basics, phm, poly, robust_loss, sequence, shift,
+    shift_cases, stability, weight_decay, zipf,
 };
 use std::path::PathBuf;
 
@@ -144,6 +144,29 @@ pub struct InitDemoArgs {
     pub activation: Option<String>,
 }
 
+/// Flags of `mc-dropout` (4.6) and `phm-demo` (3.4): image subsets and the counts.
+#[derive(Args, Clone, Debug)]
+pub struct ImageExperimentArgs {
+    /// The common flags.
+    #[command(flatten)]
+    pub common: ExperimentArgs,
+    /// Images: fashion-mnist (default), mnist or shapes.
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: String,
+    /// Training images, a seeded subset (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub n_train: usize,
+    /// Test images, a seeded subset (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub n_test: usize,
+    /// mc-dropout: the numbers of stochastic passes averaged.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,5,10,20,50")]
+    pub passes: Vec<usize>,
+    /// phm-demo: the PHM layers' n (each must divide 784 and 256).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub phm_n: Vec<usize>,
+}
+
 /// The experiment commands.
 #[derive(Subcommand, Clone, Debug)]
 pub enum ExperimentCommand {
@@ -165,6 +188,10 @@ pub enum ExperimentCommand {
     /// 4.9 on generated data: covariate shift with overlapping support (odds weights,
     /// clipped, effective sample size), concept shift (frozen vs online), empirical vs true risk.
     ShiftCases(ExperimentArgs),
+    /// 4.6: Monte-Carlo dropout (K stochastic passes averaged) against the deterministic net.
+    McDropout(ImageExperimentArgs),
+    /// 3.4: the MLP with a PHM hidden layer for each --phm-n, against the dense MLP.
+    PhmDemo(ImageExperimentArgs),
     /// 4.10: Kaggle house prices, 5-fold log-rmse and a submission.csv.
     HousePrices(ExperimentArgs),
     /// 8.1: the noisy sine, an MLP on τ = 4 lags; 1-step, multi-step and k-step predictions.
@@ -297,6 +324,42 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
                 ..Default::default()
             };
             println!("{}", shift_cases::run_shift_cases(&o)?);
+        }
+        ExperimentCommand::McDropout(d) => {
+            let a = &d.common;
+            let mut o = mc_dropout::McDropoutOptions {
+                dataset: d.dataset.parse()?,
+                hub: a.hub(),
+                n_train: d.n_train,
+                n_test: d.n_test,
+                passes: d.passes.clone(),
+                seed: a.seed,
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("mc-dropout")),
+                ..Default::default()
+            };
+            if let Some(e) = a.epochs {
+                o.epochs = e;
+            }
+            println!("{}", mc_dropout::run_mc_dropout(&o)?);
+        }
+        ExperimentCommand::PhmDemo(d) => {
+            let a = &d.common;
+            let mut o = phm::PhmOptions {
+                dataset: d.dataset.parse()?,
+                hub: a.hub(),
+                n_train: d.n_train,
+                n_test: d.n_test,
+                ns: d.phm_n.clone(),
+                seed: a.seed,
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("phm-demo")),
+                ..Default::default()
+            };
+            if let Some(e) = a.epochs {
+                o.epochs = e;
+            }
+            println!("{}", phm::run_phm(&o)?);
         }
         ExperimentCommand::HousePrices(a) => {
             let mut o = house::HouseOptions {
