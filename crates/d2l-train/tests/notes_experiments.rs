@@ -228,3 +228,54 @@ fn phm_layers_cut_parameters_by_n() {
     // Both learn (10 classes: chance is 0.1).
     assert!(n4.test_acc > 0.6 && dense.test_acc > 0.6, "{r}");
 }
+
+#[test]
+fn chapter_2_limit_tangent_and_distributions() {
+    use d2l_tensor::distributions::{Normal, Uniform};
+    use d2l_tensor::Tensor;
+    use d2l_train::experiments::prelim::run_prelim;
+    let (_keep, dir) = plot_dir("prelim-demo");
+    let r = run_prelim(Some(&dir)).unwrap();
+    println!("{r}");
+    // The book's printout: 2.3, 2.03, 2.003, ... → 2; autograd gives 2.
+    assert!((r.limits[0].1 - 2.3).abs() < 1e-9);
+    assert!((r.limits[4].1 - 2.0).abs() < 1e-4);
+    assert!((r.autograd - 2.0).abs() < 1e-12);
+    for m in &r.normal_mass {
+        assert!((m - 1.0).abs() < 1e-3, "{r}");
+    }
+    let n = Normal::new(0.0, 1.0).unwrap();
+    let x = Tensor::from_vec(vec![-1.96f64, 0.0, 1.0], &[3]).unwrap();
+    let (p, c, l) = (
+        n.pdf(&x).unwrap().to_f64_vec(),
+        n.cdf(&x).unwrap().to_f64_vec(),
+        n.log_prob(&x).unwrap().to_f64_vec(),
+    );
+    // scipy.stats.norm: pdf(0) = 0.3989423, cdf(−1.96) = 0.0249979, cdf(1) = 0.8413447.
+    assert!((p[1] - 0.398_942_3).abs() < 1e-6);
+    assert!((c[0] - 0.024_997_9).abs() < 1e-6);
+    assert!((c[2] - 0.841_344_7).abs() < 1e-6);
+    assert!((l[2] - (-1.418_938_5)).abs() < 1e-6);
+    // log_prob is differentiable: d/dx log p(x) = −(x − μ)/σ².
+    let n2 = Normal::new(1.0, 2.0).unwrap();
+    let xg = Tensor::from_vec(vec![3.0f64], &[1])
+        .unwrap()
+        .requires_grad_(true)
+        .unwrap();
+    n2.log_prob(&xg)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert!((xg.grad().unwrap().to_f64_vec()[0] + 0.5).abs() < 1e-12);
+    let u = Uniform::new(-1.0, 1.0).unwrap();
+    let xu = Tensor::from_vec(vec![-2.0f64, 0.5, 1.0], &[3]).unwrap();
+    assert_eq!(u.pdf(&xu).unwrap().to_f64_vec(), vec![0.0, 0.5, 0.0]);
+    assert_eq!(u.cdf(&xu).unwrap().to_f64_vec(), vec![0.0, 0.75, 1.0]);
+    assert!(u.log_prob(&xu).unwrap().to_f64_vec()[0].is_infinite());
+    assert!(Normal::new(0.0, 0.0).is_err() && Uniform::new(1.0, 1.0).is_err());
+    for name in ["tangent", "normal-pdf", "normal-cdf"] {
+        assert!(dir.join(format!("{name}.png")).exists(), "{name}");
+    }
+}

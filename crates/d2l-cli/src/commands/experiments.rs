@@ -7,8 +7,8 @@
 use super::{CliResult, DataArgs, DeviceArgs};
 use clap::{Args, Subcommand};
 use d2l_train::experiments::{
-    augment, finetune, gd, house, mc_dropout, mlp_basics, phm, poly, robust_loss, sequence, shift,
-    shift_cases, stability, weight_decay, zipf,
+    augment, finetune, gd, house, mc_dropout, mlp_basics, phm, poly, prelim, robust_loss, sequence,
+    shift, shift_cases, stability, weight_decay, zipf,
 };
 use std::path::PathBuf;
 
@@ -170,6 +170,9 @@ pub struct ImageExperimentArgs {
 /// The experiment commands.
 #[derive(Subcommand, Clone, Debug)]
 pub enum ExperimentCommand {
+    /// 2.4 / 2.6 / 3.1.3: the derivative as a limit and the tangent plot; normal and
+    /// uniform pdf, cdf and log-probability with figures.
+    PrelimDemo(ExperimentArgs),
     /// 4.4: polynomial regression — underfitting, normal, overfitting, with loss curves;
     /// --n-train N, or --sizes for loss against training-set size.
     PolyDemo(PolyDemoArgs),
@@ -211,6 +214,12 @@ pub enum ExperimentCommand {
 /// Runs one experiment.
 pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
     match cmd {
+        ExperimentCommand::PrelimDemo(a) => {
+            if a.data_dir.is_some() || a.epochs.is_some() {
+                return Err("prelim-demo computes: --data-dir and --epochs do not apply".into());
+            }
+            println!("{}", prelim::run_prelim(Some(&a.out_dir("prelim-demo")))?);
+        }
         ExperimentCommand::PolyDemo(p) => {
             let a = &p.common;
             let mut o = poly::PolyOptions {

@@ -23,6 +23,7 @@ pub mod mc_dropout;
 pub mod mlp_basics;
 pub mod phm;
 pub mod poly;
+pub mod prelim;
 pub mod robust_loss;
 pub mod sequence;
 pub mod shift;
