@@ -279,3 +279,38 @@ fn chapter_2_limit_tangent_and_distributions() {
         assert!(dir.join(format!("{name}.png")).exists(), "{name}");
     }
 }
+
+#[test]
+fn depth_needs_batch_norm_or_residuals_and_narrow_3x3_stacks_compete() {
+    use d2l_data::datasets::DatasetName;
+    use d2l_train::experiments::design::{run_design, DesignOptions};
+    let Some(hub) = fashion_hub() else { return };
+    let r = run_design(&DesignOptions {
+        dataset: DatasetName::FashionMnist,
+        hub,
+        fallback_to_shapes: false,
+        n_train: 4000,
+        n_test: 1000,
+        epochs: 3,
+        quiet: true,
+        ..Default::default()
+    })
+    .unwrap();
+    println!("{r}");
+    let (plain, bn, res) = (&r.depth[0], &r.depth[1], &r.depth[2]);
+    // The plain 30-layer MLP does not train (its loss stays at log 10 = 2.303 and its
+    // accuracy at chance); batch norm and residual blocks of the same depth do.
+    assert!(plain.train_loss > 2.2 && plain.test_acc < 0.2, "{r}");
+    assert!(
+        bn.train_loss < 2.0 && bn.test_acc > plain.test_acc + 0.1,
+        "{r}"
+    );
+    assert!(
+        res.train_loss < 1.0 && res.test_acc > plain.test_acc + 0.2,
+        "{r}"
+    );
+    let (deep, wide) = (&r.width[0], &r.width[1]);
+    // The same budget: within 10% of each other's parameters.
+    let ratio = deep.params as f64 / wide.params as f64;
+    assert!((0.9..1.1).contains(&ratio), "{r}");
+}

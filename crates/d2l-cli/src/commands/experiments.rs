@@ -7,8 +7,8 @@
 use super::{CliResult, DataArgs, DeviceArgs};
 use clap::{Args, Subcommand};
 use d2l_train::experiments::{
-    augment, finetune, gd, house, mc_dropout, mlp_basics, phm, poly, prelim, robust_loss, sequence,
-    shift, shift_cases, stability, weight_decay, zipf,
+    augment, design, finetune, gd, house, mc_dropout, memory, mlp_basics, phm, poly, prelim,
+    robust_loss, sequence, shift, shift_cases, stability, weight_decay, zipf,
 };
 use std::path::PathBuf;
 
@@ -167,6 +167,23 @@ pub struct ImageExperimentArgs {
     pub phm_n: Vec<usize>,
 }
 
+/// Flags of `memory-demo` (4.7).
+#[derive(Args, Clone, Debug)]
+pub struct MemoryDemoArgs {
+    /// A zoo image classifier.
+    #[arg(default_value = "lenet")]
+    pub model: String,
+    /// Images per batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Width multiplier of the model.
+    #[arg(long, default_value_t = 1.0)]
+    pub width_mult: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
 /// The experiment commands.
 #[derive(Subcommand, Clone, Debug)]
 pub enum ExperimentCommand {
@@ -195,6 +212,11 @@ pub enum ExperimentCommand {
     McDropout(ImageExperimentArgs),
     /// 3.4: the MLP with a PHM hidden layer for each --phm-n, against the dense MLP.
     PhmDemo(ImageExperimentArgs),
+    /// 4.7: peak memory of a training step against prediction for a zoo model.
+    MemoryDemo(MemoryDemoArgs),
+    /// 7.2 / 7.5 / 7.6: deep-narrow 3×3 stacks vs a shallow-wide net of the same size; a
+    /// plain 30-layer MLP vs the same depth with batch norm and with residual blocks.
+    DesignDemo(ImageExperimentArgs),
     /// 4.10: Kaggle house prices, 5-fold log-rmse and a submission.csv.
     HousePrices(ExperimentArgs),
     /// 8.1: the noisy sine, an MLP on τ = 4 lags; 1-step, multi-step and k-step predictions.
@@ -369,6 +391,36 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
                 o.epochs = e;
             }
             println!("{}", phm::run_phm(&o)?);
+        }
+        ExperimentCommand::MemoryDemo(m) => {
+            let o = memory::MemoryOptions {
+                model: m.model,
+                batch: m.batch_size,
+                width_mult: m.width_mult,
+                seed: m.seed,
+            };
+            println!("{}", memory::run_memory(&o)?);
+        }
+        ExperimentCommand::DesignDemo(d) => {
+            let a = &d.common;
+            let mut o = design::DesignOptions {
+                dataset: d.dataset.parse()?,
+                hub: a.hub(),
+                seed: a.seed,
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("design-demo")),
+                ..Default::default()
+            };
+            if d.n_train > 0 {
+                o.n_train = d.n_train;
+            }
+            if d.n_test > 0 {
+                o.n_test = d.n_test;
+            }
+            if let Some(e) = a.epochs {
+                o.epochs = e;
+            }
+            println!("{}", design::run_design(&o)?);
         }
         ExperimentCommand::HousePrices(a) => {
             let mut o = house::HouseOptions {

@@ -15,11 +15,13 @@
 //! [`crate::plot`].
 
 pub mod augment;
+pub mod design;
 pub mod finetune;
 pub mod gd;
 pub mod house;
 pub mod images;
 pub mod mc_dropout;
+pub mod memory;
 pub mod mlp_basics;
 pub mod phm;
 pub mod poly;
