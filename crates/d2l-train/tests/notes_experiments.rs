@@ -2,6 +2,7 @@
 //! claim with small settings (seconds): covariate-shift correction with overlapping
 //! support, concept shift, empirical vs true risk, and the rest.
 
+use d2l_train::experiments::images::SubsetSpec;
 use d2l_train::experiments::shift_cases::{run_shift_cases, ShiftCasesOptions};
 use std::path::{Path, PathBuf};
 
@@ -176,11 +177,13 @@ fn mc_dropout_is_measured_against_the_deterministic_net() {
     use d2l_train::experiments::mc_dropout::{run_mc_dropout, McDropoutOptions};
     let Some(hub) = fashion_hub() else { return };
     let r = run_mc_dropout(&McDropoutOptions {
-        dataset: DatasetName::FashionMnist,
-        hub,
-        fallback_to_shapes: false,
-        n_train: 10_000,
-        n_test: 2000,
+        data: SubsetSpec {
+            dataset: DatasetName::FashionMnist,
+            hub,
+            fallback_to_shapes: false,
+            n_train: 10_000,
+            n_test: 2000,
+        },
         epochs: 8,
         passes: vec![1, 5, 30],
         quiet: true,
@@ -203,11 +206,13 @@ fn phm_layers_cut_parameters_by_n() {
     use d2l_train::experiments::phm::{run_phm, PhmOptions};
     let Some(hub) = fashion_hub() else { return };
     let r = run_phm(&PhmOptions {
-        dataset: DatasetName::FashionMnist,
-        hub,
-        fallback_to_shapes: false,
-        n_train: 6000,
-        n_test: 2000,
+        data: SubsetSpec {
+            dataset: DatasetName::FashionMnist,
+            hub,
+            fallback_to_shapes: false,
+            n_train: 6000,
+            n_test: 2000,
+        },
         epochs: 5,
         lr: 0.3,
         ns: vec![1, 4],
@@ -286,11 +291,13 @@ fn depth_needs_batch_norm_or_residuals_and_narrow_3x3_stacks_compete() {
     use d2l_train::experiments::design::{run_design, DesignOptions};
     let Some(hub) = fashion_hub() else { return };
     let r = run_design(&DesignOptions {
-        dataset: DatasetName::FashionMnist,
-        hub,
-        fallback_to_shapes: false,
-        n_train: 4000,
-        n_test: 1000,
+        data: SubsetSpec {
+            dataset: DatasetName::FashionMnist,
+            hub,
+            fallback_to_shapes: false,
+            n_train: 4000,
+            n_test: 1000,
+        },
         epochs: 3,
         quiet: true,
         ..Default::default()

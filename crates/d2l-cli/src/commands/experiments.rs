@@ -7,8 +7,8 @@
 use super::{CliResult, DataArgs, DeviceArgs};
 use clap::{Args, Subcommand};
 use d2l_train::experiments::{
-    augment, design, finetune, gd, house, mc_dropout, memory, mlp_basics, phm, poly, prelim,
-    robust_loss, sequence, shift, shift_cases, stability, weight_decay, zipf,
+    augment, design, finetune, gd, house, images, mc_dropout, memory, mlp_basics, phm, poly,
+    prelim, robust_loss, sequence, shift, shift_cases, stability, weight_decay, zipf,
 };
 use std::path::PathBuf;
 
@@ -30,6 +30,20 @@ pub struct ExperimentArgs {
     /// Epochs (default: the book's).
     #[arg(long)]
     pub epochs: Option<usize>,
+}
+
+impl ImageExperimentArgs {
+    /// The images asked for, with the subset sizes given (0: the experiment's default).
+    fn subset(&self, default: (usize, usize)) -> CliResult<images::SubsetSpec> {
+        let pick = |n: usize, d: usize| if n == 0 { d } else { n };
+        Ok(images::SubsetSpec {
+            dataset: self.dataset.parse()?,
+            hub: self.common.hub(),
+            fallback_to_shapes: true,
+            n_train: pick(self.n_train, default.0),
+            n_test: pick(self.n_test, default.1),
+        })
+    }
 }
 
 impl ExperimentArgs {
@@ -144,7 +158,8 @@ pub struct InitDemoArgs {
     pub activation: Option<String>,
 }
 
-/// Flags of `mc-dropout` (4.6) and `phm-demo` (3.4): image subsets and the counts.
+/// Flags of `mc-dropout` (4.6), `phm-demo` (3.4) and `design-demo` (7.2 / 7.5 / 7.6):
+/// image subsets and the counts.
 #[derive(Args, Clone, Debug)]
 pub struct ImageExperimentArgs {
     /// The common flags.
@@ -153,10 +168,11 @@ pub struct ImageExperimentArgs {
     /// Images: fashion-mnist (default), mnist or shapes.
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: String,
-    /// Training images, a seeded subset (0: all).
+    /// Training images, a seeded subset (0: the experiment's default — all, or 10,000
+    /// for design-demo).
     #[arg(long, default_value_t = 0)]
     pub n_train: usize,
-    /// Test images, a seeded subset (0: all).
+    /// Test images, a seeded subset (0: all, or 2,000 for design-demo).
     #[arg(long, default_value_t = 0)]
     pub n_test: usize,
     /// mc-dropout: the numbers of stochastic passes averaged.
@@ -359,10 +375,7 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
         ExperimentCommand::McDropout(d) => {
             let a = &d.common;
             let mut o = mc_dropout::McDropoutOptions {
-                dataset: d.dataset.parse()?,
-                hub: a.hub(),
-                n_train: d.n_train,
-                n_test: d.n_test,
+                data: d.subset((0, 0))?,
                 passes: d.passes.clone(),
                 seed: a.seed,
                 quiet: a.quiet,
@@ -377,10 +390,7 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
         ExperimentCommand::PhmDemo(d) => {
             let a = &d.common;
             let mut o = phm::PhmOptions {
-                dataset: d.dataset.parse()?,
-                hub: a.hub(),
-                n_train: d.n_train,
-                n_test: d.n_test,
+                data: d.subset((0, 0))?,
                 ns: d.phm_n.clone(),
                 seed: a.seed,
                 quiet: a.quiet,
@@ -404,19 +414,12 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
         ExperimentCommand::DesignDemo(d) => {
             let a = &d.common;
             let mut o = design::DesignOptions {
-                dataset: d.dataset.parse()?,
-                hub: a.hub(),
+                data: d.subset((10_000, 2_000))?,
                 seed: a.seed,
                 quiet: a.quiet,
                 out_dir: Some(a.out_dir("design-demo")),
                 ..Default::default()
             };
-            if d.n_train > 0 {
-                o.n_train = d.n_train;
-            }
-            if d.n_test > 0 {
-                o.n_test = d.n_test;
-            }
             if let Some(e) = a.epochs {
                 o.epochs = e;
             }

@@ -9,11 +9,10 @@
 //!   against the same depth with batch normalisation after every layer, and with
 //!   pre-activation residual blocks `x + Linear(ReLU(BN(x)))`.
 
-use super::images::{accuracy, load_subset, train_sgd};
+use super::images::{accuracy, train_sgd, SubsetSpec};
 use super::{check_positive, minibatches, progress, rows, save_plot, series, Result};
 use crate::plot::PlotSpec;
 use d2l_data::datasets::DatasetName;
-use d2l_data::hub::DataHub;
 use d2l_nn::conv::Conv2d;
 use d2l_nn::layers::{Flatten, Linear, ReLU};
 use d2l_nn::loss::cross_entropy_simple;
@@ -29,16 +28,8 @@ use std::sync::Arc;
 /// Settings of [`run_design`].
 #[derive(Debug, Clone)]
 pub struct DesignOptions {
-    /// The data set (Fashion-MNIST).
-    pub dataset: DatasetName,
-    /// Where its files are found.
-    pub hub: DataHub,
-    /// Fall back to `shapes`, with a notice, when the files cannot be had.
-    pub fallback_to_shapes: bool,
-    /// Training images (10,000).
-    pub n_train: usize,
-    /// Test images (2,000).
-    pub n_test: usize,
+    /// The images: Fashion-MNIST, 10,000 training and 2,000 test images, by default.
+    pub data: SubsetSpec,
     /// Epochs of every model (3).
     pub epochs: usize,
     /// Layers of the deep MLPs (30).
@@ -56,11 +47,7 @@ pub struct DesignOptions {
 impl Default for DesignOptions {
     fn default() -> Self {
         DesignOptions {
-            dataset: DatasetName::FashionMnist,
-            hub: DataHub::from_env(),
-            fallback_to_shapes: true,
-            n_train: 10_000,
-            n_test: 2_000,
+            data: SubsetSpec::fashion_mnist(10_000, 2_000),
             epochs: 3,
             depth: 30,
             depth_lr: 0.05,
@@ -228,15 +215,7 @@ fn train_adam(
 pub fn run_design(opts: &DesignOptions) -> Result<DesignResults> {
     check_positive("epochs", opts.epochs)?;
     check_positive("depth", opts.depth)?;
-    let data = load_subset(
-        opts.dataset,
-        &opts.hub,
-        opts.fallback_to_shapes,
-        opts.n_train,
-        opts.n_test,
-        opts.seed,
-        opts.quiet,
-    )?;
+    let data = opts.data.load(opts.seed, opts.quiet)?;
     if data.x_train.shape()[2..] != [28, 28] {
         return Err(super::ExperimentError::Invalid(
             "design-demo needs 28×28 images".into(),

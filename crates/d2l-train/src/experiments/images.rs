@@ -13,6 +13,49 @@ use d2l_nn::optim::{Optimizer, Sgd};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
 
+/// Which images an experiment trains and tests on: a data set, where its files are, whether
+/// to fall back to `shapes`, and the sizes of the seeded subsets.
+#[derive(Debug, Clone)]
+pub struct SubsetSpec {
+    /// The data set (Fashion-MNIST by default).
+    pub dataset: DatasetName,
+    /// Where its files are found.
+    pub hub: DataHub,
+    /// Use the built-in `shapes` set, with a notice, when the files cannot be had.
+    pub fallback_to_shapes: bool,
+    /// Training images (0: all).
+    pub n_train: usize,
+    /// Test images (0: all).
+    pub n_test: usize,
+}
+
+impl SubsetSpec {
+    /// Fashion-MNIST from the environment's hub, with the fallback, `n_train` and `n_test`
+    /// images (0: all).
+    pub fn fashion_mnist(n_train: usize, n_test: usize) -> SubsetSpec {
+        SubsetSpec {
+            dataset: DatasetName::FashionMnist,
+            hub: DataHub::from_env(),
+            fallback_to_shapes: true,
+            n_train,
+            n_test,
+        }
+    }
+
+    /// [`load_subset`] of this spec.
+    pub fn load(&self, seed: u64, quiet: bool) -> Result<ImageData> {
+        load_subset(
+            self.dataset,
+            &self.hub,
+            self.fallback_to_shapes,
+            self.n_train,
+            self.n_test,
+            seed,
+            quiet,
+        )
+    }
+}
+
 /// A subset of a data set's train and test splits as tensors.
 pub struct ImageData {
     /// Training images `[n, 1, h, w]`.

@@ -5,11 +5,10 @@
 //! accuracy and negative log-likelihood are then measured deterministically and with MC
 //! dropout for several `K`.
 
-use super::images::{acc_nll, load_subset, probs, train_sgd};
+use super::images::{acc_nll, probs, train_sgd, SubsetSpec};
 use super::{check_positive, progress, save_plot, series, ExperimentError, Result};
 use crate::plot::PlotSpec;
 use d2l_data::datasets::DatasetName;
-use d2l_data::hub::DataHub;
 use d2l_models::zoo;
 use d2l_nn::Module;
 use d2l_tensor::Generator;
@@ -19,16 +18,8 @@ use std::path::PathBuf;
 /// Settings of [`run_mc_dropout`]; the defaults are the book's 4.6 run.
 #[derive(Debug, Clone)]
 pub struct McDropoutOptions {
-    /// The data set (Fashion-MNIST).
-    pub dataset: DatasetName,
-    /// Where its files are found.
-    pub hub: DataHub,
-    /// Fall back to `shapes`, with a notice, when the files cannot be had.
-    pub fallback_to_shapes: bool,
-    /// Training images (0: all).
-    pub n_train: usize,
-    /// Test images (0: all).
-    pub n_test: usize,
+    /// The images: Fashion-MNIST, all of it, by default.
+    pub data: SubsetSpec,
     /// Epochs (10).
     pub epochs: usize,
     /// SGD learning rate (0.5, the book's 4.6).
@@ -48,11 +39,7 @@ pub struct McDropoutOptions {
 impl Default for McDropoutOptions {
     fn default() -> Self {
         McDropoutOptions {
-            dataset: DatasetName::FashionMnist,
-            hub: DataHub::from_env(),
-            fallback_to_shapes: true,
-            n_train: 0,
-            n_test: 0,
+            data: SubsetSpec::fashion_mnist(0, 0),
             epochs: 10,
             lr: 0.5,
             batch_size: 256,
@@ -105,15 +92,7 @@ pub fn run_mc_dropout(opts: &McDropoutOptions) -> Result<McDropoutResults> {
         ));
     }
     let start = std::time::Instant::now();
-    let data = load_subset(
-        opts.dataset,
-        &opts.hub,
-        opts.fallback_to_shapes,
-        opts.n_train,
-        opts.n_test,
-        opts.seed,
-        opts.quiet,
-    )?;
+    let data = opts.data.load(opts.seed, opts.quiet)?;
     d2l_tensor::manual_seed(opts.seed);
     let info = zoo::model("mlp-dropout")?;
     let mut cfg = info.default_config();

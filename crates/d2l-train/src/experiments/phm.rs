@@ -3,11 +3,10 @@
 //! `mlp-phm-2/4/8`), trained with the 4.3 recipe (SGD 0.1, batch 256, 10 epochs) for each
 //! `n`, next to the dense MLP: parameters against test accuracy.
 
-use super::images::{accuracy, load_subset, train_sgd};
+use super::images::{accuracy, train_sgd, SubsetSpec};
 use super::{check_positive, progress, save_plot, series, ExperimentError, Result};
 use crate::plot::PlotSpec;
 use d2l_data::datasets::DatasetName;
-use d2l_data::hub::DataHub;
 use d2l_models::zoo;
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::Generator;
@@ -17,16 +16,8 @@ use std::path::PathBuf;
 /// Settings of [`run_phm`]; the defaults are the book's 4.3 run.
 #[derive(Debug, Clone)]
 pub struct PhmOptions {
-    /// The data set (Fashion-MNIST).
-    pub dataset: DatasetName,
-    /// Where its files are found.
-    pub hub: DataHub,
-    /// Fall back to `shapes`, with a notice, when the files cannot be had.
-    pub fallback_to_shapes: bool,
-    /// Training images (0: all).
-    pub n_train: usize,
-    /// Test images (0: all).
-    pub n_test: usize,
+    /// The images: Fashion-MNIST, all of it, by default.
+    pub data: SubsetSpec,
     /// The `n` of each PHM model (1, 2, 4, 8).
     pub ns: Vec<usize>,
     /// Also train the dense 4.3 MLP (`mlp`) as the reference.
@@ -48,11 +39,7 @@ pub struct PhmOptions {
 impl Default for PhmOptions {
     fn default() -> Self {
         PhmOptions {
-            dataset: DatasetName::FashionMnist,
-            hub: DataHub::from_env(),
-            fallback_to_shapes: true,
-            n_train: 0,
-            n_test: 0,
+            data: SubsetSpec::fashion_mnist(0, 0),
             ns: vec![1, 2, 4, 8],
             dense: true,
             epochs: 10,
@@ -109,15 +96,7 @@ pub fn run_phm(opts: &PhmOptions) -> Result<PhmResults> {
     if opts.ns.is_empty() && !opts.dense {
         return Err(ExperimentError::Invalid("nothing to train".into()));
     }
-    let data = load_subset(
-        opts.dataset,
-        &opts.hub,
-        opts.fallback_to_shapes,
-        opts.n_train,
-        opts.n_test,
-        opts.seed,
-        opts.quiet,
-    )?;
+    let data = opts.data.load(opts.seed, opts.quiet)?;
     let mut cfg = zoo::model("mlp")?.default_config();
     cfg.in_shape = data.x_train.shape()[1..].to_vec();
     cfg.num_outputs = data.used.num_classes();
