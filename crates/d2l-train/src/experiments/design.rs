@@ -154,7 +154,10 @@ fn shallow_wide(channels: usize, classes: usize) -> Result<Sequential> {
 /// pre-activation residual blocks `x + Linear(ReLU(BN(x)))` (He et al. 2016, 7.6's
 /// block in its later form: the identity path is kept clear, and the normalised branch
 /// adds a bounded amount per layer). Without the batch norm in the branch the sum grows
-/// by about 1/6 of its variance per layer and SGD diverges at 30 layers.
+/// by about 1/6 of its variance per layer and SGD diverges at 30 layers. (Measured: the
+/// running statistics lag the growing residual stream, so evaluation-mode accuracy can
+/// fall well below what the training loss suggests; layer norm in the branch instead
+/// diverged at this learning rate.)
 fn deep_mlp(
     depth: usize,
     width: usize,
@@ -328,7 +331,7 @@ impl fmt::Display for DesignResults {
                 &self.width,
             ),
             (
-                "7.5 / 7.6 the same depth (SGD 0.1, batch 128):",
+                "7.5 / 7.6 the same depth (SGD 0.05, batch 128):",
                 &self.depth,
             ),
         ] {
