@@ -286,7 +286,11 @@ fn phm_entry(
         title: "MLP with a PHM (hypercomplex) hidden layer",
         section: "3.4",
         task: TaskKind::Classification,
-        recipe: Recipe::mlp(),
+        // The 4.3 MLP's hyper-parameters, filed under 3.4.
+        recipe: Recipe {
+            section: "3.4",
+            ..Recipe::mlp()
+        },
         default_input: input,
         default_outputs: 10,
         build,
@@ -327,10 +331,6 @@ pub fn models() -> Vec<ModelInfo> {
             default_outputs: 10,
             build: build_mlp,
         },
-        // 3.4's PHM layer in the 4.3 MLP (crate::phm), n = 2, 4, 8 Kronecker terms.
-        phm_entry("mlp-phm-2", fmnist.clone(), |c| crate::phm::mlp_phm(c, 2)),
-        phm_entry("mlp-phm-4", fmnist.clone(), |c| crate::phm::mlp_phm(c, 4)),
-        phm_entry("mlp-phm-8", fmnist.clone(), |c| crate::phm::mlp_phm(c, 8)),
         ModelInfo {
             name: "mlp-dropout",
             title: "Multilayer perceptron with dropout (concise)",
@@ -412,6 +412,10 @@ pub fn models() -> Vec<ModelInfo> {
             96,
             cnn::densenet,
         ),
+        // 3.4's PHM layer in the 4.3 MLP (crate::phm), n = 2, 4, 8 Kronecker terms.
+        phm_entry("mlp-phm-2", vec![1, 28, 28], |c| crate::phm::mlp_phm(c, 2)),
+        phm_entry("mlp-phm-4", vec![1, 28, 28], |c| crate::phm::mlp_phm(c, 4)),
+        phm_entry("mlp-phm-8", vec![1, 28, 28], |c| crate::phm::mlp_phm(c, 8)),
     ]
 }
 
