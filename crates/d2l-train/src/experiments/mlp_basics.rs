@@ -475,10 +475,10 @@ pub fn run_mlp_basics(opts: &MlpBasicsOptions) -> Result<MlpBasicsResults> {
         let w = w3.matmul(w2)?.matmul(w1)?;
         let b = w3
             .matmul(
-                &w2.matmul(&bias(&stack[0]).reshape(&[8, 1])?)?
-                    .add(&bias(&stack[1]).reshape(&[8, 1])?)?,
+                &w2.matmul(&bias(&stack[0]).reshape([8, 1])?)?
+                    .add(&bias(&stack[1]).reshape([8, 1])?)?,
             )?
-            .reshape(&[1])?
+            .reshape([1])?
             .add(&bias(&stack[2]))?;
         let one = xs.matmul(&w.transpose(0, 1)?)?.add(&b)?;
         Ok(h.sub(&one)?.abs()?.max_all()?.item_f64()?)
