@@ -3,6 +3,7 @@
 
 pub mod cnn;
 pub mod fcn;
+pub mod phm;
 pub mod recipe;
 pub mod rnn_lm;
 pub mod scratch;

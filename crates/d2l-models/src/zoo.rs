@@ -6,6 +6,7 @@
 //! | `linreg` | 3.3 | `Linear(2, 1)` | weight N(0, 0.01²), bias 0 |
 //! | `softmax` | 3.7 | `Flatten, Linear(784, 10)` | weight N(0, 0.01²), bias PyTorch default |
 //! | `mlp` | 4.3 | `Flatten, Linear(784, 256), ReLU, Linear(256, 10)` | weights N(0, 0.01²), biases default |
+//! | `mlp-phm-2`, `-4`, `-8` | 3.4 | `Flatten, PhmLinear(784, 256, n), ReLU, Linear(256, 10)` | A, S Xavier / U(±1/√784); output N(0, 0.01²) |
 //! | `mlp-dropout` | 4.6 | `Flatten, Linear(784, 256), ReLU, Dropout(0.2), Linear(256, 256), ReLU, Dropout(0.5), Linear(256, 10)` | weights N(0, 0.01²), biases default |
 //!
 //! | `lenet` | 6.6 | LeNet: sigmoid, average pooling | Xavier-uniform weights (`train_ch6`) |
@@ -367,6 +368,28 @@ fn cnn_entry(
     }
 }
 
+/// A `mlp-phm-N` entry: the 4.3 MLP's recipe and data with a PHM hidden layer.
+fn phm_entry(
+    name: &'static str,
+    input: Vec<usize>,
+    build: fn(&BuildConfig) -> Result<Sequential>,
+) -> ModelInfo {
+    ModelInfo {
+        name,
+        title: "MLP with a PHM (hypercomplex) hidden layer",
+        section: "3.4",
+        task: TaskKind::Classification,
+        // The 4.3 MLP's hyper-parameters, filed under 3.4.
+        recipe: Recipe {
+            section: "3.4",
+            ..Recipe::mlp()
+        },
+        default_input: input,
+        default_outputs: 10,
+        build,
+    }
+}
+
 /// Every model in the zoo, in book order.
 pub fn models() -> Vec<ModelInfo> {
     let fmnist = vec![1, 28, 28];
@@ -482,6 +505,10 @@ pub fn models() -> Vec<ModelInfo> {
             96,
             cnn::densenet,
         ),
+        // 3.4's PHM layer in the 4.3 MLP (crate::phm), n = 2, 4, 8 Kronecker terms.
+        phm_entry("mlp-phm-2", vec![1, 28, 28], |c| crate::phm::mlp_phm(c, 2)),
+        phm_entry("mlp-phm-4", vec![1, 28, 28], |c| crate::phm::mlp_phm(c, 4)),
+        phm_entry("mlp-phm-8", vec![1, 28, 28], |c| crate::phm::mlp_phm(c, 8)),
     ]
 }
 

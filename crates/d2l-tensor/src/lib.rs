@@ -18,6 +18,7 @@ mod cpu;
 pub mod cuda;
 mod device;
 mod display;
+pub mod distributions;
 mod dtype;
 mod error;
 mod format;

@@ -190,7 +190,8 @@ fn axis_range(
 /// A short tick label: few digits, scientific notation for very large or small values.
 fn tick_label(v: f64) -> String {
     let a = v.abs();
-    if v == 0.0 {
+    // A tick at 0 computed as a sum of steps lands a rounding error away from it.
+    if a < 1e-15 {
         "0".into()
     } else if !(1e-3..1e5).contains(&a) {
         let s = format!("{v:.0e}");
@@ -207,6 +208,41 @@ fn tick_label(v: f64) -> String {
         let s = s.trim_end_matches('0').trim_end_matches('.');
         s.to_string()
     }
+}
+
+/// Labelled and unlabelled tick positions of a log axis over `[lo, hi]` (`0 < lo < hi`):
+/// the powers of ten in range, with 2× and 5× them added when fewer than three powers fall
+/// inside, and every multiple `m·10^k` (m = 1..9) when even those are fewer than three; the
+/// light grid lines are at every `m·10^k` (thinned to powers of ten over many decades).
+fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
+    if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo < hi) {
+        return (Vec::new(), Vec::new());
+    }
+    let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let in_range = |v: &f64| *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9);
+    let with = |ms: &[f64]| -> Vec<f64> {
+        (k0..=k1)
+            .flat_map(|k| ms.iter().map(move |m| m * 10f64.powi(k)))
+            .filter(in_range)
+            .collect()
+    };
+    let mut bold = with(&[1.0]);
+    if bold.len() > 12 {
+        let step = bold.len().div_ceil(10);
+        bold = bold.into_iter().step_by(step).collect();
+    }
+    if bold.len() < 3 {
+        bold = with(&[1.0, 2.0, 5.0]);
+    }
+    if bold.len() < 3 {
+        bold = with(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    }
+    let light = if k1 - k0 > 12 {
+        with(&[1.0])
+    } else {
+        with(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    };
+    (bold, light)
 }
 
 /// Picks the legend corner whose area holds the fewest data points (matplotlib's
@@ -419,20 +455,17 @@ where
     DB::ErrorType: 'static,
 {
     let (x, y) = (xr.0..xr.1, yr.0..yr.1);
+    // Log axes get their own ticks: plotters' start at the first power of ten in the
+    // range, so an axis from 0.12 to 3 would label only 1.
+    let log = |r: std::ops::Range<f64>| {
+        let (bold, light) = log_ticks(r.start, r.end);
+        r.log_scale().with_key_points(bold).with_light_points(light)
+    };
     match (spec.log_x, spec.log_y) {
         (false, false) => draw_chart(root, spec, series, pts, corner, x, y, kind),
-        (true, false) => draw_chart(root, spec, series, pts, corner, x.log_scale(), y, kind),
-        (false, true) => draw_chart(root, spec, series, pts, corner, x, y.log_scale(), kind),
-        (true, true) => draw_chart(
-            root,
-            spec,
-            series,
-            pts,
-            corner,
-            x.log_scale(),
-            y.log_scale(),
-            kind,
-        ),
+        (true, false) => draw_chart(root, spec, series, pts, corner, log(x), y, kind),
+        (false, true) => draw_chart(root, spec, series, pts, corner, x, log(y), kind),
+        (true, true) => draw_chart(root, spec, series, pts, corner, log(x), log(y), kind),
     }
 }
 
@@ -735,4 +768,31 @@ pub fn save_image_grid(base: &Path, tiles: &[Tile], cols: usize) -> Result<(Path
         draw_grid(&root, tiles, cols, cell, title_h)
     })?;
     Ok((png, svg))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_ticks_label_values_below_one() {
+        // House-prices fold curves: log RMSE from about 0.12 to 3.
+        let (bold, _) = super::log_ticks(0.12, 3.0);
+        assert!(
+            bold.contains(&0.2) && bold.contains(&0.5) && bold.contains(&1.0),
+            "{bold:?}"
+        );
+        assert!(bold.iter().all(|&v| (0.12..=3.0).contains(&v)));
+        // Many decades: powers of ten only.
+        let (bold, light) = super::log_ticks(1e-13, 1.0);
+        assert!(bold.len() >= 3 && bold.len() <= 14, "{bold:?}");
+        assert!(light.len() >= bold.len());
+        // Within one decade: every multiple.
+        let (bold, _) = super::log_ticks(0.15, 0.45);
+        assert_eq!(bold.len(), 3, "{bold:?}");
+    }
+
+    #[test]
+    fn tick_labels_snap_rounding_noise_to_zero() {
+        assert_eq!(super::tick_label(-2.2e-16), "0");
+        assert_eq!(super::tick_label(0.2), "0.2");
+    }
 }

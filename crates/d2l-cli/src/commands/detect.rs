@@ -62,6 +62,12 @@ pub struct AnchorsArgs {
     /// Draw every anchor of a feature map of this size, `WxH` (13.5's `display_anchors`).
     #[arg(long)]
     pub fmap: Option<String>,
+    /// Draw one of 13.4's worked examples instead: `labelling` (the ground-truth dog and
+    /// cat with anchors 0–4 and the classes `multibox_target` assigns them) or `nms` (the
+    /// four predicted boxes before NMS, and what `multibox_detection` keeps, written
+    /// beside `--out` as `<out>-after-nms.png`).
+    #[arg(long)]
+    pub example: Option<String>,
     /// Output PNG.
     #[arg(long, default_value = "anchors.png")]
     pub out: PathBuf,
@@ -96,6 +102,12 @@ pub fn anchors(a: AnchorsArgs) -> CliResult<()> {
     let img = read_image(&a.image)?;
     let (h, w) = (img.shape()[1], img.shape()[2]);
     let per_pixel = sizes.len() + ratios.len() - 1;
+    if let Some(ex) = &a.example {
+        if a.at.is_some() || a.fmap.is_some() {
+            return Err("--example does not go with --at or --fmap".into());
+        }
+        return book_example(ex, &img, &a.out);
+    }
     let boxes: Vec<LabeledBox> = match (&a.at, &a.fmap) {
         (Some(at), None) => {
             let (row, col) = parse_pair("--at", at, &[','])?;
@@ -162,6 +174,138 @@ pub fn anchors(a: AnchorsArgs) -> CliResult<()> {
     };
     save_image_with_boxes(&img, &boxes, &a.out)?;
     println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+/// 13.4.3 and 13.4.4's worked examples on the cat-and-dog image: the anchors with the
+/// labels `multibox_target` gives them, or the predictions before and after NMS.
+fn book_example(which: &str, img: &d2l_tensor::Tensor, out: &std::path::Path) -> CliResult<()> {
+    use d2l_tensor::Tensor;
+    use d2l_vision::detection::{
+        multibox_detection, multibox_target, NMS_THRESHOLD, POS_THRESHOLD,
+    };
+    let (h, w) = (img.shape()[1], img.shape()[2]);
+    let names = ["dog", "cat"];
+    let bx = |c: &[f32], label: String, color| LabeledBox {
+        color: Some(color),
+        ..LabeledBox::scaled([c[0], c[1], c[2], c[3]], w, h, Some(label))
+    };
+    match which {
+        "labelling" | "labeling" => {
+            // The book's ground truth (class, corners) and five anchors.
+            let gt: [[f32; 5]; 2] = [[0.0, 0.1, 0.08, 0.52, 0.92], [1.0, 0.55, 0.2, 0.9, 0.88]];
+            let anchors: [[f32; 4]; 5] = [
+                [0.0, 0.1, 0.2, 0.3],
+                [0.15, 0.2, 0.4, 0.4],
+                [0.63, 0.05, 0.88, 0.98],
+                [0.66, 0.45, 0.8, 0.8],
+                [0.57, 0.3, 0.92, 0.9],
+            ];
+            let a = Tensor::from_vec(anchors.concat(), &[1, 5, 4])?;
+            let l = Tensor::from_vec(gt.concat(), &[1, 2, 5])?;
+            let (offsets, mask, classes) = multibox_target(&a, &l)?;
+            let classes = classes.to_dtype(DType::F32)?.to_vec::<f32>();
+            println!("13.4.3 labelling: class of each anchor (0 = background, 1 = dog, 2 = cat; the book: [0, 1, 2, 0, 2])");
+            println!(
+                "  classes {:?}",
+                classes.iter().map(|&c| c as i64).collect::<Vec<_>>()
+            );
+            println!("  mask    {:?}", mask.to_dtype(DType::F32)?.to_vec::<f32>());
+            println!(
+                "  offsets {:?}",
+                offsets
+                    .to_dtype(DType::F32)?
+                    .to_vec::<f32>()
+                    .iter()
+                    .map(|v| (v * 100.0).round() / 100.0)
+                    .collect::<Vec<_>>()
+            );
+            let mut boxes: Vec<LabeledBox> = gt
+                .iter()
+                .map(|g| bx(&g[1..], names[g[0] as usize].to_string(), (0, 0, 0)))
+                .collect();
+            for (i, (c, &k)) in anchors.iter().zip(&classes).enumerate() {
+                let what = match k as usize {
+                    0 => "background".to_string(),
+                    k => names[k - 1].to_string(),
+                };
+                boxes.push(bx(
+                    c,
+                    format!("{i}: {what}"),
+                    if k == 0.0 {
+                        (120, 120, 120)
+                    } else {
+                        (30, 90, 220)
+                    },
+                ));
+            }
+            save_image_with_boxes(img, &boxes, out)?;
+            println!(
+                "wrote {} (ground truth in black, anchors labelled with their class)",
+                out.display()
+            );
+        }
+        "nms" => {
+            let anchors: [[f32; 4]; 4] = [
+                [0.1, 0.08, 0.52, 0.92],
+                [0.08, 0.2, 0.56, 0.95],
+                [0.15, 0.3, 0.62, 0.91],
+                [0.55, 0.2, 0.9, 0.88],
+            ];
+            // Background, dog, cat probabilities of each anchor; zero offsets.
+            let probs: [[f32; 4]; 3] = [[0.0; 4], [0.9, 0.8, 0.7, 0.1], [0.1, 0.2, 0.3, 0.9]];
+            let before: Vec<LabeledBox> = anchors
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let (k, p) = if probs[1][i] >= probs[2][i] {
+                        (0, probs[1][i])
+                    } else {
+                        (1, probs[2][i])
+                    };
+                    bx(c, format!("{}={p}", names[k]), (30, 90, 220))
+                })
+                .collect();
+            save_image_with_boxes(img, &before, out)?;
+            let a = Tensor::from_vec(anchors.concat(), &[1, 4, 4])?;
+            let cp = Tensor::from_vec(probs.concat(), &[1, 3, 4])?;
+            let off = Tensor::zeros(&[1, 16]);
+            let det = multibox_detection(&cp, &off, &a, NMS_THRESHOLD, POS_THRESHOLD)?
+                .to_dtype(DType::F32)?
+                .to_vec::<f32>();
+            println!("13.4.4 NMS (threshold {NMS_THRESHOLD}): [class, confidence, x1, y1, x2, y2] per anchor (class −1: removed); the book: [[0, 0.9, 0.1, 0.08, 0.52, 0.92], [1, 0.9, 0.55, 0.2, 0.9, 0.88], [−1, 0.8, ...], [−1, 0.7, ...]]");
+            let mut after = Vec::new();
+            for r in det.chunks_exact(6) {
+                println!(
+                    "  [{:>2}, {:.2}, {:.2}, {:.2}, {:.2}, {:.2}]",
+                    r[0], r[1], r[2], r[3], r[4], r[5]
+                );
+                if r[0] >= 0.0 {
+                    after.push(bx(
+                        &r[2..],
+                        format!("{}={}", names[r[0] as usize], r[1]),
+                        (30, 90, 220),
+                    ));
+                }
+            }
+            let stem = out.with_extension("");
+            let after_path = stem.with_file_name(format!(
+                "{}-after-nms.png",
+                stem.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ));
+            save_image_with_boxes(img, &after, &after_path)?;
+            println!(
+                "wrote {} (before NMS) and {} (after)",
+                out.display(),
+                after_path.display()
+            );
+        }
+        other => {
+            return Err(format!("--example expects labelling or nms, got `{other}`").into());
+        }
+    }
     Ok(())
 }
 

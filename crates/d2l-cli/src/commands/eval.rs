@@ -16,7 +16,8 @@ use std::path::PathBuf;
 pub struct EvalArgs {
     /// Model name.
     pub model: String,
-    /// A model.safetensors written by `d2l train`.
+    /// A model.safetensors written by `d2l train`, or a PyTorch state dict (`.pth`) saved
+    /// from the same network.
     #[arg(long)]
     pub weights: PathBuf,
     #[command(flatten)]
@@ -33,7 +34,8 @@ pub struct EvalArgs {
 pub struct PredictArgs {
     /// Model name.
     pub model: String,
-    /// A model.safetensors written by `d2l train`.
+    /// A model.safetensors written by `d2l train`, or a PyTorch state dict (`.pth`) saved
+    /// from the same network.
     #[arg(long)]
     pub weights: PathBuf,
     #[command(flatten)]
@@ -62,6 +64,24 @@ pub(crate) fn warn_non_finite(net: &dyn d2l_nn::Module, weights: &std::path::Pat
     }
 }
 
+/// Whether `path` is a PyTorch checkpoint rather than safetensors: a `.pth`/`.pt` name, or
+/// the zip (`PK\x03\x04`) or pickle (`\x80`) magic of `torch.save`'s two formats.
+fn is_pytorch_checkpoint(path: &std::path::Path) -> bool {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    if matches!(ext.as_deref(), Some("pth" | "pt")) {
+        return true;
+    }
+    let mut head = [0u8; 4];
+    use std::io::Read;
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .map(|_| head == *b"PK\x03\x04" || head[0] == 0x80)
+        .unwrap_or(false)
+}
+
 /// Builds the model for the data the weights were trained on and loads them (strict).
 fn load_model(
     model: &ModelInfo,
@@ -72,7 +92,14 @@ fn load_model(
     let mut cfg = model.config_for(data.resize.or(model.recipe.resize));
     cfg.num_outputs = classes;
     let net = model.build(&cfg)?;
-    load_state_dict(&net, weights, true).map_err(|e| {
+    let loaded = if is_pytorch_checkpoint(weights) {
+        // A `torch.save(net.state_dict(), ...)` file, read by the same restricted reader as
+        // `d2l convert` (tensors and dicts only), matched by name as PyTorch does.
+        d2l_nn::pth::load_pth_into(&net, weights, true).map(drop)
+    } else {
+        load_state_dict(&net, weights, true).map(drop)
+    };
+    loaded.map_err(|e| {
         format!(
             "{} does not fit model `{}`: {e}",
             weights.display(),

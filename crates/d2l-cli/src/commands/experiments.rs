@@ -7,7 +7,8 @@
 use super::{CliResult, DataArgs, DeviceArgs};
 use clap::{Args, Subcommand};
 use d2l_train::experiments::{
-    augment, finetune, gd, house, poly, sequence, shift, stability, weight_decay, zipf,
+    augment, design, finetune, gd, house, images, mc_dropout, memory, mlp_basics, phm, poly,
+    prelim, robust_loss, sequence, shift, shift_cases, stability, weight_decay, zipf,
 };
 use std::path::PathBuf;
 
@@ -29,6 +30,20 @@ pub struct ExperimentArgs {
     /// Epochs (default: the book's).
     #[arg(long)]
     pub epochs: Option<usize>,
+}
+
+impl ImageExperimentArgs {
+    /// The images asked for, with the subset sizes given (0: the experiment's default).
+    fn subset(&self, default: (usize, usize)) -> CliResult<images::SubsetSpec> {
+        let pick = |n: usize, d: usize| if n == 0 { d } else { n };
+        Ok(images::SubsetSpec {
+            dataset: self.dataset.parse()?,
+            hub: self.common.hub(),
+            fallback_to_shapes: true,
+            n_train: pick(self.n_train, default.0),
+            n_test: pick(self.n_test, default.1),
+        })
+    }
 }
 
 impl ExperimentArgs {
@@ -115,17 +130,109 @@ pub struct FinetuneDemoArgs {
     pub weight_decay: Option<f64>,
 }
 
+/// Flags of `poly-demo` (4.4).
+#[derive(Args, Clone, Debug)]
+pub struct PolyDemoArgs {
+    /// The common flags.
+    #[command(flatten)]
+    pub common: ExperimentArgs,
+    /// Training points (the book's 100): the third factor of overfitting.
+    #[arg(long)]
+    pub n_train: Option<usize>,
+    /// Instead of the three fits: the degree-20 fit for each of these training-set sizes
+    /// (e.g. 10,20,40,100,400,1000; about 15,000 SGD steps each, 1,000 test points) and
+    /// the figure poly-sizes.png of train/test loss against the size.
+    #[arg(long, value_delimiter = ',')]
+    pub sizes: Option<Vec<usize>>,
+}
+
+/// Flags of `init-demo` (4.8).
+#[derive(Args, Clone, Debug)]
+pub struct InitDemoArgs {
+    /// The common flags.
+    #[command(flatten)]
+    pub common: ExperimentArgs,
+    /// The deep MLP's activation: relu, sigmoid or tanh (default: none, the book's linear
+    /// check); adds per-layer gradient norms under Xavier and He initialisation.
+    #[arg(long)]
+    pub activation: Option<String>,
+}
+
+/// Flags of `mc-dropout` (4.6), `phm-demo` (3.4) and `design-demo` (7.2 / 7.5 / 7.6):
+/// image subsets and the counts.
+#[derive(Args, Clone, Debug)]
+pub struct ImageExperimentArgs {
+    /// The common flags.
+    #[command(flatten)]
+    pub common: ExperimentArgs,
+    /// Images: fashion-mnist (default), mnist or shapes.
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: String,
+    /// Training images, a seeded subset (0: the experiment's default — all, or 10,000
+    /// for design-demo).
+    #[arg(long, default_value_t = 0)]
+    pub n_train: usize,
+    /// Test images, a seeded subset (0: all, or 2,000 for design-demo).
+    #[arg(long, default_value_t = 0)]
+    pub n_test: usize,
+    /// mc-dropout: the numbers of stochastic passes averaged.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,5,10,20,50")]
+    pub passes: Vec<usize>,
+    /// phm-demo: the PHM layers' n (each must divide 784 and 256).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    pub phm_n: Vec<usize>,
+}
+
+/// Flags of `memory-demo` (4.7).
+#[derive(Args, Clone, Debug)]
+pub struct MemoryDemoArgs {
+    /// A zoo image classifier.
+    #[arg(default_value = "lenet")]
+    pub model: String,
+    /// Images per batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+    /// Width multiplier of the model.
+    #[arg(long, default_value_t = 1.0)]
+    pub width_mult: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
 /// The experiment commands.
 #[derive(Subcommand, Clone, Debug)]
 pub enum ExperimentCommand {
-    /// 4.4: polynomial regression — underfitting, normal, overfitting, with loss curves.
-    PolyDemo(ExperimentArgs),
+    /// 2.4 / 2.6 / 3.1.3: the derivative as a limit and the tangent plot; normal and
+    /// uniform pdf, cdf and log-probability with figures.
+    PrelimDemo(ExperimentArgs),
+    /// 4.4: polynomial regression — underfitting, normal, overfitting, with loss curves;
+    /// --n-train N, or --sizes for loss against training-set size.
+    PolyDemo(PolyDemoArgs),
     /// 4.5: weight decay from scratch and concise, λ = 0 vs 3.
     WeightDecay(ExperimentArgs),
-    /// 4.8: vanishing sigmoid gradients, exploding matrix products, Xavier vs N(0,1).
-    InitDemo(ExperimentArgs),
+    /// 4.8: vanishing sigmoid gradients, exploding matrix products, Xavier vs N(0,1);
+    /// --activation relu|sigmoid|tanh adds per-layer gradient norms of a deep MLP.
+    InitDemo(InitDemoArgs),
+    /// 4.1 / 4.8: activations and their derivatives, stacked affine layers collapsing, an
+    /// XOR-like set, constant-initialisation symmetry.
+    MlpDemo(ExperimentArgs),
+    /// Loss notes: a line with gross outliers fitted with the L2, L1 and Huber losses.
+    LossDemo(ExperimentArgs),
     /// 4.9: label and covariate shift on Fashion-MNIST, and their corrections.
     ShiftDemo(ExperimentArgs),
+    /// 4.9 on generated data: covariate shift with overlapping support (odds weights,
+    /// clipped, effective sample size), concept shift (frozen vs online), empirical vs true risk.
+    ShiftCases(ExperimentArgs),
+    /// 4.6: Monte-Carlo dropout (K stochastic passes averaged) against the deterministic net.
+    McDropout(ImageExperimentArgs),
+    /// 3.4: the MLP with a PHM hidden layer for each --phm-n, against the dense MLP.
+    PhmDemo(ImageExperimentArgs),
+    /// 4.7: peak memory of a training step against prediction for a zoo model.
+    MemoryDemo(MemoryDemoArgs),
+    /// 7.2 / 7.5 / 7.6: deep-narrow 3×3 stacks vs a shallow-wide net of the same size; a
+    /// plain 30-layer MLP vs the same depth with batch norm and with residual blocks.
+    DesignDemo(ImageExperimentArgs),
     /// 4.10: Kaggle house prices, 5-fold log-rmse and a submission.csv.
     HousePrices(ExperimentArgs),
     /// 8.1: the noisy sine, an MLP on τ = 4 lags; 1-step, multi-step and k-step predictions.
@@ -145,13 +252,32 @@ pub enum ExperimentCommand {
 /// Runs one experiment.
 pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
     match cmd {
-        ExperimentCommand::PolyDemo(a) => {
+        ExperimentCommand::PrelimDemo(a) => {
+            if a.data_dir.is_some() || a.epochs.is_some() {
+                return Err("prelim-demo computes: --data-dir and --epochs do not apply".into());
+            }
+            println!("{}", prelim::run_prelim(Some(&a.out_dir("prelim-demo")))?);
+        }
+        ExperimentCommand::PolyDemo(p) => {
+            let a = &p.common;
             let mut o = poly::PolyOptions {
                 seed: a.seed,
                 quiet: a.quiet,
                 out_dir: Some(a.out_dir("poly")),
                 ..Default::default()
             };
+            if let Some(n) = p.n_train {
+                o.n_train = n;
+            }
+            if let Some(sizes) = &p.sizes {
+                if p.n_train.is_some() {
+                    return Err("--sizes and --n-train do not go together".into());
+                }
+                o.n_test = 1000;
+                let steps = a.epochs.map_or(15_000, |e| e * 10);
+                println!("{}", poly::run_poly_sizes(&o, sizes, 20, steps)?);
+                return Ok(());
+            }
             if let Some(e) = a.epochs {
                 for c in &mut o.cases {
                     c.epochs = e;
@@ -171,14 +297,55 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
             }
             println!("{}", weight_decay::run_weight_decay(&o)?);
         }
-        ExperimentCommand::InitDemo(a) => {
-            let o = stability::StabilityOptions {
+        ExperimentCommand::InitDemo(d) => {
+            let a = &d.common;
+            let mut o = stability::StabilityOptions {
                 seed: a.seed,
                 quiet: a.quiet,
                 out_dir: Some(a.out_dir("init-demo")),
                 ..Default::default()
             };
+            let act: Option<mlp_basics::Act> = match &d.activation {
+                Some(s) => Some(s.parse()?),
+                None => None,
+            };
+            if let Some(s) = &d.activation {
+                o.activation = s.parse()?;
+            }
             println!("{}", stability::run_stability(&o)?);
+            if let Some(act) = act {
+                let r =
+                    mlp_basics::grad_norm_comparison(act, 20, 64, a.seed, o.out_dir.as_deref())?;
+                println!("{r}");
+            }
+        }
+        ExperimentCommand::MlpDemo(a) => {
+            if a.data_dir.is_some() || a.epochs.is_some() {
+                return Err(
+                    "mlp-demo uses generated data: --data-dir and --epochs do not apply".into(),
+                );
+            }
+            let o = mlp_basics::MlpBasicsOptions {
+                seed: a.seed,
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("mlp-demo")),
+                ..Default::default()
+            };
+            println!("{}", mlp_basics::run_mlp_basics(&o)?);
+        }
+        ExperimentCommand::LossDemo(a) => {
+            if a.data_dir.is_some() || a.epochs.is_some() {
+                return Err(
+                    "loss-demo uses generated data: --data-dir and --epochs do not apply".into(),
+                );
+            }
+            let o = robust_loss::RobustLossOptions {
+                seed: a.seed,
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("loss-demo")),
+                ..Default::default()
+            };
+            println!("{}", robust_loss::run_robust_loss(&o)?);
         }
         ExperimentCommand::ShiftDemo(a) => {
             let mut o = shift::ShiftOptions {
@@ -192,6 +359,71 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
                 o.epochs = e;
             }
             println!("{}", shift::run_shift(&o)?);
+        }
+        ExperimentCommand::ShiftCases(a) => {
+            if a.data_dir.is_some() || a.epochs.is_some() {
+                return Err("shift-cases uses generated data and its own step counts: --data-dir and --epochs do not apply".into());
+            }
+            let o = shift_cases::ShiftCasesOptions {
+                seed: a.seed,
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("shift-cases")),
+                ..Default::default()
+            };
+            println!("{}", shift_cases::run_shift_cases(&o)?);
+        }
+        ExperimentCommand::McDropout(d) => {
+            let a = &d.common;
+            let mut o = mc_dropout::McDropoutOptions {
+                data: d.subset((0, 0))?,
+                passes: d.passes.clone(),
+                seed: a.seed,
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("mc-dropout")),
+                ..Default::default()
+            };
+            if let Some(e) = a.epochs {
+                o.epochs = e;
+            }
+            println!("{}", mc_dropout::run_mc_dropout(&o)?);
+        }
+        ExperimentCommand::PhmDemo(d) => {
+            let a = &d.common;
+            let mut o = phm::PhmOptions {
+                data: d.subset((0, 0))?,
+                ns: d.phm_n.clone(),
+                seed: a.seed,
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("phm-demo")),
+                ..Default::default()
+            };
+            if let Some(e) = a.epochs {
+                o.epochs = e;
+            }
+            println!("{}", phm::run_phm(&o)?);
+        }
+        ExperimentCommand::MemoryDemo(m) => {
+            let o = memory::MemoryOptions {
+                model: m.model,
+                batch: m.batch_size,
+                width_mult: m.width_mult,
+                seed: m.seed,
+            };
+            println!("{}", memory::run_memory(&o)?);
+        }
+        ExperimentCommand::DesignDemo(d) => {
+            let a = &d.common;
+            let mut o = design::DesignOptions {
+                data: d.subset((10_000, 2_000))?,
+                seed: a.seed,
+                quiet: a.quiet,
+                out_dir: Some(a.out_dir("design-demo")),
+                ..Default::default()
+            };
+            if let Some(e) = a.epochs {
+                o.epochs = e;
+            }
+            println!("{}", design::run_design(&o)?);
         }
         ExperimentCommand::HousePrices(a) => {
             let mut o = house::HouseOptions {

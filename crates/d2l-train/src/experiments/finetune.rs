@@ -547,17 +547,26 @@ impl fmt::Display for FinetuneResults {
             writeln!(f, "{name:<24} {l:>6.3} {tr:>9.3} {te:>8.3} {:>8}", "2 GPUs")?;
         }
         if let (Some(a), Some(b)) = (self.finetune.last(), self.scratch.last()) {
-            writeln!(
-                f,
-                "fine-tuning {} from scratch by {:+.3} test accuracy (book: +{:.3})",
-                if a.test_acc > b.test_acc {
-                    "beats"
-                } else {
-                    "does NOT beat"
-                },
-                a.test_acc - b.test_acc,
-                BOOK_FINETUNE[0].2 - BOOK_FINETUNE[1].2
-            )?;
+            let d = a.test_acc - b.test_acc;
+            let book = BOOK_FINETUNE[0].2 - BOOK_FINETUNE[1].2;
+            if d > 0.0 {
+                writeln!(
+                    f,
+                    "fine-tuning beats training from scratch by {d:+.3} test accuracy (book: +{book:.3})"
+                )?;
+            } else if d == 0.0 {
+                writeln!(
+                    f,
+                    "fine-tuning ties with training from scratch: both {:.3} test accuracy (book: fine-tuning ahead by +{book:.3})",
+                    a.test_acc
+                )?;
+            } else {
+                writeln!(
+                    f,
+                    "fine-tuning falls behind training from scratch by {:.3} test accuracy (book: fine-tuning ahead by +{book:.3})",
+                    -d
+                )?;
+            }
         }
         if let Some(p) = &self.csv {
             writeln!(f, "metrics: {}", p.display())?;

@@ -193,14 +193,7 @@ pub fn run_house_prices_on(data: &KaggleHouse, opts: &HouseOptions) -> Result<Ho
         let (xtr, ytr, xva, yva) = k_fold_split(opts.k, i, x, y)?;
         let (_, curve) = train(opts, &xtr, &ytr, Some((&xva, &yva)), &mut g)?;
         let last = *curve.last().expect("at least one epoch");
-        progress(opts.quiet, || {
-            format!(
-                "fold {}, train log rmse {:.6}, valid log rmse {:.6}",
-                i + 1,
-                last.train,
-                last.test
-            )
-        });
+        // The fold's numbers are printed once, by the results' Display (beside the book's).
         folds.push(FoldResult {
             fold: i + 1,
             train_log_rmse: last.train,

@@ -15,12 +15,21 @@
 //! [`crate::plot`].
 
 pub mod augment;
+pub mod design;
 pub mod finetune;
 pub mod gd;
 pub mod house;
+pub mod images;
+pub mod mc_dropout;
+pub mod memory;
+pub mod mlp_basics;
+pub mod phm;
 pub mod poly;
+pub mod prelim;
+pub mod robust_loss;
 pub mod sequence;
 pub mod shift;
+pub mod shift_cases;
 pub mod stability;
 pub mod weight_decay;
 pub mod zipf;

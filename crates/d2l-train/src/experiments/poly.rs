@@ -272,3 +272,152 @@ impl fmt::Display for PolyResults {
         write!(f, "({:.1} s)", self.seconds)
     }
 }
+
+/// One training-set size of [`run_poly_sizes`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SizePoint {
+    /// Training points.
+    pub n_train: usize,
+    /// Epochs trained (about the same number of SGD steps for every size).
+    pub epochs: usize,
+    /// Final training MSE.
+    pub train_loss: f64,
+    /// Final test MSE.
+    pub test_loss: f64,
+}
+
+/// What [`run_poly_sizes`] returns.
+#[derive(Debug, Clone)]
+pub struct PolySizes {
+    /// The feature columns fitted.
+    pub degree: usize,
+    /// Test points.
+    pub n_test: usize,
+    /// One point per training-set size, in the order asked.
+    pub points: Vec<SizePoint>,
+    /// The figure (PNG), when drawn.
+    pub plot: Option<PathBuf>,
+}
+
+/// D2L 4.4's third factor of overfitting, the training-set size: the `degree`-feature
+/// model (20: the book's overfitting case) fitted to `n_train` points for each size in
+/// `sizes` (the first `n` of one draw), each with about `steps` minibatch SGD steps (so a
+/// small set is not simply trained less), and its final train and test loss on one fixed
+/// test set; draws `poly-sizes` (log-log) into
+/// `opts.out_dir`. The data, learning rate and batch size are `opts`'.
+pub fn run_poly_sizes(
+    opts: &PolyOptions,
+    sizes: &[usize],
+    degree: usize,
+    steps: usize,
+) -> Result<PolySizes> {
+    check_positive("n_test", opts.n_test)?;
+    check_positive("batch_size", opts.batch_size)?;
+    check_positive("steps", steps)?;
+    check_rate("lr", opts.lr)?;
+    if sizes.is_empty() || sizes.contains(&0) {
+        return Err(super::ExperimentError::Invalid(
+            "the training-set sizes must be a non-empty list of positive numbers".into(),
+        ));
+    }
+    if degree == 0 || degree > opts.max_degree {
+        return Err(super::ExperimentError::Invalid(format!(
+            "degree must be in 1..={}, got {degree}",
+            opts.max_degree
+        )));
+    }
+    // One draw: every size trains on the first n of the same training points and is
+    // tested on the same test points.
+    let n_max = sizes.iter().copied().max().unwrap_or(1);
+    let mut g = Generator::new(opts.seed);
+    let data = poly_data(n_max, opts.n_test, opts.max_degree, &mut g)?;
+    let (xall, yall) = data.train(degree)?;
+    let (xte, yte) = data.test(degree)?;
+    let mut points = Vec::new();
+    for &n in sizes {
+        let mut g = Generator::new(opts.seed ^ n as u64);
+        let (xtr, ytr) = (xall.narrow(0, 0, n)?, yall.narrow(0, 0, n)?);
+        let net = Linear::with_bias(degree, 1, false)?;
+        reinit_uniform(&net.weight, 1.0 / (degree as f64).sqrt(), &mut g)?;
+        let mut opt = Sgd::new(net.parameters(), opts.lr)?;
+        let batch = opts.batch_size.min(n);
+        let per_epoch = n.div_ceil(batch);
+        let epochs = steps.div_ceil(per_epoch).max(1);
+        for _ in 0..epochs {
+            for idx in minibatches(n, batch, Some(&mut g))? {
+                let l = mse_loss(
+                    &net.forward(&rows(&xtr, &idx)?)?,
+                    &rows(&ytr, &idx)?,
+                    Reduction::Mean,
+                )?;
+                opt.zero_grad();
+                l.backward()?;
+                opt.step()?;
+            }
+        }
+        let p = SizePoint {
+            n_train: n,
+            epochs,
+            train_loss: mse_of(&net, &xtr, &ytr, false)?,
+            test_loss: mse_of(&net, &xte, &yte, false)?,
+        };
+        progress(opts.quiet, || {
+            format!(
+                "poly sizes: n_train {n} ({epochs} epochs): train {:.4}, test {:.4}",
+                p.train_loss, p.test_loss
+            )
+        });
+        points.push(p);
+    }
+    let ns: Vec<f64> = points.iter().map(|p| p.n_train as f64).collect();
+    let spec = PlotSpec {
+        title: format!("4.4 degree {degree}: loss against training-set size"),
+        xlabel: "training points".into(),
+        ylabel: "final loss".into(),
+        log_x: true,
+        log_y: true,
+        ..Default::default()
+    };
+    let s = [
+        super::series(
+            "train",
+            ns.clone(),
+            points.iter().map(|p| p.train_loss).collect(),
+        ),
+        super::series("test", ns, points.iter().map(|p| p.test_loss).collect()),
+    ];
+    let plot = save_plot(opts.out_dir.as_deref(), "poly-sizes", &spec, &s, false)?;
+    Ok(PolySizes {
+        degree,
+        n_test: opts.n_test,
+        points,
+        plot,
+    })
+}
+
+impl fmt::Display for PolySizes {
+    /// One line per size: epochs, train and test loss, and their gap.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "training-set size, degree {} ({} test points; the noise variance is 0.01):",
+            self.degree, self.n_test
+        )?;
+        writeln!(
+            f,
+            "  {:>8} {:>7} {:>11} {:>11}",
+            "n_train", "epochs", "train loss", "test loss"
+        )?;
+        for p in &self.points {
+            writeln!(
+                f,
+                "  {:>8} {:>7} {:>11.4} {:>11.4}",
+                p.n_train, p.epochs, p.train_loss, p.test_loss
+            )?;
+        }
+        if let Some(p) = &self.plot {
+            write!(f, "  plot: {}", p.display())?;
+        }
+        Ok(())
+    }
+}

@@ -18,6 +18,8 @@ pub enum Activation {
     Tanh,
     /// `ReLU` (halves the variance per layer under Xavier; He init corrects it).
     Relu,
+    /// The logistic sigmoid (its slope of at most 1/4 shrinks gradients layer by layer).
+    Sigmoid,
 }
 
 impl fmt::Display for Activation {
@@ -26,6 +28,7 @@ impl fmt::Display for Activation {
             Activation::Identity => "identity",
             Activation::Tanh => "tanh",
             Activation::Relu => "relu",
+            Activation::Sigmoid => "sigmoid",
         })
     }
 }
@@ -33,14 +36,15 @@ impl fmt::Display for Activation {
 impl std::str::FromStr for Activation {
     type Err = ExperimentError;
 
-    /// Parses `identity` (or `linear`, `none`), `tanh` or `relu`.
+    /// Parses `identity` (or `linear`, `none`), `tanh`, `relu` or `sigmoid`.
     fn from_str(s: &str) -> Result<Activation> {
         match s.trim().to_ascii_lowercase().as_str() {
             "identity" | "linear" | "none" => Ok(Activation::Identity),
             "tanh" => Ok(Activation::Tanh),
             "relu" => Ok(Activation::Relu),
+            "sigmoid" => Ok(Activation::Sigmoid),
             other => Err(ExperimentError::Invalid(format!(
-                "unknown activation `{other}`; expected identity, tanh or relu"
+                "unknown activation `{other}`; expected identity, tanh, relu or sigmoid"
             ))),
         }
     }
@@ -292,6 +296,7 @@ pub fn init_comparison(opts: &StabilityOptions, g: &mut Generator) -> Result<Ini
                 Activation::Identity => h,
                 Activation::Tanh => h.tanh()?,
                 Activation::Relu => h.relu()?,
+                Activation::Sigmoid => h.sigmoid()?,
             };
             act_std.push(std_all(&h.detach())?);
         }
