@@ -53,7 +53,10 @@ fn json_lines_match_the_peer_format_and_compare_joins_them() {
         assert!(r["steps_per_rep"].as_u64().unwrap() >= 1);
         assert!(r["median_step_ms"].as_f64().unwrap() > 0.0);
         // The SIMD path of the kernels and the f32 GEMM that ran.
-        assert!(matches!(r["cpu"].as_str(), Some("scalar" | "avx2" | "avx512")));
+        assert!(matches!(
+            r["cpu"].as_str(),
+            Some("scalar" | "avx2" | "avx512")
+        ));
         assert!(matches!(r["gemm"].as_str(), Some("d2l" | "gemm-crate")));
     }
     assert_eq!(recs[0]["batch"], 256);
