@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model with the book's hyper-parameters (flags override them).
-    Train(commands::train::TrainArgs),
+    Train(Box<commands::train::TrainArgs>),
     /// Evaluate saved weights on a data set's test split.
     Eval(commands::eval::EvalArgs),
     /// Predict the first test images and save a labelled grid (the book's predict_ch3).
@@ -102,7 +102,7 @@ fn main() -> ExitCode {
             eprintln!("no command given: training the D2L 4.3 MLP with the book's settings (see `d2l --help`)");
             commands::train::run(commands::train::TrainArgs::default_for("mlp"))
         }
-        Some(Command::Train(a)) => commands::train::run(a),
+        Some(Command::Train(a)) => commands::train::run(*a),
         Some(Command::Eval(a)) => commands::eval::run_eval(a),
         Some(Command::Predict(a)) => commands::eval::run_predict(a),
         Some(Command::Summary(a)) => commands::info::summary(a),

@@ -358,11 +358,12 @@ pub fn save_with_metadata(
     )
 }
 
+/// Named tensors and the header's string metadata, as [`load_with_metadata`] returns them.
+pub type TensorsWithMetadata = (Vec<(String, Tensor)>, HashMap<String, String>);
+
 /// Loads every tensor of a safetensors file, sorted by name, with the header's metadata
 /// (empty when it has none).
-pub fn load_with_metadata(
-    path: impl AsRef<Path>,
-) -> Result<(Vec<(String, Tensor)>, HashMap<String, String>)> {
+pub fn load_with_metadata(path: impl AsRef<Path>) -> Result<TensorsWithMetadata> {
     let path = path.as_ref();
     let bytes = fs::read(path).map_err(|e| io_err("load", path, e))?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| {

@@ -276,9 +276,7 @@ pub fn resolve_resume(a: TrainArgs) -> CliResult<TrainArgs> {
         if let serde_json::Value::Object(m) = v {
             for (k, v) in m {
                 match v {
-                    serde_json::Value::Object(inner) => {
-                        out.extend(inner.into_iter().map(|(k, v)| (k, v)))
-                    }
+                    serde_json::Value::Object(inner) => out.extend(inner),
                     v => out.push((k, v)),
                 }
             }

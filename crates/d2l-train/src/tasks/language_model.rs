@@ -131,7 +131,7 @@ impl TrainTask for LanguageModelTask<'_> {
     }
 
     fn epoch_line(&self, m: &EpochMetrics, epochs: usize) -> Result<Option<String>> {
-        let log = self.log_every > 0 && (m.epoch % self.log_every == 0 || m.epoch == 1);
+        let log = self.log_every > 0 && (m.epoch.is_multiple_of(self.log_every) || m.epoch == 1);
         if !log && m.epoch != epochs {
             return Ok(None);
         }
