@@ -186,6 +186,11 @@ pub fn make_optimizer(
         }
         groups
     };
+    let adam = AdamConfig {
+        lr,
+        weight_decay: wd,
+        ..Default::default()
+    };
     Ok(match kind {
         OptimizerKind::Sgd => Box::new(Sgd::with_groups(
             groups,
@@ -196,22 +201,8 @@ pub fn make_optimizer(
                 ..Default::default()
             },
         )?),
-        OptimizerKind::Adam => Box::new(Adam::with_groups(
-            groups,
-            AdamConfig {
-                lr,
-                weight_decay: wd,
-                ..Default::default()
-            },
-        )?),
-        OptimizerKind::AdamW => Box::new(AdamW::with_groups(
-            groups,
-            AdamConfig {
-                lr,
-                weight_decay: wd,
-                ..Default::default()
-            },
-        )?),
+        OptimizerKind::Adam => Box::new(Adam::with_groups(groups, adam)?),
+        OptimizerKind::AdamW => Box::new(AdamW::with_groups(groups, adam)?),
     })
 }
 
