@@ -5,7 +5,7 @@
 use super::{correct_stat, ratio, scaled_stat, Batch, CurveSpec, Measured, Stat, Step, TrainTask};
 use crate::trainer::LossFn;
 use d2l_nn::Module;
-use d2l_tensor::{Error, Result};
+use d2l_tensor::{Result, Tensor};
 
 /// Classification of `net`'s outputs (logits, or predicted labels) with a batch-mean
 /// `loss`.
@@ -21,18 +21,19 @@ impl<'a> ClassificationTask<'a> {
     }
 }
 
-/// Checks that a loss returned one value (the batch mean).
-pub(crate) fn check_mean(op: &'static str, l: &d2l_tensor::Tensor) -> Result<()> {
-    if l.numel() != 1 {
-        return Err(Error::InvalidArgument {
-            op,
-            msg: format!(
-                "the loss must return the batch mean (one value), got shape {:?}",
-                l.shape()
-            ),
-        });
+impl ClassificationTask<'_> {
+    /// The batch-mean loss and the batch's sums: loss sum, correct, examples.
+    fn loss_and_sums(&self, batch: &Batch) -> Result<(Tensor, Vec<Stat>)> {
+        let y_hat = self.net.forward(&batch.x)?;
+        let l = (self.loss)(&y_hat, &batch.y)?;
+        let n = batch.size as f64;
+        let sums = vec![
+            scaled_stat(&l, n)?,
+            correct_stat(&y_hat, &batch.y)?,
+            Stat::Host(n),
+        ];
+        Ok((l, sums))
     }
-    Ok(())
 }
 
 impl TrainTask for ClassificationTask<'_> {
@@ -54,29 +55,12 @@ impl TrainTask for ClassificationTask<'_> {
     }
 
     fn train_step(&self, batch: &Batch) -> Result<Step> {
-        let y_hat = self.net.forward(&batch.x)?;
-        let l = (self.loss)(&y_hat, &batch.y)?;
-        check_mean("Trainer::fit", &l)?;
-        let n = batch.size as f64;
-        Ok(Step {
-            stats: vec![
-                scaled_stat(&l, n)?,
-                correct_stat(&y_hat, &batch.y)?,
-                Stat::Host(n),
-            ],
-            loss: l,
-        })
+        let (loss, stats) = self.loss_and_sums(batch)?;
+        Ok(Step { loss, stats })
     }
 
     fn eval_step(&self, batch: &Batch) -> Result<Vec<Stat>> {
-        let y_hat = self.net.forward(&batch.x)?;
-        let l = (self.loss)(&y_hat, &batch.y)?;
-        let n = batch.size as f64;
-        Ok(vec![
-            scaled_stat(&l, n)?,
-            correct_stat(&y_hat, &batch.y)?,
-            Stat::Host(n),
-        ])
+        Ok(self.loss_and_sums(batch)?.1)
     }
 
     fn measure(&self, t: &[f64], e: Option<&[f64]>, _secs: f64) -> Measured {

@@ -94,20 +94,12 @@ impl TrainTask for LanguageModelTask<'_> {
     }
 
     fn train_step(&self, batch: &Batch) -> Result<Step> {
-        let (y_hat, target) = self.forward(batch)?;
-        let loss = cross_entropy_simple(&y_hat, &target)?;
-        let n = target.numel() as f64;
-        Ok(Step {
-            stats: vec![scaled_stat(&loss, n)?, Stat::Host(n)],
-            loss,
-        })
+        let (loss, stats) = self.loss_and_sums(batch)?;
+        Ok(Step { loss, stats })
     }
 
     fn eval_step(&self, batch: &Batch) -> Result<Vec<Stat>> {
-        let (y_hat, target) = self.forward(batch)?;
-        let loss = cross_entropy_simple(&y_hat, &target)?;
-        let n = target.numel() as f64;
-        Ok(vec![scaled_stat(&loss, n)?, Stat::Host(n)])
+        Ok(self.loss_and_sums(batch)?.1)
     }
 
     fn measure(&self, t: &[f64], e: Option<&[f64]>, _secs: f64) -> Measured {
@@ -203,6 +195,15 @@ impl TrainTask for LanguageModelTask<'_> {
 }
 
 impl LanguageModelTask<'_> {
+    /// The mean cross-entropy over the batch's tokens and its sums: loss sum, tokens.
+    fn loss_and_sums(&self, batch: &Batch) -> Result<(Tensor, Vec<Stat>)> {
+        let (y_hat, target) = self.forward(batch)?;
+        let loss = cross_entropy_simple(&y_hat, &target)?;
+        let n = target.numel() as f64;
+        let sums = vec![scaled_stat(&loss, n)?, Stat::Host(n)];
+        Ok((loss, sums))
+    }
+
     /// Logits for a batch and the flattened targets `Yᵀ`, carrying the state.
     fn forward(&self, batch: &Batch) -> Result<(Tensor, Tensor)> {
         let prev = self.state.borrow_mut().take();

@@ -1,11 +1,10 @@
 //! Regression (D2L 3.3, 4.4, 4.5): a batch-mean loss (squared error) against real
 //! targets; training loss per epoch and the test loss after it, drawn on a log scale.
 
-use super::classification::check_mean;
 use super::{ratio, scaled_stat, Batch, CurveSpec, Measured, Stat, Step, TrainTask};
 use crate::trainer::LossFn;
 use d2l_nn::Module;
-use d2l_tensor::Result;
+use d2l_tensor::{Result, Tensor};
 
 /// Regression of `net`'s outputs with a batch-mean `loss`.
 pub struct RegressionTask<'a> {
@@ -17,6 +16,17 @@ impl<'a> RegressionTask<'a> {
     /// A task for `net` and a batch-mean loss.
     pub fn new(net: &'a dyn Module, loss: LossFn) -> Self {
         RegressionTask { net, loss }
+    }
+}
+
+impl RegressionTask<'_> {
+    /// The batch-mean loss and the batch's sums: loss sum, examples.
+    fn loss_and_sums(&self, batch: &Batch) -> Result<(Tensor, Vec<Stat>)> {
+        let y_hat = self.net.forward(&batch.x)?;
+        let l = (self.loss)(&y_hat, &batch.y)?;
+        let n = batch.size as f64;
+        let sums = vec![scaled_stat(&l, n)?, Stat::Host(n)];
+        Ok((l, sums))
     }
 }
 
@@ -39,21 +49,12 @@ impl TrainTask for RegressionTask<'_> {
     }
 
     fn train_step(&self, batch: &Batch) -> Result<Step> {
-        let y_hat = self.net.forward(&batch.x)?;
-        let l = (self.loss)(&y_hat, &batch.y)?;
-        check_mean("Trainer::fit", &l)?;
-        let n = batch.size as f64;
-        Ok(Step {
-            stats: vec![scaled_stat(&l, n)?, Stat::Host(n)],
-            loss: l,
-        })
+        let (loss, stats) = self.loss_and_sums(batch)?;
+        Ok(Step { loss, stats })
     }
 
     fn eval_step(&self, batch: &Batch) -> Result<Vec<Stat>> {
-        let y_hat = self.net.forward(&batch.x)?;
-        let l = (self.loss)(&y_hat, &batch.y)?;
-        let n = batch.size as f64;
-        Ok(vec![scaled_stat(&l, n)?, Stat::Host(n)])
+        Ok(self.loss_and_sums(batch)?.1)
     }
 
     fn measure(&self, t: &[f64], e: Option<&[f64]>, _secs: f64) -> Measured {
