@@ -23,12 +23,10 @@
 //! plotting code, in `d2l_train::draw`, which owns the embedded font.
 
 pub mod bananas;
-mod blocks;
 pub mod cifar;
 pub mod detection;
 pub mod folder;
 pub mod image;
-mod md5;
 pub mod roi;
 mod splitmix;
 pub mod style;
