@@ -65,15 +65,10 @@ enum Command {
 fn default_sigpipe() {
     #[cfg(unix)]
     {
-        extern "C" {
-            fn signal(signum: i32, handler: usize) -> usize;
-        }
-        const SIGPIPE: i32 = 13;
-        const SIG_DFL: usize = 0;
         // SAFETY: installing the default disposition for SIGPIPE at start-up, before any
         // thread exists; no handler code runs.
         unsafe {
-            signal(SIGPIPE, SIG_DFL);
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
 }

@@ -232,27 +232,14 @@ impl Elem {
     }
 }
 
-/// IEEE half → f32 (exact).
+/// IEEE half → f32 (exact: every half value is an f32 value).
 pub(crate) fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h >> 15) as u32) << 31;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let frac = (h & 0x3ff) as u32;
-    let bits = match exp {
-        0 if frac == 0 => sign,
-        0 => {
-            // Subnormal: normalise the fraction.
-            let mut e: i32 = -14;
-            let mut f = frac;
-            while f & 0x400 == 0 {
-                f <<= 1;
-                e -= 1;
-            }
-            sign | (((e + 127) as u32) << 23) | ((f & 0x3ff) << 13)
-        }
-        0x1f => sign | 0x7f80_0000 | (frac << 13),
-        _ => sign | ((exp + 127 - 15) << 23) | (frac << 13),
-    };
-    f32::from_bits(bits)
+    half::f16::from_bits(h).to_f32()
+}
+
+/// bfloat16 → f32 (exact: a bfloat16 is the top half of an f32).
+pub(crate) fn bf16_to_f32(h: u16) -> f32 {
+    half::bf16::from_bits(h).to_f32()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1607,7 +1594,7 @@ fn build_tensor(
         Elem::BF16 => Tensor::from_vec(
             offsets
                 .iter()
-                .map(|&i| f32::from_bits((u16::from_le_bytes(get(bytes, i, be)) as u32) << 16))
+                .map(|&i| bf16_to_f32(u16::from_le_bytes(get(bytes, i, be))))
                 .collect::<Vec<_>>(),
             shape,
         ),

@@ -127,7 +127,7 @@ fn decode(
             crate::pth::f16_to_f32(u16::from_le_bytes(b))
         })),
         Dtype::BF16 => Some(from_le(data, |b: [u8; 2]| {
-            f32::from_bits((u16::from_le_bytes(b) as u32) << 16)
+            crate::pth::bf16_to_f32(u16::from_le_bytes(b))
         })),
         _ => None,
     };
