@@ -5,7 +5,6 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod device;
-pub mod draw;
 pub mod experiments;
 pub mod metrics;
 pub mod plot;

@@ -18,13 +18,13 @@
 //!   13.10) and bilinear upsampling with the book's `bilinear_kernel` (13.11).
 //! - [`voc`]: Pascal VOC2012 semantic segmentation (colour map, reader, random crops, data
 //!   set and loaders) and a generated set in the same layout (13.9).
-//!
-//! Drawing boxes with labels onto an image (the book's `show_bboxes`) lives with the other
-//! plotting code, in `d2l_train::draw`, which owns the embedded font.
+//! - [`draw`]: boxes with labels drawn onto an image (the book's `show_bboxes`) and image
+//!   grids, with the embedded font that `d2l-train`'s plots use too.
 
 pub mod bananas;
 pub mod cifar;
 pub mod detection;
+pub mod draw;
 pub mod folder;
 pub mod image;
 pub mod roi;

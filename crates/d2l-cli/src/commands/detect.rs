@@ -9,7 +9,7 @@ use clap::Args;
 use d2l_data::loader::DataLoader;
 use d2l_models::ssd::{BoxLoss, ClsLoss, TinySsd};
 use d2l_tensor::DType;
-use d2l_train::draw::{save_image_with_boxes, LabeledBox};
+use d2l_vision::draw::{save_image_with_boxes, LabeledBox};
 use d2l_train::tasks::detection::{predict_ssd, train_ssd, SsdTrainConfig};
 use d2l_vision::bananas::{load_bananas, load_detection_set, DetectionSetSpec, DETECTION_CLASSES};
 use d2l_vision::detection::multibox_prior;

@@ -2,10 +2,32 @@
 //! (13.3–13.7), which draws each box with a 2-pixel outline in the colours b, g, r, m, c in
 //! turn and writes its label at the top-left corner on a patch of the box's colour.
 
-use crate::plot::ensure_font;
 use d2l_tensor::{DType, Error, Result, Tensor};
 use plotters::prelude::*;
 use std::path::Path;
+use std::sync::OnceLock;
+
+/// DejaVu Sans (a subset; its licence is `assets/LICENSE-DejaVu.txt`), embedded so that
+/// labels and plots render the same on every machine without system fonts.
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
+
+/// Registers the embedded font as plotters' `sans-serif` family (once per process); the
+/// box drawing here and `d2l-train`'s curves both write with it.
+pub fn ensure_font() -> Result<()> {
+    static LOADED: OnceLock<bool> = OnceLock::new();
+    let ok = *LOADED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
+            && plotters::style::register_font("sans-serif", FontStyle::Bold, FONT).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            op: "plot",
+            msg: "the embedded DejaVu Sans font could not be loaded".into(),
+        })
+    }
+}
 
 /// matplotlib's `b`, `g`, `r`, `m`, `c`, the colours `show_bboxes` cycles through.
 pub const BOOK_COLORS: [(u8, u8, u8); 5] = [
@@ -117,7 +139,7 @@ pub fn save_image_with_boxes(image: &Tensor, boxes: &[LabeledBox], path: &Path) 
         root.present().map_err(e)?;
     }
     let out = Tensor::from_vec(buf, &[h, w, 3])?.permute(&[2, 0, 1])?;
-    d2l_vision::image::write_png(&out, path, false).map_err(|e| draw_err(e.to_string()))
+    crate::image::write_png(&out, path, false).map_err(|e| draw_err(e.to_string()))
 }
 
 /// Lays RGB images out in a grid, each with an optional title above it, and writes one PNG
@@ -173,7 +195,7 @@ pub fn save_rgb_grid(
         } else {
             (img.to_dtype(DType::F32)? * 255.0)?
         };
-        let resized = d2l_vision::transforms::resize(&resized, th, tw)
+        let resized = crate::transforms::resize(&resized, th, tw)
             .map_err(|e| err(format!("image {i}: {e}")))?;
         let px: Vec<u8> = resized
             .to_vec::<f32>()
@@ -230,6 +252,6 @@ pub fn save_rgb_grid(
         root.present().map_err(e)?;
     }
     let out = Tensor::from_vec(buf, &[height, width, 3])?.permute(&[2, 0, 1])?;
-    d2l_vision::image::write_png(&out, path, false).map_err(|e| err(e.to_string()))?;
+    crate::image::write_png(&out, path, false).map_err(|e| err(e.to_string()))?;
     Ok((width, height))
 }
