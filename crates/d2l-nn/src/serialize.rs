@@ -161,7 +161,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// own error types: [`replace_atomic`] with a temporary file that receives `bytes`.
 pub fn write_atomic_io(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     replace_atomic(path, |tmp| {
-        let mut f = fs::OpenOptions::new().write(true).truncate(true).open(tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(tmp)?;
         f.write_all(bytes)
     })
 }

@@ -35,6 +35,7 @@ mod threads;
 
 pub use cpu::caps::{cpu_path, detected_cpu_path, CpuPath};
 pub use cpu::matmul::sgemm_name;
+pub use cpu::rnn as fused_rnn;
 pub use cuda::{num_gpus, try_all_gpus, try_gpu, CudaStorage};
 pub use device::{Device, DeviceRequest, ParseDeviceError};
 pub use dtype::{DType, Element, Float};

@@ -53,7 +53,7 @@ use crate::tasks::classification::ClassificationTask;
 use crate::tasks::regression::RegressionTask;
 use crate::tasks::{BatchSource, Stat, TrainTask};
 use d2l_data::loader::DataLoader;
-use d2l_nn::loss::{cross_entropy_simple, mse_loss as mse, Reduction};
+use d2l_nn::loss::{cross_entropy, mse_loss as mse};
 use d2l_nn::optim::Optimizer;
 use d2l_nn::schedule::LrScheduler;
 use d2l_nn::Module;
@@ -198,7 +198,7 @@ pub type LossFn = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor>>;
 /// Softmax cross-entropy from logits against `i64` labels, averaged over the batch
 /// (D2L 3.7's `nn.CrossEntropyLoss`).
 pub fn cross_entropy_loss() -> LossFn {
-    Box::new(cross_entropy_simple)
+    Box::new(cross_entropy)
 }
 
 /// Mean squared error (D2L 3.3's `nn.MSELoss`), with `y` reshaped to the prediction's
@@ -210,7 +210,7 @@ pub fn mse_loss() -> LossFn {
         } else {
             y.reshape(y_hat.shape())?
         };
-        mse(y_hat, &y, Reduction::Mean)
+        mse(y_hat, &y)
     })
 }
 

@@ -7,11 +7,20 @@ pub use d2l_nn as nn;
 pub use d2l_tensor as tensor;
 pub use d2l_train as train;
 
+/// The README's Rust snippets, compiled and run as doc-tests, so that the first code a
+/// reader copies keeps working.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// What a D2L reader's code needs, in one import.
 pub mod prelude {
     pub use d2l_nn::init;
     pub use d2l_nn::layers::*;
-    pub use d2l_nn::loss::{self, cross_entropy, mse_loss, Reduction};
+    pub use d2l_nn::loss::{
+        self, cross_entropy, cross_entropy_with, mse_loss, mse_loss_with, CrossEntropyOptions,
+        Reduction,
+    };
     pub use d2l_nn::optim::{Adam, AdamW, Optimizer, ParamGroup, Sgd};
     pub use d2l_nn::{Module, Sequential};
     pub use d2l_tensor::{

@@ -15,7 +15,7 @@ use crate::plot::PlotSpec;
 use d2l_data::datasets::DatasetName;
 use d2l_nn::conv::Conv2d;
 use d2l_nn::layers::{Flatten, Linear, ReLU};
-use d2l_nn::loss::cross_entropy_simple;
+use d2l_nn::loss::cross_entropy;
 use d2l_nn::norm::BatchNorm1d;
 use d2l_nn::optim::{Adam, Optimizer};
 use d2l_nn::pool::MaxPool2d;
@@ -202,7 +202,7 @@ fn train_adam(
     for _ in 0..epochs {
         let (mut sum, mut n) = (0.0, 0usize);
         for idx in minibatches(x.shape()[0], 128, Some(g))? {
-            let l = cross_entropy_simple(&net.forward(&rows(x, &idx)?)?, &rows(y, &idx)?)?;
+            let l = cross_entropy(&net.forward(&rows(x, &idx)?)?, &rows(y, &idx)?)?;
             opt.zero_grad();
             l.backward()?;
             opt.step()?;

@@ -12,7 +12,7 @@ use d2l_data::datasets::load_kaggle_house;
 use d2l_data::house::{k_fold_split, log_rmse, KaggleHouse};
 use d2l_data::hub::DataHub;
 use d2l_nn::layers::Linear;
-use d2l_nn::loss::{mse_loss, Reduction};
+use d2l_nn::loss::{mse_loss_with, Reduction};
 use d2l_nn::optim::{Adam, AdamConfig, Optimizer};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
@@ -149,7 +149,7 @@ fn train(
     let mut curve = Vec::with_capacity(opts.epochs);
     for epoch in 0..opts.epochs {
         for idx in minibatches(n, opts.batch_size, Some(g))? {
-            let l = mse_loss(
+            let l = mse_loss_with(
                 &net.forward(&rows(x, &idx)?)?,
                 &rows(y, &idx)?,
                 Reduction::Mean,

@@ -8,7 +8,7 @@ use d2l_data::hub::DataHub;
 use d2l_data::idx::ImageSet;
 use d2l_data::shapes::Shapes;
 use d2l_data::DataError;
-use d2l_nn::loss::cross_entropy_simple;
+use d2l_nn::loss::cross_entropy;
 use d2l_nn::optim::{Optimizer, Sgd};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
@@ -179,7 +179,7 @@ pub fn train_sgd(
     for _ in 0..epochs {
         let (mut sum, mut count) = (0.0, 0usize);
         for idx in minibatches(n, batch, Some(g))? {
-            let l = cross_entropy_simple(&net.forward(&rows(x, &idx)?)?, &rows(y, &idx)?)?;
+            let l = cross_entropy(&net.forward(&rows(x, &idx)?)?, &rows(y, &idx)?)?;
             opt.zero_grad();
             l.backward()?;
             opt.step()?;

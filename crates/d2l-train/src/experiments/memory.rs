@@ -9,7 +9,7 @@
 use super::{check_positive, ExperimentError, Result};
 use crate::bench::proc_status_mb;
 use d2l_models::zoo;
-use d2l_nn::loss::cross_entropy_simple;
+use d2l_nn::loss::cross_entropy;
 use d2l_nn::optim::{Optimizer, Sgd};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
@@ -116,7 +116,7 @@ pub fn run_memory(opts: &MemoryOptions) -> Result<MemoryResults> {
 
     reset_peak()?;
     net.train();
-    let l = cross_entropy_simple(&net.forward(&x)?, &y)?;
+    let l = cross_entropy(&net.forward(&x)?, &y)?;
     opt.zero_grad();
     l.backward()?;
     opt.step()?;

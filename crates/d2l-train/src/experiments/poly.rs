@@ -10,7 +10,7 @@ use super::{
 use crate::plot::PlotSpec;
 use d2l_data::synthetic::poly_data;
 use d2l_nn::layers::Linear;
-use d2l_nn::loss::{mse_loss, Reduction};
+use d2l_nn::loss::{mse_loss_with, Reduction};
 use d2l_nn::optim::{Optimizer, Sgd};
 use d2l_nn::Module;
 use d2l_tensor::Generator;
@@ -176,7 +176,7 @@ pub fn run_poly(opts: &PolyOptions) -> Result<PolyResults> {
         for epoch in 0..case.epochs {
             for idx in minibatches(opts.n_train, batch, Some(&mut g))? {
                 let (xb, yb) = (rows(&xtr, &idx)?, rows(&ytr, &idx)?);
-                let l = mse_loss(&net.forward(&xb)?, &yb, Reduction::Mean)?;
+                let l = mse_loss_with(&net.forward(&xb)?, &yb, Reduction::Mean)?;
                 opt.zero_grad();
                 l.backward()?;
                 opt.step()?;
@@ -345,7 +345,7 @@ pub fn run_poly_sizes(
         let epochs = steps.div_ceil(per_epoch).max(1);
         for _ in 0..epochs {
             for idx in minibatches(n, batch, Some(&mut g))? {
-                let l = mse_loss(
+                let l = mse_loss_with(
                     &net.forward(&rows(&xtr, &idx)?)?,
                     &rows(&ytr, &idx)?,
                     Reduction::Mean,

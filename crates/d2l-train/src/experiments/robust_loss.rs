@@ -7,7 +7,7 @@
 use super::{check_positive, check_rate, progress, save_plot, series, ExperimentError, Result};
 use crate::plot::PlotSpec;
 use d2l_nn::layers::Linear;
-use d2l_nn::loss::{huber_loss, l1_loss, mse_loss, Reduction};
+use d2l_nn::loss::{huber_loss, l1_loss, mse_loss_with, Reduction};
 use d2l_nn::optim::{Adam, Optimizer};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
@@ -142,7 +142,7 @@ pub fn run_robust_loss(opts: &RobustLossOptions) -> Result<RobustLossResults> {
         for _ in 0..opts.steps {
             let p = net.forward(&xt)?;
             let l = match which {
-                0 => mse_loss(&p, &yt, Reduction::Mean)?,
+                0 => mse_loss_with(&p, &yt, Reduction::Mean)?,
                 1 => l1_loss(&p, &yt, Reduction::Mean)?,
                 _ => huber_loss(&p, &yt, delta, Reduction::Mean)?,
             };

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::plot::PlotSpec;
 use d2l_nn::layers::{Linear, ReLU};
-use d2l_nn::loss::{mse_loss, Reduction};
+use d2l_nn::loss::{mse_loss_with, Reduction};
 use d2l_nn::optim::{Adam, Optimizer};
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{no_grad, Generator, Tensor};
@@ -227,12 +227,12 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
             let (xb, yb) = (rows(&xtr, &idx)?, rows(&ytr, &idx)?);
             opt.zero_grad();
             // MSELoss(reduction='none'), then l.sum().backward().
-            let l = mse_loss(&net.forward(&xb)?, &yb, Reduction::None)?.sum_all()?;
+            let l = mse_loss_with(&net.forward(&xb)?, &yb, Reduction::None)?.sum_all()?;
             l.backward()?;
             opt.step()?;
         }
         let loss = no_grad(|| -> Result<f64> {
-            Ok(mse_loss(&net.forward(&xtr)?, &ytr, Reduction::Mean)?.item_f64()?)
+            Ok(mse_loss_with(&net.forward(&xtr)?, &ytr, Reduction::Mean)?.item_f64()?)
         })?;
         progress(opts.quiet, || {
             format!("epoch {}, loss: {loss:.6}", epoch + 1)

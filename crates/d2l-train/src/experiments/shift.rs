@@ -24,7 +24,7 @@ use d2l_data::shapes::Shapes;
 use d2l_data::DataError;
 use d2l_nn::layers::Linear;
 use d2l_nn::loss::{
-    binary_cross_entropy_with_logits, cross_entropy, CrossEntropyOptions, Reduction,
+    binary_cross_entropy_with_logits, cross_entropy_with, CrossEntropyOptions, Reduction,
 };
 use d2l_nn::optim::{Adam, Optimizer, Sgd};
 use d2l_nn::Module;
@@ -325,7 +325,7 @@ fn train_softmax(
     };
     for _ in 0..opts.epochs {
         for idx in minibatches(n, opts.batch_size, Some(g))? {
-            let per = cross_entropy(&net.forward(&rows(x, &idx)?)?, &rows(y, &idx)?, &ce)?;
+            let per = cross_entropy_with(&net.forward(&rows(x, &idx)?)?, &rows(y, &idx)?, &ce)?;
             let l = match weights {
                 Some(w) => per.mul(&rows(w, &idx)?)?.mean_all()?,
                 None => per.mean_all()?,

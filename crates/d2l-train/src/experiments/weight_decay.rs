@@ -10,7 +10,7 @@ use super::{
 use crate::plot::PlotSpec;
 use d2l_data::synthetic::synthetic_data;
 use d2l_nn::layers::Linear;
-use d2l_nn::loss::{mse_loss, Reduction};
+use d2l_nn::loss::{mse_loss_with, Reduction};
 use d2l_nn::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
@@ -303,7 +303,7 @@ fn train_concise(
         for idx in minibatches(opts.n_train, opts.batch_size, Some(g))? {
             let (xb, yb) = (rows(&d.xtr, &idx)?, rows(&d.ytr, &idx)?);
             opt.zero_grad();
-            let l = mse_loss(&net.forward(&xb)?, &yb, Reduction::Mean)?;
+            let l = mse_loss_with(&net.forward(&xb)?, &yb, Reduction::Mean)?;
             l.backward()?;
             opt.step()?;
         }

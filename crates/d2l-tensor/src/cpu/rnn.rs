@@ -1,4 +1,5 @@
-//! The fused sequence kernels behind [`super::functional::rnn_sequence`]: one direction of
+//! The fused sequence kernels behind `d2l_nn::rnn::functional::rnn_sequence` (public as
+//! [`crate::fused_rnn`]; they live here with the engine's other CPU kernels): one direction of
 //! one recurrent layer over a whole time-major sequence, forward and backward through time,
 //! on plain slices.
 //!
@@ -9,7 +10,7 @@
 //! row never reads another row, so the blocks run the whole time loop without meeting.
 //! The weight gradients are summed over all steps afterwards with one GEMM each.
 
-use d2l_tensor::Float;
+use crate::Float;
 use gemm::Parallelism;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 /// The recurrent cell a kernel runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Cell {
+pub enum Cell {
     /// h = tanh(W_ih x + b_ih + W_hh h + b_hh).
     Tanh,
     /// h = relu(W_ih x + b_ih + W_hh h + b_hh).
@@ -30,7 +31,7 @@ pub(crate) enum Cell {
 
 impl Cell {
     /// Gates stacked in the weights (rows of `W_ih` are `gates · hidden`).
-    pub(crate) fn gates(self) -> usize {
+    pub fn gates(self) -> usize {
         match self {
             Cell::Tanh | Cell::Relu => 1,
             Cell::Gru => 3,
@@ -40,7 +41,7 @@ impl Cell {
 }
 
 /// The activations the kernels need, with a fast vectorisable f32 version.
-pub(crate) trait Act: Float {
+pub trait Act: Float {
     /// tanh.
     fn tanh_a(self) -> Self;
     /// The logistic sigmoid.
@@ -171,7 +172,7 @@ unsafe fn mm<T: Float>(
 
 /// The parallelism for one large GEMM.
 fn big_par() -> Parallelism {
-    match d2l_tensor::num_threads() {
+    match crate::num_threads() {
         0 | 1 => Parallelism::None,
         n => Parallelism::Rayon(n),
     }
@@ -179,8 +180,8 @@ fn big_par() -> Parallelism {
 
 /// Runs `f` in a rayon pool of the engine's thread count: the current pool when it has
 /// that size, otherwise a pool kept for this purpose.
-pub(crate) fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    let nt = d2l_tensor::num_threads().max(1);
+pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let nt = crate::num_threads().max(1);
     if nt == rayon::current_num_threads() {
         return f();
     }
@@ -209,7 +210,7 @@ pub(crate) fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 
 /// Splits the batch into one block of rows per thread when a step has enough work.
 fn row_blocks(b: usize, macs_per_row: usize) -> Vec<Range<usize>> {
-    let nt = d2l_tensor::num_threads().max(1);
+    let nt = crate::num_threads().max(1);
     let n = if b * macs_per_row < (1 << 15) {
         1
     } else {
@@ -256,7 +257,7 @@ fn col_sums<T: Float>(m: &[T], cols: usize) -> Vec<T> {
 
 /// The sizes of one run: time steps, batch, input width, hidden width.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Dims {
+pub struct Dims {
     pub t: usize,
     pub b: usize,
     pub i: usize,
@@ -264,7 +265,7 @@ pub(crate) struct Dims {
 }
 
 /// What the forward kernel reads.
-pub(crate) struct FwdIn<'a, T> {
+pub struct FwdIn<'a, T> {
     pub cell: Cell,
     pub reverse: bool,
     pub dims: Dims,
@@ -285,7 +286,7 @@ pub(crate) struct FwdIn<'a, T> {
 }
 
 /// What the forward kernel produces and the backward kernel reads again.
-pub(crate) struct FwdOut<T> {
+pub struct FwdOut<T> {
     /// `[T + E, B, H]`: the hidden state of every step, then (LSTM, `E = 1`) the final
     /// cell state.
     pub out: Vec<T>,
@@ -314,7 +315,7 @@ struct FwdCtx<'a, T> {
 }
 
 /// Runs one direction of one layer over the sequence.
-pub(crate) fn forward<T: Act>(p: &FwdIn<T>) -> FwdOut<T> {
+pub fn forward<T: Act>(p: &FwdIn<T>) -> FwdOut<T> {
     let Dims { t, b, i, h } = p.dims;
     let g = p.cell.gates();
     let gh = g * h;
@@ -418,12 +419,12 @@ fn fwd_block_dispatch<T: Act>(ctx: &FwdCtx<T>, rows: Range<usize>) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
-            // The path `D2L_CPU` allows (see d2l_tensor::cpu_path).
-            if d2l_tensor::cpu_path() >= d2l_tensor::CpuPath::Avx512 {
+            // The path `D2L_CPU` allows (see crate::cpu_path).
+            if crate::cpu_path() >= crate::CpuPath::Avx512 {
                 // SAFETY: the CPU has the features the function is compiled for.
                 return unsafe { fwd_block_avx512(ctx, rows) };
             }
-            if d2l_tensor::cpu_path() >= d2l_tensor::CpuPath::Avx2 {
+            if crate::cpu_path() >= crate::CpuPath::Avx2 {
                 // SAFETY: as above.
                 return unsafe { fwd_block_avx2(ctx, rows) };
             }
@@ -666,7 +667,7 @@ fn lstm_fwd_row<T: Act>(g: &mut [T], cp: &[T], c: &mut [T], tc: &mut [T], y: &mu
 }
 
 /// The saved forward buffers the backward kernel reads (see [`FwdOut`]).
-pub(crate) struct FwdView<'a, T> {
+pub struct FwdView<'a, T> {
     pub out: &'a [T],
     pub gates: &'a [T],
     pub aux: &'a [T],
@@ -675,7 +676,7 @@ pub(crate) struct FwdView<'a, T> {
 
 /// Which gradients the backward kernel must produce.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Need {
+pub struct Need {
     pub x: bool,
     pub h0: bool,
     pub c0: bool,
@@ -687,7 +688,7 @@ pub(crate) struct Need {
 
 /// The gradients of one direction of one layer.
 #[derive(Default)]
-pub(crate) struct Grads<T> {
+pub struct Grads<T> {
     pub x: Option<Vec<T>>,
     pub h0: Option<Vec<T>>,
     pub c0: Option<Vec<T>>,
@@ -716,7 +717,7 @@ struct BwdCtx<'a, T> {
 }
 
 /// Backpropagates `grad` (`[T + E, B, H]`, the gradient of [`FwdOut::out`]) through time.
-pub(crate) fn backward<T: Act>(p: &FwdIn<T>, f: &FwdView<T>, grad: &[T], need: Need) -> Grads<T> {
+pub fn backward<T: Act>(p: &FwdIn<T>, f: &FwdView<T>, grad: &[T], need: Need) -> Grads<T> {
     let Dims { t, b, i, h } = p.dims;
     let gh = p.cell.gates() * h;
     let gru = p.cell == Cell::Gru;
@@ -845,12 +846,12 @@ fn bwd_block_dispatch<T: Act>(ctx: &BwdCtx<T>, rows: Range<usize>) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
-            // The path `D2L_CPU` allows (see d2l_tensor::cpu_path).
-            if d2l_tensor::cpu_path() >= d2l_tensor::CpuPath::Avx512 {
+            // The path `D2L_CPU` allows (see crate::cpu_path).
+            if crate::cpu_path() >= crate::CpuPath::Avx512 {
                 // SAFETY: the CPU has the features the function is compiled for.
                 return unsafe { bwd_block_avx512(ctx, rows) };
             }
-            if d2l_tensor::cpu_path() >= d2l_tensor::CpuPath::Avx2 {
+            if crate::cpu_path() >= crate::CpuPath::Avx2 {
                 // SAFETY: as above.
                 return unsafe { bwd_block_avx2(ctx, rows) };
             }
