@@ -52,12 +52,11 @@
 //! Targets are ordered like the reshaped output: row `t·B + b` is time `t` of sequence `b`
 //! (so for token ids `Y [B, T]` the targets are `Yᵀ` flattened, as in D2L 8.6).
 
-
 use crate::init;
 use crate::layers::functional::dropout;
 use crate::module::Module;
-use d2l_tensor::{is_grad_enabled, BackwardFn, DType, Error, Result, Tensor};
 use d2l_tensor::fused_rnn::{self as kernel, Act, Cell, Dims, FwdIn, Need};
+use d2l_tensor::{is_grad_enabled, BackwardFn, DType, Error, Result, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 

@@ -497,27 +497,3 @@ fn struct_wrappers_match_functions() -> Result<()> {
     assert!((a - b).abs() < 1e-12);
     Ok(())
 }
-
-/// Times the fused cross-entropy against log_softmax + nll (forward and backward):
-/// `cargo test -p d2l-nn --test loss --release -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn bench_fused_cross_entropy() -> Result<()> {
-    for &(n, c) in &[(256usize, 10usize), (256, 1000), (4096, 28)] {
-        let logits = randn(&[n, c], 14);
-        let t = Tensor::from_vec((0..n as i64).map(|i| i % c as i64).collect(), &[n])?;
-        let time = |f: &dyn Fn(&Tensor) -> Result<Tensor>| -> Result<f64> {
-            let reps = 200;
-            let start = std::time::Instant::now();
-            for _ in 0..reps {
-                let x = logits.clone().requires_grad_(true)?;
-                f(&x)?.backward()?;
-            }
-            Ok(start.elapsed().as_secs_f64() / reps as f64 * 1e6)
-        };
-        let fused = time(&|x| cross_entropy(x, &t))?;
-        let composed = time(&|x| nll_loss(&x.log_softmax(1)?, &t, None, None, Reduction::Mean))?;
-        println!("[{n}, {c}]: fused {fused:.1} µs, composed {composed:.1} µs");
-    }
-    Ok(())
-}
