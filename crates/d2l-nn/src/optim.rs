@@ -720,7 +720,7 @@ fn fused_adam_step(
     decoupled: bool,
     op: &'static str,
 ) -> Result<bool> {
-    use d2l_tensor::cuda;
+    use d2l_tensor::{cuda, fused};
     let dense = |t: &Tensor| t.is_contiguous() && t.layout().offset() == 0;
     let mut device = None;
     let mut step = None;
@@ -775,9 +775,9 @@ fn fused_adam_step(
         if held.is_empty() {
             continue;
         }
-        let items: Vec<cuda::AdamTensors<'_>> = held
+        let items: Vec<fused::AdamTensors<'_>> = held
             .iter()
-            .map(|(p, g, m, v, mx)| cuda::AdamTensors {
+            .map(|(p, g, m, v, mx)| fused::AdamTensors {
                 param: p,
                 grad: g,
                 exp_avg: m,
@@ -785,7 +785,7 @@ fn fused_adam_step(
                 max_exp_avg_sq: mx.as_ref(),
             })
             .collect();
-        let hyper = cuda::AdamStep {
+        let hyper = fused::AdamStep {
             lr,
             beta1: c.betas.0,
             beta2: c.betas.1,
@@ -795,7 +795,7 @@ fn fused_adam_step(
             amsgrad: c.amsgrad,
             step: step + 1,
         };
-        if !cuda::fused_adam_(&items, &hyper)? {
+        if !fused::adam_(&items, &hyper)? {
             if launched {
                 return Err(invalid(
                     op,

@@ -55,7 +55,7 @@
 use crate::init;
 use crate::layers::functional::dropout;
 use crate::module::Module;
-use d2l_tensor::fused_rnn::{self as kernel, Act, Cell, Dims, FwdIn, Need};
+use d2l_tensor::fused::rnn::{self as kernel, Act, Cell, Dims, FwdIn, Need};
 use d2l_tensor::{is_grad_enabled, BackwardFn, DType, Error, Result, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! The fused sequence kernels behind `d2l_nn::rnn::functional::rnn_sequence` (public as
-//! [`crate::fused_rnn`]; they live here with the engine's other CPU kernels): one direction of
+//! [`crate::fused::rnn`]; they live here with the engine's other CPU kernels): one direction of
 //! one recurrent layer over a whole time-major sequence, forward and backward through time,
 //! on plain slices.
 //!

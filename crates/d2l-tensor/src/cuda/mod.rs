@@ -17,7 +17,6 @@
 mod alloc;
 pub(crate) mod native;
 pub(crate) mod native_nn;
-pub use native::{fused_adam_, AdamStep, AdamTensors};
 #[cfg(feature = "cuda")]
 pub(crate) mod real;
 
