@@ -6,6 +6,7 @@ pub use d2l_models as models;
 pub use d2l_nn as nn;
 pub use d2l_tensor as tensor;
 pub use d2l_train as train;
+pub use d2l_vision as vision;
 
 /// The README's Rust snippets, compiled and run as doc-tests, so that the first code a
 /// reader copies keeps working.
@@ -27,4 +28,11 @@ pub mod prelude {
         manual_seed, no_grad, num_gpus, try_all_gpus, try_gpu, DType, Device, Generator, Result,
         Tensor,
     };
+    pub use d2l_vision::detection::{
+        box_center_to_corner, box_corner_to_center, box_iou, multibox_detection, multibox_prior,
+        multibox_target, nms,
+    };
+    pub use d2l_vision::image::{read_image, write_png};
+    pub use d2l_vision::roi::{roi_align, roi_pool};
+    pub use d2l_vision::transforms::{Compose, ImageTransform};
 }
