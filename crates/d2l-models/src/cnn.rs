@@ -233,19 +233,24 @@ fn finish(net: Sequential) -> Result<Sequential> {
 // ---------------------------------------------------------------------------------------
 // 6.6 LeNet
 
-/// The activation and pooling of a LeNet variant.
+/// One LeNet variant: the book's 6.6 network (sigmoid, average pooling, padding 2 on the
+/// first conv), the modern one of its exercises (ReLU, max pooling) and 7.5's BN-LeNet (no
+/// padding, a batch norm after every conv and hidden `Linear`). The layers come in the
+/// same order in all of them, so one builder writes the geometry once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LeNetKind {
-    /// The book's: sigmoid and 2×2 average pooling.
-    SigmoidAvg,
-    /// The modern variant (6.6 exercise): ReLU and 2×2 max pooling.
-    ReluMax,
+struct LeNetSpec {
+    /// Padding of the first conv (2 in 6.6, 0 in 7.5).
+    pad: usize,
+    /// ReLU and 2×2 max pooling instead of sigmoid and 2×2 average pooling.
+    relu_max: bool,
+    /// The batch normalisation after each conv and hidden `Linear`, if any.
+    bn: Option<BnKind>,
 }
 
-fn lenet_kind(cfg: &BuildConfig, kind: LeNetKind, model: &str) -> Result<Sequential> {
+fn lenet_with(cfg: &BuildConfig, spec: LeNetSpec, model: &str) -> Result<Sequential> {
     let (c, h, w) = image_shape(cfg, model)?;
     let (oh, ow) = spatial_or_err(model, h, w, |s| {
-        s.window(5, 1, 2);
+        s.window(5, 1, spec.pad);
         s.window(2, 2, 0);
         s.window(5, 1, 0);
         s.window(2, 2, 0);
@@ -257,24 +262,38 @@ fn lenet_kind(cfg: &BuildConfig, kind: LeNetKind, model: &str) -> Result<Sequent
         cfg.hidden(84),
     );
     let mut net = Sequential::new();
-    let act = |net: &mut Sequential| match kind {
-        LeNetKind::SigmoidAvg => net.push(Sigmoid),
-        LeNetKind::ReluMax => net.push(ReLU),
+    // `rank` is the rank of the normalised input: 4 after a conv, 2 after a `Linear`.
+    let norm = |net: &mut Sequential, n: usize, rank: usize| -> Result<()> {
+        match spec.bn {
+            None => {}
+            Some(BnKind::Scratch) => net.push(BatchNorm::new(n, rank)?),
+            Some(BnKind::Concise) if rank == 4 => net.push(BatchNorm2d::new(n)?),
+            Some(BnKind::Concise) => net.push(BatchNorm1d::new(n)?),
+        }
+        Ok(())
     };
-    let pool = |net: &mut Sequential| match kind {
-        LeNetKind::SigmoidAvg => net.push(avg_pool(2, 2)),
-        LeNetKind::ReluMax => net.push(max_pool(2, 2, 0)),
+    let act = |net: &mut Sequential| match spec.relu_max {
+        false => net.push(Sigmoid),
+        true => net.push(ReLU),
     };
-    net.push(conv(c, c1, 5, 1, 2)?);
+    let pool = |net: &mut Sequential| match spec.relu_max {
+        false => net.push(avg_pool(2, 2)),
+        true => net.push(max_pool(2, 2, 0)),
+    };
+    net.push(conv(c, c1, 5, 1, spec.pad)?);
+    norm(&mut net, c1, 4)?;
     act(&mut net);
     pool(&mut net);
     net.push(conv(c1, c2, 5, 1, 0)?);
+    norm(&mut net, c2, 4)?;
     act(&mut net);
     pool(&mut net);
     net.push(Flatten::new());
     net.push(Linear::new(c2 * oh * ow, f1)?);
+    norm(&mut net, f1, 2)?;
     act(&mut net);
     net.push(Linear::new(f1, f2)?);
+    norm(&mut net, f2, 2)?;
     act(&mut net);
     net.push(Linear::new(f2, cfg.num_outputs)?);
     finish(net)
@@ -284,13 +303,23 @@ fn lenet_kind(cfg: &BuildConfig, kind: LeNetKind, model: &str) -> Result<Sequent
 /// Sigmoid, AvgPool2d(2, 2), Flatten, Linear(400, 120), Sigmoid, Linear(120, 84), Sigmoid,
 /// Linear(84, 10)`; 61,706 parameters for a 1×28×28 input.
 pub fn lenet(cfg: &BuildConfig) -> Result<Sequential> {
-    lenet_kind(cfg, LeNetKind::SigmoidAvg, "lenet")
+    let spec = LeNetSpec {
+        pad: 2,
+        relu_max: false,
+        bn: None,
+    };
+    lenet_with(cfg, spec, "lenet")
 }
 
 /// LeNet with ReLU and max pooling in place of sigmoid and average pooling (the modern
 /// variant the 6.6 exercises ask for); same layers and 61,706 parameters.
 pub fn lenet_relu_max(cfg: &BuildConfig) -> Result<Sequential> {
-    lenet_kind(cfg, LeNetKind::ReluMax, "lenet-relu-max")
+    let spec = LeNetSpec {
+        pad: 2,
+        relu_max: true,
+        bn: None,
+    };
+    lenet_with(cfg, spec, "lenet-relu-max")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -867,68 +896,30 @@ enum BnKind {
     Concise,
 }
 
-fn lenet_bn_kind(cfg: &BuildConfig, kind: BnKind, model: &str) -> Result<Sequential> {
-    let (c, h, w) = image_shape(cfg, model)?;
-    let (oh, ow) = spatial_or_err(model, h, w, |s| {
-        s.window(5, 1, 0);
-        s.window(2, 2, 0);
-        s.window(5, 1, 0);
-        s.window(2, 2, 0);
-    })?;
-    let (c1, c2, f1, f2) = (
-        cfg.hidden(6),
-        cfg.hidden(16),
-        cfg.hidden(120),
-        cfg.hidden(84),
-    );
-    let mut net = Sequential::new();
-    let bn4 = |net: &mut Sequential, n: usize| -> Result<()> {
-        match kind {
-            BnKind::Scratch => net.push(BatchNorm::new(n, 4)?),
-            BnKind::Concise => net.push(BatchNorm2d::new(n)?),
-        }
-        Ok(())
-    };
-    let bn2 = |net: &mut Sequential, n: usize| -> Result<()> {
-        match kind {
-            BnKind::Scratch => net.push(BatchNorm::new(n, 2)?),
-            BnKind::Concise => net.push(BatchNorm1d::new(n)?),
-        }
-        Ok(())
-    };
-    net.push(conv(c, c1, 5, 1, 0)?);
-    bn4(&mut net, c1)?;
-    net.push(Sigmoid);
-    net.push(avg_pool(2, 2));
-    net.push(conv(c1, c2, 5, 1, 0)?);
-    bn4(&mut net, c2)?;
-    net.push(Sigmoid);
-    net.push(avg_pool(2, 2));
-    net.push(Flatten::new());
-    net.push(Linear::new(c2 * oh * ow, f1)?);
-    bn2(&mut net, f1)?;
-    net.push(Sigmoid);
-    net.push(Linear::new(f1, f2)?);
-    bn2(&mut net, f2)?;
-    net.push(Sigmoid);
-    net.push(Linear::new(f2, cfg.num_outputs)?);
-    finish(net)
-}
-
 /// D2L 7.5 LeNet with the from-scratch [`BatchNorm`] after every conv and hidden
 /// `Linear`: `Conv2d(1, 6, 5), BatchNorm(6, 4), Sigmoid, AvgPool2d(2, 2), Conv2d(6, 16, 5),
 /// BatchNorm(16, 4), Sigmoid, AvgPool2d(2, 2), Flatten, Linear(256, 120), BatchNorm(120,
 /// 2), Sigmoid, Linear(120, 84), BatchNorm(84, 2), Sigmoid, Linear(84, 10)`. No padding on
 /// the first conv; 44,878 parameters.
 pub fn lenet_bn_scratch(cfg: &BuildConfig) -> Result<Sequential> {
-    lenet_bn_kind(cfg, BnKind::Scratch, "lenet-bn-scratch")
+    let spec = LeNetSpec {
+        pad: 0,
+        relu_max: false,
+        bn: Some(BnKind::Scratch),
+    };
+    lenet_with(cfg, spec, "lenet-bn-scratch")
 }
 
 /// D2L 7.5's concise BN-LeNet: as [`lenet_bn_scratch`] with `BatchNorm2d` / `BatchNorm1d`
 /// (PyTorch's defaults: eps 1e-5, momentum 0.1, unbiased running variance); 44,878
 /// parameters.
 pub fn lenet_bn(cfg: &BuildConfig) -> Result<Sequential> {
-    lenet_bn_kind(cfg, BnKind::Concise, "lenet-bn")
+    let spec = LeNetSpec {
+        pad: 0,
+        relu_max: false,
+        bn: Some(BnKind::Concise),
+    };
+    lenet_with(cfg, spec, "lenet-bn")
 }
 
 /// The learned γ and β of the first batch-norm layer of `net`, flattened to 1-D, as the
