@@ -17,7 +17,7 @@
 //! stride 32) and comes back as `num_classes`×320×480. 12,993,642 parameters for 21
 //! classes: body 11,176,512 + final_conv 10,773 + transpose_conv 1,806,357.
 //!
-//! The loss is the book's `F.cross_entropy_with(inputs, targets, reduction='none')
+//! The loss is the book's `F.cross_entropy(inputs, targets, reduction='none')
 //! .mean(1).mean(1)` ([`seg_loss`]), the accuracy is per pixel ([`pixel_accuracy`]).
 //!
 //! ```no_run
@@ -217,9 +217,9 @@ fn check_seg(op: &'static str, logits: &Tensor, labels: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// D2L 13.11's loss: `F.cross_entropy_with(inputs, targets, reduction='none').mean(1)
+/// D2L 13.11's loss: `F.cross_entropy(inputs, targets, reduction='none').mean(1)
 /// .mean(1)` — the per-pixel cross-entropy averaged over H and W of each image.
-/// Logits [N, C, H, W], labels [N, H, W] (i64 class indices), result [N]; the book's
+/// Logits `[N, C, H, W]`, labels `[N, H, W]` (i64 class indices), result `[N]`; the book's
 /// `train_ch13` sums it over the batch. Differentiable in the logits.
 pub fn seg_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     check_seg("seg_loss", logits, labels)?;

@@ -9,7 +9,7 @@
 //! Shapes are checked up front, and a mismatch is an error naming the loss and both shapes.
 //!
 //! ```
-//! use d2l_nn::loss::{cross_entropy, mse_loss, Reduction};
+//! use d2l_nn::loss::{cross_entropy, mse_loss};
 //! use d2l_nn::{Result, Tensor};
 //! # fn main() -> Result<()> {
 //! let logits = Tensor::from_vec(vec![2.0f32, 0.0, 0.0, 0.0, 3.0, 0.0], &[2, 3])?;
@@ -18,7 +18,7 @@
 //! assert!(l.item()? > 0.0);
 //! let y_hat = Tensor::from_vec(vec![1.0f32, 2.0], &[2])?;
 //! let y = Tensor::from_vec(vec![1.0f32, 4.0], &[2])?;
-//! assert_eq!(mse_loss_with(&y_hat, &y, Reduction::Mean)?.item()?, 2.0); // D2L 3.1.3
+//! assert_eq!(mse_loss(&y_hat, &y)?.item()?, 2.0); // D2L 3.1.3
 //! # Ok(()) }
 //! ```
 
