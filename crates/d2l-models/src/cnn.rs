@@ -1,3 +1,6 @@
+// One file, over 1,000 lines, on purpose: the CNNs of chapters 6–7, one section per book
+// section in the book's order, sharing the geometry helpers (`spatial_or_err`, `conv`,
+// pools) that size each first `Linear` from the input.
 //! The convolutional networks of D2L chapters 6–7, built layer for layer as the book's
 //! PyTorch code builds them: LeNet (6.6, and a ReLU + max-pool variant), AlexNet (7.1),
 //! VGG (7.2), NiN (7.3), GoogLeNet (7.4), LeNet with batch normalisation (7.5, from scratch

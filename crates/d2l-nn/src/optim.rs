@@ -1,3 +1,6 @@
+// One file, over 1,000 lines, on purpose: the five optimisers share one parameter-group
+// core, one state layout (for checkpoints) and one fused-update path; each update rule is
+// short and reads best beside the others it mirrors from `torch.optim`.
 //! Optimisers (D2L 3.2 minibatch SGD, 4.5 weight decay, 12.6 momentum, 12.7 Adagrad,
 //! 12.8 RMSProp, 12.10 Adam; notes §0.2): [`Sgd`], [`Adam`], [`AdamW`], [`RmsProp`] and
 //! [`Adagrad`] with exactly the update rules of `torch.optim`, per-group learning rate

@@ -1,3 +1,6 @@
+// One file, over 1,000 lines, on purpose: the three layers share one parameter layout,
+// one functional core (`functional::rnn_sequence`) and one custom backward, which must
+// agree exactly with PyTorch's names and gate order; split, they would drift apart.
 //! Recurrent layers (D2L 8.4–8.6, 9.1–9.4): [`RNN`] (tanh or ReLU), [`GRU`] and [`LSTM`]
 //! with PyTorch's semantics — parameter names and layouts (`weight_ih_l{k}[_reverse]`,
 //! `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}`; GRU gates r, z, n with

@@ -1,3 +1,7 @@
+// One file, over 1,000 lines, on purpose: torchvision's transform set for 13.1–13.2 —
+// each functional op beside the random transform that draws its parameters, sharing one
+// image reader (`Img`), so that sampling and pixels can be compared with torchvision's
+// line by line.
 //! Image augmentation (D2L 13.1) and the 13.2 fine-tuning pipelines: seeded, composable
 //! transforms with torchvision's names, parameters and sampling.
 //!

@@ -1,3 +1,6 @@
+// One file, over 1,000 lines, on purpose: the forward and backward kernels through time
+// share the buffer layout, the row-block threading and the one SAFETY argument for the
+// shared raw pointers; keeping them together keeps that argument checkable in one place.
 //! The fused sequence kernels behind `d2l_nn::rnn::functional::rnn_sequence` (public as
 //! [`crate::fused::rnn`]; they live here with the engine's other CPU kernels): one direction of
 //! one recurrent layer over a whole time-major sequence, forward and backward through time,
