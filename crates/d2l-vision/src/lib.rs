@@ -5,7 +5,8 @@
 //!   (`multibox_target`), NMS and `multibox_detection` (13.3–13.5).
 //! - [`roi`]: RoI pooling and RoI align with gradients (13.8).
 //! - [`transforms`]: seeded image augmentation with torchvision's names and sampling
-//!   (flips, `RandomResizedCrop`, `ColorJitter`, …) and an augmenting data-set wrapper (13.1, 13.2).
+//!   (flips, `RandomResizedCrop`, `ColorJitter`, …) and an augmenting data-set wrapper (13.1,
+//!   13.2) — a re-export of the one transform stack, `d2l_data::transforms`.
 //! - [`cifar`]: CIFAR-10 from its binary release, data set and loaders (13.1).
 //! - [`folder`]: image classification folders (torchvision's `ImageFolder`), the hot-dog
 //!   set and torchvision's pretrained weights through the data hub (13.2).

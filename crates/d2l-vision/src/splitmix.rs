@@ -5,11 +5,6 @@
 
 pub(crate) use d2l_tensor::random::mix64;
 
-/// One SplitMix64 step from `z` (the generator's output for state `z`).
-pub(crate) fn splitmix(mut z: u64) -> u64 {
-    d2l_tensor::random::splitmix64(&mut z)
-}
-
 /// A SplitMix64 stream.
 pub(crate) struct Rng(pub(crate) u64);
 

@@ -1,5 +1,7 @@
-//! Image transforms for the data pipelines (D2L 3.5 `ToTensor`/`Resize`, 7.1–7.4's 224×224
-//! and 96×96 inputs, 13.2's `Normalize`).
+//! Image transforms, one stack for every pipeline: the batch kernels here (D2L 3.5's
+//! `ToTensor`/`Resize`, the 224×224 and 96×96 inputs of 7.1–7.4) and torchvision's seeded
+//! augmentation of 13.1–13.2 in [`augment`] (re-exported here): one [`ImageTransform`]
+//! trait, one [`Compose`], one [`normalize`].
 //!
 //! Images are tensors in channel-first layout: one image `[C, H, W]` or a batch
 //! `[N, C, H, W]` (a `[H, W]` grey image is accepted too and treated as one channel).
@@ -15,6 +17,9 @@
 
 use crate::error::{DataError, Result};
 use d2l_tensor::{DType, Tensor};
+
+pub mod augment;
+pub use augment::*;
 
 /// Converts `u8` pixels to `f32` in `[0, 1]` (divides by 255, as torchvision's `ToTensor`);
 /// a float tensor is returned as `f32` unchanged in value.
@@ -207,7 +212,7 @@ fn to_float_keep_range(img: &Tensor) -> Result<Tensor> {
 /// Normalises each channel: `(x - mean[c]) / std[c]`, on `[C, H, W]` or `[N, C, H, W]`
 /// (torchvision's `Normalize`); `mean` and `std` need one value per channel (or one value
 /// for all), and every `std` must be non-zero.
-pub fn normalize(img: &Tensor, mean: &[f32], std: &[f32]) -> Result<Tensor> {
+pub(crate) fn normalize_float(img: &Tensor, mean: &[f32], std: &[f32]) -> Result<Tensor> {
     let shape = img.shape().to_vec();
     let (n, c, h, w) = nchw("normalize", &shape)?;
     let pick = |v: &[f32], what: &str| -> Result<Vec<f32>> {
@@ -245,60 +250,3 @@ pub fn normalize(img: &Tensor, mean: &[f32], std: &[f32]) -> Result<Tensor> {
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// The ImageNet channel standard deviations used with pretrained torchvision models (D2L 13.2).
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
-
-/// One image transform, to be chained by [`Compose`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Transform {
-    /// `u8` → `f32` in `[0, 1]` ([`to_float`]).
-    ToFloat,
-    /// Bilinear resize to `(height, width)` ([`resize_bilinear`]).
-    Resize(usize, usize),
-    /// Per-channel `(x - mean) / std` ([`normalize`]).
-    Normalize {
-        /// One mean per channel (or one for all).
-        mean: Vec<f32>,
-        /// One standard deviation per channel (or one for all).
-        std: Vec<f32>,
-    },
-}
-
-impl Transform {
-    /// Applies the transform to an image or a batch.
-    pub fn apply(&self, img: &Tensor) -> Result<Tensor> {
-        match self {
-            Transform::ToFloat => to_float(img),
-            Transform::Resize(h, w) => resize_bilinear(img, *h, *w),
-            Transform::Normalize { mean, std } => normalize(img, mean, std),
-        }
-    }
-}
-
-/// A chain of transforms applied in order (torchvision's `transforms.Compose`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Compose(pub Vec<Transform>);
-
-impl Compose {
-    /// A chain of the given transforms.
-    pub fn new(transforms: Vec<Transform>) -> Compose {
-        Compose(transforms)
-    }
-
-    /// The book's Fashion-MNIST pipeline: optional `Resize(size)` then `ToTensor`
-    /// (here: `ToFloat` first, then the resize, which gives the same values up to rounding).
-    pub fn fashion_mnist(resize: Option<usize>) -> Compose {
-        let mut t = vec![Transform::ToFloat];
-        if let Some(s) = resize {
-            t.push(Transform::Resize(s, s));
-        }
-        Compose(t)
-    }
-
-    /// Applies every transform in order.
-    pub fn apply(&self, img: &Tensor) -> Result<Tensor> {
-        let mut cur = img.clone();
-        for t in &self.0 {
-            cur = t.apply(&cur)?;
-        }
-        Ok(cur)
-    }
-}
