@@ -3,11 +3,10 @@
 //! log-RMSE in K-fold cross-validation (the book's `k_fold`), then trained on all the data
 //! to write `submission.csv` (the book's `train_and_pred`).
 
-use super::{
+use crate::{
     check_positive, check_rate, curve_series, minibatches, progress, reinit_uniform, rows,
-    save_plot, write_atomic, LossPoint, Result,
+    save_plot, write_csv, LossPoint, Result,
 };
-use crate::plot::PlotSpec;
 use d2l_data::datasets::load_kaggle_house;
 use d2l_data::house::{k_fold_split, log_rmse, KaggleHouse};
 use d2l_data::hub::DataHub;
@@ -16,6 +15,7 @@ use d2l_nn::loss::{mse_loss, Reduction};
 use d2l_nn::optim::{Adam, AdamConfig, Optimizer};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
+use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -178,7 +178,7 @@ pub fn run_house_prices_on(data: &KaggleHouse, opts: &HouseOptions) -> Result<Ho
     check_positive("batch_size", opts.batch_size)?;
     check_rate("lr", opts.lr)?;
     if !(opts.weight_decay.is_finite() && opts.weight_decay >= 0.0) {
-        return Err(super::ExperimentError::Invalid(format!(
+        return Err(crate::ExperimentError::Invalid(format!(
             "weight_decay must be finite and ≥ 0, got {}",
             opts.weight_decay
         )));
@@ -232,12 +232,10 @@ pub fn run_house_prices_on(data: &KaggleHouse, opts: &HouseOptions) -> Result<Ho
     let mut submission = None;
     if let Some(dir) = opts.out_dir.as_deref() {
         let preds = no_grad(|| net.forward(&data.test_features))?.to_f64_vec();
-        let mut csv = String::from("Id,SalePrice\n");
-        for (id, p) in data.test_ids.iter().zip(&preds) {
-            csv.push_str(&format!("{id},{}\n", *p as f32));
-        }
+        let rows = (data.test_ids.iter().zip(&preds))
+            .map(|(id, p)| [id.to_string(), (*p as f32).to_string()]);
         let path = dir.join("submission.csv");
-        write_atomic(&path, &csv)?;
+        write_csv(&path, &["Id", "SalePrice"], rows)?;
         submission = Some(path);
         let spec = PlotSpec {
             title: "4.10 final fit on all training data".into(),

@@ -151,7 +151,7 @@ pub fn transfer_with(
     mut on_epoch: impl FnMut(&EpochLosses, bool),
 ) -> Result<(Tensor, Vec<EpochLosses>)> {
     cfg.validate()?;
-    crate::device::to_device(net, cfg.device)?;
+    d2l_train::device::to_device(net, cfg.device)?;
     net.requires_grad_(false)?;
     net.eval();
     let size = Some(cfg.image_size);
@@ -192,7 +192,7 @@ pub fn transfer_with(
         total.backward()?;
         opt.step()?;
         sched.step(&mut opt);
-        crate::device::sync(cfg.device)?;
+        d2l_train::device::sync(cfg.device)?;
         let seconds = t0.elapsed().as_secs_f64();
         let n = epoch + 1;
         let record = if cfg.log_every == 0 {
@@ -220,20 +220,20 @@ pub fn transfer_with(
 /// The `metrics.csv` columns of a style-transfer run.
 pub const STYLE_COLUMNS: [&str; 5] = ["content", "style", "tv", "total", "lr"];
 
-/// Writes the run-folder files every training run has (see [`crate::run_dir`]) for a style
+/// Writes the run-folder files every training run has (see [`d2l_train::run_dir`]) for a style
 /// transfer: `metrics.csv` (the recorded epochs' losses), `curves.png`/`curves.svg` (the
 /// losses against the epoch on a log axis), `model.safetensors` (what was optimised: the
 /// synthesised image, as `image`, `(3, h, w)` in `[0, 1]`) and `summary.json`. The loop
 /// optimises pixels, not parameters over a data set, so it keeps its own loop; the folder
 /// looks like any other run's.
 pub fn write_run(
-    dir: &crate::run_dir::RunDir,
+    dir: &d2l_train::run_dir::RunDir,
     log: &[EpochLosses],
     image: &Tensor,
     device: d2l_tensor::Device,
     seconds: f64,
 ) -> Result<()> {
-    use crate::trainer::{EpochMetrics, TrainSummary};
+    use d2l_train::trainer::{EpochMetrics, TrainSummary};
     let epochs: Vec<EpochMetrics> = log
         .iter()
         .map(|r| EpochMetrics {
@@ -254,7 +254,7 @@ pub fn write_run(
     dir.write_metrics(&epochs, &STYLE_COLUMNS, "images")?;
     dir.plot_task_curves(
         &epochs,
-        &crate::tasks::CurveSpec {
+        &d2l_train::tasks::CurveSpec {
             series: vec![("content", "content"), ("style", "style"), ("TV", "tv")],
             ylabel: "loss",
             log_y: true,

@@ -1,14 +1,14 @@
 //! The chapter 4 experiments (D2L 4.4, 4.5, 4.8, 4.9, 4.10) with small settings: each
 //! runs end to end and lands on the numbers the book's argument rests on.
 
+use d2l_book::house::{run_house_prices, run_house_prices_on, HouseOptions};
+use d2l_book::poly::{run_poly, PolyCase, PolyOptions};
+use d2l_book::shift::{run_shift, solve_linear, ShiftOptions};
+use d2l_book::stability::{run_stability, StabilityOptions};
+use d2l_book::weight_decay::{run_weight_decay, WdVariant, WeightDecayOptions};
 use d2l_data::datasets::DatasetName;
 use d2l_data::house::{preprocess, CsvTable};
 use d2l_data::hub::DataHub;
-use d2l_train::experiments::house::{run_house_prices, run_house_prices_on, HouseOptions};
-use d2l_train::experiments::poly::{run_poly, PolyCase, PolyOptions};
-use d2l_train::experiments::shift::{run_shift, solve_linear, ShiftOptions};
-use d2l_train::experiments::stability::{run_stability, StabilityOptions};
-use d2l_train::experiments::weight_decay::{run_weight_decay, WdVariant, WeightDecayOptions};
 use std::path::{Path, PathBuf};
 
 fn shared_data() -> Option<PathBuf> {

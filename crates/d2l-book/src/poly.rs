@@ -3,17 +3,17 @@
 //! (normal), the first 2 (underfitting) and all 20 (overfitting), with train and test loss
 //! curves on a log scale.
 
-use super::{
+use crate::{
     check_positive, check_rate, curve_series, fmt_row, minibatches, mse_of, progress,
     reinit_uniform, rows, save_plot, LossPoint, Result,
 };
-use crate::plot::PlotSpec;
 use d2l_data::synthetic::poly_data;
 use d2l_nn::layers::Linear;
 use d2l_nn::loss::{mse_loss, Reduction};
 use d2l_nn::optim::{Optimizer, Sgd};
 use d2l_nn::Module;
 use d2l_tensor::Generator;
+use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -161,7 +161,7 @@ pub fn run_poly(opts: &PolyOptions) -> Result<PolyResults> {
     for case in &opts.cases {
         check_positive("a case's epochs", case.epochs)?;
         if case.degree == 0 || case.degree > opts.max_degree {
-            return Err(super::ExperimentError::Invalid(format!(
+            return Err(crate::ExperimentError::Invalid(format!(
                 "poly case `{}`: degree must be in 1..={}, got {}",
                 case.name, opts.max_degree, case.degree
             )));
@@ -316,12 +316,12 @@ pub fn run_poly_sizes(
     check_positive("steps", steps)?;
     check_rate("lr", opts.lr)?;
     if sizes.is_empty() || sizes.contains(&0) {
-        return Err(super::ExperimentError::Invalid(
+        return Err(crate::ExperimentError::Invalid(
             "the training-set sizes must be a non-empty list of positive numbers".into(),
         ));
     }
     if degree == 0 || degree > opts.max_degree {
-        return Err(super::ExperimentError::Invalid(format!(
+        return Err(crate::ExperimentError::Invalid(format!(
             "degree must be in 1..={}, got {degree}",
             opts.max_degree
         )));
@@ -379,12 +379,12 @@ pub fn run_poly_sizes(
         ..Default::default()
     };
     let s = [
-        super::series(
+        crate::series(
             "train",
             ns.clone(),
             points.iter().map(|p| p.train_loss).collect(),
         ),
-        super::series("test", ns, points.iter().map(|p| p.test_loss).collect()),
+        crate::series("test", ns, points.iter().map(|p| p.test_loss).collect()),
     ];
     let plot = save_plot(opts.out_dir.as_deref(), "poly-sizes", &spec, &s, false)?;
     Ok(PolySizes {

@@ -5,20 +5,20 @@
 //! Whether augmentation or fine-tuning *helps* is a question for the full runs
 //! (docs/RESULTS.md), not for networks trained for a few steps.
 
+use d2l_book::augment::{
+    augment_data, augment_seed, init_seed, run_augment, small_resnet, AugmentKind, AugmentOptions,
+    DataChoice,
+};
+use d2l_book::finetune::{
+    body_max_abs_diff, finetune_net, finetune_optimizer, head_index, head_pattern, run_finetune,
+    FinetuneOptions,
+};
 use d2l_data::datasets::DatasetName;
 use d2l_data::hub::DataHub;
 use d2l_data::loader::Dataset;
 use d2l_nn::optim::{Adam, Optimizer, Sgd};
 use d2l_nn::Module;
 use d2l_tensor::Tensor;
-use d2l_train::experiments::augment::{
-    augment_data, augment_seed, init_seed, run_augment, small_resnet, AugmentKind, AugmentOptions,
-    DataChoice,
-};
-use d2l_train::experiments::finetune::{
-    body_max_abs_diff, finetune_net, finetune_optimizer, head_index, head_pattern, run_finetune,
-    FinetuneOptions,
-};
 use d2l_train::trainer::{cross_entropy_loss, TrainConfig, Trainer};
 use d2l_vision::transforms::{hflip, AugmentedDataset, ImageTransform};
 use std::sync::Arc;

@@ -26,11 +26,10 @@
 //! `weight_decay = 7.8e-6`). The last, smaller batch of an epoch is the only place the two
 //! differ.
 
-use super::augment::{
+use crate::augment::{
     load_grey_sets, plot_runs, sample_indices, select, small_resnet, write_runs_csv, TrainRun,
 };
-use super::{check_positive, check_rate, progress, ExperimentError, Result};
-use crate::trainer::{cross_entropy_loss, TrainConfig, Trainer};
+use crate::{check_positive, check_rate, progress, ExperimentError, Result};
 use d2l_data::datasets::{DatasetName, ImageDataset};
 use d2l_data::hub::DataHub;
 use d2l_data::idx::ImageSet;
@@ -40,6 +39,7 @@ use d2l_nn::layers::Linear;
 use d2l_nn::optim::{Adam, Optimizer, Sgd, SgdConfig};
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{no_grad, Generator};
+use d2l_train::trainer::{cross_entropy_loss, TrainConfig, Trainer};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -524,7 +524,7 @@ impl fmt::Display for FinetuneResults {
             self.body_diff_at_start
         )?;
         writeln!(f)?;
-        super::augment::fmt_epoch_table(f, &[&self.finetune, &self.scratch])?;
+        crate::augment::fmt_epoch_table(f, &[&self.finetune, &self.scratch])?;
         writeln!(f)?;
         writeln!(
             f,

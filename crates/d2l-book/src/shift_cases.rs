@@ -16,15 +16,15 @@
 //! * **Empirical against true risk** (4.9.2): the training loss of an MLP on `n` examples
 //!   against its loss on a large fresh sample from the same distribution, for growing `n`.
 
-use super::{
+use crate::{
     check_positive, check_rate, progress, reinit_normal, save_plot, series, ExperimentError, Result,
 };
-use crate::plot::{PlotSpec, Series};
 use d2l_nn::layers::{Linear, ReLU};
 use d2l_nn::loss::{binary_cross_entropy_with_logits, Reduction};
 use d2l_nn::optim::{Adam, Optimizer, Sgd};
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{no_grad, Generator, Tensor};
+use d2l_train::plot::{PlotSpec, Series};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -632,9 +632,9 @@ fn risk_gap(opts: &ShiftCasesOptions, g: &mut Generator) -> Result<RiskGap> {
         let l2 = Linear::new(64, 1)?;
         for l in [&l1, &l2] {
             let bound = 1.0 / (l.weight.shape()[1] as f64).sqrt();
-            super::reinit_uniform(&l.weight, bound, g)?;
+            crate::reinit_uniform(&l.weight, bound, g)?;
             if let Some(b) = &l.bias {
-                super::reinit_uniform(b, bound, g)?;
+                crate::reinit_uniform(b, bound, g)?;
             }
         }
         let net = Sequential::new().add(l1).add(ReLU).add(l2);

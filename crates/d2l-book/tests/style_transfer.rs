@@ -1,11 +1,11 @@
 //! D2L 13.12's training loop on a small image and a small random conv stack.
 
+use d2l_book::style_transfer::{transfer, transfer_with, StyleConfig};
 use d2l_nn::conv::Conv2d;
 use d2l_nn::layers::ReLU;
 use d2l_nn::pool::MaxPool2d;
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::Tensor;
-use d2l_train::style_transfer::{transfer, transfer_with, StyleConfig};
 use d2l_vision::style::StyleWeights;
 
 fn conv(i: usize, o: usize) -> Conv2d {

@@ -6,13 +6,13 @@
 //! first, so memory it leaves mapped for reuse cannot inflate the training peak's excess
 //! beyond what training itself needs.
 
-use super::{check_positive, ExperimentError, Result};
-use crate::bench::proc_status_mb;
+use crate::{check_positive, ExperimentError, Result};
 use d2l_models::zoo;
 use d2l_nn::loss::cross_entropy_simple;
 use d2l_nn::optim::{Optimizer, Sgd};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
+use d2l_train::bench::proc_status_mb;
 use std::fmt;
 
 /// Settings of [`run_memory`].

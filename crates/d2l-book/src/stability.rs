@@ -3,9 +3,9 @@
 //! exploding, and the per-layer activation and gradient spread through a deep MLP
 //! initialised `N(0, 1)` versus Xavier (4.8.2.2), the `d2l init-demo` table.
 
-use super::{check_positive, progress, save_plot, ExperimentError, Result};
-use crate::plot::{PlotSpec, Series};
+use crate::{check_positive, progress, save_plot, ExperimentError, Result};
 use d2l_tensor::{DType, Generator, Tensor};
+use d2l_train::plot::{PlotSpec, Series};
 use std::fmt;
 use std::path::PathBuf;
 

@@ -3,13 +3,13 @@
 //! numbers the book's argument rests on. Tests on real data skip with a printed line
 //! when ../shared/data is absent.
 
-use d2l_data::hub::DataHub;
-use d2l_tensor::{Generator, Tensor};
-use d2l_train::experiments::gd::{
+use d2l_book::gd::{
     gd_checks, run_gd_compare, run_gd_compare_on, train_ch11, Ch11Method, GdCase, GdOptions,
 };
-use d2l_train::experiments::sequence::{run_sequence, SequenceOptions, BOOK_EPOCH_LOSSES};
-use d2l_train::experiments::zipf::{run_zipf, ZipfOptions, BOOK_TOP_UNIGRAMS};
+use d2l_book::sequence::{run_sequence, SequenceOptions, BOOK_EPOCH_LOSSES};
+use d2l_book::zipf::{run_zipf, ZipfOptions, BOOK_TOP_UNIGRAMS};
+use d2l_data::hub::DataHub;
+use d2l_tensor::{Generator, Tensor};
 use std::path::{Path, PathBuf};
 
 fn shared_data(file: &str) -> Option<PathBuf> {

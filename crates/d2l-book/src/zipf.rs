@@ -4,13 +4,13 @@
 //! with the section's Laplace smoothing, scored by perplexity on the last part of the
 //! text held out from training.
 
-use super::{progress, save_plot, series, ExperimentError, Result};
-use crate::plot::PlotSpec;
+use crate::{progress, save_plot, series, ExperimentError, Result};
 use d2l_data::hub::DataHub;
 use d2l_data::ngram::{
     char_corpus, split_held_out, word_corpus, zipf_exponent, LaplaceLm, NGramCounts, Smoothing,
 };
 use d2l_data::text::read_time_machine;
+use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::{Path, PathBuf};
 

@@ -12,11 +12,10 @@
 //! way the target's are; with that fraction at 0 the domain classifier separates source
 //! from target perfectly and no weighting can help, which the printout then shows.
 
-use super::{
+use crate::{
     check_positive, check_rate, minibatches, progress, reinit_normal, rows, save_plot, series,
     ExperimentError, Result,
 };
-use crate::plot::PlotSpec;
 use d2l_data::datasets::{load_image_sets, DatasetName};
 use d2l_data::hub::DataHub;
 use d2l_data::idx::ImageSet;
@@ -29,6 +28,7 @@ use d2l_nn::loss::{
 use d2l_nn::optim::{Adam, Optimizer, Sgd};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
+use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 

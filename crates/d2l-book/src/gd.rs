@@ -11,12 +11,12 @@
 //! (0.4, 100, 2) and (0.05, 10, 2): the trade-off the notes describe — GD takes few, costly
 //! steps, SGD many cheap noisy ones, minibatches sit in between and win on time.
 
-use super::{check_positive, check_rate, minibatches, progress, rows, ExperimentError, Result};
-use crate::plot::{save_line_panels, Panel, PlotSpec, Series};
+use crate::{check_positive, check_rate, minibatches, progress, rows, ExperimentError, Result};
 use d2l_data::airfoil::{load_airfoil, AIRFOIL_BOOK_ROWS};
 use d2l_data::hub::DataHub;
 use d2l_nn::optim::{Adam, Optimizer, Sgd};
 use d2l_tensor::{no_grad, Generator, Tensor};
+use d2l_train::plot::{save_line_panels, Panel, PlotSpec, Series};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Instant;

@@ -2,7 +2,7 @@
 //! `design-demo`, `memory-demo`) share: a seeded subset of a data set as `[n, 1, h, w]`
 //! tensors in `[0, 1]`, the book's minibatch SGD loop on the cross-entropy, and accuracy.
 
-use super::{minibatches, progress, rows, ExperimentError, Result};
+use crate::{minibatches, progress, rows, ExperimentError, Result};
 use d2l_data::datasets::{load_image_sets, DatasetName};
 use d2l_data::hub::DataHub;
 use d2l_data::idx::ImageSet;
@@ -169,9 +169,9 @@ pub fn train_sgd(
     batch: usize,
     g: &mut Generator,
 ) -> Result<f64> {
-    super::check_positive("epochs", epochs)?;
-    super::check_positive("batch_size", batch)?;
-    super::check_rate("lr", lr)?;
+    crate::check_positive("epochs", epochs)?;
+    crate::check_positive("batch_size", batch)?;
+    crate::check_rate("lr", lr)?;
     net.train();
     let mut opt = Sgd::new(net.parameters(), lr)?;
     let n = x.shape()[0];

@@ -9,9 +9,8 @@
 //!   against the same depth with batch normalisation after every layer, and with
 //!   pre-activation residual blocks `x + Linear(ReLU(BN(x)))`.
 
-use super::images::{accuracy, train_sgd, SubsetSpec};
-use super::{check_positive, minibatches, progress, rows, save_plot, series, Result};
-use crate::plot::PlotSpec;
+use crate::images::{accuracy, train_sgd, SubsetSpec};
+use crate::{check_positive, minibatches, progress, rows, save_plot, series, Result};
 use d2l_data::datasets::DatasetName;
 use d2l_nn::conv::Conv2d;
 use d2l_nn::layers::{Flatten, Linear, ReLU};
@@ -21,6 +20,7 @@ use d2l_nn::optim::{Adam, Optimizer};
 use d2l_nn::pool::MaxPool2d;
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{Generator, Tensor};
+use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -220,7 +220,7 @@ pub fn run_design(opts: &DesignOptions) -> Result<DesignResults> {
     check_positive("depth", opts.depth)?;
     let data = opts.data.load(opts.seed, opts.quiet)?;
     if data.x_train.shape()[2..] != [28, 28] {
-        return Err(super::ExperimentError::Invalid(
+        return Err(crate::ExperimentError::Invalid(
             "design-demo needs 28×28 images".into(),
         ));
     }

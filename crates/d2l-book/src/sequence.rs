@@ -6,16 +6,16 @@
 //! index n_train + τ = 604 on (feeding predictions back in), and k-step predictions for
 //! k = 1, 4, 16, 64 — showing how the error grows as predictions build on predictions.
 
-use super::{
+use crate::{
     check_positive, check_rate, minibatches, progress, rows, save_plot, series, ExperimentError,
     Result,
 };
-use crate::plot::PlotSpec;
 use d2l_nn::layers::{Linear, ReLU};
 use d2l_nn::loss::{mse_loss, Reduction};
 use d2l_nn::optim::{Adam, Optimizer};
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{no_grad, Generator, Tensor};
+use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 

@@ -1,7 +1,7 @@
 //! D2L 4.7: a training step needs more memory than prediction (one test in its own
 //! process, since the measurement is the process's peak resident memory).
 
-use d2l_train::experiments::memory::{run_memory, MemoryOptions};
+use d2l_book::memory::{run_memory, MemoryOptions};
 
 #[test]
 fn training_needs_more_memory_than_prediction() {

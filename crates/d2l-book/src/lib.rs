@@ -1,18 +1,34 @@
-//! The chapter 4 experiments of D2L as library functions: 4.4 polynomial regression
-//! ([`poly`]), 4.5 weight decay ([`weight_decay`]), 4.8 numerical stability and
-//! initialisation ([`stability`]), 4.9 distribution shift ([`shift`]) and 4.10 Kaggle house
-//! prices ([`house`]); and from chapters 8 and 11: 8.1 sequence models ([`sequence`]),
-//! 8.2–8.3 n-gram statistics, Zipf's law and n-gram perplexity ([`zipf`]), and the
-//! gradient-descent notes, GD vs SGD vs minibatch SGD on airfoil ([`gd`]).
+//! The book's experiments: each section or note of D2L with a printed result that is not
+//! a plain `d2l train` run, as a library function. The training loop they share lives in
+//! `d2l-train`; this crate holds the book's recipes only.
+//!
+//! | section | module | command |
+//! |---|---|---|
+//! | 2.4 / 2.6 / 3.1.3 derivatives, distributions | [`prelim`] | `d2l prelim-demo` |
+//! | 3.4 PHM layers (a note) | [`phm`] | `d2l phm-demo` |
+//! | 4.1 / 4.8 activations, symmetry | [`mlp_basics`] | `d2l mlp-demo` |
+//! | 4.4 polynomial regression | [`poly`] | `d2l poly-demo` |
+//! | 4.5 weight decay | [`weight_decay`] | `d2l weight-decay` |
+//! | 4.6 Monte-Carlo dropout (a note) | [`mc_dropout`] | `d2l mc-dropout` |
+//! | 4.7 memory of a training step | [`memory`] | `d2l memory-demo` |
+//! | 4.8 numerical stability and initialisation | [`stability`] | `d2l init-demo` |
+//! | 4.9 distribution shift | [`shift`], [`shift_cases`] | `d2l shift-demo`, `d2l shift-cases` |
+//! | 4.10 Kaggle house prices | [`house`] | `d2l house-prices` |
+//! | loss notes: outliers and robust losses | [`robust_loss`] | `d2l loss-demo` |
+//! | 7.2 / 7.5 / 7.6 design notes | [`design`] | `d2l design-demo` |
+//! | 8.1 sequence models | [`sequence`] | `d2l seq-demo` |
+//! | 8.2–8.3 n-grams, Zipf's law | [`zipf`] | `d2l zipf` |
+//! | 11.3–11.5 GD, SGD, minibatch SGD on airfoil | [`gd`] | `d2l gd-compare` |
+//! | 13.1 image augmentation | [`augment`] (and [`images`], the shared subsets) | `d2l augment-demo` |
+//! | 13.2 fine-tuning | [`finetune`] | `d2l finetune-demo` |
+//! | 13.12 neural style transfer | [`style_transfer`] | `d2l style` |
 //!
 //! Each experiment is one function taking a small options struct (epochs, seeds, the
 //! folder for plots, `quiet`) and returning a results struct of plain numbers whose
 //! `Display` prints the run the way the book prints it, next to the book's own numbers.
-//! The `d2l` program calls them as `d2l poly-demo`, `d2l weight-decay`, `d2l init-demo`,
-//! `d2l shift-demo`, `d2l house-prices`, `d2l seq-demo`, `d2l zipf` and `d2l gd-compare`.
-//! Each runs its own small training loop (plain minibatch SGD or Adam from
-//! `d2l_nn::optim`), so the numbers follow the book's code line by line; plots go through
-//! [`crate::plot`].
+//! Most run their own small training loop (plain minibatch SGD or Adam from
+//! `d2l_nn::optim`), so the numbers follow the book's code line by line; 13.1 and 13.2
+//! train through `d2l_train::trainer::Trainer`; plots go through [`d2l_train::plot`].
 
 pub mod augment;
 pub mod design;
@@ -31,13 +47,14 @@ pub mod sequence;
 pub mod shift;
 pub mod shift_cases;
 pub mod stability;
+pub mod style_transfer;
 pub mod weight_decay;
 pub mod zipf;
 
-use crate::plot::{save_line_plot, save_scatter_plot, PlotSpec, Series};
 use d2l_data::DataError;
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
+use d2l_train::plot::{save_line_plot, save_scatter_plot, PlotSpec, Series};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -95,6 +112,108 @@ impl From<d2l_tensor::Error> for ExperimentError {
 impl From<DataError> for ExperimentError {
     fn from(e: DataError) -> Self {
         ExperimentError::Data(e)
+    }
+}
+
+/// The settings most experiments' options share — the seed, `quiet`, the plot folder and
+/// the epochs — so a caller (the `d2l` program, `d2l reproduce`) sets them the same way for
+/// each experiment.
+pub trait CommonOptions {
+    /// The seed of the run's generators.
+    fn set_seed(&mut self, seed: u64);
+    /// Fewer progress lines.
+    fn set_quiet(&mut self, quiet: bool);
+    /// The folder for plots and files; `None` writes nothing.
+    fn set_out_dir(&mut self, dir: Option<PathBuf>);
+    /// The training epochs of every run; an [`ExperimentError::Invalid`] where the
+    /// experiment trains nothing or counts its steps its own way.
+    fn set_epochs(&mut self, epochs: usize) -> Result<()>;
+}
+
+/// Implements [`CommonOptions`] for options structs with `seed`, `quiet` and `out_dir`
+/// fields; the epochs go into an `epochs` field, into every case's (`cases`), or nowhere
+/// (`none`: setting them is an error naming the experiment).
+macro_rules! common_options {
+    ($ty:ty, $epochs:tt $(, $what:literal)?) => {
+        impl $crate::CommonOptions for $ty {
+            fn set_seed(&mut self, seed: u64) {
+                self.seed = seed;
+            }
+            fn set_quiet(&mut self, quiet: bool) {
+                self.quiet = quiet;
+            }
+            fn set_out_dir(&mut self, dir: Option<std::path::PathBuf>) {
+                self.out_dir = dir;
+            }
+            fn set_epochs(&mut self, epochs: usize) -> $crate::Result<()> {
+                common_options!(@epochs self, epochs, $epochs $(, $what)?)
+            }
+        }
+    };
+    (@epochs $s:ident, $e:ident, epochs) => {{
+        $s.epochs = $e;
+        Ok(())
+    }};
+    (@epochs $s:ident, $e:ident, cases) => {{
+        for c in &mut $s.cases {
+            c.epochs = $e;
+        }
+        Ok(())
+    }};
+    (@epochs $s:ident, $e:ident, none, $what:literal) => {{
+        let _ = ($s, $e);
+        Err($crate::ExperimentError::Invalid(format!(
+            "{}: --epochs does not apply",
+            $what
+        )))
+    }};
+}
+
+common_options!(augment::AugmentOptions, epochs);
+common_options!(design::DesignOptions, epochs);
+common_options!(finetune::FinetuneOptions, epochs);
+common_options!(gd::GdOptions, cases);
+common_options!(house::HouseOptions, epochs);
+common_options!(mc_dropout::McDropoutOptions, epochs);
+common_options!(phm::PhmOptions, epochs);
+common_options!(poly::PolyOptions, cases);
+common_options!(sequence::SequenceOptions, epochs);
+common_options!(shift::ShiftOptions, epochs);
+common_options!(weight_decay::WeightDecayOptions, epochs);
+common_options!(
+    mlp_basics::MlpBasicsOptions,
+    none,
+    "mlp-demo uses generated data and its own step counts"
+);
+common_options!(
+    robust_loss::RobustLossOptions,
+    none,
+    "loss-demo uses its own step counts"
+);
+common_options!(
+    shift_cases::ShiftCasesOptions,
+    none,
+    "shift-cases uses generated data and its own step counts"
+);
+common_options!(
+    stability::StabilityOptions,
+    none,
+    "init-demo trains nothing"
+);
+
+impl CommonOptions for zipf::ZipfOptions {
+    /// Zipf counts words: there is nothing to seed.
+    fn set_seed(&mut self, _seed: u64) {}
+    fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
+    }
+    fn set_out_dir(&mut self, dir: Option<PathBuf>) {
+        self.out_dir = dir;
+    }
+    fn set_epochs(&mut self, _epochs: usize) -> Result<()> {
+        Err(ExperimentError::Invalid(
+            "zipf trains nothing: --epochs does not apply".into(),
+        ))
     }
 }
 
@@ -247,17 +366,36 @@ pub(crate) fn fmt_row(v: &[f64], decimals: usize) -> String {
     format!("[{}]", items.join(", "))
 }
 
-/// Writes `text` to `path` atomically: into a temporary file next to it, then renamed
-/// over it, so a reader never sees half a file.
-pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| ExperimentError::Io { path: p, source }
+/// Writes a CSV file atomically with the `csv` crate: the `header` row, then `rows`, into
+/// a temporary file renamed over `path` ([`d2l_nn::serialize::write_atomic`], the
+/// workspace's one atomic write), creating the folder first.
+pub(crate) fn write_csv<R, I>(path: &Path, header: &[&str], rows: R) -> Result<()>
+where
+    R: IntoIterator<Item = I>,
+    I: IntoIterator,
+    I::Item: AsRef<[u8]>,
+{
+    let csv_err = |e: csv::Error| ExperimentError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(header).map_err(csv_err)?;
+    for r in rows {
+        w.write_record(r).map_err(csv_err)?;
     }
-    d2l_nn::serialize::write_atomic_io(path, text.as_bytes()).map_err(io(path))
+    let bytes = w.into_inner().map_err(|e| ExperimentError::Io {
+        path: path.to_path_buf(),
+        source: e.into_error(),
+    })?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| ExperimentError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    d2l_nn::serialize::write_atomic(path, &bytes)?;
+    Ok(())
 }
 
 /// Prints a progress line on standard error unless `quiet`.

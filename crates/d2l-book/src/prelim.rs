@@ -3,10 +3,10 @@
 //! uniform densities and distribution functions (2.6 / 3.1.3's normal figure with
 //! `(μ, σ) = (0, 1), (0, 2), (3, 1)`) through `d2l_tensor::distributions`.
 
-use super::{save_plot, series, ExperimentError, Result};
-use crate::plot::PlotSpec;
+use crate::{save_plot, series, ExperimentError, Result};
 use d2l_tensor::distributions::{Normal, Uniform};
 use d2l_tensor::{DType, Tensor};
+use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 

@@ -3,13 +3,13 @@
 //! `mlp-phm-2/4/8`), trained with the 4.3 recipe (SGD 0.1, batch 256, 10 epochs) for each
 //! `n`, next to the dense MLP: parameters against test accuracy.
 
-use super::images::{accuracy, train_sgd, SubsetSpec};
-use super::{check_positive, progress, save_plot, series, ExperimentError, Result};
-use crate::plot::PlotSpec;
+use crate::images::{accuracy, train_sgd, SubsetSpec};
+use crate::{check_positive, progress, save_plot, series, ExperimentError, Result};
 use d2l_data::datasets::DatasetName;
 use d2l_models::zoo;
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::Generator;
+use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 

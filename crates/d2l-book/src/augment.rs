@@ -20,10 +20,8 @@
 //! advanced after every training epoch, so each epoch sees fresh flips. The test images
 //! are never transformed.
 
-use super::{check_positive, check_rate, progress, save_plot, series, write_atomic};
-use super::{ExperimentError, Result};
-use crate::plot::PlotSpec;
-use crate::trainer::{cross_entropy_loss, TrainConfig, TrainSummary, Trainer};
+use crate::{check_positive, check_rate, progress, save_plot, series, write_csv};
+use crate::{ExperimentError, Result};
 use d2l_data::datasets::{load_image_sets, DatasetName, ImageDataset, SHAPES_DATA_SEED};
 use d2l_data::hub::DataHub;
 use d2l_data::idx::ImageSet;
@@ -37,6 +35,8 @@ use d2l_nn::layers::Linear;
 use d2l_nn::optim::Adam;
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{Generator, Tensor};
+use d2l_train::plot::PlotSpec;
+use d2l_train::trainer::{cross_entropy_loss, TrainConfig, TrainSummary, Trainer};
 use d2l_vision::transforms::{
     AugmentedDataset, Compose, ImageTransform, RandomHorizontalFlip, RandomResizedCrop,
 };
@@ -570,16 +570,27 @@ pub fn augment_data(opts: &AugmentOptions) -> Result<AugmentData> {
 
 /// Writes `metrics.csv` (`run,epoch,train_loss,train_acc,test_acc,seconds`) for `runs`.
 pub(crate) fn write_runs_csv(path: &std::path::Path, runs: &[&TrainRun]) -> Result<()> {
-    let mut s = String::from("run,epoch,train_loss,train_acc,test_acc,seconds\n");
-    for r in runs {
-        for e in &r.epochs {
-            s.push_str(&format!(
-                "{},{},{:.6},{:.6},{:.6},{:.3}\n",
-                r.name, e.epoch, e.train_loss, e.train_acc, e.test_acc, e.seconds
-            ));
-        }
-    }
-    write_atomic(path, &s)
+    let rows = runs.iter().flat_map(|r| {
+        r.epochs.iter().map(|e| {
+            [
+                r.name.clone(),
+                e.epoch.to_string(),
+                format!("{:.6}", e.train_loss),
+                format!("{:.6}", e.train_acc),
+                format!("{:.6}", e.test_acc),
+                format!("{:.3}", e.seconds),
+            ]
+        })
+    });
+    let header = [
+        "run",
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "test_acc",
+        "seconds",
+    ];
+    write_csv(path, &header, rows)
 }
 
 /// Draws `curves.png/.svg`: train and test accuracy of every run against the epoch.

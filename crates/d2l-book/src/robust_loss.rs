@@ -4,13 +4,13 @@
 //! beyond `δ`. A line `y = 2x − 1 + ε` (ε ~ N(0, 0.1²)) on `x ~ U(−1, 1)`, with a few
 //! points at the right end pulled far down, fitted with each loss.
 
-use super::{check_positive, check_rate, progress, save_plot, series, ExperimentError, Result};
-use crate::plot::PlotSpec;
+use crate::{check_positive, check_rate, progress, save_plot, series, ExperimentError, Result};
 use d2l_nn::layers::Linear;
 use d2l_nn::loss::{huber_loss, l1_loss, mse_loss, Reduction};
 use d2l_nn::optim::{Adam, Optimizer};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
+use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 

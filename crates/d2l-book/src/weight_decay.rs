@@ -3,17 +3,17 @@
 //! `λ‖w‖²/2` and concisely with SGD's `weight_decay` on the weight only (parameter
 //! groups), for λ = 0 (overfits) and λ = 3.
 
-use super::{
+use crate::{
     check_positive, check_rate, curve_series, minibatches, mse_of, progress, reinit_normal, rows,
     save_plot, ExperimentError, LossPoint, Result,
 };
-use crate::plot::PlotSpec;
 use d2l_data::synthetic::synthetic_data;
 use d2l_nn::layers::Linear;
 use d2l_nn::loss::{mse_loss, Reduction};
 use d2l_nn::optim::{Optimizer, ParamGroup, Sgd, SgdConfig};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
+use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 

@@ -5,13 +5,13 @@
 //! accuracy and negative log-likelihood are then measured deterministically and with MC
 //! dropout for several `K`.
 
-use super::images::{acc_nll, probs, train_sgd, SubsetSpec};
-use super::{check_positive, progress, save_plot, series, ExperimentError, Result};
-use crate::plot::PlotSpec;
+use crate::images::{acc_nll, probs, train_sgd, SubsetSpec};
+use crate::{check_positive, progress, save_plot, series, ExperimentError, Result};
 use d2l_data::datasets::DatasetName;
 use d2l_models::zoo;
 use d2l_nn::Module;
 use d2l_tensor::Generator;
+use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 

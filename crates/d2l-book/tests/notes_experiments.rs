@@ -2,8 +2,8 @@
 //! claim with small settings (seconds): covariate-shift correction with overlapping
 //! support, concept shift, empirical vs true risk, and the rest.
 
-use d2l_train::experiments::images::SubsetSpec;
-use d2l_train::experiments::shift_cases::{run_shift_cases, ShiftCasesOptions};
+use d2l_book::images::SubsetSpec;
+use d2l_book::shift_cases::{run_shift_cases, ShiftCasesOptions};
 use std::path::{Path, PathBuf};
 
 /// The shared Fashion-MNIST files, or `None` (the test prints a skip line).
@@ -79,7 +79,7 @@ fn overlapping_covariate_shift_is_corrected_by_odds_weights() {
 
 #[test]
 fn activations_symmetry_collapse_and_xor() {
-    use d2l_train::experiments::mlp_basics::{run_mlp_basics, MlpBasicsOptions};
+    use d2l_book::mlp_basics::{run_mlp_basics, MlpBasicsOptions};
     let (_keep, dir) = plot_dir("mlp-demo");
     let opts = MlpBasicsOptions {
         out_dir: Some(dir.clone()),
@@ -113,7 +113,7 @@ fn activations_symmetry_collapse_and_xor() {
 
 #[test]
 fn sigmoid_gradients_vanish_and_relu_with_he_init_keeps_them() {
-    use d2l_train::experiments::mlp_basics::{grad_norm_comparison, Act};
+    use d2l_book::mlp_basics::{grad_norm_comparison, Act};
     let (_keep, dir) = plot_dir("init-demo");
     let r = grad_norm_comparison(Act::Sigmoid, 20, 64, 0, Some(&dir)).unwrap();
     println!("{r}");
@@ -130,7 +130,7 @@ fn sigmoid_gradients_vanish_and_relu_with_he_init_keeps_them() {
 
 #[test]
 fn l1_and_huber_resist_outliers_that_pull_l2() {
-    use d2l_train::experiments::robust_loss::{run_robust_loss, RobustLossOptions};
+    use d2l_book::robust_loss::{run_robust_loss, RobustLossOptions};
     let (_keep, dir) = plot_dir("loss-demo");
     let r = run_robust_loss(&RobustLossOptions {
         out_dir: Some(dir.clone()),
@@ -152,7 +152,7 @@ fn l1_and_huber_resist_outliers_that_pull_l2() {
 
 #[test]
 fn more_training_points_close_the_overfitting_gap() {
-    use d2l_train::experiments::poly::{run_poly_sizes, PolyOptions};
+    use d2l_book::poly::{run_poly_sizes, PolyOptions};
     let (_keep, dir) = plot_dir("poly-sizes");
     let opts = PolyOptions {
         n_test: 1000,
@@ -173,8 +173,8 @@ fn more_training_points_close_the_overfitting_gap() {
 
 #[test]
 fn mc_dropout_is_measured_against_the_deterministic_net() {
+    use d2l_book::mc_dropout::{run_mc_dropout, McDropoutOptions};
     use d2l_data::datasets::DatasetName;
-    use d2l_train::experiments::mc_dropout::{run_mc_dropout, McDropoutOptions};
     let Some(hub) = fashion_hub() else { return };
     let r = run_mc_dropout(&McDropoutOptions {
         data: SubsetSpec {
@@ -202,8 +202,8 @@ fn mc_dropout_is_measured_against_the_deterministic_net() {
 
 #[test]
 fn phm_layers_cut_parameters_by_n() {
+    use d2l_book::phm::{run_phm, PhmOptions};
     use d2l_data::datasets::DatasetName;
-    use d2l_train::experiments::phm::{run_phm, PhmOptions};
     let Some(hub) = fashion_hub() else { return };
     let r = run_phm(&PhmOptions {
         data: SubsetSpec {
@@ -236,9 +236,9 @@ fn phm_layers_cut_parameters_by_n() {
 
 #[test]
 fn chapter_2_limit_tangent_and_distributions() {
+    use d2l_book::prelim::run_prelim;
     use d2l_tensor::distributions::{Normal, Uniform};
     use d2l_tensor::Tensor;
-    use d2l_train::experiments::prelim::run_prelim;
     let (_keep, dir) = plot_dir("prelim-demo");
     let r = run_prelim(Some(&dir)).unwrap();
     println!("{r}");
@@ -287,8 +287,8 @@ fn chapter_2_limit_tangent_and_distributions() {
 
 #[test]
 fn depth_needs_batch_norm_or_residuals_and_narrow_3x3_stacks_compete() {
+    use d2l_book::design::{run_design, DesignOptions};
     use d2l_data::datasets::DatasetName;
-    use d2l_train::experiments::design::{run_design, DesignOptions};
     let Some(hub) = fashion_hub() else { return };
     let r = run_design(&DesignOptions {
         data: SubsetSpec {

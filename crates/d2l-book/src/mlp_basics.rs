@@ -5,13 +5,13 @@
 //! through training, so the MLP is no better than one unit) against a random one; and,
 //! for `d2l init-demo --activation`, per-layer gradient norms of a deep MLP.
 
-use super::{check_positive, progress, save_plot, series, ExperimentError, Result};
-use crate::plot::{PlotSpec, Series};
+use crate::{check_positive, progress, save_plot, series, ExperimentError, Result};
 use d2l_nn::layers::{Linear, ReLU, Sigmoid, Tanh};
 use d2l_nn::loss::{binary_cross_entropy_with_logits, Reduction};
 use d2l_nn::optim::{Adam, Optimizer};
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{no_grad, Generator, Tensor};
+use d2l_train::plot::{PlotSpec, Series};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -171,7 +171,7 @@ pub fn gradient_norms(
     let mut layers = Vec::new();
     for _ in 0..depth {
         let l = Linear::new(width, width)?;
-        super::reinit_normal(&l.weight, 0.0, std, g)?;
+        crate::reinit_normal(&l.weight, 0.0, std, g)?;
         if let Some(b) = &l.bias {
             no_grad(|| b.zero_())?;
         }
@@ -180,7 +180,7 @@ pub fn gradient_norms(
         act.push(&mut net);
     }
     let head = Linear::new(width, 1)?;
-    super::reinit_normal(&head.weight, 0.0, (1.0 / width as f64).sqrt(), g)?;
+    crate::reinit_normal(&head.weight, 0.0, (1.0 / width as f64).sqrt(), g)?;
     net.push(head);
     let out = net.forward(&x)?;
     let l = out.sub(&y)?.square()?.mean_all()?.mul_scalar(0.5)?;
@@ -439,7 +439,7 @@ pub fn run_mlp_basics(opts: &MlpBasicsOptions) -> Result<MlpBasicsResults> {
     check_positive("n", opts.n)?;
     check_positive("hidden", opts.hidden)?;
     check_positive("steps", opts.steps)?;
-    super::check_rate("lr", opts.lr)?;
+    crate::check_rate("lr", opts.lr)?;
     if opts.hidden < 2 {
         return Err(ExperimentError::Invalid(
             "hidden must be at least 2 to compare hidden units".into(),
@@ -455,9 +455,9 @@ pub fn run_mlp_basics(opts: &MlpBasicsOptions) -> Result<MlpBasicsResults> {
         .map(|&(i, o)| -> Result<Linear> {
             let l = Linear::new(i, o)?;
             let bound = 1.0 / (i as f64).sqrt();
-            super::reinit_uniform(&l.weight, bound, &mut g)?;
+            crate::reinit_uniform(&l.weight, bound, &mut g)?;
             if let Some(b) = &l.bias {
-                super::reinit_uniform(b, bound, &mut g)?;
+                crate::reinit_uniform(b, bound, &mut g)?;
             }
             Ok(l)
         })
@@ -525,14 +525,14 @@ pub fn run_mlp_basics(opts: &MlpBasicsOptions) -> Result<MlpBasicsResults> {
         Ok(())
     };
     let lin = Linear::new(2, 1)?;
-    super::reinit_normal(&lin.weight, 0.0, 0.01, &mut g)?;
+    crate::reinit_normal(&lin.weight, 0.0, 0.01, &mut g)?;
     train("logistic regression", &Sequential::new().add(lin), None)?;
     let stacked = Sequential::new()
         .add(Linear::new(2, opts.hidden)?)
         .add(Linear::new(opts.hidden, opts.hidden)?)
         .add(Linear::new(opts.hidden, 1)?);
     for p in stacked.parameters() {
-        super::reinit_uniform(&p, 0.5, &mut g)?;
+        crate::reinit_uniform(&p, 0.5, &mut g)?;
     }
     train("3 stacked affine layers", &stacked, None)?;
     for constant in [true, false] {
@@ -547,7 +547,7 @@ pub fn run_mlp_basics(opts: &MlpBasicsOptions) -> Result<MlpBasicsResults> {
             if constant {
                 d2l_nn::init::constant_(p, 0.5)?;
             } else {
-                super::reinit_uniform(p, 1.0, &mut g)?;
+                crate::reinit_uniform(p, 1.0, &mut g)?;
             }
         }
         let first = Linear {
