@@ -42,6 +42,7 @@ pub mod mlp_basics;
 pub mod phm;
 pub mod poly;
 pub mod prelim;
+pub mod reproduce;
 pub mod robust_loss;
 pub mod sequence;
 pub mod shift;
