@@ -97,19 +97,12 @@ pub struct HouseResults {
     pub seconds: f64,
 }
 
-/// The book's numbers (D2L 4.10 PyTorch notebook): per-fold (train, valid) log-RMSE, and
-/// the full-data train log-RMSE.
-pub const BOOK_FOLDS: [(f64, f64); 5] = [
-    (0.170212, 0.156864),
-    (0.162003, 0.188812),
-    (0.163810, 0.168171),
-    (0.167946, 0.154694),
-    (0.163320, 0.182928),
-];
-/// The book's mean train / valid log-RMSE over the 5 folds.
-pub const BOOK_MEANS: (f64, f64) = (0.165458, 0.170293);
-/// The book's train log-RMSE of the final fit on all 1460 rows.
-pub const BOOK_FINAL_TRAIN: f64 = 0.162354;
+/// The book's number `metric` of 4.10 (`fold1_valid`, `fold3_train`, `mean_valid`,
+/// `final_train`, ...) from the data file of the book's numbers
+/// (`crates/d2l-book/reproduce.toml`).
+pub fn book(metric: &str) -> Option<f64> {
+    crate::reproduce::book_value("4.10-house-prices", metric)
+}
 
 /// Runs D2L 4.10 on the data found through `opts.hub`
 /// (`kaggle_house/kaggle_house_pred_{train,test}.csv`).
@@ -275,18 +268,23 @@ impl fmt::Display for HouseResults {
              Adam, {} epochs",
             self.n_test, self.epochs
         )?;
-        let book = self.folds.len() == BOOK_FOLDS.len() && feat == 331 && self.epochs == 100;
+        let at_book = self.folds.len() == 5 && feat == 331 && self.epochs == 100;
+        let pair = |a: &str, b: &str| match (book(a), book(b)) {
+            (Some(x), Some(y)) if at_book => format!("   (book: {x:.6}, {y:.6})"),
+            _ => String::new(),
+        };
         for r in &self.folds {
             write!(
                 f,
                 "fold {}, train log rmse {:.6}, valid log rmse {:.6}",
                 r.fold, r.train_log_rmse, r.valid_log_rmse
             )?;
-            if book {
-                let (bt, bv) = BOOK_FOLDS[r.fold - 1];
-                write!(f, "   (book: {bt:.6}, {bv:.6})")?;
-            }
-            writeln!(f)?;
+            let k = r.fold;
+            writeln!(
+                f,
+                "{}",
+                pair(&format!("fold{k}_train"), &format!("fold{k}_valid"))
+            )?;
         }
         write!(
             f,
@@ -295,15 +293,12 @@ impl fmt::Display for HouseResults {
             self.mean_train,
             self.mean_valid
         )?;
-        if book {
-            write!(f, "   (book: {:.6}, {:.6})", BOOK_MEANS.0, BOOK_MEANS.1)?;
-        }
-        writeln!(f)?;
+        writeln!(f, "{}", pair("mean_train", "mean_valid"))?;
         write!(f, "train log rmse {:.6}", self.final_train_log_rmse)?;
-        if book {
-            write!(f, "   (book: {BOOK_FINAL_TRAIN:.6})")?;
+        match book("final_train") {
+            Some(b) if at_book => writeln!(f, "   (book: {b:.6})")?,
+            _ => writeln!(f)?,
         }
-        writeln!(f)?;
         if let Some(p) = &self.submission {
             writeln!(f, "submission: {}", p.display())?;
         }

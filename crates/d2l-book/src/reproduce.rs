@@ -202,6 +202,20 @@ pub fn parse_sections(text: &str) -> Result<Vec<Section>> {
     Ok(f.section)
 }
 
+/// The book's number `metric` of section `key` (`<id>-<name>`) in the data file, for the
+/// experiments' printouts; `None` when the file has no such number.
+pub fn book_value(key: &str, metric: &str) -> Option<f64> {
+    static SECTIONS: std::sync::OnceLock<Vec<Section>> = std::sync::OnceLock::new();
+    SECTIONS
+        .get_or_init(|| sections().unwrap_or_default())
+        .iter()
+        .find(|s| s.key() == key)?
+        .metric
+        .iter()
+        .find(|m| m.name == metric)
+        .map(|m| m.book)
+}
+
 /// The sections a command line names: `all`, `quick` (the cheap ones), a section id
 /// (`4.10`; every section of that id), a key (`8.5-char-rnn-scratch`) or a name
 /// (`house-prices`).
@@ -710,7 +724,15 @@ pub fn write_record(
         Ok(())
     };
     json(
-        &serde_json::json!({ "section": section, "recipe": first.config }),
+        &serde_json::json!({
+            "section": section.id,
+            "name": section.name,
+            "title": section.title,
+            "where": section.where_,
+            "recipe": section.recipe,
+            "seeds": comparison.seeds,
+            "settings": first.config,
+        }),
         "config.json",
     )?;
     match &first.metrics_csv {

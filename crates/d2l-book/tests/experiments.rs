@@ -1,9 +1,7 @@
 //! The chapter 4 experiments (D2L 4.4, 4.5, 4.8, 4.9, 4.10) with small settings: each
 //! runs end to end and lands on the numbers the book's argument rests on.
 
-use d2l_book::house::{
-    run_house_prices, run_house_prices_on, HouseOptions, BOOK_FINAL_TRAIN, BOOK_FOLDS, BOOK_MEANS,
-};
+use d2l_book::house::{book, run_house_prices, run_house_prices_on, HouseOptions};
 use d2l_book::poly::{run_poly, PolyCase, PolyOptions};
 use d2l_book::shift::{run_shift, solve_linear, ShiftOptions};
 use d2l_book::stability::{run_stability, StabilityOptions};
@@ -273,8 +271,10 @@ fn house_prices_every_fold_within_0_002_of_the_book() {
     // The book (nb:kaggle-house-price#37): each fold's validation log-RMSE after 100
     // epochs of Adam (lr 5, batch 64) on the same contiguous folds; only the
     // initialisation and the batch order are random, so every fold must land close.
-    assert_eq!(r.folds.len(), BOOK_FOLDS.len());
-    for (f, (_, book_valid)) in r.folds.iter().zip(BOOK_FOLDS) {
+    // The book's numbers come from crates/d2l-book/reproduce.toml.
+    assert_eq!(r.folds.len(), 5);
+    for f in &r.folds {
+        let book_valid = book(&format!("fold{}_valid", f.fold)).unwrap();
         assert!(
             (f.valid_log_rmse - book_valid).abs() <= 0.002,
             "fold {}: valid {} vs the book's {book_valid}\n{r}",
@@ -282,10 +282,16 @@ fn house_prices_every_fold_within_0_002_of_the_book() {
             f.valid_log_rmse
         );
     }
-    assert!((r.mean_valid - BOOK_MEANS.1).abs() <= 0.002, "{r}");
-    assert!((r.mean_train - BOOK_MEANS.0).abs() <= 0.002, "{r}");
     assert!(
-        (r.final_train_log_rmse - BOOK_FINAL_TRAIN).abs() <= 0.002,
+        (r.mean_valid - book("mean_valid").unwrap()).abs() <= 0.002,
+        "{r}"
+    );
+    assert!(
+        (r.mean_train - book("mean_train").unwrap()).abs() <= 0.002,
+        "{r}"
+    );
+    assert!(
+        (r.final_train_log_rmse - book("final_train").unwrap()).abs() <= 0.002,
         "{r}"
     );
     assert!(r.submission.is_none());

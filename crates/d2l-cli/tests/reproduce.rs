@@ -37,7 +37,7 @@ fn err(args: &[&str]) -> String {
 
 fn shared_data() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    p.join("fashion-mnist").is_dir().then_some(p)
+    (p.join("fashion_mnist").is_dir() && p.join("timemachine").is_dir()).then_some(p)
 }
 
 /// The comparison rows a record's `reproduce.json` holds, by metric.

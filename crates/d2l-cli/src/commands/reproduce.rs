@@ -26,9 +26,10 @@ pub struct ReproduceArgs {
     #[arg(long)]
     pub list: bool,
     /// Compare and record this finished run folder (`d2l train --out DIR`) instead of
-    /// training; names one section with a `train:` recipe.
+    /// training; names one section with a `train:` recipe. Repeat it for several seeds
+    /// (their mean is compared).
     #[arg(long, value_name = "RUN_DIR")]
-    pub from_run: Option<PathBuf>,
+    pub from_run: Vec<PathBuf>,
     /// Where the records go, one folder `<id>-<name>` per section (`docs/runs` refreshes
     /// the repository's).
     #[arg(long, default_value = "runs/reproduce")]
@@ -85,7 +86,7 @@ pub fn run(a: ReproduceArgs) -> CliResult<()> {
     }
     .apply_engine_settings()?;
 
-    if let Some(dir) = &a.from_run {
+    if !a.from_run.is_empty() {
         let [s] = picked.as_slice() else {
             return Err("--from-run records one section: name exactly one".into());
         };
@@ -97,11 +98,20 @@ pub fn run(a: ReproduceArgs) -> CliResult<()> {
             )
             .into());
         }
-        let run = reproduce::values_from_run(dir)?;
-        check_run_matches(s, &run, dir)?;
-        let seed = run.config["seed"].as_u64().unwrap_or(0);
-        let cmp = reproduce::compare(s, &[seed], std::slice::from_ref(&run))?;
-        return finish(&a, &[(s, cmp, vec![run])]);
+        let mut runs = Vec::new();
+        let mut seeds = Vec::new();
+        for dir in &a.from_run {
+            let run = reproduce::values_from_run(dir)?;
+            check_run_matches(s, &run, dir)?;
+            let seed = run.config["seed"].as_u64().unwrap_or(0);
+            if seeds.contains(&seed) {
+                return Err(format!("--from-run: two runs with seed {seed}").into());
+            }
+            seeds.push(seed);
+            runs.push(run);
+        }
+        let cmp = reproduce::compare(s, &seeds, &runs)?;
+        return finish(&a, &[(s, cmp, runs)]);
     }
 
     let mut done = Vec::new();
