@@ -144,7 +144,13 @@ fn finish(a: &ReproduceArgs, done: &[(&Section, Comparison, Vec<RunValues>)]) ->
     for (s, cmp, runs) in done {
         println!("{cmp}");
         let dir = a.records.join(s.key());
-        reproduce::write_record(&dir, s, cmp, runs, machine())?;
+        let mut m = machine();
+        m["runs"] = if a.from_run.is_empty() {
+            "run by this d2l reproduce".into()
+        } else {
+            "read from finished run folders (--from-run); their config.json says how they ran".into()
+        };
+        reproduce::write_record(&dir, s, cmp, runs, m)?;
         println!("  record: {}\n", dir.display());
         if !cmp.passed() {
             failed.push(s.key());
@@ -259,7 +265,7 @@ fn machine() -> serde_json::Value {
         "cores": std::thread::available_parallelism().map(|n| n.get()).ok(),
         "threads": d2l_tensor::num_threads(),
         "device": "cpu",
-        "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "build": if cfg!(debug_assertions) { "debug (or test profile)" } else { "release" },
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,
         "d2l_version": env!("CARGO_PKG_VERSION"),
