@@ -366,7 +366,7 @@ fn accuracy(pred: &[usize], y: &[usize]) -> f64 {
 }
 
 fn proportions(y: &[usize]) -> Vec<f64> {
-    let mut c = vec![0.0; NUM_CLASSES];
+    let mut c = [0.0; NUM_CLASSES];
     for &l in y {
         c[l] += 1.0;
     }

@@ -1,7 +1,8 @@
 //! `d2l reproduce`: the list, the cheap sections end to end, records from a finished run,
 //! one-line errors; and, on the real data in ../shared/data (a skip line where it is
-//! absent), the headline numbers pinned to the book: softmax 3.7 and MLP 4.3 test
-//! accuracy within 1.5 points (mean of 3 seeds), char-RNN 8.6 perplexity within 5 %.
+//! absent), `--quick` end to end with the headline numbers pinned to the book: softmax
+//! 3.7 and MLP 4.3 test accuracy within 1.5 points (mean of 3 seeds), every house-price
+//! fold within 0.002; char-RNN 8.6 perplexity within 5 %.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -189,20 +190,18 @@ fn a_finished_training_is_recorded_and_one_off_the_books_recipe_refused() {
 }
 
 #[test]
-fn softmax_and_mlp_test_accuracy_within_1_5_points_of_the_book() {
+fn quick_sections_pass_and_softmax_and_mlp_are_within_1_5_points_of_the_book() {
     let Some(data) = shared_data() else {
-        eprintln!("SKIP softmax_and_mlp_test_accuracy_within_1_5_points_of_the_book: ../shared/data not found");
+        eprintln!("SKIP quick_sections_pass_and_softmax_and_mlp_are_within_1_5_points_of_the_book: ../shared/data not found");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let rec = dir.path().join("rec");
     let work = dir.path().join("work");
-    ok(&[
+    // Every cheap section (3.7 and 4.3 with 3 seeds each), as CI would run it.
+    let s = ok(&[
         "reproduce",
-        "3.7",
-        "4.3",
-        "--seeds",
-        "3",
+        "--quick",
         "--quiet",
         "--data-dir",
         data.to_str().unwrap(),
@@ -211,6 +210,32 @@ fn softmax_and_mlp_test_accuracy_within_1_5_points_of_the_book() {
         "--work",
         work.to_str().unwrap(),
     ]);
+    assert!(s.contains("within the book's tolerances"), "{s}");
+    for key in [
+        "3.3-linreg",
+        "4.10-house-prices",
+        "8.3-ngrams",
+        "11.5-airfoil",
+    ] {
+        assert!(
+            rows(&rec.join(key)).iter().all(|r| r.3 != Some(false)),
+            "{key}"
+        );
+    }
+    // House prices: every fold's validation log-RMSE within 0.002 of the book.
+    let house = rows(&rec.join("4.10-house-prices"));
+    let folds: Vec<_> = house
+        .iter()
+        .filter(|r| r.0.ends_with("_valid") && r.0.starts_with("fold"))
+        .collect();
+    assert_eq!(folds.len(), 5);
+    for (name, book, ours, _) in folds {
+        assert!(
+            (ours - book).abs() <= 0.002,
+            "{name}: {ours} vs the book's {book}"
+        );
+    }
+    // The headline accuracies: the mean test accuracy of seeds 0–2 within 1.5 points.
     for (key, book) in [("3.7-softmax", 0.828), ("4.3-mlp", 0.838)] {
         let r = rows(&rec.join(key));
         let (_, b, ours, within) = r.iter().find(|r| r.0 == "test_acc").unwrap().clone();
@@ -220,6 +245,13 @@ fn softmax_and_mlp_test_accuracy_within_1_5_points_of_the_book() {
             "{key}: mean test acc {ours}, book {book}"
         );
         assert_eq!(within, Some(true));
+        let seeds = std::fs::read_to_string(rec.join(key).join("reproduce.json")).unwrap();
+        let j: serde_json::Value = serde_json::from_str(&seeds).unwrap();
+        assert_eq!(
+            j["comparison"]["seeds"],
+            serde_json::json!([0, 1, 2]),
+            "{key}"
+        );
     }
 }
 

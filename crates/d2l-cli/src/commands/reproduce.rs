@@ -148,7 +148,8 @@ fn finish(a: &ReproduceArgs, done: &[(&Section, Comparison, Vec<RunValues>)]) ->
         m["runs"] = if a.from_run.is_empty() {
             "run by this d2l reproduce".into()
         } else {
-            "read from finished run folders (--from-run); their config.json says how they ran".into()
+            "read from finished run folders (--from-run); their config.json says how they ran"
+                .into()
         };
         reproduce::write_record(&dir, s, cmp, runs, m)?;
         println!("  record: {}\n", dir.display());
