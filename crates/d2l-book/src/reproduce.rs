@@ -497,6 +497,13 @@ pub fn values_from_run(dir: &Path) -> Result<RunValues> {
         serde_json::from_str(&text)
             .map_err(|e| E::Invalid(format!("{}: not a run's JSON: {e}", p.display())))
     };
+    if dir.join("config.json").is_file() && !dir.join("summary.json").is_file() {
+        return Err(E::Invalid(format!(
+            "{}: the run has not finished (no summary.json yet); `d2l train --resume {}` continues it",
+            dir.display(),
+            dir.display()
+        )));
+    }
     let summary = read("summary.json")?;
     let config = read("config.json")?;
     if let Some(why) = summary.get("stopped_early").and_then(|v| v.as_str()) {
