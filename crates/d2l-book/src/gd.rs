@@ -73,10 +73,18 @@ pub fn gd_2d(
 pub struct GdCheck {
     /// What was run.
     pub name: &'static str,
+    /// The value's name in the data file of the book's numbers (section `11.3-gd`).
+    pub key: &'static str,
     /// Our final value.
     pub ours: f64,
     /// The book's printed final value.
     pub book: f64,
+}
+
+/// The book's printed value `key` of 11.3 from the data file of the book's numbers
+/// (`crates/d2l-book/reproduce.toml`); NaN when it has none.
+fn book(key: &str) -> f64 {
+    crate::reproduce::book_value("11.3-gd", key).unwrap_or(f64::NAN)
 }
 
 /// D2L 11.3's worked examples, each after the book's number of steps: GD on x² from 10
@@ -96,32 +104,38 @@ pub fn gd_checks() -> Vec<GdCheck> {
         GdCheck {
             name: "GD on x², η = 0.2, 10 steps",
             ours: last(gd_1d(0.2, 10.0, 10, sq)),
-            book: 0.060466,
+            key: "x2_eta0.2",
+            book: book("x2_eta0.2"),
         },
         GdCheck {
             name: "GD on x², η = 0.05",
             ours: last(gd_1d(0.05, 10.0, 10, sq)),
-            book: 3.486784,
+            key: "x2_eta0.05",
+            book: book("x2_eta0.05"),
         },
         GdCheck {
             name: "GD on x², η = 1.1",
             ours: last(gd_1d(1.1, 10.0, 10, sq)),
-            book: 61.917364,
+            key: "x2_eta1.1",
+            book: book("x2_eta1.1"),
         },
         GdCheck {
             name: "GD on x·cos(0.15πx), η = 2",
             ours: last(gd_1d(2.0, 10.0, 10, nc_grad)),
-            book: -1.528166,
+            key: "xcos_eta2",
+            book: book("xcos_eta2"),
         },
         GdCheck {
             name: "GD on x₁² + 2x₂², η = 0.1, 20 steps: x₁",
             ours: p2.0,
-            book: -0.057646,
+            key: "2d_x1",
+            book: book("2d_x1"),
         },
         GdCheck {
             name: "GD on x₁² + 2x₂², η = 0.1, 20 steps: x₂",
             ours: p2.1,
-            book: -0.000073,
+            key: "2d_x2",
+            book: book("2d_x2"),
         },
         GdCheck {
             name: "Newton on cosh(x/2)",
@@ -132,17 +146,20 @@ pub fn gd_checks() -> Vec<GdCheck> {
                 |x| h * (h * x).sinh(),
                 |x| h * h * (h * x).cosh(),
             )),
-            book: 0.0,
+            key: "newton_cosh",
+            book: book("newton_cosh"),
         },
         GdCheck {
             name: "Newton on x·cos(0.15πx), η = 1",
             ours: last(newton_1d(1.0, 10.0, 10, nc_grad, nc_hess)),
-            book: 26.8341,
+            key: "newton_xcos_eta1",
+            book: book("newton_xcos_eta1"),
         },
         GdCheck {
             name: "Newton on x·cos(0.15πx), η = 0.5",
             ours: last(newton_1d(0.5, 10.0, 10, nc_grad, nc_hess)),
-            book: 7.2699,
+            key: "newton_xcos_eta0.5",
+            book: book("newton_xcos_eta0.5"),
         },
     ]
 }

@@ -412,8 +412,7 @@ pub fn run_experiment(
         "gd-11.3" => RunValues {
             values: gd::gd_checks()
                 .into_iter()
-                .zip(GD_CHECK_NAMES)
-                .map(|(c, n)| (n.to_string(), c.ours))
+                .map(|c| (c.key.to_string(), c.ours))
                 .collect(),
             config: serde_json::json!({"examples": gd::gd_checks().iter().map(|c| c.name).collect::<Vec<_>>()}),
             ..Default::default()
@@ -463,19 +462,6 @@ pub fn run_experiment(
     r.seconds = start.elapsed().as_secs_f64();
     Ok(r)
 }
-
-/// The names of [`gd::gd_checks`]' values, in its order, as the data file spells them.
-const GD_CHECK_NAMES: [&str; 9] = [
-    "x2_eta0.2",
-    "x2_eta0.05",
-    "x2_eta1.1",
-    "xcos_eta2",
-    "2d_x1",
-    "2d_x2",
-    "newton_cosh",
-    "newton_xcos_eta1",
-    "newton_xcos_eta0.5",
-];
 
 fn common<O: CommonOptions>(o: &mut O, seed: u64, quiet: bool, out_dir: &Path) {
     o.set_seed(seed);

@@ -20,8 +20,13 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// The book's epoch losses (D2L 8.1, PyTorch notebook): the mean squared error on the
-/// training examples after each of the 5 epochs.
-pub const BOOK_EPOCH_LOSSES: [f64; 5] = [0.076846, 0.056340, 0.053779, 0.056320, 0.051650];
+/// training examples after each of the 5 epochs, from the data file of the book's numbers
+/// (`crates/d2l-book/reproduce.toml`).
+pub fn book_epoch_losses() -> Vec<f64> {
+    (1..=5)
+        .map_while(|e| crate::reproduce::book_value("8.1-sequence", &format!("epoch{e}_loss")))
+        .collect()
+}
 
 /// Settings of [`run_sequence`]; the defaults are the book's.
 #[derive(Debug, Clone)]
@@ -391,8 +396,9 @@ impl fmt::Display for SequenceResults {
             self.tau,
             self.n_train
         )?;
+        let book = book_epoch_losses();
         for (i, l) in self.epoch_losses.iter().enumerate() {
-            match BOOK_EPOCH_LOSSES.get(i) {
+            match book.get(i) {
                 Some(b) => writeln!(f, "epoch {}, loss: {l:.6}   (book: {b:.6})", i + 1)?,
                 None => writeln!(f, "epoch {}, loss: {l:.6}", i + 1)?,
             }

@@ -189,7 +189,10 @@ fn a_finished_run_folder_is_read_and_recorded_without_weights() {
     assert!(e.contains("stopped early"), "{e}");
     std::fs::remove_file(run.join("summary.json")).unwrap();
     let e = values_from_run(&run).unwrap_err().to_string();
-    assert!(e.contains("has not finished") && e.contains("--resume"), "{e}");
+    assert!(
+        e.contains("has not finished") && e.contains("--resume"),
+        "{e}"
+    );
     let e = values_from_run(&dir.path().join("nothing"))
         .unwrap_err()
         .to_string();
