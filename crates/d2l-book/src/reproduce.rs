@@ -398,8 +398,8 @@ pub fn run_experiment(
                 ("word_tokens".to_string(), res.word_tokens as f64),
             ];
             for g in &res.ngrams {
-                for (tok, count) in g.top.iter().take(10) {
-                    values.push((format!("count_{}", tok.replace(' ', "_")), *count as f64));
+                for (tok, count) in &g.top {
+                    values.push((format!("{}gram:{tok}", g.n), *count as f64));
                 }
             }
             RunValues {

@@ -14,23 +14,23 @@ use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The book's printed counts (D2L 8.3, PyTorch notebook): the ten most frequent words.
-pub const BOOK_TOP_UNIGRAMS: [(&str, usize); 10] = [
-    ("the", 2261),
-    ("i", 1267),
-    ("and", 1245),
-    ("of", 1155),
-    ("a", 816),
-    ("to", 695),
-    ("was", 552),
-    ("in", 541),
-    ("that", 443),
-    ("my", 440),
-];
-/// The book's most frequent bigram and its count.
-pub const BOOK_TOP_BIGRAM: (&str, usize) = ("of the", 309);
-/// The book's most frequent trigram and its count.
-pub const BOOK_TOP_TRIGRAM: (&str, usize) = ("the time traveller", 59);
+/// The book's printed counts of D2L 8.3 (PyTorch notebook) for `n`-grams, most frequent
+/// first: the ten most frequent words for `n = 1`, the top bigram and trigram for 2 and 3;
+/// from the data file of the book's numbers (`crates/d2l-book/reproduce.toml`, values
+/// named `<n>gram:<tokens>`).
+pub fn book_top(n: usize) -> Vec<(String, usize)> {
+    let prefix = format!("{n}gram:");
+    crate::reproduce::sections()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s.key() == "8.3-ngrams")
+        .flat_map(|s| s.metric)
+        .filter_map(|m| {
+            let tok = m.name.strip_prefix(&prefix)?;
+            Some((tok.to_string(), m.book as usize))
+        })
+        .collect()
+}
 
 /// Settings of [`run_zipf`].
 #[derive(Debug, Clone)]
@@ -302,10 +302,7 @@ impl fmt::Display for ZipfResults {
             "D2L 8.2–8.3 on The Time Machine: {} lines, {} word tokens, {} character tokens",
             self.lines, self.word_tokens, self.char_tokens
         )?;
-        let book: Vec<(String, usize)> = BOOK_TOP_UNIGRAMS
-            .iter()
-            .map(|(w, c)| (w.to_string(), *c))
-            .collect();
+        let book = book_top(1);
         for s in &self.ngrams {
             let name = ["unigrams", "bigrams", "trigrams"][s.n - 1];
             writeln!(
@@ -320,16 +317,12 @@ impl fmt::Display for ZipfResults {
             writeln!(f, "  {}", python_list(s.n, &s.top))?;
             match s.n {
                 1 => writeln!(f, "  book: {}", python_list(1, &book))?,
-                2 => writeln!(
-                    f,
-                    "  book: top bigram {:?} {}",
-                    BOOK_TOP_BIGRAM.0, BOOK_TOP_BIGRAM.1
-                )?,
-                _ => writeln!(
-                    f,
-                    "  book: top trigram {:?} {}",
-                    BOOK_TOP_TRIGRAM.0, BOOK_TOP_TRIGRAM.1
-                )?,
+                n => {
+                    let what = if n == 2 { "bigram" } else { "trigram" };
+                    if let Some((tok, count)) = book_top(n).first() {
+                        writeln!(f, "  book: top {what} {tok:?} {count}")?;
+                    }
+                }
             }
         }
         for t in &self.perplexity {
