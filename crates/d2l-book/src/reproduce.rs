@@ -76,6 +76,7 @@ impl Metric {
     /// The tolerance as the data file states it: `±0.015`, `±5 %`, `printed digits`, `–`.
     pub fn tolerance_text(&self) -> String {
         match (self.abs, self.rel, self.digits) {
+            (Some(a), _, _) if a == 0.0 => "exact".into(),
             (Some(a), _, _) => format!("±{a}"),
             (_, Some(r), _) => format!("±{} %", r * 100.0),
             (_, _, Some(d)) => format!("{d} digits"),
@@ -239,7 +240,8 @@ pub fn select<'a>(sections: &'a [Section], what: &str) -> Result<Vec<&'a Section
 }
 
 /// The experiment recipes [`run_experiment`] knows.
-pub const EXPERIMENTS: [&str; 7] = [
+pub const EXPERIMENTS: [&str; 8] = [
+    "ch13-values",
     "poly",
     "weight-decay",
     "house",
@@ -417,6 +419,15 @@ pub fn run_experiment(
             config: serde_json::json!({"examples": gd::gd_checks().iter().map(|c| c.name).collect::<Vec<_>>()}),
             ..Default::default()
         },
+        "ch13-values" => RunValues {
+            values: ch13_values()?,
+            config: serde_json::json!({
+                "13.4": "multibox_prior(561, 728, sizes [0.75, 0.5, 0.25], ratios [1, 2, 0.5]), the box at pixel (250, 250)",
+                "13.8": "roi_pool(arange(16) as 1x1x4x4, rois [[0,0,0,20,20],[0,0,10,30,30]], (2, 2), spatial_scale 0.1)",
+                "13.10": "trans_conv and conv_transpose2d of X = K = [[0,1],[2,3]] (padding 1, stride 2); corr2d(arange(9) as 3x3, [[1,2],[3,4]])",
+            }),
+            ..Default::default()
+        },
         "airfoil" => {
             let mut o = gd::GdOptions {
                 hub: hub.clone(),
@@ -461,6 +472,47 @@ pub fn run_experiment(
     r.curves = r.curves.filter(|p| p.is_file());
     r.seconds = start.elapsed().as_secs_f64();
     Ok(r)
+}
+
+/// The deterministic printed values of 13.4 (anchors), 13.8 (RoI pooling) and 13.10
+/// (transposed convolution), named `anchor_*`, `roi_pool_*`, `trans_conv_*`,
+/// `trans_conv_pad1`, `trans_conv_stride2_*` and `corr2d_*` (row-major indices).
+fn ch13_values() -> Result<Vec<(String, f64)>> {
+    use d2l_tensor::{ConvTranspose2dOptions, Tensor};
+    use d2l_vision::{detection::multibox_prior, roi::roi_pool, upsample};
+    let mut out = Vec::new();
+    let mut push = |prefix: &str, t: &Tensor| {
+        for (i, v) in t.to_f64_vec().into_iter().enumerate() {
+            out.push((format!("{prefix}_{i}"), v));
+        }
+    };
+    // 13.4: catdog.jpg is 561 × 728; boxes = Y.reshape(h, w, 5, 4); boxes[250, 250, 0, :].
+    let (h, w) = (561usize, 728usize);
+    let y = multibox_prior(h, w, &[0.75, 0.5, 0.25], &[1.0, 2.0, 0.5])?;
+    let k = (250 * w + 250) * 5;
+    push("anchor", &y.reshape([h * w * 5, 4])?.narrow(0, k, 1)?);
+    let n_anchors = y.shape()[1] as f64;
+    // 13.8.
+    let x = Tensor::arange(0.0, 16.0, 1.0)?.reshape([1, 1, 4, 4])?;
+    let rois = Tensor::from_vec(vec![0f32, 0., 0., 20., 20., 0., 0., 10., 30., 30.], &[2, 5])?;
+    push("roi_pool", &roi_pool(&x, &rois, (2, 2), 0.1)?);
+    // 13.10.
+    let x2 = Tensor::from_vec(vec![0f32, 1., 2., 3.], &[2, 2])?;
+    push("trans_conv", &upsample::trans_conv(&x2, &x2)?);
+    let x4 = x2.reshape([1, 1, 2, 2])?;
+    let pad1 = x4.conv_transpose2d(
+        &x4,
+        None,
+        &ConvTranspose2dOptions::default().with_padding(1),
+    )?;
+    push("trans_conv_pad1", &pad1);
+    let s2 = x4.conv_transpose2d(&x4, None, &ConvTranspose2dOptions::stride(2))?;
+    push("trans_conv_stride2", &s2);
+    let x9 = Tensor::arange(0.0, 9.0, 1.0)?.reshape([3, 3])?;
+    let k2 = Tensor::from_vec(vec![1f32, 2., 3., 4.], &[2, 2])?;
+    push("corr2d", &upsample::corr2d(&x9, &k2)?);
+    out.push(("anchors".into(), n_anchors));
+    Ok(out)
 }
 
 fn common<O: CommonOptions>(o: &mut O, seed: u64, quiet: bool, out_dir: &Path) {
