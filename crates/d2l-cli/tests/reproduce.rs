@@ -101,6 +101,7 @@ fn cheap_generated_data_sections_match_the_book_and_leave_records() {
         "4.5",
         "8.1",
         "11.3",
+        "13.10",
         "--quiet",
         "--records",
         rec.to_str().unwrap(),
@@ -115,7 +116,13 @@ fn cheap_generated_data_sections_match_the_book_and_leave_records() {
         s.contains("book") && s.contains("ours") && s.contains("difference"),
         "{s}"
     );
-    for key in ["4.4-poly", "4.5-weight-decay", "8.1-sequence", "11.3-gd"] {
+    for key in [
+        "4.4-poly",
+        "4.5-weight-decay",
+        "8.1-sequence",
+        "11.3-gd",
+        "13.10-transposed-conv",
+    ] {
         let d = rec.join(key);
         for f in [
             "config.json",
