@@ -22,6 +22,7 @@
 //! | 13.1 image augmentation | [`augment`] (and [`images`], the shared subsets) | `d2l augment-demo` |
 //! | 13.2 fine-tuning | [`finetune`] | `d2l finetune-demo` |
 //! | 13.12 neural style transfer | [`style_transfer`] | `d2l style` |
+//! | every section with printed numbers: the book beside ours, checked | [`reproduce`] (numbers in `reproduce.toml`) | `d2l reproduce` |
 //!
 //! Each experiment is one function taking a small options struct (epochs, seeds, the
 //! folder for plots, `quiet`) and returning a results struct of plain numbers whose
