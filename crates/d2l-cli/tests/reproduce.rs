@@ -109,7 +109,7 @@ fn cheap_generated_data_sections_match_the_book_and_leave_records() {
         work.to_str().unwrap(),
     ]);
     assert!(
-        s.contains("all 4 sections within the book's tolerances"),
+        s.contains("all 5 sections within the book's tolerances"),
         "{s}"
     );
     assert!(
