@@ -76,7 +76,7 @@ impl Metric {
     /// The tolerance as the data file states it: `±0.015`, `±5 %`, `printed digits`, `–`.
     pub fn tolerance_text(&self) -> String {
         match (self.abs, self.rel, self.digits) {
-            (Some(a), _, _) if a == 0.0 => "exact".into(),
+            (Some(0.0), _, _) => "exact".into(),
             (Some(a), _, _) => format!("±{a}"),
             (_, Some(r), _) => format!("±{} %", r * 100.0),
             (_, _, Some(d)) => format!("{d} digits"),
