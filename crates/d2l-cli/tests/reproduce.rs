@@ -36,6 +36,24 @@ fn err(args: &[&str]) -> String {
     last
 }
 
+/// Runs `d2l reproduce ARGS… --quiet` with its records and runs in a fresh temporary
+/// folder; returns the folder, the records' folder and standard output.
+fn reproduce(args: &[&str]) -> (tempfile::TempDir, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec");
+    let work = dir.path().join("work");
+    let mut all = vec!["reproduce", "--quiet"];
+    all.extend_from_slice(args);
+    all.extend([
+        "--records",
+        rec.to_str().unwrap(),
+        "--work",
+        work.to_str().unwrap(),
+    ]);
+    let out = ok(&all);
+    (dir, rec, out)
+}
+
 fn shared_data() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
     (p.join("fashion_mnist").is_dir() && p.join("timemachine").is_dir()).then_some(p)
@@ -92,22 +110,7 @@ fn bad_requests_are_one_line_errors() {
 
 #[test]
 fn cheap_generated_data_sections_match_the_book_and_leave_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let rec = dir.path().join("rec");
-    let work = dir.path().join("work");
-    let s = ok(&[
-        "reproduce",
-        "4.4",
-        "4.5",
-        "8.1",
-        "11.3",
-        "13.10",
-        "--quiet",
-        "--records",
-        rec.to_str().unwrap(),
-        "--work",
-        work.to_str().unwrap(),
-    ]);
+    let (_dir, rec, s) = reproduce(&["4.4", "4.5", "8.1", "11.3", "13.10"]);
     assert!(
         s.contains("all 5 sections within the book's tolerances"),
         "{s}"
@@ -202,21 +205,8 @@ fn quick_sections_pass_and_softmax_and_mlp_are_within_1_5_points_of_the_book() {
         eprintln!("SKIP quick_sections_pass_and_softmax_and_mlp_are_within_1_5_points_of_the_book: ../shared/data not found");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let rec = dir.path().join("rec");
-    let work = dir.path().join("work");
     // Every cheap section (3.7 and 4.3 with 3 seeds each), as CI would run it.
-    let s = ok(&[
-        "reproduce",
-        "--quick",
-        "--quiet",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--records",
-        rec.to_str().unwrap(),
-        "--work",
-        work.to_str().unwrap(),
-    ]);
+    let (_dir, rec, s) = reproduce(&["--quick", "--data-dir", data.to_str().unwrap()]);
     assert!(s.contains("within the book's tolerances"), "{s}");
     for key in [
         "3.3-linreg",
@@ -270,20 +260,7 @@ fn char_rnn_perplexity_within_5_percent_of_the_book() {
         );
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let rec = dir.path().join("rec");
-    let work = dir.path().join("work");
-    ok(&[
-        "reproduce",
-        "8.6",
-        "--quiet",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--records",
-        rec.to_str().unwrap(),
-        "--work",
-        work.to_str().unwrap(),
-    ]);
+    let (_dir, rec, _) = reproduce(&["8.6", "--data-dir", data.to_str().unwrap()]);
     let r = rows(&rec.join("8.6-char-rnn"));
     let (_, book, ours, _) = r.iter().find(|r| r.0 == "perplexity").unwrap().clone();
     assert_eq!(book, 1.3);
