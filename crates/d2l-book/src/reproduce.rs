@@ -58,6 +58,9 @@ pub struct Metric {
     pub digits: Option<u32>,
     /// Why the tolerance is what it is (or why there is none).
     pub note: Option<String>,
+    /// Where the book's number is odd: what the book's code gives in PyTorch on the same
+    /// recipe on the development machine (`scripts/train_torch_zoo.py`), shown beside it.
+    pub pytorch: Option<f64>,
 }
 
 impl Metric {
@@ -609,6 +612,8 @@ pub struct Row {
     pub within: Option<bool>,
     /// The data file's note.
     pub note: Option<String>,
+    /// PyTorch on the same recipe, where the data file gives it.
+    pub pytorch: Option<f64>,
 }
 
 /// The comparison of one section.
@@ -670,6 +675,7 @@ pub fn compare(section: &Section, seeds: &[u64], runs: &[RunValues]) -> Result<C
             tolerance: m.tolerance_text(),
             within: m.within(ours),
             note: m.note.clone(),
+            pytorch: m.pytorch,
         });
     }
     Ok(Comparison {
@@ -728,6 +734,14 @@ impl fmt::Display for Comparison {
                 num(r.difference),
                 r.tolerance
             )?;
+            if let Some(p) = r.pytorch {
+                writeln!(
+                    f,
+                    "  {:<26} PyTorch, the book's code on the same recipe here: {}",
+                    "",
+                    num(p)
+                )?;
+            }
             if r.per_seed.len() > 1 {
                 let s: Vec<String> = r.per_seed.iter().map(|v| num(*v)).collect();
                 writeln!(f, "  {:<26} seeds: {}", "", s.join(", "))?;

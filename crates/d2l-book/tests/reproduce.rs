@@ -16,6 +16,7 @@ fn metric(book: f64, abs: Option<f64>, rel: Option<f64>, digits: Option<u32>) ->
         rel,
         digits,
         note: None,
+        pytorch: None,
     }
 }
 
