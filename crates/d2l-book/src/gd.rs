@@ -248,16 +248,23 @@ impl GdCase {
     }
 }
 
-/// The book's printed `loss: …, … sec/epoch` (D2L 11.5 notebook, a V100 machine) by run
-/// name.
-pub fn book_result(name: &str) -> Option<(f64, f64)> {
+/// The data file's name (section `11.5-airfoil`) of the run called `name` here.
+pub fn airfoil_key(name: &str) -> Option<&'static str> {
     match name {
-        "gd" => Some((0.243, 0.055)),
-        "sgd" => Some((0.246, 0.102)),
-        "batch size=100" => Some((0.243, 0.003)),
-        "batch size=10" => Some((0.243, 0.013)),
+        "gd" => Some("gd"),
+        "sgd" => Some("sgd"),
+        "batch size=100" => Some("minibatch100"),
+        "batch size=10" => Some("minibatch10"),
         _ => None,
     }
+}
+
+/// The book's printed `loss: …, … sec/epoch` (D2L 11.5 notebook, a V100 machine) by run
+/// name, from the data file of the book's numbers (`crates/d2l-book/reproduce.toml`).
+pub fn book_result(name: &str) -> Option<(f64, f64)> {
+    let key = airfoil_key(name)?;
+    let v = |m: &str| crate::reproduce::book_value("11.5-airfoil", &format!("{key}_{m}"));
+    Some((v("loss")?, v("sec_per_epoch")?))
 }
 
 /// The outcome of one [`train_ch11`] run.

@@ -439,21 +439,14 @@ pub fn run_experiment(
             };
             common(&mut o, seed, quiet, out_dir);
             let res = gd::run_gd_compare(&o)?;
-            let names = [
-                ("gd", "gd_loss"),
-                ("sgd", "sgd_loss"),
-                ("batch size=100", "minibatch100_loss"),
-                ("batch size=10", "minibatch10_loss"),
-            ];
             let mut values = Vec::new();
-            for (case, name) in names {
-                let run = res
-                    .runs
-                    .iter()
-                    .find(|r| r.case.name == case)
-                    .ok_or_else(|| E::Invalid(format!("11.5: no `{case}` run in the results")))?;
+            for run in &res.runs {
+                let Some(key) = gd::airfoil_key(&run.case.name) else {
+                    continue;
+                };
                 let last = run.losses.last().copied().unwrap_or(f64::NAN);
-                values.push((name.to_string(), last));
+                values.push((format!("{key}_loss"), last));
+                values.push((format!("{key}_sec_per_epoch"), run.book_sec_per_epoch));
             }
             RunValues {
                 values,
