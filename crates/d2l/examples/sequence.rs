@@ -11,8 +11,8 @@
 //! Options: `--out DIR` (where the plots go; default `runs/sequence`), `--epochs N`,
 //! `--seed N`.
 
+use d2l::book::sequence::{lag_features, sequence_net};
 use d2l::prelude::*;
-use d2l::train::experiments::sequence::{lag_features, sequence_net};
 use d2l::train::plot::{save_line_plot, PlotSpec, Series};
 use std::error::Error;
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! d2l-rs, *Dive into Deep Learning* in Rust: one crate to depend on. `use d2l::prelude::*`
 //! brings in what the book's code uses; the layers are re-exported by name.
 
+pub use d2l_book as book;
 pub use d2l_data as data;
 pub use d2l_models as models;
 pub use d2l_nn as nn;
