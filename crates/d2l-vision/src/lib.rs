@@ -9,15 +9,17 @@
 //! - [`cifar`]: CIFAR-10 from its binary release, data set and loaders (13.1).
 //! - [`folder`]: image classification folders (torchvision's `ImageFolder`), the hot-dog
 //!   set and torchvision's pretrained weights through the data hub (13.2).
-//! - [`bananas`]: the banana-detection reader and a detection set the program generates
-//!   in the same layout, so that everything runs offline (13.6).
+//! - [`bananas`]: the banana-detection reader, data set and loaders (13.6).
+//! - [`generated`]: data sets the program generates so that everything runs offline: a
+//!   detection set in the banana layout (with instance masks) and a segmentation set in
+//!   VOC's layout.
 //! - [`style`]: neural style transfer's losses (content, Gram/style, total variation,
 //!   the book's weighted total and its list-repetition quirk), ImageNet pre/postprocessing
 //!   and feature extraction at VGG-19's style/content layers (13.12).
 //! - [`upsample`]: transposed convolution from scratch (`trans_conv`, `kernel2matrix`,
 //!   13.10) and bilinear upsampling with the book's `bilinear_kernel` (13.11).
 //! - [`voc`]: Pascal VOC2012 semantic segmentation (colour map, reader, random crops, data
-//!   set and loaders) and a generated set in the same layout (13.9).
+//!   set and loaders) (13.9).
 //!
 //! Drawing boxes with labels onto an image (the book's `show_bboxes`) lives with the other
 //! plotting code, in `d2l_train::draw`, which owns the embedded font.
@@ -27,6 +29,7 @@ mod blocks;
 pub mod cifar;
 pub mod detection;
 pub mod folder;
+pub mod generated;
 pub mod image;
 mod md5;
 pub mod roi;

@@ -19,12 +19,12 @@ use d2l_tensor::{no_grad, DType, Tensor};
 use d2l_train::tasks::segmentation::{EpochHooked, SegmentationTask};
 use d2l_train::tasks::BatchSource;
 use d2l_train::trainer::{TrainConfig, Trainer};
+use d2l_vision::generated::segmentation::{
+    load_segmentation_set, SegmentationSetSpec, GENERATED_CLASSES, GENERATED_CROP,
+};
 use d2l_vision::image::{read_image, write_png};
 use d2l_vision::transforms::{normalize, to_tensor, IMAGENET_MEAN, IMAGENET_STD};
-use d2l_vision::voc::{
-    load_segmentation_set, load_voc, SegmentationSetSpec, VocLoaders, GENERATED_CLASSES,
-    GENERATED_CROP, VOC_CLASSES, VOC_COLORMAP,
-};
+use d2l_vision::voc::{load_voc, VocLoaders, VOC_CLASSES, VOC_COLORMAP};
 use serde_json::json;
 use std::path::PathBuf;
 
