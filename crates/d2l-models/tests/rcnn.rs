@@ -210,7 +210,7 @@ fn anchor_matching_and_rpn_loss_match_torchvision() {
             .map(|&v| v as i64)
             .collect();
         assert_eq!(labels, want, "anchor labels of image {i}");
-        assert!(labels.iter().any(|&l| l == -1) && labels.iter().any(|&l| l == 1));
+        assert!(labels.contains(&-1) && labels.contains(&1));
         let (p, n) = sample_pos_neg(&labels, 32, 0.5, &mut Sampling::First);
         for &k in &p {
             let e = RPN_CODER.encode(&t.boxes[m[k] as usize], &anchors[k]);

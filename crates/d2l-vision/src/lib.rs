@@ -4,6 +4,7 @@
 //! - [`detection`]: box conversions, IoU, anchors (`multibox_prior`), anchor labelling
 //!   (`multibox_target`), NMS and `multibox_detection` (13.3–13.5).
 //! - [`roi`]: RoI pooling and RoI align with gradients (13.8).
+//! - [`coco_eval`]: COCO-style mean average precision of boxes and instance masks.
 //! - [`transforms`]: seeded image augmentation with torchvision's names and sampling
 //!   (flips, `RandomResizedCrop`, `ColorJitter`, …) and an augmenting data-set wrapper (13.1, 13.2).
 //! - [`cifar`]: CIFAR-10 from its binary release, data set and loaders (13.1).
@@ -27,6 +28,7 @@
 pub mod bananas;
 mod blocks;
 pub mod cifar;
+pub mod coco_eval;
 pub mod detection;
 pub mod folder;
 pub mod generated;

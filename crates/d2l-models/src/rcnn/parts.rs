@@ -320,7 +320,7 @@ pub fn postprocess_detections(
     detections_per_img: usize,
 ) -> Vec<Detection> {
     let k = proposals.len();
-    let c = if k == 0 { 0 } else { logits.len() / k };
+    let c = logits.len().checked_div(k).unwrap_or(0);
     let mut cands = Vec::new();
     for (i, p) in proposals.iter().enumerate() {
         let row = &logits[i * c..(i + 1) * c];

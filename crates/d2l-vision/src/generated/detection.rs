@@ -34,7 +34,7 @@ use super::{io_err, is_generated_name, write_atomic, write_png_rgb};
 use crate::bananas::{loaders, read_detection_dir, DetectionDataset, LABEL_HEADER};
 use crate::detection::box_iou_pair;
 use crate::splitmix::{mix64, Rng};
-use d2l_data::loader::DataLoader;
+use d2l_data::loader::{DataLoader, Dataset, Example};
 use d2l_data::{DataError, Result};
 use d2l_tensor::Tensor;
 use rayon::prelude::*;
@@ -828,4 +828,102 @@ pub fn ensure_generated(root: &Path, spec: &DetectionSetSpec) -> Result<Detectio
         });
     }
     generate_detection_set(root, spec)
+}
+
+// ---------------------------------------------------------------------------------------
+// Instance segmentation (Mask R-CNN, 13.8)
+// ---------------------------------------------------------------------------------------
+
+/// The generated detection set with instance masks, rendered in memory (nothing is
+/// written): example `i` is image `i` of the split, the very image
+/// [`generate_detection_set`] would write, as `f32` `(3, S, S)` with values 0–255, and
+/// `y` = `(M, 5 + S·S)` rows `[class, x1, y1, x2, y2, m_0, …, m_{S·S−1}]`: the class and
+/// the box relative to the image side as in [`DetectionDataset`], then the object's
+/// visible pixels (1 inside, 0 outside, row by row; see
+/// [`RenderedImage::instance_masks`]). Rows past the image's objects are all −1. `M` is
+/// the spec's `max_objects`.
+#[derive(Debug, Clone)]
+pub struct InstanceSegDataset {
+    images: Vec<RenderedImage>,
+    max_objects: usize,
+}
+
+impl InstanceSegDataset {
+    /// Renders the training (or validation) split of `spec` (in parallel).
+    pub fn new(spec: &DetectionSetSpec, is_train: bool) -> Result<InstanceSegDataset> {
+        spec.validate()?;
+        let n = if is_train {
+            spec.num_train
+        } else {
+            spec.num_val
+        };
+        let images = (0..n)
+            .into_par_iter()
+            .map(|i| render_detection_image(spec, is_train, i))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(InstanceSegDataset {
+            images,
+            max_objects: spec.max_objects,
+        })
+    }
+
+    /// The rendered images.
+    pub fn images(&self) -> &[RenderedImage] {
+        &self.images
+    }
+}
+
+impl Dataset for InstanceSegDataset {
+    fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    fn get(&self, index: usize) -> Result<Example> {
+        let r = self.images.get(index).ok_or_else(|| {
+            DataError::Invalid(format!(
+                "index {index} is out of range for a data set of {} examples",
+                self.images.len()
+            ))
+        })?;
+        let s = r.size;
+        let row = 5 + s * s;
+        let mut y = vec![-1f32; self.max_objects * row];
+        let sf = s as f32;
+        for (k, o) in r.objects.iter().enumerate().take(self.max_objects) {
+            let t = &mut y[k * row..(k + 1) * row];
+            t[..5].copy_from_slice(&[
+                o.class as f32,
+                o.xmin as f32 / sf,
+                o.ymin as f32 / sf,
+                o.xmax as f32 / sf,
+                o.ymax as f32 / sf,
+            ]);
+            for (p, &own) in r.owner.iter().enumerate() {
+                t[5 + p] = if own as usize == k + 1 { 1.0 } else { 0.0 };
+            }
+        }
+        Ok(Example {
+            x: r.to_tensor()?.to_dtype(d2l_tensor::DType::F32)?,
+            y: Tensor::from_vec(y, &[self.max_objects, row])?,
+        })
+    }
+}
+
+/// (training loader, shuffled; validation loader) over the instance-segmentation version
+/// of the generated set `spec` ([`InstanceSegDataset`]).
+pub fn load_instance_set(
+    spec: &DetectionSetSpec,
+    batch_size: usize,
+) -> Result<(DataLoader, DataLoader)> {
+    let seed = d2l_tensor::random::with_global(|g| g.next_u64());
+    let train = DataLoader::new(
+        std::sync::Arc::new(InstanceSegDataset::new(spec, true)?),
+        batch_size,
+    )?
+    .shuffle(seed);
+    let val = DataLoader::new(
+        std::sync::Arc::new(InstanceSegDataset::new(spec, false)?),
+        batch_size,
+    )?;
+    Ok((train, val))
 }
