@@ -189,7 +189,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
 /// Flags of `d2l segment`.
 #[derive(Args, Clone, Debug)]
 pub struct SegmentArgs {
-    /// Model name (fcn).
+    /// Model name (fcn; mask-rcnn draws instances with their boxes and masks).
     pub model: String,
     /// The image (JPEG or PNG).
     pub image: PathBuf,
@@ -205,8 +205,15 @@ pub struct SegmentArgs {
 
 /// Runs `d2l segment` (the book's `predict` + `label2image`).
 pub fn segment(a: SegmentArgs) -> CliResult<()> {
+    if a.model == "mask-rcnn" {
+        return super::rcnn::segment(a);
+    }
     if !is_segmentation_model(&a.model) {
-        return Err(format!("`{}` is not a segmentation model; expected fcn", a.model).into());
+        return Err(format!(
+            "`{}` is not a segmentation model; expected fcn or mask-rcnn",
+            a.model
+        )
+        .into());
     }
     let device = a.device.resolve()?;
     let entries = d2l_nn::serialize::load(&a.weights)?;
