@@ -586,3 +586,32 @@ fn losses_of_the_whole_model_train_and_faster_rcnn_has_no_mask_branch() {
         .loss_mask
         .is_none());
 }
+
+#[test]
+fn a_few_sgd_steps_fit_one_batch() {
+    use d2l_nn::optim::{Optimizer, Sgd};
+    d2l_tensor::manual_seed(5);
+    let f = fixture("parts");
+    let mut tg = targets(&f);
+    for t in tg.iter_mut() {
+        t.masks = None;
+    }
+    let mut cfg = RcnnConfig::small(3, false);
+    cfg.body_layers = 1;
+    cfg.representation = 32;
+    let net = MaskRcnn::new(cfg).unwrap();
+    let x = Tensor::rand(&[2, 3, 64, 64]);
+    let mut opt = Sgd::new(net.parameters(), 0.01).unwrap().momentum(0.9);
+    let mut losses = Vec::new();
+    for _ in 0..12 {
+        opt.zero_grad();
+        let l = net.losses(&x, &tg, &mut Sampling::First).unwrap().total().unwrap();
+        losses.push(l.item().unwrap());
+        l.backward().unwrap();
+        opt.step().unwrap();
+    }
+    assert!(
+        losses[11] < 0.7 * losses[0],
+        "the loss should fall when fitting one batch: {losses:?}"
+    );
+}
