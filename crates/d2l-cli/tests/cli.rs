@@ -47,6 +47,8 @@ fn models_summary_datasets() {
         ("linreg", "regression"),
         ("char-gru", "language-model"),
         ("tiny-ssd", "detection"),
+        ("faster-rcnn", "detection"),
+        ("mask-rcnn", "detection"),
         ("fcn", "segmentation"),
     ] {
         assert!(

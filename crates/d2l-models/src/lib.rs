@@ -5,6 +5,7 @@ pub mod bn_scratch;
 pub mod cnn;
 pub mod fcn;
 pub mod phm;
+pub mod rcnn;
 pub mod recipe;
 pub mod rnn_lm;
 pub mod scratch;

@@ -124,6 +124,25 @@ pub fn entries() -> Vec<ZooEntry> {
         recipe: "banana-detection (or generated), batch 32, lr 0.2, wd 5e-4, 20 epochs, SGD".into(),
     });
     out.push(ZooEntry {
+        name: "faster-rcnn",
+        section: "13.8",
+        title: "Faster R-CNN (ResNet-18 body to layer2, RPN, RoI align, two FC; torchvision names)"
+            .into(),
+        task: TaskKind::Detection,
+        default_input: vec![3, 256, 256],
+        recipe:
+            "banana-detection (or generated), batch 4, SGD lr 0.01 momentum 0.9, wd 1e-4, 10 epochs"
+                .into(),
+    });
+    out.push(ZooEntry {
+        name: "mask-rcnn",
+        section: "13.8",
+        title: "Mask R-CNN (Faster R-CNN + 14×14 RoI align mask head, 28×28 masks)".into(),
+        task: TaskKind::Detection,
+        default_input: vec![3, 256, 256],
+        recipe: "generated instance-segmentation set, batch 4, SGD lr 0.01 momentum 0.9, wd 1e-4, 10 epochs".into(),
+    });
+    out.push(ZooEntry {
         name: "fcn",
         section: "13.11",
         title: "Fully convolutional network (ResNet-18 body)".into(),

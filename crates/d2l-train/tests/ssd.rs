@@ -7,8 +7,8 @@ use d2l_models::ssd::{bbox_eval, cls_eval, ssd_loss, BoxLoss, ClsLoss, TinySsd};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, DType, Tensor};
 use d2l_train::tasks::detection::{evaluate_ssd, train_ssd, SsdTrainConfig};
-use d2l_vision::bananas::{load_detection_set, DetectionSetSpec};
 use d2l_vision::detection::{multibox_prior, multibox_target};
+use d2l_vision::generated::detection::{load_detection_set, DetectionSetSpec};
 use std::collections::HashMap;
 
 fn fixture() -> HashMap<String, Tensor> {

@@ -457,6 +457,12 @@ pub fn box_iou(boxes1: &Tensor, boxes2: &Tensor) -> Result<Tensor> {
     Tensor::from_vec(out, &[n1, n2])?.to(dev)
 }
 
+/// The IoU of two corner boxes `[x1, y1, x2, y2]`: the kernel of [`box_iou`] for one pair
+/// (same operation order; a zero union gives 0). Boxes are not checked.
+pub fn box_iou_pair(a: [f32; 4], b: [f32; 4]) -> f32 {
+    iou_with_areas(&a, area(&a), &b, area(&b))
+}
+
 /// D2L 13.4 `multibox_prior` for a feature map of `height × width` pixels: anchor boxes of
 /// shape `(1, H·W·(n+m−1), 4)`, normalised corner format (coordinates may fall outside
 /// `[0, 1]` near the border, as in the book).

@@ -5,6 +5,7 @@ use d2l_data::hub::DataHub;
 use d2l_data::loader::Dataset;
 use d2l_tensor::{DType, Tensor};
 use d2l_vision::bananas::*;
+use d2l_vision::generated::detection::*;
 use d2l_vision::image::{read_image, write_png};
 use std::path::Path;
 
@@ -598,4 +599,52 @@ fn banana_targets_match_read_image() {
     let (images, _) = read_bananas(dir.path(), true).unwrap();
     let direct = read_image(dir.path().join("bananas_train/images/4.png")).unwrap();
     assert_eq!(images[4].to_vec::<u8>(), direct.to_vec::<u8>());
+}
+
+#[test]
+fn label_files_with_a_bom_and_quoted_fields_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    banana_fixture(dir.path());
+    let label = dir.path().join("bananas_val/label.csv");
+    let plain = read_bananas(dir.path(), false).unwrap().1.to_vec::<f32>();
+    let text = std::fs::read_to_string(&label).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let rows: Vec<String> = lines
+        .map(|l| {
+            let (name, rest) = l.split_once(',').unwrap();
+            format!("\"{name}\",{rest}")
+        })
+        .collect();
+    std::fs::write(&label, format!("\u{feff}{header}\n{}\n", rows.join("\n"))).unwrap();
+    let quoted = read_bananas(dir.path(), false).unwrap().1.to_vec::<f32>();
+    assert_eq!(plain, quoted);
+}
+
+#[test]
+fn instance_masks_are_the_owner_map_and_give_the_boxes() {
+    let spec = small_spec(3, 3);
+    for i in 0..6 {
+        let r = render_detection_image(&spec, true, i).unwrap();
+        let m = r.instance_masks().unwrap();
+        let s = r.size;
+        assert_eq!(m.shape(), &[r.objects.len(), s, s]);
+        let v = m.to_vec::<u8>();
+        for (k, o) in r.objects.iter().enumerate() {
+            let mk = &v[k * s * s..(k + 1) * s * s];
+            let (mut x0, mut y0, mut x1, mut y1) = (s, s, 0, 0);
+            for y in 0..s {
+                for x in 0..s {
+                    if mk[y * s + x] == 1 {
+                        assert_eq!(r.owner[y * s + x] as usize, k + 1);
+                        x0 = x0.min(x);
+                        y0 = y0.min(y);
+                        x1 = x1.max(x + 1);
+                        y1 = y1.max(y + 1);
+                    }
+                }
+            }
+            assert_eq!((x0, y0, x1, y1), (o.xmin, o.ymin, o.xmax, o.ymax));
+        }
+    }
 }

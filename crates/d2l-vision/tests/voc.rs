@@ -2,6 +2,7 @@
 
 use d2l_data::loader::Dataset;
 use d2l_tensor::{DType, Generator, Tensor};
+use d2l_vision::generated::segmentation::*;
 use d2l_vision::image::{read_image, write_png};
 use d2l_vision::transforms::{IMAGENET_MEAN, IMAGENET_STD};
 use d2l_vision::voc::*;

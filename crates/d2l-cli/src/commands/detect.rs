@@ -10,15 +10,16 @@ use d2l_data::loader::DataLoader;
 use d2l_models::ssd::{BoxLoss, ClsLoss, TinySsd};
 use d2l_tensor::DType;
 use d2l_train::tasks::detection::{predict_ssd, train_ssd, SsdTrainConfig};
-use d2l_vision::bananas::{load_bananas, load_detection_set, DetectionSetSpec, DETECTION_CLASSES};
+use d2l_vision::bananas::load_bananas;
 use d2l_vision::detection::multibox_prior;
 use d2l_vision::draw::{save_image_with_boxes, LabeledBox};
+use d2l_vision::generated::detection::{load_detection_set, DetectionSetSpec, DETECTION_CLASSES};
 use d2l_vision::image::read_image;
 use serde_json::json;
 use std::path::PathBuf;
 
 /// The detection models `d2l train` and `d2l detect` know.
-pub const DETECTION_MODELS: [&str; 1] = ["tiny-ssd"];
+pub const DETECTION_MODELS: [&str; 3] = ["tiny-ssd", "faster-rcnn", "mask-rcnn"];
 
 /// Whether `name` is a detection model.
 pub fn is_detection_model(name: &str) -> bool {
@@ -333,21 +334,48 @@ fn parse_box_loss(s: &str) -> CliResult<BoxLoss> {
     }
 }
 
-/// The detection loaders: the banana set (`--dataset bananas`), a generated set
-/// (`--dataset generated`), or by default the banana set when it can be found or fetched,
-/// else the generated set with a notice.
-fn detection_data(a: &TrainArgs, batch: usize) -> CliResult<(DataLoader, DataLoader, String)> {
-    let data: &DataArgs = &a.data;
-    let hub = data.hub(a.quiet);
+/// The generated detection set the flags describe: `--num-classes`, `--max-objects`,
+/// `--resize` (the image side, objects scaled with it; default 256) and the seed.
+pub(crate) fn generated_spec(a: &TrainArgs) -> CliResult<DetectionSetSpec> {
+    let d = DetectionSetSpec::default();
+    let size = a.data.resize.unwrap_or(d.image_size);
+    if !(32..=1024).contains(&size) {
+        return Err(format!(
+            "--resize for a generated detection set must be 32..=1024, got {size}"
+        )
+        .into());
+    }
     let spec = DetectionSetSpec {
         num_classes: a.num_classes.unwrap_or(1),
         max_objects: a.max_objects.unwrap_or(1),
-        seed: DetectionSetSpec::default().seed ^ data.seed,
-        ..DetectionSetSpec::default()
+        image_size: size,
+        min_object_size: (d.min_object_size * size / d.image_size).max(4),
+        max_object_size: d.max_object_size * size / d.image_size,
+        seed: d.seed ^ a.data.seed,
+        ..d
     };
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// The detection loaders: the banana set (`--dataset bananas`), a generated set
+/// (`--dataset generated`), or by default the banana set when it can be found or fetched,
+/// else the generated set with a notice.
+pub(crate) fn detection_data(
+    a: &TrainArgs,
+    batch: usize,
+) -> CliResult<(DataLoader, DataLoader, String)> {
+    let data: &DataArgs = &a.data;
+    let hub = data.hub(a.quiet);
+    let spec = generated_spec(a)?;
     let generated = |why: Option<String>| -> CliResult<(DataLoader, DataLoader, String)> {
+        let size = if spec.image_size == DetectionSetSpec::default().image_size {
+            String::new()
+        } else {
+            format!("-p{}", spec.image_size)
+        };
         let root = hub.cache_dir().join("generated").join(format!(
-            "detection-c{}-m{}-s{:x}",
+            "detection-c{}-m{}-s{:x}{size}",
             spec.num_classes, spec.max_objects, spec.seed
         ));
         if let Some(why) = why {
@@ -368,17 +396,23 @@ fn detection_data(a: &TrainArgs, batch: usize) -> CliResult<(DataLoader, DataLoa
     match data.dataset.as_deref() {
         Some("generated") => generated(None),
         Some("bananas") | Some("banana-detection") => {
-            if a.num_classes.is_some_and(|c| c != 1) || a.max_objects.is_some_and(|m| m != 1) {
-                return Err("the banana set has one class and one object per image; --num-classes and --max-objects apply to --dataset generated".into());
+            if a.num_classes.is_some_and(|c| c != 1)
+                || a.max_objects.is_some_and(|m| m != 1)
+                || a.data.resize.is_some()
+            {
+                return Err("the banana set has one class and one object per image of 256×256; --num-classes, --max-objects and --resize apply to --dataset generated".into());
             }
             let (t, v) = load_bananas(&hub, batch)?;
             Ok((t, v, "banana-detection".into()))
         }
         Some(other) => Err(format!(
-            "tiny-ssd trains on `bananas` or `generated`, got --dataset {other}"
+            "{} trains on `bananas` or `generated`, got --dataset {other}",
+            a.model
         )
         .into()),
-        None if a.num_classes.is_some() || a.max_objects.is_some() => generated(None),
+        None if a.num_classes.is_some() || a.max_objects.is_some() || a.data.resize.is_some() => {
+            generated(None)
+        }
         None => match load_bananas(&hub.clone().offline(true).quiet(), batch) {
             Ok((t, v)) => Ok((t, v, "banana-detection".into())),
             Err(e) => generated(Some(format!(
@@ -389,19 +423,21 @@ fn detection_data(a: &TrainArgs, batch: usize) -> CliResult<(DataLoader, DataLoa
     }
 }
 
-/// Runs `d2l train tiny-ssd`.
+/// Runs `d2l train tiny-ssd` (and hands Faster / Mask R-CNN to [`super::rcnn::train`]).
 pub fn train(a: TrainArgs) -> CliResult<()> {
+    if super::rcnn::is_rcnn_model(&a.model) {
+        return super::rcnn::train(a);
+    }
     for (flag, given) in [
         ("--optimizer", a.optimizer.is_some()),
         ("--momentum", a.momentum.is_some()),
         ("--dropout", a.dropout.is_some()),
-        ("--resize", a.data.resize.is_some()),
         ("--width-mult", a.width_mult != 1.0),
         ("--test-limit", a.data.test_limit.is_some()),
     ] {
         if given {
             return Err(format!(
-                "{flag} does not apply to tiny-ssd (the book's SGD with weight decay on 256×256 images)"
+                "{flag} does not apply to tiny-ssd (the book's SGD with weight decay)"
             )
             .into());
         }
@@ -478,11 +514,23 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         d2l_tensor::num_threads(),
         100.0 * last.target_share
     );
+    let m = d2l_train::tasks::rcnn::evaluate_ssd_map(&net, &val, 0.5)?;
+    println!(
+        "validation ({} images): box AP@0.5 {:.3}, AP@[.5:.95] {:.3}; {:.1} images/sec inference; {} parameters",
+        m.images,
+        m.ap50,
+        m.ap,
+        m.images_per_sec,
+        d2l_nn::Module::num_parameters(&net)
+    );
+    if let Ok(j) = serde_json::to_string_pretty(&json!({"map": m, "seconds": s.seconds})) {
+        let _ = std::fs::write(run_dir.path().join("map.json"), j + "\n");
+    }
     println!("run saved in {}", run_dir.path().display());
     if a.json {
         println!(
             "{}",
-            json!({"model": a.model, "class_err": s.class_err, "bbox_mae": s.bbox_mae,
+            json!({"model": a.model, "class_err": s.class_err, "map": m, "bbox_mae": s.bbox_mae,
                    "val_class_err": last.val_class_err, "val_bbox_mae": last.val_bbox_mae,
                    "examples_per_sec": s.examples_per_sec, "seconds": s.seconds,
                    "run_dir": run_dir.path(), "device": s.device})
@@ -494,11 +542,11 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
 /// Flags of `d2l detect`.
 #[derive(Args, Clone, Debug)]
 pub struct DetectArgs {
-    /// Model name (tiny-ssd).
+    /// Model name (tiny-ssd, faster-rcnn, mask-rcnn).
     pub model: String,
     /// The image (JPEG or PNG), e.g. ../shared/data/d2l_images/banana.jpg.
     pub image: PathBuf,
-    /// Trained weights (`model.safetensors` of a `d2l train tiny-ssd` run).
+    /// Trained weights (`model.safetensors` of a `d2l train` run of the model).
     #[arg(long)]
     pub weights: PathBuf,
     /// Draw detections whose confidence is at least this (the book: 0.9).
@@ -523,6 +571,9 @@ pub fn detect(a: DetectArgs) -> CliResult<()> {
             DETECTION_MODELS.join(", ")
         )
         .into());
+    }
+    if super::rcnn::is_rcnn_model(&a.model) {
+        return super::rcnn::detect(a);
     }
     if !(0.0..=1.0).contains(&a.threshold) || !(0.0..=1.0).contains(&a.nms_threshold) {
         return Err("--threshold and --nms-threshold must lie in [0, 1]".into());

@@ -137,6 +137,18 @@ fn summary_other(a: &SummaryArgs, entry: &ZooEntry, input: &[usize]) -> CliResul
             ];
             (blocks_of(net.as_dyn()), outs)
         }
+        TaskKind::Detection if entry.name != "tiny-ssd" => {
+            let (h, w) = image_input(entry.name)?;
+            let net = d2l_models::rcnn::MaskRcnn::new(d2l_models::rcnn::RcnnConfig::small(
+                2,
+                entry.name == "mask-rcnn",
+            ))?;
+            let y = no_grad(|| net.features(&Tensor::zeros(&[1, 3, h, w])))?;
+            (
+                blocks_of(&net),
+                vec![("feature".to_string(), y.shape().to_vec())],
+            )
+        }
         TaskKind::Detection => {
             let (h, w) = image_input("tiny-ssd")?;
             let net = TinySsd::new(1, multibox_prior)?;

@@ -19,12 +19,12 @@ use d2l_tensor::{no_grad, DType, Tensor};
 use d2l_train::tasks::segmentation::{EpochHooked, SegmentationTask};
 use d2l_train::tasks::BatchSource;
 use d2l_train::trainer::{TrainConfig, Trainer};
+use d2l_vision::generated::segmentation::{
+    load_segmentation_set, SegmentationSetSpec, GENERATED_CLASSES, GENERATED_CROP,
+};
 use d2l_vision::image::{read_image, write_png};
 use d2l_vision::transforms::{normalize, to_tensor, IMAGENET_MEAN, IMAGENET_STD};
-use d2l_vision::voc::{
-    load_segmentation_set, load_voc, SegmentationSetSpec, VocLoaders, GENERATED_CLASSES,
-    GENERATED_CROP, VOC_CLASSES, VOC_COLORMAP,
-};
+use d2l_vision::voc::{load_voc, VocLoaders, VOC_CLASSES, VOC_COLORMAP};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -189,7 +189,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
 /// Flags of `d2l segment`.
 #[derive(Args, Clone, Debug)]
 pub struct SegmentArgs {
-    /// Model name (fcn).
+    /// Model name (fcn; mask-rcnn draws instances with their boxes and masks).
     pub model: String,
     /// The image (JPEG or PNG).
     pub image: PathBuf,
@@ -205,8 +205,15 @@ pub struct SegmentArgs {
 
 /// Runs `d2l segment` (the book's `predict` + `label2image`).
 pub fn segment(a: SegmentArgs) -> CliResult<()> {
+    if a.model == "mask-rcnn" {
+        return super::rcnn::segment(a);
+    }
     if !is_segmentation_model(&a.model) {
-        return Err(format!("`{}` is not a segmentation model; expected fcn", a.model).into());
+        return Err(format!(
+            "`{}` is not a segmentation model; expected fcn or mask-rcnn",
+            a.model
+        )
+        .into());
     }
     let device = a.device.resolve()?;
     let entries = d2l_nn::serialize::load(&a.weights)?;

@@ -27,6 +27,7 @@
 pub mod classification;
 pub mod detection;
 pub mod language_model;
+pub mod rcnn;
 pub mod regression;
 pub mod segmentation;
 
