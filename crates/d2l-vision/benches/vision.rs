@@ -9,7 +9,7 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use d2l_data::loader::{DataLoader, Dataset, TensorDataset};
 use d2l_tensor::{Generator, Tensor};
-use d2l_vision::bananas::{generate_detection_set, DetectionSetSpec};
+use d2l_vision::generated::detection::{generate_detection_set, DetectionSetSpec};
 use d2l_vision::detection::{multibox_prior, multibox_target};
 use d2l_vision::transforms::{AugmentedDataset, Compose};
 use std::sync::Arc;
