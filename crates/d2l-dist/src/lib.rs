@@ -87,6 +87,7 @@ pub(crate) trait Backend: Send + Sync {
 /// The result of a collective that was started and not yet waited for.
 pub(crate) enum PendingInner {
     Ready(Payload),
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     Waiting(Receiver<Result<Payload>>),
 }
 
