@@ -239,8 +239,16 @@ fn bn_lenet_with_sync_bn_matches_one_process() {
     );
 }
 
-/// A stalled 2-rank run: returns mpirun and every rank's pid once both wait.
-fn start_stalled(args: &[&str], at: &str) -> (std::process::Child, Vec<(usize, u32)>) {
+/// mpirun with its later standard error.
+type StalledJob = (
+    std::process::Child,
+    Vec<(usize, u32)>,
+    std::thread::JoinHandle<String>,
+);
+
+/// A stalled 2-rank run: returns mpirun, every rank's pid once both wait, and a thread
+/// collecting the rest of mpirun's standard error.
+fn start_stalled(args: &[&str], at: &str) -> StalledJob {
     let mut child = mpirun_cmd(2, args)
         .env("D2L_TEST_STALL_AT", at)
         .stdout(Stdio::null())
@@ -271,8 +279,13 @@ fn start_stalled(args: &[&str], at: &str) -> (std::process::Child, Vec<(usize, u
         }
     }
     // Keep draining stderr so no rank blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, pids)
+    let rest = std::thread::spawn(move || {
+        lines
+            .map_while(|l| l.ok())
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    (child, pids, rest)
 }
 
 #[test]
@@ -285,7 +298,7 @@ fn killed_rank_stops_the_job_and_resume_matches_an_uninterrupted_run() {
     ok(&mpirun(2, &args));
     let mut args = flags("mlp", SGD, "64", cut.to_str().unwrap());
     args.push("--distributed");
-    let (mut child, pids) = start_stalled(&args, "2:2");
+    let (mut child, pids, rest) = start_stalled(&args, "2:2");
     let victim = pids.iter().find(|(r, _)| *r == 1).unwrap().1;
     let t0 = Instant::now();
     assert!(Command::new("kill")
@@ -295,7 +308,12 @@ fn killed_rank_stops_the_job_and_resume_matches_an_uninterrupted_run() {
         .success());
     let status = child.wait().unwrap();
     let took = t0.elapsed();
+    let said = rest.join().unwrap();
     assert!(!status.success(), "mpirun must fail when a rank is killed");
+    assert!(
+        said.contains("rank 1") && said.contains("signal 9"),
+        "the job's end should name the killed rank: {said}"
+    );
     assert!(
         took < Duration::from_secs(30),
         "the job took {took:?} to stop after rank 1 was killed"
@@ -356,7 +374,7 @@ fn ranks_with_different_flags_are_refused_at_start_up() {
         .arg("--distributed")
         .args([":", "-np", "1", D2L])
         .args(&a)
-        .args(["--distributed", "--lr", "0.2"]);
+        .args(["--distributed", "--weight-decay", "0.01"]);
     base_env(&mut c);
     let o = c.output().unwrap();
     let t = text(&o);
