@@ -3,10 +3,9 @@
 //!
 //! With a one-process "sum" (the identity) the synchronised path must give the local
 //! kernel's outputs, input and parameter gradients and running statistics; with a sum
-//! that adds a second, identical process it sees every row twice, so its statistics (and
-//! outputs) are unchanged while the gradient flowing back through the sums is counted
-//! for both processes. Every call of the sum is counted: forward and backward both go
-//! through it.
+//! that adds a second, identical process it sees every row twice, so its outputs are
+//! unchanged. Every call of the sum is counted: forward and backward both go through it,
+//! evaluation mode never does.
 
 use d2l_nn::norm::{set_batch_norm_sync, BatchNorm1d, BatchNorm2d, BatchNormSync};
 use d2l_nn::Module;
@@ -25,7 +24,7 @@ fn close(a: &Tensor, b: &Tensor, tol: f64, what: &str) {
 /// Output, input gradient, weight and bias gradients, and the state after one training
 /// forward and backward of `layer` on `x` with a weighted sum as the loss.
 fn run(layer: &dyn Module, x: &Tensor, w: &Tensor) -> Result<Vec<Tensor>> {
-    let x = x.detach().requires_grad_(true);
+    let x = x.detach().requires_grad_(true)?;
     let y = layer.forward(&x)?;
     y.mul(w)?.sum_all()?.backward()?;
     let mut out = vec![y.detach(), x.grad().unwrap()];
@@ -85,7 +84,6 @@ fn synchronised_batch_norm_matches_the_local_kernel() -> Result<()> {
     let (a, _) = make()?;
     let doubled = run(&a, &x4, &w4)?;
     close(&doubled[0], &local4[0], 1e-5, "output with two identical processes");
-    // Running variance uses n - 1 over both processes' rows: slightly different.
     set_batch_norm_sync(None);
     // Eval mode never synchronises.
     let calls_before = calls.load(Ordering::SeqCst);
