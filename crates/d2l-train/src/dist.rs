@@ -257,7 +257,11 @@ pub(crate) fn allreduce_grads(
             };
             let p = &params[i];
             if has_any {
-                let g = Tensor::from_vec(vals, p.shape())?.to(p.device())?;
+                let mut g = Tensor::from_vec(vals, p.shape())?;
+                if p.dtype() != DType::F32 {
+                    g = g.to_dtype(p.dtype())?;
+                }
+                let g = g.to(p.device())?;
                 p.set_grad(Some(g));
             }
         }
