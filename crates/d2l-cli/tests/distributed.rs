@@ -50,7 +50,13 @@ fn mpirun_cmd(np: usize, args: &[&str]) -> Command {
     let mut c = Command::new("timeout");
     c.arg(LIMIT)
         .arg("mpirun")
-        .args(["--oversubscribe", "--bind-to", "none", "-np", &np.to_string()])
+        .args([
+            "--oversubscribe",
+            "--bind-to",
+            "none",
+            "-np",
+            &np.to_string(),
+        ])
         .arg(D2L)
         .args(args);
     base_env(&mut c);
@@ -279,12 +285,8 @@ fn start_stalled(args: &[&str], at: &str) -> StalledJob {
         }
     }
     // Keep draining stderr so no rank blocks on a full pipe.
-    let rest = std::thread::spawn(move || {
-        lines
-            .map_while(|l| l.ok())
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
+    let rest =
+        std::thread::spawn(move || lines.map_while(|l| l.ok()).collect::<Vec<_>>().join("\n"));
     (child, pids, rest)
 }
 

@@ -85,7 +85,11 @@ fn sync_bn_needs_distributed() {
     a.push("--sync-bn");
     let o = d2l(&a, &[]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("--sync-bn needs --distributed"), "{}", text(&o));
+    assert!(
+        text(&o).contains("--sync-bn needs --distributed"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// A build without MPI started by a launcher with several processes refuses (the

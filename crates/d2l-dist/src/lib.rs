@@ -331,7 +331,8 @@ impl Comm {
     /// the sum. Collectives run in the order they are started.
     pub fn start_allreduce_sum(&self, buf: Vec<f32>) -> Result<Pending> {
         Ok(Pending(
-            self.inner.submit(Collective::AllreduceSum, Payload::F32(buf))?,
+            self.inner
+                .submit(Collective::AllreduceSum, Payload::F32(buf))?,
         ))
     }
 
@@ -467,6 +468,9 @@ mod tests {
             launcher_from(env(&[("PMI_SIZE", "2")])).unwrap().size,
             Some(2)
         );
-        assert_eq!(launcher_from(env(&[("PMIX_RANK", "0")])).unwrap().size, None);
+        assert_eq!(
+            launcher_from(env(&[("PMIX_RANK", "0")])).unwrap().size,
+            None
+        );
     }
 }

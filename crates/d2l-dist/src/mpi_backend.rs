@@ -80,7 +80,11 @@ impl MpiBackend {
 }
 
 /// One collective on the communication thread.
-fn run(world: &mpi::topology::SimpleCommunicator, op: Collective, data: Payload) -> Result<Payload> {
+fn run(
+    world: &mpi::topology::SimpleCommunicator,
+    op: Collective,
+    data: Payload,
+) -> Result<Payload> {
     match (op, data) {
         (Collective::Barrier, p) => {
             world.barrier();
@@ -97,7 +101,9 @@ fn run(world: &mpi::topology::SimpleCommunicator, op: Collective, data: Payload)
             Ok(Payload::F64(out))
         }
         (Collective::Broadcast { root }, Payload::F32(mut v)) => {
-            world.process_at_rank(root as i32).broadcast_into(&mut v[..]);
+            world
+                .process_at_rank(root as i32)
+                .broadcast_into(&mut v[..]);
             Ok(Payload::F32(v))
         }
         (Collective::BroadcastBytes { root }, Payload::U8(mut v)) => {

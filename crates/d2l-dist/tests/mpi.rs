@@ -36,7 +36,11 @@ fn child_collectives() {
     let mut p = vec![r as f32 + 10.0; 4];
     comm.broadcast(&mut p, 1).unwrap();
     assert_eq!(p, vec![11.0; 4]);
-    let mut bytes = if r == 2 { b"from two".to_vec() } else { Vec::new() };
+    let mut bytes = if r == 2 {
+        b"from two".to_vec()
+    } else {
+        Vec::new()
+    };
     comm.broadcast_bytes(&mut bytes, 2).unwrap();
     assert_eq!(bytes, b"from two");
     let all = comm.all_gather_u64(u64::MAX - r as u64).unwrap();
@@ -44,15 +48,29 @@ fn child_collectives() {
     comm.barrier().unwrap();
     println!("rank {r} of {n}: collectives ok");
     comm.shutdown();
-    assert!(comm.barrier().is_err(), "a collective after shutdown is an error");
+    assert!(
+        comm.barrier().is_err(),
+        "a collective after shutdown is an error"
+    );
 }
 
-fn mpirun(np: usize, args: &[&str], envs: &[(&str, &str)], limit: Duration) -> std::process::Output {
+fn mpirun(
+    np: usize,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    limit: Duration,
+) -> std::process::Output {
     let exe = std::env::current_exe().unwrap();
     let mut cmd = Command::new("timeout");
     cmd.arg(limit.as_secs().to_string())
         .arg("mpirun")
-        .args(["--oversubscribe", "--bind-to", "none", "-np", &np.to_string()])
+        .args([
+            "--oversubscribe",
+            "--bind-to",
+            "none",
+            "-np",
+            &np.to_string(),
+        ])
         .arg(exe)
         .args(args)
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
@@ -68,7 +86,13 @@ fn mpirun(np: usize, args: &[&str], envs: &[(&str, &str)], limit: Duration) -> s
 fn collectives_over_three_ranks() {
     let out = mpirun(
         3,
-        &["--exact", "child_collectives", "--nocapture", "--test-threads", "1"],
+        &[
+            "--exact",
+            "child_collectives",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ],
         &[(CHILD, "1")],
         Duration::from_secs(120),
     );

@@ -59,7 +59,12 @@ fn all_sum(t: &Tensor, sync: &BatchNormSync) -> Result<Tensor> {
     let s = sync.clone();
     let backward: d2l_tensor::BackwardFn =
         Arc::new(move |g: &Tensor| Ok(vec![Some(no_grad(|| reduce(g, &s))?)]));
-    Ok(Tensor::custom_op_named("bwd:sync_bn_sum", value, &[t], backward))
+    Ok(Tensor::custom_op_named(
+        "bwd:sync_bn_sum",
+        value,
+        &[t],
+        backward,
+    ))
 }
 
 /// Training-mode batch normalisation with statistics over every process's rows (see
@@ -95,11 +100,17 @@ fn sync_batch_norm(
     }
     no_grad(|| -> Result<()> {
         if let Some(rm) = running_mean {
-            rm.copy_(&rm.mul_scalar(1.0 - momentum)?.add(&mean.detach().mul_scalar(momentum)?)?)?;
+            rm.copy_(
+                &rm.mul_scalar(1.0 - momentum)?
+                    .add(&mean.detach().mul_scalar(momentum)?)?,
+            )?;
         }
         if let Some(rv) = running_var {
             let unbiased = var.detach().mul_scalar(n / (n - 1.0).max(1.0))?;
-            rv.copy_(&rv.mul_scalar(1.0 - momentum)?.add(&unbiased.mul_scalar(momentum)?)?)?;
+            rv.copy_(
+                &rv.mul_scalar(1.0 - momentum)?
+                    .add(&unbiased.mul_scalar(momentum)?)?,
+            )?;
         }
         Ok(())
     })?;

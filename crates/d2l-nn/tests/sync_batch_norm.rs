@@ -17,7 +17,10 @@ fn close(a: &Tensor, b: &Tensor, tol: f64, what: &str) {
     let (a, b) = (a.to_f64_vec(), b.to_f64_vec());
     assert_eq!(a.len(), b.len(), "{what}");
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{what}[{i}]: {x} vs {y}");
+        assert!(
+            (x - y).abs() <= tol * (1.0 + y.abs()),
+            "{what}[{i}]: {x} vs {y}"
+        );
     }
 }
 
@@ -40,7 +43,9 @@ fn run(layer: &dyn Module, x: &Tensor, w: &Tensor) -> Result<Vec<Tensor>> {
 #[test]
 fn synchronised_batch_norm_matches_the_local_kernel() -> Result<()> {
     let mut g = Generator::new(7);
-    let x4 = Tensor::randn_with(&mut g, &[6, 3, 4, 5]).mul_scalar(2.0)?.add_scalar(0.5)?;
+    let x4 = Tensor::randn_with(&mut g, &[6, 3, 4, 5])
+        .mul_scalar(2.0)?
+        .add_scalar(0.5)?;
     let w4 = Tensor::randn_with(&mut g, &[6, 3, 4, 5]);
     let x2 = Tensor::randn_with(&mut g, &[8, 4]);
     let w2 = Tensor::randn_with(&mut g, &[8, 4]);
@@ -48,8 +53,12 @@ fn synchronised_batch_norm_matches_the_local_kernel() -> Result<()> {
         let a = BatchNorm2d::new(3)?;
         let b = BatchNorm1d::new(4)?;
         // Non-trivial affine parameters.
-        a.parameters()[0].detach().copy_(&Tensor::from_vec(vec![0.5f32, 1.5, -1.0], &[3])?)?;
-        b.parameters()[1].detach().copy_(&Tensor::from_vec(vec![0.1f32, 0.2, 0.3, 0.4], &[4])?)?;
+        a.parameters()[0]
+            .detach()
+            .copy_(&Tensor::from_vec(vec![0.5f32, 1.5, -1.0], &[3])?)?;
+        b.parameters()[1]
+            .detach()
+            .copy_(&Tensor::from_vec(vec![0.1f32, 0.2, 0.3, 0.4], &[4])?)?;
         Ok((a, b))
     };
     let (a, b) = make()?;
@@ -83,7 +92,12 @@ fn synchronised_batch_norm_matches_the_local_kernel() -> Result<()> {
     set_batch_norm_sync(Some(twice));
     let (a, _) = make()?;
     let doubled = run(&a, &x4, &w4)?;
-    close(&doubled[0], &local4[0], 1e-5, "output with two identical processes");
+    close(
+        &doubled[0],
+        &local4[0],
+        1e-5,
+        "output with two identical processes",
+    );
     set_batch_norm_sync(None);
     // Eval mode never synchronises.
     let calls_before = calls.load(Ordering::SeqCst);

@@ -29,6 +29,11 @@
 //! metrics so far, so that an interrupted run ends with the weights an uninterrupted one
 //! would have (on the CPU with the same threads).
 //!
+//! **Several processes.** With `config.distributed` the loop trains data-parallel over
+//! the ranks of a communicator ([`crate::dist`]): each rank trains on its rows of every
+//! global batch, gradients are summed over the ranks before clipping and the step, and
+//! the epoch's sums are added up over the ranks.
+//!
 //! ```no_run
 //! use d2l_nn::layers::{Flatten, Linear};
 //! use d2l_nn::optim::Sgd;
@@ -644,7 +649,9 @@ impl<'a> Trainer<'a> {
                 if fail_at == Some((rank, epoch, step)) {
                     return Err(Error::InvalidArgument {
                         op: "train",
-                        msg: format!("D2L_TEST_FAIL_AT: failing on purpose at epoch {epoch}, step {step}"),
+                        msg: format!(
+                            "D2L_TEST_FAIL_AT: failing on purpose at epoch {epoch}, step {step}"
+                        ),
                     });
                 }
                 let mut dist_stop = false;
@@ -1075,7 +1082,8 @@ impl<'a> Trainer<'a> {
             Some(Ok((b, _))) => b.clone(),
             _ => Vec::new(),
         };
-        comm.broadcast_bytes(&mut bytes, 0).map_err(dist::comm_error)?;
+        comm.broadcast_bytes(&mut bytes, 0)
+            .map_err(dist::comm_error)?;
         match read {
             Some(Ok((_, path))) => Ok((Checkpoint::load(&path)?, path)),
             Some(Err(e)) => Err(dist::shared_error(e.to_string())),

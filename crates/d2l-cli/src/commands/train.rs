@@ -5,15 +5,15 @@ use super::{find_model, image_data, CliResult, DataArgs, DeviceArgs};
 use clap::Args;
 use d2l_data::loader::load_array;
 use d2l_data::synthetic::synthetic_data;
+use d2l_dist::Comm;
 use d2l_models::recipe::OptimizerKind;
 use d2l_models::zoo::{ModelInfo, TaskKind};
 use d2l_nn::loss::{cross_entropy_simple, mse_loss, Reduction};
 use d2l_nn::optim::{Adam, AdamConfig, AdamW, Optimizer, ParamGroup, Sgd, SgdConfig};
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{Generator, Tensor};
-use d2l_train::run_dir::{RunDir, RunMode};
-use d2l_dist::Comm;
 use d2l_train::dist::Distributed;
+use d2l_train::run_dir::{RunDir, RunMode};
 use d2l_train::trainer::{LossFn, Task, TrainConfig, TrainSummary, Trainer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -430,8 +430,7 @@ pub fn distributed(a: &TrainArgs) -> CliResult<Option<Distributed>> {
 /// The sum over the ranks that synchronised batch norm needs.
 fn sync_bn_reducer(comm: Comm) -> d2l_nn::norm::BatchNormSync {
     std::sync::Arc::new(move |buf: &mut [f32]| {
-        comm.allreduce_sum(buf)
-            .map_err(d2l_train::dist::comm_error)
+        comm.allreduce_sum(buf).map_err(d2l_train::dist::comm_error)
     })
 }
 
@@ -515,8 +514,7 @@ fn finish_distributed(result: CliResult<()>) -> CliResult<()> {
         Err(e) => {
             let interrupted = e.downcast_ref::<super::Interrupted>().is_some();
             let shared = interrupted
-                || e
-                    .downcast_ref::<d2l_tensor::Error>()
+                || e.downcast_ref::<d2l_tensor::Error>()
                     .is_some_and(d2l_train::dist::is_shared_error);
             if shared {
                 // Every rank stopped at the same point: rank 0 says why, all end in order.
