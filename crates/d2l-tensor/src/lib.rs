@@ -33,6 +33,7 @@ mod storage;
 mod tensor;
 mod threads;
 
+pub use backprop::{set_grad_ready_hook, GradReadyHook};
 pub use cpu::caps::{cpu_path, detected_cpu_path, CpuPath};
 pub use cpu::matmul::sgemm_name;
 pub use cuda::{num_gpus, try_all_gpus, try_gpu, CudaStorage};

@@ -10,11 +10,11 @@
 //!   keeps its rows ([`shard_range`]); its loss is weighted by its share of the global
 //!   batch, so that the summed gradients are exactly the gradient of the global batch's
 //!   mean loss — a short last batch included.
-//! - **Gradients** are summed over the ranks in buckets of about 25 MB, last layers
-//!   first; each bucket is handed to the communication thread as soon as it is packed,
-//!   so packing the next one overlaps its allreduce. (The allreduce starts after the
-//!   backward pass: the autograd has no per-parameter "gradient ready" hook yet, so
-//!   communication does not overlap the backward pass itself.) Clipping and the
+//! - **Gradients** are summed over the ranks in buckets of about 25 MB (1 MB for the
+//!   first), last layers first ([`GradSync`]). A bucket's allreduce starts from the
+//!   autograd's gradient-ready hook as soon as its last gradient is ready, so it runs on
+//!   the communication thread while the backward pass goes on (`D2L_DIST_OVERLAP=0`
+//!   starts them all after the backward pass instead, for measuring). Clipping and the
 //!   optimiser step come after the sum, so every rank makes the same update.
 //! - **Measurements.** The epoch's sums (training and evaluation) are summed over the
 //!   ranks; only rank 0 prints and writes the run folder.
@@ -22,10 +22,19 @@
 //!   and rank 0's running statistics are given to every rank after each epoch.
 
 use crate::tasks::Batch;
-use d2l_dist::{Comm, DistError};
+use d2l_dist::{Comm, DistError, Pending};
 use d2l_nn::Module;
-use d2l_tensor::{no_grad, DType, Error, Result, Tensor};
+use d2l_tensor::{no_grad, DType, Error, Result, Tensor, TensorId};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::Instant;
+
+/// Whether gradient allreduces start during the backward pass (`D2L_DIST_OVERLAP=0`:
+/// after it).
+pub fn overlap_enabled() -> bool {
+    std::env::var("D2L_DIST_OVERLAP").map_or(true, |v| v.trim() != "0")
+}
 
 /// Floats per gradient bucket: 25 MB of f32, DDP's `bucket_cap_mb` default.
 pub const BUCKET_FLOATS: usize = 25 * 1024 * 1024 / 4;
@@ -187,92 +196,174 @@ pub fn state_checksum(net: &dyn Module) -> Result<u64> {
     Ok(h)
 }
 
-/// Sums the parameters' gradients over the ranks in buckets (last parameters first) and
-/// `control` (flags every rank must agree on) with the last bucket; returns the summed
-/// control values and the seconds spent waiting for the communication.
+/// Floats of the first gradient bucket: 1 MB, as DDP, so that the first allreduce starts
+/// early in the backward pass.
+pub const FIRST_BUCKET_FLOATS: usize = 1024 * 1024 / 4;
+
+/// Sums the parameters' gradients over the ranks in buckets, last parameters first
+/// (about [`FIRST_BUCKET_FLOATS`] for the first, [`BUCKET_FLOATS`] for the others).
 ///
-/// A parameter that has no gradient on any rank keeps none; one that has a gradient on
-/// some rank gets the sum (the others count as zeros).
-pub(crate) fn allreduce_grads(
-    comm: &Comm,
-    params: &[Tensor],
-    control: &[f32],
-) -> Result<(Vec<f32>, f64)> {
-    // Whether each parameter has a gradient here, summed with the control values.
-    let mut tail: Vec<f32> = control.to_vec();
-    tail.extend(params.iter().map(|p| f32::from(p.grad().is_some() as u8)));
-    if comm.size() == 1 {
-        return Ok((tail[..control.len()].to_vec(), 0.0));
-    }
-    // Buckets of parameter indices, last layers first.
-    let mut buckets: Vec<Vec<usize>> = Vec::new();
-    let mut cur: Vec<usize> = Vec::new();
-    let mut cur_len = 0;
-    for i in (0..params.len()).rev() {
-        let n = params[i].numel();
-        if !cur.is_empty() && cur_len + n > BUCKET_FLOATS {
-            buckets.push(std::mem::take(&mut cur));
-            cur_len = 0;
-        }
-        cur.push(i);
-        cur_len += n;
-    }
-    buckets.push(cur);
-    let mut pending = Vec::with_capacity(buckets.len());
-    let last = buckets.len() - 1;
-    for (k, bucket) in buckets.iter().enumerate() {
-        let len: usize = bucket.iter().map(|&i| params[i].numel()).sum();
-        let mut buf = Vec::with_capacity(len + if k == last { tail.len() } else { 0 });
-        for &i in bucket {
-            match params[i].grad() {
-                Some(g) => buf.extend(g.cpu()?.to_vec::<f32>()),
-                None => buf.extend(std::iter::repeat_n(0.0f32, params[i].numel())),
-            }
-        }
-        if k == last {
-            buf.extend_from_slice(&tail);
-        }
-        // Handed over at once: the next bucket is packed while this one is summed.
-        pending.push(comm.start_allreduce_sum(buf).map_err(comm_error)?);
-    }
-    let mut waited = 0.0;
-    let mut summed_tail = Vec::new();
-    for (k, (bucket, p)) in buckets.iter().zip(pending).enumerate() {
-        let t0 = Instant::now();
-        let buf = p.wait().map_err(comm_error)?;
-        waited += t0.elapsed().as_secs_f64();
-        let mut at = 0;
-        if k == last {
-            summed_tail = buf[buf.len() - tail.len()..].to_vec();
-        }
-        for &i in bucket {
-            let n = params[i].numel();
-            let vals = buf[at..at + n].to_vec();
-            at += n;
-            let has_any = if k == last {
-                summed_tail[control.len() + i] > 0.0
+/// With [`GradSync::hook`] installed as the autograd's gradient-ready hook, a bucket's
+/// allreduce starts as soon as all its gradients are ready, while the backward pass goes
+/// on; [`GradSync::finish`] starts the rest (all of them without the hook), waits, and
+/// writes the sums back. Buckets start in the same order on every rank (bucket `k` only
+/// after bucket `k - 1`), as MPI needs.
+pub(crate) struct GradSync {
+    comm: Comm,
+    params: Vec<Tensor>,
+    buckets: Vec<Vec<usize>>,
+    bucket_of: HashMap<TensorId, usize>,
+    step: RefCell<StepState>,
+}
+
+#[derive(Default)]
+struct StepState {
+    ready: Vec<usize>,
+    pending: Vec<Pending>,
+    error: Option<Error>,
+}
+
+impl GradSync {
+    pub(crate) fn new(comm: Comm, params: Vec<Tensor>) -> GradSync {
+        let mut buckets: Vec<Vec<usize>> = Vec::new();
+        let mut cur: Vec<usize> = Vec::new();
+        let mut cur_len = 0;
+        for i in (0..params.len()).rev() {
+            let cap = if buckets.is_empty() {
+                FIRST_BUCKET_FLOATS
             } else {
-                // Known only with the last bucket: decided below.
-                true
+                BUCKET_FLOATS
             };
-            let p = &params[i];
-            if has_any {
-                let mut g = Tensor::from_vec(vals, p.shape())?;
-                if p.dtype() != DType::F32 {
-                    g = g.to_dtype(p.dtype())?;
+            let n = params[i].numel();
+            if !cur.is_empty() && cur_len + n > cap {
+                buckets.push(std::mem::take(&mut cur));
+                cur_len = 0;
+            }
+            cur.push(i);
+            cur_len += n;
+        }
+        if !cur.is_empty() {
+            buckets.push(cur);
+        }
+        let mut bucket_of = HashMap::new();
+        for (k, b) in buckets.iter().enumerate() {
+            for &i in b {
+                bucket_of.insert(params[i].id(), k);
+            }
+        }
+        GradSync {
+            comm,
+            params,
+            buckets,
+            bucket_of,
+            step: RefCell::new(StepState::default()),
+        }
+    }
+
+    /// Clears the previous step's state (call before the backward pass).
+    pub(crate) fn begin_step(&self) {
+        *self.step.borrow_mut() = StepState {
+            ready: vec![0; self.buckets.len()],
+            ..Default::default()
+        };
+    }
+
+    /// The gradient-ready hook over `this` (see [`d2l_tensor::set_grad_ready_hook`]).
+    pub(crate) fn hook(this: &Rc<GradSync>) -> d2l_tensor::GradReadyHook {
+        let me = this.clone();
+        Rc::new(move |t: &Tensor| me.on_ready(t))
+    }
+
+    fn on_ready(&self, t: &Tensor) {
+        let Some(&k) = self.bucket_of.get(&t.id()) else {
+            return;
+        };
+        let mut st = self.step.borrow_mut();
+        if st.error.is_some() {
+            return;
+        }
+        st.ready[k] += 1;
+        // Start every bucket, in order, whose gradients are all ready.
+        while st.pending.len() < self.buckets.len()
+            && st.ready[st.pending.len()] == self.buckets[st.pending.len()].len()
+        {
+            let k = st.pending.len();
+            match self.launch(k) {
+                Ok(p) => st.pending.push(p),
+                Err(e) => {
+                    st.error = Some(e);
+                    return;
                 }
-                let g = g.to(p.device())?;
-                p.set_grad(Some(g));
             }
         }
     }
-    // Parameters without a gradient on any rank keep none.
-    for (i, p) in params.iter().enumerate() {
-        if summed_tail[control.len() + i] == 0.0 {
-            p.set_grad(None);
+
+    fn launch(&self, k: usize) -> Result<Pending> {
+        let bucket = &self.buckets[k];
+        let len: usize = bucket.iter().map(|&i| self.params[i].numel()).sum();
+        let mut buf = Vec::with_capacity(len);
+        for &i in bucket {
+            match self.params[i].grad() {
+                Some(g) => buf.extend(g.cpu()?.to_vec::<f32>()),
+                None => buf.extend(std::iter::repeat_n(0.0f32, self.params[i].numel())),
+            }
         }
+        self.comm.start_allreduce_sum(buf).map_err(comm_error)
     }
-    Ok((summed_tail[..control.len()].to_vec(), waited))
+
+    /// Starts the buckets not started yet and `control` (flags every rank must agree on,
+    /// summed), waits for every sum and writes the gradients back; returns the summed
+    /// control values and the seconds spent waiting. A parameter without a gradient on
+    /// any rank keeps none; one with a gradient on some rank gets the sum.
+    pub(crate) fn finish(&self, control: &[f32]) -> Result<(Vec<f32>, f64)> {
+        if self.comm.size() == 1 {
+            return Ok((control.to_vec(), 0.0));
+        }
+        let mut st = std::mem::take(&mut *self.step.borrow_mut());
+        if let Some(e) = st.error.take() {
+            return Err(e);
+        }
+        while st.pending.len() < self.buckets.len() {
+            let p = self.launch(st.pending.len())?;
+            st.pending.push(p);
+        }
+        let mut tail: Vec<f32> = control.to_vec();
+        tail.extend(
+            self.params
+                .iter()
+                .map(|p| f32::from(p.grad().is_some() as u8)),
+        );
+        let tail_pending = self.comm.start_allreduce_sum(tail).map_err(comm_error)?;
+        let mut waited = 0.0;
+        let mut sums = Vec::with_capacity(self.buckets.len());
+        for p in st.pending {
+            let t0 = Instant::now();
+            sums.push(p.wait().map_err(comm_error)?);
+            waited += t0.elapsed().as_secs_f64();
+        }
+        let t0 = Instant::now();
+        let tail = tail_pending.wait().map_err(comm_error)?;
+        waited += t0.elapsed().as_secs_f64();
+        let has_grad = &tail[control.len()..];
+        for (bucket, buf) in self.buckets.iter().zip(sums) {
+            let mut at = 0;
+            for &i in bucket {
+                let p = &self.params[i];
+                let n = p.numel();
+                if has_grad[i] > 0.0 {
+                    let mut g = Tensor::from_vec(buf[at..at + n].to_vec(), p.shape())?;
+                    if p.dtype() != DType::F32 {
+                        g = g.to_dtype(p.dtype())?;
+                    }
+                    p.set_grad(Some(g.to(p.device())?));
+                } else {
+                    p.set_grad(None);
+                }
+                at += n;
+            }
+        }
+        Ok((tail[..control.len()].to_vec(), waited))
+    }
 }
 
 #[cfg(test)]
@@ -323,7 +414,9 @@ mod tests {
         let p = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
         let q = Tensor::from_vec(vec![3.0f32], &[1]).unwrap();
         p.set_grad(Some(Tensor::from_vec(vec![0.5f32, -0.5], &[2]).unwrap()));
-        let (ctl, _) = allreduce_grads(&comm, &[p.clone(), q.clone()], &[1.0, 0.0]).unwrap();
+        let sync = GradSync::new(comm.clone(), vec![p.clone(), q.clone()]);
+        sync.begin_step();
+        let (ctl, _) = sync.finish(&[1.0, 0.0]).unwrap();
         assert_eq!(ctl, vec![1.0, 0.0]);
         assert_eq!(p.grad().unwrap().to_vec::<f32>(), vec![0.5, -0.5]);
         assert!(q.grad().is_none());

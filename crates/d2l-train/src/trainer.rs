@@ -537,6 +537,10 @@ impl<'a> Trainer<'a> {
         }
         let mut comm_wait = 0.0;
         let mut step_secs = 0.0;
+        let grad_sync = dist
+            .as_ref()
+            .map(|d| std::rc::Rc::new(dist::GradSync::new(d.comm.clone(), params.clone())));
+        let overlap = dist::overlap_enabled() && ranks > 1;
         let fail_at = fail_point();
         if let Some(s) = &self.scheduler {
             let e = s.last_epoch();
@@ -589,6 +593,9 @@ impl<'a> Trainer<'a> {
                     None => Some(batch),
                 };
                 self.optimizer.zero_grad();
+                if let Some(gs) = &grad_sync {
+                    gs.begin_step();
+                }
                 let mut local_nonfinite = 0.0f32;
                 let mut stats = None;
                 let mut hook_loss = f64::NAN;
@@ -633,14 +640,20 @@ impl<'a> Trainer<'a> {
                             });
                         }
                     }
-                    if dist.is_some() && batch.size != global_size {
+                    if let (Some(gs), true) = (&grad_sync, overlap) {
+                        // Buckets start summing while the backward pass goes on.
+                        d2l_tensor::set_grad_ready_hook(Some(dist::GradSync::hook(gs)));
+                    }
+                    let backward = if dist.is_some() && batch.size != global_size {
                         // This rank's share of the global batch's mean loss: the summed
                         // gradients are exactly the global batch's.
                         let w = batch.size as f64 / global_size as f64;
-                        out.loss.mul_scalar(w)?.backward()?;
+                        out.loss.mul_scalar(w).and_then(|l| l.backward())
                     } else {
-                        out.loss.backward()?;
-                    }
+                        out.loss.backward()
+                    };
+                    d2l_tensor::set_grad_ready_hook(None);
+                    backward?;
                     if !self.batch_hooks.is_empty() {
                         hook_loss = out.loss.item_f64()?;
                     }
@@ -655,10 +668,9 @@ impl<'a> Trainer<'a> {
                     });
                 }
                 let mut dist_stop = false;
-                if let Some(d) = &dist {
+                if let Some(gs) = &grad_sync {
                     let stop = f32::from(self.stop_requested() as u8);
-                    let (ctl, waited) =
-                        dist::allreduce_grads(&d.comm, &params, &[local_nonfinite, stop])?;
+                    let (ctl, waited) = gs.finish(&[local_nonfinite, stop])?;
                     comm_wait += waited;
                     if ctl[0] > 0.0 {
                         bar.abandon();
