@@ -54,6 +54,9 @@ enum Command {
     Devices,
     /// List the data sets and where their files are (or would be) found.
     Datasets(commands::info::DatasetsArgs),
+    /// The book's numbers beside ours: run a section's recipe (or `all`, `--quick`), check
+    /// each value against its tolerance, write the run records (`--list` shows them).
+    Reproduce(commands::reproduce::ReproduceArgs),
     /// Chapter-4 experiments (4.4, 4.5, 4.8, 4.9, 4.10).
     #[command(flatten)]
     Experiment(commands::experiments::ExperimentCommand),
@@ -65,15 +68,10 @@ enum Command {
 fn default_sigpipe() {
     #[cfg(unix)]
     {
-        extern "C" {
-            fn signal(signum: i32, handler: usize) -> usize;
-        }
-        const SIGPIPE: i32 = 13;
-        const SIG_DFL: usize = 0;
         // SAFETY: installing the default disposition for SIGPIPE at start-up, before any
         // thread exists; no handler code runs.
         unsafe {
-            signal(SIGPIPE, SIG_DFL);
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
 }
@@ -118,6 +116,7 @@ fn main() -> ExitCode {
         Some(Command::Finetune(a)) => commands::finetune::run(a),
         Some(Command::Detect(a)) => commands::detect::detect(a),
         Some(Command::Augment(a)) => commands::augment::run(a),
+        Some(Command::Reproduce(a)) => commands::reproduce::run(a),
         Some(Command::Experiment(e)) => commands::experiments::run(e),
     };
     match result {

@@ -95,7 +95,9 @@ fn train_char_models_briefly() {
             !extra.is_empty() && extra[0] == "--random-iter"
         );
         let ppl = j["perplexity"].as_f64().unwrap();
-        assert!(ppl > 1.0 && ppl < 40.0, "{model}: perplexity {ppl}");
+        // An untrained model's perplexity is about the vocabulary size, 28: three short
+        // epochs must have learned something (13–18 here, seed 0).
+        assert!(ppl > 1.0 && ppl < 22.0, "{model}: perplexity {ppl}");
         assert!(j["tokens_per_sec"].as_f64().unwrap() > 0.0);
         for f in [
             "config.json",

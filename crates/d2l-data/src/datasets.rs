@@ -30,8 +30,8 @@ use crate::idx::{read_idx_pair, ImageSet, FASHION_MNIST_LABELS, IDX_FILE_NAMES};
 use crate::loader::{Batch, DataLoader, Dataset, Example};
 use crate::shapes::{Shapes, SHAPES_CLASSES, SHAPES_TEST_SIZE, SHAPES_TRAIN_SIZE};
 use crate::text::{load_corpus_time_machine, Vocab};
-use crate::transforms::{Compose, Resizer};
-use d2l_tensor::Tensor;
+use crate::transforms::{Compose, ImageTransform, Resizer};
+use d2l_tensor::{Generator, Tensor};
 use rayon::prelude::*;
 use std::fmt;
 use std::path::PathBuf;
@@ -88,7 +88,10 @@ impl ImageDataset {
     }
 
     /// Applies `transform` to every batch `[N, 1, H, W]` (and every single image `[1, H, W]`)
-    /// after the conversion to `f32` and the resize, e.g. a `Normalize`.
+    /// after the conversion to `f32` and the resize: a deterministic, batch-aware transform
+    /// such as [`Normalize`](crate::transforms::Normalize). Random augmentation is per
+    /// example and seeded: wrap the data set in an
+    /// [`AugmentedDataset`](crate::transforms::AugmentedDataset) instead.
     pub fn with_transform(mut self, transform: Compose) -> ImageDataset {
         self.transform = Some(transform);
         self
@@ -143,7 +146,8 @@ impl ImageDataset {
     fn finish(&self, x: Tensor) -> Result<Tensor> {
         match &self.transform {
             None => Ok(x),
-            Some(t) => t.apply(&x),
+            // Deterministic transforms ignore the generator (see `with_transform`).
+            Some(t) => t.apply(&x, &mut Generator::new(0)),
         }
     }
 }

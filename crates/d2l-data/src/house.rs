@@ -41,67 +41,36 @@ fn format_err(path: &Path, msg: impl Into<String>) -> DataError {
     }
 }
 
-/// Splits CSV text into records (RFC 4180: quoted fields may hold commas, doubled quotes and
-/// line breaks; `\n` or `\r\n` ends a record). Returns each record with its first line number.
+/// Splits CSV text into records with the `csv` crate (RFC 4180: quoted fields may hold
+/// commas, doubled quotes and line breaks; blank lines are skipped). Returns each record
+/// with its first line number.
 fn parse_csv_records(path: &Path, text: &str) -> Result<Vec<(usize, Vec<String>)>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let mut records = Vec::new();
-    let mut record: Vec<String> = Vec::new();
-    let mut field = String::new();
-    let mut in_quotes = false;
-    let mut line = 1usize;
-    let mut record_line = 1usize;
-    let mut field_started = false; // whether the current record has any content yet
-    let mut chars = text.chars().peekable();
-    while let Some(ch) = chars.next() {
-        if in_quotes {
-            match ch {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => in_quotes = false,
-                '\n' => {
-                    line += 1;
-                    field.push(ch);
-                }
-                _ => field.push(ch),
-            }
-            continue;
-        }
-        match ch {
-            '"' if field.is_empty() => {
-                in_quotes = true;
-                field_started = true;
-            }
-            ',' => {
-                record.push(std::mem::take(&mut field));
-                field_started = true;
-            }
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' => {
-                if field_started || !field.is_empty() {
-                    record.push(std::mem::take(&mut field));
-                    records.push((record_line, std::mem::take(&mut record)));
-                }
-                field_started = false;
-                line += 1;
-                record_line = line;
-            }
-            _ => {
-                field.push(ch);
-                field_started = true;
-            }
-        }
+    let mut last_start = None;
+    for r in reader.records() {
+        let r = r.map_err(|e| format_err(path, format!("not valid CSV: {e}")))?;
+        let (line, byte) = r
+            .position()
+            .map_or((0, 0), |p| (p.line() as usize, p.byte() as usize));
+        last_start = Some((line, byte));
+        records.push((line, r.iter().map(str::to_string).collect()));
     }
-    if in_quotes {
-        return Err(format_err(
-            path,
-            format!("unterminated quoted field in the record starting on line {record_line}"),
-        ));
-    }
-    if field_started || !field.is_empty() {
-        record.push(field);
-        records.push((record_line, record));
+    // The csv crate reads a quote left open up to the end of the input as one field; a
+    // file cut short inside a quoted field is an error here. Quotes come in pairs in a
+    // well-formed record (doubled quotes included), so an odd count in the last record
+    // means one was left open.
+    if let Some((line, byte)) = last_start {
+        let tail = text.get(byte..).unwrap_or("");
+        if tail.bytes().filter(|&b| b == b'"').count() % 2 == 1 {
+            return Err(format_err(
+                path,
+                format!("unterminated quoted field in the record starting on line {line}"),
+            ));
+        }
     }
     Ok(records)
 }

@@ -23,7 +23,8 @@
 
 use crate::archive::{self, RemoveOnDrop};
 use crate::error::{io, DataError, Result};
-use sha1::{Digest, Sha1};
+pub use sha1::Digest;
+use sha1::Sha1;
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -687,12 +688,23 @@ fn hex(bytes: &[u8]) -> String {
 
 /// The SHA-1 of a file's bytes, as lowercase hex.
 pub fn sha1_file(path: &Path) -> Result<String> {
-    let f = File::open(path).map_err(io(path))?;
-    sha1_reader(f).map_err(io(path))
+    digest_file::<Sha1>(path)
 }
 
-fn sha1_reader(mut r: impl Read) -> std::io::Result<String> {
-    let mut h = Sha1::new();
+/// The digest `D` (any RustCrypto hash: SHA-1 here, MD5 and SHA-256 in `d2l-vision`) of a
+/// file's bytes, as lowercase hex; the file is read in 1 MiB pieces.
+pub fn digest_file<D: Digest>(path: &Path) -> Result<String> {
+    let f = File::open(path).map_err(io(path))?;
+    digest_reader::<D>(f).map_err(io(path))
+}
+
+/// The digest `D` of bytes in memory, as lowercase hex.
+pub fn digest_hex<D: Digest>(bytes: &[u8]) -> String {
+    hex(&D::digest(bytes))
+}
+
+fn digest_reader<D: Digest>(mut r: impl Read) -> std::io::Result<String> {
+    let mut h = D::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         match r.read(&mut buf) {
@@ -748,7 +760,7 @@ fn verify(path: &Path, file: &RemoteFile) -> Result<()> {
                 let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
                 // An unreadable gzip simply is not an acceptable copy; one that expands
                 // past what deflate can give is cut short (and so does not match).
-                sha1_reader(gz.take(len.saturating_mul(crate::archive::MAX_EXPANSION)))
+                digest_reader::<Sha1>(gz.take(len.saturating_mul(crate::archive::MAX_EXPANSION)))
                     .map(|s| s.eq_ignore_ascii_case(g))
                     .unwrap_or(false)
             }

@@ -9,7 +9,7 @@ use d2l_data::datasets::{
 use d2l_data::hub::DataHub;
 use d2l_data::idx::ImageSet;
 use d2l_data::loader::{DataLoader, Dataset};
-use d2l_data::transforms::{resize_bilinear, Compose, Transform};
+use d2l_data::transforms::{resize_bilinear, Compose, Normalize};
 use d2l_data::DataError;
 use d2l_tensor::{DType, Tensor};
 use std::path::PathBuf;
@@ -167,10 +167,7 @@ fn image_dataset_items_and_batches_agree() {
     let ds = ImageDataset::new(set)
         .with_resize(Some(300))
         .unwrap()
-        .with_transform(Compose::new(vec![Transform::Normalize {
-            mean: vec![0.5],
-            std: vec![0.25],
-        }]));
+        .with_transform(Compose::default().then(Normalize::new(&[0.5], &[0.25]).unwrap()));
     assert_eq!(ds.output_size(), (300, 300));
     let idx: Vec<usize> = (0..15).map(|i| i % 3).collect();
     let b = ds.get_batch(&idx).unwrap();

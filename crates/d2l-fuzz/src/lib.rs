@@ -88,11 +88,7 @@ static ALLOC: CountingAlloc = CountingAlloc;
 
 #[cold]
 fn over_cap(size: usize) -> ! {
-    extern "C" {
-        fn write(fd: i32, buf: *const u8, count: usize) -> isize;
-        fn _exit(status: i32) -> !;
-        fn strlen(s: *const u8) -> usize;
-    }
+    use libc::{_exit, strlen, write};
     let head = b"FINDING: an allocation over the fuzzing cap (bytes, hex): 0x";
     let mut hex = [0u8; 16];
     for (i, h) in hex.iter_mut().enumerate() {
@@ -103,14 +99,14 @@ fn over_cap(size: usize) -> ! {
     // SAFETY: raw writes of live buffers to stderr and an immediate exit; `input` is null
     // or a NUL-terminated string leaked by `set_current`.
     unsafe {
-        write(2, head.as_ptr(), head.len());
-        write(2, hex.as_ptr(), hex.len());
+        write(2, head.as_ptr().cast(), head.len());
+        write(2, hex.as_ptr().cast(), hex.len());
         if !input.is_null() {
             let t = b"; input: ";
-            write(2, t.as_ptr(), t.len());
-            write(2, input, strlen(input));
+            write(2, t.as_ptr().cast(), t.len());
+            write(2, input.cast(), strlen(input.cast()));
         }
-        write(2, b"\n".as_ptr(), 1);
+        write(2, b"\n".as_ptr().cast(), 1);
         _exit(3)
     }
 }

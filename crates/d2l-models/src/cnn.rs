@@ -1,3 +1,6 @@
+// One file, over 1,000 lines, on purpose: the CNNs of chapters 6–7, one section per book
+// section in the book's order, sharing the geometry helpers (`spatial_or_err`, `conv`,
+// pools) that size each first `Linear` from the input.
 //! The convolutional networks of D2L chapters 6–7, built layer for layer as the book's
 //! PyTorch code builds them: LeNet (6.6, and a ReLU + max-pool variant), AlexNet (7.1),
 //! VGG (7.2), NiN (7.3), GoogLeNet (7.4), LeNet with batch normalisation (7.5, from scratch
@@ -47,8 +50,7 @@ use d2l_nn::layers::{Dropout, Flatten, Linear, ReLU, Sigmoid};
 use d2l_nn::norm::{BatchNorm1d, BatchNorm2d};
 use d2l_nn::pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
 use d2l_nn::{Module, Sequential};
-use d2l_tensor::{no_grad, Error, Result, Tensor};
-use std::sync::atomic::{AtomicBool, Ordering};
+use d2l_tensor::{Error, Result, Tensor};
 use std::sync::Arc;
 
 // ---------------------------------------------------------------------------------------
@@ -233,19 +235,24 @@ fn finish(net: Sequential) -> Result<Sequential> {
 // ---------------------------------------------------------------------------------------
 // 6.6 LeNet
 
-/// The activation and pooling of a LeNet variant.
+/// One LeNet variant: the book's 6.6 network (sigmoid, average pooling, padding 2 on the
+/// first conv), the modern one of its exercises (ReLU, max pooling) and 7.5's BN-LeNet (no
+/// padding, a batch norm after every conv and hidden `Linear`). The layers come in the
+/// same order in all of them, so one builder writes the geometry once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LeNetKind {
-    /// The book's: sigmoid and 2×2 average pooling.
-    SigmoidAvg,
-    /// The modern variant (6.6 exercise): ReLU and 2×2 max pooling.
-    ReluMax,
+struct LeNetSpec {
+    /// Padding of the first conv (2 in 6.6, 0 in 7.5).
+    pad: usize,
+    /// ReLU and 2×2 max pooling instead of sigmoid and 2×2 average pooling.
+    relu_max: bool,
+    /// The batch normalisation after each conv and hidden `Linear`, if any.
+    bn: Option<BnKind>,
 }
 
-fn lenet_kind(cfg: &BuildConfig, kind: LeNetKind, model: &str) -> Result<Sequential> {
+fn lenet_with(cfg: &BuildConfig, spec: LeNetSpec, model: &str) -> Result<Sequential> {
     let (c, h, w) = image_shape(cfg, model)?;
     let (oh, ow) = spatial_or_err(model, h, w, |s| {
-        s.window(5, 1, 2);
+        s.window(5, 1, spec.pad);
         s.window(2, 2, 0);
         s.window(5, 1, 0);
         s.window(2, 2, 0);
@@ -257,24 +264,38 @@ fn lenet_kind(cfg: &BuildConfig, kind: LeNetKind, model: &str) -> Result<Sequent
         cfg.hidden(84),
     );
     let mut net = Sequential::new();
-    let act = |net: &mut Sequential| match kind {
-        LeNetKind::SigmoidAvg => net.push(Sigmoid),
-        LeNetKind::ReluMax => net.push(ReLU),
+    // `rank` is the rank of the normalised input: 4 after a conv, 2 after a `Linear`.
+    let norm = |net: &mut Sequential, n: usize, rank: usize| -> Result<()> {
+        match spec.bn {
+            None => {}
+            Some(BnKind::Scratch) => net.push(BatchNorm::new(n, rank)?),
+            Some(BnKind::Concise) if rank == 4 => net.push(BatchNorm2d::new(n)?),
+            Some(BnKind::Concise) => net.push(BatchNorm1d::new(n)?),
+        }
+        Ok(())
     };
-    let pool = |net: &mut Sequential| match kind {
-        LeNetKind::SigmoidAvg => net.push(avg_pool(2, 2)),
-        LeNetKind::ReluMax => net.push(max_pool(2, 2, 0)),
+    let act = |net: &mut Sequential| match spec.relu_max {
+        false => net.push(Sigmoid),
+        true => net.push(ReLU),
     };
-    net.push(conv(c, c1, 5, 1, 2)?);
+    let pool = |net: &mut Sequential| match spec.relu_max {
+        false => net.push(avg_pool(2, 2)),
+        true => net.push(max_pool(2, 2, 0)),
+    };
+    net.push(conv(c, c1, 5, 1, spec.pad)?);
+    norm(&mut net, c1, 4)?;
     act(&mut net);
     pool(&mut net);
     net.push(conv(c1, c2, 5, 1, 0)?);
+    norm(&mut net, c2, 4)?;
     act(&mut net);
     pool(&mut net);
     net.push(Flatten::new());
     net.push(Linear::new(c2 * oh * ow, f1)?);
+    norm(&mut net, f1, 2)?;
     act(&mut net);
     net.push(Linear::new(f1, f2)?);
+    norm(&mut net, f2, 2)?;
     act(&mut net);
     net.push(Linear::new(f2, cfg.num_outputs)?);
     finish(net)
@@ -284,13 +305,23 @@ fn lenet_kind(cfg: &BuildConfig, kind: LeNetKind, model: &str) -> Result<Sequent
 /// Sigmoid, AvgPool2d(2, 2), Flatten, Linear(400, 120), Sigmoid, Linear(120, 84), Sigmoid,
 /// Linear(84, 10)`; 61,706 parameters for a 1×28×28 input.
 pub fn lenet(cfg: &BuildConfig) -> Result<Sequential> {
-    lenet_kind(cfg, LeNetKind::SigmoidAvg, "lenet")
+    let spec = LeNetSpec {
+        pad: 2,
+        relu_max: false,
+        bn: None,
+    };
+    lenet_with(cfg, spec, "lenet")
 }
 
 /// LeNet with ReLU and max pooling in place of sigmoid and average pooling (the modern
 /// variant the 6.6 exercises ask for); same layers and 61,706 parameters.
 pub fn lenet_relu_max(cfg: &BuildConfig) -> Result<Sequential> {
-    lenet_kind(cfg, LeNetKind::ReluMax, "lenet-relu-max")
+    let spec = LeNetSpec {
+        pad: 2,
+        relu_max: true,
+        bn: None,
+    };
+    lenet_with(cfg, spec, "lenet-relu-max")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -661,204 +692,9 @@ pub fn googlenet(cfg: &BuildConfig) -> Result<Sequential> {
 }
 
 // ---------------------------------------------------------------------------------------
-// 7.5 Batch normalisation from scratch
+// 7.5 BN-LeNet (the from-scratch batch norm is `crate::bn_scratch`)
 
-/// D2L 7.5's `batch_norm(X, gamma, beta, moving_mean, moving_var, eps, momentum)`:
-/// returns `(Y, new_moving_mean, new_moving_var)`.
-///
-/// In training (`training = true`) `X` is normalised with the batch mean and the
-/// **biased** batch variance — per feature over the batch for a 2-D `X` [N, C], per
-/// channel over batch, height and width for a 4-D `X` [N, C, H, W] (kept as
-/// [1, C, 1, 1]) — and the moving statistics become `momentum·old + (1 − momentum)·batch`
-/// (detached). Otherwise the moving statistics normalise and come back unchanged. Then
-/// `Y = gamma·X̂ + beta`. The book switches on `torch.is_grad_enabled()`; here the caller
-/// says (the [`BatchNorm`] layer passes its train/eval mode; under `train_ch6` the two
-/// agree, since evaluation runs in eval mode without gradients). Any other rank is an
-/// error.
-#[allow(clippy::too_many_arguments)] // the book's signature, plus the mode
-pub fn batch_norm(
-    x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    moving_mean: &Tensor,
-    moving_var: &Tensor,
-    eps: f64,
-    momentum: f64,
-    training: bool,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let dims: &[isize] = match x.rank() {
-        2 => &[0],
-        4 => &[0, 2, 3],
-        r => {
-            return Err(Error::BadShape {
-                op: "batch_norm",
-                msg: format!(
-                    "expected a 2-D [N, C] or 4-D [N, C, H, W] input, got shape {:?} (rank {r})",
-                    x.shape()
-                ),
-            })
-        }
-    };
-    if !training {
-        let x_hat = x
-            .sub(moving_mean)?
-            .div(&moving_var.add_scalar(eps)?.sqrt()?)?;
-        let y = gamma.mul(&x_hat)?.add(beta)?;
-        return Ok((y, moving_mean.clone(), moving_var.clone()));
-    }
-    let mean = x.mean(dims, true)?;
-    let centered = x.sub(&mean)?;
-    let var = centered.square()?.mean(dims, true)?;
-    let x_hat = centered.div(&var.add_scalar(eps)?.sqrt()?)?;
-    let y = gamma.mul(&x_hat)?.add(beta)?;
-    let (new_mean, new_var) = no_grad(|| -> Result<(Tensor, Tensor)> {
-        let m = moving_mean
-            .mul_scalar(momentum)?
-            .add(&mean.detach().mul_scalar(1.0 - momentum)?)?;
-        let v = moving_var
-            .mul_scalar(momentum)?
-            .add(&var.detach().mul_scalar(1.0 - momentum)?)?;
-        Ok((
-            m.reshape(moving_mean.shape())?,
-            v.reshape(moving_var.shape())?,
-        ))
-    })?;
-    Ok((y, new_mean, new_var))
-}
-
-/// D2L 7.5's from-scratch `BatchNorm(num_features, num_dims)` layer: `gamma` (ones) and
-/// `beta` (zeros) are learned, of shape [1, C] (`num_dims = 2`) or [1, C, 1, 1]
-/// (`num_dims = 4`); `moving_mean` (zeros) and `moving_var` (ones) of the same shape are
-/// updated in training mode with momentum 0.9 (`0.9·old + 0.1·batch`, biased batch
-/// variance) and used in eval mode; eps is 1e-5 ([`batch_norm`]).
-///
-/// The book keeps the moving statistics as plain attributes, outside the `state_dict`;
-/// here they are buffers (in `state_dict`, saved and loaded with the weights) so a saved
-/// model evaluates as it was trained. The PyTorch mirror in `scripts/zoo_torch.py`
-/// registers them as buffers too.
-pub struct BatchNorm {
-    num_features: usize,
-    num_dims: usize,
-    training: AtomicBool,
-    /// Scale γ, [1, C] or [1, C, 1, 1].
-    pub gamma: Tensor,
-    /// Shift β, [1, C] or [1, C, 1, 1].
-    pub beta: Tensor,
-    /// Moving mean, same shape as γ (replaced in place, under `no_grad`, each training
-    /// step).
-    pub moving_mean: Tensor,
-    /// Moving (biased) variance, same shape as γ.
-    pub moving_var: Tensor,
-}
-
-impl BatchNorm {
-    /// The book's eps.
-    pub const EPS: f64 = 1e-5;
-    /// The book's momentum (weight of the old moving statistics).
-    pub const MOMENTUM: f64 = 0.9;
-
-    /// A layer over `num_features` features (`num_dims = 2`, after a `Linear`) or channels
-    /// (`num_dims = 4`, after a `Conv2d`), in training mode. Other `num_dims` or zero
-    /// features are errors.
-    pub fn new(num_features: usize, num_dims: usize) -> Result<BatchNorm> {
-        let shape: Vec<usize> = match num_dims {
-            2 => vec![1, num_features],
-            4 => vec![1, num_features, 1, 1],
-            _ => {
-                return Err(Error::InvalidArgument {
-                    op: "BatchNorm",
-                    msg: format!("expected num_dims 2 or 4, got {num_dims}"),
-                })
-            }
-        };
-        if num_features == 0 {
-            return Err(Error::InvalidArgument {
-                op: "BatchNorm",
-                msg: "expected num_features > 0".into(),
-            });
-        }
-        Ok(BatchNorm {
-            num_features,
-            num_dims,
-            training: AtomicBool::new(true),
-            gamma: Tensor::ones(&shape).requires_grad_(true)?,
-            beta: Tensor::zeros(&shape).requires_grad_(true)?,
-            moving_mean: Tensor::zeros(&shape),
-            moving_var: Tensor::ones(&shape),
-        })
-    }
-
-    /// The number of features or channels C.
-    pub fn num_features(&self) -> usize {
-        self.num_features
-    }
-
-    /// Whether the layer is in training mode (batch statistics, moving averages updated).
-    pub fn is_training(&self) -> bool {
-        self.training.load(Ordering::Relaxed)
-    }
-}
-
-impl Module for BatchNorm {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.rank() != self.num_dims || x.shape()[1] != self.num_features {
-            return Err(Error::BadShape {
-                op: "BatchNorm",
-                msg: format!(
-                    "{}: expected a {}-D input with {} channels in dim 1, got shape {:?}",
-                    self.describe(),
-                    self.num_dims,
-                    self.num_features,
-                    x.shape()
-                ),
-            });
-        }
-        let training = self.is_training();
-        let (y, m, v) = batch_norm(
-            x,
-            &self.gamma,
-            &self.beta,
-            &self.moving_mean,
-            &self.moving_var,
-            Self::EPS,
-            Self::MOMENTUM,
-            training,
-        )?;
-        if training {
-            no_grad(|| -> Result<()> {
-                self.moving_mean.copy_(&m)?;
-                self.moving_var.copy_(&v)?;
-                Ok(())
-            })?;
-        }
-        Ok(y)
-    }
-
-    fn parameters_local(&self) -> Vec<(String, Tensor)> {
-        vec![
-            ("gamma".into(), self.gamma.clone()),
-            ("beta".into(), self.beta.clone()),
-        ]
-    }
-
-    fn buffers_local(&self) -> Vec<(String, Tensor)> {
-        vec![
-            ("moving_mean".into(), self.moving_mean.clone()),
-            ("moving_var".into(), self.moving_var.clone()),
-        ]
-    }
-
-    fn set_training_local(&self, training: bool) {
-        self.training.store(training, Ordering::Relaxed);
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "BatchNorm({}, num_dims={})",
-            self.num_features, self.num_dims
-        )
-    }
-}
+pub use crate::bn_scratch::{batch_norm, BatchNorm};
 
 /// Which batch normalisation a BN-LeNet uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -867,68 +703,30 @@ enum BnKind {
     Concise,
 }
 
-fn lenet_bn_kind(cfg: &BuildConfig, kind: BnKind, model: &str) -> Result<Sequential> {
-    let (c, h, w) = image_shape(cfg, model)?;
-    let (oh, ow) = spatial_or_err(model, h, w, |s| {
-        s.window(5, 1, 0);
-        s.window(2, 2, 0);
-        s.window(5, 1, 0);
-        s.window(2, 2, 0);
-    })?;
-    let (c1, c2, f1, f2) = (
-        cfg.hidden(6),
-        cfg.hidden(16),
-        cfg.hidden(120),
-        cfg.hidden(84),
-    );
-    let mut net = Sequential::new();
-    let bn4 = |net: &mut Sequential, n: usize| -> Result<()> {
-        match kind {
-            BnKind::Scratch => net.push(BatchNorm::new(n, 4)?),
-            BnKind::Concise => net.push(BatchNorm2d::new(n)?),
-        }
-        Ok(())
-    };
-    let bn2 = |net: &mut Sequential, n: usize| -> Result<()> {
-        match kind {
-            BnKind::Scratch => net.push(BatchNorm::new(n, 2)?),
-            BnKind::Concise => net.push(BatchNorm1d::new(n)?),
-        }
-        Ok(())
-    };
-    net.push(conv(c, c1, 5, 1, 0)?);
-    bn4(&mut net, c1)?;
-    net.push(Sigmoid);
-    net.push(avg_pool(2, 2));
-    net.push(conv(c1, c2, 5, 1, 0)?);
-    bn4(&mut net, c2)?;
-    net.push(Sigmoid);
-    net.push(avg_pool(2, 2));
-    net.push(Flatten::new());
-    net.push(Linear::new(c2 * oh * ow, f1)?);
-    bn2(&mut net, f1)?;
-    net.push(Sigmoid);
-    net.push(Linear::new(f1, f2)?);
-    bn2(&mut net, f2)?;
-    net.push(Sigmoid);
-    net.push(Linear::new(f2, cfg.num_outputs)?);
-    finish(net)
-}
-
 /// D2L 7.5 LeNet with the from-scratch [`BatchNorm`] after every conv and hidden
 /// `Linear`: `Conv2d(1, 6, 5), BatchNorm(6, 4), Sigmoid, AvgPool2d(2, 2), Conv2d(6, 16, 5),
 /// BatchNorm(16, 4), Sigmoid, AvgPool2d(2, 2), Flatten, Linear(256, 120), BatchNorm(120,
 /// 2), Sigmoid, Linear(120, 84), BatchNorm(84, 2), Sigmoid, Linear(84, 10)`. No padding on
 /// the first conv; 44,878 parameters.
 pub fn lenet_bn_scratch(cfg: &BuildConfig) -> Result<Sequential> {
-    lenet_bn_kind(cfg, BnKind::Scratch, "lenet-bn-scratch")
+    let spec = LeNetSpec {
+        pad: 0,
+        relu_max: false,
+        bn: Some(BnKind::Scratch),
+    };
+    lenet_with(cfg, spec, "lenet-bn-scratch")
 }
 
 /// D2L 7.5's concise BN-LeNet: as [`lenet_bn_scratch`] with `BatchNorm2d` / `BatchNorm1d`
 /// (PyTorch's defaults: eps 1e-5, momentum 0.1, unbiased running variance); 44,878
 /// parameters.
 pub fn lenet_bn(cfg: &BuildConfig) -> Result<Sequential> {
-    lenet_bn_kind(cfg, BnKind::Concise, "lenet-bn")
+    let spec = LeNetSpec {
+        pad: 0,
+        relu_max: false,
+        bn: Some(BnKind::Concise),
+    };
+    lenet_with(cfg, spec, "lenet-bn")
 }
 
 /// The learned γ and β of the first batch-norm layer of `net`, flattened to 1-D, as the

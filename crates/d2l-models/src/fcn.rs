@@ -36,7 +36,7 @@
 
 use crate::torchvision::resnet18_body;
 use d2l_nn::conv::{Conv2d, ConvTranspose2d};
-use d2l_nn::loss::{cross_entropy, CrossEntropyOptions, Reduction};
+use d2l_nn::loss::{cross_entropy_with, CrossEntropyOptions, Reduction};
 use d2l_nn::pth;
 use d2l_nn::serialize::LoadReport;
 use d2l_nn::{Module, Sequential};
@@ -219,7 +219,7 @@ fn check_seg(op: &'static str, logits: &Tensor, labels: &Tensor) -> Result<()> {
 
 /// D2L 13.11's loss: `F.cross_entropy(inputs, targets, reduction='none').mean(1)
 /// .mean(1)` — the per-pixel cross-entropy averaged over H and W of each image.
-/// Logits [N, C, H, W], labels [N, H, W] (i64 class indices), result [N]; the book's
+/// Logits `[N, C, H, W]`, labels `[N, H, W]` (i64 class indices), result `[N]`; the book's
 /// `train_ch13` sums it over the batch. Differentiable in the logits.
 pub fn seg_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     check_seg("seg_loss", logits, labels)?;
@@ -227,7 +227,7 @@ pub fn seg_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
         reduction: Reduction::None,
         ..Default::default()
     };
-    cross_entropy(logits, labels, &opts)?
+    cross_entropy_with(logits, labels, &opts)?
         .mean(&[1], false)?
         .mean(&[1], false)
 }

@@ -14,7 +14,7 @@
 
 use d2l_nn::conv::Conv2d;
 use d2l_nn::layers::ReLU;
-use d2l_nn::loss::{cross_entropy, l1_loss, smooth_l1_loss, CrossEntropyOptions, Reduction};
+use d2l_nn::loss::{cross_entropy_with, l1_loss, smooth_l1_loss, CrossEntropyOptions, Reduction};
 use d2l_nn::norm::BatchNorm2d;
 use d2l_nn::pool::{AdaptiveMaxPool2d, MaxPool2d};
 use d2l_nn::{Module, Sequential};
@@ -285,7 +285,7 @@ pub fn ssd_loss(
     let logits = cls_preds.reshape([-1, c as isize])?;
     let labels = cls_labels.reshape([-1])?.to_dtype(DType::I64)?;
     let per_anchor = match cls_loss {
-        ClsLoss::CrossEntropy => cross_entropy(
+        ClsLoss::CrossEntropy => cross_entropy_with(
             &logits,
             &labels,
             &CrossEntropyOptions {

@@ -11,7 +11,7 @@
 
 use d2l_data::datasets::load_data_shapes;
 use d2l_models::zoo;
-use d2l_nn::loss::cross_entropy_simple;
+use d2l_nn::loss::cross_entropy;
 use d2l_nn::optim::{Optimizer, Sgd};
 use d2l_nn::Module;
 use d2l_tensor::{manual_seed, no_grad};
@@ -32,7 +32,7 @@ fn lenet_learns_shapes_in_one_epoch() -> TestResult {
     for batch in train.iter_epoch(0) {
         let batch = batch?;
         opt.zero_grad();
-        let l = cross_entropy_simple(&net.forward(&batch.x)?, &batch.y)?;
+        let l = cross_entropy(&net.forward(&batch.x)?, &batch.y)?;
         losses.push(l.item_f64()?);
         l.backward()?;
         opt.step()?;

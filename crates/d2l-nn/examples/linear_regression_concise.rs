@@ -5,7 +5,7 @@
 
 use d2l_nn::init;
 use d2l_nn::layers::Linear;
-use d2l_nn::loss::{mse_loss, Reduction};
+use d2l_nn::loss::{mse_loss_with, Reduction};
 use d2l_nn::optim::{Optimizer, Sgd};
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{manual_seed, no_grad, Result, Tensor};
@@ -30,12 +30,12 @@ fn main() -> Result<()> {
                 features.index_select(0, &idx)?,
                 labels.index_select(0, &idx)?,
             );
-            let l = mse_loss(&net.forward(&x)?, &y, Reduction::Mean)?;
+            let l = mse_loss_with(&net.forward(&x)?, &y, Reduction::Mean)?;
             trainer.zero_grad();
             l.backward()?;
             trainer.step()?;
         }
-        let l = no_grad(|| mse_loss(&net.forward(&features)?, &labels, Reduction::Mean))?;
+        let l = no_grad(|| mse_loss_with(&net.forward(&features)?, &labels, Reduction::Mean))?;
         println!("epoch {epoch}, loss {:.6}", l.item()?);
     }
     let w = layer.weight.reshape(true_w.shape())?;

@@ -230,6 +230,13 @@ macro_rules! activation {
         #[derive(Debug, Clone, Copy, Default)]
         pub struct $name;
 
+        impl $name {
+            #[doc = concat!("A `", stringify!($name), "` module (`nn.", stringify!($name), "()` in PyTorch).")]
+            pub const fn new() -> Self {
+                $name
+            }
+        }
+
         impl Module for $name {
             fn forward(&self, $x: &Tensor) -> Result<Tensor> {
                 $body

@@ -9,16 +9,16 @@
 //! Shapes are checked up front, and a mismatch is an error naming the loss and both shapes.
 //!
 //! ```
-//! use d2l_nn::loss::{cross_entropy_simple, mse_loss, Reduction};
+//! use d2l_nn::loss::{cross_entropy, mse_loss};
 //! use d2l_nn::{Result, Tensor};
 //! # fn main() -> Result<()> {
 //! let logits = Tensor::from_vec(vec![2.0f32, 0.0, 0.0, 0.0, 3.0, 0.0], &[2, 3])?;
 //! let labels = Tensor::from_vec(vec![0i64, 1], &[2])?;
-//! let l = cross_entropy_simple(&logits, &labels)?; // D2L 4.1.2
+//! let l = cross_entropy(&logits, &labels)?; // D2L 4.1.2
 //! assert!(l.item()? > 0.0);
 //! let y_hat = Tensor::from_vec(vec![1.0f32, 2.0], &[2])?;
 //! let y = Tensor::from_vec(vec![1.0f32, 4.0], &[2])?;
-//! assert_eq!(mse_loss(&y_hat, &y, Reduction::Mean)?.item()?, 2.0); // D2L 3.1.3
+//! assert_eq!(mse_loss(&y_hat, &y)?.item()?, 2.0); // D2L 3.1.3
 //! # Ok(()) }
 //! ```
 
@@ -95,8 +95,14 @@ fn reduce(loss: Tensor, reduction: Reduction) -> Result<Tensor> {
     }
 }
 
-/// Mean squared error `(x − y)²` (D2L 3.1.3, PyTorch's `mse_loss`; no ½ factor).
-pub fn mse_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
+/// Mean squared error `(x − y)²`, averaged (D2L 3.1.3, PyTorch's `F.mse_loss(x, y)`; no ½
+/// factor). Another reduction goes through [`mse_loss_with`].
+pub fn mse_loss(input: &Tensor, target: &Tensor) -> Result<Tensor> {
+    mse_loss_with(input, target, Reduction::Mean)
+}
+
+/// [`mse_loss`] with a [`Reduction`] (`reduction=` in PyTorch).
+pub fn mse_loss_with(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
     check_pair("mse_loss", input, target)?;
     reduce(input.sub(target)?.square()?, reduction)
 }
@@ -361,10 +367,11 @@ pub fn nll_loss(
     )
 }
 
-/// Cross-entropy from logits (D2L 4.1.2, 4.4; PyTorch's `cross_entropy`): a stable
+/// Cross-entropy from logits with options ([`CrossEntropyOptions`]: weights, ignored index,
+/// label smoothing, reduction; PyTorch's `cross_entropy` with keywords): a stable
 /// log-softmax then NLL. `target` is either `i64` class indices of shape `[N]` (`[]`,
 /// `[N, d...]`) or float class probabilities of the input's shape.
-pub fn cross_entropy(
+pub fn cross_entropy_with(
     logits: &Tensor,
     target: &Tensor,
     opts: &CrossEntropyOptions,
@@ -619,10 +626,12 @@ fn ce_grad_kernel<T: Element>(p: &[T], c: usize, targets: &[i64], coef: &[f64]) 
     out
 }
 
-/// Cross-entropy with PyTorch's defaults (mean over samples, no weights or smoothing):
-/// the loss D2L 4.1 and 4.4 train with.
-pub fn cross_entropy_simple(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
-    cross_entropy(logits, target, &CrossEntropyOptions::default())
+/// Cross-entropy with PyTorch's defaults (mean over samples, no weights or smoothing,
+/// `ignore_index = -100`): the loss D2L 4.1 and 4.4 train with, called as
+/// `F.cross_entropy(logits, y)` is. Options (weights, label smoothing, a reduction) go
+/// through [`cross_entropy_with`].
+pub fn cross_entropy(logits: &Tensor, target: &Tensor) -> Result<Tensor> {
+    cross_entropy_with(logits, target, &CrossEntropyOptions::default())
 }
 
 /// Checks an optional weight broadcasts to the input's shape (for the binary losses).
@@ -750,7 +759,7 @@ impl MSELoss {
     }
     /// The loss of `input` against `target`.
     pub fn forward(&self, input: &Tensor, target: &Tensor) -> Result<Tensor> {
-        mse_loss(input, target, self.reduction)
+        mse_loss_with(input, target, self.reduction)
     }
 }
 
@@ -836,7 +845,7 @@ impl CrossEntropyLoss {
     }
     /// The loss of `logits` against class indices or probabilities.
     pub fn forward(&self, logits: &Tensor, target: &Tensor) -> Result<Tensor> {
-        cross_entropy(logits, target, &self.opts)
+        cross_entropy_with(logits, target, &self.opts)
     }
 }
 

@@ -1,3 +1,6 @@
+// One file, over 1,000 lines, on purpose: the five optimisers share one parameter-group
+// core, one state layout (for checkpoints) and one fused-update path; each update rule is
+// short and reads best beside the others it mirrors from `torch.optim`.
 //! Optimisers (D2L 3.2 minibatch SGD, 4.5 weight decay, 12.6 momentum, 12.7 Adagrad,
 //! 12.8 RMSProp, 12.10 Adam; notes §0.2): [`Sgd`], [`Adam`], [`AdamW`], [`RmsProp`] and
 //! [`Adagrad`] with exactly the update rules of `torch.optim`, per-group learning rate
@@ -720,7 +723,7 @@ fn fused_adam_step(
     decoupled: bool,
     op: &'static str,
 ) -> Result<bool> {
-    use d2l_tensor::cuda;
+    use d2l_tensor::{cuda, fused};
     let dense = |t: &Tensor| t.is_contiguous() && t.layout().offset() == 0;
     let mut device = None;
     let mut step = None;
@@ -775,9 +778,9 @@ fn fused_adam_step(
         if held.is_empty() {
             continue;
         }
-        let items: Vec<cuda::AdamTensors<'_>> = held
+        let items: Vec<fused::AdamTensors<'_>> = held
             .iter()
-            .map(|(p, g, m, v, mx)| cuda::AdamTensors {
+            .map(|(p, g, m, v, mx)| fused::AdamTensors {
                 param: p,
                 grad: g,
                 exp_avg: m,
@@ -785,7 +788,7 @@ fn fused_adam_step(
                 max_exp_avg_sq: mx.as_ref(),
             })
             .collect();
-        let hyper = cuda::AdamStep {
+        let hyper = fused::AdamStep {
             lr,
             beta1: c.betas.0,
             beta2: c.betas.1,
@@ -795,7 +798,7 @@ fn fused_adam_step(
             amsgrad: c.amsgrad,
             step: step + 1,
         };
-        if !cuda::fused_adam_(&items, &hyper)? {
+        if !fused::adam_(&items, &hyper)? {
             if launched {
                 return Err(invalid(
                     op,

@@ -1,3 +1,6 @@
+// One file, over 1,000 lines, on purpose: the three layers share one parameter layout,
+// one functional core (`functional::rnn_sequence`) and one custom backward, which must
+// agree exactly with PyTorch's names and gate order; split, they would drift apart.
 //! Recurrent layers (D2L 8.4–8.6, 9.1–9.4): [`RNN`] (tanh or ReLU), [`GRU`] and [`LSTM`]
 //! with PyTorch's semantics — parameter names and layouts (`weight_ih_l{k}[_reverse]`,
 //! `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}`; GRU gates r, z, n with
@@ -22,7 +25,7 @@
 //! ```
 //! use d2l_nn::clip::clip_grad_norm_;
 //! use d2l_nn::layers::Linear;
-//! use d2l_nn::loss::cross_entropy_simple;
+//! use d2l_nn::loss::cross_entropy;
 //! use d2l_nn::optim::{Optimizer, Sgd};
 //! use d2l_nn::rnn::{one_hot, Recurrent, RNN};
 //! use d2l_nn::{Module, Tensor};
@@ -42,7 +45,7 @@
 //! let x = one_hot(&tokens.t()?, vocab)?; // [steps, batch, vocab], time-major
 //! let (y, _state) = rnn.forward_with_state(&x, None)?; // zero initial state
 //! let logits = head.forward(&y.reshape([steps * batch, hidden])?)?;
-//! let loss = cross_entropy_simple(&logits, &targets)?; // mean
+//! let loss = cross_entropy(&logits, &targets)?; // mean
 //! loss.backward()?;
 //! clip_grad_norm_(&params, 1.0)?;
 //! opt.step()?;
@@ -52,13 +55,11 @@
 //! Targets are ordered like the reshaped output: row `t·B + b` is time `t` of sequence `b`
 //! (so for token ids `Y [B, T]` the targets are `Yᵀ` flattened, as in D2L 8.6).
 
-mod kernel;
-
 use crate::init;
 use crate::layers::functional::dropout;
 use crate::module::Module;
+use d2l_tensor::fused::rnn::{self as kernel, Act, Cell, Dims, FwdIn, Need};
 use d2l_tensor::{is_grad_enabled, BackwardFn, DType, Error, Result, Tensor};
-use kernel::{Act, Cell, Dims, FwdIn, Need};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 

@@ -36,7 +36,6 @@ use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The name [`save_tensor`] stores a single tensor under.
 pub const SINGLE_TENSOR_NAME: &str = "tensor";
@@ -127,7 +126,7 @@ fn decode(
             crate::pth::f16_to_f32(u16::from_le_bytes(b))
         })),
         Dtype::BF16 => Some(from_le(data, |b: [u8; 2]| {
-            f32::from_bits((u16::from_le_bytes(b) as u32) << 16)
+            crate::pth::bf16_to_f32(u16::from_le_bytes(b))
         })),
         _ => None,
     };
@@ -164,15 +163,17 @@ pub fn write_atomic_io(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     replace_atomic(path, |tmp| {
         let mut f = fs::OpenOptions::new()
             .write(true)
-            .create_new(true)
+            .truncate(true)
             .open(tmp)?;
         f.write_all(bytes)
     })
 }
 
-/// Replaces the file at `path` with one that `write` creates at a temporary path in the
-/// same folder (its name ends with `path`'s extension, for writers that pick a format by
-/// it); the temporary is synced and renamed over the target, or removed on any failure.
+/// Replaces the file at `path` with one that `write` fills at a temporary path in the same
+/// folder (made by `tempfile`; its name ends with `path`'s extension, for writers that pick
+/// a format by it, and the file already exists, empty, when `write` runs). The temporary is
+/// synced and persisted (renamed) over the target, or removed on any failure. The new file
+/// gets mode 0644 on Unix (a temporary file's 0600 would hide outputs from other users).
 ///
 /// Outputs go to regular files only:
 /// * nothing at `path`, or a regular file: written (replaced);
@@ -186,7 +187,6 @@ pub fn replace_atomic(
     path: &Path,
     write: impl FnOnce(&Path) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let target = output_target(path)?;
     let file_name = target.file_name().ok_or_else(|| {
         std::io::Error::new(
@@ -202,23 +202,24 @@ pub fn replace_atomic(
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
         .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{}.{}.{}.tmp{ext}",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let attempt = || -> std::io::Result<()> {
-        write(&tmp)?;
-        fs::OpenOptions::new().write(true).open(&tmp)?.sync_all()?;
-        // Again just before the rename: what is there may have changed while writing.
-        check_kind(&target)?;
-        fs::rename(&tmp, &target)
-    };
-    attempt().inspect_err(|_| {
-        // The temporary may or may not exist (create can fail); either way it must go.
-        let _ = fs::remove_file(&tmp);
-    })
+    let prefix = format!(".{}.", file_name.to_string_lossy());
+    // Dropped (and so removed) on every early return below.
+    let tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(&ext)
+        .tempfile_in(&dir)?;
+    write(tmp.path())?;
+    let f = fs::OpenOptions::new().write(true).open(tmp.path())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(fs::Permissions::from_mode(0o644))?;
+    }
+    f.sync_all()?;
+    // Again just before the rename: what is there may have changed while writing.
+    check_kind(&target)?;
+    tmp.persist(&target).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// The file an output to `path` replaces: `path` itself, or the regular file a symbolic

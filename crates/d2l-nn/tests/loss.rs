@@ -2,9 +2,9 @@
 //! `scripts/gen_loss_fixtures.py`), gradient checks, stability at large logits, and errors.
 
 use d2l_nn::loss::{
-    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, cross_entropy_simple,
-    huber_loss, l1_loss, mse_loss, nll_loss, smooth_l1_loss, BCEWithLogitsLoss, CrossEntropyLoss,
-    CrossEntropyOptions, HuberLoss, L1Loss, MSELoss, Reduction, SmoothL1Loss,
+    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, cross_entropy_with,
+    huber_loss, l1_loss, mse_loss_with, nll_loss, smooth_l1_loss, BCEWithLogitsLoss,
+    CrossEntropyLoss, CrossEntropyOptions, HuberLoss, L1Loss, MSELoss, Reduction, SmoothL1Loss,
 };
 use d2l_tensor::{gradcheck, DType, Result, Tensor};
 use serde_json::Value;
@@ -72,11 +72,11 @@ fn compute(case: &Value, t: &HashMap<String, Tensor>) -> Result<Tensor> {
     let (x, y) = (&t["input"], &t["target"]);
     let w = t.get("weight");
     match case["loss"].as_str().unwrap() {
-        "mse" => mse_loss(x, y, r),
+        "mse" => mse_loss_with(x, y, r),
         "l1" => l1_loss(x, y, r),
         "smooth_l1" => smooth_l1_loss(x, y, p["beta"].as_f64().unwrap(), r),
         "huber" => huber_loss(x, y, p["delta"].as_f64().unwrap(), r),
-        "cross_entropy" => cross_entropy(
+        "cross_entropy" => cross_entropy_with(
             x,
             y,
             &CrossEntropyOptions {
@@ -196,7 +196,7 @@ fn gradcheck_regression_losses() -> Result<()> {
     let x = randn(&[3, 4], 1).mul_scalar(2.0)?;
     let y = randn(&[3, 4], 2);
     gradcheck(
-        |t| mse_loss(&t[0], &t[1], Reduction::Mean),
+        |t| mse_loss_with(&t[0], &t[1], Reduction::Mean),
         &[x.clone(), y.clone()],
     )?;
     gradcheck(
@@ -224,7 +224,7 @@ fn gradcheck_cross_entropy() -> Result<()> {
                 reduction,
             };
             gradcheck(
-                |t| cross_entropy(&t[0], &t[1], &opts),
+                |t| cross_entropy_with(&t[0], &t[1], &opts),
                 &[logits.clone(), target.clone()],
             )?;
         }
@@ -232,14 +232,17 @@ fn gradcheck_cross_entropy() -> Result<()> {
     // [N, C, d] input, and probability targets (gradient for both arguments).
     let lg3 = randn(&[2, 4, 3], 4);
     let t3 = Tensor::from_vec(vec![0i64, 3, 1, 2, 2, 0], &[2, 3])?;
-    gradcheck(|t| cross_entropy_simple(&t[0], &t[1]), &[lg3, t3])?;
+    gradcheck(|t| cross_entropy(&t[0], &t[1]), &[lg3, t3])?;
     let probs = randn(&[5, 4], 5).softmax(1)?;
     let opts = CrossEntropyOptions {
         weight: Some(w.clone()),
         label_smoothing: 0.2,
         ..Default::default()
     };
-    gradcheck(|t| cross_entropy(&t[0], &t[1], &opts), &[logits, probs])
+    gradcheck(
+        |t| cross_entropy_with(&t[0], &t[1], &opts),
+        &[logits, probs],
+    )
 }
 
 #[test]
@@ -281,14 +284,14 @@ fn cross_entropy_is_finite_at_huge_logits() -> Result<()> {
             weight: Some(Tensor::from_vec(vec![1.0f32, 2.0, 0.5], &[3])?),
             ..Default::default()
         };
-        let l = cross_entropy(&x, &target, &opts)?;
+        let l = cross_entropy_with(&x, &target, &opts)?;
         assert!(l.item()?.is_finite(), "loss {l} with label_smoothing {ls}");
         l.backward()?;
         let g = x.grad().unwrap().to_vec::<f32>();
         assert!(g.iter().all(|v| v.is_finite()), "gradient {g:?}");
     }
     // The all-equal row gives exactly log 3 for its sample.
-    let per = cross_entropy(
+    let per = cross_entropy_with(
         &logits,
         &target,
         &CrossEntropyOptions {
@@ -315,7 +318,7 @@ fn d2l_cross_entropy_example() -> Result<()> {
     let want = (-(0.1f32).ln() - (0.5f32).ln()) / 2.0;
     assert!((l - want).abs() < 1e-6);
     // From logits: log(y_hat) are logits whose softmax is y_hat again.
-    let l2 = cross_entropy_simple(&y_hat.log()?, &y)?.item()?;
+    let l2 = cross_entropy(&y_hat.log()?, &y)?.item()?;
     assert!((l2 - want).abs() < 1e-6);
     Ok(())
 }
@@ -325,7 +328,7 @@ fn ignored_samples_and_weighted_mean() -> Result<()> {
     let logits = randn(&[4, 3], 11);
     let w = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3])?;
     let target = Tensor::from_vec(vec![0i64, 2, -100, 1], &[4])?;
-    let none = cross_entropy(
+    let none = cross_entropy_with(
         &logits,
         &target,
         &CrossEntropyOptions {
@@ -336,7 +339,7 @@ fn ignored_samples_and_weighted_mean() -> Result<()> {
     )?
     .to_vec::<f32>();
     assert_eq!(none[2], 0.0);
-    let mean = cross_entropy(
+    let mean = cross_entropy_with(
         &logits,
         &target,
         &CrossEntropyOptions {
@@ -354,7 +357,7 @@ fn ignored_samples_and_weighted_mean() -> Result<()> {
         ignore_index: Some(7),
         ..Default::default()
     };
-    assert!(cross_entropy(&logits, &t, &opts)?.item()?.is_finite());
+    assert!(cross_entropy_with(&logits, &t, &opts)?.item()?.is_finite());
     Ok(())
 }
 
@@ -370,7 +373,7 @@ fn clear_errors() -> Result<()> {
     let a = Tensor::zeros(&[2, 3]);
     let b = Tensor::zeros(&[3, 2]);
     for (name, msg) in [
-        ("mse_loss", err_text(mse_loss(&a, &b, Reduction::Mean))),
+        ("mse_loss", err_text(mse_loss_with(&a, &b, Reduction::Mean))),
         ("l1_loss", err_text(l1_loss(&a, &b, Reduction::Mean))),
         (
             "smooth_l1_loss",
@@ -402,7 +405,7 @@ fn clear_errors() -> Result<()> {
     // Class index out of range: an error (not a panic), on both CE paths and in NLL.
     let logits = Tensor::zeros(&[2, 3]);
     let bad = Tensor::from_vec(vec![0i64, 3], &[2])?;
-    let msg = err_text(cross_entropy_simple(&logits, &bad));
+    let msg = err_text(cross_entropy(&logits, &bad));
     assert!(
         msg.contains("cross_entropy") && msg.contains("out of range"),
         "{msg}"
@@ -411,7 +414,7 @@ fn clear_errors() -> Result<()> {
         label_smoothing: 0.1,
         ..Default::default()
     };
-    let msg = err_text(cross_entropy(&logits, &bad, &smooth));
+    let msg = err_text(cross_entropy_with(&logits, &bad, &smooth));
     assert!(msg.contains("out of range"), "{msg}");
     let neg = Tensor::from_vec(vec![-1i64, 0], &[2])?;
     let msg = err_text(nll_loss(&logits, &neg, None, Some(-100), Reduction::Mean));
@@ -422,10 +425,10 @@ fn clear_errors() -> Result<()> {
         ignore_index: None,
         ..Default::default()
     };
-    assert!(cross_entropy(&logits, &ign, &none).is_err());
-    assert!(cross_entropy_simple(&logits, &ign).is_ok());
+    assert!(cross_entropy_with(&logits, &ign, &none).is_err());
+    assert!(cross_entropy(&logits, &ign).is_ok());
     // Target shape, weight shape, probabilities out of [0, 1].
-    let msg = err_text(cross_entropy_simple(
+    let msg = err_text(cross_entropy(
         &logits,
         &Tensor::from_vec(vec![0i64, 1, 2], &[3])?,
     ));
@@ -437,7 +440,7 @@ fn clear_errors() -> Result<()> {
         weight: Some(Tensor::ones(&[4])),
         ..Default::default()
     };
-    assert!(err_text(cross_entropy(
+    assert!(err_text(cross_entropy_with(
         &logits,
         &Tensor::from_vec(vec![0i64, 1], &[2])?,
         &w
@@ -452,7 +455,7 @@ fn clear_errors() -> Result<()> {
     ))
     .contains("between 0 and 1"));
     let float_target = Tensor::zeros(&[2]);
-    assert!(cross_entropy_simple(&logits, &float_target).is_err());
+    assert!(cross_entropy(&logits, &float_target).is_err());
     Ok(())
 }
 
@@ -464,7 +467,7 @@ fn struct_wrappers_match_functions() -> Result<()> {
     let eq = |a: Tensor, b: Tensor| assert_eq!(a.to_vec::<f32>(), b.to_vec::<f32>());
     eq(
         MSELoss::new().forward(&x, &y)?,
-        mse_loss(&x, &y, Reduction::Mean)?,
+        mse_loss_with(&x, &y, Reduction::Mean)?,
     );
     eq(
         L1Loss::new().forward(&x, &y)?,
@@ -480,7 +483,7 @@ fn struct_wrappers_match_functions() -> Result<()> {
     );
     eq(
         CrossEntropyLoss::new().forward(&x, &t)?,
-        cross_entropy_simple(&x, &t)?,
+        cross_entropy(&x, &t)?,
     );
     let yb = y.sigmoid()?;
     eq(
@@ -489,32 +492,8 @@ fn struct_wrappers_match_functions() -> Result<()> {
     );
     // CE of logits equals BCE-free NLL of their log-softmax, in f64 too.
     let x64 = x.to_dtype(DType::F64)?;
-    let a = cross_entropy_simple(&x64, &t)?.item_f64()?;
+    let a = cross_entropy(&x64, &t)?.item_f64()?;
     let b = nll_loss(&x64.log_softmax(1)?, &t, None, None, Reduction::Mean)?.item_f64()?;
     assert!((a - b).abs() < 1e-12);
-    Ok(())
-}
-
-/// Times the fused cross-entropy against log_softmax + nll (forward and backward):
-/// `cargo test -p d2l-nn --test loss --release -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn bench_fused_cross_entropy() -> Result<()> {
-    for &(n, c) in &[(256usize, 10usize), (256, 1000), (4096, 28)] {
-        let logits = randn(&[n, c], 14);
-        let t = Tensor::from_vec((0..n as i64).map(|i| i % c as i64).collect(), &[n])?;
-        let time = |f: &dyn Fn(&Tensor) -> Result<Tensor>| -> Result<f64> {
-            let reps = 200;
-            let start = std::time::Instant::now();
-            for _ in 0..reps {
-                let x = logits.clone().requires_grad_(true)?;
-                f(&x)?.backward()?;
-            }
-            Ok(start.elapsed().as_secs_f64() / reps as f64 * 1e6)
-        };
-        let fused = time(&|x| cross_entropy_simple(x, &t))?;
-        let composed = time(&|x| nll_loss(&x.log_softmax(1)?, &t, None, None, Reduction::Mean))?;
-        println!("[{n}, {c}]: fused {fused:.1} µs, composed {composed:.1} µs");
-    }
     Ok(())
 }

@@ -10,18 +10,13 @@
 use d2l_tensor::{conv2d_backward, no_grad, Conv2dOptions, Generator, Tensor};
 
 fn cpu_s() -> f64 {
-    #[repr(C)]
-    struct Timespec {
-        s: i64,
-        ns: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clk: i32, ts: *mut Timespec) -> i32;
-    }
-    let mut ts = Timespec { s: 0, ns: 0 };
-    // SAFETY: CLOCK_THREAD_CPUTIME_ID (3) with a valid out pointer.
-    unsafe { clock_gettime(3, &mut ts) };
-    ts.s as f64 + ts.ns as f64 * 1e-9
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: CLOCK_THREAD_CPUTIME_ID with a valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// Whether more than one engine thread may run (then this thread's CPU time misses the

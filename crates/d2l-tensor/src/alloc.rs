@@ -19,14 +19,7 @@ use std::sync::Once;
 static TUNED: Once = Once::new();
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod glibc {
-    extern "C" {
-        pub fn mallopt(param: i32, value: i32) -> i32;
-    }
-    pub const M_TRIM_THRESHOLD: i32 = -1;
-    pub const M_TOP_PAD: i32 = -2;
-    pub const M_MMAP_THRESHOLD: i32 = -3;
-}
+use libc as glibc;
 
 /// Tunes the C allocator for tensor workloads (see the module docs). Idempotent; returns
 /// whether the settings were applied (false on other platforms).

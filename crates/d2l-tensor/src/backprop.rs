@@ -1,6 +1,30 @@
 //! Reverse-mode autodiff (D2L 2.5). Each computed tensor keeps the [`Op`] that made it;
 //! `backward` sorts the graph topologically, walks it in reverse, and applies one rule
 //! per op, freeing every op's saved tensors as soon as its rule has run.
+//!
+//! ## Where each op's gradient lives
+//!
+//! Two kinds of rule, by design:
+//!
+//! * **Rules here, in [`Op`]'s `match` below**, for the small composable ops: elementwise
+//!   unary and binary ops, sums and extrema, matmul, and the view/movement ops (reshape,
+//!   permute, broadcast, narrow, index, cat, …). Their forward lives in `ops/` and saves
+//!   only the tensors the rule needs, and the rule is written with other tensor ops.
+//! * **Hand-written closures next to their forward** ([`Op::Custom`], attached with
+//!   `Tensor::custom_op`), for the fused kernels whose backward is a kernel of its own,
+//!   kept beside the forward it mirrors:
+//!   - `ops/conv.rs` — `conv2d` and `conv_transpose2d` (`bwd:conv`);
+//!   - `ops/pool.rs` — max and average pooling (`bwd:max_pool`, `bwd:avg_pool`);
+//!   - `ops/norm.rs` — batch and group norm (`bwd:norm`), nearest and bilinear
+//!     upsampling, padding;
+//!   - `d2l-nn/src/loss.rs` — the fused cross-entropy and binary cross-entropy;
+//!   - `d2l-nn/src/rnn.rs` — whole-sequence RNN/GRU/LSTM layers (the kernel is
+//!     [`crate::fused::rnn`]);
+//!   - `d2l-vision/src/roi.rs` — RoI pooling and RoI align.
+//!
+//! A new op goes in the first group when it is a composition of existing ones, and in the
+//! second when it has a fused forward kernel; either way `tests/gradcheck.rs` (or the
+//! crate's own gradient checks) must cover it.
 
 use crate::error::{Error, Result};
 use crate::grad_mode::no_grad;

@@ -34,6 +34,14 @@ mod tensor;
 mod threads;
 
 pub use backprop::{set_grad_ready_hook, GradReadyHook};
+/// The engine's fused kernels that `d2l-nn`'s layers and optimisers call: whole-sequence
+/// recurrent layers (forward and backward through time, CPU) and the multi-tensor Adam
+/// update (CUDA). They live with the engine because they work on its buffers and kernels;
+/// user code reaches them through `d2l_nn::rnn` and `d2l_nn::optim::Adam`.
+pub mod fused {
+    pub use crate::cpu::rnn;
+    pub use crate::cuda::native::{fused_adam_ as adam_, AdamStep, AdamTensors};
+}
 pub use cpu::caps::{cpu_path, detected_cpu_path, CpuPath};
 pub use cpu::matmul::sgemm_name;
 pub use cuda::{num_gpus, try_all_gpus, try_gpu, CudaStorage};

@@ -356,21 +356,16 @@ fn die(size: usize, over_limit: bool) -> ! {
 
 #[cfg(unix)]
 mod raw {
-    extern "C" {
-        fn write(fd: i32, buf: *const u8, count: usize) -> isize;
-        fn _exit(status: i32) -> !;
-    }
-
     pub fn write_stderr(bytes: &[u8]) {
         // SAFETY: writes `bytes.len()` bytes from a live slice to fd 2.
         unsafe {
-            write(2, bytes.as_ptr(), bytes.len());
+            libc::write(2, bytes.as_ptr().cast(), bytes.len());
         }
     }
 
     pub fn exit(code: i32) -> ! {
         // SAFETY: ends the process at once; runs no Rust code (nothing may allocate here).
-        unsafe { _exit(code) }
+        unsafe { libc::_exit(code) }
     }
 }
 

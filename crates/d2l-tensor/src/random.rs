@@ -6,13 +6,19 @@ use std::sync::Mutex;
 /// Seed of the global generator when [`manual_seed`] was never called (PyTorch's default seed).
 pub const DEFAULT_SEED: u64 = 67_280_421_310_721;
 
-/// One step of splitmix64; used only to expand a `u64` seed into xoshiro's 256-bit state.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
+/// The SplitMix64 finaliser (Vigna): a bijective mix of a 64-bit word.
+pub fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// One step of SplitMix64: advances `state` by the golden-ratio increment and returns the
+/// mixed word. It expands a `u64` seed into xoshiro's 256-bit state here, and drives the
+/// generated data sets of `d2l-vision`, whose images are fixed by this definition.
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    mix64(*state)
 }
 
 /// A xoshiro256++ pseudo-random generator (Blackman & Vigna), seeded through splitmix64.

@@ -49,7 +49,7 @@ fn kernels_compile_with_nvrtc() {
             );
         }
         // By-value struct parameters must have the sizes of the #[repr(C)]
-        // mirrors in real.rs (Strided 144, ConvGeom 120, AdamList 776,
+        // mirrors in real/ (Strided 144, ConvGeom 120, AdamList 776,
         // AdamHyper 64, PoolGeom 136, NormGeom 32 bytes).
         for (param, bytes) in [
             ("d2l_cast_f32_f64_param_1", 144),

@@ -171,7 +171,7 @@ fn the_fused_adam_step_declines_off_a_real_gpu() {
     let p = Tensor::ones(&[3]).to(dev).unwrap();
     let g = Tensor::ones(&[3]).to(dev).unwrap();
     let (m, v) = (p.zeros_like(), p.zeros_like());
-    let step = cuda::AdamStep {
+    let step = d2l_tensor::fused::AdamStep {
         lr: 0.1,
         beta1: 0.9,
         beta2: 0.999,
@@ -181,7 +181,7 @@ fn the_fused_adam_step_declines_off_a_real_gpu() {
         amsgrad: false,
         step: 1,
     };
-    let item = cuda::AdamTensors {
+    let item = d2l_tensor::fused::AdamTensors {
         param: &p,
         grad: &g,
         exp_avg: &m,
@@ -189,7 +189,7 @@ fn the_fused_adam_step_declines_off_a_real_gpu() {
         max_exp_avg_sq: None,
     };
     // The simulated device has no kernels: the optimiser must take its own path.
-    assert!(!cuda::fused_adam_(&[item], &step).unwrap());
+    assert!(!d2l_tensor::fused::adam_(&[item], &step).unwrap());
     assert_eq!(p.to_vec::<f32>(), vec![1.0; 3], "nothing changed");
 }
 

@@ -1,3 +1,5 @@
+// One file, over 1,000 lines, on purpose: the engine's gradient checks, one test per op
+// family, so that a reader can see in one place that every differentiable op is covered.
 //! Gradient checks for every differentiable op of the engine: the gradient `backward`
 //! gives is compared with central finite differences in f64 (see `gradcheck`).
 //!

@@ -25,7 +25,7 @@
 use d2l_models::zoo::{self, BuildConfig};
 use d2l_nn::conv::Conv2d;
 use d2l_nn::layers::{Flatten, Linear, ReLU, Sigmoid};
-use d2l_nn::loss::cross_entropy_simple;
+use d2l_nn::loss::cross_entropy;
 use d2l_nn::pool::AvgPool2d;
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{cuda, no_grad, profile, Device, Error, Generator, Result, Tensor};
@@ -457,7 +457,7 @@ pub fn train_step(
     for p in params {
         p.zero_grad();
     }
-    let loss = cross_entropy_simple(&net.forward(x)?, y)?;
+    let loss = cross_entropy(&net.forward(x)?, y)?;
     loss.backward()?;
     if let Some(c) = clip {
         d2l_nn::clip::clip_grad_norm_(params, c)?;
@@ -648,7 +648,7 @@ fn char_lm(out: &mut Outcome, cfg: &BenchConfig, name: &str) -> Result<()> {
         let x = one_hot(&tokens.t()?, vocab)?;
         let (y, _state) = rnn.forward_with_state(&x, None)?;
         let logits = head.forward(&y.reshape([steps * batch, hidden])?)?;
-        cross_entropy_simple(&logits, &targets)?.backward()?;
+        cross_entropy(&logits, &targets)?.backward()?;
         d2l_nn::clip::clip_grad_norm_(&params, 1.0)?;
         sgd_update(&params, LR)
     };

@@ -27,9 +27,7 @@ use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 /// One named curve or point cloud: `y[i]` against `x[i]` (extra values of the longer
 /// vector are ignored).
@@ -90,8 +88,6 @@ pub struct PlotSpec {
 /// The pixel size of the PNG and SVG images.
 pub const PLOT_SIZE: (u32, u32) = (800, 560);
 
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
-
 fn plot_err(msg: impl Into<String>) -> Error {
     Error::InvalidArgument {
         op: "plot",
@@ -99,21 +95,7 @@ fn plot_err(msg: impl Into<String>) -> Error {
     }
 }
 
-/// Registers the embedded font as plotters' sans-serif family (once per process).
-pub(crate) fn ensure_font() -> Result<()> {
-    static LOADED: OnceLock<bool> = OnceLock::new();
-    let ok = *LOADED.get_or_init(|| {
-        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok()
-            && plotters::style::register_font("sans-serif", FontStyle::Bold, FONT).is_ok()
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(plot_err(
-            "the embedded DejaVu Sans font could not be loaded",
-        ))
-    }
-}
+pub(crate) use d2l_vision::draw::ensure_font;
 
 /// The Animator's line formats in turn: (colour, dash) with dash `None` = solid,
 /// `Some((dash, gap))` in pixels.

@@ -64,11 +64,7 @@ fn run_err(msg: impl Into<String>) -> Error {
     }
 }
 
-/// Writes `bytes` to `path` atomically: into a fresh temporary file in the same folder,
-/// synced, then renamed over `path` (readers see the old file or the new one, never half).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    d2l_nn::serialize::write_atomic(path, bytes)
-}
+pub use d2l_nn::serialize::write_atomic;
 
 /// `YYYYmmdd-HHMMSS` in UTC for a time in seconds since the Unix epoch.
 pub fn utc_timestamp(secs: u64) -> String {

@@ -1,3 +1,5 @@
+// One file, about 1,000 lines: the one training loop; the tasks, checkpoints and run
+// folders it drives live in their own files (`tasks/`, `checkpoint.rs`, `run_dir.rs`).
 //! The training loop (D2L 3.6's `train_epoch_ch3` / `train_ch3`, 6.6's `train_ch6`, 8.5's
 //! `train_ch8`, 13.7's TinySSD loop): one loop for every task.
 //!
@@ -59,7 +61,7 @@ use crate::tasks::classification::ClassificationTask;
 use crate::tasks::regression::RegressionTask;
 use crate::tasks::{BatchSource, Stat, TrainTask};
 use d2l_data::loader::DataLoader;
-use d2l_nn::loss::{cross_entropy_simple, mse_loss as mse, Reduction};
+use d2l_nn::loss::{cross_entropy, mse_loss as mse};
 use d2l_nn::optim::Optimizer;
 use d2l_nn::schedule::LrScheduler;
 use d2l_nn::Module;
@@ -228,7 +230,7 @@ pub type LossFn = Box<dyn Fn(&Tensor, &Tensor) -> Result<Tensor>>;
 /// Softmax cross-entropy from logits against `i64` labels, averaged over the batch
 /// (D2L 3.7's `nn.CrossEntropyLoss`).
 pub fn cross_entropy_loss() -> LossFn {
-    Box::new(cross_entropy_simple)
+    Box::new(cross_entropy)
 }
 
 /// Mean squared error (D2L 3.3's `nn.MSELoss`), with `y` reshaped to the prediction's
@@ -240,7 +242,7 @@ pub fn mse_loss() -> LossFn {
         } else {
             y.reshape(y_hat.shape())?
         };
-        mse(y_hat, &y, Reduction::Mean)
+        mse(y_hat, &y)
     })
 }
 

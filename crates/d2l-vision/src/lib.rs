@@ -5,7 +5,8 @@
 //!   (`multibox_target`), NMS and `multibox_detection` (13.3–13.5).
 //! - [`roi`]: RoI pooling and RoI align with gradients (13.8).
 //! - [`transforms`]: seeded image augmentation with torchvision's names and sampling
-//!   (flips, `RandomResizedCrop`, `ColorJitter`, …) and an augmenting data-set wrapper (13.1, 13.2).
+//!   (flips, `RandomResizedCrop`, `ColorJitter`, …) and an augmenting data-set wrapper (13.1,
+//!   13.2) — a re-export of the one transform stack, `d2l_data::transforms`.
 //! - [`cifar`]: CIFAR-10 from its binary release, data set and loaders (13.1).
 //! - [`folder`]: image classification folders (torchvision's `ImageFolder`), the hot-dog
 //!   set and torchvision's pretrained weights through the data hub (13.2).
@@ -18,17 +19,15 @@
 //!   13.10) and bilinear upsampling with the book's `bilinear_kernel` (13.11).
 //! - [`voc`]: Pascal VOC2012 semantic segmentation (colour map, reader, random crops, data
 //!   set and loaders) and a generated set in the same layout (13.9).
-//!
-//! Drawing boxes with labels onto an image (the book's `show_bboxes`) lives with the other
-//! plotting code, in `d2l_train::draw`, which owns the embedded font.
+//! - [`draw`]: boxes with labels drawn onto an image (the book's `show_bboxes`) and image
+//!   grids, with the embedded font that `d2l-train`'s plots use too.
 
 pub mod bananas;
-mod blocks;
 pub mod cifar;
 pub mod detection;
+pub mod draw;
 pub mod folder;
 pub mod image;
-mod md5;
 pub mod roi;
 mod splitmix;
 pub mod style;

@@ -1,29 +1,16 @@
-//! SplitMix64, the small generator the generated data sets draw from: its output is fixed
+//! Samplers over SplitMix64 (`d2l_tensor::random::splitmix64`), the small generator the
+//! generated data sets draw from: its output is fixed
 //! by its definition (not by a crate's version), and only `+ − × ÷ sqrt` are used on
 //! floats, so a seed gives the same images on every machine.
 
-/// The SplitMix64 increment (the golden ratio in 64 bits).
-const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// The SplitMix64 finaliser: a bijective mix of a 64-bit word.
-pub(crate) fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// One SplitMix64 step from `z` (the generator's output for state `z`).
-pub(crate) fn splitmix(z: u64) -> u64 {
-    mix64(z.wrapping_add(GOLDEN))
-}
+pub(crate) use d2l_tensor::random::mix64;
 
 /// A SplitMix64 stream.
 pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(GOLDEN);
-        mix64(self.0)
+        d2l_tensor::random::splitmix64(&mut self.0)
     }
 
     /// Uniform on `[0, 1)`.

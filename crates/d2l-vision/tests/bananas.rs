@@ -590,42 +590,6 @@ fn bad_specs_are_rejected() {
     }
 }
 
-/// Timing of the default set (1000 + 100 images); run with `--ignored --nocapture`.
-#[test]
-#[ignore]
-fn time_default_generation() {
-    let dir = tempfile::tempdir().unwrap();
-    let t = std::time::Instant::now();
-    let info = generate_detection_set(dir.path(), &DetectionSetSpec::default()).unwrap();
-    let gen = t.elapsed();
-    let t = std::time::Instant::now();
-    let ds = DetectionDataset::generated(dir.path(), true, 1).unwrap();
-    let read = t.elapsed();
-    let bytes: u64 = std::fs::read_dir(dir.path().join("train/images"))
-        .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len())
-        .sum();
-    eprintln!(
-        "generated {} + {} images in {gen:?}; read {} in {read:?}; train images {} MB",
-        info.num_train,
-        info.num_val,
-        ds.len(),
-        bytes / 1_000_000
-    );
-    let spec3 = DetectionSetSpec {
-        num_classes: 3,
-        max_objects: 3,
-        ..Default::default()
-    };
-    let t = std::time::Instant::now();
-    let info = generate_detection_set(dir.path(), &spec3).unwrap();
-    eprintln!(
-        "3 classes, up to 3 objects: {} objects in {:?}",
-        info.train_objects + info.val_objects,
-        t.elapsed()
-    );
-}
-
 #[test]
 fn banana_targets_match_read_image() {
     // read_bananas' images are exactly what read_image gives for each file.

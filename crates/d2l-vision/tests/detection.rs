@@ -4,7 +4,6 @@
 use d2l_tensor::{Error, Tensor};
 use d2l_vision::detection::*;
 use proptest::prelude::*;
-use std::time::Instant;
 
 fn t2(rows: &[&[f32]]) -> Tensor {
     let cols = rows.first().map_or(0, |r| r.len());
@@ -367,7 +366,7 @@ fn ssd_anchors() -> Tensor {
 }
 
 #[test]
-fn multibox_target_is_fast_on_ssd_anchors() {
+fn multibox_target_labels_every_image_on_tinyssd_anchors() {
     let anchors = ssd_anchors();
     assert_eq!(anchors.shape(), &[1, 5444, 4]);
     let b = 32;
@@ -379,18 +378,8 @@ fn multibox_target_is_fast_on_ssd_anchors() {
         d.extend([0.0, 0.05, 0.6, 0.3, 0.95]);
     }
     let labels = Tensor::from_vec(d, &[b, 3, 5]).unwrap();
-    let _ = multibox_target(&anchors, &labels).unwrap(); // warm up
-    let t = Instant::now();
-    let reps = 5;
-    let mut out = None;
-    for _ in 0..reps {
-        out = Some(multibox_target(&anchors, &labels).unwrap());
-    }
-    let per_image = t.elapsed().as_secs_f64() / (reps * b) as f64;
-    eprintln!("multibox_target: {:.1} us per image", per_image * 1e6);
-    // Generous bound (debug build on a shared machine); release is far below 1 ms.
-    assert!(per_image < 5e-3, "{per_image} s per image");
-    let (off, mask, cls) = out.unwrap();
+    // (Its speed is measured in `cargo bench -p d2l-vision --bench vision`.)
+    let (off, mask, cls) = multibox_target(&anchors, &labels).unwrap();
     assert_eq!(off.shape(), &[32, 4 * 5444]);
     assert_eq!(mask.shape(), &[32, 4 * 5444]);
     assert_eq!(cls.shape(), &[32, 5444]);

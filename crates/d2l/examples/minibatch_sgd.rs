@@ -12,10 +12,10 @@
 //! also reads `D2L_DATA_DIR` and its cache, and downloads when online), `--out DIR`
 //! (default `runs/minibatch_sgd`).
 
+use d2l::book::gd::{train_ch11, Ch11Method, Ch11Run, GdCase};
 use d2l::data::airfoil::load_airfoil;
 use d2l::data::hub::DataHub;
 use d2l::prelude::Generator;
-use d2l::train::experiments::gd::{train_ch11, Ch11Method, Ch11Run, GdCase};
 use d2l::train::plot::{save_line_panels, Panel, PlotSpec, Series};
 use std::error::Error;
 use std::path::PathBuf;

@@ -81,7 +81,7 @@ fn main() -> Result<()> {
             reduction: Reduction::None,
             ..Default::default()
         };
-        cross_entropy(y_hat, y, &opts)?.mean_all()
+        cross_entropy_with(y_hat, y, &opts)?.mean_all()
     });
     let mut updater = Sgd::new(net.parameters(), recipe.lr)?;
     println!("{recipe}");

@@ -11,8 +11,8 @@
 //! Options: `--out DIR` (where the plots go; default `runs/sequence`), `--epochs N`,
 //! `--seed N`.
 
+use d2l::book::sequence::{lag_features, sequence_net};
 use d2l::prelude::*;
-use d2l::train::experiments::sequence::{lag_features, sequence_net};
 use d2l::train::plot::{save_line_plot, PlotSpec, Series};
 use std::error::Error;
 use std::path::PathBuf;
@@ -78,11 +78,12 @@ fn main() -> std::result::Result<(), Box<dyn Error>> {
             let idx = Tensor::from_vec(chunk.to_vec(), &[chunk.len()])?;
             let (xb, yb) = (xtr.index_select(0, &idx)?, ytr.index_select(0, &idx)?);
             trainer.zero_grad();
-            let l = mse_loss(&net.forward(&xb)?, &yb, Reduction::None)?;
+            let l = mse_loss_with(&net.forward(&xb)?, &yb, Reduction::None)?;
             l.sum_all()?.backward()?;
             trainer.step()?;
         }
-        let loss = no_grad(|| mse_loss(&net.forward(&xtr)?, &ytr, Reduction::Mean)?.item_f64())?;
+        let loss =
+            no_grad(|| mse_loss_with(&net.forward(&xtr)?, &ytr, Reduction::Mean)?.item_f64())?;
         println!("epoch {}, loss: {loss:.6}", epoch + 1);
     }
 

@@ -127,7 +127,7 @@ pub fn run(a: AugmentArgs) -> CliResult<()> {
     } else {
         Vec::new()
     };
-    let (w, h) = d2l_train::draw::save_rgb_grid(&out, &titles, a.cols, a.scale, &a.out)?;
+    let (w, h) = d2l_vision::draw::save_rgb_grid(&out, &titles, a.cols, a.scale, &a.out)?;
     println!(
         "{} {}: {n} draws of `{}` (seed {}), {}×{} grid → {} ({w}×{h} pixels)",
         a.image.display(),

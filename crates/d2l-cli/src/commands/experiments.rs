@@ -6,10 +6,12 @@
 
 use super::{CliResult, DataArgs, DeviceArgs};
 use clap::{Args, Subcommand};
-use d2l_train::experiments::{
+use d2l_book::{
     augment, design, finetune, gd, house, images, mc_dropout, memory, mlp_basics, phm, poly,
     prelim, robust_loss, sequence, shift, shift_cases, stability, weight_decay, zipf,
+    CommonOptions,
 };
+use std::fmt;
 use std::path::PathBuf;
 
 /// Flags every experiment takes.
@@ -249,6 +251,33 @@ pub enum ExperimentCommand {
     FinetuneDemo(FinetuneDemoArgs),
 }
 
+/// The arm every experiment shares: the common flags set on `o` (seed, `quiet`, the plot
+/// folder `runs/<name>` unless `--out`, `--epochs` where given), the experiment run and its
+/// results printed.
+fn run_experiment<O: CommonOptions, R: fmt::Display>(
+    a: &ExperimentArgs,
+    name: &str,
+    mut o: O,
+    run: impl FnOnce(&O) -> d2l_book::Result<R>,
+) -> CliResult<()> {
+    o.set_seed(a.seed);
+    o.set_quiet(a.quiet);
+    o.set_out_dir(Some(a.out_dir(name)));
+    if let Some(e) = a.epochs {
+        o.set_epochs(e)?;
+    }
+    println!("{}", run(&o)?);
+    Ok(())
+}
+
+/// An error for `--data-dir` on an experiment that makes its own data.
+fn no_data_dir(a: &ExperimentArgs, name: &str) -> CliResult<()> {
+    if a.data_dir.is_some() {
+        return Err(format!("{name} uses generated data: --data-dir does not apply").into());
+    }
+    Ok(())
+}
+
 /// Runs one experiment.
 pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
     match cmd {
@@ -257,15 +286,11 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
                 return Err("prelim-demo computes: --data-dir and --epochs do not apply".into());
             }
             println!("{}", prelim::run_prelim(Some(&a.out_dir("prelim-demo")))?);
+            Ok(())
         }
         ExperimentCommand::PolyDemo(p) => {
             let a = &p.common;
-            let mut o = poly::PolyOptions {
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("poly")),
-                ..Default::default()
-            };
+            let mut o = poly::PolyOptions::default();
             if let Some(n) = p.n_train {
                 o.n_train = n;
             }
@@ -273,38 +298,25 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
                 if p.n_train.is_some() {
                     return Err("--sizes and --n-train do not go together".into());
                 }
+                o.set_seed(a.seed);
+                o.set_quiet(a.quiet);
+                o.set_out_dir(Some(a.out_dir("poly")));
                 o.n_test = 1000;
                 let steps = a.epochs.map_or(15_000, |e| e * 10);
                 println!("{}", poly::run_poly_sizes(&o, sizes, 20, steps)?);
                 return Ok(());
             }
-            if let Some(e) = a.epochs {
-                for c in &mut o.cases {
-                    c.epochs = e;
-                }
-            }
-            println!("{}", poly::run_poly(&o)?);
+            run_experiment(a, "poly", o, poly::run_poly)
         }
-        ExperimentCommand::WeightDecay(a) => {
-            let mut o = weight_decay::WeightDecayOptions {
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("weight-decay")),
-                ..Default::default()
-            };
-            if let Some(e) = a.epochs {
-                o.epochs = e;
-            }
-            println!("{}", weight_decay::run_weight_decay(&o)?);
-        }
+        ExperimentCommand::WeightDecay(a) => run_experiment(
+            &a,
+            "weight-decay",
+            weight_decay::WeightDecayOptions::default(),
+            weight_decay::run_weight_decay,
+        ),
         ExperimentCommand::InitDemo(d) => {
             let a = &d.common;
-            let mut o = stability::StabilityOptions {
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("init-demo")),
-                ..Default::default()
-            };
+            let mut o = stability::StabilityOptions::default();
             let act: Option<mlp_basics::Act> = match &d.activation {
                 Some(s) => Some(s.parse()?),
                 None => None,
@@ -312,95 +324,51 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
             if let Some(s) = &d.activation {
                 o.activation = s.parse()?;
             }
-            println!("{}", stability::run_stability(&o)?);
+            run_experiment(a, "init-demo", o, stability::run_stability)?;
             if let Some(act) = act {
-                let r =
-                    mlp_basics::grad_norm_comparison(act, 20, 64, a.seed, o.out_dir.as_deref())?;
+                let out = a.out_dir("init-demo");
+                let r = mlp_basics::grad_norm_comparison(act, 20, 64, a.seed, Some(&out))?;
                 println!("{r}");
             }
+            Ok(())
         }
         ExperimentCommand::MlpDemo(a) => {
-            if a.data_dir.is_some() || a.epochs.is_some() {
-                return Err(
-                    "mlp-demo uses generated data: --data-dir and --epochs do not apply".into(),
-                );
-            }
-            let o = mlp_basics::MlpBasicsOptions {
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("mlp-demo")),
-                ..Default::default()
-            };
-            println!("{}", mlp_basics::run_mlp_basics(&o)?);
+            no_data_dir(&a, "mlp-demo")?;
+            let o = mlp_basics::MlpBasicsOptions::default();
+            run_experiment(&a, "mlp-demo", o, mlp_basics::run_mlp_basics)
         }
         ExperimentCommand::LossDemo(a) => {
-            if a.data_dir.is_some() || a.epochs.is_some() {
-                return Err(
-                    "loss-demo uses generated data: --data-dir and --epochs do not apply".into(),
-                );
-            }
-            let o = robust_loss::RobustLossOptions {
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("loss-demo")),
-                ..Default::default()
-            };
-            println!("{}", robust_loss::run_robust_loss(&o)?);
+            no_data_dir(&a, "loss-demo")?;
+            let o = robust_loss::RobustLossOptions::default();
+            run_experiment(&a, "loss-demo", o, robust_loss::run_robust_loss)
         }
         ExperimentCommand::ShiftDemo(a) => {
-            let mut o = shift::ShiftOptions {
+            let o = shift::ShiftOptions {
                 hub: a.hub(),
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("shift-demo")),
                 ..Default::default()
             };
-            if let Some(e) = a.epochs {
-                o.epochs = e;
-            }
-            println!("{}", shift::run_shift(&o)?);
+            run_experiment(&a, "shift-demo", o, shift::run_shift)
         }
         ExperimentCommand::ShiftCases(a) => {
-            if a.data_dir.is_some() || a.epochs.is_some() {
-                return Err("shift-cases uses generated data and its own step counts: --data-dir and --epochs do not apply".into());
-            }
-            let o = shift_cases::ShiftCasesOptions {
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("shift-cases")),
-                ..Default::default()
-            };
-            println!("{}", shift_cases::run_shift_cases(&o)?);
+            no_data_dir(&a, "shift-cases")?;
+            let o = shift_cases::ShiftCasesOptions::default();
+            run_experiment(&a, "shift-cases", o, shift_cases::run_shift_cases)
         }
         ExperimentCommand::McDropout(d) => {
-            let a = &d.common;
-            let mut o = mc_dropout::McDropoutOptions {
+            let o = mc_dropout::McDropoutOptions {
                 data: d.subset((0, 0))?,
                 passes: d.passes.clone(),
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("mc-dropout")),
                 ..Default::default()
             };
-            if let Some(e) = a.epochs {
-                o.epochs = e;
-            }
-            println!("{}", mc_dropout::run_mc_dropout(&o)?);
+            run_experiment(&d.common, "mc-dropout", o, mc_dropout::run_mc_dropout)
         }
         ExperimentCommand::PhmDemo(d) => {
-            let a = &d.common;
-            let mut o = phm::PhmOptions {
+            let o = phm::PhmOptions {
                 data: d.subset((0, 0))?,
                 ns: d.phm_n.clone(),
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("phm-demo")),
                 ..Default::default()
             };
-            if let Some(e) = a.epochs {
-                o.epochs = e;
-            }
-            println!("{}", phm::run_phm(&o)?);
+            run_experiment(&d.common, "phm-demo", o, phm::run_phm)
         }
         ExperimentCommand::MemoryDemo(m) => {
             let o = memory::MemoryOptions {
@@ -410,77 +378,45 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
                 seed: m.seed,
             };
             println!("{}", memory::run_memory(&o)?);
+            Ok(())
         }
         ExperimentCommand::DesignDemo(d) => {
-            let a = &d.common;
-            let mut o = design::DesignOptions {
+            let o = design::DesignOptions {
                 data: d.subset((10_000, 2_000))?,
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("design-demo")),
                 ..Default::default()
             };
-            if let Some(e) = a.epochs {
-                o.epochs = e;
-            }
-            println!("{}", design::run_design(&o)?);
+            run_experiment(&d.common, "design-demo", o, design::run_design)
         }
         ExperimentCommand::HousePrices(a) => {
-            let mut o = house::HouseOptions {
+            let o = house::HouseOptions {
                 hub: a.hub(),
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("house-prices")),
                 ..Default::default()
             };
-            if let Some(e) = a.epochs {
-                o.epochs = e;
-            }
-            println!("{}", house::run_house_prices(&o)?);
+            run_experiment(&a, "house-prices", o, house::run_house_prices)
         }
-        ExperimentCommand::SeqDemo(a) => {
-            let mut o = sequence::SequenceOptions {
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("seq-demo")),
-                ..Default::default()
-            };
-            if let Some(e) = a.epochs {
-                o.epochs = e;
-            }
-            println!("{}", sequence::run_sequence(&o)?);
-        }
+        ExperimentCommand::SeqDemo(a) => run_experiment(
+            &a,
+            "seq-demo",
+            sequence::SequenceOptions::default(),
+            sequence::run_sequence,
+        ),
         ExperimentCommand::Zipf(a) => {
-            if a.epochs.is_some() {
-                return Err("zipf trains nothing: --epochs does not apply".into());
-            }
             let o = zipf::ZipfOptions {
                 hub: a.hub(),
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("zipf")),
                 ..Default::default()
             };
-            println!("{}", zipf::run_zipf(&o)?);
+            run_experiment(&a, "zipf", o, zipf::run_zipf)
         }
         ExperimentCommand::GdCompare(a) => {
-            let mut o = gd::GdOptions {
+            let o = gd::GdOptions {
                 hub: a.hub(),
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("gd-compare")),
                 ..Default::default()
             };
-            if let Some(e) = a.epochs {
-                for c in &mut o.cases {
-                    c.epochs = e;
-                }
-            }
-            println!("{}", gd::run_gd_compare(&o)?);
+            run_experiment(&a, "gd-compare", o, gd::run_gd_compare)
         }
         ExperimentCommand::AugmentDemo(d) => {
             let a = &d.common;
-            let device = d.device.resolve()?;
-            let mut o = augment::AugmentOptions {
+            let o = augment::AugmentOptions {
                 dataset: d.dataset.parse()?,
                 hub: a.hub(),
                 n_train: d.n_train,
@@ -489,21 +425,14 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
                 augment: d.augment.parse()?,
                 batch_size: d.batch_size,
                 lr: d.lr,
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("augment-demo")),
-                device,
+                device: d.device.resolve()?,
                 ..Default::default()
             };
-            if let Some(e) = a.epochs {
-                o.epochs = e;
-            }
-            println!("{}", augment::run_augment(&o)?);
+            run_experiment(a, "augment-demo", o, augment::run_augment)
         }
         ExperimentCommand::FinetuneDemo(d) => {
             let a = &d.common;
-            let device = d.device.resolve()?;
-            let mut o = finetune::FinetuneOptions {
+            let o = finetune::FinetuneOptions {
                 dataset: d.dataset.parse()?,
                 hub: a.hub(),
                 width_mult: d.width_mult,
@@ -514,17 +443,10 @@ pub fn run(cmd: ExperimentCommand) -> CliResult<()> {
                 batch_size: d.batch_size,
                 lr: d.lr,
                 weight_decay: d.weight_decay.unwrap_or(0.001 / d.batch_size.max(1) as f64),
-                seed: a.seed,
-                quiet: a.quiet,
-                out_dir: Some(a.out_dir("finetune-demo")),
-                device,
+                device: d.device.resolve()?,
                 ..Default::default()
             };
-            if let Some(e) = a.epochs {
-                o.epochs = e;
-            }
-            println!("{}", finetune::run_finetune(&o)?);
+            run_experiment(a, "finetune-demo", o, finetune::run_finetune)
         }
     }
-    Ok(())
 }

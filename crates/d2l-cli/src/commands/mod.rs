@@ -10,6 +10,7 @@ pub mod eval;
 pub mod experiments;
 pub mod finetune;
 pub mod info;
+pub mod reproduce;
 pub mod segment;
 pub mod seq;
 pub mod sizes;

@@ -6,10 +6,10 @@
 
 use super::CliResult;
 use clap::Args;
+use d2l_book::style_transfer::{transfer_with, write_run, StyleConfig};
 use d2l_models::torchvision::{load_torchvision_weights, vgg19, vgg19_features};
 use d2l_train::plot::{save_line_plot, PlotSpec, Series};
 use d2l_train::run_dir::{RunDir, RunMode};
-use d2l_train::style_transfer::{transfer_with, write_run, StyleConfig};
 use d2l_vision::image::{read_image, write_png};
 use d2l_vision::style::StyleWeights;
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ use d2l_data::synthetic::synthetic_data;
 use d2l_dist::Comm;
 use d2l_models::recipe::OptimizerKind;
 use d2l_models::zoo::{ModelInfo, TaskKind};
-use d2l_nn::loss::{cross_entropy_simple, mse_loss, Reduction};
+use d2l_nn::loss::{cross_entropy, mse_loss_with, Reduction};
 use d2l_nn::optim::{Adam, AdamConfig, AdamW, Optimizer, ParamGroup, Sgd, SgdConfig};
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{Generator, Tensor};
@@ -664,11 +664,9 @@ fn run_task(a: TrainArgs) -> CliResult<()> {
         );
     }
     let loss: LossFn = match task {
-        Task::Classification => {
-            Box::new(|y_hat: &Tensor, y: &Tensor| cross_entropy_simple(y_hat, y))
-        }
+        Task::Classification => Box::new(|y_hat: &Tensor, y: &Tensor| cross_entropy(y_hat, y)),
         Task::Regression => {
-            Box::new(|y_hat: &Tensor, y: &Tensor| mse_loss(y_hat, y, Reduction::Mean))
+            Box::new(|y_hat: &Tensor, y: &Tensor| mse_loss_with(y_hat, y, Reduction::Mean))
         }
     };
     let run_path = run_path(&run_dir);

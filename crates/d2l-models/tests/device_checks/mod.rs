@@ -15,7 +15,7 @@ use d2l_models::rnn_lm::{char_models, predict_ch8, LanguageModel};
 use d2l_models::ssd::{ssd_loss, BoxLoss, ClsLoss, TinySsd};
 use d2l_models::zoo::{self, BuildConfig, TaskKind};
 use d2l_nn::clip::clip_grad_norm_;
-use d2l_nn::loss::{cross_entropy_simple, mse_loss, Reduction};
+use d2l_nn::loss::{cross_entropy, mse_loss_with, Reduction};
 use d2l_nn::optim::{Optimizer, Sgd};
 use d2l_nn::Module;
 use d2l_tensor::{manual_seed, no_grad, Device, Error, Result, Tensor};
@@ -139,8 +139,8 @@ pub fn zoo_models_match(dev: Device, tol: f64) -> Result<()> {
         let loss = |net: &dyn Module, x: &Tensor, y: &Tensor| -> Result<Tensor> {
             let out = net.forward(x)?;
             match task {
-                TaskKind::Classification => cross_entropy_simple(&out, y),
-                TaskKind::Regression => mse_loss(&out, y, Reduction::Mean),
+                TaskKind::Classification => cross_entropy(&out, y),
+                TaskKind::Regression => mse_loss_with(&out, y, Reduction::Mean),
                 other => unreachable!("zoo::models() holds no {other:?} model"),
             }
         };
@@ -181,7 +181,7 @@ pub fn char_models_match(dev: Device, tol: f64) -> Result<()> {
         let loss = |m: &dyn LanguageModel, x: &Tensor, y: &Tensor| -> Result<Tensor> {
             let state = m.begin_state(b)?;
             let (logits, _) = m.forward_with_state(x, Some(&state))?;
-            cross_entropy_simple(&logits, y)
+            cross_entropy(&logits, y)
         };
         let ca = three_steps(a.as_ref(), 1.0, 3, &|| loss(a.as_ref(), &x, &y))?;
         let cb = three_steps(bm.as_ref(), 1.0, 3, &|| loss(bm.as_ref(), &xd, &yd))?;

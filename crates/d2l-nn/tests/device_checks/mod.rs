@@ -416,7 +416,7 @@ pub fn losses_match(dev: Device, tol: f64) -> Result<()> {
             "mse",
             yhat.clone(),
             vec![y.clone()],
-            Box::new(|x, o| loss::mse_loss(x, &o[0], Reduction::Mean)),
+            Box::new(|x, o| loss::mse_loss_with(x, &o[0], Reduction::Mean)),
         ),
         (
             "l1",
@@ -440,14 +440,14 @@ pub fn losses_match(dev: Device, tol: f64) -> Result<()> {
             "cross_entropy",
             yhat.clone(),
             vec![labels.clone()],
-            Box::new(|x, o| loss::cross_entropy_simple(x, &o[0])),
+            Box::new(|x, o| loss::cross_entropy(x, &o[0])),
         ),
         (
             "cross_entropy(none, ignore)",
             yhat.clone(),
             vec![labels_ign.clone()],
             Box::new(|x, o| {
-                loss::cross_entropy(
+                loss::cross_entropy_with(
                     x,
                     &o[0],
                     &CrossEntropyOptions {
@@ -462,7 +462,7 @@ pub fn losses_match(dev: Device, tol: f64) -> Result<()> {
             yhat.clone(),
             vec![labels.clone(), class_w.clone()],
             Box::new(|x, o| {
-                loss::cross_entropy(
+                loss::cross_entropy_with(
                     x,
                     &o[0],
                     &CrossEntropyOptions {
@@ -478,7 +478,7 @@ pub fn losses_match(dev: Device, tol: f64) -> Result<()> {
             yhat.clone(),
             vec![labels.clone(), class_w.clone()],
             Box::new(|x, o| {
-                loss::cross_entropy(
+                loss::cross_entropy_with(
                     x,
                     &o[0],
                     &CrossEntropyOptions {
@@ -493,7 +493,7 @@ pub fn losses_match(dev: Device, tol: f64) -> Result<()> {
             yhat.clone(),
             vec![soft.clone(), class_w.clone()],
             Box::new(|x, o| {
-                loss::cross_entropy(
+                loss::cross_entropy_with(
                     x,
                     &o[0],
                     &CrossEntropyOptions {
@@ -611,7 +611,7 @@ pub fn optimizers_match(dev: Device, tol: f64) -> Result<()> {
         for step in 0..3 {
             for (m, o, x, y) in [(&a, &mut oa, &x, &y), (&b, &mut ob, &xb, &yb)] {
                 o.zero_grad();
-                let l = loss::mse_loss(&m.forward(x)?, y, Reduction::Mean)?;
+                let l = loss::mse_loss_with(&m.forward(x)?, y, Reduction::Mean)?;
                 l.backward()?;
                 clip_grad_norm_(&m.parameters(), 0.5)?;
                 o.step()?;
@@ -754,7 +754,7 @@ pub fn optimizer_state_follows_the_model(dev: Device, tol: f64) -> Result<()> {
             let (xb, yb) = (x.to(b.device().unwrap())?, y.to(b.device().unwrap())?);
             for (m, o, x, y) in [(&a, &mut oa, &x, &y), (&b, &mut ob, &xb, &yb)] {
                 o.zero_grad();
-                loss::mse_loss(&m.forward(x)?, y, Reduction::Mean)?.backward()?;
+                loss::mse_loss_with(&m.forward(x)?, y, Reduction::Mean)?.backward()?;
                 o.step()?;
             }
         }

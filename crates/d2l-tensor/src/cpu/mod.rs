@@ -9,6 +9,7 @@ pub(crate) mod matmul;
 pub(crate) mod norm;
 pub(crate) mod pool;
 pub(crate) mod reduce;
+pub mod rnn;
 pub(crate) mod sgemm;
 pub(crate) mod simd;
 pub(crate) mod winograd;

@@ -1,9 +1,10 @@
 //! CUDA GPUs as tensor devices (D2L 5.6): discovery (`num_gpus`, `try_gpu`,
 //! `try_all_gpus`), resolving `--device`, device buffers and their memory statistics.
 //!
-//! The real backend (`real.rs`, behind the `cuda` cargo feature) loads the CUDA driver,
-//! NVRTC and cuBLAS at run time through `cudarc`, so building needs no CUDA toolkit and a
-//! binary on a machine without a GPU runs on the CPU. Without a driver, `num_gpus()` is 0
+//! The real backend (`real/`: device state in `mod.rs`, one file of launchers per op
+//! family; behind the `cuda` cargo feature) loads the CUDA driver, NVRTC and cuBLAS at run
+//! time through `cudarc`, so building needs no CUDA toolkit and a binary on a machine
+//! without a GPU runs on the CPU. Without a driver, `num_gpus()` is 0
 //! and asking for `cuda` is an [`Error::DeviceUnavailable`] that says why.
 //!
 //! For testing the device plumbing where there is no GPU (CI), setting the environment
@@ -17,7 +18,6 @@
 mod alloc;
 pub(crate) mod native;
 pub(crate) mod native_nn;
-pub use native::{fused_adam_, AdamStep, AdamTensors};
 #[cfg(feature = "cuda")]
 pub(crate) mod real;
 

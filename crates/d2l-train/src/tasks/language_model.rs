@@ -15,7 +15,7 @@ use crate::trainer::{EpochMetrics, TrainConfig, Trainer};
 use d2l_data::seq::SeqDataLoader;
 use d2l_data::text::Vocab;
 use d2l_models::rnn_lm::{predict_ch8, LanguageModel};
-use d2l_nn::loss::cross_entropy_simple;
+use d2l_nn::loss::cross_entropy;
 use d2l_nn::optim::Sgd;
 use d2l_nn::rnn::RnnState;
 use d2l_nn::Module;
@@ -198,7 +198,7 @@ impl LanguageModelTask<'_> {
     /// The mean cross-entropy over the batch's tokens and its sums: loss sum, tokens.
     fn loss_and_sums(&self, batch: &Batch) -> Result<(Tensor, Vec<Stat>)> {
         let (y_hat, target) = self.forward(batch)?;
-        let loss = cross_entropy_simple(&y_hat, &target)?;
+        let loss = cross_entropy(&y_hat, &target)?;
         let n = target.numel() as f64;
         let sums = vec![scaled_stat(&loss, n)?, Stat::Host(n)];
         Ok((loss, sums))
@@ -392,7 +392,7 @@ pub fn evaluate_perplexity(net: &dyn LanguageModel, loader: &mut SeqDataLoader) 
             let (y_hat, s) = net.forward_with_state(&x, state.as_ref())?;
             state = Some(s);
             let k = target.numel() as f64;
-            sum += cross_entropy_simple(&y_hat, &target)?.item_f64()? * k;
+            sum += cross_entropy(&y_hat, &target)?.item_f64()? * k;
             n += k;
         }
         Ok((sum / n.max(1.0)).exp())

@@ -1,0 +1,112 @@
+//! Throughput of the vision data path: generating the offline detection set (13.6),
+//! the 13.2 training augmentation through a prefetching loader, and anchor labelling
+//! (`multibox_target`) on TinySSD's 5,444 anchors (13.4–13.7).
+//!
+//! ```text
+//! RAYON_NUM_THREADS=2 cargo bench -p d2l-vision --bench vision
+//! ```
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use d2l_data::loader::{DataLoader, Dataset, TensorDataset};
+use d2l_tensor::{Generator, Tensor};
+use d2l_vision::bananas::{generate_detection_set, DetectionSetSpec};
+use d2l_vision::detection::{multibox_prior, multibox_target};
+use d2l_vision::transforms::{AugmentedDataset, Compose};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn generation(c: &mut Criterion) {
+    let mut g = c.benchmark_group("detection_set");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(3));
+    for (name, classes, objects) in [("1class_1object", 1, 1), ("3classes_3objects", 3, 3)] {
+        let spec = DetectionSetSpec {
+            num_train: 100,
+            num_val: 10,
+            num_classes: classes,
+            max_objects: objects,
+            ..Default::default()
+        };
+        g.throughput(Throughput::Elements(110));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let dir = tempfile::tempdir().unwrap();
+                black_box(generate_detection_set(dir.path(), &spec).unwrap())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn augmentation(c: &mut Criterion) {
+    let (n, h, w) = (64usize, 256usize, 256usize);
+    let mut gen = Generator::new(123);
+    let raw: Vec<u8> = (0..n * 3 * h * w).map(|_| gen.below(256) as u8).collect();
+    let x = Tensor::from_vec(raw, &[n, 3, h, w]).unwrap();
+    let y = Tensor::from_vec((0..n as i64).collect::<Vec<_>>(), &[n]).unwrap();
+    let inner: Arc<dyn Dataset> = Arc::new(TensorDataset::new(x, y).unwrap());
+    let ds = Arc::new(AugmentedDataset::new(
+        inner,
+        Arc::new(Compose::imagenet_train(224).unwrap()),
+        0,
+    ));
+    let loader = DataLoader::new(ds.clone(), 32)
+        .unwrap()
+        .shuffle(0)
+        .prefetch(2);
+    let mut g = c.benchmark_group("augmentation");
+    g.sample_size(10).measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("random_resized_crop_flip_normalize_224", |b| {
+        let mut epoch = 0u64;
+        b.iter(|| {
+            epoch += 1;
+            ds.set_epoch(epoch);
+            let mut seen = 0;
+            for batch in loader.iter_epoch(epoch) {
+                seen += batch.unwrap().len();
+            }
+            black_box(seen)
+        })
+    });
+    g.finish();
+}
+
+fn anchor_labelling(c: &mut Criterion) {
+    let sizes = [
+        [0.2, 0.272],
+        [0.37, 0.447],
+        [0.54, 0.619],
+        [0.71, 0.79],
+        [0.88, 0.961],
+    ];
+    let mut all = Vec::new();
+    for (s, m) in sizes.iter().zip([32usize, 16, 8, 4, 1]) {
+        all.extend(
+            multibox_prior(m, m, s, &[1.0, 2.0, 0.5])
+                .unwrap()
+                .to_vec::<f32>(),
+        );
+    }
+    let anchors = Tensor::from_vec(all.clone(), &[1, all.len() / 4, 4]).unwrap();
+    let b = 32;
+    let mut d = Vec::new();
+    for i in 0..b {
+        let o = (i as f32) / 64.0;
+        d.extend([0.0, 0.1 + o, 0.2, 0.4 + o, 0.5]);
+        d.extend([1.0, 0.5, 0.5 - o, 0.8, 0.9 - o]);
+        d.extend([0.0, 0.05, 0.6, 0.3, 0.95]);
+    }
+    let labels = Tensor::from_vec(d, &[b, 3, 5]).unwrap();
+    let mut g = c.benchmark_group("multibox_target");
+    g.sample_size(10).measurement_time(Duration::from_secs(2));
+    g.throughput(Throughput::Elements(b as u64));
+    g.bench_function("tinyssd_5444_anchors_batch32", |bch| {
+        bch.iter(|| black_box(multibox_target(&anchors, &labels).unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, generation, augmentation, anchor_labelling);
+criterion_main!(benches);
