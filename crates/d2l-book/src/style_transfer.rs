@@ -277,6 +277,7 @@ pub fn write_run(
         resumed_after_epoch: None,
         extra: serde_json::json!({ "image_shape": image.shape() }),
         epochs,
+        distributed: None,
     };
     dir.write_summary(&summary)
 }

@@ -21,6 +21,101 @@ use crate::layers::functional;
 use crate::module::Module;
 use d2l_tensor::{no_grad, DType, Error, Result, Tensor};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Sums a buffer element-wise over the processes of a data-parallel job, in place (a
+/// communicator's sum-allreduce), for synchronised batch normalisation.
+pub type BatchNormSync = Arc<dyn Fn(&mut [f32]) -> Result<()> + Send + Sync>;
+
+static BATCH_NORM_SYNC: RwLock<Option<BatchNormSync>> = RwLock::new(None);
+
+/// Makes every batch-norm layer of this process compute its training statistics over the
+/// global batch of a data-parallel job (PyTorch's `SyncBatchNorm`): the per-channel sums
+/// of the rows of every process are added up with `sync`, in the forward pass and in the
+/// backward pass. `None` goes back to each process's own rows. Every process must run the
+/// same layers on at least one row each.
+pub fn set_batch_norm_sync(sync: Option<BatchNormSync>) {
+    *BATCH_NORM_SYNC.write().unwrap_or_else(|e| e.into_inner()) = sync;
+}
+
+fn batch_norm_sync() -> Option<BatchNormSync> {
+    BATCH_NORM_SYNC
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
+/// `t` summed over the processes; its gradient is the output gradient summed over the
+/// processes (each process's loss depends on every process's sum).
+fn all_sum(t: &Tensor, sync: &BatchNormSync) -> Result<Tensor> {
+    let reduce = |t: &Tensor, sync: &BatchNormSync| -> Result<Tensor> {
+        let mut v = t.cpu()?.to_vec::<f32>();
+        sync(&mut v)?;
+        Tensor::from_vec(v, t.shape())?
+            .to_dtype(t.dtype())?
+            .to(t.device())
+    };
+    let value = no_grad(|| reduce(t, sync))?;
+    let s = sync.clone();
+    let backward: d2l_tensor::BackwardFn =
+        Arc::new(move |g: &Tensor| Ok(vec![Some(no_grad(|| reduce(g, &s))?)]));
+    Ok(Tensor::custom_op_named(
+        "bwd:sync_bn_sum",
+        value,
+        &[t],
+        backward,
+    ))
+}
+
+/// Training-mode batch normalisation with statistics over every process's rows (see
+/// [`set_batch_norm_sync`]); updates the running statistics like the local kernel.
+#[allow(clippy::too_many_arguments)]
+fn sync_batch_norm(
+    x: &Tensor,
+    sync: &BatchNormSync,
+    running_mean: Option<&Tensor>,
+    running_var: Option<&Tensor>,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    momentum: f64,
+    eps: f64,
+) -> Result<Tensor> {
+    let c = x.shape()[1];
+    let dims: Vec<isize> = (0..x.rank() as isize).filter(|&d| d != 1).collect();
+    let mut bshape = vec![1isize; x.rank()];
+    bshape[1] = c as isize;
+    let mut count = [(x.numel() / c.max(1)) as f32];
+    sync(&mut count)?;
+    let n = f64::from(count[0]);
+    // Two passes (mean, then the centred squares), as the local kernel does.
+    let mean = all_sum(&x.sum(&dims, false)?, sync)?.div_scalar(n)?;
+    let xc = x.sub(&mean.reshape(bshape.as_slice())?)?;
+    let var = all_sum(&xc.mul(&xc)?.sum(&dims, false)?, sync)?.div_scalar(n)?;
+    let inv = var.add_scalar(eps)?.sqrt()?.reshape(bshape.as_slice())?;
+    let mut y = xc.div(&inv)?;
+    if let (Some(w), Some(b)) = (weight, bias) {
+        y = y
+            .mul(&w.reshape(bshape.as_slice())?)?
+            .add(&b.reshape(bshape.as_slice())?)?;
+    }
+    no_grad(|| -> Result<()> {
+        if let Some(rm) = running_mean {
+            rm.copy_(
+                &rm.mul_scalar(1.0 - momentum)?
+                    .add(&mean.detach().mul_scalar(momentum)?)?,
+            )?;
+        }
+        if let Some(rv) = running_var {
+            let unbiased = var.detach().mul_scalar(n / (n - 1.0).max(1.0))?;
+            rv.copy_(
+                &rv.mul_scalar(1.0 - momentum)?
+                    .add(&unbiased.mul_scalar(momentum)?)?,
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok(y)
+}
 
 /// Settings of a batch-normalisation layer; `Default` is PyTorch's.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -234,7 +329,20 @@ macro_rules! batch_norm_layer {
                 };
                 // Without running statistics, batch statistics are used in eval mode too.
                 let use_batch_stats = training || self.running_mean.is_none();
-                let y = x.batch_norm(
+                let sync = batch_norm_sync().filter(|_| training);
+                let y = if let Some(sync) = sync {
+                    sync_batch_norm(
+                        x,
+                        &sync,
+                        self.running_mean.as_ref(),
+                        self.running_var.as_ref(),
+                        self.weight.as_ref(),
+                        self.bias.as_ref(),
+                        momentum,
+                        self.opts.eps,
+                    )?
+                } else {
+                    x.batch_norm(
                     self.running_mean.as_ref(),
                     self.running_var.as_ref(),
                     self.weight.as_ref(),
@@ -242,7 +350,8 @@ macro_rules! batch_norm_layer {
                     use_batch_stats,
                     momentum,
                     self.opts.eps,
-                )?;
+                )?
+                };
                 if let Some(n) = tracked {
                     no_grad(|| n.add_(&Tensor::full_on(&[], 1.0, DType::I64, n.device())?))?;
                 }

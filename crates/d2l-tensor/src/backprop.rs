@@ -30,7 +30,25 @@ use crate::error::{Error, Result};
 use crate::grad_mode::no_grad;
 use crate::ops::elementwise::{BinaryOp, UnaryOp};
 use crate::{Tensor, TensorId};
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+/// A function called with a leaf (a parameter) once `backward` has finished its gradient.
+pub type GradReadyHook = Rc<dyn Fn(&Tensor)>;
+
+thread_local! {
+    static GRAD_READY: RefCell<Option<GradReadyHook>> = const { RefCell::new(None) };
+}
+
+/// Sets (or with `None` removes) this thread's gradient-ready hook: during `backward`, each
+/// leaf that requires a gradient is passed to it as soon as no later part of the graph can
+/// add to its gradient (PyTorch's `register_post_accumulate_grad_hook`, which DDP uses to
+/// start summing a bucket of gradients while the backward pass goes on). A leaf that the
+/// pass reaches without a gradient is passed too, with none.
+pub fn set_grad_ready_hook(hook: Option<GradReadyHook>) {
+    GRAD_READY.with(|h| *h.borrow_mut() = hook);
+}
 
 /// How a tensor was computed: the op and the inputs (and outputs) its gradient needs.
 #[derive(Clone)]
@@ -472,15 +490,48 @@ fn transposed_view(t: &Tensor) -> bool {
 }
 
 fn run_backward(root: &Tensor, seed: Tensor, retain_graph: bool) -> Result<()> {
+    let hook = GRAD_READY.with(|h| h.borrow().clone());
     if root.is_leaf() {
-        return root.accumulate_grad(seed.contiguous()?);
+        root.accumulate_grad(seed.contiguous()?)?;
+        if let Some(h) = &hook {
+            h(root);
+        }
+        return Ok(());
     }
     let mut order: Vec<Option<Tensor>> = topo_order(root)?.into_iter().map(Some).collect();
+    // With a hook: the edges still to come into each leaf that requires a gradient.
+    let mut edges_left: HashMap<TensorId, usize> = HashMap::new();
+    if hook.is_some() {
+        for node in order.iter().flatten() {
+            for input in node.op_inputs().unwrap_or_default() {
+                if input.is_leaf() && input.requires_grad() {
+                    *edges_left.entry(input.id()).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    // One edge into `leaf` is done; the hook hears of it after the last one.
+    let edge_done = |leaf: &Tensor, left: &mut HashMap<TensorId, usize>| {
+        if let (Some(h), Some(n)) = (&hook, left.get_mut(&leaf.id())) {
+            *n -= 1;
+            if *n == 0 {
+                h(leaf);
+            }
+        }
+    };
     let mut grads: HashMap<TensorId, Tensor> = HashMap::new();
     grads.insert(root.id(), seed);
     for slot in order.iter_mut().rev() {
         let node = slot.take().expect("each node is visited once");
         let Some(g) = grads.remove(&node.id()) else {
+            // No gradient reached this node: its edges into leaves bring nothing.
+            if hook.is_some() {
+                for input in node.op_inputs().unwrap_or_default() {
+                    if input.is_leaf() && input.requires_grad() {
+                        edge_done(&input, &mut edges_left);
+                    }
+                }
+            }
             continue;
         };
         let op = if retain_graph {
@@ -497,7 +548,12 @@ fn run_backward(root: &Tensor, seed: Tensor, retain_graph: bool) -> Result<()> {
         };
         drop(op);
         for (input, ig) in inputs.into_iter().zip(input_grads) {
-            let Some(ig) = ig else { continue };
+            let Some(ig) = ig else {
+                if input.is_leaf() && input.requires_grad() {
+                    edge_done(&input, &mut edges_left);
+                }
+                continue;
+            };
             if !input.requires_grad() {
                 continue;
             }
@@ -512,6 +568,7 @@ fn run_backward(root: &Tensor, seed: Tensor, retain_graph: bool) -> Result<()> {
             }
             if input.is_leaf() {
                 input.accumulate_grad(ig.contiguous()?)?;
+                edge_done(&input, &mut edges_left);
             } else {
                 match grads.remove(&input.id()) {
                     Some(prev) => grads.insert(input.id(), prev.add(&ig)?),
@@ -527,6 +584,63 @@ fn run_backward(root: &Tensor, seed: Tensor, retain_graph: bool) -> Result<()> {
 mod tests {
     use crate::{no_grad, Tensor};
     use std::sync::Arc;
+
+    #[test]
+    fn the_grad_ready_hook_hears_of_each_leaf_once_with_its_final_gradient() {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        let leaf = |v: &[f32]| {
+            Tensor::from_slice(v, &[v.len()])
+                .unwrap()
+                .requires_grad_(true)
+                .unwrap()
+        };
+        let (x, w1, w2, unused) = (
+            leaf(&[1.0, 2.0]),
+            leaf(&[0.5, -1.0]),
+            leaf(&[3.0, 4.0]),
+            leaf(&[7.0, 7.0]),
+        );
+        let seen: Rc<RefCell<Vec<(crate::TensorId, Vec<f32>)>>> = Rc::default();
+        let s = seen.clone();
+        super::set_grad_ready_hook(Some(Rc::new(move |t: &Tensor| {
+            let g = t.grad().map(|g| g.to_vec::<f32>()).unwrap_or_default();
+            s.borrow_mut().push((t.id(), g));
+        })));
+        // w1 is used twice (h and again at the end); `unused` only in a branch whose
+        // gradient is cut off by detach, so no gradient reaches it.
+        let h = w1.mul(&x).unwrap();
+        let y = h
+            .mul(&w2)
+            .unwrap()
+            .add(&w1)
+            .unwrap()
+            .add(&unused.mul(&x).unwrap().detach())
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        y.backward().unwrap();
+        super::set_grad_ready_hook(None);
+        let seen = seen.borrow();
+        let ids: Vec<_> = seen.iter().map(|(id, _)| *id).collect();
+        for t in [&x, &w1, &w2] {
+            assert_eq!(ids.iter().filter(|i| **i == t.id()).count(), 1);
+            let at_hook = &seen.iter().find(|(id, _)| *id == t.id()).unwrap().1;
+            assert_eq!(
+                at_hook,
+                &t.grad().unwrap().to_vec::<f32>(),
+                "final when heard"
+            );
+        }
+        assert!(!ids.contains(&unused.id()));
+        // dy/dw1 = x * w2 + 1, dy/dw2 = w1 * x, dy/dx = w1 * w2.
+        assert_eq!(w1.grad().unwrap().to_vec::<f32>(), vec![4.0, 9.0]);
+        assert_eq!(w2.grad().unwrap().to_vec::<f32>(), vec![0.5, -2.0]);
+        // No hook: nothing is heard.
+        let z = w2.mul(&x).unwrap().sum_all().unwrap();
+        z.backward().unwrap();
+        assert_eq!(seen.len(), 3);
+    }
 
     #[test]
     fn saved_tensors_are_released_by_backward() {

@@ -33,6 +33,7 @@ mod storage;
 mod tensor;
 mod threads;
 
+pub use backprop::{set_grad_ready_hook, GradReadyHook};
 /// The engine's fused kernels that `d2l-nn`'s layers and optimisers call: whole-sequence
 /// recurrent layers (forward and backward through time, CPU) and the multi-tensor Adam
 /// update (CUDA). They live with the engine because they work on its buffers and kernels;

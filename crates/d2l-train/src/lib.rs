@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod device;
+pub mod dist;
 pub mod metrics;
 pub mod plot;
 pub mod run_dir;

@@ -31,6 +31,11 @@
 //! metrics so far, so that an interrupted run ends with the weights an uninterrupted one
 //! would have (on the CPU with the same threads).
 //!
+//! **Several processes.** With `config.distributed` the loop trains data-parallel over
+//! the ranks of a communicator ([`crate::dist`]): each rank trains on its rows of every
+//! global batch, gradients are summed over the ranks before clipping and the step, and
+//! the epoch's sums are added up over the ranks.
+//!
 //! ```no_run
 //! use d2l_nn::layers::{Flatten, Linear};
 //! use d2l_nn::optim::Sgd;
@@ -49,6 +54,7 @@
 //! ```
 
 use crate::checkpoint::{tensor_words, words_tensor, Checkpoint, CheckpointInfo};
+use crate::dist::{self, Distributed};
 use crate::metrics::Timer;
 use crate::run_dir::RunDir;
 use crate::tasks::classification::ClassificationTask;
@@ -96,8 +102,12 @@ pub struct TrainConfig {
     /// after the loader gives it (default: the CPU).
     pub device: Device,
     /// Continue from the run folder's `checkpoint.safetensors` (an error when there is
-    /// none).
+    /// none). In a distributed run rank 0 reads it and sends it to the others.
     pub resume: bool,
+    /// Data-parallel training over the processes of a communicator ([`crate::dist`]):
+    /// the batches are global batches split over the ranks; only rank 0 should have a
+    /// `run_dir` and print (`None`: this process alone).
+    pub distributed: Option<Distributed>,
 }
 
 impl Default for TrainConfig {
@@ -111,6 +121,7 @@ impl Default for TrainConfig {
             stop_on_nan: true,
             device: Device::Cpu,
             resume: false,
+            distributed: None,
         }
     }
 }
@@ -175,6 +186,25 @@ pub struct TrainSummary {
     /// Task-specific results (a language model's final samples).
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     pub extra: serde_json::Value,
+    /// A distributed run's ranks and their final state checksums.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<DistSummary>,
+}
+
+/// What a distributed run reports (`summary.json`'s `distributed`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DistSummary {
+    /// Number of ranks (processes).
+    pub ranks: usize,
+    /// The communication back end (`"mpi"`, `"single"`).
+    pub backend: String,
+    /// Every rank's checksum of its final parameters and buffers, in rank order (hex):
+    /// equal when the ranks ended in the same state.
+    pub state_checksums: Vec<String>,
+    /// Seconds rank 0 spent waiting for gradient allreduces over the run's steps here.
+    pub comm_wait_secs: f64,
+    /// Seconds rank 0 spent in training steps here (the allreduce waits included).
+    pub step_secs: f64,
 }
 
 /// What an `on_batch` hook sees after each training step.
@@ -481,7 +511,39 @@ impl<'a> Trainer<'a> {
         let params = self.task.model().parameters();
         let (n_train, n_eval) = self.task.stat_counts();
         let steps = train.batches_per_epoch();
+        let dist = self.config.distributed.clone();
+        let (rank, ranks) = dist
+            .as_ref()
+            .map_or((0, 1), |d| (d.comm.rank(), d.comm.size()));
+        if let Some(d) = &dist {
+            let key = format!(
+                "{}|{}|{}|{steps}|{}",
+                d.config_key,
+                self.task.kind(),
+                crate::checkpoint::model_fingerprint(self.task.model()),
+                self.config.epochs
+            );
+            dist::check_same_config(&d.comm, &key)?;
+        }
         let mut st = self.start(train)?;
+        if let Some(d) = &dist {
+            // Every rank starts from rank 0's parameters and buffers.
+            let state: Vec<Tensor> = self
+                .task
+                .model()
+                .state_dict()
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            dist::broadcast_tensors(&d.comm, &state)?;
+        }
+        let mut comm_wait = 0.0;
+        let mut step_secs = 0.0;
+        let grad_sync = dist
+            .as_ref()
+            .map(|d| std::rc::Rc::new(dist::GradSync::new(d.comm.clone(), params.clone())));
+        let overlap = dist::overlap_enabled() && ranks > 1;
+        let fail_at = fail_point();
         if let Some(s) = &self.scheduler {
             let e = s.last_epoch();
             s.apply(self.optimizer, e);
@@ -501,6 +563,8 @@ impl<'a> Trainer<'a> {
             let source_words = train.state_words();
             let bar = self.progress_bar(epoch, steps);
             let (mut sums, mut epoch_secs, mut epoch_examples) = match st.partial.take() {
+                // A distributed run's partial sums are over every rank: rank 0 carries them.
+                Some((_, secs, examples)) if rank != 0 => (Sums::new(n_train), secs, examples),
                 Some((values, secs, examples)) => (Sums::from_host(values), secs, examples),
                 None => (Sums::new(n_train), 0.0, 0.0),
             };
@@ -524,52 +588,119 @@ impl<'a> Trainer<'a> {
                 st.global_step += 1;
                 let batch = batch?;
                 timer.start();
-                let batch = batch.to(device)?;
+                // The global batch's size; this rank trains on its rows.
+                let global_size = batch.size;
+                let local = match &dist {
+                    Some(_) => dist::shard(&batch, rank, ranks)?,
+                    None => Some(batch),
+                };
                 self.optimizer.zero_grad();
-                let out = self.task.train_step(&batch)?;
-                if out.loss.numel() != 1 {
+                if let Some(gs) = &grad_sync {
+                    gs.begin_step();
+                }
+                let mut local_nonfinite = 0.0f32;
+                let mut stats = None;
+                let mut hook_loss = f64::NAN;
+                if let Some(batch) = local {
+                    let batch = batch.to(device)?;
+                    let out = self.task.train_step(&batch)?;
+                    if out.loss.numel() != 1 {
+                        return Err(Error::InvalidArgument {
+                            op: "Trainer::fit",
+                            msg: format!(
+                                "the loss must return the batch mean (one value), got shape {:?}",
+                                out.loss.shape()
+                            ),
+                        });
+                    }
+                    if self.config.stop_on_nan && dist.is_some() {
+                        // Decided with the gradient sum, so that every rank stops together.
+                        if !out.loss.item_f64()?.is_finite() {
+                            local_nonfinite = 1.0;
+                        }
+                    } else if self.config.stop_on_nan {
+                        if device.is_cpu() {
+                            let lv = out.loss.item_f64()?;
+                            if !lv.is_finite() {
+                                bar.abandon();
+                                let at = format!(
+                                    "at epoch {epoch}, step {step} of {steps} (global step {})",
+                                    st.global_step
+                                );
+                                return Err(self.nonfinite_error(lv, &at, &st, started));
+                            }
+                        } else {
+                            // (l - l) != (l - l) exactly when l is NaN or infinite.
+                            let flag = no_grad(|| -> Result<Tensor> {
+                                let d = out.loss.detach().reshape([1])?;
+                                let d = d.sub(&d)?;
+                                d.compare(&d, CmpOp::Ne)?.to_dtype(DType::F64)
+                            })?;
+                            nonfinite = Some(match nonfinite.take() {
+                                None => flag,
+                                Some(acc) => no_grad(|| acc.add(&flag))?,
+                            });
+                        }
+                    }
+                    if let (Some(gs), true) = (&grad_sync, overlap) {
+                        // Buckets start summing while the backward pass goes on.
+                        d2l_tensor::set_grad_ready_hook(Some(dist::GradSync::hook(gs)));
+                    }
+                    let backward = if dist.is_some() && batch.size != global_size {
+                        // This rank's share of the global batch's mean loss: the summed
+                        // gradients are exactly the global batch's.
+                        let w = batch.size as f64 / global_size as f64;
+                        out.loss.mul_scalar(w).and_then(|l| l.backward())
+                    } else {
+                        out.loss.backward()
+                    };
+                    d2l_tensor::set_grad_ready_hook(None);
+                    backward?;
+                    if !self.batch_hooks.is_empty() {
+                        hook_loss = out.loss.item_f64()?;
+                    }
+                    stats = Some(out.stats);
+                }
+                if fail_at == Some((rank, epoch, step)) {
                     return Err(Error::InvalidArgument {
-                        op: "Trainer::fit",
+                        op: "train",
                         msg: format!(
-                            "the loss must return the batch mean (one value), got shape {:?}",
-                            out.loss.shape()
+                            "D2L_TEST_FAIL_AT: failing on purpose at epoch {epoch}, step {step}"
                         ),
                     });
                 }
-                if self.config.stop_on_nan {
-                    if device.is_cpu() {
-                        let lv = out.loss.item_f64()?;
-                        if !lv.is_finite() {
-                            bar.abandon();
-                            let at = format!(
-                                "at epoch {epoch}, step {step} of {steps} (global step {})",
-                                st.global_step
-                            );
-                            return Err(self.nonfinite_error(lv, &at, &st, started));
-                        }
-                    } else {
-                        // (l - l) != (l - l) exactly when l is NaN or infinite.
-                        let flag = no_grad(|| -> Result<Tensor> {
-                            let d = out.loss.detach().reshape([1])?;
-                            let d = d.sub(&d)?;
-                            d.compare(&d, CmpOp::Ne)?.to_dtype(DType::F64)
-                        })?;
-                        nonfinite = Some(match nonfinite.take() {
-                            None => flag,
-                            Some(acc) => no_grad(|| acc.add(&flag))?,
-                        });
+                let mut dist_stop = false;
+                if let Some(gs) = &grad_sync {
+                    let stop = f32::from(self.stop_requested() as u8);
+                    let (ctl, waited) = gs.finish(&[local_nonfinite, stop])?;
+                    comm_wait += waited;
+                    if ctl[0] > 0.0 {
+                        bar.abandon();
+                        let at = format!(
+                            "on {} of {ranks} ranks at epoch {epoch}, step {step} of {steps} (global step {})",
+                            ctl[0], st.global_step
+                        );
+                        let e = self.nonfinite_error(f64::NAN, &at, &st, started);
+                        return Err(dist::shared_error(match e {
+                            Error::InvalidArgument { msg, .. } => msg,
+                            e => e.to_string(),
+                        }));
                     }
+                    dist_stop = ctl[1] > 0.0;
                 }
-                out.loss.backward()?;
                 if let Some(max) = self.config.max_grad_norm {
                     d2l_nn::clip::clip_grad_norm_(&params, max)?;
                 }
                 self.optimizer.step()?;
-                epoch_secs += timer.stop();
-                let size = batch.size as f64;
+                let secs = timer.stop();
+                epoch_secs += secs;
+                step_secs += secs;
+                let size = global_size as f64;
                 st.examples += size;
                 epoch_examples += size;
-                sums.add(out.stats)?;
+                if let Some(stats) = stats {
+                    sums.add(stats)?;
+                }
                 done_steps = step;
                 if !self.batch_hooks.is_empty() {
                     let event = BatchEvent {
@@ -577,15 +708,15 @@ impl<'a> Trainer<'a> {
                         step,
                         steps_per_epoch: steps,
                         global_step: st.global_step,
-                        loss: out.loss.item_f64()?,
-                        batch_size: batch.size,
+                        loss: hook_loss,
+                        batch_size: global_size,
                     };
                     for h in &mut self.batch_hooks {
                         h(&event);
                     }
                 }
                 if stall_at == Some((epoch, step)) {
-                    test_stall(epoch, step);
+                    test_stall(epoch, step, dist.as_ref().map(|_| (rank, ranks)));
                 }
                 bar.inc(1);
                 let redraw = last_redraw.elapsed() >= Duration::from_millis(250);
@@ -602,7 +733,7 @@ impl<'a> Trainer<'a> {
                         ));
                     }
                 }
-                if self.stop_requested() {
+                if dist_stop || (dist.is_none() && self.stop_requested()) {
                     interrupted = true;
                     break;
                 }
@@ -613,7 +744,12 @@ impl<'a> Trainer<'a> {
             st.train_secs += epoch_secs - secs_before;
             self.check_nonfinite(&mut nonfinite, &mut unchecked_from, &st, started, &bar)?;
             bar.finish_and_clear();
-            let train_sums = sums.read()?;
+            let mut train_sums = sums.read()?;
+            if let Some(d) = &dist {
+                d.comm
+                    .allreduce_sum_f64(&mut train_sums)
+                    .map_err(dist::comm_error)?;
+            }
             if interrupted {
                 stopped_early = Some("interrupted".to_string());
                 if let Some(rd) = self.config.run_dir.clone() {
@@ -637,6 +773,18 @@ impl<'a> Trainer<'a> {
                     );
                 }
                 break;
+            }
+            if let Some(d) = &dist {
+                // Batch-norm running statistics: rank 0's for every rank (without
+                // --sync-bn each rank measured only its own rows).
+                let buffers: Vec<Tensor> = self
+                    .task
+                    .model()
+                    .named_buffers()
+                    .into_iter()
+                    .map(|(_, t)| t)
+                    .collect();
+                dist::broadcast_tensors(&d.comm, &buffers)?;
             }
             // Evaluation, in evaluation mode without gradients.
             let eval_sums = match eval {
@@ -691,7 +839,18 @@ impl<'a> Trainer<'a> {
         } else {
             serde_json::Value::Null
         };
-        let summary = self.summary(&st, started, stopped_early, extra);
+        let mut summary = self.summary(&st, started, stopped_early, extra);
+        if let Some(d) = &dist {
+            let sum = dist::state_checksum(self.task.model())?;
+            let all = d.comm.all_gather_u64(sum).map_err(dist::comm_error)?;
+            summary.distributed = Some(DistSummary {
+                ranks,
+                backend: d.comm.backend().to_string(),
+                state_checksums: all.iter().map(|c| format!("{c:016x}")).collect(),
+                comm_wait_secs: comm_wait,
+                step_secs,
+            });
+        }
         if let Some(rd) = &self.config.run_dir {
             rd.write_summary(&summary)?;
         }
@@ -761,14 +920,29 @@ impl<'a> Trainer<'a> {
         model.eval();
         let _restore = TrainOnDrop(model);
         self.task.begin_pass(false)?;
-        no_grad(|| {
+        let dist = self.config.distributed.as_ref();
+        let (rank, ranks) = dist.map_or((0, 1), |d| (d.comm.rank(), d.comm.size()));
+        let mut out = no_grad(|| {
             let mut sums = Sums::new(n);
             for batch in eval.epoch(0) {
-                let batch = batch?.to(device)?;
-                sums.add(self.task.eval_step(&batch)?)?;
+                let batch = batch?;
+                // A distributed evaluation splits every batch like training does.
+                let local = match dist {
+                    Some(_) => dist::shard(&batch, rank, ranks)?,
+                    None => Some(batch),
+                };
+                if let Some(batch) = local {
+                    sums.add(self.task.eval_step(&batch.to(device)?)?)?;
+                }
             }
             sums.read()
-        })
+        })?;
+        if let Some(d) = dist {
+            d.comm
+                .allreduce_sum_f64(&mut out)
+                .map_err(dist::comm_error)?;
+        }
+        Ok(out)
     }
 
     /// Where to start: the checkpoint's state with `config.resume`, else from scratch.
@@ -787,25 +961,19 @@ impl<'a> Trainer<'a> {
         if !self.config.resume {
             return Ok(fresh);
         }
-        let rd = self
+        let multi = self
             .config
-            .run_dir
-            .clone()
-            .ok_or_else(|| Error::InvalidArgument {
-                op: "Trainer::fit",
-                msg: "resume needs a run folder (config.run_dir)".into(),
-            })?;
-        let path = rd.checkpoint_path();
-        if !path.exists() {
-            return Err(Error::InvalidArgument {
-                op: "Trainer::fit",
-                msg: format!(
-                    "nothing to resume: {} has no checkpoint.safetensors",
-                    rd.path().display()
-                ),
-            });
-        }
-        let ck = Checkpoint::load(&path)?;
+            .distributed
+            .as_ref()
+            .filter(|d| d.comm.size() > 1)
+            .map(|d| d.comm.clone());
+        let (ck, path) = match multi {
+            None => {
+                let path = self.resume_path()?;
+                (Checkpoint::load(&path)?, path)
+            }
+            Some(comm) => self.checkpoint_from_root(&comm)?,
+        };
         let model = self.task.model();
         ck.check_fits(&path, self.task.kind(), model)?;
         let info = &ck.info;
@@ -851,7 +1019,7 @@ impl<'a> Trainer<'a> {
         if !self.config.quiet {
             eprintln!(
                 "resuming {} after epoch {}{} of {}",
-                rd.path().display(),
+                path.parent().unwrap_or(&path).display(),
                 info.epoch,
                 if info.step_in_epoch > 0 {
                     format!(
@@ -867,7 +1035,7 @@ impl<'a> Trainer<'a> {
         }
         // metrics.csv and the curves are rewritten from the checkpoint's epochs, so rows a
         // killed run wrote after its last checkpoint disappear.
-        if !info.epochs.is_empty() {
+        if let (Some(rd), false) = (&self.config.run_dir, info.epochs.is_empty()) {
             rd.write_metrics(&info.epochs, self.task.columns(), self.task.speed_unit())?;
         }
         Ok(Start {
@@ -881,6 +1049,76 @@ impl<'a> Trainer<'a> {
             resumed_after: Some(info.epoch),
             task_state: ck.section("task."),
         })
+    }
+
+    /// The checkpoint to resume from (an error when there is none).
+    fn resume_path(&self) -> Result<std::path::PathBuf> {
+        let rd = self
+            .config
+            .run_dir
+            .clone()
+            .ok_or_else(|| Error::InvalidArgument {
+                op: "Trainer::fit",
+                msg: "resume needs a run folder (config.run_dir)".into(),
+            })?;
+        let path = rd.checkpoint_path();
+        if !path.exists() {
+            return Err(Error::InvalidArgument {
+                op: "Trainer::fit",
+                msg: format!(
+                    "nothing to resume: {} has no checkpoint.safetensors",
+                    rd.path().display()
+                ),
+            });
+        }
+        Ok(path)
+    }
+
+    /// A distributed resume: rank 0 reads the checkpoint and sends its bytes to every
+    /// rank (the other ranks need no access to the run folder).
+    fn checkpoint_from_root(
+        &self,
+        comm: &d2l_dist::Comm,
+    ) -> Result<(Checkpoint, std::path::PathBuf)> {
+        let read = if comm.is_root() {
+            Some(self.resume_path().and_then(|p| {
+                std::fs::read(&p)
+                    .map(|b| (b, p.clone()))
+                    .map_err(|e| Error::InvalidArgument {
+                        op: "checkpoint",
+                        msg: format!("cannot read {}: {e}", p.display()),
+                    })
+            }))
+        } else {
+            None
+        };
+        let mut bytes = match &read {
+            Some(Ok((b, _))) => b.clone(),
+            _ => Vec::new(),
+        };
+        comm.broadcast_bytes(&mut bytes, 0)
+            .map_err(dist::comm_error)?;
+        match read {
+            Some(Ok((_, path))) => Ok((Checkpoint::load(&path)?, path)),
+            Some(Err(e)) => Err(dist::shared_error(e.to_string())),
+            None if bytes.is_empty() => Err(dist::shared_error(
+                "rank 0 could not read the checkpoint to resume from",
+            )),
+            None => {
+                let tmp = std::env::temp_dir().join(format!(
+                    "d2l-resume-{}-rank{}.safetensors",
+                    std::process::id(),
+                    comm.rank()
+                ));
+                std::fs::write(&tmp, &bytes).map_err(|e| Error::InvalidArgument {
+                    op: "checkpoint",
+                    msg: format!("cannot write {}: {e}", tmp.display()),
+                })?;
+                let ck = Checkpoint::load(&tmp);
+                let _ = std::fs::remove_file(&tmp);
+                Ok((ck?, std::path::PathBuf::from("checkpoint.safetensors")))
+            }
+        }
     }
 
     fn checkpoint(
@@ -970,6 +1208,7 @@ impl<'a> Trainer<'a> {
             device: self.config.device.to_string(),
             resumed_after_epoch: st.resumed_after,
             extra,
+            distributed: None,
         }
     }
 }
@@ -998,10 +1237,24 @@ fn stall_point() -> Option<(usize, usize)> {
     Some((e.trim().parse().ok()?, s.trim().parse().ok()?))
 }
 
-fn test_stall(epoch: usize, step: usize) {
-    eprintln!("D2L_TEST_STALL_AT: stalled after epoch {epoch} step {step}");
+fn test_stall(epoch: usize, step: usize, rank: Option<(usize, usize)>) {
+    match rank {
+        Some((r, n)) => eprintln!(
+            "D2L_TEST_STALL_AT: rank {r} of {n} (pid {}) stalled after epoch {epoch} step {step}",
+            std::process::id()
+        ),
+        None => eprintln!("D2L_TEST_STALL_AT: stalled after epoch {epoch} step {step}"),
+    }
     // A Ctrl-C ends the stall, so the interruption path can be tested at this point.
     while !INTERRUPTED.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The test hook `D2L_TEST_FAIL_AT=RANK:EPOCH:STEP`: that rank returns an error after the
+/// step's backward pass — how the fault tests make one rank of a distributed job fail.
+fn fail_point() -> Option<(usize, usize, usize)> {
+    let v = std::env::var("D2L_TEST_FAIL_AT").ok()?;
+    let mut it = v.split(':').map(|p| p.trim().parse::<usize>().ok());
+    Some((it.next()??, it.next()??, it.next()??))
 }

@@ -9,8 +9,8 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use d2l_data::loader::{DataLoader, Dataset, TensorDataset};
 use d2l_tensor::{Generator, Tensor};
-use d2l_vision::generated::detection::{generate_detection_set, DetectionSetSpec};
 use d2l_vision::detection::{multibox_prior, multibox_target};
+use d2l_vision::generated::detection::{generate_detection_set, DetectionSetSpec};
 use d2l_vision::transforms::{AugmentedDataset, Compose};
 use std::sync::Arc;
 use std::time::Duration;

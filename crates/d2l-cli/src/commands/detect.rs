@@ -471,7 +471,9 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     let num_classes = a.num_classes.unwrap_or(1);
     let device = a.device.resolve()?;
     let net = TinySsd::new(num_classes, multibox_prior)?;
-    let run_dir = super::train::open_run_dir(&a, &a.model)?;
+    let distributed = super::train::distributed(&a)?;
+    let run_dir = super::train::open_train_dir(&a, &a.model)?;
+    let run_path = super::train::run_path(&run_dir);
     let cfg = SsdTrainConfig {
         epochs: a.epochs.unwrap_or(20),
         lr: a.lr.unwrap_or(0.2),
@@ -479,12 +481,13 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         cls_loss,
         box_loss,
         quiet: a.quiet,
-        run_dir: Some(run_dir.clone()),
+        run_dir: run_dir.clone(),
         device,
         resume: a.resume.is_some(),
+        distributed,
     };
     super::train::write_run_config(
-        &run_dir,
+        run_dir.as_ref(),
         &a,
         json!({
             "model": a.model,
@@ -502,7 +505,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     )?;
     let s = train_ssd(&net, &train, Some(&val), &cfg)?;
     let Some(last) = s.epochs.last() else {
-        return super::train::check_interrupted(s.stopped_early.as_deref(), run_dir.path());
+        return super::train::check_interrupted(s.stopped_early.as_deref(), &run_path);
     };
     println!("class err {:.2e}, bbox mae {:.2e}", s.class_err, s.bbox_mae);
     if let (Some(c), Some(b)) = (last.val_class_err, last.val_bbox_mae) {
@@ -523,20 +526,24 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         m.images_per_sec,
         d2l_nn::Module::num_parameters(&net)
     );
-    if let Ok(j) = serde_json::to_string_pretty(&json!({"map": m, "seconds": s.seconds})) {
-        let _ = std::fs::write(run_dir.path().join("map.json"), j + "\n");
+    if let (Some(dir), Ok(j)) = (
+        run_dir.as_ref(),
+        serde_json::to_string_pretty(&json!({"map": m, "seconds": s.seconds})),
+    ) {
+        let _ =
+            d2l_nn::serialize::write_atomic(&dir.path().join("map.json"), (j + "\n").as_bytes());
     }
-    println!("run saved in {}", run_dir.path().display());
+    println!("run saved in {}", run_path.display());
     if a.json {
         println!(
             "{}",
             json!({"model": a.model, "class_err": s.class_err, "map": m, "bbox_mae": s.bbox_mae,
                    "val_class_err": last.val_class_err, "val_bbox_mae": last.val_bbox_mae,
                    "examples_per_sec": s.examples_per_sec, "seconds": s.seconds,
-                   "run_dir": run_dir.path(), "device": s.device})
+                   "run_dir": run_path, "device": s.device})
         );
     }
-    super::train::check_interrupted(s.stopped_early.as_deref(), run_dir.path())
+    super::train::check_interrupted(s.stopped_early.as_deref(), &run_path)
 }
 
 /// Flags of `d2l detect`.

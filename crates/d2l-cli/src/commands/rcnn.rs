@@ -9,8 +9,8 @@ use d2l_data::loader::DataLoader;
 use d2l_models::rcnn::{paste_mask, MaskRcnn, RcnnConfig};
 use d2l_nn::Module;
 use d2l_tensor::DType;
-use d2l_vision::draw::{save_image_with_boxes, LabeledBox};
 use d2l_train::tasks::rcnn::{evaluate_map, train_rcnn, RcnnTrainConfig};
+use d2l_vision::draw::{save_image_with_boxes, LabeledBox};
 use d2l_vision::generated::detection::{load_instance_set, DETECTION_CLASSES};
 use d2l_vision::image::read_image;
 use serde_json::json;
@@ -121,6 +121,13 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     if a.epochs == Some(0) || a.data.batch_size == Some(0) {
         return Err("--epochs and --batch-size must be at least 1".into());
     }
+    if a.distributed || a.sync_bn {
+        return Err(format!(
+            "--distributed and --sync-bn are not supported for {} yet (its training runs in one process)",
+            a.model
+        )
+        .into());
+    }
     a.data.apply_engine_settings()?;
     let batch = a.data.batch_size.unwrap_or(4);
     let (train, val, source, classes) = data(&a, batch, mask)?;
@@ -156,7 +163,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     };
     let params = net.num_parameters();
     super::train::write_run_config(
-        &run_dir,
+        Some(&run_dir),
         &a,
         json!({
             "model": a.model, "data": source, "num_classes": classes, "epochs": cfg.epochs,
@@ -199,7 +206,10 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     if let Ok(j) =
         serde_json::to_string_pretty(&json!({"map": m, "seconds": s.seconds, "parameters": params}))
     {
-        let _ = std::fs::write(run_dir.path().join("map.json"), j + "\n");
+        let _ = d2l_nn::serialize::write_atomic(
+            &run_dir.path().join("map.json"),
+            (j + "\n").as_bytes(),
+        );
     }
     if a.json {
         println!(

@@ -124,9 +124,10 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             ..Default::default()
         },
     )?;
-    let run_dir = super::train::open_run_dir(&a, &a.model)?;
+    let distributed = super::train::distributed(&a)?;
+    let run_dir = super::train::open_train_dir(&a, &a.model)?;
     super::train::write_run_config(
-        &run_dir,
+        run_dir.as_ref(),
         &a,
         json!({
             "model": a.model, "data": source, "classes": classes, "epochs": epochs,
@@ -147,13 +148,14 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             }
         );
     }
-    let run_path = run_dir.path().to_path_buf();
+    let run_path = super::train::run_path(&run_dir);
     let config = TrainConfig {
         epochs,
         quiet: a.quiet,
-        run_dir: Some(run_dir),
+        run_dir,
         device,
         resume: a.resume.is_some(),
+        distributed,
         ..Default::default()
     };
     // The crops of epoch e are VOC's `set_epoch(e)` (both sets, as the book's loaders).

@@ -85,7 +85,8 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         .build(vocab.len(), hidden)
         .map_err(|e| super::sizes::name_flags(e, &format!("--num-hiddens {hidden}")))?;
     let params = net.num_parameters();
-    let run_dir = super::train::open_run_dir(&a, info.name)?;
+    let distributed = super::train::distributed(&a)?;
+    let run_dir = super::train::open_train_dir(&a, info.name)?;
     let sampling = if a.random_iter {
         "random sampling"
     } else {
@@ -99,7 +100,7 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         "random_iter": a.random_iter, "seed": a.data.seed,
         "threads": d2l_tensor::num_threads(), "params": params,
     });
-    super::train::write_run_config(&run_dir, &a, config)?;
+    super::train::write_run_config(run_dir.as_ref(), &a, config)?;
     if !a.quiet && a.resume.is_none() {
         eprintln!(
             "training {} ({}, D2L {}) on time-machine[:{}] ({} tokens, vocab {}): {epochs} epochs, batch {batch}, {steps} steps, {hidden} hidden, sgd lr {lr}, clip {}, {sampling}, {params} parameters → {}",
@@ -110,19 +111,20 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
             loader.corpus().len(),
             vocab.len(),
             info.clip,
-            run_dir.path().display()
+            super::train::run_path(&run_dir).display()
         );
     }
-    let run_path = run_dir.path().to_path_buf();
+    let run_path = super::train::run_path(&run_dir);
     let cfg = SeqTrainConfig {
         epochs,
         lr,
         clip: info.clip,
         use_random_iter: a.random_iter,
         quiet: a.quiet,
-        run_dir: Some(run_dir),
+        run_dir,
         device,
         resume: a.resume.is_some(),
+        distributed,
         ..Default::default()
     };
     let s = train_ch8(net.as_ref(), &mut loader, &vocab, &cfg)?;

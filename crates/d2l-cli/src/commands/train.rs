@@ -5,12 +5,14 @@ use super::{find_model, image_data, CliResult, DataArgs, DeviceArgs};
 use clap::Args;
 use d2l_data::loader::load_array;
 use d2l_data::synthetic::synthetic_data;
+use d2l_dist::Comm;
 use d2l_models::recipe::OptimizerKind;
 use d2l_models::zoo::{ModelInfo, TaskKind};
 use d2l_nn::loss::{cross_entropy, mse_loss_with, Reduction};
 use d2l_nn::optim::{Adam, AdamConfig, AdamW, Optimizer, ParamGroup, Sgd, SgdConfig};
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{Generator, Tensor};
+use d2l_train::dist::Distributed;
 use d2l_train::run_dir::{RunDir, RunMode};
 use d2l_train::trainer::{LossFn, Task, TrainConfig, TrainSummary, Trainer};
 use serde::{Deserialize, Serialize};
@@ -99,6 +101,18 @@ pub struct TrainArgs {
     /// fcn: torchvision ResNet-18 weights (.pth) for the body (13.11; else from scratch).
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Data-parallel training over the processes of an MPI launch (`mpirun -np 4
+    /// --bind-to none d2l train lenet --distributed`): --batch-size is the global batch,
+    /// split over the ranks; only rank 0 prints and writes the run folder. Without a
+    /// launcher: one rank. See docs/DISTRIBUTED.md.
+    #[arg(long)]
+    #[serde(default)]
+    pub distributed: bool,
+    /// With --distributed: batch-norm statistics over the global batch (PyTorch's
+    /// SyncBatchNorm) instead of each rank's rows.
+    #[arg(long)]
+    #[serde(default)]
+    pub sync_bn: bool,
 }
 
 impl TrainArgs {
@@ -130,6 +144,8 @@ impl TrainArgs {
             num_classes: None,
             max_objects: None,
             weights: None,
+            distributed: false,
+            sync_bn: false,
         }
     }
 }
@@ -284,7 +300,15 @@ pub fn resolve_resume(a: TrainArgs) -> CliResult<TrainArgs> {
     for (k, v) in given {
         let free = matches!(
             k.as_str(),
-            "model" | "epochs" | "quiet" | "json" | "resume" | "out" | "overwrite" | "threads"
+            "model"
+                | "epochs"
+                | "quiet"
+                | "json"
+                | "resume"
+                | "out"
+                | "overwrite"
+                | "threads"
+                | "distributed"
         );
         if !free && Some(&v) != defaults.get(&k) && Some(&v) != kept.get(&k) {
             return Err(format!(
@@ -305,6 +329,7 @@ pub fn resolve_resume(a: TrainArgs) -> CliResult<TrainArgs> {
     r.quiet = a.quiet;
     r.json = a.json;
     r.device = a.device;
+    r.distributed = a.distributed;
     if a.data.threads.is_some() {
         r.data.threads = a.data.threads;
     }
@@ -327,12 +352,33 @@ pub fn open_run_dir(a: &TrainArgs, name: &str) -> CliResult<RunDir> {
     Ok(RunDir::open(a.out.clone(), name, mode)?)
 }
 
-/// Writes `config.json` with the flags under `args` (kept as it is when resuming).
+/// The run folder of this process: [`open_run_dir`] for a plain run and for rank 0 of a
+/// distributed one; the other ranks write nothing (`None`).
+pub fn open_train_dir(a: &TrainArgs, name: &str) -> CliResult<Option<RunDir>> {
+    if dist_rank() != 0 {
+        return Ok(None);
+    }
+    open_run_dir(a, name).map(Some)
+}
+
+/// The run folder's path (empty on the ranks that write none).
+pub fn run_path(run_dir: &Option<RunDir>) -> PathBuf {
+    run_dir
+        .as_ref()
+        .map(|r| r.path().to_path_buf())
+        .unwrap_or_default()
+}
+
+/// Writes `config.json` with the flags under `args` (kept as it is when resuming; nothing
+/// without a run folder).
 pub fn write_run_config(
-    run_dir: &RunDir,
+    run_dir: Option<&RunDir>,
     a: &TrainArgs,
     mut config: serde_json::Value,
 ) -> CliResult<()> {
+    let Some(run_dir) = run_dir else {
+        return Ok(());
+    };
     if a.resume.is_some() {
         return Ok(());
     }
@@ -353,10 +399,147 @@ pub fn check_interrupted(stopped_early: Option<&str>, run_dir: &Path) -> CliResu
     Ok(())
 }
 
+/// This process's communicator in a `--distributed` run.
+static COMM: std::sync::OnceLock<Comm> = std::sync::OnceLock::new();
+
+/// This process's rank (0 outside a distributed run).
+pub fn dist_rank() -> usize {
+    COMM.get().map_or(0, |c| c.rank())
+}
+
+/// The distributed part of the trainer's configuration (`None` without --distributed):
+/// the communicator and the settings every rank must share.
+pub fn distributed(a: &TrainArgs) -> CliResult<Option<Distributed>> {
+    let Some(comm) = COMM.get() else {
+        return Ok(None);
+    };
+    // The flags that may differ between ranks (rank 0 alone prints) are left out.
+    let mut shared = a.clone();
+    shared.quiet = false;
+    shared.json = false;
+    shared.data.threads = None;
+    if a.sync_bn && comm.size() > 1 {
+        d2l_nn::norm::set_batch_norm_sync(Some(sync_bn_reducer(comm.clone())));
+    }
+    Ok(Some(Distributed {
+        comm: comm.clone(),
+        config_key: serde_json::to_string(&shared)?,
+    }))
+}
+
+/// The sum over the ranks that synchronised batch norm needs.
+fn sync_bn_reducer(comm: Comm) -> d2l_nn::norm::BatchNormSync {
+    std::sync::Arc::new(move |buf: &mut [f32]| {
+        comm.allreduce_sum(buf).map_err(d2l_train::dist::comm_error)
+    })
+}
+
+/// Starts the communicator for `--distributed`: rank 0 says how the job runs, the other
+/// ranks go quiet (no progress, no stdout), and threads per rank default to the cores
+/// per rank.
+fn start_distributed(a: &mut TrainArgs) -> CliResult<()> {
+    if a.sync_bn && !a.distributed {
+        return Err("--sync-bn needs --distributed".into());
+    }
+    if !a.distributed {
+        return Ok(());
+    }
+    let comm = Comm::init()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if a.data.threads.is_none() && std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        a.data.threads = Some((cores / comm.local_size().max(1)).max(1));
+    }
+    if comm.is_root() {
+        match comm.note() {
+            Some(n) => eprintln!("note: --distributed: {n}"),
+            None if !a.quiet => eprintln!(
+                "distributed: {} ranks over {} ({} on this machine), {} threads per rank; --batch-size is the global batch",
+                comm.size(),
+                comm.backend(),
+                comm.local_size(),
+                a.data.threads.map_or("all".to_string(), |t| t.to_string()),
+            ),
+            None => {}
+        }
+    } else {
+        a.quiet = true;
+        a.json = false;
+        silence_stdout();
+    }
+    let _ = COMM.set(comm);
+    Ok(())
+}
+
+/// Sends this process's standard output to /dev/null (the ranks other than 0: only rank
+/// 0 prints results; errors still go to standard error).
+fn silence_stdout() {
+    #[cfg(unix)]
+    {
+        extern "C" {
+            fn open(path: *const std::ffi::c_char, flags: i32, ...) -> i32;
+            fn dup2(old: i32, new: i32) -> i32;
+        }
+        const O_WRONLY: i32 = 1;
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // SAFETY: opening /dev/null and duplicating it onto descriptor 1; no Rust object
+        // owns descriptor 1, and the stdout handle keeps writing to it.
+        unsafe {
+            let fd = open(c"/dev/null".as_ptr(), O_WRONLY);
+            if fd >= 0 {
+                dup2(fd, 1);
+            }
+        }
+    }
+}
+
+/// Ends a distributed run: in order when every rank finished (or failed together), and
+/// by ending the whole job when this rank alone failed (the others would wait for it in
+/// the next collective forever).
+fn finish_distributed(result: CliResult<()>) -> CliResult<()> {
+    let Some(comm) = COMM.get() else {
+        return result;
+    };
+    let (rank, size) = (comm.rank(), comm.size());
+    match result {
+        Ok(()) => {
+            comm.barrier()?;
+            comm.shutdown();
+            Ok(())
+        }
+        Err(e) if size == 1 => {
+            comm.shutdown();
+            Err(e)
+        }
+        Err(e) => {
+            let interrupted = e.downcast_ref::<super::Interrupted>().is_some();
+            let shared = interrupted
+                || e.downcast_ref::<d2l_tensor::Error>()
+                    .is_some_and(d2l_train::dist::is_shared_error);
+            if shared {
+                // Every rank stopped at the same point: rank 0 says why, all end in order.
+                if rank == 0 {
+                    eprintln!("{}{e}", if interrupted { "" } else { "error: " });
+                }
+                comm.shutdown();
+                std::process::exit(if interrupted { 130 } else { 1 });
+            }
+            eprintln!("error: rank {rank} of {size} failed, stopping the job: {e}");
+            comm.abort(1)
+        }
+    }
+}
+
 /// Runs `d2l train`: the zoo says the model's task, which picks the data and the task of
 /// the one training loop.
 pub fn run(a: TrainArgs) -> CliResult<()> {
-    let a = resolve_resume(a)?;
+    let mut a = resolve_resume(a)?;
+    start_distributed(&mut a)?;
+    let result = run_task(a);
+    finish_distributed(result)
+}
+
+fn run_task(a: TrainArgs) -> CliResult<()> {
     let entry = d2l_models::zoo::entry(&a.model)?;
     if a.weights.is_some() && entry.task != TaskKind::Segmentation {
         return Err(format!(
@@ -434,7 +617,29 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
 
     let mut optimizer =
         make_optimizer(kind, net.named_parameters(), lr, momentum, wd, a.decay_bias)?;
-    let run_dir = open_run_dir(&a, model.name)?;
+    if let Some(b) = a.data.batch_size {
+        let ranks = COMM.get().map_or(1, |c| c.size());
+        if b < ranks {
+            return Err(format!(
+                "--batch-size {b} is the global batch and must be at least the number of ranks ({ranks})"
+            )
+            .into());
+        }
+    }
+    let distributed = distributed(&a)?;
+    if let (Some(d), true) = (&distributed, a.sync_bn) {
+        // Synchronised batch norm needs rows on every rank in every batch.
+        let ranks = d.comm.size();
+        let (n, b) = (train.num_examples(), train.batch_size());
+        if n % b != 0 && n % b < ranks {
+            return Err(format!(
+                "--sync-bn: the last batch of {} examples is smaller than the {ranks} ranks (choose --batch-size or --train-limit so that it is not)",
+                n % b
+            )
+            .into());
+        }
+    }
+    let run_dir = open_train_dir(&a, model.name)?;
     let config = json!({
         "model": model.name, "dataset": dataset, "epochs": epochs, "lr": lr,
         "optimizer": kind.as_str(), "momentum": momentum, "weight_decay": wd,
@@ -444,8 +649,9 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
         "train_limit": a.data.train_limit, "test_limit": a.data.test_limit,
         "threads": d2l_tensor::num_threads(), "params": net.num_parameters(), "section": model.section,
         "device": device.to_string(),
+        "ranks": distributed.as_ref().map_or(1, |d| d.comm.size()),
     });
-    write_run_config(&run_dir, &a, config)?;
+    write_run_config(run_dir.as_ref(), &a, config)?;
     if !a.quiet && a.resume.is_none() {
         eprintln!(
             "training {} ({}, D2L {}) on {dataset} on {device}: {epochs} epochs, {} lr {lr}, {} parameters → {}",
@@ -454,7 +660,7 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
             model.section,
             kind.as_str(),
             net.num_parameters(),
-            run_dir.path().display()
+            run_path(&run_dir).display()
         );
     }
     let loss: LossFn = match task {
@@ -463,14 +669,15 @@ pub fn run(a: TrainArgs) -> CliResult<()> {
             Box::new(|y_hat: &Tensor, y: &Tensor| mse_loss_with(y_hat, y, Reduction::Mean))
         }
     };
-    let run_path = run_dir.path().to_path_buf();
+    let run_path = run_path(&run_dir);
     let config_t = TrainConfig {
         epochs,
         quiet: a.quiet,
         task,
-        run_dir: Some(run_dir),
+        run_dir,
         device,
         resume: a.resume.is_some(),
+        distributed,
         ..Default::default()
     };
     let summary = {
@@ -565,6 +772,7 @@ fn report(
             "test_acc": s.test_acc, "examples_per_sec": s.examples_per_sec,
             "params": net.num_parameters(), "seconds": s.seconds,
             "run_dir": run_path, "stopped_early": s.stopped_early, "device": s.device,
+            "distributed": s.distributed,
         });
         println!("{line}");
     }

@@ -7,9 +7,7 @@
 use d2l_nn::conv::{Conv2d, ConvTranspose2d};
 use d2l_nn::init::{self, FanMode};
 use d2l_nn::layers::{Linear, ReLU};
-use d2l_nn::loss::{
-    binary_cross_entropy_with_logits, cross_entropy, smooth_l1_loss, Reduction,
-};
+use d2l_nn::loss::{binary_cross_entropy_with_logits, cross_entropy, smooth_l1_loss, Reduction};
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{Result, Tensor};
 use std::sync::Arc;

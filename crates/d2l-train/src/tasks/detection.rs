@@ -203,6 +203,8 @@ pub struct SsdTrainConfig {
     pub device: Device,
     /// Continue from the run folder's checkpoint.
     pub resume: bool,
+    /// Data-parallel training over several processes (see `crate::dist`).
+    pub distributed: Option<crate::dist::Distributed>,
 }
 
 impl Default for SsdTrainConfig {
@@ -217,6 +219,7 @@ impl Default for SsdTrainConfig {
             run_dir: None,
             device: Device::Cpu,
             resume: false,
+            distributed: None,
         }
     }
 }
@@ -317,6 +320,7 @@ pub fn train_ssd(
         run_dir: cfg.run_dir.clone(),
         device: cfg.device,
         resume: cfg.resume,
+        distributed: cfg.distributed.clone(),
         ..Default::default()
     };
     let s = Trainer::for_task(Box::new(task), &mut opt, config).fit(train, val)?;

@@ -241,6 +241,8 @@ pub struct SeqTrainConfig {
     pub device: Device,
     /// Continue from the run folder's checkpoint.
     pub resume: bool,
+    /// Data-parallel training over several processes (see `crate::dist`).
+    pub distributed: Option<crate::dist::Distributed>,
 }
 
 impl Default for SeqTrainConfig {
@@ -256,6 +258,7 @@ impl Default for SeqTrainConfig {
             run_dir: None,
             device: Device::Cpu,
             resume: false,
+            distributed: None,
         }
     }
 }
@@ -363,6 +366,7 @@ pub fn train_ch8(
         max_grad_norm: Some(cfg.clip),
         device: cfg.device,
         resume: cfg.resume,
+        distributed: cfg.distributed.clone(),
         ..Default::default()
     };
     let source = SeqSource::new(loader.clone());
