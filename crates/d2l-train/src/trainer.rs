@@ -1,5 +1,6 @@
-// One file, about 1,000 lines: the one training loop; the tasks, checkpoints and run
-// folders it drives live in their own files (`tasks/`, `checkpoint.rs`, `run_dir.rs`).
+// One file, over 1,000 lines, on purpose: the one training loop and its distributed steps
+// (sharding, bucketed allreduce, checks); the tasks, checkpoints and run folders it drives
+// live in their own files (`tasks/`, `checkpoint.rs`, `run_dir.rs`, `dist.rs`).
 //! The training loop (D2L 3.6's `train_epoch_ch3` / `train_ch3`, 6.6's `train_ch6`, 8.5's
 //! `train_ch8`, 13.7's TinySSD loop): one loop for every task.
 //!
