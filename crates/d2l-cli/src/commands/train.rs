@@ -475,19 +475,15 @@ fn start_distributed(a: &mut TrainArgs) -> CliResult<()> {
 fn silence_stdout() {
     #[cfg(unix)]
     {
-        extern "C" {
-            fn open(path: *const std::ffi::c_char, flags: i32, ...) -> i32;
-            fn dup2(old: i32, new: i32) -> i32;
-        }
-        const O_WRONLY: i32 = 1;
         use std::io::Write;
         let _ = std::io::stdout().flush();
         // SAFETY: opening /dev/null and duplicating it onto descriptor 1; no Rust object
         // owns descriptor 1, and the stdout handle keeps writing to it.
         unsafe {
-            let fd = open(c"/dev/null".as_ptr(), O_WRONLY);
-            if fd >= 0 {
-                dup2(fd, 1);
+            let fd = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+            if fd >= 0 && fd != 1 {
+                libc::dup2(fd, 1);
+                libc::close(fd);
             }
         }
     }
