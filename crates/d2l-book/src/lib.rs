@@ -117,35 +117,94 @@ impl From<DataError> for ExperimentError {
     }
 }
 
-/// The settings most experiments' options share — the seed, `quiet`, the plot folder and
-/// the epochs — so a caller (the `d2l` program, `d2l reproduce`) sets them the same way for
+/// The settings every experiment's options share — the seed, the folder for plots and
+/// files, and `quiet` — held by each options struct as its `common` field.
+#[derive(Debug, Clone, Default)]
+pub struct Common {
+    /// Seed of the run's generators (what each draws is said on its options struct; Zipf,
+    /// which counts words, draws nothing).
+    pub seed: u64,
+    /// Where to write plots and files; `None` writes nothing.
+    pub out_dir: Option<PathBuf>,
+    /// No progress lines on standard error.
+    pub quiet: bool,
+}
+
+impl Common {
+    /// Seed 0, no progress lines, nothing written.
+    pub fn quiet() -> Common {
+        Common {
+            quiet: true,
+            ..Common::default()
+        }
+    }
+
+    /// Seed 0, no progress lines, plots and files written into `dir`.
+    pub fn quiet_in(dir: impl Into<PathBuf>) -> Common {
+        Common {
+            out_dir: Some(dir.into()),
+            ..Common::quiet()
+        }
+    }
+
+    /// Prints a progress line on standard error unless `quiet`.
+    pub(crate) fn progress(&self, line: impl FnOnce() -> String) {
+        progress(self.quiet, line)
+    }
+
+    /// Draws a line plot as `name.png` and `name.svg` in the output folder (see
+    /// [`save_plot`]); the PNG's path, or `None` without a folder.
+    pub(crate) fn line_plot(
+        &self,
+        name: &str,
+        spec: &PlotSpec,
+        series: &[Series],
+    ) -> Result<Option<PathBuf>> {
+        save_plot(self.out_dir.as_deref(), name, spec, series, false)
+    }
+
+    /// Like [`Common::line_plot`], drawing points instead of lines.
+    pub(crate) fn scatter_plot(
+        &self,
+        name: &str,
+        spec: &PlotSpec,
+        series: &[Series],
+    ) -> Result<Option<PathBuf>> {
+        save_plot(self.out_dir.as_deref(), name, spec, series, true)
+    }
+}
+
+/// Sets the settings most experiments' options share — the [`Common`] ones and the
+/// epochs — so a caller (the `d2l` program, `d2l reproduce`) sets them the same way for
 /// each experiment.
 pub trait CommonOptions {
-    /// The seed of the run's generators.
-    fn set_seed(&mut self, seed: u64);
-    /// Fewer progress lines.
-    fn set_quiet(&mut self, quiet: bool);
-    /// The folder for plots and files; `None` writes nothing.
-    fn set_out_dir(&mut self, dir: Option<PathBuf>);
+    /// The seed, `quiet` and the output folder.
+    fn common_mut(&mut self) -> &mut Common;
     /// The training epochs of every run; an [`ExperimentError::Invalid`] where the
     /// experiment trains nothing or counts its steps its own way.
     fn set_epochs(&mut self, epochs: usize) -> Result<()>;
+    /// The seed of the run's generators.
+    fn set_seed(&mut self, seed: u64) {
+        self.common_mut().seed = seed;
+    }
+    /// Fewer progress lines.
+    fn set_quiet(&mut self, quiet: bool) {
+        self.common_mut().quiet = quiet;
+    }
+    /// The folder for plots and files; `None` writes nothing.
+    fn set_out_dir(&mut self, dir: Option<PathBuf>) {
+        self.common_mut().out_dir = dir;
+    }
 }
 
-/// Implements [`CommonOptions`] for options structs with `seed`, `quiet` and `out_dir`
-/// fields; the epochs go into an `epochs` field, into every case's (`cases`), or nowhere
-/// (`none`: setting them is an error naming the experiment).
+/// Implements [`CommonOptions`] for options structs with a `common` field; the epochs go
+/// into an `epochs` field, into every case's (`cases`), or nowhere (`none`: setting them
+/// is an error naming the experiment).
 macro_rules! common_options {
     ($ty:ty, $epochs:tt $(, $what:literal)?) => {
         impl $crate::CommonOptions for $ty {
-            fn set_seed(&mut self, seed: u64) {
-                self.seed = seed;
-            }
-            fn set_quiet(&mut self, quiet: bool) {
-                self.quiet = quiet;
-            }
-            fn set_out_dir(&mut self, dir: Option<std::path::PathBuf>) {
-                self.out_dir = dir;
+            fn common_mut(&mut self) -> &mut $crate::Common {
+                &mut self.common
             }
             fn set_epochs(&mut self, epochs: usize) -> $crate::Result<()> {
                 common_options!(@epochs self, epochs, $epochs $(, $what)?)
@@ -202,22 +261,7 @@ common_options!(
     none,
     "init-demo trains nothing"
 );
-
-impl CommonOptions for zipf::ZipfOptions {
-    /// Zipf counts words: there is nothing to seed.
-    fn set_seed(&mut self, _seed: u64) {}
-    fn set_quiet(&mut self, quiet: bool) {
-        self.quiet = quiet;
-    }
-    fn set_out_dir(&mut self, dir: Option<PathBuf>) {
-        self.out_dir = dir;
-    }
-    fn set_epochs(&mut self, _epochs: usize) -> Result<()> {
-        Err(ExperimentError::Invalid(
-            "zipf trains nothing: --epochs does not apply".into(),
-        ))
-    }
-}
+common_options!(zipf::ZipfOptions, none, "zipf trains nothing");
 
 /// One point of a loss curve: the epoch (1-based) and the train and test (or validation)
 /// values measured after it.
@@ -326,6 +370,21 @@ pub(crate) fn save_plot(
     }
     .map_err(|e| ExperimentError::Plot(format!("{}: {e}", base.display())))?;
     Ok(Some(png))
+}
+
+/// A plot's title and axis labels, everything else the default (linear axes, ranges from
+/// the data); set more with `PlotSpec { log_y: true, ..plot_spec(…) }`.
+pub(crate) fn plot_spec(
+    title: impl Into<String>,
+    xlabel: impl Into<String>,
+    ylabel: impl Into<String>,
+) -> PlotSpec {
+    PlotSpec {
+        title: title.into(),
+        xlabel: xlabel.into(),
+        ylabel: ylabel.into(),
+        ..Default::default()
+    }
 }
 
 /// A plot series from a label and its points.

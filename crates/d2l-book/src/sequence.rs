@@ -7,8 +7,8 @@
 //! k = 1, 4, 16, 64 — showing how the error grows as predictions build on predictions.
 
 use crate::{
-    check_positive, check_rate, minibatches, progress, rows, save_plot, series, ExperimentError,
-    Result,
+    check_positive, check_rate, minibatches, plot_spec, rows, save_plot, series, Common,
+    ExperimentError, Result,
 };
 use d2l_nn::layers::{Linear, ReLU};
 use d2l_nn::loss::{mse_loss_with, Reduction};
@@ -51,12 +51,9 @@ pub struct SequenceOptions {
     pub steps: Vec<usize>,
     /// The longest k computed (64); every k in `steps` must be at most this.
     pub max_steps: usize,
-    /// Seed of the noise, the initialisation and the shuffling.
-    pub seed: u64,
-    /// Where to write the plots; `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines on standard error.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed of the noise, the
+    /// initialisation and the shuffling; the folder for the plots; `quiet`.
+    pub common: Common,
 }
 
 impl Default for SequenceOptions {
@@ -72,9 +69,7 @@ impl Default for SequenceOptions {
             epochs: 5,
             steps: vec![1, 4, 16, 64],
             max_steps: 64,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -214,7 +209,7 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
     validate(opts)?;
     let start = std::time::Instant::now();
     let (t_max, tau, n_train) = (opts.t_max, opts.tau, opts.n_train);
-    let mut g = Generator::new(opts.seed);
+    let mut g = Generator::new(opts.common.seed);
     let x: Vec<f64> = (1..=t_max)
         .map(|t| (0.01 * t as f64).sin() + opts.noise_std * g.normal_f64())
         .collect();
@@ -239,9 +234,8 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
         let loss = no_grad(|| -> Result<f64> {
             Ok(mse_loss_with(&net.forward(&xtr)?, &ytr, Reduction::Mean)?.item_f64()?)
         })?;
-        progress(opts.quiet, || {
-            format!("epoch {}, loss: {loss:.6}", epoch + 1)
-        });
+        opts.common
+            .progress(|| format!("epoch {}, loss: {loss:.6}", epoch + 1));
         epoch_losses.push(loss);
     }
 
@@ -284,7 +278,7 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
         .iter()
         .map(|&k| (k, cols[tau + k - 1].clone()))
         .collect();
-    progress(opts.quiet, || {
+    opts.common.progress(|| {
         format!(
             "one-step test MSE {:.4}, multi-step MSE {:.4}",
             onestep_mse.1, multistep_mse
@@ -293,16 +287,13 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
 
     // Plots, as the book draws them (time runs from 1).
     let mut plots = Vec::new();
-    let dir = opts.out_dir.as_deref();
+    let dir = opts.common.out_dir.as_deref();
     let time = |from: usize, len: usize| -> Vec<f64> {
         (from..from + len).map(|i| (i + 1) as f64).collect()
     };
     let spec = |title: &str| PlotSpec {
-        title: title.to_string(),
-        xlabel: "time".into(),
-        ylabel: "x".into(),
         xlim: Some((1.0, t_max as f64)),
-        ..Default::default()
+        ..plot_spec(title, "time", "x")
     };
     let data = series("data", time(0, t_max), x.clone());
     plots.extend(save_plot(
@@ -359,12 +350,13 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
         ),
     ];
     let espec = PlotSpec {
-        title: "8.1 error of k-step predictions".into(),
-        xlabel: "k (steps ahead)".into(),
-        ylabel: "mean squared error".into(),
         log_x: true,
         log_y: true,
-        ..Default::default()
+        ..plot_spec(
+            "8.1 error of k-step predictions",
+            "k (steps ahead)",
+            "mean squared error",
+        )
     };
     plots.extend(save_plot(dir, "seq-kstep-error", &espec, &kerr, false)?);
 

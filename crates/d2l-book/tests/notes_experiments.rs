@@ -4,6 +4,7 @@
 
 use d2l_book::images::SubsetSpec;
 use d2l_book::shift_cases::{run_shift_cases, ShiftCasesOptions};
+use d2l_book::Common;
 use std::path::{Path, PathBuf};
 
 /// The shared Fashion-MNIST files, or `None` (the test prints a skip line).
@@ -38,8 +39,7 @@ fn overlapping_covariate_shift_is_corrected_by_odds_weights() {
         n_fresh: 5000,
         risk_sizes: vec![20, 1000],
         mlp_steps: 600,
-        out_dir: Some(dir.clone()),
-        quiet: true,
+        common: Common::quiet_in(dir.clone()),
         ..Default::default()
     };
     let r = run_shift_cases(&opts).unwrap();
@@ -82,8 +82,7 @@ fn activations_symmetry_collapse_and_xor() {
     use d2l_book::mlp_basics::{run_mlp_basics, MlpBasicsOptions};
     let (_keep, dir) = plot_dir("mlp-demo");
     let opts = MlpBasicsOptions {
-        out_dir: Some(dir.clone()),
-        quiet: true,
+        common: Common::quiet_in(dir.clone()),
         ..Default::default()
     };
     let r = run_mlp_basics(&opts).unwrap();
@@ -133,8 +132,7 @@ fn l1_and_huber_resist_outliers_that_pull_l2() {
     use d2l_book::robust_loss::{run_robust_loss, RobustLossOptions};
     let (_keep, dir) = plot_dir("loss-demo");
     let r = run_robust_loss(&RobustLossOptions {
-        out_dir: Some(dir.clone()),
-        quiet: true,
+        common: Common::quiet_in(dir.clone()),
         ..Default::default()
     })
     .unwrap();
@@ -156,8 +154,7 @@ fn more_training_points_close_the_overfitting_gap() {
     let (_keep, dir) = plot_dir("poly-sizes");
     let opts = PolyOptions {
         n_test: 1000,
-        out_dir: Some(dir.clone()),
-        quiet: true,
+        common: Common::quiet_in(dir.clone()),
         ..Default::default()
     };
     let r = run_poly_sizes(&opts, &[10, 20, 40, 100, 400, 1000], 20, 15_000).unwrap();
@@ -186,7 +183,7 @@ fn mc_dropout_is_measured_against_the_deterministic_net() {
         },
         epochs: 8,
         passes: vec![1, 5, 30],
-        quiet: true,
+        common: Common::quiet(),
         ..Default::default()
     })
     .unwrap();
@@ -216,7 +213,7 @@ fn phm_layers_cut_parameters_by_n() {
         epochs: 5,
         lr: 0.3,
         ns: vec![1, 4],
-        quiet: true,
+        common: Common::quiet(),
         ..Default::default()
     })
     .unwrap();
@@ -299,7 +296,7 @@ fn depth_needs_batch_norm_or_residuals_and_narrow_3x3_stacks_compete() {
             n_test: 1000,
         },
         epochs: 3,
-        quiet: true,
+        common: Common::quiet(),
         ..Default::default()
     })
     .unwrap();

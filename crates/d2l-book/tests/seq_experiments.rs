@@ -8,6 +8,7 @@ use d2l_book::gd::{
 };
 use d2l_book::sequence::{book_epoch_losses, run_sequence, SequenceOptions};
 use d2l_book::zipf::{book_top, run_zipf, ZipfOptions};
+use d2l_book::Common;
 use d2l_data::hub::DataHub;
 use d2l_tensor::{Generator, Tensor};
 use std::path::{Path, PathBuf};
@@ -34,8 +35,7 @@ fn offline_hub(dir: &Path) -> DataHub {
 fn sequence_model_errors_grow_with_the_horizon() {
     let dir = tempfile::tempdir().unwrap();
     let r = run_sequence(&SequenceOptions {
-        out_dir: Some(dir.path().to_path_buf()),
-        quiet: true,
+        common: Common::quiet_in(dir.path()),
         ..Default::default()
     })
     .unwrap();
@@ -117,8 +117,7 @@ fn zipf_on_the_time_machine() {
     let r = run_zipf(&ZipfOptions {
         hub: offline_hub(&data),
         epsilons: vec![1.0, 100.0],
-        out_dir: Some(dir.path().to_path_buf()),
-        quiet: true,
+        common: Common::quiet_in(dir.path()),
         ..Default::default()
     })
     .unwrap();
@@ -149,7 +148,7 @@ fn missing_text_is_a_clear_error() {
     let empty = tempfile::tempdir().unwrap();
     let e = run_zipf(&ZipfOptions {
         hub: offline_hub(empty.path()),
-        quiet: true,
+        common: Common::quiet(),
         ..Default::default()
     })
     .unwrap_err()
@@ -180,8 +179,7 @@ fn gd_sgd_and_minibatch_on_airfoil_match_the_book() {
     let dir = tempfile::tempdir().unwrap();
     let r = run_gd_compare(&GdOptions {
         hub: offline_hub(&data),
-        out_dir: Some(dir.path().to_path_buf()),
-        quiet: true,
+        common: Common::quiet_in(dir.path()),
         ..Default::default()
     })
     .unwrap();
@@ -266,7 +264,7 @@ fn train_ch11_on_synthetic_data() {
         &y,
         &GdOptions {
             cases,
-            quiet: true,
+            common: Common::quiet(),
             ..Default::default()
         },
     )

@@ -13,6 +13,7 @@ use d2l_book::finetune::{
     body_max_abs_diff, finetune_net, finetune_optimizer, head_index, head_pattern, run_finetune,
     FinetuneOptions,
 };
+use d2l_book::Common;
 use d2l_data::datasets::DatasetName;
 use d2l_data::hub::DataHub;
 use d2l_data::loader::Dataset;
@@ -32,9 +33,11 @@ fn tiny_augment(out: Option<std::path::PathBuf>) -> AugmentOptions {
         epochs: 2,
         batch_size: 32,
         width_mult: 0.125,
-        seed: 3,
-        out_dir: out,
-        quiet: true,
+        common: Common {
+            seed: 3,
+            out_dir: out,
+            quiet: true,
+        },
         ..Default::default()
     }
 }
@@ -76,7 +79,7 @@ fn flip_augmentation_only_mirrors_training_images() {
     let opts = tiny_augment(None);
     let data = augment_data(&opts).unwrap();
     let t: Arc<dyn ImageTransform> = Arc::new(AugmentKind::Flip.transform(28, 28).unwrap());
-    let aug = AugmentedDataset::new(data.train.clone(), t, augment_seed(opts.seed));
+    let aug = AugmentedDataset::new(data.train.clone(), t, augment_seed(opts.common.seed));
     let (mut flipped, mut kept) = (0, 0);
     let mut first_epoch = Vec::new();
     for i in 0..data.train.len() {
@@ -116,10 +119,16 @@ fn augment_demo_runs_differ_only_by_the_augmentation() {
     // The run without augmentation is a plain Trainer run from the same initialisation,
     // in the same order: its first epoch is reproduced exactly.
     let data = augment_data(&opts).unwrap();
-    let net = small_resnet(&data.in_shape, 10, opts.width_mult, init_seed(opts.seed)).unwrap();
+    let net = small_resnet(
+        &data.in_shape,
+        10,
+        opts.width_mult,
+        init_seed(opts.common.seed),
+    )
+    .unwrap();
     let train = d2l_data::loader::DataLoader::new(data.train.clone(), opts.batch_size)
         .unwrap()
-        .shuffle(opts.seed);
+        .shuffle(opts.common.seed);
     let test = d2l_data::loader::DataLoader::new(data.test.clone(), 256).unwrap();
     let mut adam = Adam::new(net.parameters(), opts.lr).unwrap();
     let config = TrainConfig {
@@ -244,9 +253,10 @@ fn finetune_demo_runs_end_to_end_and_writes_its_outputs() {
         batch_size: 16,
         lr: 0.01,
         weight_decay: 0.001 / 16.0,
-        seed: 5,
-        out_dir: Some(dir.path().to_path_buf()),
-        quiet: true,
+        common: Common {
+            seed: 5,
+            ..Common::quiet_in(dir.path())
+        },
         ..Default::default()
     };
     let r = run_finetune(&opts).unwrap();

@@ -14,11 +14,11 @@
 //! W5's `conv2d_64x64_3x3`. `_fwd` is the forward under `no_grad` (2·N·C_out·P·K FLOPs);
 //! `_bwd` is the input gradient plus the weight gradient (twice the forward's FLOPs).
 
-use d2l_tensor::{conv2d_backward, manual_seed, no_grad, Conv2dOptions, Tensor};
+use d2l_tensor::{conv2d_backward, no_grad, Conv2dOptions, Tensor};
 #[path = "common/protocol.rs"]
 mod protocol;
 
-use protocol::{emit, parse_args, Protocol};
+use protocol::{emit, start};
 
 /// (name, input, weight, padding, stride, workload, backward too)
 pub const CASES: &[(&str, [usize; 4], [usize; 4], usize, usize, &str, bool)] = &[
@@ -89,10 +89,8 @@ pub const CASES: &[(&str, [usize; 4], [usize; 4], usize, usize, &str, bool)] = &
 ];
 
 fn main() {
-    let only = parse_args();
+    let (only, p) = start();
     let want = |n: &str| only.want(n);
-    let p = Protocol::from_env();
-    manual_seed(0);
     no_grad(|| {
         for &(case, xs, ws, pad, stride, workload, bwd) in CASES {
             let x = Tensor::randn(&xs);

@@ -12,17 +12,15 @@
 //! Environment: `BENCH_REPS` (default 5), `BENCH_TARGET_S` (default 1.0), as in
 //! `torch_bench.py`.
 
-use d2l_tensor::{manual_seed, no_grad, Tensor};
+use d2l_tensor::{no_grad, Tensor};
 #[path = "common/protocol.rs"]
 mod protocol;
 
-use protocol::{emit, parse_args, Protocol};
+use protocol::{emit, start};
 
 fn main() {
-    let only = parse_args();
+    let (only, p) = start();
     let want = |name: &str| only.want(name);
-    let p = Protocol::from_env();
-    manual_seed(0);
 
     no_grad(|| {
         // GEMMs: GFLOP/s = 2·m·k·n / t; output freshly allocated each call (W5 allows it).

@@ -7,6 +7,8 @@
 use d2l::data::datasets::{load_image_classification, DatasetName};
 use d2l::data::hub::DataHub;
 use d2l::data::loader::DataLoader;
+use d2l::models::recipe::Recipe;
+use d2l::nn::loss::{cross_entropy_with, CrossEntropyOptions, Reduction};
 use d2l::prelude::*;
 use d2l::train::metrics::data_error;
 use d2l::train::trainer::{LossFn, TrainConfig, Trainer};
@@ -37,6 +39,27 @@ impl Args {
         }
         args
     }
+}
+
+impl Args {
+    /// `recipe` with `--epochs` (when given) in place of its own.
+    pub fn apply(&self, mut recipe: Recipe) -> Recipe {
+        if let Some(e) = self.epochs {
+            recipe.epochs = e;
+        }
+        recipe
+    }
+}
+
+/// The start the examples share: the command line read, `--epochs` put into `recipe`, the
+/// global seed set to 0 and Fashion-MNIST loaded with the recipe's batch size.
+#[allow(dead_code)] // dropout_scratch draws its dropout check between seed and loading
+pub fn setup(recipe: Recipe) -> Result<(Recipe, (DataLoader, DataLoader))> {
+    let args = Args::parse();
+    let recipe = args.apply(recipe);
+    manual_seed(0);
+    let data = load_fashion_mnist(&args, recipe.batch_size)?;
+    Ok((recipe, data))
 }
 
 fn usage(msg: &str) -> ! {
@@ -74,20 +97,23 @@ pub fn print_final(train_loss: f64, train_acc: f64, test_acc: f64, seconds: f64)
     );
 }
 
-/// The book's `train_ch3(net, train_iter, test_iter, loss, num_epochs, updater)` with a
-/// PyTorch-style optimiser: `Trainer` runs the epochs (quietly), and every epoch and the
-/// end are reported as above.
+/// The book's `train_ch3(net, train_iter, test_iter, loss, num_epochs, updater)` (the two
+/// loaders as one pair, as [`load_fashion_mnist`] returns them; the epochs and the rest of
+/// the settings as a [`Recipe`]) with a PyTorch-style optimiser: the network and the recipe
+/// are printed, `Trainer` runs the epochs (quietly), and every epoch and the end are
+/// reported as above.
 #[allow(dead_code)] // softmax_regression_scratch writes its own loop
 pub fn train_ch3(
     net: &dyn Module,
-    train_iter: &DataLoader,
-    test_iter: &DataLoader,
+    (train_iter, test_iter): &(DataLoader, DataLoader),
     loss: LossFn,
-    num_epochs: usize,
+    recipe: &Recipe,
     updater: &mut dyn Optimizer,
 ) -> Result<()> {
+    print_summary(net);
+    println!("{recipe}");
     let config = TrainConfig {
-        epochs: num_epochs,
+        epochs: recipe.epochs,
         quiet: true,
         ..Default::default()
     };
@@ -108,4 +134,39 @@ pub fn train_ch3(
         summary.seconds,
     );
     Ok(())
+}
+
+/// The concise sections' `init_weights`, applied with `net.apply`: every `Linear` weight
+/// drawn from N(0, 0.01²), the biases keeping `nn.Linear`'s default.
+#[allow(dead_code)] // the scratch examples initialise their own parameters
+pub fn init_weights(net: &dyn Module) -> Result<()> {
+    net.apply(&mut |m: &dyn Module| {
+        if let Some(l) = m.as_any().downcast_ref::<Linear>() {
+            init::normal_(&l.weight, 0.0, 0.01)?;
+        }
+        Ok(())
+    })
+}
+
+/// Prints the network's layer tree and its parameter count.
+pub fn print_summary(net: &dyn Module) {
+    println!(
+        "{}\n{} parameters",
+        net.summary_tree().trim_end(),
+        net.num_parameters()
+    );
+}
+
+/// The scratch sections' loss: `nn.CrossEntropyLoss(reduction='none')`, each example's
+/// loss, averaged over the batch before `backward()` (what `train_ch3` does with a
+/// PyTorch optimiser).
+#[allow(dead_code)] // the concise examples use the averaged loss directly
+pub fn cross_entropy_per_example_mean() -> LossFn {
+    Box::new(|y_hat, y| {
+        let opts = CrossEntropyOptions {
+            reduction: Reduction::None,
+            ..Default::default()
+        };
+        cross_entropy_with(y_hat, y, &opts)?.mean_all()
+    })
 }
