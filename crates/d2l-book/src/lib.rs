@@ -153,7 +153,8 @@ impl Common {
     }
 
     /// Draws a line plot as `name.png` and `name.svg` in the output folder (see
-    /// [`save_plot`]); the PNG's path, or `None` without a folder.
+    /// [`save_plot`], which also draws scatter plots); the PNG's path, or `None` without a
+    /// folder.
     pub(crate) fn line_plot(
         &self,
         name: &str,
@@ -161,16 +162,6 @@ impl Common {
         series: &[Series],
     ) -> Result<Option<PathBuf>> {
         save_plot(self.out_dir.as_deref(), name, spec, series, false)
-    }
-
-    /// Like [`Common::line_plot`], drawing points instead of lines.
-    pub(crate) fn scatter_plot(
-        &self,
-        name: &str,
-        spec: &PlotSpec,
-        series: &[Series],
-    ) -> Result<Option<PathBuf>> {
-        save_plot(self.out_dir.as_deref(), name, spec, series, true)
     }
 }
 

@@ -568,10 +568,12 @@ pub fn run_mlp_basics(opts: &MlpBasicsOptions) -> Result<MlpBasicsResults> {
         "x1",
         "x2",
     );
-    plots.extend(opts.common.scatter_plot(
+    plots.extend(save_plot(
+        opts.common.out_dir.as_deref(),
         "xor-set",
         &spec,
         &[series("y = 0", ax, ay), series("y = 1", bx, by)],
+        true,
     )?);
     Ok(MlpBasicsResults {
         curves,

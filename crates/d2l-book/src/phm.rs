@@ -4,7 +4,7 @@
 //! `n`, next to the dense MLP: parameters against test accuracy.
 
 use crate::images::{accuracy, train_sgd, SubsetSpec};
-use crate::{check_positive, plot_spec, series, Common, ExperimentError, Result};
+use crate::{check_positive, plot_spec, save_plot, series, Common, ExperimentError, Result};
 use d2l_data::datasets::DatasetName;
 use d2l_models::zoo;
 use d2l_nn::{Module, Sequential};
@@ -157,7 +157,7 @@ pub fn run_phm(opts: &PhmOptions) -> Result<PhmResults> {
     if let Some(d) = rows.iter().find(|r| r.n == 0) {
         s.push(series("dense mlp", vec![d.params as f64], vec![d.test_acc]));
     }
-    let plot = opts.common.scatter_plot("phm", &spec, &s)?;
+    let plot = save_plot(opts.common.out_dir.as_deref(), "phm", &spec, &s, true)?;
     Ok(PhmResults {
         dataset: data.used,
         notice: data.notice,

@@ -4,7 +4,9 @@
 //! beyond `δ`. A line `y = 2x − 1 + ε` (ε ~ N(0, 0.1²)) on `x ~ U(−1, 1)`, with a few
 //! points at the right end pulled far down, fitted with each loss.
 
-use crate::{check_positive, check_rate, plot_spec, series, Common, ExperimentError, Result};
+use crate::{
+    check_positive, check_rate, plot_spec, save_plot, series, Common, ExperimentError, Result,
+};
 use d2l_nn::layers::Linear;
 use d2l_nn::loss::{huber_loss, l1_loss, mse_loss_with, Reduction};
 use d2l_nn::optim::{Adam, Optimizer};
@@ -188,7 +190,13 @@ pub fn run_robust_loss(opts: &RobustLossOptions) -> Result<RobustLossResults> {
         "x",
         "y",
     );
-    let plot = opts.common.scatter_plot("robust-loss", &spec, &s)?;
+    let plot = save_plot(
+        opts.common.out_dir.as_deref(),
+        "robust-loss",
+        &spec,
+        &s,
+        true,
+    )?;
     Ok(RobustLossResults {
         n: opts.n,
         n_outliers: opts.n_outliers,

@@ -117,7 +117,8 @@ impl SequenceResults {
     }
 }
 
-fn mse(a: &[f64], b: &[f64]) -> f64 {
+/// The mean squared difference of two series over their common length.
+pub fn mse(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len()).max(1) as f64;
     a.iter().zip(b).map(|(p, q)| (p - q).powi(2)).sum::<f64>() / n
 }
@@ -161,6 +162,44 @@ pub fn lag_features(x: &[f64], tau: usize) -> Result<(Tensor, Tensor)> {
 
 fn predict(net: &dyn Module, x: &Tensor) -> Result<Vec<f64>> {
     no_grad(|| Ok(net.forward(x)?.to_f64_vec()))
+}
+
+/// D2L 8.1's multi-step predictions: `x` up to index `first`, then each value predicted by
+/// `net` from the τ values before it, predictions included (`multistep_preds[i] =
+/// net(multistep_preds[i - tau:i])`).
+pub fn multistep_predictions(
+    net: &dyn Module,
+    x: &[f64],
+    tau: usize,
+    first: usize,
+) -> Result<Vec<f64>> {
+    let mut multistep = x.to_vec();
+    for i in first..x.len() {
+        let window: Vec<f32> = multistep[i - tau..i].iter().map(|&v| v as f32).collect();
+        multistep[i] = predict(net, &Tensor::from_vec(window, &[1, tau])?)?[0];
+    }
+    Ok(multistep)
+}
+
+/// D2L 8.1's k-step-ahead predictions for `k = 1..=max_steps`: columns of
+/// `T − τ − max_steps + 1` rows, the first τ the observed `x[i..]`, and column `τ + k − 1`
+/// the k-step prediction of each row, made from the τ columns before it.
+pub fn kstep_columns(
+    net: &dyn Module,
+    x: &[f64],
+    tau: usize,
+    max_steps: usize,
+) -> Result<Vec<Vec<f64>>> {
+    let n_rows = x.len() - tau - max_steps + 1;
+    let mut cols: Vec<Vec<f64>> = (0..tau).map(|i| x[i..i + n_rows].to_vec()).collect();
+    for i in tau..tau + max_steps {
+        let mut input = Vec::with_capacity(n_rows * tau);
+        for r in 0..n_rows {
+            input.extend(cols[i - tau..i].iter().map(|c| c[r] as f32));
+        }
+        cols.push(predict(net, &Tensor::from_vec(input, &[n_rows, tau])?)?);
+    }
+    Ok(cols)
 }
 
 fn validate(o: &SequenceOptions) -> Result<()> {
@@ -248,25 +287,13 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
 
     // Multi-step: from index n_train + τ on, each prediction feeds the next.
     let first = n_train + tau;
-    let mut multistep = x.clone();
-    for i in first..t_max {
-        let window: Vec<f32> = multistep[i - tau..i].iter().map(|&v| v as f32).collect();
-        multistep[i] = predict(&net, &Tensor::from_vec(window, &[1, tau])?)?[0];
-    }
+    let multistep = multistep_predictions(&net, &x, tau, first)?;
     let multistep_mse = mse(&multistep[first..], &x[first..]);
 
     // k-step: column τ + k − 1 of each row holds its k-step-ahead prediction.
     let max_steps = opts.max_steps;
     let n_rows = t_max - tau - max_steps + 1;
-    let mut cols: Vec<Vec<f64>> = (0..tau).map(|i| x[i..i + n_rows].to_vec()).collect();
-    for i in tau..tau + max_steps {
-        let mut input = Vec::with_capacity(n_rows * tau);
-        for r in 0..n_rows {
-            input.extend(cols[i - tau..i].iter().map(|c| c[r] as f32));
-        }
-        let out = predict(&net, &Tensor::from_vec(input, &[n_rows, tau])?)?;
-        cols.push(out);
-    }
+    let cols = kstep_columns(&net, &x, tau, max_steps)?;
     let kstep_mse: Vec<f64> = (1..=max_steps)
         .map(|k| {
             let c = &cols[tau + k - 1];

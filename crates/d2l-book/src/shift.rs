@@ -13,8 +13,8 @@
 //! from target perfectly and no weighting can help, which the printout then shows.
 
 use crate::{
-    check_positive, check_rate, minibatches, plot_spec, reinit_normal, rows, series, Common,
-    ExperimentError, Result,
+    check_positive, check_rate, minibatches, plot_spec, reinit_normal, rows, save_plot, series,
+    Common, ExperimentError, Result,
 };
 use d2l_data::datasets::{load_image_sets, DatasetName};
 use d2l_data::hub::DataHub;
@@ -600,7 +600,13 @@ fn label_shift(
         series("q(y) target, true", classes.clone(), true_q.clone()),
         series("q(y) target, estimated", classes, estimated_q.clone()),
     ];
-    let plot = opts.common.scatter_plot("label-shift-q", &spec, &series)?;
+    let plot = save_plot(
+        opts.common.out_dir.as_deref(),
+        "label-shift-q",
+        &spec,
+        &series,
+        true,
+    )?;
     Ok(LabelShiftResult {
         n: pick.len(),
         source_p,

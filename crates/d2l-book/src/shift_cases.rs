@@ -17,7 +17,8 @@
 //!   against its loss on a large fresh sample from the same distribution, for growing `n`.
 
 use crate::{
-    check_positive, check_rate, plot_spec, reinit_normal, series, Common, ExperimentError, Result,
+    check_positive, check_rate, plot_spec, reinit_normal, save_plot, series, Common,
+    ExperimentError, Result,
 };
 use d2l_nn::layers::{Linear, ReLU};
 use d2l_nn::loss::{binary_cross_entropy_with_logits, Reduction};
@@ -514,9 +515,8 @@ fn overlap_shift(opts: &ShiftCasesOptions, g: &mut Generator) -> Result<OverlapS
         ylim: Some((-3.5, 3.5)),
         ..plot_spec("4.9 covariate shift with overlapping support", "x1", "x2")
     };
-    let plot = opts
-        .common
-        .scatter_plot("covariate-overlap", &spec, &plot_series)?;
+    let dir = opts.common.out_dir.as_deref();
+    let plot = save_plot(dir, "covariate-overlap", &spec, &plot_series, true)?;
     Ok(OverlapShift {
         shift: opts.shift,
         domain_acc,

@@ -14,10 +14,9 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{init_weights, setup, train_ch3};
+use common::{setup, train_concise};
 use d2l::models::recipe::Recipe;
 use d2l::prelude::*;
-use d2l::train::trainer::cross_entropy_loss;
 
 fn main() -> Result<()> {
     // Batch 256, lr 0.1, 10 epochs; seed 0.
@@ -28,10 +27,8 @@ fn main() -> Result<()> {
         .add(Linear::new(784, 256)?)
         .add(ReLU)
         .add(Linear::new(256, 10)?);
-    init_weights(&net)?; // the book's `init_weights`: Linear weights ~ N(0, 0.01²)
 
-    let loss = cross_entropy_loss(); // `nn.CrossEntropyLoss`, averaged over the batch
-    let mut trainer = Sgd::new(net.parameters(), recipe.lr)?;
-    train_ch3(&net, &data, loss, &recipe, &mut trainer)?;
-    Ok(())
+    // `net.apply(init_weights)` (weights ~ N(0, 0.01²)), `nn.CrossEntropyLoss()`,
+    // `torch.optim.SGD(net.parameters(), lr)`, `train_ch3`.
+    train_concise(&net, &data, &recipe)
 }

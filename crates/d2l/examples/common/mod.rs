@@ -1,8 +1,10 @@
 //! Plumbing shared by the chapter 3–4 examples (softmax regression, MLP, dropout): the
 //! command line (`--data-dir DIR`, `--epochs N`), Fashion-MNIST through the data hub
 //! with the `shapes` fallback, and the book's `train_ch3` report on top of `Trainer`.
-//! Each example includes it with `#[path = "common/mod.rs"] mod common;`; the model,
-//! loss and updater each section teaches stay in the example itself.
+//! Each example includes it with `#[path = "common/mod.rs"] mod common;`; the model each
+//! section teaches stays in the example itself, and so do the scratch sections' loss and
+//! updater. The concise sections (3.7, 4.3, 4.6) all end with the same four lines of
+//! PyTorch, which are [`train_concise`] here.
 
 use d2l::data::datasets::{load_image_classification, DatasetName};
 use d2l::data::hub::DataHub;
@@ -11,7 +13,7 @@ use d2l::models::recipe::Recipe;
 use d2l::nn::loss::{cross_entropy_with, CrossEntropyOptions, Reduction};
 use d2l::prelude::*;
 use d2l::train::metrics::data_error;
-use d2l::train::trainer::{LossFn, TrainConfig, Trainer};
+use d2l::train::trainer::{cross_entropy_loss, LossFn, TrainConfig, Trainer};
 
 /// `--data-dir DIR` and `--epochs N`.
 pub struct Args {
@@ -134,6 +136,21 @@ pub fn train_ch3(
         summary.seconds,
     );
     Ok(())
+}
+
+/// The concise sections' training: `net.apply(init_weights)` ([`init_weights`]),
+/// `loss = nn.CrossEntropyLoss()` (averaged over the batch), `trainer =
+/// torch.optim.SGD(net.parameters(), lr=lr)` and `train_ch3` with the recipe's settings.
+#[allow(dead_code)] // the scratch examples bring their own parameters, loss and updater
+pub fn train_concise(
+    net: &dyn Module,
+    data: &(DataLoader, DataLoader),
+    recipe: &Recipe,
+) -> Result<()> {
+    init_weights(net)?;
+    let loss = cross_entropy_loss();
+    let mut trainer = Sgd::new(net.parameters(), recipe.lr)?;
+    train_ch3(net, data, loss, recipe, &mut trainer)
 }
 
 /// The concise sections' `init_weights`, applied with `net.apply`: every `Linear` weight
