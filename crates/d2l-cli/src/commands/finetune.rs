@@ -204,17 +204,7 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
         ..TrainConfig::default()
     };
     let summary = finetune::train_finetune(&net, &mut opt, (&train, &test), cfg, epoch)?;
-    println!(
-        "loss {:.3}, train acc {:.3}, test acc {:.3}",
-        summary.train_loss,
-        summary.train_acc.unwrap_or(f64::NAN),
-        summary.test_acc.unwrap_or(f64::NAN)
-    );
-    println!(
-        "{:.1} examples/sec on {device} ({} CPU threads)",
-        summary.examples_per_sec,
-        d2l_tensor::num_threads()
-    );
+    println!("{}", d2l_book::train_report(&summary));
     println!("run saved in {}", run_dir.path().display());
     if a.json {
         println!(
