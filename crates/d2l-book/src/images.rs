@@ -72,29 +72,6 @@ pub struct ImageData {
     pub notice: Option<String>,
 }
 
-/// Which images a run used, for its results: the set (`shapes` after a fallback), the
-/// fallback notice and the training and test image counts.
-#[derive(Debug, Clone)]
-pub struct ImagesUsed {
-    /// The data set used.
-    pub dataset: DatasetName,
-    /// The fallback notice, if any.
-    pub notice: Option<String>,
-    /// Training and test images.
-    pub sizes: (usize, usize),
-}
-
-impl ImageData {
-    /// The set, notice and sizes of these images.
-    pub fn images_used(&self) -> ImagesUsed {
-        ImagesUsed {
-            dataset: self.used,
-            notice: self.notice.clone(),
-            sizes: (self.x_train.shape()[0], self.x_test.shape()[0]),
-        }
-    }
-}
-
 /// The pixels of images `idx` of `set`, one after the other, scaled to `[0, 1]`.
 pub(crate) fn scaled_pixels(set: &ImageSet, idx: &[usize]) -> Vec<f32> {
     let d = set.height * set.width;

@@ -5,8 +5,9 @@
 //! accuracy and negative log-likelihood are then measured deterministically and with MC
 //! dropout for several `K`.
 
-use crate::images::{acc_nll, probs, train_sgd, ImagesUsed, SubsetSpec};
+use crate::images::{acc_nll, probs, train_sgd, SubsetSpec};
 use crate::{check_positive, plot_spec, series, Common, ExperimentError, Result};
+use d2l_data::datasets::DatasetName;
 use d2l_models::zoo;
 use d2l_nn::Module;
 use d2l_tensor::Generator;
@@ -60,8 +61,12 @@ pub struct McRow {
 /// What [`run_mc_dropout`] returns.
 #[derive(Debug, Clone)]
 pub struct McDropoutResults {
-    /// The images used.
-    pub data: ImagesUsed,
+    /// The data set used.
+    pub dataset: DatasetName,
+    /// The fallback notice, if any.
+    pub notice: Option<String>,
+    /// Training and test images.
+    pub sizes: (usize, usize),
     /// The last epoch's training loss.
     pub train_loss: f64,
     /// Dropout off.
@@ -152,7 +157,9 @@ pub fn run_mc_dropout(opts: &McDropoutOptions) -> Result<McDropoutResults> {
         ],
     )?;
     Ok(McDropoutResults {
-        data: data.images_used(),
+        dataset: data.used,
+        notice: data.notice,
+        sizes: (data.x_train.shape()[0], data.x_test.shape()[0]),
         train_loss,
         deterministic,
         mc,
@@ -164,13 +171,13 @@ pub fn run_mc_dropout(opts: &McDropoutOptions) -> Result<McDropoutResults> {
 impl fmt::Display for McDropoutResults {
     /// The setting and one row per way of predicting.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(n) = &self.data.notice {
+        if let Some(n) = &self.notice {
             writeln!(f, "{n}")?;
         }
         writeln!(
             f,
             "D2L 4.6 mlp-dropout (dropout 0.2 / 0.5) on {} ({} training, {} test images); final train loss {:.4}",
-            self.data.dataset, self.data.sizes.0, self.data.sizes.1, self.train_loss
+            self.dataset, self.sizes.0, self.sizes.1, self.train_loss
         )?;
         writeln!(
             f,

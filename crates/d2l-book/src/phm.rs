@@ -3,8 +3,9 @@
 //! `mlp-phm-2/4/8`), trained with the 4.3 recipe (SGD 0.1, batch 256, 10 epochs) for each
 //! `n`, next to the dense MLP: parameters against test accuracy.
 
-use crate::images::{accuracy, train_sgd, ImagesUsed, SubsetSpec};
+use crate::images::{accuracy, train_sgd, SubsetSpec};
 use crate::{check_positive, plot_spec, save_plot, series, Common, ExperimentError, Result};
+use d2l_data::datasets::DatasetName;
 use d2l_models::zoo;
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::Generator;
@@ -68,8 +69,12 @@ pub struct PhmRow {
 /// What [`run_phm`] returns.
 #[derive(Debug, Clone)]
 pub struct PhmResults {
-    /// The images used.
-    pub data: ImagesUsed,
+    /// The data set used.
+    pub dataset: DatasetName,
+    /// The fallback notice, if any.
+    pub notice: Option<String>,
+    /// Training and test images.
+    pub sizes: (usize, usize),
     /// Epochs.
     pub epochs: usize,
     /// The SGD learning rate.
@@ -154,7 +159,9 @@ pub fn run_phm(opts: &PhmOptions) -> Result<PhmResults> {
     }
     let plot = save_plot(opts.common.out_dir.as_deref(), "phm", &spec, &s, true)?;
     Ok(PhmResults {
-        data: data.images_used(),
+        dataset: data.used,
+        notice: data.notice,
+        sizes: (data.x_train.shape()[0], data.x_test.shape()[0]),
         epochs: opts.epochs,
         lr: opts.lr,
         rows,
@@ -165,13 +172,13 @@ pub fn run_phm(opts: &PhmOptions) -> Result<PhmResults> {
 impl fmt::Display for PhmResults {
     /// One row per model: parameters (all, hidden layer), train loss, test accuracy.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(n) = &self.data.notice {
+        if let Some(n) = &self.notice {
             writeln!(f, "{n}")?;
         }
         writeln!(
             f,
             "D2L 3.4 PHM layer in the 4.3 MLP on {} ({} training, {} test images, {} epochs, SGD {}, batch 256)",
-            self.data.dataset, self.data.sizes.0, self.data.sizes.1, self.epochs, self.lr
+            self.dataset, self.sizes.0, self.sizes.1, self.epochs, self.lr
         )?;
         writeln!(
             f,
