@@ -10,13 +10,23 @@ use d2l_book::Common;
 use d2l_data::datasets::DatasetName;
 use d2l_data::house::{preprocess, CsvTable};
 use d2l_data::hub::DataHub;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn shared_data() -> Option<PathBuf> {
+/// An offline hub over `../shared/data` when the Kaggle house files are there; `None`
+/// (the test is skipped, and says so) otherwise.
+fn house_hub() -> Option<DataHub> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    p.join("kaggle_house/kaggle_house_pred_train.csv")
-        .exists()
-        .then_some(p)
+    if !p.join("kaggle_house/kaggle_house_pred_train.csv").exists() {
+        eprintln!("skipped: ../shared/data/kaggle_house not found");
+        return None;
+    }
+    Some(
+        DataHub::new(std::env::temp_dir().join("d2l-exp-test-cache"))
+            .with_data_dir(p)
+            .without_system_dirs()
+            .offline(true)
+            .quiet(),
+    )
 }
 
 #[test]
@@ -249,17 +259,7 @@ fn house_k_fold_runs_and_writes_a_submission() {
 
 #[test]
 fn house_prices_every_fold_within_0_002_of_the_book() {
-    let Some(data_dir) = shared_data() else {
-        eprintln!(
-            "SKIP house_prices_every_fold_within_0_002_of_the_book: ../shared/data not found"
-        );
-        return;
-    };
-    let hub = DataHub::new(std::env::temp_dir().join("d2l-exp-test-cache"))
-        .with_data_dir(data_dir)
-        .without_system_dirs()
-        .offline(true)
-        .quiet();
+    let Some(hub) = house_hub() else { return };
     let r = run_house_prices(&HouseOptions {
         hub,
         common: Common::quiet(),

@@ -240,3 +240,14 @@ pub fn run(args: &Args, info: &ModelInfo, net: &Sequential) -> Result<()> {
         args.lr.unwrap_or(r.lr),
     )
 }
+
+/// The `main` of a section whose example is its zoo network and nothing else: no flags of
+/// its own, seed 0, the zoo's `name` built by `build` with the recipe's settings, then
+/// [`run`].
+pub fn run_zoo(name: &str, build: fn(&BuildConfig) -> Result<Sequential>) -> Result<()> {
+    let args = Args::parse(&[], &[]);
+    manual_seed(0);
+    let info = d2l::models::zoo::model(name)?;
+    let net = build(&args.config(&info))?;
+    run(&args, &info, &net)
+}
