@@ -38,7 +38,7 @@
 use crate::augment::{
     load_grey_sets, plot_runs, sample_indices, select, small_resnet, write_runs_csv, TrainRun,
 };
-use crate::{check_positive, check_rate, Common, ExperimentError, Result};
+use crate::{check_non_negative, check_positive, check_rate, Common, ExperimentError, Result};
 use d2l_data::datasets::{DatasetName, ImageDataset};
 use d2l_data::hub::DataHub;
 use d2l_data::idx::ImageSet;
@@ -369,12 +369,7 @@ pub fn run_finetune(opts: &FinetuneOptions) -> Result<FinetuneResults> {
     check_rate("pretraining learning rate", opts.pretrain_lr)?;
     check_rate("head learning-rate multiplier", opts.head_lr_mult)?;
     check_rate("width multiplier", opts.width_mult)?;
-    if !(opts.weight_decay.is_finite() && opts.weight_decay >= 0.0) {
-        return Err(ExperimentError::Invalid(format!(
-            "weight decay must be finite and ≥ 0, got {}",
-            opts.weight_decay
-        )));
-    }
+    check_non_negative("weight decay", opts.weight_decay)?;
     if !(1..10).contains(&opts.split) {
         return Err(ExperimentError::Invalid(format!(
             "split must be in 1..=9 (source classes 0..split), got {}",

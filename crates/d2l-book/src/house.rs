@@ -165,12 +165,7 @@ pub fn run_house_prices_on(data: &KaggleHouse, opts: &HouseOptions) -> Result<Ho
     check_positive("epochs", opts.epochs)?;
     check_positive("batch_size", opts.batch_size)?;
     check_rate("lr", opts.lr)?;
-    if !(opts.weight_decay.is_finite() && opts.weight_decay >= 0.0) {
-        return Err(crate::ExperimentError::Invalid(format!(
-            "weight_decay must be finite and ≥ 0, got {}",
-            opts.weight_decay
-        )));
-    }
+    crate::check_non_negative("weight_decay", opts.weight_decay)?;
     let start = std::time::Instant::now();
     let mut g = Generator::new(opts.common.seed);
     let (x, y) = (&data.train_features, &data.train_labels);

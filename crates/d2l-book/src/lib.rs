@@ -290,6 +290,16 @@ pub(crate) fn check_positive(what: &str, v: usize) -> Result<()> {
     Ok(())
 }
 
+/// Checks that a weight decay, a noise level or similar is finite and not negative.
+pub(crate) fn check_non_negative(what: &str, v: f64) -> Result<()> {
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(ExperimentError::Invalid(format!(
+            "{what} must be finite and ≥ 0, got {v}"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks that a learning rate (or similar) is finite and positive.
 pub(crate) fn check_rate(what: &str, v: f64) -> Result<()> {
     if !(v.is_finite() && v > 0.0) {

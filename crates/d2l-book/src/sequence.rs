@@ -7,8 +7,8 @@
 //! k = 1, 4, 16, 64 — showing how the error grows as predictions build on predictions.
 
 use crate::{
-    check_positive, check_rate, minibatches, plot_spec, rows, save_plot, series, Common,
-    ExperimentError, Result,
+    check_non_negative, check_positive, check_rate, minibatches, plot_spec, rows, save_plot,
+    series, Common, ExperimentError, Result,
 };
 use d2l_nn::layers::{Linear, ReLU};
 use d2l_nn::loss::{mse_loss_with, Reduction};
@@ -210,12 +210,7 @@ fn validate(o: &SequenceOptions) -> Result<()> {
     check_positive("epochs", o.epochs)?;
     check_positive("max_steps", o.max_steps)?;
     check_rate("lr", o.lr)?;
-    if !(o.noise_std.is_finite() && o.noise_std >= 0.0) {
-        return Err(ExperimentError::Invalid(format!(
-            "noise_std must be finite and ≥ 0, got {}",
-            o.noise_std
-        )));
-    }
+    check_non_negative("noise_std", o.noise_std)?;
     if o.n_train + o.tau >= o.t_max {
         return Err(ExperimentError::Invalid(format!(
             "the series of T = {} values leaves nothing after n_train + τ = {}",

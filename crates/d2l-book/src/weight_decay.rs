@@ -4,8 +4,8 @@
 //! groups), for λ = 0 (overfits) and λ = 3.
 
 use crate::{
-    check_positive, check_rate, curve_series, minibatches, mse_of, plot_spec, reinit_normal, rows,
-    Common, ExperimentError, LossPoint, Result,
+    check_non_negative, check_positive, check_rate, curve_series, minibatches, mse_of, plot_spec,
+    reinit_normal, rows, Common, LossPoint, Result,
 };
 use d2l_data::synthetic::synthetic_data;
 use d2l_nn::layers::Linear;
@@ -156,10 +156,8 @@ pub fn run_weight_decay(opts: &WeightDecayOptions) -> Result<WeightDecayResults>
     check_positive("epochs", opts.epochs)?;
     check_positive("eval_every", opts.eval_every)?;
     check_rate("lr", opts.lr)?;
-    if let Some(l) = opts.lambdas.iter().find(|l| !(l.is_finite() && **l >= 0.0)) {
-        return Err(ExperimentError::Invalid(format!(
-            "weight decay λ must be finite and ≥ 0, got {l}"
-        )));
+    for &l in &opts.lambdas {
+        check_non_negative("weight decay λ", l)?;
     }
     let start = std::time::Instant::now();
     let mut g = Generator::new(opts.common.seed);
