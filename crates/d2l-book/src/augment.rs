@@ -743,6 +743,23 @@ pub fn run_augment(opts: &AugmentOptions) -> Result<AugmentResults> {
     })
 }
 
+/// The closing lines of a 13.1 / 13.2 printout: the metrics file and the plot, where
+/// written, and the total time.
+pub(crate) fn fmt_outputs(
+    f: &mut fmt::Formatter<'_>,
+    csv: Option<&std::path::Path>,
+    plot: Option<&std::path::Path>,
+    seconds: f64,
+) -> fmt::Result {
+    if let Some(p) = csv {
+        writeln!(f, "metrics: {}", p.display())?;
+    }
+    if let Some(p) = plot {
+        writeln!(f, "plot: {}", p.display())?;
+    }
+    write!(f, "total {seconds:.1}s")
+}
+
 /// Writes the per-epoch table of `runs` side by side.
 pub(crate) fn fmt_epoch_table(f: &mut fmt::Formatter<'_>, runs: &[&TrainRun]) -> fmt::Result {
     write!(f, "epoch")?;
@@ -851,12 +868,6 @@ impl fmt::Display for AugmentResults {
             self.augmented.mean_test_acc(k),
             self.augmented.name
         )?;
-        if let Some(p) = &self.csv {
-            writeln!(f, "metrics: {}", p.display())?;
-        }
-        if let Some(p) = &self.plot {
-            writeln!(f, "plot: {}", p.display())?;
-        }
-        write!(f, "total {:.1}s", self.seconds)
+        fmt_outputs(f, self.csv.as_deref(), self.plot.as_deref(), self.seconds)
     }
 }

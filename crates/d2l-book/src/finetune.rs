@@ -36,7 +36,8 @@
 //! `d2l_nn::finetune`.
 
 use crate::augment::{
-    load_grey_sets, plot_runs, sample_indices, select, small_resnet, write_runs_csv, TrainRun,
+    fmt_outputs, load_grey_sets, plot_runs, sample_indices, select, small_resnet, write_runs_csv,
+    TrainRun,
 };
 use crate::{check_non_negative, check_positive, check_rate, Common, ExperimentError, Result};
 use d2l_data::datasets::{DatasetName, ImageDataset};
@@ -630,12 +631,6 @@ impl fmt::Display for FinetuneResults {
                 )?;
             }
         }
-        if let Some(p) = &self.csv {
-            writeln!(f, "metrics: {}", p.display())?;
-        }
-        if let Some(p) = &self.plot {
-            writeln!(f, "plot: {}", p.display())?;
-        }
-        write!(f, "total {:.1}s", self.seconds)
+        fmt_outputs(f, self.csv.as_deref(), self.plot.as_deref(), self.seconds)
     }
 }
