@@ -233,14 +233,20 @@ pub struct TrainRun {
 }
 
 impl TrainRun {
-    /// A run from a trainer's summary.
-    pub fn from_summary(name: &str, s: &TrainSummary) -> TrainRun {
-        TrainRun {
+    /// A run from a trainer's summary; an error naming the run when it stopped early
+    /// (interrupted, or a non-finite loss): a partial run is not a result.
+    pub fn from_summary(name: &str, s: &TrainSummary) -> Result<TrainRun> {
+        if let Some(why) = &s.stopped_early {
+            return Err(ExperimentError::Invalid(format!(
+                "run `{name}` stopped early: {why}"
+            )));
+        }
+        Ok(TrainRun {
             name: name.to_string(),
             epochs: EpochRow::from_summary(s),
             examples_per_sec: s.examples_per_sec,
             seconds: s.seconds,
-        }
+        })
     }
 
     /// The last epoch's row.
@@ -666,12 +672,7 @@ fn train_once(
             });
         trainer.fit(&train_iter, Some(&test_iter))?
     };
-    if let Some(why) = &summary.stopped_early {
-        return Err(ExperimentError::Invalid(format!(
-            "run `{name}` stopped early: {why}"
-        )));
-    }
-    Ok((TrainRun::from_summary(name, &summary), seen))
+    Ok((TrainRun::from_summary(name, &summary)?, seen))
 }
 
 /// Runs 13.1's comparison; see the module docs.
