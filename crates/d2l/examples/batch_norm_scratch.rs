@@ -35,7 +35,7 @@ fn main() -> Result<()> {
     let x = Tensor::from_vec(data, &[n, c, h, w])?;
     let gamma4 = Tensor::from_slice(&[1.0f32, 0.5, 2.0], &[1, c, 1, 1])?;
     let beta4 = Tensor::from_slice(&[0.0f32, 0.1, -0.3], &[1, c, 1, 1])?;
-    let (gamma, beta) = (gamma4.reshape(&[c])?, beta4.reshape(&[c])?);
+    let (gamma, beta) = (gamma4.reshape([c])?, beta4.reshape([c])?);
 
     // Training mode (grad mode on): batch statistics.
     let mm0 = Tensor::zeros(&[1, c, 1, 1]);
@@ -52,9 +52,9 @@ fn main() -> Result<()> {
         1e-5,
     )?;
     let d_train = max_abs_diff(&y_book, &y);
-    let d_mean = max_abs_diff(&mm.reshape(&[c])?, &rm);
+    let d_mean = max_abs_diff(&mm.reshape([c])?, &rm);
     // PyTorch's running variance uses the unbiased batch variance: undo it to compare.
-    let batch_var_book = mv.reshape(&[c])?.sub_scalar(0.9)?.div_scalar(0.1)?;
+    let batch_var_book = mv.reshape([c])?.sub_scalar(0.9)?.div_scalar(0.1)?;
     let batch_var_torch = rv
         .sub_scalar(0.9)?
         .div_scalar(0.1)?
@@ -68,8 +68,8 @@ fn main() -> Result<()> {
     let (y_book, y) = no_grad(|| -> Result<(Tensor, Tensor)> {
         let (y_book, _, _) = batch_norm(&x, &gamma4, &beta4, &mm, &mv, 1e-5, 0.9, false)?;
         let y = x.batch_norm(
-            Some(&mm.reshape(&[c])?),
-            Some(&mv.reshape(&[c])?),
+            Some(&mm.reshape([c])?),
+            Some(&mv.reshape([c])?),
             Some(&gamma),
             Some(&beta),
             false,
@@ -82,7 +82,7 @@ fn main() -> Result<()> {
     println!("prediction mode: max |Y_book - Y|            = {d_eval:.2e}");
 
     // The fully connected case: [N, features].
-    let x2 = x.reshape(&[n * c, h * w])?;
+    let x2 = x.reshape([n * c, h * w])?;
     let (ones, zeros) = (Tensor::ones(&[h * w]), Tensor::zeros(&[h * w]));
     let (y_book, _, _) = batch_norm(&x2, &ones, &zeros, &zeros, &ones, 1e-5, 0.9, true)?;
     let y = x2.batch_norm(None, None, None, None, true, 0.1, 1e-5)?;
