@@ -24,9 +24,10 @@
 //! | 13.12 neural style transfer | [`style_transfer`] | `d2l style` |
 //! | every section with printed numbers: the book beside ours, checked | [`reproduce`] (numbers in `reproduce.toml`) | `d2l reproduce` |
 //!
-//! Each experiment is one function taking a small options struct (epochs, seeds, the
-//! folder for plots, `quiet`) and returning a results struct of plain numbers whose
-//! `Display` prints the run the way the book prints it, next to the book's own numbers.
+//! Each experiment is one function taking a small options struct (its epochs, rates and
+//! sizes, plus a [`Common`]: the seed, the folder for plots, `quiet`) and returning a
+//! results struct of plain numbers whose `Display` prints the run the way the book prints
+//! it, next to the book's own numbers.
 //! Most run their own small training loop (plain minibatch SGD or Adam from
 //! `d2l_nn::optim`), so the numbers follow the book's code line by line; 13.1 and 13.2
 //! train through `d2l_train::trainer::Trainer`; plots go through [`d2l_train::plot`].
