@@ -224,6 +224,23 @@ fn fine_tuning_starts_from_the_pretrained_body_with_a_new_head() {
         opt.param_groups()[0].params.len() + 2,
         net.parameters().len()
     );
+    // From scratch: one group, every parameter at the one rate, with the weight decay.
+    let scratch = finetune_sgd(&net, None, 0.05, 10.0, 1e-4).unwrap();
+    assert_eq!(scratch.param_groups().len(), 1);
+    assert_eq!(
+        scratch.param_groups()[0].params.len(),
+        net.parameters().len()
+    );
+    assert!(close(scratch.group_lr(0), 0.05) && close(scratch.group_weight_decay(0), 1e-4));
+    // A head pattern that names no parameter is an error, not a silent one-group run.
+    let e = finetune_sgd(&net, Some(&["fc.*"]), 0.05, 10.0, 1e-4).unwrap_err();
+    assert!(e.to_string().contains("fc.*"), "{e}");
+    // The book's (5e-5, 0.001) on the summed loss at batch 128 is (0.0064, 0.001 / 128) on
+    // the mean loss, and back.
+    let (lr, wd) = mean_loss_equivalent(5e-5, 0.001, 128);
+    assert!((lr - 0.0064).abs() < 1e-15 && (wd - 7.8125e-6).abs() < 1e-18);
+    let (lr_sum, wd_sum) = summed_loss_equivalent(lr, wd, 128);
+    assert!((lr_sum - 5e-5).abs() < 1e-18 && (wd_sum - 0.001).abs() < 1e-15);
 
     // One step changes the fine-tuned copy, never the pretrained network.
     let before = values(&pretrained.parameter("0.0.weight").unwrap());
@@ -288,24 +305,4 @@ fn finetune_demo_runs_end_to_end_and_writes_its_outputs() {
         text.contains("0.939") && text.contains("max |Δw| = 0.0e0"),
         "{text}"
     );
-}
-
-#[test]
-fn the_recipe_converts_the_summed_loss_settings_and_trains_scratch_at_one_rate() {
-    // The book's (5e-5, 0.001) on the summed loss at batch 128 is (0.0064, 0.001 / 128) on
-    // the mean loss, and back.
-    let (lr, wd) = mean_loss_equivalent(5e-5, 0.001, 128);
-    assert!((lr - 0.0064).abs() < 1e-15, "{lr}");
-    assert!((wd - 7.8125e-6).abs() < 1e-18, "{wd}");
-    let (lr_sum, wd_sum) = summed_loss_equivalent(lr, wd, 128);
-    assert!((lr_sum - 5e-5).abs() < 1e-18 && (wd_sum - 0.001).abs() < 1e-15);
-    // From scratch: one group, every parameter at the one rate, with the weight decay.
-    let net = small_resnet(&[1, 28, 28], 5, 0.125, 3).unwrap();
-    let opt = finetune_sgd(&net, None, 0.05, 10.0, 1e-4).unwrap();
-    assert_eq!(opt.param_groups().len(), 1);
-    assert_eq!(opt.param_groups()[0].params.len(), net.parameters().len());
-    assert!(close(opt.group_lr(0), 0.05) && close(opt.group_weight_decay(0), 1e-4));
-    // A head pattern that names no parameter is an error, not a silent one-group run.
-    let e = finetune_sgd(&net, Some(&["fc.*"]), 0.05, 10.0, 1e-4).unwrap_err();
-    assert!(e.to_string().contains("fc.*"), "{e}");
 }
