@@ -721,7 +721,7 @@ pub fn run_augment(opts: &AugmentOptions) -> Result<AugmentResults> {
         opts,
     )?;
 
-    let dir = opts.common.out_dir.as_deref();
+    let dir = opts.common.dir();
     let runs = [&plain, &augmented];
     let csv = write_runs_csv(dir, &runs)?;
     let plot = plot_runs(

@@ -437,7 +437,7 @@ pub fn run_finetune(opts: &FinetuneOptions) -> Result<FinetuneResults> {
     let mut sgd = finetune_sgd(&scratch_net, None, scratch_lr, 1.0, opts.weight_decay)?;
     let scratch = on_target("scratch", &scratch_net, &mut sgd)?;
 
-    let dir = opts.common.out_dir.as_deref();
+    let dir = opts.common.dir();
     let runs = [&pretrain, &finetune, &scratch];
     let csv = write_runs_csv(dir, &runs)?;
     let plot = plot_runs(

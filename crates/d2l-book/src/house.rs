@@ -203,7 +203,7 @@ pub fn run_house_prices_on(data: &KaggleHouse, opts: &HouseOptions) -> Result<Ho
     opts.common
         .progress(|| format!("final fit: train log rmse {final_train_log_rmse:.6}"));
     let mut submission = None;
-    if let Some(dir) = opts.common.out_dir.as_deref() {
+    if let Some(dir) = opts.common.dir() {
         let preds = no_grad(|| net.forward(&data.test_features))?.to_f64_vec();
         let rows = (data.test_ids.iter().zip(&preds))
             .map(|(id, p)| [id.to_string(), (*p as f32).to_string()]);

@@ -148,6 +148,11 @@ impl Common {
         }
     }
 
+    /// The folder for plots and files, if any.
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        self.out_dir.as_deref()
+    }
+
     /// Prints a progress line on standard error unless `quiet`.
     pub(crate) fn progress(&self, line: impl FnOnce() -> String) {
         progress(self.quiet, line)
@@ -162,7 +167,7 @@ impl Common {
         spec: &PlotSpec,
         series: &[Series],
     ) -> Result<Option<PathBuf>> {
-        save_plot(self.out_dir.as_deref(), name, spec, series, false)
+        save_plot(self.dir(), name, spec, series, false)
     }
 }
 

@@ -438,7 +438,7 @@ pub fn run_mlp_basics(opts: &MlpBasicsOptions) -> Result<MlpBasicsResults> {
     }
     let start = std::time::Instant::now();
     let mut g = Generator::new(opts.common.seed);
-    let (curves, mut plots) = activation_curves(opts.common.out_dir.as_deref())?;
+    let (curves, mut plots) = activation_curves(opts.common.dir())?;
 
     // Stacked affine layers: Linear(2, 8) → Linear(8, 8) → Linear(8, 1), no activation.
     let stack: Vec<Linear> = [(2, 8), (8, 8), (8, 1)]
@@ -569,7 +569,7 @@ pub fn run_mlp_basics(opts: &MlpBasicsOptions) -> Result<MlpBasicsResults> {
         "x2",
     );
     plots.extend(save_plot(
-        opts.common.out_dir.as_deref(),
+        opts.common.dir(),
         "xor-set",
         &spec,
         &[series("y = 0", ax, ay), series("y = 1", bx, by)],

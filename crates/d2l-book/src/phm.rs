@@ -157,7 +157,7 @@ pub fn run_phm(opts: &PhmOptions) -> Result<PhmResults> {
     if let Some(d) = rows.iter().find(|r| r.n == 0) {
         s.push(series("dense mlp", vec![d.params as f64], vec![d.test_acc]));
     }
-    let plot = save_plot(opts.common.out_dir.as_deref(), "phm", &spec, &s, true)?;
+    let plot = save_plot(opts.common.dir(), "phm", &spec, &s, true)?;
     Ok(PhmResults {
         dataset: data.used,
         notice: data.notice,

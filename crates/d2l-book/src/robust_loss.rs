@@ -190,13 +190,7 @@ pub fn run_robust_loss(opts: &RobustLossOptions) -> Result<RobustLossResults> {
         "x",
         "y",
     );
-    let plot = save_plot(
-        opts.common.out_dir.as_deref(),
-        "robust-loss",
-        &spec,
-        &s,
-        true,
-    )?;
+    let plot = save_plot(opts.common.dir(), "robust-loss", &spec, &s, true)?;
     Ok(RobustLossResults {
         n: opts.n,
         n_outliers: opts.n_outliers,

@@ -309,7 +309,7 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
 
     // Plots, as the book draws them (time runs from 1).
     let mut plots = Vec::new();
-    let dir = opts.common.out_dir.as_deref();
+    let dir = opts.common.dir();
     let time = |from: usize, len: usize| -> Vec<f64> {
         (from..from + len).map(|i| (i + 1) as f64).collect()
     };

@@ -600,13 +600,7 @@ fn label_shift(
         series("q(y) target, true", classes.clone(), true_q.clone()),
         series("q(y) target, estimated", classes, estimated_q.clone()),
     ];
-    let plot = save_plot(
-        opts.common.out_dir.as_deref(),
-        "label-shift-q",
-        &spec,
-        &series,
-        true,
-    )?;
+    let plot = save_plot(opts.common.dir(), "label-shift-q", &spec, &series, true)?;
     Ok(LabelShiftResult {
         n: pick.len(),
         source_p,

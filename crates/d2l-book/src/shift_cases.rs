@@ -515,7 +515,7 @@ fn overlap_shift(opts: &ShiftCasesOptions, g: &mut Generator) -> Result<OverlapS
         ylim: Some((-3.5, 3.5)),
         ..plot_spec("4.9 covariate shift with overlapping support", "x1", "x2")
     };
-    let dir = opts.common.out_dir.as_deref();
+    let dir = opts.common.dir();
     let plot = save_plot(dir, "covariate-overlap", &spec, &plot_series, true)?;
     Ok(OverlapShift {
         shift: opts.shift,

@@ -228,7 +228,7 @@ pub fn run_zipf_on(path: &Path, opts: &ZipfOptions) -> Result<ZipfResults> {
         perplexity_table("char", &chars, opts.held_out, &opts.epsilons)?,
     ];
 
-    let dir = opts.common.out_dir.as_deref();
+    let dir = opts.common.dir();
     let rank_series = |label: &str, counts: &[usize]| {
         series(
             label,
