@@ -54,41 +54,18 @@ fn main() {
             (Tensor::zeros(&[1]), Tensor::zeros(&[1]))
         };
         let nb = n as f64 * 4.0;
-        if want("add_16m") {
-            let r = p.measure(|| drop(x.add(&y).unwrap()), 3.0 * nb);
-            emit(
-                "kernels",
-                "add_16m",
-                "gbps",
-                "GB/s",
-                1e9,
-                &r,
-                serde_json::json!({"shape": [n]}),
-            );
-        }
-        if want("mul_16m") {
-            let r = p.measure(|| drop(x.mul(&y).unwrap()), 3.0 * nb);
-            emit(
-                "kernels",
-                "mul_16m",
-                "gbps",
-                "GB/s",
-                1e9,
-                &r,
-                serde_json::json!({"shape": [n]}),
-            );
-        }
-        if want("relu_16m") {
-            let r = p.measure(|| drop(x.relu().unwrap()), 2.0 * nb);
-            emit(
-                "kernels",
-                "relu_16m",
-                "gbps",
-                "GB/s",
-                1e9,
-                &r,
-                serde_json::json!({"shape": [n]}),
-            );
+        // Bytes moved per element: two reads and a write, or one read and a write.
+        let elementwise: [(&str, f64, &dyn Fn() -> Tensor); 3] = [
+            ("add_16m", 3.0, &|| x.add(&y).unwrap()),
+            ("mul_16m", 3.0, &|| x.mul(&y).unwrap()),
+            ("relu_16m", 2.0, &|| x.relu().unwrap()),
+        ];
+        for (name, passes, op) in elementwise {
+            if want(name) {
+                let r = p.measure(|| drop(op()), passes * nb);
+                let shape = serde_json::json!({"shape": [n]});
+                emit("kernels", name, "gbps", "GB/s", 1e9, &r, shape);
+            }
         }
         drop((x, y));
         if want("softmax_256x1000") {
