@@ -41,9 +41,7 @@ impl Args {
         }
         args
     }
-}
 
-impl Args {
     /// `recipe` with `--epochs` (when given) in place of its own.
     pub fn apply(&self, mut recipe: Recipe) -> Recipe {
         if let Some(e) = self.epochs {
