@@ -20,7 +20,7 @@
 //! advanced after every training epoch, so each epoch sees fresh flips. The test images
 //! are never transformed.
 
-use crate::{check_positive, check_rate, progress, save_plot, series, write_csv};
+use crate::{check_positive, check_rate, plot_spec, save_plot, series, write_csv, Common};
 use crate::{ExperimentError, Result};
 use d2l_data::datasets::{load_image_sets, DatasetName, ImageDataset, SHAPES_DATA_SEED};
 use d2l_data::hub::DataHub;
@@ -161,12 +161,10 @@ pub struct AugmentOptions {
     pub width_mult: f64,
     /// The augmentation of the second run.
     pub augment: AugmentKind,
-    /// Seed of the subsets, the initialisation, the minibatch order and the augmentation.
-    pub seed: u64,
-    /// Where to write `metrics.csv` and `curves.png/.svg`; `None` writes nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines on standard error.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed of the subsets, the
+    /// initialisation, the minibatch order and the augmentation; the folder for
+    /// `metrics.csv` and `curves.png/.svg`; `quiet`.
+    pub common: Common,
     /// Where both runs train (the CPU by default).
     pub device: d2l_tensor::Device,
 }
@@ -184,9 +182,7 @@ impl Default for AugmentOptions {
             lr: 0.001,
             width_mult: 0.5,
             augment: AugmentKind::Flip,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
             device: d2l_tensor::Device::Cpu,
         }
     }
@@ -237,14 +233,20 @@ pub struct TrainRun {
 }
 
 impl TrainRun {
-    /// A run from a trainer's summary.
-    pub fn from_summary(name: &str, s: &TrainSummary) -> TrainRun {
-        TrainRun {
+    /// A run from a trainer's summary; an error naming the run when it stopped early
+    /// (interrupted, or a non-finite loss): a partial run is not a result.
+    pub fn from_summary(name: &str, s: &TrainSummary) -> Result<TrainRun> {
+        if let Some(why) = &s.stopped_early {
+            return Err(ExperimentError::Invalid(format!(
+                "run `{name}` stopped early: {why}"
+            )));
+        }
+        Ok(TrainRun {
             name: name.to_string(),
             epochs: EpochRow::from_summary(s),
             examples_per_sec: s.examples_per_sec,
             seconds: s.seconds,
-        }
+        })
     }
 
     /// The last epoch's row.
@@ -520,7 +522,7 @@ impl Dataset for Subset {
 /// Loads the training and test subsets [`run_augment`] uses: `n_train` / `n_test` images
 /// drawn with a generator seeded from `seed` (all of a split when the count is 0).
 pub fn augment_data(opts: &AugmentOptions) -> Result<AugmentData> {
-    let mut g = Generator::new(opts.seed ^ 0x1317_1317_0000_0003);
+    let mut g = Generator::new(opts.common.seed ^ 0x1317_1317_0000_0003);
     match opts.dataset {
         DataChoice::Cifar10 => {
             use d2l_vision::cifar::{cifar10_root, Cifar10Dataset};
@@ -568,8 +570,14 @@ pub fn augment_data(opts: &AugmentOptions) -> Result<AugmentData> {
     }
 }
 
-/// Writes `metrics.csv` (`run,epoch,train_loss,train_acc,test_acc,seconds`) for `runs`.
-pub(crate) fn write_runs_csv(path: &std::path::Path, runs: &[&TrainRun]) -> Result<()> {
+/// Writes `dir/metrics.csv` (`run,epoch,train_loss,train_acc,test_acc,seconds`) for
+/// `runs` and returns its path; writes nothing without a folder.
+pub(crate) fn write_runs_csv(
+    dir: Option<&std::path::Path>,
+    runs: &[&TrainRun],
+) -> Result<Option<PathBuf>> {
+    let Some(dir) = dir else { return Ok(None) };
+    let path = dir.join("metrics.csv");
     let rows = runs.iter().flat_map(|r| {
         r.epochs.iter().map(|e| {
             [
@@ -590,7 +598,8 @@ pub(crate) fn write_runs_csv(path: &std::path::Path, runs: &[&TrainRun]) -> Resu
         "test_acc",
         "seconds",
     ];
-    write_csv(path, &header, rows)
+    write_csv(&path, &header, rows)?;
+    Ok(Some(path))
 }
 
 /// Draws `curves.png/.svg`: train and test accuracy of every run against the epoch.
@@ -614,11 +623,8 @@ pub(crate) fn plot_runs(
         ));
     }
     let spec = PlotSpec {
-        title: title.into(),
-        xlabel: "epoch".into(),
-        ylabel: "accuracy".into(),
         ylim: Some((0.0, 1.0)),
-        ..Default::default()
+        ..plot_spec(title, "epoch", "accuracy")
     };
     save_plot(dir, "curves", &spec, &all, false)
 }
@@ -636,16 +642,16 @@ fn train_once(
     aug: Option<&AugmentedDataset>,
     opts: &AugmentOptions,
 ) -> Result<(TrainRun, Vec<u64>)> {
-    let train_iter = DataLoader::new(train, opts.batch_size)?.shuffle(opts.seed);
+    let train_iter = DataLoader::new(train, opts.batch_size)?.shuffle(opts.common.seed);
     let test_iter = DataLoader::new(test, opts.batch_size.max(256))?;
     let mut opt = Adam::new(net.parameters(), opts.lr)?;
     let config = TrainConfig {
         epochs: opts.epochs,
-        quiet: opts.quiet,
+        quiet: opts.common.quiet,
         device: opts.device,
         ..Default::default()
     };
-    progress(opts.quiet, || format!("13.1 run `{name}`"));
+    opts.common.progress(|| format!("13.1 run `{name}`"));
     let handle = aug.map(|a| a.epoch_handle());
     let seen_handle = handle.clone();
     let mut seen: Vec<u64> = Vec::new();
@@ -666,12 +672,7 @@ fn train_once(
             });
         trainer.fit(&train_iter, Some(&test_iter))?
     };
-    if let Some(why) = &summary.stopped_early {
-        return Err(ExperimentError::Invalid(format!(
-            "run `{name}` stopped early: {why}"
-        )));
-    }
-    Ok((TrainRun::from_summary(name, &summary), seen))
+    Ok((TrainRun::from_summary(name, &summary)?, seen))
 }
 
 /// Runs 13.1's comparison; see the module docs.
@@ -683,17 +684,16 @@ pub fn run_augment(opts: &AugmentOptions) -> Result<AugmentResults> {
     check_rate("width multiplier", opts.width_mult)?;
     let data = augment_data(opts)?;
     if let Some(n) = &data.notice {
-        progress(opts.quiet, || n.clone());
+        opts.common.progress(|| n.clone());
     }
     let (h, w) = (data.in_shape[1], data.in_shape[2]);
 
     // Both runs start from the same weights (same seed) and visit the same batches.
-    let net_plain = small_resnet(
-        &data.in_shape,
-        data.num_classes,
-        opts.width_mult,
-        init_seed(opts.seed),
-    )?;
+    let new_net = || {
+        let seed = init_seed(opts.common.seed);
+        small_resnet(&data.in_shape, data.num_classes, opts.width_mult, seed)
+    };
+    let net_plain = new_net()?;
     let num_parameters = net_plain.num_parameters();
     let (plain, _) = train_once(
         "no-aug",
@@ -705,17 +705,12 @@ pub fn run_augment(opts: &AugmentOptions) -> Result<AugmentResults> {
     )?;
     drop(net_plain);
 
-    let net_aug = small_resnet(
-        &data.in_shape,
-        data.num_classes,
-        opts.width_mult,
-        init_seed(opts.seed),
-    )?;
+    let net_aug = new_net()?;
     let transform: Arc<dyn ImageTransform> = Arc::new(opts.augment.transform(h, w)?);
     let aug = Arc::new(AugmentedDataset::new(
         data.train.clone(),
         transform,
-        augment_seed(opts.seed),
+        augment_seed(opts.common.seed),
     ));
     let (augmented, augment_epochs) = train_once(
         opts.augment.as_str(),
@@ -726,16 +721,9 @@ pub fn run_augment(opts: &AugmentOptions) -> Result<AugmentResults> {
         opts,
     )?;
 
-    let dir = opts.out_dir.as_deref();
+    let dir = opts.common.dir();
     let runs = [&plain, &augmented];
-    let csv = match dir {
-        Some(d) => {
-            let p = d.join("metrics.csv");
-            write_runs_csv(&p, &runs)?;
-            Some(p)
-        }
-        None => None,
-    };
+    let csv = write_runs_csv(dir, &runs)?;
     let plot = plot_runs(
         dir,
         &format!("13.1 augmentation ({}): accuracy", data.used),
@@ -754,6 +742,23 @@ pub fn run_augment(opts: &AugmentOptions) -> Result<AugmentResults> {
         plot,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The closing lines of a 13.1 / 13.2 printout: the metrics file and the plot, where
+/// written, and the total time.
+pub(crate) fn fmt_outputs(
+    f: &mut fmt::Formatter<'_>,
+    csv: Option<&std::path::Path>,
+    plot: Option<&std::path::Path>,
+    seconds: f64,
+) -> fmt::Result {
+    if let Some(p) = csv {
+        writeln!(f, "metrics: {}", p.display())?;
+    }
+    if let Some(p) = plot {
+        writeln!(f, "plot: {}", p.display())?;
+    }
+    write!(f, "total {seconds:.1}s")
 }
 
 /// Writes the per-epoch table of `runs` side by side.
@@ -801,7 +806,7 @@ impl fmt::Display for AugmentResults {
             if self.dataset == DataChoice::Cifar10 { 3 } else { 1 },
             o.width_mult,
             self.num_parameters,
-            o.seed,
+            o.common.seed,
             o.lr,
             o.batch_size,
             o.epochs
@@ -864,12 +869,6 @@ impl fmt::Display for AugmentResults {
             self.augmented.mean_test_acc(k),
             self.augmented.name
         )?;
-        if let Some(p) = &self.csv {
-            writeln!(f, "metrics: {}", p.display())?;
-        }
-        if let Some(p) = &self.plot {
-            writeln!(f, "plot: {}", p.display())?;
-        }
-        write!(f, "total {:.1}s", self.seconds)
+        fmt_outputs(f, self.csv.as_deref(), self.plot.as_deref(), self.seconds)
     }
 }

@@ -10,7 +10,7 @@
 //!   pre-activation residual blocks `x + Linear(ReLU(BN(x)))`.
 
 use crate::images::{accuracy, train_sgd, SubsetSpec};
-use crate::{check_positive, minibatches, progress, rows, save_plot, series, Result};
+use crate::{check_positive, minibatches, plot_spec, rows, series, Common, Result};
 use d2l_data::datasets::DatasetName;
 use d2l_nn::conv::Conv2d;
 use d2l_nn::layers::{Flatten, Linear, ReLU};
@@ -20,7 +20,6 @@ use d2l_nn::optim::{Adam, Optimizer};
 use d2l_nn::pool::MaxPool2d;
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{Generator, Tensor};
-use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,12 +35,9 @@ pub struct DesignOptions {
     pub depth: usize,
     /// SGD learning rate of the deep MLPs (0.05).
     pub depth_lr: f64,
-    /// Seed.
-    pub seed: u64,
-    /// Where to write `design-depth.png/.svg`; `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed; the folder for
+    /// `design-depth.png/.svg`; `quiet`.
+    pub common: Common,
 }
 
 impl Default for DesignOptions {
@@ -51,9 +47,7 @@ impl Default for DesignOptions {
             epochs: 3,
             depth: 30,
             depth_lr: 0.05,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -218,7 +212,7 @@ fn train_adam(
 pub fn run_design(opts: &DesignOptions) -> Result<DesignResults> {
     check_positive("epochs", opts.epochs)?;
     check_positive("depth", opts.depth)?;
-    let data = opts.data.load(opts.seed, opts.quiet)?;
+    let data = opts.data.load(opts.common.seed, opts.common.quiet)?;
     if data.x_train.shape()[2..] != [28, 28] {
         return Err(crate::ExperimentError::Invalid(
             "design-demo needs 28×28 images".into(),
@@ -226,7 +220,7 @@ pub fn run_design(opts: &DesignOptions) -> Result<DesignResults> {
     }
     let classes = data.used.num_classes();
     let run = |name: &str, net: Sequential, adam: bool| -> Result<DesignRow> {
-        let mut g = Generator::new(opts.seed);
+        let mut g = Generator::new(opts.common.seed);
         let start = std::time::Instant::now();
         let curve = if adam {
             train_adam(&net, &data.x_train, &data.y_train, opts.epochs, &mut g)?
@@ -256,7 +250,7 @@ pub fn run_design(opts: &DesignOptions) -> Result<DesignResults> {
             curve,
             seconds,
         };
-        progress(opts.quiet, || {
+        opts.common.progress(|| {
             format!(
                 "design: {name}: {} parameters, train loss {:.4}, test acc {:.4}",
                 row.params, row.train_loss, row.test_acc
@@ -264,7 +258,7 @@ pub fn run_design(opts: &DesignOptions) -> Result<DesignResults> {
         });
         Ok(row)
     };
-    d2l_tensor::manual_seed(opts.seed);
+    d2l_tensor::manual_seed(opts.common.seed);
     let width = vec![
         run("deep-narrow: 4 conv 3x3", deep_narrow(classes)?, true)?,
         run(
@@ -292,17 +286,16 @@ pub fn run_design(opts: &DesignOptions) -> Result<DesignResults> {
         )?,
     ];
     let epochs: Vec<f64> = (1..=opts.epochs).map(|e| e as f64).collect();
-    let spec = PlotSpec {
-        title: format!("7.5 / 7.6: training a {d}-layer MLP"),
-        xlabel: "epoch".into(),
-        ylabel: "training loss".into(),
-        ..Default::default()
-    };
+    let spec = plot_spec(
+        format!("7.5 / 7.6: training a {d}-layer MLP"),
+        "epoch",
+        "training loss",
+    );
     let s: Vec<_> = depth
         .iter()
         .map(|r| series(&r.name, epochs.clone(), r.curve.clone()))
         .collect();
-    let plot = save_plot(opts.out_dir.as_deref(), "design-depth", &spec, &s, false)?;
+    let plot = opts.common.line_plot("design-depth", &spec, &s)?;
     Ok(DesignResults {
         dataset: data.used,
         notice: data.notice,

@@ -25,23 +25,37 @@
 //! `(η, λ)` they correspond to (the book's `(5e-5, 0.001)` at batch 128 is `lr = 0.0064`,
 //! `weight_decay = 7.8e-6`). The last, smaller batch of an epoch is the only place the two
 //! differ.
+//!
+//! # The recipe on a real pretrained network
+//!
+//! The second half of this module is 13.2's recipe for torchvision's ImageNet ResNet-18 on
+//! an image folder — [`imagenet_folder_loaders`], [`pretrained_resnet18`],
+//! [`finetune_sgd`], [`mean_loss_equivalent`], [`train_finetune`] — which `d2l finetune`
+//! (`d2l-cli/src/commands/finetune.rs`, flags and printing only) puts together. The
+//! mechanism both use (parameter-name patterns, freezing, head/body parameter groups) is
+//! `d2l_nn::finetune`.
 
 use crate::augment::{
-    load_grey_sets, plot_runs, sample_indices, select, small_resnet, write_runs_csv, TrainRun,
+    fmt_outputs, load_grey_sets, plot_runs, sample_indices, select, small_resnet, write_runs_csv,
+    TrainRun,
 };
-use crate::{check_positive, check_rate, progress, ExperimentError, Result};
+use crate::{check_non_negative, check_positive, check_rate, Common, ExperimentError, Result};
 use d2l_data::datasets::{DatasetName, ImageDataset};
 use d2l_data::hub::DataHub;
 use d2l_data::idx::ImageSet;
 use d2l_data::loader::{DataLoader, Dataset};
+use d2l_models::torchvision::{load_torchvision_weights, resnet18, ResNet};
 use d2l_nn::finetune::head_and_body_groups;
 use d2l_nn::layers::Linear;
 use d2l_nn::optim::{Adam, Optimizer, Sgd, SgdConfig};
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{no_grad, Generator};
-use d2l_train::trainer::{cross_entropy_loss, TrainConfig, Trainer};
+use d2l_train::trainer::{cross_entropy_loss, TrainConfig, TrainSummary, Trainer};
+use d2l_vision::folder::ImageFolder;
+use d2l_vision::transforms::{AugmentedDataset, Compose};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The book's 13.2 results: (loss, train acc, test acc) fine-tuned and from scratch
@@ -84,12 +98,10 @@ pub struct FinetuneOptions {
     pub head_lr_mult: f64,
     /// SGD weight decay with the **mean** loss (0.001 / 32: the book's 0.001 at batch 32).
     pub weight_decay: f64,
-    /// Seed of the samples, the initialisations and the minibatch orders.
-    pub seed: u64,
-    /// Where to write `metrics.csv` and `curves.png/.svg`; `None` writes nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines on standard error.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed of the samples, the
+    /// initialisations and the minibatch orders; the folder for `metrics.csv` and
+    /// `curves.png/.svg`; `quiet`.
+    pub common: Common,
     /// Where the three runs train (the CPU by default).
     pub device: d2l_tensor::Device,
 }
@@ -113,9 +125,7 @@ impl Default for FinetuneOptions {
             lr: 0.01,
             head_lr_mult: 10.0,
             weight_decay: 0.001 / 32.0,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
             device: d2l_tensor::Device::Cpu,
         }
     }
@@ -125,8 +135,7 @@ impl FinetuneOptions {
     /// The summed-loss `(learning rate, weight decay)` of the book's code that give the same
     /// SGD step as this mean-loss `(lr, weight_decay)` at this batch size: `(lr / B, wd · B)`.
     pub fn book_equivalent(&self) -> (f64, f64) {
-        let b = self.batch_size as f64;
-        (self.lr / b, self.weight_decay * b)
+        summed_loss_equivalent(self.lr, self.weight_decay, self.batch_size)
     }
 }
 
@@ -243,9 +252,9 @@ pub fn body_max_abs_diff(a: &dyn Module, b: &dyn Module, head_prefix: &str) -> f
     worst
 }
 
-/// 13.2's fine-tuning optimiser: SGD over two groups — the body at `lr`, the head
-/// (`head_pattern`) at `lr · head_lr_mult` ([`head_and_body_groups`]) — with weight decay
-/// `weight_decay` on both.
+/// 13.2's fine-tuning optimiser for a [`Sequential`] whose last child is the head:
+/// [`finetune_sgd`] with the head's pattern ([`head_pattern`]), the body at `lr` and the
+/// head at `lr · head_lr_mult`, weight decay `weight_decay` on both.
 pub fn finetune_optimizer(
     net: &Sequential,
     lr: f64,
@@ -253,13 +262,45 @@ pub fn finetune_optimizer(
     weight_decay: f64,
 ) -> Result<Sgd> {
     let pat = head_pattern(net)?;
-    let groups = head_and_body_groups(net, &[pat.as_str()], lr, head_lr_mult)?;
+    finetune_sgd(net, Some(&[pat.as_str()]), lr, head_lr_mult, weight_decay)
+}
+
+/// 13.2's SGD with weight decay `weight_decay`: with `head` patterns, two groups
+/// ([`head_and_body_groups`]) — the body at `lr`, the parameters matching `head` at
+/// `lr · head_lr_mult`; without (training from scratch), every parameter at `lr`.
+pub fn finetune_sgd(
+    net: &dyn Module,
+    head: Option<&[&str]>,
+    lr: f64,
+    head_lr_mult: f64,
+    weight_decay: f64,
+) -> Result<Sgd> {
     let config = SgdConfig {
         lr,
         weight_decay,
         ..Default::default()
     };
-    Ok(Sgd::with_groups(groups, config)?)
+    Ok(match head {
+        Some(patterns) => {
+            let groups = head_and_body_groups(net, patterns, lr, head_lr_mult)?;
+            Sgd::with_groups(groups, config)?
+        }
+        None => Sgd::with_config(net.parameters(), config)?,
+    })
+}
+
+/// The book's summed-loss `(lr, weight_decay)` as the mean-loss values that give the same
+/// SGD step at batch size `batch`: `(lr · B, wd / B)` (see the module docs).
+pub fn mean_loss_equivalent(lr: f64, weight_decay: f64, batch: usize) -> (f64, f64) {
+    let b = batch as f64;
+    (lr * b, weight_decay / b)
+}
+
+/// The inverse of [`mean_loss_equivalent`]: the summed-loss `(lr / B, wd · B)` of a
+/// mean-loss `(lr, weight_decay)` at batch size `batch`.
+pub fn summed_loss_equivalent(lr: f64, weight_decay: f64, batch: usize) -> (f64, f64) {
+    let b = batch as f64;
+    (lr / b, weight_decay * b)
 }
 
 /// The images of `set` whose label is in `classes` (relabelled to start at 0), a seeded
@@ -286,39 +327,30 @@ fn class_sample(
     select(set, &pick, |l| l - base)
 }
 
-/// Trains `net` with `opt` on `train` (shuffled with `seed`), testing on `test` each epoch.
-#[allow(clippy::too_many_arguments)]
+/// Trains `net` with `opt` on `train` (shuffled with the options' seed) for `epochs` in
+/// batches of `batch`, testing on `test` each epoch, on the options' device.
 fn fit(
     name: &str,
     net: &Sequential,
     opt: &mut dyn Optimizer,
-    train: &ImageSet,
-    test: &ImageSet,
-    epochs: usize,
-    batch: usize,
-    seed: u64,
-    quiet: bool,
-    device: d2l_tensor::Device,
+    (train, test): (&ImageSet, &ImageSet),
+    (epochs, batch): (usize, usize),
+    opts: &FinetuneOptions,
 ) -> Result<TrainRun> {
     let train: Arc<dyn Dataset> = Arc::new(ImageDataset::new(train.clone()));
     let test: Arc<dyn Dataset> = Arc::new(ImageDataset::new(test.clone()));
-    let train_iter = DataLoader::new(train, batch)?.shuffle(seed);
+    let train_iter = DataLoader::new(train, batch)?.shuffle(opts.common.seed);
     let test_iter = DataLoader::new(test, 256)?;
-    progress(quiet, || format!("13.2 run `{name}`"));
+    opts.common.progress(|| format!("13.2 run `{name}`"));
     let config = TrainConfig {
         epochs,
-        quiet,
-        device,
+        quiet: opts.common.quiet,
+        device: opts.device,
         ..Default::default()
     };
     let summary =
         Trainer::new(net, cross_entropy_loss(), opt, config).fit(&train_iter, Some(&test_iter))?;
-    if let Some(why) = &summary.stopped_early {
-        return Err(ExperimentError::Invalid(format!(
-            "run `{name}` stopped early: {why}"
-        )));
-    }
-    Ok(TrainRun::from_summary(name, &summary))
+    TrainRun::from_summary(name, &summary)
 }
 
 /// Runs 13.2's comparison; see the module docs.
@@ -333,12 +365,7 @@ pub fn run_finetune(opts: &FinetuneOptions) -> Result<FinetuneResults> {
     check_rate("pretraining learning rate", opts.pretrain_lr)?;
     check_rate("head learning-rate multiplier", opts.head_lr_mult)?;
     check_rate("width multiplier", opts.width_mult)?;
-    if !(opts.weight_decay.is_finite() && opts.weight_decay >= 0.0) {
-        return Err(ExperimentError::Invalid(format!(
-            "weight decay must be finite and ≥ 0, got {}",
-            opts.weight_decay
-        )));
-    }
+    check_non_negative("weight decay", opts.weight_decay)?;
     if !(1..10).contains(&opts.split) {
         return Err(ExperimentError::Invalid(format!(
             "split must be in 1..=9 (source classes 0..split), got {}",
@@ -359,9 +386,9 @@ pub fn run_finetune(opts: &FinetuneOptions) -> Result<FinetuneResults> {
         shapes_test,
     )?;
     if let Some(n) = &notice {
-        progress(opts.quiet, || n.clone());
+        opts.common.progress(|| n.clone());
     }
-    let mut g = Generator::new(opts.seed ^ 0x1320_1320_0000_0001);
+    let mut g = Generator::new(opts.common.seed ^ 0x1320_1320_0000_0001);
     let (src, dst) = (0..opts.split, opts.split..10);
     let (n_src, n_dst) = (src.len(), dst.len());
     let pre_train = class_sample(&tr, src.clone(), opts.n_pretrain, &mut g)?;
@@ -371,21 +398,22 @@ pub fn run_finetune(opts: &FinetuneOptions) -> Result<FinetuneResults> {
     let in_shape = [1, tr.height, tr.width];
 
     // 1. Pretraining on the source classes.
-    let pretrained = small_resnet(&in_shape, n_src, opts.width_mult, opts.seed ^ 0x11)?;
+    let pretrained = small_resnet(&in_shape, n_src, opts.width_mult, opts.common.seed ^ 0x11)?;
     let num_parameters = pretrained.num_parameters();
     let mut adam = Adam::new(pretrained.parameters(), opts.pretrain_lr)?;
     let pretrain = fit(
         "pretrain",
         &pretrained,
         &mut adam,
-        &pre_train,
-        &pre_test,
-        opts.pretrain_epochs,
-        opts.pretrain_batch,
-        opts.seed,
-        opts.quiet,
-        opts.device,
+        (&pre_train, &pre_test),
+        (opts.pretrain_epochs, opts.pretrain_batch),
+        opts,
     )?;
+    // The fine-tuned and the scratch network see the same target-task images.
+    let on_target = |name: &str, net: &Sequential, opt: &mut dyn Optimizer| {
+        let data = (&ft_train, &ft_test);
+        fit(name, net, opt, data, (opts.epochs, opts.batch_size), opts)
+    };
 
     // 2. Fine-tuning: the pretrained body, a new head at 10× the body's rate.
     let ft_net = finetune_net(
@@ -393,60 +421,25 @@ pub fn run_finetune(opts: &FinetuneOptions) -> Result<FinetuneResults> {
         &in_shape,
         n_dst,
         opts.width_mult,
-        opts.seed ^ 0x22,
+        opts.common.seed ^ 0x22,
     )?;
     let head_prefix = format!("{}.", head_index(&ft_net)?);
     let body_diff_at_start = body_max_abs_diff(&ft_net, &pretrained, &head_prefix);
     drop(pretrained);
     let mut sgd = finetune_optimizer(&ft_net, opts.lr, opts.head_lr_mult, opts.weight_decay)?;
     let group_lrs = (sgd.group_lr(0), sgd.group_lr(1));
-    let finetune = fit(
-        "fine-tune",
-        &ft_net,
-        &mut sgd,
-        &ft_train,
-        &ft_test,
-        opts.epochs,
-        opts.batch_size,
-        opts.seed,
-        opts.quiet,
-        opts.device,
-    )?;
+    let finetune = on_target("fine-tune", &ft_net, &mut sgd)?;
     drop(ft_net);
 
     // 3. Scratch: a fresh network, every parameter at 10× the body's rate.
-    let scratch_net = small_resnet(&in_shape, n_dst, opts.width_mult, opts.seed ^ 0x33)?;
-    let mut sgd = Sgd::with_config(
-        scratch_net.parameters(),
-        SgdConfig {
-            lr: opts.lr * opts.head_lr_mult,
-            weight_decay: opts.weight_decay,
-            ..Default::default()
-        },
-    )?;
-    let scratch = fit(
-        "scratch",
-        &scratch_net,
-        &mut sgd,
-        &ft_train,
-        &ft_test,
-        opts.epochs,
-        opts.batch_size,
-        opts.seed,
-        opts.quiet,
-        opts.device,
-    )?;
+    let scratch_net = small_resnet(&in_shape, n_dst, opts.width_mult, opts.common.seed ^ 0x33)?;
+    let scratch_lr = opts.lr * opts.head_lr_mult;
+    let mut sgd = finetune_sgd(&scratch_net, None, scratch_lr, 1.0, opts.weight_decay)?;
+    let scratch = on_target("scratch", &scratch_net, &mut sgd)?;
 
-    let dir = opts.out_dir.as_deref();
+    let dir = opts.common.dir();
     let runs = [&pretrain, &finetune, &scratch];
-    let csv = match dir {
-        Some(d) => {
-            let p = d.join("metrics.csv");
-            write_runs_csv(&p, &runs)?;
-            Some(p)
-        }
-        None => None,
-    };
+    let csv = write_runs_csv(dir, &runs)?;
     let plot = plot_runs(
         dir,
         &format!("13.2 fine-tuning vs scratch ({used}, classes 5-9)"),
@@ -468,6 +461,71 @@ pub fn run_finetune(opts: &FinetuneOptions) -> Result<FinetuneResults> {
         plot,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+// ---------------------------------------------- 13.2 on torchvision's ImageNet ResNet-18
+
+/// The parameter pattern of the head of torchvision's ResNets (`fc.weight`, `fc.bias`).
+pub const RESNET_HEAD: &str = "fc.*";
+
+/// 13.2's image pipeline over two image folders (one sub-folder per class): the training
+/// images through RandomResizedCrop(`image_size`) + horizontal flip + ImageNet
+/// normalisation, in batches of `batch` shuffled with `seed`; the test images resized to
+/// `test_resize` and centre-cropped to `image_size`. Also returns the training
+/// augmentation's epoch, which [`train_finetune`] advances so each epoch draws fresh crops.
+pub fn imagenet_folder_loaders(
+    (train, test): (ImageFolder, ImageFolder),
+    (image_size, test_resize): (usize, usize),
+    batch: usize,
+    seed: u64,
+) -> Result<(DataLoader, DataLoader, Arc<AtomicU64>)> {
+    let train_aug = Arc::new(AugmentedDataset::new(
+        Arc::new(train),
+        Arc::new(Compose::imagenet_train(image_size)?),
+        seed,
+    ));
+    let epoch = train_aug.epoch_handle();
+    let test_aug: Arc<dyn Dataset> = Arc::new(AugmentedDataset::new(
+        Arc::new(test),
+        Arc::new(Compose::imagenet_test(test_resize, image_size)?),
+        seed,
+    ));
+    let train = DataLoader::new(train_aug, batch)?.shuffle(seed);
+    let test = DataLoader::new(test_aug, batch)?;
+    Ok((train, test, epoch))
+}
+
+/// torchvision's ImageNet ResNet-18 ready to fine-tune on `classes` classes: the pretrained
+/// weights loaded from `weights` (a `.pth` written by `torch.save`, e.g.
+/// `resnet18-f37072fd.pth`, or a `.safetensors` with torchvision's names, e.g. from
+/// `d2l convert`; `None` keeps the random initialisation, for training from scratch), then
+/// the head `fc` replaced by a new `Linear(512, classes)` with a Xavier-uniform weight.
+pub fn pretrained_resnet18(weights: Option<&Path>, classes: usize) -> Result<ResNet> {
+    let mut net = resnet18(1000)?;
+    if let Some(w) = weights {
+        if w.extension().and_then(|e| e.to_str()) == Some("safetensors") {
+            d2l_nn::serialize::load_state_dict(&net, w, true)?;
+        } else {
+            load_torchvision_weights(&net, w)?;
+        }
+    }
+    net.replace_fc(classes)?;
+    Ok(net)
+}
+
+/// Trains `net` with `opt` and the (batch-mean) cross-entropy loss on `train`, testing on
+/// `test` after each epoch, as `config` says; `epoch` (from [`imagenet_folder_loaders`]) is
+/// set to each finished epoch so the next one draws new augmentations.
+pub fn train_finetune(
+    net: &dyn Module,
+    opt: &mut dyn Optimizer,
+    (train, test): (&DataLoader, &DataLoader),
+    config: TrainConfig,
+    epoch: Arc<AtomicU64>,
+) -> Result<TrainSummary> {
+    Ok(Trainer::new(net, cross_entropy_loss(), opt, config)
+        .on_epoch(move |m| epoch.store(m.epoch as u64, Ordering::SeqCst))
+        .fit(train, Some(test))?)
 }
 
 impl fmt::Display for FinetuneResults {
@@ -568,12 +626,6 @@ impl fmt::Display for FinetuneResults {
                 )?;
             }
         }
-        if let Some(p) = &self.csv {
-            writeln!(f, "metrics: {}", p.display())?;
-        }
-        if let Some(p) = &self.plot {
-            writeln!(f, "plot: {}", p.display())?;
-        }
-        write!(f, "total {:.1}s", self.seconds)
+        fmt_outputs(f, self.csv.as_deref(), self.plot.as_deref(), self.seconds)
     }
 }

@@ -11,7 +11,9 @@
 //! (0.4, 100, 2) and (0.05, 10, 2): the trade-off the notes describe — GD takes few, costly
 //! steps, SGD many cheap noisy ones, minibatches sit in between and win on time.
 
-use crate::{check_positive, check_rate, minibatches, progress, rows, ExperimentError, Result};
+use crate::{
+    check_positive, check_rate, minibatches, plot_spec, rows, Common, ExperimentError, Result,
+};
 use d2l_data::airfoil::{load_airfoil, AIRFOIL_BOOK_ROWS};
 use d2l_data::hub::DataHub;
 use d2l_nn::optim::{Adam, Optimizer, Sgd};
@@ -418,13 +420,10 @@ pub struct GdOptions {
     pub cases: Vec<GdCase>,
     /// Evaluate the full-data loss every this many examples (200).
     pub eval_every: usize,
-    /// Seed of the initialisation and the shuffling (each run draws from its own
-    /// generator seeded from this, so runs do not depend on each other).
-    pub seed: u64,
-    /// Where to write `gd-compare.png/.svg`; `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines on standard error.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed of the initialisation and
+    /// the shuffling (each run draws from its own generator seeded from this, so runs do
+    /// not depend on each other); the folder for `gd-compare.png/.svg`; `quiet`.
+    pub common: Common,
 }
 
 impl Default for GdOptions {
@@ -434,9 +433,7 @@ impl Default for GdOptions {
             n: AIRFOIL_BOOK_ROWS,
             cases: GdCase::with_optimizers(),
             eval_every: 200,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -499,9 +496,9 @@ pub fn run_gd_compare_on(x: &Tensor, y: &Tensor, opts: &GdOptions) -> Result<GdR
     let start = Instant::now();
     let mut runs = Vec::with_capacity(opts.cases.len());
     for (i, case) in opts.cases.iter().enumerate() {
-        let mut g = Generator::new(opts.seed.wrapping_mul(1000).wrapping_add(i as u64));
+        let mut g = Generator::new(opts.common.seed.wrapping_mul(1000).wrapping_add(i as u64));
         let r = train_ch11(x, y, case, opts.eval_every, &mut g)?;
-        progress(opts.quiet, || {
+        opts.common.progress(|| {
             format!(
                 "{}: loss: {:.3}, {:.5} sec/epoch",
                 case.name,
@@ -511,7 +508,7 @@ pub fn run_gd_compare_on(x: &Tensor, y: &Tensor, opts: &GdOptions) -> Result<GdR
         });
         runs.push(r);
     }
-    let plot = match &opts.out_dir {
+    let plot = match &opts.common.out_dir {
         None => None,
         Some(dir) => {
             let by = |f: &dyn Fn(&Ch11Run) -> Vec<f64>| -> Vec<Series> {
@@ -524,23 +521,17 @@ pub fn run_gd_compare_on(x: &Tensor, y: &Tensor, opts: &GdOptions) -> Result<GdR
             let panels = [
                 Panel {
                     spec: PlotSpec {
-                        title: "loss against examples seen".into(),
-                        xlabel: "examples".into(),
-                        ylabel: "loss".into(),
                         log_x: true,
                         xlim: log_range(&examples),
-                        ..Default::default()
+                        ..plot_spec("loss against examples seen", "examples", "loss")
                     },
                     series: examples,
                 },
                 Panel {
                     spec: PlotSpec {
-                        title: "loss against training time".into(),
-                        xlabel: "time (sec)".into(),
-                        ylabel: "loss".into(),
                         log_x: true,
                         xlim: log_range(&times),
-                        ..Default::default()
+                        ..plot_spec("loss against training time", "time (sec)", "loss")
                     },
                     series: times,
                 },

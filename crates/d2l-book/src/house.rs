@@ -4,8 +4,8 @@
 //! to write `submission.csv` (the book's `train_and_pred`).
 
 use crate::{
-    check_positive, check_rate, curve_series, minibatches, progress, reinit_uniform, rows,
-    save_plot, write_csv, LossPoint, Result,
+    check_positive, check_rate, curve_series, minibatches, plot_spec, reinit_uniform, rows,
+    save_plot, write_csv, Common, LossPoint, Result,
 };
 use d2l_data::datasets::load_kaggle_house;
 use d2l_data::house::{k_fold_split, log_rmse, KaggleHouse};
@@ -34,13 +34,10 @@ pub struct HouseOptions {
     pub weight_decay: f64,
     /// Minibatch size (64).
     pub batch_size: usize,
-    /// Seed of the initialisation and the shuffling.
-    pub seed: u64,
-    /// Where to write `submission.csv` and the curves `house-fold1` / `house-final`
-    /// (`.png`, `.svg`); `None` writes nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines on standard error.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed of the initialisation and
+    /// the shuffling; the folder for `submission.csv` and the curves `house-fold1` /
+    /// `house-final` (`.png`, `.svg`); `quiet`.
+    pub common: Common,
 }
 
 impl Default for HouseOptions {
@@ -52,9 +49,7 @@ impl Default for HouseOptions {
             lr: 5.0,
             weight_decay: 0.0,
             batch_size: 64,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -170,14 +165,9 @@ pub fn run_house_prices_on(data: &KaggleHouse, opts: &HouseOptions) -> Result<Ho
     check_positive("epochs", opts.epochs)?;
     check_positive("batch_size", opts.batch_size)?;
     check_rate("lr", opts.lr)?;
-    if !(opts.weight_decay.is_finite() && opts.weight_decay >= 0.0) {
-        return Err(crate::ExperimentError::Invalid(format!(
-            "weight_decay must be finite and ≥ 0, got {}",
-            opts.weight_decay
-        )));
-    }
+    crate::check_non_negative("weight_decay", opts.weight_decay)?;
     let start = std::time::Instant::now();
-    let mut g = Generator::new(opts.seed);
+    let mut g = Generator::new(opts.common.seed);
     let (x, y) = (&data.train_features, &data.train_labels);
     let mut folds = Vec::with_capacity(opts.k);
     let mut fold1_curve = Vec::new();
@@ -194,21 +184,12 @@ pub fn run_house_prices_on(data: &KaggleHouse, opts: &HouseOptions) -> Result<Ho
         });
         if i == 0 {
             let spec = PlotSpec {
-                title: "4.10 fold 1".into(),
-                xlabel: "epoch".into(),
-                ylabel: "log rmse".into(),
                 log_y: true,
                 xlim: Some((1.0, opts.epochs as f64)),
-                ..Default::default()
+                ..plot_spec("4.10 fold 1", "epoch", "log rmse")
             };
             let series = curve_series(&curve, "train", "valid");
-            plots.extend(save_plot(
-                opts.out_dir.as_deref(),
-                "house-fold1",
-                &spec,
-                &series,
-                false,
-            )?);
+            plots.extend(opts.common.line_plot("house-fold1", &spec, &series)?);
             fold1_curve = curve;
         }
     }
@@ -219,11 +200,10 @@ pub fn run_house_prices_on(data: &KaggleHouse, opts: &HouseOptions) -> Result<Ho
     // train_and_pred: fit on everything, predict the test rows.
     let (net, curve) = train(opts, x, y, None, &mut g)?;
     let final_train_log_rmse = curve.last().map_or(f64::NAN, |p| p.train);
-    progress(opts.quiet, || {
-        format!("final fit: train log rmse {final_train_log_rmse:.6}")
-    });
+    opts.common
+        .progress(|| format!("final fit: train log rmse {final_train_log_rmse:.6}"));
     let mut submission = None;
-    if let Some(dir) = opts.out_dir.as_deref() {
+    if let Some(dir) = opts.common.dir() {
         let preds = no_grad(|| net.forward(&data.test_features))?.to_f64_vec();
         let rows = (data.test_ids.iter().zip(&preds))
             .map(|(id, p)| [id.to_string(), (*p as f32).to_string()]);
@@ -231,12 +211,9 @@ pub fn run_house_prices_on(data: &KaggleHouse, opts: &HouseOptions) -> Result<Ho
         write_csv(&path, &["Id", "SalePrice"], rows)?;
         submission = Some(path);
         let spec = PlotSpec {
-            title: "4.10 final fit on all training data".into(),
-            xlabel: "epoch".into(),
-            ylabel: "log rmse".into(),
             log_y: true,
             xlim: Some((1.0, opts.epochs as f64)),
-            ..Default::default()
+            ..plot_spec("4.10 final fit on all training data", "epoch", "log rmse")
         };
         let mut series = curve_series(&curve, "train", "");
         series.truncate(1);

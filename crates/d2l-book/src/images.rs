@@ -72,7 +72,8 @@ pub struct ImageData {
     pub notice: Option<String>,
 }
 
-fn to_tensors(set: &ImageSet, idx: &[usize]) -> Result<(Tensor, Tensor)> {
+/// The pixels of images `idx` of `set`, one after the other, scaled to `[0, 1]`.
+pub(crate) fn scaled_pixels(set: &ImageSet, idx: &[usize]) -> Vec<f32> {
     let d = set.height * set.width;
     let mut x = Vec::with_capacity(idx.len() * d);
     for &i in idx {
@@ -82,6 +83,11 @@ fn to_tensors(set: &ImageSet, idx: &[usize]) -> Result<(Tensor, Tensor)> {
                 .map(|&p| p as f32 / 255.0),
         );
     }
+    x
+}
+
+fn to_tensors(set: &ImageSet, idx: &[usize]) -> Result<(Tensor, Tensor)> {
+    let x = scaled_pixels(set, idx);
     let y: Vec<i64> = idx.iter().map(|&i| set.labels[i] as i64).collect();
     Ok((
         Tensor::from_vec(x, &[idx.len(), 1, set.height, set.width])?,

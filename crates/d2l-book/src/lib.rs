@@ -24,9 +24,10 @@
 //! | 13.12 neural style transfer | [`style_transfer`] | `d2l style` |
 //! | every section with printed numbers: the book beside ours, checked | [`reproduce`] (numbers in `reproduce.toml`) | `d2l reproduce` |
 //!
-//! Each experiment is one function taking a small options struct (epochs, seeds, the
-//! folder for plots, `quiet`) and returning a results struct of plain numbers whose
-//! `Display` prints the run the way the book prints it, next to the book's own numbers.
+//! Each experiment is one function taking a small options struct (its epochs, rates and
+//! sizes, plus a [`Common`]: the seed, the folder for plots, `quiet`) and returning a
+//! results struct of plain numbers whose `Display` prints the run the way the book prints
+//! it, next to the book's own numbers.
 //! Most run their own small training loop (plain minibatch SGD or Adam from
 //! `d2l_nn::optim`), so the numbers follow the book's code line by line; 13.1 and 13.2
 //! train through `d2l_train::trainer::Trainer`; plots go through [`d2l_train::plot`].
@@ -117,35 +118,90 @@ impl From<DataError> for ExperimentError {
     }
 }
 
-/// The settings most experiments' options share — the seed, `quiet`, the plot folder and
-/// the epochs — so a caller (the `d2l` program, `d2l reproduce`) sets them the same way for
+/// The settings every experiment's options share — the seed, the folder for plots and
+/// files, and `quiet` — held by each options struct as its `common` field.
+#[derive(Debug, Clone, Default)]
+pub struct Common {
+    /// Seed of the run's generators (what each draws is said on its options struct; Zipf,
+    /// which counts words, draws nothing).
+    pub seed: u64,
+    /// Where to write plots and files; `None` writes nothing.
+    pub out_dir: Option<PathBuf>,
+    /// No progress lines on standard error.
+    pub quiet: bool,
+}
+
+impl Common {
+    /// Seed 0, no progress lines, nothing written.
+    pub fn quiet() -> Common {
+        Common {
+            quiet: true,
+            ..Common::default()
+        }
+    }
+
+    /// Seed 0, no progress lines, plots and files written into `dir`.
+    pub fn quiet_in(dir: impl Into<PathBuf>) -> Common {
+        Common {
+            out_dir: Some(dir.into()),
+            ..Common::quiet()
+        }
+    }
+
+    /// The folder for plots and files, if any.
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        self.out_dir.as_deref()
+    }
+
+    /// Prints a progress line on standard error unless `quiet`.
+    pub(crate) fn progress(&self, line: impl FnOnce() -> String) {
+        progress(self.quiet, line)
+    }
+
+    /// Draws a line plot as `name.png` and `name.svg` in the output folder (see
+    /// [`save_plot`], which also draws scatter plots); the PNG's path, or `None` without a
+    /// folder.
+    pub(crate) fn line_plot(
+        &self,
+        name: &str,
+        spec: &PlotSpec,
+        series: &[Series],
+    ) -> Result<Option<PathBuf>> {
+        save_plot(self.dir(), name, spec, series, false)
+    }
+}
+
+/// Sets the settings most experiments' options share — the [`Common`] ones and the
+/// epochs — so a caller (the `d2l` program, `d2l reproduce`) sets them the same way for
 /// each experiment.
 pub trait CommonOptions {
-    /// The seed of the run's generators.
-    fn set_seed(&mut self, seed: u64);
-    /// Fewer progress lines.
-    fn set_quiet(&mut self, quiet: bool);
-    /// The folder for plots and files; `None` writes nothing.
-    fn set_out_dir(&mut self, dir: Option<PathBuf>);
+    /// The seed, `quiet` and the output folder.
+    fn common_mut(&mut self) -> &mut Common;
     /// The training epochs of every run; an [`ExperimentError::Invalid`] where the
     /// experiment trains nothing or counts its steps its own way.
     fn set_epochs(&mut self, epochs: usize) -> Result<()>;
+    /// The seed of the run's generators.
+    fn set_seed(&mut self, seed: u64) {
+        self.common_mut().seed = seed;
+    }
+    /// Fewer progress lines.
+    fn set_quiet(&mut self, quiet: bool) {
+        self.common_mut().quiet = quiet;
+    }
+    /// The folder for plots and files; `None` writes nothing.
+    fn set_out_dir(&mut self, dir: Option<PathBuf>) {
+        self.common_mut().out_dir = dir;
+    }
 }
 
-/// Implements [`CommonOptions`] for options structs with `seed`, `quiet` and `out_dir`
-/// fields; the epochs go into an `epochs` field, into every case's (`cases`), or nowhere
-/// (`none`: setting them is an error naming the experiment).
+/// Implements [`CommonOptions`] for options structs with a `common` field; the epochs go
+/// into an `epochs` field, into every case's (`cases`), or nowhere (`none`: setting them
+/// is an error naming the experiment).
 macro_rules! common_options {
     ($ty:ty, $epochs:tt $(, $what:literal)?) => {
         impl $crate::CommonOptions for $ty {
-            fn set_seed(&mut self, seed: u64) {
-                self.seed = seed;
-            }
-            fn set_quiet(&mut self, quiet: bool) {
-                self.quiet = quiet;
-            }
-            fn set_out_dir(&mut self, dir: Option<std::path::PathBuf>) {
-                self.out_dir = dir;
+            fn common_mut(&mut self) -> &mut $crate::Common {
+                &mut self.common
             }
             fn set_epochs(&mut self, epochs: usize) -> $crate::Result<()> {
                 common_options!(@epochs self, epochs, $epochs $(, $what)?)
@@ -202,21 +258,20 @@ common_options!(
     none,
     "init-demo trains nothing"
 );
+common_options!(zipf::ZipfOptions, none, "zipf trains nothing");
 
-impl CommonOptions for zipf::ZipfOptions {
-    /// Zipf counts words: there is nothing to seed.
-    fn set_seed(&mut self, _seed: u64) {}
-    fn set_quiet(&mut self, quiet: bool) {
-        self.quiet = quiet;
-    }
-    fn set_out_dir(&mut self, dir: Option<PathBuf>) {
-        self.out_dir = dir;
-    }
-    fn set_epochs(&mut self, _epochs: usize) -> Result<()> {
-        Err(ExperimentError::Invalid(
-            "zipf trains nothing: --epochs does not apply".into(),
-        ))
-    }
+/// The two closing lines the book's `train_ch6` and `train_ch13` print after training:
+/// `loss …, train acc …, test acc …` and `… examples/sec on DEVICE (N CPU threads)`.
+pub fn train_report(s: &d2l_train::trainer::TrainSummary) -> String {
+    format!(
+        "loss {:.3}, train acc {:.3}, test acc {:.3}\n{:.1} examples/sec on {} ({} CPU threads)",
+        s.train_loss,
+        s.train_acc.unwrap_or(f64::NAN),
+        s.test_acc.unwrap_or(f64::NAN),
+        s.examples_per_sec,
+        s.device,
+        d2l_tensor::num_threads()
+    )
 }
 
 /// One point of a loss curve: the epoch (1-based) and the train and test (or validation)
@@ -236,6 +291,16 @@ pub(crate) fn check_positive(what: &str, v: usize) -> Result<()> {
     if v == 0 {
         return Err(ExperimentError::Invalid(format!(
             "{what} must be at least 1, got 0"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that a weight decay, a noise level or similar is finite and not negative.
+pub(crate) fn check_non_negative(what: &str, v: f64) -> Result<()> {
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(ExperimentError::Invalid(format!(
+            "{what} must be finite and ≥ 0, got {v}"
         )));
     }
     Ok(())
@@ -326,6 +391,21 @@ pub(crate) fn save_plot(
     }
     .map_err(|e| ExperimentError::Plot(format!("{}: {e}", base.display())))?;
     Ok(Some(png))
+}
+
+/// A plot's title and axis labels, everything else the default (linear axes, ranges from
+/// the data); set more with `PlotSpec { log_y: true, ..plot_spec(…) }`.
+pub(crate) fn plot_spec(
+    title: impl Into<String>,
+    xlabel: impl Into<String>,
+    ylabel: impl Into<String>,
+) -> PlotSpec {
+    PlotSpec {
+        title: title.into(),
+        xlabel: xlabel.into(),
+        ylabel: ylabel.into(),
+        ..Default::default()
+    }
 }
 
 /// A plot series from a label and its points.

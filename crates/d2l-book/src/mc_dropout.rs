@@ -6,7 +6,7 @@
 //! dropout for several `K`.
 
 use crate::images::{acc_nll, probs, train_sgd, SubsetSpec};
-use crate::{check_positive, progress, save_plot, series, ExperimentError, Result};
+use crate::{check_positive, plot_spec, series, Common, ExperimentError, Result};
 use d2l_data::datasets::DatasetName;
 use d2l_models::zoo;
 use d2l_nn::Module;
@@ -28,12 +28,10 @@ pub struct McDropoutOptions {
     pub batch_size: usize,
     /// The numbers of stochastic passes averaged (1, 2, 5, 10, 20, 50).
     pub passes: Vec<usize>,
-    /// Seed of the subset, the initialisation, the shuffling and the dropout masks.
-    pub seed: u64,
-    /// Where to write `mc-dropout.png/.svg`; `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed of the subset, the
+    /// initialisation, the shuffling and the dropout masks; the folder for
+    /// `mc-dropout.png/.svg`; `quiet`.
+    pub common: Common,
 }
 
 impl Default for McDropoutOptions {
@@ -44,9 +42,7 @@ impl Default for McDropoutOptions {
             lr: 0.5,
             batch_size: 256,
             passes: vec![1, 2, 5, 10, 20, 50],
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -92,14 +88,14 @@ pub fn run_mc_dropout(opts: &McDropoutOptions) -> Result<McDropoutResults> {
         ));
     }
     let start = std::time::Instant::now();
-    let data = opts.data.load(opts.seed, opts.quiet)?;
-    d2l_tensor::manual_seed(opts.seed);
+    let data = opts.data.load(opts.common.seed, opts.common.quiet)?;
+    d2l_tensor::manual_seed(opts.common.seed);
     let info = zoo::model("mlp-dropout")?;
     let mut cfg = info.default_config();
     cfg.in_shape = data.x_train.shape()[1..].to_vec();
     cfg.num_outputs = data.used.num_classes();
     let net = info.build(&cfg)?;
-    let mut g = Generator::new(opts.seed);
+    let mut g = Generator::new(opts.common.seed);
     let train_loss = train_sgd(
         &net,
         &data.x_train,
@@ -117,9 +113,8 @@ pub fn run_mc_dropout(opts: &McDropoutOptions) -> Result<McDropoutResults> {
         acc,
         nll,
     };
-    progress(opts.quiet, || {
-        format!("mc-dropout: deterministic test acc {acc:.4}, nll {nll:.4}")
-    });
+    opts.common
+        .progress(|| format!("mc-dropout: deterministic test acc {acc:.4}, nll {nll:.4}"));
     // MC dropout: dropout on, K passes, probabilities averaged; the running sum serves every
     // K asked for.
     net.train();
@@ -134,9 +129,8 @@ pub fn run_mc_dropout(opts: &McDropoutOptions) -> Result<McDropoutResults> {
         if opts.passes.contains(&k) {
             let avg: Vec<f64> = sum.iter().map(|s| s / k as f64).collect();
             let (acc, nll) = acc_nll(&avg, c, &data.y_test);
-            progress(opts.quiet, || {
-                format!("mc-dropout: K = {k}: test acc {acc:.4}, nll {nll:.4}")
-            });
+            opts.common
+                .progress(|| format!("mc-dropout: K = {k}: test acc {acc:.4}, nll {nll:.4}"));
             mc.push(McRow {
                 passes: k,
                 acc,
@@ -147,21 +141,20 @@ pub fn run_mc_dropout(opts: &McDropoutOptions) -> Result<McDropoutResults> {
     net.eval();
     let ks: Vec<f64> = mc.iter().map(|r| r.passes as f64).collect();
     let spec = PlotSpec {
-        title: "4.6 dropout at test time: Monte-Carlo averaging".into(),
-        xlabel: "stochastic passes K".into(),
-        ylabel: "test accuracy".into(),
         log_x: true,
-        ..Default::default()
+        ..plot_spec(
+            "4.6 dropout at test time: Monte-Carlo averaging",
+            "stochastic passes K",
+            "test accuracy",
+        )
     };
-    let plot = save_plot(
-        opts.out_dir.as_deref(),
+    let plot = opts.common.line_plot(
         "mc-dropout",
         &spec,
         &[
             series("MC dropout", ks.clone(), mc.iter().map(|r| r.acc).collect()),
             series("dropout off", ks.clone(), vec![deterministic.acc; ks.len()]),
         ],
-        false,
     )?;
     Ok(McDropoutResults {
         dataset: data.used,

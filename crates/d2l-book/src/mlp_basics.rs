@@ -5,7 +5,7 @@
 //! through training, so the MLP is no better than one unit) against a random one; and,
 //! for `d2l init-demo --activation`, per-layer gradient norms of a deep MLP.
 
-use crate::{check_positive, progress, save_plot, series, ExperimentError, Result};
+use crate::{check_positive, plot_spec, save_plot, series, Common, ExperimentError, Result};
 use d2l_nn::layers::{Linear, ReLU, Sigmoid, Tanh};
 use d2l_nn::loss::{binary_cross_entropy_with_logits, Reduction};
 use d2l_nn::optim::{Adam, Optimizer};
@@ -126,12 +126,7 @@ pub fn activation_curves(
                 )
             })
             .collect();
-        let spec = PlotSpec {
-            title: title.into(),
-            xlabel: "x".into(),
-            ylabel: if grads { "derivative" } else { "activation" }.into(),
-            ..Default::default()
-        };
+        let spec = plot_spec(title, "x", if grads { "derivative" } else { "activation" });
         plots.extend(save_plot(out_dir, name, &spec, &s, false)?);
     }
     Ok((curves, plots))
@@ -261,11 +256,12 @@ pub fn grad_norm_comparison(
         .collect();
     s.push(series(&format!("{act}, He"), layers, he.clone()));
     let spec = PlotSpec {
-        title: format!("4.8 gradient norm per layer ({depth} x {width} MLP)"),
-        xlabel: "layer (1 = next to the input)".into(),
-        ylabel: "||dL/dW||".into(),
         log_y: true,
-        ..Default::default()
+        ..plot_spec(
+            format!("4.8 gradient norm per layer ({depth} x {width} MLP)"),
+            "layer (1 = next to the input)",
+            "||dL/dW||",
+        )
     };
     let plot = save_plot(out_dir, "grad-norms", &spec, &s, false)?;
     Ok(GradNorms {
@@ -338,12 +334,9 @@ pub struct MlpBasicsOptions {
     pub steps: usize,
     /// Adam's learning rate (0.05).
     pub lr: f64,
-    /// Seed of every draw.
-    pub seed: u64,
-    /// Where to write the plots; `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines on standard error.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed of every draw; the folder
+    /// for the plots; `quiet`.
+    pub common: Common,
 }
 
 impl Default for MlpBasicsOptions {
@@ -353,9 +346,7 @@ impl Default for MlpBasicsOptions {
             hidden: 8,
             steps: 500,
             lr: 0.05,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -446,8 +437,8 @@ pub fn run_mlp_basics(opts: &MlpBasicsOptions) -> Result<MlpBasicsResults> {
         ));
     }
     let start = std::time::Instant::now();
-    let mut g = Generator::new(opts.seed);
-    let (curves, mut plots) = activation_curves(opts.out_dir.as_deref())?;
+    let mut g = Generator::new(opts.common.seed);
+    let (curves, mut plots) = activation_curves(opts.common.dir())?;
 
     // Stacked affine layers: Linear(2, 8) → Linear(8, 8) → Linear(8, 1), no activation.
     let stack: Vec<Linear> = [(2, 8), (8, 8), (8, 1)]
@@ -518,9 +509,8 @@ pub fn run_mlp_basics(opts: &MlpBasicsOptions) -> Result<MlpBasicsResults> {
             test_acc: acc_of(net, &xt, &ytv)?,
             unit_spread,
         };
-        progress(opts.quiet, || {
-            format!("mlp-demo: {name}: train acc {:.3}", fit.train_acc)
-        });
+        opts.common
+            .progress(|| format!("mlp-demo: {name}: train acc {:.3}", fit.train_acc));
         fits.push(fit);
         Ok(())
     };
@@ -573,14 +563,13 @@ pub fn run_mlp_basics(opts: &MlpBasicsOptions) -> Result<MlpBasicsResults> {
     };
     let (ax, ay) = pick(0.0);
     let (bx, by) = pick(1.0);
-    let spec = PlotSpec {
-        title: "4.1 an XOR-like set: no line separates the classes".into(),
-        xlabel: "x1".into(),
-        ylabel: "x2".into(),
-        ..Default::default()
-    };
+    let spec = plot_spec(
+        "4.1 an XOR-like set: no line separates the classes",
+        "x1",
+        "x2",
+    );
     plots.extend(save_plot(
-        opts.out_dir.as_deref(),
+        opts.common.dir(),
         "xor-set",
         &spec,
         &[series("y = 0", ax, ay), series("y = 1", bx, by)],

@@ -4,7 +4,7 @@
 //! `n`, next to the dense MLP: parameters against test accuracy.
 
 use crate::images::{accuracy, train_sgd, SubsetSpec};
-use crate::{check_positive, progress, save_plot, series, ExperimentError, Result};
+use crate::{check_positive, plot_spec, save_plot, series, Common, ExperimentError, Result};
 use d2l_data::datasets::DatasetName;
 use d2l_models::zoo;
 use d2l_nn::{Module, Sequential};
@@ -28,12 +28,9 @@ pub struct PhmOptions {
     pub lr: f64,
     /// Minibatch size (256).
     pub batch_size: usize,
-    /// Seed.
-    pub seed: u64,
-    /// Where to write `phm.png/.svg`; `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed; the folder for
+    /// `phm.png/.svg`; `quiet`.
+    pub common: Common,
 }
 
 impl Default for PhmOptions {
@@ -45,9 +42,7 @@ impl Default for PhmOptions {
             epochs: 10,
             lr: 0.1,
             batch_size: 256,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -96,7 +91,7 @@ pub fn run_phm(opts: &PhmOptions) -> Result<PhmResults> {
     if opts.ns.is_empty() && !opts.dense {
         return Err(ExperimentError::Invalid("nothing to train".into()));
     }
-    let data = opts.data.load(opts.seed, opts.quiet)?;
+    let data = opts.data.load(opts.common.seed, opts.common.quiet)?;
     let mut cfg = zoo::model("mlp")?.default_config();
     cfg.in_shape = data.x_train.shape()[1..].to_vec();
     cfg.num_outputs = data.used.num_classes();
@@ -109,7 +104,7 @@ pub fn run_phm(opts: &PhmOptions) -> Result<PhmResults> {
     }
     let mut rows = Vec::new();
     for (name, n) in models {
-        d2l_tensor::manual_seed(opts.seed);
+        d2l_tensor::manual_seed(opts.common.seed);
         let net: Sequential = if n == 0 {
             zoo::model("mlp")?.build(&cfg)?
         } else {
@@ -117,7 +112,7 @@ pub fn run_phm(opts: &PhmOptions) -> Result<PhmResults> {
         };
         let hidden_params = net.get(1).map_or(0, |l| l.num_parameters());
         let start = std::time::Instant::now();
-        let mut g = Generator::new(opts.seed);
+        let mut g = Generator::new(opts.common.seed);
         let train_loss = train_sgd(
             &net,
             &data.x_train,
@@ -129,7 +124,7 @@ pub fn run_phm(opts: &PhmOptions) -> Result<PhmResults> {
         )?;
         let seconds = start.elapsed().as_secs_f64();
         let test_acc = accuracy(&net, &data.x_test, &data.y_test)?;
-        progress(opts.quiet, || {
+        opts.common.progress(|| {
             format!(
                 "phm: {name}: {} parameters, test acc {test_acc:.4}",
                 net.num_parameters()
@@ -146,11 +141,12 @@ pub fn run_phm(opts: &PhmOptions) -> Result<PhmResults> {
         });
     }
     let spec = PlotSpec {
-        title: "3.4 PHM layer: test accuracy against parameters".into(),
-        xlabel: "parameters".into(),
-        ylabel: "test accuracy".into(),
         log_x: true,
-        ..Default::default()
+        ..plot_spec(
+            "3.4 PHM layer: test accuracy against parameters",
+            "parameters",
+            "test accuracy",
+        )
     };
     let phm: Vec<&PhmRow> = rows.iter().filter(|r| r.n > 0).collect();
     let mut s = vec![series(
@@ -161,7 +157,7 @@ pub fn run_phm(opts: &PhmOptions) -> Result<PhmResults> {
     if let Some(d) = rows.iter().find(|r| r.n == 0) {
         s.push(series("dense mlp", vec![d.params as f64], vec![d.test_acc]));
     }
-    let plot = save_plot(opts.out_dir.as_deref(), "phm", &spec, &s, true)?;
+    let plot = save_plot(opts.common.dir(), "phm", &spec, &s, true)?;
     Ok(PhmResults {
         dataset: data.used,
         notice: data.notice,

@@ -4,8 +4,8 @@
 //! curves on a log scale.
 
 use crate::{
-    check_positive, check_rate, curve_series, fmt_row, minibatches, mse_of, progress,
-    reinit_uniform, rows, save_plot, LossPoint, Result,
+    check_positive, check_rate, curve_series, fmt_row, minibatches, mse_of, plot_spec,
+    reinit_uniform, rows, Common, LossPoint, Result,
 };
 use d2l_data::synthetic::poly_data;
 use d2l_nn::layers::Linear;
@@ -65,12 +65,9 @@ pub struct PolyOptions {
     pub cases: Vec<PolyCase>,
     /// Record the losses after epoch 1 and every this many epochs (20, as the book's plot).
     pub eval_every: usize,
-    /// Seed of the data, the initialisation and the shuffling.
-    pub seed: u64,
-    /// Where to write `poly-<case>.png/.svg`; `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines on standard error.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed of the data, the
+    /// initialisation and the shuffling; the folder for `poly-<case>.png/.svg`; `quiet`.
+    pub common: Common,
 }
 
 impl Default for PolyOptions {
@@ -83,9 +80,7 @@ impl Default for PolyOptions {
             batch_size: 10,
             cases: PolyCase::book(),
             eval_every: 20,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -155,7 +150,7 @@ pub fn run_poly(opts: &PolyOptions) -> Result<PolyResults> {
     check_positive("eval_every", opts.eval_every)?;
     check_rate("lr", opts.lr)?;
     let start = std::time::Instant::now();
-    let mut g = Generator::new(opts.seed);
+    let mut g = Generator::new(opts.common.seed);
     let data = poly_data(opts.n_train, opts.n_test, opts.max_degree, &mut g)?;
     let mut runs = Vec::with_capacity(opts.cases.len());
     for case in &opts.cases {
@@ -192,27 +187,26 @@ pub fn run_poly(opts: &PolyOptions) -> Result<PolyResults> {
         }
         let last = *curve.last().expect("at least one epoch was recorded");
         let weights = net.weight.to_f64_vec();
-        progress(opts.quiet, || {
+        opts.common.progress(|| {
             format!(
                 "poly {} (degree {}, {} epochs): train {:.4}, test {:.4}",
                 case.name, case.degree, case.epochs, last.train, last.test
             )
         });
         let spec = PlotSpec {
-            title: format!("4.4 {} (degree {})", case.name, case.degree),
-            xlabel: "epoch".into(),
-            ylabel: "loss".into(),
             log_y: true,
             xlim: Some((1.0, case.epochs as f64)),
             ylim: Some((1e-3, 1e2)),
-            ..Default::default()
+            ..plot_spec(
+                format!("4.4 {} (degree {})", case.name, case.degree),
+                "epoch",
+                "loss",
+            )
         };
-        let plot = save_plot(
-            opts.out_dir.as_deref(),
+        let plot = opts.common.line_plot(
             &format!("poly-{}", case.name),
             &spec,
             &curve_series(&curve, "train", "test"),
-            false,
         )?;
         runs.push(PolyRun {
             name: case.name.clone(),
@@ -304,7 +298,7 @@ pub struct PolySizes {
 /// `sizes` (the first `n` of one draw), each with about `steps` minibatch SGD steps (so a
 /// small set is not simply trained less), and its final train and test loss on one fixed
 /// test set; draws `poly-sizes` (log-log) into
-/// `opts.out_dir`. The data, learning rate and batch size are `opts`'.
+/// `opts.common.out_dir`. The data, learning rate and batch size are `opts`'.
 pub fn run_poly_sizes(
     opts: &PolyOptions,
     sizes: &[usize],
@@ -329,13 +323,13 @@ pub fn run_poly_sizes(
     // One draw: every size trains on the first n of the same training points and is
     // tested on the same test points.
     let n_max = sizes.iter().copied().max().unwrap_or(1);
-    let mut g = Generator::new(opts.seed);
+    let mut g = Generator::new(opts.common.seed);
     let data = poly_data(n_max, opts.n_test, opts.max_degree, &mut g)?;
     let (xall, yall) = data.train(degree)?;
     let (xte, yte) = data.test(degree)?;
     let mut points = Vec::new();
     for &n in sizes {
-        let mut g = Generator::new(opts.seed ^ n as u64);
+        let mut g = Generator::new(opts.common.seed ^ n as u64);
         let (xtr, ytr) = (xall.narrow(0, 0, n)?, yall.narrow(0, 0, n)?);
         let net = Linear::with_bias(degree, 1, false)?;
         reinit_uniform(&net.weight, 1.0 / (degree as f64).sqrt(), &mut g)?;
@@ -361,7 +355,7 @@ pub fn run_poly_sizes(
             train_loss: mse_of(&net, &xtr, &ytr, false)?,
             test_loss: mse_of(&net, &xte, &yte, false)?,
         };
-        progress(opts.quiet, || {
+        opts.common.progress(|| {
             format!(
                 "poly sizes: n_train {n} ({epochs} epochs): train {:.4}, test {:.4}",
                 p.train_loss, p.test_loss
@@ -371,12 +365,13 @@ pub fn run_poly_sizes(
     }
     let ns: Vec<f64> = points.iter().map(|p| p.n_train as f64).collect();
     let spec = PlotSpec {
-        title: format!("4.4 degree {degree}: loss against training-set size"),
-        xlabel: "training points".into(),
-        ylabel: "final loss".into(),
         log_x: true,
         log_y: true,
-        ..Default::default()
+        ..plot_spec(
+            format!("4.4 degree {degree}: loss against training-set size"),
+            "training points",
+            "final loss",
+        )
     };
     let s = [
         crate::series(
@@ -386,7 +381,7 @@ pub fn run_poly_sizes(
         ),
         crate::series("test", ns, points.iter().map(|p| p.test_loss).collect()),
     ];
-    let plot = save_plot(opts.out_dir.as_deref(), "poly-sizes", &spec, &s, false)?;
+    let plot = opts.common.line_plot("poly-sizes", &spec, &s)?;
     Ok(PolySizes {
         degree,
         n_test: opts.n_test,

@@ -3,10 +3,9 @@
 //! uniform densities and distribution functions (2.6 / 3.1.3's normal figure with
 //! `(μ, σ) = (0, 1), (0, 2), (3, 1)`) through `d2l_tensor::distributions`.
 
-use crate::{save_plot, series, ExperimentError, Result};
+use crate::{plot_spec, save_plot, series, ExperimentError, Result};
 use d2l_tensor::distributions::{Normal, Uniform};
 use d2l_tensor::{DType, Tensor};
-use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -50,12 +49,7 @@ pub fn run_prelim(out_dir: Option<&std::path::Path>) -> Result<PrelimResults> {
         .ok_or_else(|| ExperimentError::Invalid("no gradient reached x".into()))?
         .to_f64_vec()[0];
     let xs: Vec<f64> = (0..30).map(|i| i as f64 * 0.1).collect();
-    let spec = PlotSpec {
-        title: "2.4 f(x) = 3x² − 4x and its tangent at x = 1".into(),
-        xlabel: "x".into(),
-        ylabel: "f(x)".into(),
-        ..Default::default()
-    };
+    let spec = plot_spec("2.4 f(x) = 3x² − 4x and its tangent at x = 1", "x", "f(x)");
     plots.extend(save_plot(
         out_dir,
         "tangent",
@@ -106,12 +100,7 @@ pub fn run_prelim(out_dir: Option<&std::path::Path>) -> Result<PrelimResults> {
             &cdfs,
         ),
     ] {
-        let spec = PlotSpec {
-            title: title.into(),
-            xlabel: "x".into(),
-            ylabel: ylabel.into(),
-            ..Default::default()
-        };
+        let spec = plot_spec(title, "x", ylabel);
         plots.extend(save_plot(out_dir, name, &spec, s, false)?);
     }
     let n01 = Normal::new(0.0, 1.0)?;

@@ -4,13 +4,14 @@
 //! beyond `δ`. A line `y = 2x − 1 + ε` (ε ~ N(0, 0.1²)) on `x ~ U(−1, 1)`, with a few
 //! points at the right end pulled far down, fitted with each loss.
 
-use crate::{check_positive, check_rate, progress, save_plot, series, ExperimentError, Result};
+use crate::{
+    check_positive, check_rate, plot_spec, save_plot, series, Common, ExperimentError, Result,
+};
 use d2l_nn::layers::Linear;
 use d2l_nn::loss::{huber_loss, l1_loss, mse_loss_with, Reduction};
 use d2l_nn::optim::{Adam, Optimizer};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
-use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -30,12 +31,9 @@ pub struct RobustLossOptions {
     pub huber_delta: f64,
     /// Full-batch Adam steps (2,000).
     pub steps: usize,
-    /// Seed.
-    pub seed: u64,
-    /// Where to write `robust-loss.png/.svg`; `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed; the folder for
+    /// `robust-loss.png/.svg`; `quiet`.
+    pub common: Common,
 }
 
 impl Default for RobustLossOptions {
@@ -46,9 +44,7 @@ impl Default for RobustLossOptions {
             outlier_shift: 20.0,
             huber_delta: 1.0,
             steps: 2000,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -109,7 +105,7 @@ pub fn run_robust_loss(opts: &RobustLossOptions) -> Result<RobustLossResults> {
             opts.n, opts.n_outliers, opts.outlier_shift
         )));
     }
-    let mut g = Generator::new(opts.seed);
+    let mut g = Generator::new(opts.common.seed);
     let mut x: Vec<f64> = (0..opts.n).map(|_| g.next_f64() * 2.0 - 1.0).collect();
     x.sort_by(f64::total_cmp);
     let mut y: Vec<f64> = x
@@ -157,7 +153,7 @@ pub fn run_robust_loss(opts: &RobustLossOptions) -> Result<RobustLossResults> {
             1 => "L1 (absolute)".to_string(),
             _ => format!("Huber (δ = {delta})"),
         };
-        progress(opts.quiet, || {
+        opts.common.progress(|| {
             format!("robust-loss: {loss}: slope {slope:.4}, intercept {intercept:.4}")
         });
         fits.push(LossFit {
@@ -186,16 +182,15 @@ pub fn run_robust_loss(opts: &RobustLossOptions) -> Result<RobustLossResults> {
             .map(|&v| TRUE_LINE.0 * v + TRUE_LINE.1)
             .collect(),
     ));
-    let spec = PlotSpec {
-        title: format!(
+    let spec = plot_spec(
+        format!(
             "Squared vs absolute vs Huber loss, {} outliers",
             opts.n_outliers
         ),
-        xlabel: "x".into(),
-        ylabel: "y".into(),
-        ..Default::default()
-    };
-    let plot = save_plot(opts.out_dir.as_deref(), "robust-loss", &spec, &s, true)?;
+        "x",
+        "y",
+    );
+    let plot = save_plot(opts.common.dir(), "robust-loss", &spec, &s, true)?;
     Ok(RobustLossResults {
         n: opts.n,
         n_outliers: opts.n_outliers,

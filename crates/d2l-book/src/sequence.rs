@@ -7,8 +7,8 @@
 //! k = 1, 4, 16, 64 — showing how the error grows as predictions build on predictions.
 
 use crate::{
-    check_positive, check_rate, minibatches, progress, rows, save_plot, series, ExperimentError,
-    Result,
+    check_non_negative, check_positive, check_rate, minibatches, plot_spec, rows, save_plot,
+    series, Common, ExperimentError, Result,
 };
 use d2l_nn::layers::{Linear, ReLU};
 use d2l_nn::loss::{mse_loss_with, Reduction};
@@ -51,12 +51,9 @@ pub struct SequenceOptions {
     pub steps: Vec<usize>,
     /// The longest k computed (64); every k in `steps` must be at most this.
     pub max_steps: usize,
-    /// Seed of the noise, the initialisation and the shuffling.
-    pub seed: u64,
-    /// Where to write the plots; `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines on standard error.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed of the noise, the
+    /// initialisation and the shuffling; the folder for the plots; `quiet`.
+    pub common: Common,
 }
 
 impl Default for SequenceOptions {
@@ -72,9 +69,7 @@ impl Default for SequenceOptions {
             epochs: 5,
             steps: vec![1, 4, 16, 64],
             max_steps: 64,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -122,7 +117,8 @@ impl SequenceResults {
     }
 }
 
-fn mse(a: &[f64], b: &[f64]) -> f64 {
+/// The mean squared difference of two series over their common length.
+pub fn mse(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len()).max(1) as f64;
     a.iter().zip(b).map(|(p, q)| (p - q).powi(2)).sum::<f64>() / n
 }
@@ -168,6 +164,44 @@ fn predict(net: &dyn Module, x: &Tensor) -> Result<Vec<f64>> {
     no_grad(|| Ok(net.forward(x)?.to_f64_vec()))
 }
 
+/// D2L 8.1's multi-step predictions: `x` up to index `first`, then each value predicted by
+/// `net` from the τ values before it, predictions included (`multistep_preds[i] =
+/// net(multistep_preds[i - tau:i])`).
+pub fn multistep_predictions(
+    net: &dyn Module,
+    x: &[f64],
+    tau: usize,
+    first: usize,
+) -> Result<Vec<f64>> {
+    let mut multistep = x.to_vec();
+    for i in first..x.len() {
+        let window: Vec<f32> = multistep[i - tau..i].iter().map(|&v| v as f32).collect();
+        multistep[i] = predict(net, &Tensor::from_vec(window, &[1, tau])?)?[0];
+    }
+    Ok(multistep)
+}
+
+/// D2L 8.1's k-step-ahead predictions for `k = 1..=max_steps`: columns of
+/// `T − τ − max_steps + 1` rows, the first τ the observed `x[i..]`, and column `τ + k − 1`
+/// the k-step prediction of each row, made from the τ columns before it.
+pub fn kstep_columns(
+    net: &dyn Module,
+    x: &[f64],
+    tau: usize,
+    max_steps: usize,
+) -> Result<Vec<Vec<f64>>> {
+    let n_rows = x.len() - tau - max_steps + 1;
+    let mut cols: Vec<Vec<f64>> = (0..tau).map(|i| x[i..i + n_rows].to_vec()).collect();
+    for i in tau..tau + max_steps {
+        let mut input = Vec::with_capacity(n_rows * tau);
+        for r in 0..n_rows {
+            input.extend(cols[i - tau..i].iter().map(|c| c[r] as f32));
+        }
+        cols.push(predict(net, &Tensor::from_vec(input, &[n_rows, tau])?)?);
+    }
+    Ok(cols)
+}
+
 fn validate(o: &SequenceOptions) -> Result<()> {
     check_positive("tau", o.tau)?;
     check_positive("n_train", o.n_train)?;
@@ -176,12 +210,7 @@ fn validate(o: &SequenceOptions) -> Result<()> {
     check_positive("epochs", o.epochs)?;
     check_positive("max_steps", o.max_steps)?;
     check_rate("lr", o.lr)?;
-    if !(o.noise_std.is_finite() && o.noise_std >= 0.0) {
-        return Err(ExperimentError::Invalid(format!(
-            "noise_std must be finite and ≥ 0, got {}",
-            o.noise_std
-        )));
-    }
+    check_non_negative("noise_std", o.noise_std)?;
     if o.n_train + o.tau >= o.t_max {
         return Err(ExperimentError::Invalid(format!(
             "the series of T = {} values leaves nothing after n_train + τ = {}",
@@ -214,7 +243,7 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
     validate(opts)?;
     let start = std::time::Instant::now();
     let (t_max, tau, n_train) = (opts.t_max, opts.tau, opts.n_train);
-    let mut g = Generator::new(opts.seed);
+    let mut g = Generator::new(opts.common.seed);
     let x: Vec<f64> = (1..=t_max)
         .map(|t| (0.01 * t as f64).sin() + opts.noise_std * g.normal_f64())
         .collect();
@@ -239,9 +268,8 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
         let loss = no_grad(|| -> Result<f64> {
             Ok(mse_loss_with(&net.forward(&xtr)?, &ytr, Reduction::Mean)?.item_f64()?)
         })?;
-        progress(opts.quiet, || {
-            format!("epoch {}, loss: {loss:.6}", epoch + 1)
-        });
+        opts.common
+            .progress(|| format!("epoch {}, loss: {loss:.6}", epoch + 1));
         epoch_losses.push(loss);
     }
 
@@ -254,25 +282,13 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
 
     // Multi-step: from index n_train + τ on, each prediction feeds the next.
     let first = n_train + tau;
-    let mut multistep = x.clone();
-    for i in first..t_max {
-        let window: Vec<f32> = multistep[i - tau..i].iter().map(|&v| v as f32).collect();
-        multistep[i] = predict(&net, &Tensor::from_vec(window, &[1, tau])?)?[0];
-    }
+    let multistep = multistep_predictions(&net, &x, tau, first)?;
     let multistep_mse = mse(&multistep[first..], &x[first..]);
 
     // k-step: column τ + k − 1 of each row holds its k-step-ahead prediction.
     let max_steps = opts.max_steps;
     let n_rows = t_max - tau - max_steps + 1;
-    let mut cols: Vec<Vec<f64>> = (0..tau).map(|i| x[i..i + n_rows].to_vec()).collect();
-    for i in tau..tau + max_steps {
-        let mut input = Vec::with_capacity(n_rows * tau);
-        for r in 0..n_rows {
-            input.extend(cols[i - tau..i].iter().map(|c| c[r] as f32));
-        }
-        let out = predict(&net, &Tensor::from_vec(input, &[n_rows, tau])?)?;
-        cols.push(out);
-    }
+    let cols = kstep_columns(&net, &x, tau, max_steps)?;
     let kstep_mse: Vec<f64> = (1..=max_steps)
         .map(|k| {
             let c = &cols[tau + k - 1];
@@ -284,7 +300,7 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
         .iter()
         .map(|&k| (k, cols[tau + k - 1].clone()))
         .collect();
-    progress(opts.quiet, || {
+    opts.common.progress(|| {
         format!(
             "one-step test MSE {:.4}, multi-step MSE {:.4}",
             onestep_mse.1, multistep_mse
@@ -293,16 +309,13 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
 
     // Plots, as the book draws them (time runs from 1).
     let mut plots = Vec::new();
-    let dir = opts.out_dir.as_deref();
+    let dir = opts.common.dir();
     let time = |from: usize, len: usize| -> Vec<f64> {
         (from..from + len).map(|i| (i + 1) as f64).collect()
     };
     let spec = |title: &str| PlotSpec {
-        title: title.to_string(),
-        xlabel: "time".into(),
-        ylabel: "x".into(),
         xlim: Some((1.0, t_max as f64)),
-        ..Default::default()
+        ..plot_spec(title, "time", "x")
     };
     let data = series("data", time(0, t_max), x.clone());
     plots.extend(save_plot(
@@ -359,12 +372,13 @@ pub fn run_sequence(opts: &SequenceOptions) -> Result<SequenceResults> {
         ),
     ];
     let espec = PlotSpec {
-        title: "8.1 error of k-step predictions".into(),
-        xlabel: "k (steps ahead)".into(),
-        ylabel: "mean squared error".into(),
         log_x: true,
         log_y: true,
-        ..Default::default()
+        ..plot_spec(
+            "8.1 error of k-step predictions",
+            "k (steps ahead)",
+            "mean squared error",
+        )
     };
     plots.extend(save_plot(dir, "seq-kstep-error", &espec, &kerr, false)?);
 

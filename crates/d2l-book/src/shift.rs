@@ -13,8 +13,8 @@
 //! from target perfectly and no weighting can help, which the printout then shows.
 
 use crate::{
-    check_positive, check_rate, minibatches, progress, reinit_normal, rows, save_plot, series,
-    ExperimentError, Result,
+    check_positive, check_rate, minibatches, plot_spec, reinit_normal, rows, save_plot, series,
+    Common, ExperimentError, Result,
 };
 use d2l_data::datasets::{load_image_sets, DatasetName};
 use d2l_data::hub::DataHub;
@@ -28,7 +28,6 @@ use d2l_nn::loss::{
 use d2l_nn::optim::{Adam, Optimizer, Sgd};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Generator, Tensor};
-use d2l_train::plot::PlotSpec;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -75,12 +74,9 @@ pub struct ShiftOptions {
     /// The largest importance weight `c` in `min(exp(h(x)), c)`, applied after scaling the
     /// weights by `n_source / n_target` (50).
     pub weight_clip: f64,
-    /// Seed of the subsets, the initialisation and the shuffling.
-    pub seed: u64,
-    /// Where to write `label-shift-q.png/.svg`; `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines on standard error.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed of the subsets, the
+    /// initialisation and the shuffling; the folder for `label-shift-q.png/.svg`; `quiet`.
+    pub common: Common,
 }
 
 impl Default for ShiftOptions {
@@ -102,9 +98,7 @@ impl Default for ShiftOptions {
             source_shift_frac: 0.02,
             domain_epochs: 3,
             weight_clip: 50.0,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -209,19 +203,10 @@ impl Split {
     }
 
     fn from_set(set: &ImageSet, idx: &[usize]) -> Split {
-        let d = set.height * set.width;
-        let mut x = Vec::with_capacity(idx.len() * d);
-        for &i in idx {
-            x.extend(
-                set.images[i * d..(i + 1) * d]
-                    .iter()
-                    .map(|&p| p as f32 / 255.0),
-            );
-        }
         Split {
-            x,
+            x: crate::images::scaled_pixels(set, idx),
             y: idx.iter().map(|&i| set.labels[i] as usize).collect(),
-            d,
+            d: set.height * set.width,
         }
     }
 
@@ -459,10 +444,10 @@ pub fn run_shift(opts: &ShiftOptions) -> Result<ShiftResults> {
         )));
     }
     let start = std::time::Instant::now();
-    let mut g = Generator::new(opts.seed);
+    let mut g = Generator::new(opts.common.seed);
     let (train_set, test_set, used, notice) = load_sets(opts)?;
     if let Some(n) = &notice {
-        progress(opts.quiet, || n.clone());
+        opts.common.progress(|| n.clone());
     }
     let need = opts.n_train + opts.n_val;
     if train_set.n < need || test_set.n < opts.n_test {
@@ -482,12 +467,11 @@ pub fn run_shift(opts: &ShiftOptions) -> Result<ShiftResults> {
     let net = train_softmax(opts, &xtr, &ytr, None, &mut g)?;
     let test_probs = predict_probs(&net, &test.x_tensor()?)?;
     let clean_acc = accuracy(&argmax_rows(&test_probs, None), &test.y);
-    progress(opts.quiet, || {
-        format!("shift: clean test accuracy {clean_acc:.4} on {used}")
-    });
+    opts.common
+        .progress(|| format!("shift: clean test accuracy {clean_acc:.4} on {used}"));
 
     let label = label_shift(opts, &net, &train, &val, &test, &test_probs, &mut g)?;
-    progress(opts.quiet, || {
+    opts.common.progress(|| {
         format!(
             "shift: label shift accuracy {:.4} -> {:.4}, max |q̂ − q| {:.4}",
             label.acc_before,
@@ -496,7 +480,7 @@ pub fn run_shift(opts: &ShiftOptions) -> Result<ShiftResults> {
         )
     });
     let covariate = covariate_shift(opts, &train, &test, &mut g)?;
-    progress(opts.quiet, || {
+    opts.common.progress(|| {
         format!(
             "shift: covariate shift accuracy {:.4} -> {:.4}",
             covariate.acc_before, covariate.acc_after
@@ -610,24 +594,13 @@ fn label_shift(
     let acc_oracle = accuracy(&argmax_rows(&target_probs, Some(&beta_true)), &target_y);
 
     let classes: Vec<f64> = (0..NUM_CLASSES).map(|c| c as f64).collect();
-    let spec = PlotSpec {
-        title: "4.9 label shift: class proportions".into(),
-        xlabel: "class".into(),
-        ylabel: "proportion".into(),
-        ..Default::default()
-    };
+    let spec = plot_spec("4.9 label shift: class proportions", "class", "proportion");
     let series = [
         series("p(y) source", classes.clone(), source_p.clone()),
         series("q(y) target, true", classes.clone(), true_q.clone()),
         series("q(y) target, estimated", classes, estimated_q.clone()),
     ];
-    let plot = save_plot(
-        opts.out_dir.as_deref(),
-        "label-shift-q",
-        &spec,
-        &series,
-        true,
-    )?;
+    let plot = save_plot(opts.common.dir(), "label-shift-q", &spec, &series, true)?;
     Ok(LabelShiftResult {
         n: pick.len(),
         source_p,

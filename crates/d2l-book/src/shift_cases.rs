@@ -17,7 +17,8 @@
 //!   against its loss on a large fresh sample from the same distribution, for growing `n`.
 
 use crate::{
-    check_positive, check_rate, progress, reinit_normal, save_plot, series, ExperimentError, Result,
+    check_positive, check_rate, plot_spec, reinit_normal, save_plot, series, Common,
+    ExperimentError, Result,
 };
 use d2l_nn::layers::{Linear, ReLU};
 use d2l_nn::loss::{binary_cross_entropy_with_logits, Reduction};
@@ -62,12 +63,9 @@ pub struct ShiftCasesOptions {
     pub label_noise: f64,
     /// Empirical vs true risk: full-batch Adam steps of the MLP (1,000).
     pub mlp_steps: usize,
-    /// Seed of every draw.
-    pub seed: u64,
-    /// Where to write the three plots; `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines on standard error.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed of every draw; the folder
+    /// for the three plots; `quiet`.
+    pub common: Common,
 }
 
 impl Default for ShiftCasesOptions {
@@ -87,9 +85,7 @@ impl Default for ShiftCasesOptions {
             n_fresh: 20_000,
             label_noise: 0.1,
             mlp_steps: 1000,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -360,16 +356,16 @@ pub fn run_shift_cases(opts: &ShiftCasesOptions) -> Result<ShiftCasesResults> {
         ));
     }
     let start = std::time::Instant::now();
-    let mut g = Generator::new(opts.seed);
+    let mut g = Generator::new(opts.common.seed);
     let overlap = overlap_shift(opts, &mut g)?;
-    progress(opts.quiet, || {
+    opts.common.progress(|| {
         format!(
             "shift-cases: covariate shift recovers {:.0}% of the lost accuracy",
             overlap.recovered() * 100.0
         )
     });
     let concept = concept_shift(opts, &mut g)?;
-    progress(opts.quiet, || {
+    opts.common.progress(|| {
         let (a, b) = concept.late_means();
         format!("shift-cases: concept shift, late accuracy frozen {a:.3}, online {b:.3}")
     });
@@ -515,20 +511,12 @@ fn overlap_shift(opts: &ShiftCasesOptions, g: &mut Generator) -> Result<OverlapS
     let (cx, cy) = line_of(&fitted[2])?;
     plot_series.push(series("fit, clipped odds weights", cx, cy));
     let spec = PlotSpec {
-        title: "4.9 covariate shift with overlapping support".into(),
-        xlabel: "x1".into(),
-        ylabel: "x2".into(),
         xlim: Some((-3.0, 4.5)),
         ylim: Some((-3.5, 3.5)),
-        ..Default::default()
+        ..plot_spec("4.9 covariate shift with overlapping support", "x1", "x2")
     };
-    let plot = save_plot(
-        opts.out_dir.as_deref(),
-        "covariate-overlap",
-        &spec,
-        &plot_series,
-        true,
-    )?;
+    let dir = opts.common.dir();
+    let plot = save_plot(dir, "covariate-overlap", &spec, &plot_series, true)?;
     Ok(OverlapShift {
         shift: opts.shift,
         domain_acc,
@@ -584,24 +572,23 @@ fn concept_shift(opts: &ShiftCasesOptions, g: &mut Generator) -> Result<ConceptS
     }
     let ts: Vec<f64> = (1..opts.periods).map(|t| t as f64).collect();
     let spec = PlotSpec {
-        title: format!(
-            "4.9 concept shift: the labelling rule turns {}°",
-            opts.drift_degrees
-        ),
-        xlabel: "period".into(),
-        ylabel: "accuracy before seeing the labels".into(),
         ylim: Some((0.4, 1.02)),
-        ..Default::default()
+        ..plot_spec(
+            format!(
+                "4.9 concept shift: the labelling rule turns {}°",
+                opts.drift_degrees
+            ),
+            "period",
+            "accuracy before seeing the labels",
+        )
     };
-    let plot = save_plot(
-        opts.out_dir.as_deref(),
+    let plot = opts.common.line_plot(
         "concept-shift",
         &spec,
         &[
             series("frozen after period 0", ts.clone(), acc_frozen.clone()),
             series("online SGD on each period", ts, acc_online.clone()),
         ],
-        false,
     )?;
     Ok(ConceptShift {
         frozen: acc_frozen,
@@ -650,7 +637,7 @@ fn risk_gap(opts: &ShiftCasesOptions, g: &mut Generator) -> Result<RiskGap> {
             train_err: err(&x, &yv)?,
             fresh_err: err(&xf, &yf_v)?,
         };
-        progress(opts.quiet, || {
+        opts.common.progress(|| {
             format!(
                 "shift-cases: n = {n}: empirical risk {:.3}, true risk {:.3}",
                 p.empirical, p.true_risk
@@ -666,14 +653,14 @@ fn risk_gap(opts: &ShiftCasesOptions, g: &mut Generator) -> Result<RiskGap> {
     };
     let ns: Vec<f64> = points.iter().map(|p| p.n as f64).collect();
     let spec = PlotSpec {
-        title: "4.9 empirical vs true risk (MLP 2-64-1)".into(),
-        xlabel: "training examples n".into(),
-        ylabel: "mean cross-entropy".into(),
         log_x: true,
-        ..Default::default()
+        ..plot_spec(
+            "4.9 empirical vs true risk (MLP 2-64-1)",
+            "training examples n",
+            "mean cross-entropy",
+        )
     };
-    let plot = save_plot(
-        opts.out_dir.as_deref(),
+    let plot = opts.common.line_plot(
         "risk-gap",
         &spec,
         &[
@@ -689,7 +676,6 @@ fn risk_gap(opts: &ShiftCasesOptions, g: &mut Generator) -> Result<RiskGap> {
             ),
             series("Bayes risk", ns.clone(), vec![bayes_risk; ns.len()]),
         ],
-        false,
     )?;
     Ok(RiskGap {
         points,

@@ -3,7 +3,7 @@
 //! exploding, and the per-layer activation and gradient spread through a deep MLP
 //! initialised `N(0, 1)` versus Xavier (4.8.2.2), the `d2l init-demo` table.
 
-use crate::{check_positive, progress, save_plot, ExperimentError, Result};
+use crate::{check_positive, plot_spec, Common, ExperimentError, Result};
 use d2l_tensor::{DType, Generator, Tensor};
 use d2l_train::plot::{PlotSpec, Series};
 use std::fmt;
@@ -65,12 +65,9 @@ pub struct StabilityOptions {
     pub batch: usize,
     /// The nonlinearity between layers ([`Activation::Identity`]).
     pub activation: Activation,
-    /// Seed of every random draw.
-    pub seed: u64,
-    /// Where to write `sigmoid-grad.png` and `init-std.png` (+ `.svg`); `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines on standard error.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed of every random draw; the
+    /// folder for `sigmoid-grad.png` and `init-std.png` (+ `.svg`); `quiet`.
+    pub common: Common,
 }
 
 impl Default for StabilityOptions {
@@ -82,9 +79,7 @@ impl Default for StabilityOptions {
             width: 256,
             batch: 256,
             activation: Activation::Identity,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -186,7 +181,7 @@ pub struct StabilityResults {
 /// Runs all three demonstrations of D2L 4.8.
 pub fn run_stability(opts: &StabilityOptions) -> Result<StabilityResults> {
     let start = std::time::Instant::now();
-    let mut g = Generator::new(opts.seed);
+    let mut g = Generator::new(opts.common.seed);
     let sigmoid = sigmoid_gradient(opts)?;
     let product = matrix_product(opts.num_matrices, &mut g)?;
     let init = init_comparison(opts, &mut g)?;
@@ -213,12 +208,7 @@ pub fn sigmoid_gradient(opts: &StabilityOptions) -> Result<SigmoidCurve> {
         .grad()
         .ok_or_else(|| ExperimentError::Invalid("sigmoid: no gradient reached x".into()))?;
     let (xs, ys, gs) = (x.to_f64_vec(), y.to_f64_vec(), grad.to_f64_vec());
-    let spec = PlotSpec {
-        title: "4.8 sigmoid and its gradient".into(),
-        xlabel: "x".into(),
-        ylabel: "".into(),
-        ..Default::default()
-    };
+    let spec = plot_spec("4.8 sigmoid and its gradient", "x", "");
     let series = [
         Series {
             label: "sigmoid".into(),
@@ -231,13 +221,7 @@ pub fn sigmoid_gradient(opts: &StabilityOptions) -> Result<SigmoidCurve> {
             y: gs.clone(),
         },
     ];
-    let plot = save_plot(
-        opts.out_dir.as_deref(),
-        "sigmoid-grad",
-        &spec,
-        &series,
-        false,
-    )?;
+    let plot = opts.common.line_plot("sigmoid-grad", &spec, &series)?;
     Ok(SigmoidCurve {
         x: xs,
         y: ys,
@@ -308,7 +292,7 @@ pub fn init_comparison(opts: &StabilityOptions, g: &mut Generator) -> Result<Ini
                 None => Ok(0.0),
             })
             .collect::<Result<Vec<f64>>>()?;
-        progress(opts.quiet, || {
+        opts.common.progress(|| {
             format!(
                 "init {}: last-layer activation std {:.3e}",
                 if xavier { "xavier" } else { "N(0, 1)" },
@@ -324,14 +308,15 @@ pub fn init_comparison(opts: &StabilityOptions, g: &mut Generator) -> Result<Ini
     let normal = stats.pop().expect("two runs");
     let layers: Vec<f64> = (1..=n).map(|l| l as f64).collect();
     let spec = PlotSpec {
-        title: format!(
-            "4.8 activation std per layer ({} x {w}, {})",
-            n, opts.activation
-        ),
-        xlabel: "layer".into(),
-        ylabel: "std of the layer's output".into(),
         log_y: true,
-        ..Default::default()
+        ..plot_spec(
+            format!(
+                "4.8 activation std per layer ({} x {w}, {})",
+                n, opts.activation
+            ),
+            "layer",
+            "std of the layer's output",
+        )
     };
     let series = [
         Series {
@@ -345,7 +330,7 @@ pub fn init_comparison(opts: &StabilityOptions, g: &mut Generator) -> Result<Ini
             y: xavier.activation_std.clone(),
         },
     ];
-    let plot = save_plot(opts.out_dir.as_deref(), "init-std", &spec, &series, false)?;
+    let plot = opts.common.line_plot("init-std", &spec, &series)?;
     Ok(InitComparison {
         depth: n,
         width: w,

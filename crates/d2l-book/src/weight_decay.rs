@@ -4,8 +4,8 @@
 //! groups), for λ = 0 (overfits) and λ = 3.
 
 use crate::{
-    check_positive, check_rate, curve_series, minibatches, mse_of, progress, reinit_normal, rows,
-    save_plot, ExperimentError, LossPoint, Result,
+    check_non_negative, check_positive, check_rate, curve_series, minibatches, mse_of, plot_spec,
+    reinit_normal, rows, Common, LossPoint, Result,
 };
 use d2l_data::synthetic::synthetic_data;
 use d2l_nn::layers::Linear;
@@ -58,12 +58,10 @@ pub struct WeightDecayOptions {
     pub variants: Vec<WdVariant>,
     /// Record the losses every this many epochs (5, as the book's plot).
     pub eval_every: usize,
-    /// Seed of the data, the initialisation and the shuffling.
-    pub seed: u64,
-    /// Where to write `weight-decay-<variant>-lambda<λ>.png/.svg`; `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines on standard error.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): the seed of the data, the
+    /// initialisation and the shuffling; the folder for
+    /// `weight-decay-<variant>-lambda<λ>.png/.svg`; `quiet`.
+    pub common: Common,
 }
 
 impl Default for WeightDecayOptions {
@@ -78,9 +76,7 @@ impl Default for WeightDecayOptions {
             lambdas: vec![0.0, 3.0],
             variants: vec![WdVariant::Scratch, WdVariant::Concise],
             eval_every: 5,
-            seed: 0,
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -160,13 +156,11 @@ pub fn run_weight_decay(opts: &WeightDecayOptions) -> Result<WeightDecayResults>
     check_positive("epochs", opts.epochs)?;
     check_positive("eval_every", opts.eval_every)?;
     check_rate("lr", opts.lr)?;
-    if let Some(l) = opts.lambdas.iter().find(|l| !(l.is_finite() && **l >= 0.0)) {
-        return Err(ExperimentError::Invalid(format!(
-            "weight decay λ must be finite and ≥ 0, got {l}"
-        )));
+    for &l in &opts.lambdas {
+        check_non_negative("weight decay λ", l)?;
     }
     let start = std::time::Instant::now();
-    let mut g = Generator::new(opts.seed);
+    let mut g = Generator::new(opts.common.seed);
     let true_w = Tensor::full(&[opts.num_inputs, 1], 0.01);
     let (xtr, ytr) = synthetic_data(&true_w, 0.05, opts.n_train, &mut g)?;
     let (xte, yte) = synthetic_data(&true_w, 0.05, opts.n_test, &mut g)?;
@@ -179,25 +173,24 @@ pub fn run_weight_decay(opts: &WeightDecayOptions) -> Result<WeightDecayResults>
                 WdVariant::Concise => train_concise(opts, &data, lambda, &mut g)?,
             };
             let (curve, w_norm, train_loss, test_loss) = run;
-            progress(opts.quiet, || {
+            opts.common.progress(|| {
                 format!(
                     "weight decay {variant} λ = {lambda}: ‖w‖ = {w_norm:.4}, train {train_loss:.3e}, test {test_loss:.4}"
                 )
             });
             let spec = PlotSpec {
-                title: format!("4.5 {variant}, lambda = {lambda}"),
-                xlabel: "epochs".into(),
-                ylabel: "loss".into(),
                 log_y: true,
                 xlim: Some((5.0, opts.epochs as f64)),
-                ..Default::default()
+                ..plot_spec(
+                    format!("4.5 {variant}, lambda = {lambda}"),
+                    "epochs",
+                    "loss",
+                )
             };
-            let plot = save_plot(
-                opts.out_dir.as_deref(),
+            let plot = opts.common.line_plot(
                 &format!("weight-decay-{variant}-lambda{lambda}"),
                 &spec,
                 &curve_series(&curve, "train", "test"),
-                false,
             )?;
             runs.push(WdRun {
                 variant,

@@ -4,7 +4,7 @@
 //! with the section's Laplace smoothing, scored by perplexity on the last part of the
 //! text held out from training.
 
-use crate::{progress, save_plot, series, ExperimentError, Result};
+use crate::{plot_spec, save_plot, series, Common, ExperimentError, Result};
 use d2l_data::hub::DataHub;
 use d2l_data::ngram::{
     char_corpus, split_held_out, word_corpus, zipf_exponent, LaplaceLm, NGramCounts, Smoothing,
@@ -46,10 +46,9 @@ pub struct ZipfOptions {
     /// The ranks over which Zipf's exponent is fitted, 1-based inclusive ((10, 1000): the
     /// book notes the first few words break the law).
     pub zipf_ranks: (usize, usize),
-    /// Where to write `zipf-unigram` and `zipf`; `None` draws nothing.
-    pub out_dir: Option<PathBuf>,
-    /// No progress lines on standard error.
-    pub quiet: bool,
+    /// The settings every experiment has ([`Common`]): no seed (Zipf counts words); the
+    /// folder for `zipf-unigram` and `zipf`; `quiet`.
+    pub common: Common,
 }
 
 impl Default for ZipfOptions {
@@ -60,8 +59,7 @@ impl Default for ZipfOptions {
             held_out: 0.1,
             epsilons: vec![0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0],
             zipf_ranks: (10, 1000),
-            out_dir: None,
-            quiet: false,
+            common: Common::default(),
         }
     }
 }
@@ -217,7 +215,7 @@ pub fn run_zipf_on(path: &Path, opts: &ZipfOptions) -> Result<ZipfResults> {
         });
         by_rank.push(counts);
     }
-    progress(opts.quiet, || {
+    opts.common.progress(|| {
         format!(
             "{} lines, {} words, {} characters; counting n-gram models",
             lines.len(),
@@ -230,7 +228,7 @@ pub fn run_zipf_on(path: &Path, opts: &ZipfOptions) -> Result<ZipfResults> {
         perplexity_table("char", &chars, opts.held_out, &opts.epsilons)?,
     ];
 
-    let dir = opts.out_dir.as_deref();
+    let dir = opts.common.dir();
     let rank_series = |label: &str, counts: &[usize]| {
         series(
             label,
@@ -239,12 +237,9 @@ pub fn run_zipf_on(path: &Path, opts: &ZipfOptions) -> Result<ZipfResults> {
         )
     };
     let spec = |title: &str| PlotSpec {
-        title: title.to_string(),
-        xlabel: "token: x (rank)".into(),
-        ylabel: "frequency: n(x)".into(),
         log_x: true,
         log_y: true,
-        ..Default::default()
+        ..plot_spec(title, "token: x (rank)", "frequency: n(x)")
     };
     let mut plots = Vec::new();
     plots.extend(save_plot(

@@ -6,16 +6,27 @@ use d2l_book::poly::{run_poly, PolyCase, PolyOptions};
 use d2l_book::shift::{run_shift, solve_linear, ShiftOptions};
 use d2l_book::stability::{run_stability, StabilityOptions};
 use d2l_book::weight_decay::{run_weight_decay, WdVariant, WeightDecayOptions};
+use d2l_book::Common;
 use d2l_data::datasets::DatasetName;
 use d2l_data::house::{preprocess, CsvTable};
 use d2l_data::hub::DataHub;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn shared_data() -> Option<PathBuf> {
+/// An offline hub over `../shared/data` when the Kaggle house files are there; `None`
+/// (the test is skipped, and says so) otherwise.
+fn house_hub() -> Option<DataHub> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    p.join("kaggle_house/kaggle_house_pred_train.csv")
-        .exists()
-        .then_some(p)
+    if !p.join("kaggle_house/kaggle_house_pred_train.csv").exists() {
+        eprintln!("skipped: ../shared/data/kaggle_house not found");
+        return None;
+    }
+    Some(
+        DataHub::new(std::env::temp_dir().join("d2l-exp-test-cache"))
+            .with_data_dir(p)
+            .without_system_dirs()
+            .offline(true)
+            .quiet(),
+    )
 }
 
 #[test]
@@ -27,7 +38,7 @@ fn poly_degree_4_recovers_the_true_weights() {
             PolyCase::new("normal", 4, 1500),
             PolyCase::new("underfit", 2, 200),
         ],
-        quiet: true,
+        common: Common::quiet(),
         ..Default::default()
     };
     let r = run_poly(&opts).unwrap();
@@ -56,8 +67,7 @@ fn poly_writes_its_loss_plot() {
     let dir = tempfile::tempdir().unwrap();
     let opts = PolyOptions {
         cases: vec![PolyCase::new("overfit", 20, 5)],
-        out_dir: Some(dir.path().to_path_buf()),
-        quiet: true,
+        common: Common::quiet_in(dir.path()),
         ..Default::default()
     };
     let r = run_poly(&opts).unwrap();
@@ -71,7 +81,7 @@ fn weight_decay_shrinks_the_weights_and_the_test_loss() {
     // 4.5 with the book's settings (20 examples, 200 inputs, 100 epochs): λ = 3 gives a
     // weight norm tens of times smaller and a test loss hundreds of times smaller.
     let r = run_weight_decay(&WeightDecayOptions {
-        quiet: true,
+        common: Common::quiet(),
         ..Default::default()
     })
     .unwrap();
@@ -92,7 +102,7 @@ fn stability_matrix_product_explodes_and_xavier_keeps_the_scale() {
     let r = run_stability(&StabilityOptions {
         width: 128,
         batch: 128,
-        quiet: true,
+        common: Common::quiet(),
         ..Default::default()
     })
     .unwrap();
@@ -127,7 +137,7 @@ fn small_shift(dataset: DatasetName, hub: DataHub) -> ShiftOptions {
         n_test: 5000,
         n_label_shift: 1500,
         epochs: 10,
-        quiet: true,
+        common: Common::quiet(),
         ..Default::default()
     }
 }
@@ -224,8 +234,7 @@ fn house_k_fold_runs_and_writes_a_submission() {
         &HouseOptions {
             epochs: 5,
             batch_size: 8,
-            out_dir: Some(dir.path().to_path_buf()),
-            quiet: true,
+            common: Common::quiet_in(dir.path()),
             ..Default::default()
         },
     )
@@ -250,20 +259,10 @@ fn house_k_fold_runs_and_writes_a_submission() {
 
 #[test]
 fn house_prices_every_fold_within_0_002_of_the_book() {
-    let Some(data_dir) = shared_data() else {
-        eprintln!(
-            "SKIP house_prices_every_fold_within_0_002_of_the_book: ../shared/data not found"
-        );
-        return;
-    };
-    let hub = DataHub::new(std::env::temp_dir().join("d2l-exp-test-cache"))
-        .with_data_dir(data_dir)
-        .without_system_dirs()
-        .offline(true)
-        .quiet();
+    let Some(hub) = house_hub() else { return };
     let r = run_house_prices(&HouseOptions {
         hub,
-        quiet: true,
+        common: Common::quiet(),
         ..Default::default()
     })
     .unwrap();

@@ -4,17 +4,25 @@
 
 use d2l_book::images::SubsetSpec;
 use d2l_book::shift_cases::{run_shift_cases, ShiftCasesOptions};
+use d2l_book::Common;
 use std::path::{Path, PathBuf};
 
 /// The shared Fashion-MNIST files, or `None` (the test prints a skip line).
-fn fashion_hub() -> Option<d2l_data::hub::DataHub> {
+/// `n_train` / `n_test` Fashion-MNIST images (no fallback to `shapes`) from
+/// `../shared/data`, or `None` (the test is skipped) when the set is not there.
+fn fashion_subset(n_train: usize, n_test: usize) -> Option<SubsetSpec> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if p.join("fashion_mnist").exists() {
-        Some(d2l_data::hub::DataHub::from_env().with_data_dir(p).quiet())
-    } else {
+    if !p.join("fashion_mnist").exists() {
         eprintln!("skipping: ../shared/data/fashion_mnist not found");
-        None
+        return None;
     }
+    Some(SubsetSpec {
+        dataset: d2l_data::datasets::DatasetName::FashionMnist,
+        hub: d2l_data::hub::DataHub::from_env().with_data_dir(p).quiet(),
+        fallback_to_shapes: false,
+        n_train,
+        n_test,
+    })
 }
 
 /// A temporary folder for a test's plots, or `$D2L_TEST_PLOTS/<name>` when that is set
@@ -38,8 +46,7 @@ fn overlapping_covariate_shift_is_corrected_by_odds_weights() {
         n_fresh: 5000,
         risk_sizes: vec![20, 1000],
         mlp_steps: 600,
-        out_dir: Some(dir.clone()),
-        quiet: true,
+        common: Common::quiet_in(dir.clone()),
         ..Default::default()
     };
     let r = run_shift_cases(&opts).unwrap();
@@ -82,8 +89,7 @@ fn activations_symmetry_collapse_and_xor() {
     use d2l_book::mlp_basics::{run_mlp_basics, MlpBasicsOptions};
     let (_keep, dir) = plot_dir("mlp-demo");
     let opts = MlpBasicsOptions {
-        out_dir: Some(dir.clone()),
-        quiet: true,
+        common: Common::quiet_in(dir.clone()),
         ..Default::default()
     };
     let r = run_mlp_basics(&opts).unwrap();
@@ -133,8 +139,7 @@ fn l1_and_huber_resist_outliers_that_pull_l2() {
     use d2l_book::robust_loss::{run_robust_loss, RobustLossOptions};
     let (_keep, dir) = plot_dir("loss-demo");
     let r = run_robust_loss(&RobustLossOptions {
-        out_dir: Some(dir.clone()),
-        quiet: true,
+        common: Common::quiet_in(dir.clone()),
         ..Default::default()
     })
     .unwrap();
@@ -156,8 +161,7 @@ fn more_training_points_close_the_overfitting_gap() {
     let (_keep, dir) = plot_dir("poly-sizes");
     let opts = PolyOptions {
         n_test: 1000,
-        out_dir: Some(dir.clone()),
-        quiet: true,
+        common: Common::quiet_in(dir.clone()),
         ..Default::default()
     };
     let r = run_poly_sizes(&opts, &[10, 20, 40, 100, 400, 1000], 20, 15_000).unwrap();
@@ -174,19 +178,14 @@ fn more_training_points_close_the_overfitting_gap() {
 #[test]
 fn mc_dropout_is_measured_against_the_deterministic_net() {
     use d2l_book::mc_dropout::{run_mc_dropout, McDropoutOptions};
-    use d2l_data::datasets::DatasetName;
-    let Some(hub) = fashion_hub() else { return };
+    let Some(data) = fashion_subset(10_000, 2000) else {
+        return;
+    };
     let r = run_mc_dropout(&McDropoutOptions {
-        data: SubsetSpec {
-            dataset: DatasetName::FashionMnist,
-            hub,
-            fallback_to_shapes: false,
-            n_train: 10_000,
-            n_test: 2000,
-        },
+        data,
         epochs: 8,
         passes: vec![1, 5, 30],
-        quiet: true,
+        common: Common::quiet(),
         ..Default::default()
     })
     .unwrap();
@@ -203,20 +202,15 @@ fn mc_dropout_is_measured_against_the_deterministic_net() {
 #[test]
 fn phm_layers_cut_parameters_by_n() {
     use d2l_book::phm::{run_phm, PhmOptions};
-    use d2l_data::datasets::DatasetName;
-    let Some(hub) = fashion_hub() else { return };
+    let Some(data) = fashion_subset(6000, 2000) else {
+        return;
+    };
     let r = run_phm(&PhmOptions {
-        data: SubsetSpec {
-            dataset: DatasetName::FashionMnist,
-            hub,
-            fallback_to_shapes: false,
-            n_train: 6000,
-            n_test: 2000,
-        },
+        data,
         epochs: 5,
         lr: 0.3,
         ns: vec![1, 4],
-        quiet: true,
+        common: Common::quiet(),
         ..Default::default()
     })
     .unwrap();
@@ -288,18 +282,13 @@ fn chapter_2_limit_tangent_and_distributions() {
 #[test]
 fn depth_needs_batch_norm_or_residuals_and_narrow_3x3_stacks_compete() {
     use d2l_book::design::{run_design, DesignOptions};
-    use d2l_data::datasets::DatasetName;
-    let Some(hub) = fashion_hub() else { return };
+    let Some(data) = fashion_subset(4000, 1000) else {
+        return;
+    };
     let r = run_design(&DesignOptions {
-        data: SubsetSpec {
-            dataset: DatasetName::FashionMnist,
-            hub,
-            fallback_to_shapes: false,
-            n_train: 4000,
-            n_test: 1000,
-        },
+        data,
         epochs: 3,
-        quiet: true,
+        common: Common::quiet(),
         ..Default::default()
     })
     .unwrap();

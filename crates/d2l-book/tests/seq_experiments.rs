@@ -8,6 +8,7 @@ use d2l_book::gd::{
 };
 use d2l_book::sequence::{book_epoch_losses, run_sequence, SequenceOptions};
 use d2l_book::zipf::{book_top, run_zipf, ZipfOptions};
+use d2l_book::Common;
 use d2l_data::hub::DataHub;
 use d2l_tensor::{Generator, Tensor};
 use std::path::{Path, PathBuf};
@@ -34,8 +35,7 @@ fn offline_hub(dir: &Path) -> DataHub {
 fn sequence_model_errors_grow_with_the_horizon() {
     let dir = tempfile::tempdir().unwrap();
     let r = run_sequence(&SequenceOptions {
-        out_dir: Some(dir.path().to_path_buf()),
-        quiet: true,
+        common: Common::quiet_in(dir.path()),
         ..Default::default()
     })
     .unwrap();
@@ -110,15 +110,13 @@ fn sequence_options_are_checked() {
 #[test]
 fn zipf_on_the_time_machine() {
     let Some(data) = shared_data("timemachine/timemachine.txt") else {
-        eprintln!("SKIP zipf_on_the_time_machine: ../shared/data not found");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let r = run_zipf(&ZipfOptions {
         hub: offline_hub(&data),
         epsilons: vec![1.0, 100.0],
-        out_dir: Some(dir.path().to_path_buf()),
-        quiet: true,
+        common: Common::quiet_in(dir.path()),
         ..Default::default()
     })
     .unwrap();
@@ -149,7 +147,7 @@ fn missing_text_is_a_clear_error() {
     let empty = tempfile::tempdir().unwrap();
     let e = run_zipf(&ZipfOptions {
         hub: offline_hub(empty.path()),
-        quiet: true,
+        common: Common::quiet(),
         ..Default::default()
     })
     .unwrap_err()
@@ -174,14 +172,12 @@ fn gd_section_11_3_matches_the_book() {
 #[test]
 fn gd_sgd_and_minibatch_on_airfoil_match_the_book() {
     let Some(data) = shared_data("airfoil/airfoil_self_noise.dat") else {
-        eprintln!("SKIP gd_sgd_and_minibatch_on_airfoil_match_the_book: ../shared/data not found");
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     let r = run_gd_compare(&GdOptions {
         hub: offline_hub(&data),
-        out_dir: Some(dir.path().to_path_buf()),
-        quiet: true,
+        common: Common::quiet_in(dir.path()),
         ..Default::default()
     })
     .unwrap();
@@ -266,7 +262,7 @@ fn train_ch11_on_synthetic_data() {
         &y,
         &GdOptions {
             cases,
-            quiet: true,
+            common: Common::quiet(),
             ..Default::default()
         },
     )

@@ -10,9 +10,10 @@ use d2l_book::augment::{
     DataChoice,
 };
 use d2l_book::finetune::{
-    body_max_abs_diff, finetune_net, finetune_optimizer, head_index, head_pattern, run_finetune,
-    FinetuneOptions,
+    body_max_abs_diff, finetune_net, finetune_optimizer, finetune_sgd, head_index, head_pattern,
+    mean_loss_equivalent, run_finetune, summed_loss_equivalent, FinetuneOptions,
 };
+use d2l_book::Common;
 use d2l_data::datasets::DatasetName;
 use d2l_data::hub::DataHub;
 use d2l_data::loader::Dataset;
@@ -32,9 +33,11 @@ fn tiny_augment(out: Option<std::path::PathBuf>) -> AugmentOptions {
         epochs: 2,
         batch_size: 32,
         width_mult: 0.125,
-        seed: 3,
-        out_dir: out,
-        quiet: true,
+        common: Common {
+            seed: 3,
+            out_dir: out,
+            quiet: true,
+        },
         ..Default::default()
     }
 }
@@ -76,7 +79,7 @@ fn flip_augmentation_only_mirrors_training_images() {
     let opts = tiny_augment(None);
     let data = augment_data(&opts).unwrap();
     let t: Arc<dyn ImageTransform> = Arc::new(AugmentKind::Flip.transform(28, 28).unwrap());
-    let aug = AugmentedDataset::new(data.train.clone(), t, augment_seed(opts.seed));
+    let aug = AugmentedDataset::new(data.train.clone(), t, augment_seed(opts.common.seed));
     let (mut flipped, mut kept) = (0, 0);
     let mut first_epoch = Vec::new();
     for i in 0..data.train.len() {
@@ -116,10 +119,16 @@ fn augment_demo_runs_differ_only_by_the_augmentation() {
     // The run without augmentation is a plain Trainer run from the same initialisation,
     // in the same order: its first epoch is reproduced exactly.
     let data = augment_data(&opts).unwrap();
-    let net = small_resnet(&data.in_shape, 10, opts.width_mult, init_seed(opts.seed)).unwrap();
+    let net = small_resnet(
+        &data.in_shape,
+        10,
+        opts.width_mult,
+        init_seed(opts.common.seed),
+    )
+    .unwrap();
     let train = d2l_data::loader::DataLoader::new(data.train.clone(), opts.batch_size)
         .unwrap()
-        .shuffle(opts.seed);
+        .shuffle(opts.common.seed);
     let test = d2l_data::loader::DataLoader::new(data.test.clone(), 256).unwrap();
     let mut adam = Adam::new(net.parameters(), opts.lr).unwrap();
     let config = TrainConfig {
@@ -215,6 +224,23 @@ fn fine_tuning_starts_from_the_pretrained_body_with_a_new_head() {
         opt.param_groups()[0].params.len() + 2,
         net.parameters().len()
     );
+    // From scratch: one group, every parameter at the one rate, with the weight decay.
+    let scratch = finetune_sgd(&net, None, 0.05, 10.0, 1e-4).unwrap();
+    assert_eq!(scratch.param_groups().len(), 1);
+    assert_eq!(
+        scratch.param_groups()[0].params.len(),
+        net.parameters().len()
+    );
+    assert!(close(scratch.group_lr(0), 0.05) && close(scratch.group_weight_decay(0), 1e-4));
+    // A head pattern that names no parameter is an error, not a silent one-group run.
+    let e = finetune_sgd(&net, Some(&["fc.*"]), 0.05, 10.0, 1e-4).unwrap_err();
+    assert!(e.to_string().contains("fc.*"), "{e}");
+    // The book's (5e-5, 0.001) on the summed loss at batch 128 is (0.0064, 0.001 / 128) on
+    // the mean loss, and back.
+    let (lr, wd) = mean_loss_equivalent(5e-5, 0.001, 128);
+    assert!((lr - 0.0064).abs() < 1e-15 && (wd - 7.8125e-6).abs() < 1e-18);
+    let (lr_sum, wd_sum) = summed_loss_equivalent(lr, wd, 128);
+    assert!((lr_sum - 5e-5).abs() < 1e-18 && (wd_sum - 0.001).abs() < 1e-15);
 
     // One step changes the fine-tuned copy, never the pretrained network.
     let before = values(&pretrained.parameter("0.0.weight").unwrap());
@@ -244,9 +270,10 @@ fn finetune_demo_runs_end_to_end_and_writes_its_outputs() {
         batch_size: 16,
         lr: 0.01,
         weight_decay: 0.001 / 16.0,
-        seed: 5,
-        out_dir: Some(dir.path().to_path_buf()),
-        quiet: true,
+        common: Common {
+            seed: 5,
+            ..Common::quiet_in(dir.path())
+        },
         ..Default::default()
     };
     let r = run_finetune(&opts).unwrap();

@@ -12,6 +12,12 @@
 //! included): `fc.*` is the head of a torchvision ResNet, `layer1.*` its first stage,
 //! `*.bias` every bias, `*bn*` every batch-norm parameter.
 //!
+//! This module is the mechanism only. The 13.2 recipe built on it — loading a pretrained
+//! network, replacing its head, the head/body SGD, the summed-to-mean loss conversion and
+//! training — has one home, `d2l_book::finetune` (`crates/d2l-book/src/finetune.rs`, which
+//! also holds the offline `d2l finetune-demo` experiment); `d2l finetune`
+//! (`crates/d2l-cli/src/commands/finetune.rs`) is its command line.
+//!
 //! ```
 //! use d2l_nn::finetune::{head_and_body_groups, matches};
 //! use d2l_nn::layers::Linear;

@@ -14,85 +14,28 @@
 //! W5's `conv2d_64x64_3x3`. `_fwd` is the forward under `no_grad` (2·N·C_out·P·K FLOPs);
 //! `_bwd` is the input gradient plus the weight gradient (twice the forward's FLOPs).
 
-use d2l_tensor::{conv2d_backward, manual_seed, no_grad, Conv2dOptions, Tensor};
+use d2l_tensor::{conv2d_backward, no_grad, Conv2dOptions, Tensor};
 #[path = "common/protocol.rs"]
 mod protocol;
 
-use protocol::{emit, parse_args, Protocol};
+use protocol::{emit, start};
 
 /// (name, input, weight, padding, stride, workload, backward too)
+#[rustfmt::skip]
 pub const CASES: &[(&str, [usize; 4], [usize; 4], usize, usize, &str, bool)] = &[
     ("lenet_c1", [256, 1, 28, 28], [6, 1, 5, 5], 2, 1, "W1", true),
-    (
-        "lenet_c2",
-        [256, 6, 14, 14],
-        [16, 6, 5, 5],
-        0,
-        1,
-        "W1",
-        true,
-    ),
-    (
-        "resnet_64_24",
-        [32, 64, 24, 24],
-        [64, 64, 3, 3],
-        1,
-        1,
-        "W3",
-        true,
-    ),
-    (
-        "resnet_128_12",
-        [32, 128, 12, 12],
-        [128, 128, 3, 3],
-        1,
-        1,
-        "W3",
-        true,
-    ),
-    (
-        "resnet_256_6",
-        [32, 256, 6, 6],
-        [256, 256, 3, 3],
-        1,
-        1,
-        "W3",
-        true,
-    ),
-    (
-        "resnet_512_3",
-        [32, 512, 3, 3],
-        [512, 512, 3, 3],
-        1,
-        1,
-        "W3",
-        true,
-    ),
-    (
-        "conv1x1_64to128_24",
-        [32, 64, 24, 24],
-        [128, 64, 1, 1],
-        0,
-        1,
-        "W3",
-        true,
-    ),
-    (
-        "conv2d_64x64_3x3",
-        [32, 64, 28, 28],
-        [64, 64, 3, 3],
-        1,
-        1,
-        "W5",
-        false,
-    ),
+    ("lenet_c2", [256, 6, 14, 14], [16, 6, 5, 5], 0, 1, "W1", true),
+    ("resnet_64_24", [32, 64, 24, 24], [64, 64, 3, 3], 1, 1, "W3", true),
+    ("resnet_128_12", [32, 128, 12, 12], [128, 128, 3, 3], 1, 1, "W3", true),
+    ("resnet_256_6", [32, 256, 6, 6], [256, 256, 3, 3], 1, 1, "W3", true),
+    ("resnet_512_3", [32, 512, 3, 3], [512, 512, 3, 3], 1, 1, "W3", true),
+    ("conv1x1_64to128_24", [32, 64, 24, 24], [128, 64, 1, 1], 0, 1, "W3", true),
+    ("conv2d_64x64_3x3", [32, 64, 28, 28], [64, 64, 3, 3], 1, 1, "W5", false),
 ];
 
 fn main() {
-    let only = parse_args();
+    let (only, p) = start();
     let want = |n: &str| only.want(n);
-    let p = Protocol::from_env();
-    manual_seed(0);
     no_grad(|| {
         for &(case, xs, ws, pad, stride, workload, bwd) in CASES {
             let x = Tensor::randn(&xs);

@@ -16,11 +16,11 @@
 //!
 //! Each record carries `cpu` (the kernels' SIMD path) and `gemm` (which f32 GEMM ran).
 
-use d2l_tensor::{cpu_path, manual_seed, no_grad, sgemm_name, Tensor};
+use d2l_tensor::{cpu_path, no_grad, sgemm_name, Tensor};
 #[path = "common/protocol.rs"]
 mod protocol;
 
-use protocol::{emit, parse_args, Protocol};
+use protocol::{emit, start};
 
 /// `(m, k, n, a transposed, b transposed)` of the shapes timed.
 pub const SHAPES: &[(usize, usize, usize, bool, bool)] = &[
@@ -35,9 +35,7 @@ pub const SHAPES: &[(usize, usize, usize, bool, bool)] = &[
 ];
 
 fn main() {
-    let only = parse_args();
-    let p = Protocol::from_env();
-    manual_seed(0);
+    let (only, p) = start();
     no_grad(|| {
         for &(m, k, n, ta, tb) in SHAPES {
             let name = format!(

@@ -12,17 +12,15 @@
 //! Environment: `BENCH_REPS` (default 5), `BENCH_TARGET_S` (default 1.0), as in
 //! `torch_bench.py`.
 
-use d2l_tensor::{manual_seed, no_grad, Tensor};
+use d2l_tensor::{no_grad, Tensor};
 #[path = "common/protocol.rs"]
 mod protocol;
 
-use protocol::{emit, parse_args, Protocol};
+use protocol::{emit, start};
 
 fn main() {
-    let only = parse_args();
+    let (only, p) = start();
     let want = |name: &str| only.want(name);
-    let p = Protocol::from_env();
-    manual_seed(0);
 
     no_grad(|| {
         // GEMMs: GFLOP/s = 2·m·k·n / t; output freshly allocated each call (W5 allows it).
@@ -56,41 +54,18 @@ fn main() {
             (Tensor::zeros(&[1]), Tensor::zeros(&[1]))
         };
         let nb = n as f64 * 4.0;
-        if want("add_16m") {
-            let r = p.measure(|| drop(x.add(&y).unwrap()), 3.0 * nb);
-            emit(
-                "kernels",
-                "add_16m",
-                "gbps",
-                "GB/s",
-                1e9,
-                &r,
-                serde_json::json!({"shape": [n]}),
-            );
-        }
-        if want("mul_16m") {
-            let r = p.measure(|| drop(x.mul(&y).unwrap()), 3.0 * nb);
-            emit(
-                "kernels",
-                "mul_16m",
-                "gbps",
-                "GB/s",
-                1e9,
-                &r,
-                serde_json::json!({"shape": [n]}),
-            );
-        }
-        if want("relu_16m") {
-            let r = p.measure(|| drop(x.relu().unwrap()), 2.0 * nb);
-            emit(
-                "kernels",
-                "relu_16m",
-                "gbps",
-                "GB/s",
-                1e9,
-                &r,
-                serde_json::json!({"shape": [n]}),
-            );
+        // Bytes moved per element: two reads and a write, or one read and a write.
+        let elementwise: [(&str, f64, &dyn Fn() -> Tensor); 3] = [
+            ("add_16m", 3.0, &|| x.add(&y).unwrap()),
+            ("mul_16m", 3.0, &|| x.mul(&y).unwrap()),
+            ("relu_16m", 2.0, &|| x.relu().unwrap()),
+        ];
+        for (name, passes, op) in elementwise {
+            if want(name) {
+                let r = p.measure(|| drop(op()), passes * nb);
+                let shape = serde_json::json!({"shape": [n]});
+                emit("kernels", name, "gbps", "GB/s", 1e9, &r, shape);
+            }
         }
         drop((x, y));
         if want("softmax_256x1000") {

@@ -21,17 +21,15 @@
 //!
 //! Environment: `BENCH_REPS` (default 5), `BENCH_TARGET_S` (default 1.0).
 
-use d2l_tensor::{manual_seed, no_grad, Tensor};
+use d2l_tensor::{no_grad, Tensor};
 #[path = "common/protocol.rs"]
 mod protocol;
 
-use protocol::{emit, parse_args, Protocol};
+use protocol::{emit, start};
 
 fn main() {
-    let only = parse_args();
+    let (only, p) = start();
     let want = |name: &str| only.want(name);
-    let p = Protocol::from_env();
-    manual_seed(0);
 
     for shape in [[32usize, 64, 48, 48], [256, 6, 28, 28]] {
         let tag = format!("{}x{}x{}x{}", shape[0], shape[1], shape[2], shape[3]);

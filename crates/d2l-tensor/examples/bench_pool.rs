@@ -17,17 +17,15 @@
 //!
 //! Environment: `BENCH_REPS` (default 5), `BENCH_TARGET_S` (default 1.0).
 
-use d2l_tensor::{manual_seed, no_grad, Pool2dOptions, Tensor};
+use d2l_tensor::{no_grad, Pool2dOptions, Tensor};
 #[path = "common/protocol.rs"]
 mod protocol;
 
-use protocol::{emit, parse_args, Protocol};
+use protocol::{emit, start};
 
 fn main() {
-    let only = parse_args();
+    let (only, p) = start();
     let want = |name: &str| only.want(name);
-    let p = Protocol::from_env();
-    manual_seed(0);
 
     type PoolFn = Box<dyn Fn(&Tensor) -> Tensor>;
     let cases: Vec<(&str, Vec<usize>, PoolFn, serde_json::Value)> = vec![

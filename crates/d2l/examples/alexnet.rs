@@ -12,13 +12,9 @@
 #[path = "cnn_common/mod.rs"]
 mod cnn_common;
 
-use d2l::models::{cnn, zoo};
+use d2l::models::cnn;
 use d2l::prelude::*;
 
 fn main() -> Result<()> {
-    let args = cnn_common::Args::parse(&[], &[]);
-    manual_seed(0);
-    let info = zoo::model("alexnet")?;
-    let net = cnn::alexnet(&args.config(&info))?;
-    cnn_common::run(&args, &info, &net)
+    cnn_common::run_zoo("alexnet", cnn::alexnet)
 }

@@ -15,18 +15,14 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{load_fashion_mnist, train_ch3, Args};
+use common::{setup, train_concise};
 use d2l::models::recipe::Recipe;
 use d2l::prelude::*;
-use d2l::train::trainer::cross_entropy_loss;
 
 fn main() -> Result<()> {
-    let args = Args::parse();
-    let recipe = Recipe::mlp_dropout(); // batch 256, lr 0.5, 10 epochs, dropout 0.2 / 0.5
+    // Batch 256, lr 0.5, 10 epochs, dropout 0.2 / 0.5; seed 0.
+    let (recipe, data) = setup(Recipe::mlp_dropout())?;
     let (dropout1, dropout2) = recipe.dropout.unwrap_or((0.2, 0.5));
-    let num_epochs = args.epochs.unwrap_or(recipe.epochs);
-    manual_seed(0);
-    let (train_iter, test_iter) = load_fashion_mnist(&args, recipe.batch_size)?;
 
     let net = Sequential::new()
         .add(Flatten::new())
@@ -39,28 +35,8 @@ fn main() -> Result<()> {
         // Add a dropout layer after the second fully connected layer
         .add(Dropout::new(dropout2)?)
         .add(Linear::new(256, 10)?);
-    net.apply(&mut |m: &dyn Module| {
-        if let Some(l) = m.as_any().downcast_ref::<Linear>() {
-            init::normal_(&l.weight, 0.0, 0.01)?; // `init_weights`
-        }
-        Ok(())
-    })?;
-    println!(
-        "{}\n{} parameters",
-        net.summary_tree().trim_end(),
-        net.num_parameters()
-    );
 
-    let loss = cross_entropy_loss(); // `nn.CrossEntropyLoss`, averaged over the batch
-    let mut trainer = Sgd::new(net.parameters(), recipe.lr)?;
-    println!("{recipe}");
-    train_ch3(
-        &net,
-        &train_iter,
-        &test_iter,
-        loss,
-        num_epochs,
-        &mut trainer,
-    )?;
-    Ok(())
+    // `net.apply(init_weights)` (weights ~ N(0, 0.01²)), `nn.CrossEntropyLoss()`,
+    // `torch.optim.SGD(net.parameters(), lr)`, `train_ch3`.
+    train_concise(&net, &data, &recipe)
 }

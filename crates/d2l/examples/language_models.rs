@@ -11,31 +11,17 @@
 //! also reads `D2L_DATA_DIR` and its cache, and downloads when online), `--out DIR` (the
 //! Zipf plot; default `runs/language_models`).
 
-use d2l::data::hub::DataHub;
+#[path = "common/hub_out.rs"]
+mod hub_out;
+
 use d2l::data::ngram::{split_held_out, word_corpus, LaplaceLm, NGramCounts, Smoothing};
 use d2l::data::text::read_time_machine;
 use d2l::train::plot::{save_line_plot, PlotSpec, Series};
+use hub_out::hub_and_out;
 use std::error::Error;
-use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let mut data_dir: Option<PathBuf> = None;
-    let mut out = PathBuf::from("runs/language_models");
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        match (flag.as_str(), it.next()) {
-            ("--data-dir", Some(v)) => data_dir = Some(v.into()),
-            ("--out", Some(v)) => out = v.into(),
-            (f, _) => {
-                eprintln!("error: unknown or incomplete option `{f}`\nusage: [--data-dir DIR] [--out DIR]");
-                std::process::exit(2)
-            }
-        }
-    }
-    let mut hub = DataHub::from_env();
-    if let Some(d) = data_dir {
-        hub = hub.with_data_dir(d);
-    }
+    let (hub, out) = hub_and_out("runs/language_models");
     let lines = read_time_machine(hub.fetch("timemachine/timemachine.txt")?)?;
     println!("# text lines: {}", lines.len());
 

@@ -12,32 +12,18 @@
 //! also reads `D2L_DATA_DIR` and its cache, and downloads when online), `--out DIR`
 //! (default `runs/minibatch_sgd`).
 
+#[path = "common/hub_out.rs"]
+mod hub_out;
+
 use d2l::book::gd::{train_ch11, Ch11Method, Ch11Run, GdCase};
 use d2l::data::airfoil::load_airfoil;
-use d2l::data::hub::DataHub;
 use d2l::prelude::Generator;
 use d2l::train::plot::{save_line_panels, Panel, PlotSpec, Series};
+use hub_out::hub_and_out;
 use std::error::Error;
-use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let mut data_dir: Option<PathBuf> = None;
-    let mut out = PathBuf::from("runs/minibatch_sgd");
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        match (flag.as_str(), it.next()) {
-            ("--data-dir", Some(v)) => data_dir = Some(v.into()),
-            ("--out", Some(v)) => out = v.into(),
-            (f, _) => {
-                eprintln!("error: unknown or incomplete option `{f}`\nusage: [--data-dir DIR] [--out DIR]");
-                std::process::exit(2)
-            }
-        }
-    }
-    let mut hub = DataHub::from_env();
-    if let Some(d) = data_dir {
-        hub = hub.with_data_dir(d);
-    }
+    let (hub, out) = hub_and_out("runs/minibatch_sgd");
     let (x, y) = load_airfoil(&hub, 1500)?;
 
     // train_sgd(lr, batch_size, num_epochs) = train_ch11(sgd, None, {'lr': lr}, ...)

@@ -11,7 +11,7 @@
 //! Options: `--out DIR` (where the plots go; default `runs/sequence`), `--epochs N`,
 //! `--seed N`.
 
-use d2l::book::sequence::{lag_features, sequence_net};
+use d2l::book::sequence::{kstep_columns, lag_features, mse, multistep_predictions, sequence_net};
 use d2l::prelude::*;
 use d2l::train::plot::{save_line_plot, PlotSpec, Series};
 use std::error::Error;
@@ -90,27 +90,12 @@ fn main() -> std::result::Result<(), Box<dyn Error>> {
     // onestep_preds = net(features)
     let onestep = no_grad(|| net.forward(&features))?.to_f64_vec();
     // multistep_preds[i] = net(multistep_preds[i - tau:i])
-    let mut multistep = x.clone();
-    for i in n_train + tau..t_max {
-        let w: Vec<f32> = multistep[i - tau..i].iter().map(|&v| v as f32).collect();
-        multistep[i] = no_grad(|| net.forward(&Tensor::from_vec(w, &[1, tau])?))?.to_f64_vec()[0];
-    }
+    let multistep = multistep_predictions(&net, &x, tau, n_train + tau)?;
     // k-step: column tau + k - 1 predicts k steps ahead from the observed x[i..i + tau].
     let max_steps = 64;
     let rows = t_max - tau - max_steps + 1;
-    let mut cols: Vec<Vec<f64>> = (0..tau).map(|i| x[i..i + rows].to_vec()).collect();
-    for i in tau..tau + max_steps {
-        let mut input = Vec::with_capacity(rows * tau);
-        for r in 0..rows {
-            input.extend(cols[i - tau..i].iter().map(|c| c[r] as f32));
-        }
-        let out = no_grad(|| net.forward(&Tensor::from_vec(input, &[rows, tau])?))?;
-        cols.push(out.to_f64_vec());
-    }
+    let cols = kstep_columns(&net, &x, tau, max_steps)?;
 
-    let mse = |p: &[f64], q: &[f64]| {
-        p.iter().zip(q).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / p.len() as f64
-    };
     let first = n_train + tau;
     println!(
         "1-step MSE after the training range: {:.4}; multi-step MSE from index {first}: {:.4}",

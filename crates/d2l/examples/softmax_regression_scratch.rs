@@ -13,7 +13,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use common::{load_fashion_mnist, print_epoch, print_final, Args};
+use common::{print_epoch, print_final, setup};
 use d2l::data::loader::DataLoader;
 use d2l::models::recipe::Recipe;
 use d2l::models::scratch::sgd;
@@ -76,11 +76,8 @@ fn train_epoch_ch3(w: &Tensor, b: &Tensor, train_iter: &DataLoader, lr: f64) -> 
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
-    let recipe = Recipe::softmax_scratch(); // batch 256, lr 0.1, 10 epochs
-    let num_epochs = args.epochs.unwrap_or(recipe.epochs);
-    manual_seed(0);
-    let (train_iter, test_iter) = load_fashion_mnist(&args, recipe.batch_size)?;
+    // Batch 256, lr 0.1, 10 epochs; seed 0.
+    let (recipe, (train_iter, test_iter)) = setup(Recipe::softmax_scratch())?;
 
     let (num_inputs, num_outputs) = (784, 10);
     let w = Tensor::normal(&[num_inputs, num_outputs], 0.0, 0.01)?.requires_grad_(true)?;
@@ -98,7 +95,7 @@ fn main() -> Result<()> {
     println!("{recipe}");
     let start = Instant::now();
     let (mut train_loss, mut train_acc, mut test_acc) = (f64::NAN, f64::NAN, f64::NAN);
-    for epoch in 1..=num_epochs {
+    for epoch in 1..=recipe.epochs {
         (train_loss, train_acc) = train_epoch_ch3(&w, &b, &train_iter, recipe.lr)?;
         test_acc = evaluate_accuracy(&w, &b, &test_iter)?;
         print_epoch(epoch, train_loss, train_acc, test_acc);

@@ -11,22 +11,21 @@
 //! trainer here averages; SGD on the sum with (lr η, weight decay λ) is exactly SGD on the
 //! mean with (η·B, λ/B) for a batch of B, so the flags keep the book's meaning and the
 //! optimiser gets the scaled values (only a smaller last batch steps slightly less).
+//!
+//! This file holds the flags, their checks, the run folder and the printout only. The
+//! recipe (the image pipeline, loading the weights and replacing the head, the optimiser's
+//! head/body groups, the summed-to-mean conversion, training) is `d2l_book::finetune`, which
+//! also holds the offline 13.2 experiment (`d2l finetune-demo`); the mechanism under both
+//! (parameter patterns, freezing, parameter groups) is `d2l_nn::finetune`.
 
 use super::{CliResult, DataArgs, DeviceArgs};
 use clap::Args;
-use d2l_data::loader::{DataLoader, Dataset};
-use d2l_models::torchvision::{load_torchvision_weights, resnet18};
-use d2l_nn::finetune::head_and_body_groups;
-use d2l_nn::optim::{ParamGroup, Sgd, SgdConfig};
-use d2l_nn::Module;
+use d2l_book::finetune;
 use d2l_train::run_dir::RunDir;
-use d2l_train::trainer::{cross_entropy_loss, TrainConfig, Trainer};
+use d2l_train::trainer::TrainConfig;
 use d2l_vision::folder::{load_hotdog, ImageFolder};
-use d2l_vision::transforms::{AugmentedDataset, Compose};
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 /// Flags of `d2l finetune`.
 #[derive(Args, Clone, Debug)]
@@ -154,54 +153,25 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
     let (train_set, test_set, source) = folders(&a)?;
     let classes = train_set.classes().to_vec();
     let batch = a.data.batch_size.unwrap_or(128);
-    let train_aug = Arc::new(AugmentedDataset::new(
-        Arc::new(train_set),
-        Arc::new(Compose::imagenet_train(a.image_size)?),
+    let (train, test, epoch) = finetune::imagenet_folder_loaders(
+        (train_set, test_set),
+        (a.image_size, a.test_resize),
+        batch,
         a.data.seed,
-    ));
-    let epoch = train_aug.epoch_handle();
-    let test_aug: Arc<dyn Dataset> = Arc::new(AugmentedDataset::new(
-        Arc::new(test_set),
-        Arc::new(Compose::imagenet_test(a.test_resize, a.image_size)?),
-        a.data.seed,
-    ));
-    let train = DataLoader::new(train_aug, batch)?.shuffle(a.data.seed);
-    let test = DataLoader::new(test_aug, batch)?;
-    let train = super::head_loader(
-        train,
-        a.data.train_limit,
-        Some(a.data.seed),
-        "--train-limit",
     )?;
+    let seed = Some(a.data.seed);
+    let train = super::head_loader(train, a.data.train_limit, seed, "--train-limit")?;
     let test = super::head_loader(test, a.data.test_limit, None, "--test-limit")?;
 
-    let mut net = resnet18(1000)?;
+    let net = finetune::pretrained_resnet18(a.weights.as_deref(), classes.len())?;
     if let Some(w) = &a.weights {
-        let is_st = w.extension().and_then(|e| e.to_str()) == Some("safetensors");
-        if is_st {
-            d2l_nn::serialize::load_state_dict(&net, w, true)?;
-            super::eval::warn_non_finite(&net, w);
-        } else {
-            load_torchvision_weights(&net, w)?;
-        }
+        super::eval::warn_non_finite(&net, w);
     }
-    net.replace_fc(classes.len())?;
     let lr = a.lr.unwrap_or(if a.scratch { 5e-4 } else { 5e-5 });
-    // The book's summed loss with (lr, wd) is the mean loss with (lr·B, wd/B).
-    let (lr_mean, wd_mean) = (lr * batch as f64, a.weight_decay / batch as f64);
-    let groups = if a.scratch {
-        vec![ParamGroup::new(net.parameters()).lr(lr_mean)]
-    } else {
-        head_and_body_groups(&net, &["fc.*"], lr_mean, a.head_lr_mult)?
-    };
-    let mut opt = Sgd::with_groups(
-        groups,
-        SgdConfig {
-            lr: lr_mean,
-            weight_decay: wd_mean,
-            ..Default::default()
-        },
-    )?;
+    let (lr_mean, wd_mean) = finetune::mean_loss_equivalent(lr, a.weight_decay, batch);
+    let head = [finetune::RESNET_HEAD];
+    let head = (!a.scratch).then_some(&head[..]);
+    let mut opt = finetune::finetune_sgd(&net, head, lr_mean, a.head_lr_mult, wd_mean)?;
     let name = format!("finetune-{}", a.model);
     let run_dir = RunDir::create(a.out.clone(), &name)?;
     run_dir.write_config(&json!({
@@ -233,20 +203,8 @@ pub fn run(a: FinetuneArgs) -> CliResult<()> {
         device,
         ..TrainConfig::default()
     };
-    let summary = Trainer::new(&net, cross_entropy_loss(), &mut opt, cfg)
-        .on_epoch(move |m| epoch.store(m.epoch as u64, Ordering::SeqCst))
-        .fit(&train, Some(&test))?;
-    println!(
-        "loss {:.3}, train acc {:.3}, test acc {:.3}",
-        summary.train_loss,
-        summary.train_acc.unwrap_or(f64::NAN),
-        summary.test_acc.unwrap_or(f64::NAN)
-    );
-    println!(
-        "{:.1} examples/sec on {device} ({} CPU threads)",
-        summary.examples_per_sec,
-        d2l_tensor::num_threads()
-    );
+    let summary = finetune::train_finetune(&net, &mut opt, (&train, &test), cfg, epoch)?;
+    println!("{}", d2l_book::train_report(&summary));
     println!("run saved in {}", run_dir.path().display());
     if a.json {
         println!(

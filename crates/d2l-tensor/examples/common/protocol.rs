@@ -7,7 +7,7 @@
 //! Environment: `BENCH_REPS` (default 5), `BENCH_TARGET_S` (default 1.0).
 //! Arguments: `--threads N` (sets the engine's thread count), `--only a,b` (case names).
 
-use d2l_tensor::{num_threads, set_num_threads};
+use d2l_tensor::{manual_seed, num_threads, set_num_threads};
 use std::time::Instant;
 
 const WARMUP_S: f64 = 1.0;
@@ -149,4 +149,13 @@ pub fn parse_args() -> Only {
         }
     }
     Only(only)
+}
+
+/// The start of every benchmark: the arguments parsed ([`parse_args`]), the protocol read
+/// from the environment ([`Protocol::from_env`]) and the global generator seeded with 0.
+pub fn start() -> (Only, Protocol) {
+    let only = parse_args();
+    let p = Protocol::from_env();
+    manual_seed(0);
+    (only, p)
 }

@@ -192,7 +192,8 @@ pub fn print_walk(net: &Sequential, in_shape: &[usize]) -> Result<()> {
 
 /// The book's `train_ch6(net, train_iter, test_iter, num_epochs, lr, device)`: the
 /// builders already applied its Xavier init; plain SGD, mean cross-entropy; one line per
-/// epoch, then `loss …, train acc …, test acc …` and `… examples/sec on cpu`.
+/// epoch, then `loss …, train acc …, test acc …` and `… examples/sec on cpu`
+/// ([`d2l::book::train_report`]).
 pub fn train_ch6(
     net: &Sequential,
     train_iter: &DataLoader,
@@ -218,17 +219,7 @@ pub fn train_ch6(
             )
         })
         .fit(train_iter, Some(test_iter))?;
-    println!(
-        "loss {:.3}, train acc {:.3}, test acc {:.3}",
-        s.train_loss,
-        s.train_acc.unwrap_or(f64::NAN),
-        s.test_acc.unwrap_or(f64::NAN)
-    );
-    println!(
-        "{:.1} examples/sec on cpu ({} threads)",
-        s.examples_per_sec,
-        d2l::tensor::num_threads()
-    );
+    println!("{}", d2l::book::train_report(&s));
     Ok(())
 }
 
@@ -248,4 +239,15 @@ pub fn run(args: &Args, info: &ModelInfo, net: &Sequential) -> Result<()> {
         args.epochs.unwrap_or(r.epochs),
         args.lr.unwrap_or(r.lr),
     )
+}
+
+/// The `main` of a section whose example is its zoo network and nothing else: no flags of
+/// its own, seed 0, the zoo's `name` built by `build` with the recipe's settings, then
+/// [`run`].
+pub fn run_zoo(name: &str, build: fn(&BuildConfig) -> Result<Sequential>) -> Result<()> {
+    let args = Args::parse(&[], &[]);
+    manual_seed(0);
+    let info = d2l::models::zoo::model(name)?;
+    let net = build(&args.config(&info))?;
+    run(&args, &info, &net)
 }

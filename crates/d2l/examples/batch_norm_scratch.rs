@@ -1,57 +1,21 @@
-//! The book's from-scratch `batch_norm` (D2L 7.5.2), written on the public tensor API,
-//! checked against the fused [`Tensor::batch_norm`] on a fixed input.
+//! The book's from-scratch `batch_norm` (D2L 7.5.2, `d2l_models::bn_scratch::batch_norm`,
+//! written on the public tensor API) checked against the fused [`Tensor::batch_norm`] on a
+//! fixed input.
 //!
 //! As in the book: the moving averages use momentum 0.9
-//! (`moving = 0.9·moving + 0.1·batch`), the batch variance is the biased one, and the
-//! train / eval switch is whether gradients are being recorded (`is_grad_enabled`).
-//! `Tensor::batch_norm` follows PyTorch instead: `momentum = 0.1` weighs the *batch*
-//! (the same moving mean as the book's 0.9) and the running variance takes the *unbiased*
-//! batch variance, so the two running variances differ by the factor m/(m-1).
+//! (`moving = 0.9·moving + 0.1·batch`) and the batch variance is the biased one; the book
+//! switches between training and prediction on `is_grad_enabled()`, the library function
+//! takes the mode as its last argument. `Tensor::batch_norm` follows PyTorch instead:
+//! `momentum = 0.1` weighs the *batch* (the same moving mean as the book's 0.9) and the
+//! running variance takes the *unbiased* batch variance, so the two running variances
+//! differ by the factor m/(m-1).
 //!
 //! ```text
-//! cargo run --release -p d2l-tensor --example batch_norm_scratch
+//! cargo run --release -p d2l --example batch_norm_scratch
 //! ```
 
-use d2l_tensor::{is_grad_enabled, no_grad, Result, Tensor};
-
-/// D2L 7.5.2's `batch_norm`: returns (Y, new moving mean, new moving variance).
-fn batch_norm(
-    x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    moving_mean: &Tensor,
-    moving_var: &Tensor,
-    eps: f64,
-    momentum: f64,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let (x_hat, moving_mean, moving_var) = if !is_grad_enabled() {
-        // Prediction mode: the moving statistics.
-        let x_hat = x
-            .sub(moving_mean)?
-            .div(&moving_var.add_scalar(eps)?.sqrt()?)?;
-        (x_hat, moving_mean.clone(), moving_var.clone())
-    } else {
-        assert!(
-            matches!(x.rank(), 2 | 4),
-            "a fully connected or convolutional input"
-        );
-        let dims: &[isize] = if x.rank() == 2 { &[0] } else { &[0, 2, 3] };
-        // Fully connected: mean and variance over the features (dim 0); convolutional:
-        // per channel (dim 1), keeping the shape so they broadcast.
-        let mean = x.mean(dims, true)?;
-        let var = x.sub(&mean)?.square()?.mean(dims, true)?;
-        let x_hat = x.sub(&mean)?.div(&var.add_scalar(eps)?.sqrt()?)?;
-        let moving_mean = moving_mean
-            .mul_scalar(momentum)?
-            .add(&mean.mul_scalar(1.0 - momentum)?)?;
-        let moving_var = moving_var
-            .mul_scalar(momentum)?
-            .add(&var.mul_scalar(1.0 - momentum)?)?;
-        (x_hat, moving_mean, moving_var)
-    };
-    let y = gamma.mul(&x_hat)?.add(beta)?; // scale and shift
-    Ok((y, moving_mean.detach(), moving_var.detach()))
-}
+use d2l::models::bn_scratch::batch_norm;
+use d2l::tensor::{no_grad, Result, Tensor};
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     a.to_f64_vec()
@@ -71,12 +35,12 @@ fn main() -> Result<()> {
     let x = Tensor::from_vec(data, &[n, c, h, w])?;
     let gamma4 = Tensor::from_slice(&[1.0f32, 0.5, 2.0], &[1, c, 1, 1])?;
     let beta4 = Tensor::from_slice(&[0.0f32, 0.1, -0.3], &[1, c, 1, 1])?;
-    let (gamma, beta) = (gamma4.reshape(&[c])?, beta4.reshape(&[c])?);
+    let (gamma, beta) = (gamma4.reshape([c])?, beta4.reshape([c])?);
 
     // Training mode (grad mode on): batch statistics.
     let mm0 = Tensor::zeros(&[1, c, 1, 1]);
     let mv0 = Tensor::ones(&[1, c, 1, 1]);
-    let (y_book, mm, mv) = batch_norm(&x, &gamma4, &beta4, &mm0, &mv0, 1e-5, 0.9)?;
+    let (y_book, mm, mv) = batch_norm(&x, &gamma4, &beta4, &mm0, &mv0, 1e-5, 0.9, true)?;
     let (rm, rv) = (Tensor::zeros(&[c]), Tensor::ones(&[c]));
     let y = x.batch_norm(
         Some(&rm),
@@ -88,9 +52,9 @@ fn main() -> Result<()> {
         1e-5,
     )?;
     let d_train = max_abs_diff(&y_book, &y);
-    let d_mean = max_abs_diff(&mm.reshape(&[c])?, &rm);
+    let d_mean = max_abs_diff(&mm.reshape([c])?, &rm);
     // PyTorch's running variance uses the unbiased batch variance: undo it to compare.
-    let batch_var_book = mv.reshape(&[c])?.sub_scalar(0.9)?.div_scalar(0.1)?;
+    let batch_var_book = mv.reshape([c])?.sub_scalar(0.9)?.div_scalar(0.1)?;
     let batch_var_torch = rv
         .sub_scalar(0.9)?
         .div_scalar(0.1)?
@@ -102,10 +66,10 @@ fn main() -> Result<()> {
 
     // Prediction mode (grad mode off): the same moving statistics for both.
     let (y_book, y) = no_grad(|| -> Result<(Tensor, Tensor)> {
-        let (y_book, _, _) = batch_norm(&x, &gamma4, &beta4, &mm, &mv, 1e-5, 0.9)?;
+        let (y_book, _, _) = batch_norm(&x, &gamma4, &beta4, &mm, &mv, 1e-5, 0.9, false)?;
         let y = x.batch_norm(
-            Some(&mm.reshape(&[c])?),
-            Some(&mv.reshape(&[c])?),
+            Some(&mm.reshape([c])?),
+            Some(&mv.reshape([c])?),
             Some(&gamma),
             Some(&beta),
             false,
@@ -118,9 +82,9 @@ fn main() -> Result<()> {
     println!("prediction mode: max |Y_book - Y|            = {d_eval:.2e}");
 
     // The fully connected case: [N, features].
-    let x2 = x.reshape(&[n * c, h * w])?;
+    let x2 = x.reshape([n * c, h * w])?;
     let (ones, zeros) = (Tensor::ones(&[h * w]), Tensor::zeros(&[h * w]));
-    let (y_book, _, _) = batch_norm(&x2, &ones, &zeros, &zeros, &ones, 1e-5, 0.9)?;
+    let (y_book, _, _) = batch_norm(&x2, &ones, &zeros, &zeros, &ones, 1e-5, 0.9, true)?;
     let y = x2.batch_norm(None, None, None, None, true, 0.1, 1e-5)?;
     let d_fc = max_abs_diff(&y_book, &y);
     println!("2-D input:       max |Y_book - Y|            = {d_fc:.2e}");
