@@ -4,39 +4,11 @@
 use d2l_nn::init::{self, FanMode};
 use d2l_nn::layers::{Dropout, Flatten, Identity, LayerNorm, Linear, PhmLinear, ReLU};
 use d2l_nn::module::{Module, Sequential};
-use d2l_tensor::{manual_seed, Generator, Result, Tensor};
+use d2l_tensor::{manual_seed, Result, Tensor};
 use std::sync::Arc;
 
-fn input(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::rand_with(&mut Generator::new(seed), shape)
-}
-
-/// The book's MLP as a user-written block (5.1.2).
-struct Mlp {
-    hidden: Arc<Linear>,
-    out: Arc<Linear>,
-}
-
-impl Mlp {
-    fn new() -> Result<Self> {
-        Ok(Mlp {
-            hidden: Arc::new(Linear::new(20, 256)?),
-            out: Arc::new(Linear::new(256, 10)?),
-        })
-    }
-}
-
-impl Module for Mlp {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.out.forward(&self.hidden.forward(x)?.relu()?)
-    }
-    fn children(&self) -> Vec<(String, Arc<dyn Module>)> {
-        vec![
-            ("hidden".into(), self.hidden.clone()),
-            ("out".into(), self.out.clone()),
-        ]
-    }
-}
+mod common;
+use common::{input, shared_net, Mlp};
 
 /// `MySequential` (5.1.3): a block that runs its children in order.
 struct MySequential(Vec<Arc<dyn Module>>);
@@ -140,7 +112,7 @@ fn sequential_and_custom_blocks() -> Result<()> {
     let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
 
-    let mlp = Mlp::new()?;
+    let mlp = Mlp::new("out")?; // 5.1.2
     assert_eq!(mlp.forward(&x)?.shape(), &[2, 10]);
     assert_eq!(mlp.named_parameters()[0].0, "hidden.weight");
 
@@ -249,15 +221,7 @@ fn parameter_access() -> Result<()> {
 
 #[test]
 fn shared_parameters_get_both_gradients_and_are_listed_once() -> Result<()> {
-    let shared: Arc<dyn Module> = Arc::new(Linear::new(8, 8)?);
-    let net = Sequential::new()
-        .add(Linear::new(4, 8)?)
-        .add(ReLU)
-        .add_shared(shared.clone())
-        .add(ReLU)
-        .add_shared(shared.clone())
-        .add(ReLU)
-        .add(Linear::new(8, 1)?);
+    let (net, _) = shared_net()?;
     let w2 = net.parameter("2.weight")?;
     let w4 = net.get(4).unwrap().parameters()[0].clone();
     assert!(

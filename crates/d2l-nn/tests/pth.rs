@@ -8,6 +8,7 @@ use d2l_nn::module::{Module, Sequential};
 use d2l_nn::norm::BatchNorm2d;
 use d2l_nn::{pth, serialize};
 use d2l_tensor::{DType, Tensor};
+use d2l_testkit::assert_identical;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -17,17 +18,6 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn assert_same(name: &str, got: &Tensor, want: &Tensor) {
-    assert_eq!(got.shape(), want.shape(), "{name}: shape");
-    assert_eq!(got.dtype(), want.dtype(), "{name}: dtype");
-    match want.dtype() {
-        DType::F32 => assert_eq!(got.to_vec::<f32>(), want.to_vec::<f32>(), "{name}"),
-        DType::F64 => assert_eq!(got.to_vec::<f64>(), want.to_vec::<f64>(), "{name}"),
-        DType::I64 => assert_eq!(got.to_vec::<i64>(), want.to_vec::<i64>(), "{name}"),
-        DType::U8 => assert_eq!(got.to_vec::<u8>(), want.to_vec::<u8>(), "{name}"),
-    }
-}
-
 /// Every entry equals the safetensors copy, and the names come in `order`.
 fn check_against(pth_file: &str, st_file: &str, order: &[&str]) {
     let got = pth::load_pth(fixture(pth_file)).unwrap_or_else(|e| panic!("{pth_file}: {e}"));
@@ -35,7 +25,7 @@ fn check_against(pth_file: &str, st_file: &str, order: &[&str]) {
     assert_eq!(names, order, "{pth_file}: names in file order");
     let want: BTreeMap<String, Tensor> = serialize::load_dict(fixture(st_file)).unwrap();
     for (n, t) in &got {
-        assert_same(&format!("{pth_file}:{n}"), t, &want[n]);
+        assert_identical(&format!("{pth_file}:{n}"), t, &want[n]);
     }
 }
 
@@ -276,7 +266,7 @@ fn convert_to_safetensors() {
     let got = serialize::load_dict(&out).unwrap();
     let want = serialize::load_dict(fixture("tiny.safetensors")).unwrap();
     for (n, t) in &want {
-        assert_same(n, &got[n], t);
+        assert_identical(n, &got[n], t);
     }
     let bad = pth::convert_pth_to_safetensors(fixture("malicious.pth"), &out);
     assert!(bad.is_err());
@@ -303,7 +293,7 @@ fn load_into_a_module() {
     assert_eq!(report.loaded.len(), 9);
     let want = serialize::load_dict(fixture("tiny.safetensors")).unwrap();
     for (n, t) in net.state_dict() {
-        assert_same(&n, &t, &want[&n]);
+        assert_identical(&n, &t, &want[&n]);
     }
 
     // Without num_batches_tracked in the entries, strict loading still succeeds.
