@@ -35,32 +35,14 @@ use d2l_nn::conv::Conv2d;
 use d2l_nn::layers::Linear;
 use d2l_nn::serialize::{load, load_state_dict};
 use d2l_nn::{Module, Sequential};
-use d2l_tensor::{manual_seed, no_grad, Result, Tensor};
+use d2l_tensor::{no_grad, Result, Tensor};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
 
-/// Tests share the global generator: each one holds this lock and reseeds.
-fn seeded(seed: u64) -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    manual_seed(seed);
-    g
-}
-
-const CNNS: [&str; 11] = [
-    "lenet",
-    "lenet-relu-max",
-    "alexnet",
-    "vgg11",
-    "vgg11-full",
-    "nin",
-    "googlenet",
-    "lenet-bn-scratch",
-    "lenet-bn",
-    "resnet18",
-    "densenet",
-];
+mod common;
+use common::CNNS;
+// Tests share the global generator: each one holds the lock of `seeded` and reseeds.
+use d2l_testkit::seeded;
 
 fn cfg(shape: &[usize], width: f64) -> BuildConfig {
     let mut c = BuildConfig::new(shape, 10);
@@ -152,11 +134,7 @@ fn parameter_counts_match_section_d() -> Result<()> {
         ("resnet18", 11_178_378),     // D.7
         ("densenet", 758_226),        // D.9
     ];
-    for (name, n) in expect {
-        let info = zoo::model(name)?;
-        let net = info.build(&info.default_config())?;
-        assert_eq!(net.num_parameters(), n, "{name}");
-    }
+    common::assert_parameter_counts(&expect)?;
     // The parameter count does not depend on the input for the nets ending in global
     // pooling.
     assert_eq!(

@@ -7,8 +7,11 @@ use d2l_nn::optim::Sgd;
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{cuda, Device};
 use d2l_train::bench::{BenchConfig, Protocol};
-use d2l_train::metrics::{data_error, evaluate_accuracy};
+use d2l_train::metrics::evaluate_accuracy;
 use d2l_train::trainer::{cross_entropy_loss, TrainConfig, TrainSummary, Trainer};
+
+mod common;
+use common::{fit_error, shapes};
 
 /// One simulated GPU for this test process (set before any device query; every test of
 /// this file sets the same value, so the order does not matter).
@@ -28,19 +31,22 @@ fn mlp() -> Sequential {
         .add(Linear::new(32, 10).unwrap())
 }
 
-fn fit_with(device: Device, momentum: f64) -> (TrainSummary, Sequential) {
-    d2l_tensor::manual_seed(3);
-    let (train, test) = d2l_data::load_data_shapes(512, 128, 64, None, 3)
-        .map_err(data_error)
-        .unwrap();
-    let net = mlp();
-    let mut opt = Sgd::new(net.parameters(), 0.1).unwrap().momentum(momentum);
-    let config = TrainConfig {
-        epochs: 2,
+/// A quiet training of `epochs` epochs on `device`.
+fn quiet_on(device: Device, epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
         quiet: true,
         device,
         ..Default::default()
-    };
+    }
+}
+
+fn fit_with(device: Device, momentum: f64) -> (TrainSummary, Sequential) {
+    d2l_tensor::manual_seed(3);
+    let (train, test) = shapes(512, 128, 64, 3);
+    let net = mlp();
+    let mut opt = Sgd::new(net.parameters(), 0.1).unwrap().momentum(momentum);
+    let config = quiet_on(device, 2);
     let s = Trainer::new(&net, cross_entropy_loss(), &mut opt, config)
         .fit(&train, Some(&test))
         .unwrap();
@@ -69,9 +75,7 @@ fn trainer_on_the_simulated_gpu_matches_the_cpu() {
     for p in net.parameters() {
         assert_eq!(p.device(), Device::Cuda(0));
     }
-    let (_, test) = d2l_data::load_data_shapes(512, 128, 64, None, 3)
-        .map_err(data_error)
-        .unwrap();
+    let (_, test) = shapes(512, 128, 64, 3);
     assert_eq!(
         evaluate_accuracy(&net, &test).unwrap(),
         gpu.test_acc.unwrap()
@@ -95,22 +99,12 @@ fn a_non_finite_loss_on_the_gpu_is_caught_by_the_device_side_check() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     simulate();
     d2l_tensor::manual_seed(3);
-    let (train, _) = d2l_data::load_data_shapes(512, 16, 64, None, 3)
-        .map_err(data_error)
-        .unwrap();
+    let (train, _) = shapes(512, 16, 64, 3);
     let net = mlp();
     // A learning rate that overflows the logits within a few steps.
     let mut opt = Sgd::new(net.parameters(), 1e30).unwrap();
-    let config = TrainConfig {
-        epochs: 2,
-        quiet: true,
-        device: Device::Cuda(0),
-        ..Default::default()
-    };
-    let e = Trainer::new(&net, cross_entropy_loss(), &mut opt, config)
-        .fit(&train, None)
-        .unwrap_err()
-        .to_string();
+    let config = quiet_on(Device::Cuda(0), 2);
+    let e = fit_error(&net, cross_entropy_loss(), &mut opt, config, &train);
     // Read at the end of the epoch (no per-step sync): the error names the unchecked steps.
     assert!(e.contains("the loss became non-finite"), "{e}");
     assert!(e.contains("of the global steps "), "{e}");
@@ -122,20 +116,10 @@ fn a_gpu_that_is_not_there_is_an_error_not_a_cpu_run() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     simulate();
     let net = mlp();
-    let (train, _) = d2l_data::load_data_shapes(64, 16, 32, None, 0)
-        .map_err(data_error)
-        .unwrap();
+    let (train, _) = shapes(64, 16, 32, 0);
     let mut opt = Sgd::new(net.parameters(), 0.1).unwrap();
-    let config = TrainConfig {
-        epochs: 1,
-        quiet: true,
-        device: Device::Cuda(3),
-        ..Default::default()
-    };
-    let e = Trainer::new(&net, cross_entropy_loss(), &mut opt, config)
-        .fit(&train, None)
-        .unwrap_err()
-        .to_string();
+    let config = quiet_on(Device::Cuda(3), 1);
+    let e = fit_error(&net, cross_entropy_loss(), &mut opt, config, &train);
     assert!(e.contains("cuda:3 is not available"), "{e}");
     assert!(net.parameters().iter().all(|p| p.device() == Device::Cpu));
 }
