@@ -6,7 +6,11 @@
 mod common;
 use common::*;
 
-fn train(model: &str, run: &std::path::Path, c: &std::path::Path) -> serde_json::Value {
+/// Trains `model` for one epoch on a small generated set in a fresh temporary folder (also
+/// the cache); returns the folder, the run folder in it and the JSON summary.
+fn train(model: &str) -> (tempfile::TempDir, std::path::PathBuf, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
     let args = [
         model,
         "--dataset",
@@ -26,17 +30,15 @@ fn train(model: &str, run: &std::path::Path, c: &std::path::Path) -> serde_json:
         "--batch-size",
         "2",
     ];
-    let (t, j) = train_json(&args, run, c);
+    let (t, j) = train_json(&args, &run, dir.path());
     assert!(t.contains("box AP@0.5"), "{t}");
-    j
+    (dir, run, j)
 }
 
 #[test]
 fn train_faster_rcnn_then_detect() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, run, j) = train("faster-rcnn");
     let c = dir.path();
-    let run = c.join("run");
-    let j = train("faster-rcnn", &run, c);
     assert!(j["train_loss"].as_f64().unwrap().is_finite(), "{j}");
     let ap = j["map"]["ap50"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&ap), "{j}");
@@ -92,10 +94,8 @@ fn train_faster_rcnn_then_detect() {
 
 #[test]
 fn train_mask_rcnn_then_segment() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, run, j) = train("mask-rcnn");
     let c = dir.path();
-    let run = c.join("run");
-    let j = train("mask-rcnn", &run, c);
     let m = j["map"]["mask_ap50"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&m), "{j}");
     let w = run.join("model.safetensors");

@@ -248,9 +248,8 @@ fn a_run_folder_belongs_to_one_run() {
     let dir = tempfile::tempdir().unwrap();
     let c = dir.path();
     let out = c.join("run");
-    let base = [
-        "train",
-        "mlp",
+    // 256 training and 64 test images of the shapes set, batch 64.
+    let small = [
         "--dataset",
         "shapes",
         "--train-limit",
@@ -259,8 +258,8 @@ fn a_run_folder_belongs_to_one_run() {
         "64",
         "--batch-size",
         "64",
-        "--quiet",
     ];
+    let base = [&["train", "mlp"][..], &small, &["--quiet"]].concat();
     let args = |extra: &[&'static str]| -> Vec<String> {
         let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
         v.extend(extra.iter().map(|s| s.to_string()));
@@ -317,20 +316,11 @@ fn a_run_folder_belongs_to_one_run() {
     let other = c.join("locked");
     let stall_args = with_out(
         &[
-            "train",
-            "softmax",
-            "--dataset",
-            "shapes",
-            "--train-limit",
-            "256",
-            "--test-limit",
-            "64",
-            "--batch-size",
-            "64",
-            "--epochs",
-            "2",
-            "--quiet",
-        ],
+            &["train", "softmax"][..],
+            &small,
+            &["--epochs", "2", "--quiet"],
+        ]
+        .concat(),
         &other,
     );
     let first = start_stalled(&stall_args, c, "1:2");

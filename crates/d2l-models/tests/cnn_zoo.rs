@@ -382,9 +382,8 @@ fn googlenet_walk_is_the_books() -> Result<()> {
         + conv(192, 32, 1)
         + hw * (64 + 96 + 128 + 16 + 32 + 32);
     assert_eq!(inner.rows[0].flops, expect);
-    let names: Vec<String> = inc.named_parameters().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
-        names,
+        common::parameter_names(inc),
         [
             "p1_1.weight",
             "p1_1.bias",
@@ -545,9 +544,8 @@ fn blocks_give_the_books_demo_shapes() -> Result<()> {
     assert_eq!(blk.forward(&x)?.shape(), [4, 3, 6, 6]);
     let blk = Residual::new(3, 6, true, 2)?;
     assert_eq!(blk.forward(&x)?.shape(), [4, 6, 3, 3]);
-    let names: Vec<String> = blk.named_parameters().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
-        names,
+        common::parameter_names(&blk),
         [
             "conv1.weight",
             "conv1.bias",

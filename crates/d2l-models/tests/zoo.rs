@@ -95,9 +95,8 @@ fn parameter_counts_match_the_book() -> Result<()> {
 fn parameter_names_follow_nn_sequential() -> Result<()> {
     let _rng = seeded(100);
     let net = common::build_default("mlp-dropout")?;
-    let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
-        names,
+        common::parameter_names(&net),
         ["1.weight", "1.bias", "4.weight", "4.bias", "7.weight", "7.bias"]
     );
     Ok(())
@@ -378,8 +377,7 @@ fn summary_walks_shapes_and_counts() -> Result<()> {
 fn linreg_scratch_is_the_books() -> Result<()> {
     let _rng = seeded(3);
     let net = LinRegScratch::new(2)?;
-    let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["w", "b"]);
+    assert_eq!(common::parameter_names(&net), ["w", "b"]);
     assert_eq!(net.w.shape(), [2, 1]);
     assert_eq!(net.b.to_f64_vec(), vec![0.0]);
     let x = batch(10, &[2]);
@@ -467,8 +465,7 @@ fn softmax_scratch_rows_sum_to_one() -> Result<()> {
 fn softmax_scratch_model_forward_and_gradients() -> Result<()> {
     let _rng = seeded(6);
     let net = SoftmaxScratch::new(784, 10)?;
-    let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["W", "b"]);
+    assert_eq!(common::parameter_names(&net), ["W", "b"]);
     assert_eq!(net.num_parameters(), 7850);
     assert!((std_of(&net.w) - 0.01).abs() < 0.0005);
     assert!(net.b.to_f64_vec().iter().all(|&v| v == 0.0));
@@ -491,8 +488,7 @@ fn softmax_scratch_model_forward_and_gradients() -> Result<()> {
 fn mlp_scratch_forward_and_gradients() -> Result<()> {
     let _rng = seeded(7);
     let net = MlpScratch::book()?;
-    let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["W1", "b1", "W2", "b2"]);
+    assert_eq!(common::parameter_names(&net), ["W1", "b1", "W2", "b2"]);
     assert_eq!(net.num_parameters(), 203_530);
     assert!((std_of(&net.w1) - 0.01).abs() < 0.0005);
     assert!(net.b1.to_f64_vec().iter().all(|&v| v == 0.0));
@@ -537,9 +533,8 @@ fn dropout_layer_is_the_books() -> Result<()> {
 fn dropout_mlp_scratch_forward_modes_and_gradients() -> Result<()> {
     let _rng = seeded(9);
     let net = DropoutMlpScratch::book()?;
-    let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
-        names,
+        common::parameter_names(&net),
         [
             "lin1.weight",
             "lin1.bias",

@@ -8,7 +8,7 @@ use d2l_tensor::{manual_seed, Result, Tensor};
 use std::sync::Arc;
 
 mod common;
-use common::{input, shared_net, Mlp};
+use common::{input, mlp, shared_net, Mlp};
 
 /// `MySequential` (5.1.3): a block that runs its children in order.
 struct MySequential(Vec<Arc<dyn Module>>);
@@ -104,10 +104,7 @@ impl Module for MyLinear {
 #[test]
 fn sequential_and_custom_blocks() -> Result<()> {
     let x = input(&[2, 20], 1);
-    let net = Sequential::new()
-        .add(Linear::new(20, 256)?)
-        .add(ReLU)
-        .add(Linear::new(256, 10)?);
+    let net = mlp(20, 256, 10)?;
     assert_eq!(net.forward(&x)?.shape(), &[2, 10]);
     let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
@@ -189,10 +186,7 @@ fn custom_layers() -> Result<()> {
 
 #[test]
 fn parameter_access() -> Result<()> {
-    let net = Sequential::new()
-        .add(Linear::new(4, 8)?)
-        .add(ReLU)
-        .add(Linear::new(8, 1)?);
+    let net = mlp(4, 8, 1)?;
     let p = net.named_parameters();
     let shapes: Vec<(&str, Vec<usize>)> = p
         .iter()
@@ -272,10 +266,7 @@ fn shared_parameters_get_both_gradients_and_are_listed_once() -> Result<()> {
 
 #[test]
 fn freezing_stops_gradients() -> Result<()> {
-    let net = Sequential::new()
-        .add(Linear::new(4, 3)?)
-        .add(ReLU)
-        .add(Linear::new(3, 1)?);
+    let net = mlp(4, 3, 1)?;
     net.get(0).unwrap().requires_grad_(false)?;
     net.forward(&input(&[2, 4], 6))?.sum_all()?.backward()?;
     assert!(net.parameter("0.weight")?.grad().is_none());
@@ -288,10 +279,7 @@ fn freezing_stops_gradients() -> Result<()> {
 #[test]
 fn initialisation() -> Result<()> {
     manual_seed(0);
-    let net = Sequential::new()
-        .add(Linear::new(400, 300)?)
-        .add(ReLU)
-        .add(Linear::new(300, 1)?);
+    let net = mlp(400, 300, 1)?;
     // The book's net.apply(init_normal): every Linear gets N(0, 0.01²) weights and zero bias.
     net.apply(&mut |m: &dyn Module| {
         if let Some(l) = m.as_any().downcast_ref::<Linear>() {

@@ -58,29 +58,19 @@ const VIEWS: [&str; 14] = [
     "bool",
 ];
 
+/// Each checkpoint format (zip, legacy, big-endian zip; views and dtypes in zip and
+/// legacy) reads as its safetensors copy.
 #[test]
-fn zip_state_dict_matches() {
-    check_against("tiny_zip.pth", "tiny.safetensors", &TINY);
-}
-
-#[test]
-fn legacy_state_dict_matches() {
-    check_against("tiny_legacy.pth", "tiny.safetensors", &TINY);
-}
-
-#[test]
-fn big_endian_zip_matches() {
-    check_against("big_endian.pth", "tiny.safetensors", &TINY);
-}
-
-#[test]
-fn views_and_dtypes_zip() {
-    check_against("views_zip.pth", "views.safetensors", &VIEWS);
-}
-
-#[test]
-fn views_and_dtypes_legacy() {
-    check_against("views_legacy.pth", "views.safetensors", &VIEWS);
+fn every_format_matches_its_safetensors_copy() {
+    for (pth_file, st_file, order) in [
+        ("tiny_zip.pth", "tiny.safetensors", &TINY[..]),
+        ("tiny_legacy.pth", "tiny.safetensors", &TINY[..]),
+        ("big_endian.pth", "tiny.safetensors", &TINY[..]),
+        ("views_zip.pth", "views.safetensors", &VIEWS[..]),
+        ("views_legacy.pth", "views.safetensors", &VIEWS[..]),
+    ] {
+        check_against(pth_file, st_file, order);
+    }
 }
 
 #[test]
@@ -341,22 +331,12 @@ fn expanded_views() {
 #[test]
 fn old_style_legacy_file() {
     // PyTorch 0.3 / Python 2.7 style: `_rebuild_tensor`, OrderedDict(items), 6-field ids.
-    check_against(
-        "old_style_legacy.pth",
-        "views.safetensors",
-        &[
-            "transposed",
-            "sliced",
-            "strided",
-            "shared_row",
-            "base",
-            "f64",
-            "i64",
-            "u8",
-            "scalar",
-            "empty",
-        ],
-    );
+    // The entries of the views file without the f16, bf16, i32 and bool tensors.
+    let order: Vec<&str> = VIEWS
+        .into_iter()
+        .filter(|n| !["f16", "bf16", "i32", "bool"].contains(n))
+        .collect();
+    check_against("old_style_legacy.pth", "views.safetensors", &order);
 }
 
 /// `tiny_zip.pth` rewritten with record `name` replaced by `bytes` (deflated).

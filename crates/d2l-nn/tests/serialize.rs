@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{input, shared_net, Mlp};
+use common::{input, mlp, shared_net, Mlp};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,10 +20,7 @@ fn fixture(name: &str) -> PathBuf {
 
 /// The fixture's architecture: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).
 fn tiny_mlp() -> Result<Sequential> {
-    Ok(Sequential::new()
-        .add(Linear::new(4, 8)?)
-        .add(ReLU)
-        .add(Linear::new(8, 3)?))
+    mlp(4, 8, 3)
 }
 
 fn json_matrix(v: &serde_json::Value) -> (Vec<f32>, Vec<usize>) {

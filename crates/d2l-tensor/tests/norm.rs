@@ -36,6 +36,18 @@ fn assert_close(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {
 
 // ---------------------------------------------------------------- gradient checks
 
+/// `[x]`, then with `affine` a weight in [0.5, 1.5) and a bias of `c` values (seeds `seed`
+/// and `seed + 1`): a normalisation's inputs, its weight and bias at `t.get(1)` and
+/// `t.get(2)`.
+fn with_affine(x: Tensor, affine: bool, c: usize, seed: u64) -> Vec<Tensor> {
+    let mut inputs = vec![x];
+    if affine {
+        inputs.push(uniform(seed, &[c], 0.5, 1.5));
+        inputs.push(randn(seed + 1, &[c]));
+    }
+    inputs
+}
+
 #[test]
 fn gradcheck_batch_norm_training() {
     for (shape, affine) in [
@@ -51,18 +63,10 @@ fn gradcheck_batch_norm_training() {
             .unwrap()
             .add_scalar(0.5)
             .unwrap();
-        let mut inputs = vec![x];
-        if affine {
-            inputs.push(uniform(2, &[c], 0.5, 1.5));
-            inputs.push(randn(3, &[c]));
-        }
+        let inputs = with_affine(x, affine, c, 2);
         gradcheck(
             |t| {
-                let (w, b) = if affine {
-                    (Some(&t[1]), Some(&t[2]))
-                } else {
-                    (None, None)
-                };
+                let (w, b) = (t.get(1), t.get(2));
                 t[0].batch_norm(None, None, w, b, true, 0.1, 1e-5)
             },
             &inputs,
@@ -153,18 +157,10 @@ fn gradcheck_group_norm() {
     ] {
         let c = shape[1];
         let x = randn(14, &shape).add_scalar(1.0).unwrap();
-        let mut inputs = vec![x];
-        if affine {
-            inputs.push(uniform(15, &[c], 0.5, 1.5));
-            inputs.push(randn(16, &[c]));
-        }
+        let inputs = with_affine(x, affine, c, 15);
         gradcheck(
             |t| {
-                let (w, b) = if affine {
-                    (Some(&t[1]), Some(&t[2]))
-                } else {
-                    (None, None)
-                };
+                let (w, b) = (t.get(1), t.get(2));
                 t[0].group_norm(groups, w, b, 1e-5)
             },
             &inputs,

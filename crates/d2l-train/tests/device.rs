@@ -13,14 +13,17 @@ use d2l_train::trainer::{cross_entropy_loss, TrainConfig, TrainSummary, Trainer}
 mod common;
 use common::{fit_error, shapes};
 
-/// One simulated GPU for this test process (set before any device query; every test of
-/// this file sets the same value, so the order does not matter).
 /// The tests draw from the global generator (`manual_seed`, initialisation): one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn simulate() {
+/// Holds [`SERIAL`] and turns on one simulated GPU for this test process (set before any
+/// device query; every test of this file sets the same value, so the order does not
+/// matter).
+fn serial_on_simulated_gpu() -> std::sync::MutexGuard<'static, ()> {
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     std::env::set_var(cuda::SIMULATE_ENV, "1");
     assert!(cuda::is_simulated() && cuda::num_gpus() == 1);
+    serial
 }
 
 fn mlp() -> Sequential {
@@ -59,8 +62,7 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn trainer_on_the_simulated_gpu_matches_the_cpu() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    simulate();
+    let _serial = serial_on_simulated_gpu();
     let (cpu, _) = fit_with(Device::Cpu, 0.0);
     let (gpu, net) = fit_with(Device::Cuda(0), 0.0);
     assert_eq!(cpu.device, "cpu");
@@ -85,8 +87,7 @@ fn trainer_on_the_simulated_gpu_matches_the_cpu() {
 /// The same comparison with SGD momentum 0.9 (the optimiser state lives on the device).
 #[test]
 fn trainer_with_momentum_on_the_simulated_gpu_matches_the_cpu() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    simulate();
+    let _serial = serial_on_simulated_gpu();
     let (cpu, _) = fit_with(Device::Cpu, 0.9);
     let (gpu, _) = fit_with(Device::Cuda(0), 0.9);
     for (c, g) in cpu.epochs.iter().zip(&gpu.epochs) {
@@ -96,8 +97,7 @@ fn trainer_with_momentum_on_the_simulated_gpu_matches_the_cpu() {
 
 #[test]
 fn a_non_finite_loss_on_the_gpu_is_caught_by_the_device_side_check() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    simulate();
+    let _serial = serial_on_simulated_gpu();
     d2l_tensor::manual_seed(3);
     let (train, _) = shapes(512, 16, 64, 3);
     let net = mlp();
@@ -113,8 +113,7 @@ fn a_non_finite_loss_on_the_gpu_is_caught_by_the_device_side_check() {
 
 #[test]
 fn a_gpu_that_is_not_there_is_an_error_not_a_cpu_run() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    simulate();
+    let _serial = serial_on_simulated_gpu();
     let net = mlp();
     let (train, _) = shapes(64, 16, 32, 0);
     let mut opt = Sgd::new(net.parameters(), 0.1).unwrap();
@@ -126,8 +125,7 @@ fn a_gpu_that_is_not_there_is_an_error_not_a_cpu_run() {
 
 #[test]
 fn bench_records_the_device_and_its_peak_memory() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    simulate();
+    let _serial = serial_on_simulated_gpu();
     let cfg = BenchConfig {
         protocol: Protocol {
             reps: 1,

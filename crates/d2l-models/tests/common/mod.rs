@@ -34,3 +34,8 @@ pub fn assert_parameter_counts(expect: &[(&str, usize)]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The names of `m`'s parameters, in order.
+pub fn parameter_names(m: &dyn Module) -> Vec<String> {
+    m.named_parameters().into_iter().map(|(n, _)| n).collect()
+}

@@ -43,6 +43,14 @@ impl Module for Mlp {
     }
 }
 
+/// `nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, outputs))`.
+pub fn mlp(inputs: usize, hidden: usize, outputs: usize) -> Result<Sequential> {
+    Ok(Sequential::new()
+        .add(Linear::new(inputs, hidden)?)
+        .add(ReLU)
+        .add(Linear::new(hidden, outputs)?))
+}
+
 /// The net of 5.2.3: `Linear(4, 8)`, then the same `Linear(8, 8)` (returned too) twice,
 /// then `Linear(8, 1)`, with ReLUs between.
 pub fn shared_net() -> Result<(Sequential, Arc<dyn Module>)> {
