@@ -5,10 +5,11 @@
 //!   [`device_tests!`] macro that declares one test per device check, and the helpers
 //!   the device checks share (deterministic inputs, CPU-versus-device comparison, state
 //!   copies, device-mismatch errors);
-//! - [`shared_data`]: the real data sets in `../shared/data` beside the repository, for
-//!   the tests that print a skip line where it is absent;
+//! - [`shared_data`] and [`shared_path_or_skip`]: the real data sets in `../shared/data`
+//!   beside the repository, for the tests that print a skip line where it is absent;
 //! - [`json`]: the tensors of the PyTorch fixtures stored as JSON;
 //! - [`seeded`]: a lock around the global generator for the tests that reseed it;
+//! - [`assert_identical`]: two tensors equal in dtype, shape and every value;
 //! - [`t`] and [`arange`]: small f32 tensors written inline.
 
 pub mod device;
