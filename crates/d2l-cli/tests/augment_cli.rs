@@ -3,19 +3,9 @@
 //! transform name, a missing image and a corrupt image.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn d2l(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_d2l"))
-        .args(args)
-        .env("D2L_OFFLINE", "1")
-        .output()
-        .expect("the d2l binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{d2l_offline as d2l, ok, stderr};
 
 /// The book's cat1.jpg when the shared data is present, else a generated 400 × 500 JPEG
 /// (the same size) so that the test runs anywhere.
@@ -45,59 +35,40 @@ fn png_size(p: &Path) -> (usize, usize) {
     (img.shape()[2], img.shape()[1])
 }
 
-fn run_ok(args: &[&str]) -> String {
-    let o = d2l(args);
-    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 #[test]
 fn writes_the_book_grids_for_cat1() {
     let dir = tempfile::tempdir().unwrap();
     let img = cat1(dir.path());
     let img = img.to_str().unwrap();
+    // `d2l augment IMG ARGS… --out NAME.png`: its standard output and the grid's size.
+    let augment = |name: &str, args: &[&str]| {
+        let out = dir.path().join(format!("{name}.png"));
+        let stdout = ok(&[
+            &["augment", img][..],
+            args,
+            &["--out", out.to_str().unwrap()],
+        ]
+        .concat());
+        (stdout, png_size(&out))
+    };
     // flip keeps 400 × 500: tiles of 200 × 250 at scale 0.5, 2 × 4 with 4-pixel margins.
-    let out = dir.path().join("flip.png");
-    let stdout = run_ok(&[
-        "augment",
-        img,
-        "--transform",
-        "flip",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (stdout, size) = augment("flip", &["--transform", "flip"]);
     assert!(stdout.contains("1020×412"), "{stdout}");
-    assert_eq!(png_size(&out), (4 * 250 + 5 * 4, 2 * 200 + 3 * 4));
+    assert_eq!(size, (4 * 250 + 5 * 4, 2 * 200 + 3 * 4));
     // crop gives 200 × 200 images: tiles of 100 × 100.
-    for t in ["crop", "all"] {
-        let out = dir.path().join(format!("{t}.png"));
-        run_ok(&[
-            "augment",
-            img,
-            "--transform",
-            t,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert_eq!(png_size(&out), (4 * 100 + 5 * 4, 2 * 100 + 3 * 4), "{t}");
-    }
-    for t in ["vflip", "color", "hue", "brightness"] {
-        let out = dir.path().join(format!("{t}.png"));
-        run_ok(&[
-            "augment",
-            img,
-            "--transform",
-            t,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert_eq!(png_size(&out), (1020, 412), "{t}");
+    let crop_grid = (4 * 100 + 5 * 4, 2 * 100 + 3 * 4);
+    for (t, want) in [
+        ("crop", crop_grid),
+        ("all", crop_grid),
+        ("vflip", (1020, 412)),
+        ("color", (1020, 412)),
+        ("hue", (1020, 412)),
+        ("brightness", (1020, 412)),
+    ] {
+        assert_eq!(augment(t, &["--transform", t]).1, want, "{t}");
     }
     // Other layouts and titles.
-    let out = dir.path().join("titled.png");
-    run_ok(&[
-        "augment",
-        img,
+    let titled = [
         "--transform",
         "crop",
         "--rows",
@@ -107,10 +78,9 @@ fn writes_the_book_grids_for_cat1() {
         "--scale",
         "1",
         "--titles",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(png_size(&out), (3 * 200 + 4 * 4, 200 + 20 + 2 * 4));
+    ];
+    let (_, size) = augment("titled", &titled);
+    assert_eq!(size, (3 * 200 + 4 * 4, 200 + 20 + 2 * 4));
 }
 
 #[test]
@@ -120,7 +90,7 @@ fn same_seed_same_bytes() {
     let img = img.to_str().unwrap();
     let run = |name: &str, seed: &str| {
         let out = dir.path().join(name);
-        run_ok(&[
+        ok(&[
             "augment",
             img,
             "--transform",

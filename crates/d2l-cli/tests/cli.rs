@@ -1,32 +1,13 @@
 //! The `d2l` program end to end: each command on small settings, and bad input giving a
 //! one-line error and a non-zero exit, never a panic.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{assert_run_files, out_err as text, shared_data, RUN_FILES};
 
 fn d2l(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_d2l"))
-        .args(args)
-        .env("D2L_OFFLINE", "1")
-        .env(
-            "D2L_CACHE_DIR",
-            std::env::temp_dir().join("d2l-cli-test-cache"),
-        )
-        .env_remove("D2L_DATA_DIR")
-        .output()
-        .expect("the d2l binary runs")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    p.join("fashion_mnist").is_dir().then_some(p)
+    common::d2l(args, &std::env::temp_dir().join("d2l-cli-test-cache"))
 }
 
 fn last_json(stdout: &str) -> serde_json::Value {
@@ -136,16 +117,7 @@ fn train_eval_predict_on_the_builtin_set_offline() {
         j["test_acc"].as_f64().unwrap() > 0.15,
         "better than chance: {j}"
     );
-    for f in [
-        "metrics.csv",
-        "summary.json",
-        "curves.png",
-        "curves.svg",
-        "model.safetensors",
-        "config.json",
-    ] {
-        assert!(run.join(f).is_file(), "{f} missing");
-    }
+    assert_run_files(&run, &RUN_FILES);
     let weights = run.join("model.safetensors");
     let o = d2l(&[
         "eval",
@@ -239,7 +211,7 @@ fn safetensors_lookup(bytes: &[u8]) -> (Vec<f32>, f32) {
 
 #[test]
 fn real_fashion_mnist_when_present() {
-    let Some(data) = shared_data() else {
+    let Some(data) = shared_data("fashion_mnist") else {
         eprintln!("skipped: ../shared/data/fashion_mnist not found");
         return;
     };
@@ -357,11 +329,10 @@ fn chapter_8_and_gd_experiments() {
     let o = d2l(&["zipf", "--epochs", "3"]);
     assert_eq!(o.status.code(), Some(1));
 
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if !data.join("airfoil/airfoil_self_noise.dat").is_file() {
+    let Some(data) = shared_data("airfoil/airfoil_self_noise.dat") else {
         eprintln!("skipped: gd-compare on ../shared/data (airfoil not found)");
         return;
-    }
+    };
     let o = d2l(&[
         "gd-compare",
         "--data-dir",

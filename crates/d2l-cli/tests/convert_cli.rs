@@ -1,34 +1,23 @@
 //! `d2l convert`: a PyTorch checkpoint becomes a safetensors file with the same tensors; a
 //! malicious pickle is refused and nothing is written.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
-fn d2l(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_d2l"))
-        .args(args)
-        .env("D2L_OFFLINE", "1")
-        .output()
-        .expect("the d2l binary runs")
-}
+mod common;
+use common::{d2l_offline as d2l, stderr, text};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../d2l-nn/tests/fixtures/pth")
-        .join(name)
+    common::fixture("d2l-nn/tests/fixtures/pth").join(name)
 }
 
 #[test]
 fn converts_a_checkpoint_and_refuses_a_malicious_one() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("tiny.safetensors");
-    let o = d2l(&[
-        "convert",
-        fixture("tiny_zip.pth").to_str().unwrap(),
-        out.to_str().unwrap(),
-    ]);
-    let text =
-        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    // `d2l convert PTH OUT` for a fixture PTH.
+    let convert = |pth: &str, out: &str| d2l(&["convert", fixture(pth).to_str().unwrap(), out]);
+    let o = convert("tiny_zip.pth", out.to_str().unwrap());
+    let text = text(&o);
     assert!(o.status.success(), "{text}");
     assert!(text.contains("wrote"), "{text}");
     let got = d2l_nn::serialize::load(&out).unwrap();
@@ -44,20 +33,12 @@ fn converts_a_checkpoint_and_refuses_a_malicious_one() {
         );
     }
     let bad = dir.path().join("bad.safetensors");
-    let o = d2l(&[
-        "convert",
-        fixture("malicious.pth").to_str().unwrap(),
-        bad.to_str().unwrap(),
-    ]);
-    let err = String::from_utf8_lossy(&o.stderr);
+    let o = convert("malicious.pth", bad.to_str().unwrap());
+    let err = stderr(&o);
     assert!(!o.status.success());
     assert!(err.contains("system"), "{err}");
     assert!(!bad.exists());
-    let o = d2l(&[
-        "convert",
-        fixture("tiny_zip.pth").to_str().unwrap(),
-        "x.bin",
-    ]);
+    let o = convert("tiny_zip.pth", "x.bin");
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains(".safetensors"));
+    assert!(stderr(&o).contains(".safetensors"));
 }

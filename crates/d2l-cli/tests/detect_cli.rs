@@ -12,45 +12,28 @@ fn anchors_reproduce_the_book_and_write_figures() {
     let dir = tempfile::tempdir().unwrap();
     let img = book_image("catdog.jpg");
     let img = img.to_str().unwrap();
-    let out = dir.path().join("a.png");
-    let o = d2l(
-        &[
-            "anchors",
-            img,
-            "--at",
-            "250,250",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    let t = text(&o);
-    assert!(o.status.success(), "{t}");
+    // `d2l anchors catdog.jpg OPTIONS… --out NAME`: its output and the figure's size.
+    let anchors = |options: &[&str], name: &str| {
+        let out = dir.path().join(name);
+        let args = [
+            &["anchors", img][..],
+            options,
+            &["--out", out.to_str().unwrap()],
+        ];
+        let o = d2l(&args.concat(), dir.path());
+        (succeeded(&o), png_size(&out))
+    };
+    let (t, size) = anchors(&["--at", "250,250"], "a.png");
     // 13.4: (1, 2042040, 4) and the first anchor at (250, 250).
     assert!(t.contains("[1, 2042040, 4]"), "{t}");
     assert!(
         t.contains("s=0.75, r=1") && t.contains("[0.06, 0.07, 0.63, 0.82]"),
         "{t}"
     );
-    assert_eq!(png_size(&out), (728, 561));
-    let multi = dir.path().join("m.png");
-    let o = d2l(
-        &[
-            "anchors",
-            img,
-            "--fmap",
-            "4x4",
-            "--sizes",
-            "0.15",
-            "--out",
-            multi.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    let t = text(&o);
-    assert!(o.status.success(), "{t}");
+    assert_eq!(size, (728, 561));
+    let (t, size) = anchors(&["--fmap", "4x4", "--sizes", "0.15"], "m.png");
     assert!(t.contains("48 anchors"), "{t}");
-    assert_eq!(png_size(&multi), (728, 561));
+    assert_eq!(size, (728, 561));
 }
 
 #[test]
@@ -95,100 +78,85 @@ fn train_tiny_ssd_then_detect() {
     let dir = tempfile::tempdir().unwrap();
     let c = dir.path();
     let run = c.join("run");
-    let o = d2l(
-        &[
-            "train",
-            "tiny-ssd",
-            "--dataset",
-            "generated",
-            "--epochs",
-            "1",
-            "--train-limit",
-            "8",
-            "--batch-size",
-            "8",
-            "--quiet",
-            "--json",
-            "--out",
-            run.to_str().unwrap(),
-        ],
-        c,
-    );
-    let t = text(&o);
-    assert!(o.status.success(), "{t}");
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let j: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let args = [
+        "tiny-ssd",
+        "--dataset",
+        "generated",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "8",
+        "--batch-size",
+        "8",
+    ];
+    let (_, j) = train_json(&args, &run, c);
     let err = j["class_err"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&err), "{j}");
     assert!(j["val_bbox_mae"].as_f64().unwrap() >= 0.0, "{j}");
-    for f in [
-        "model.safetensors",
-        "metrics.csv",
-        "summary.json",
-        "config.json",
-        "curves.png",
-    ] {
-        assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
-    }
-    let weights = run.join("model.safetensors");
-    let out = c.join("det.png");
-    let banana = book_image("banana.jpg");
-    let o = d2l(
+    assert_run_files(
+        &run,
         &[
-            "detect",
-            "tiny-ssd",
-            banana.to_str().unwrap(),
-            "--weights",
-            weights.to_str().unwrap(),
-            "--threshold",
-            "0",
-            "--out",
-            out.to_str().unwrap(),
+            "model.safetensors",
+            "metrics.csv",
+            "summary.json",
+            "config.json",
+            "curves.png",
+        ],
+    );
+    let weights = run.join("model.safetensors");
+    let banana = book_image("banana.jpg");
+    let out = c.join("det.png");
+    let (t, size) = draw(
+        ["detect", "tiny-ssd"],
+        &banana,
+        &weights,
+        &["--threshold", "0"],
+        &out,
+        c,
+    );
+    assert!(t.contains("detections above 0"), "{t}");
+    assert_eq!(size, (256, 256));
+
+    // Bad input.
+    fail_cases(
+        &[
+            (
+                &["train", "tiny-ssd", "--cls-loss", "hinge"],
+                "--cls-loss expects ce, focal or focal:GAMMA",
+            ),
+            (
+                &["train", "tiny-ssd", "--box-loss", "smooth-l1:-1"],
+                "SIGMA > 0",
+            ),
+            (
+                &["train", "tiny-ssd", "--dataset", "mnist"],
+                "bananas` or `generated",
+            ),
+            (
+                &["train", "tiny-ssd", "--width-mult", "0.5"],
+                "does not apply to tiny-ssd",
+            ),
+            (
+                &[
+                    "train",
+                    "tiny-ssd",
+                    "--dataset",
+                    "bananas",
+                    "--num-classes",
+                    "3",
+                ],
+                "--dataset generated",
+            ),
+            // Offline and without the banana zip: the error says where to put it.
+            (
+                &["train", "tiny-ssd", "--dataset", "bananas"],
+                "banana-detection",
+            ),
         ],
         c,
     );
-    let t = text(&o);
-    assert!(o.status.success(), "{t}");
-    assert!(t.contains("detections above 0"), "{t}");
-    assert_eq!(png_size(&out), (256, 256));
-
-    // Bad input.
-    fails_with(
-        &d2l(&["train", "tiny-ssd", "--cls-loss", "hinge"], c),
-        "--cls-loss expects ce, focal or focal:GAMMA",
-    );
-    fails_with(
-        &d2l(&["train", "tiny-ssd", "--box-loss", "smooth-l1:-1"], c),
-        "SIGMA > 0",
-    );
-    fails_with(
-        &d2l(&["train", "tiny-ssd", "--dataset", "mnist"], c),
-        "bananas` or `generated",
-    );
-    fails_with(
-        &d2l(&["train", "tiny-ssd", "--width-mult", "0.5"], c),
-        "does not apply to tiny-ssd",
-    );
-    fails_with(
-        &d2l(
-            &[
-                "train",
-                "tiny-ssd",
-                "--dataset",
-                "bananas",
-                "--num-classes",
-                "3",
-            ],
-            c,
-        ),
-        "--dataset generated",
-    );
-    // Offline and without the banana zip: the error says where to put it.
-    fails_with(
-        &d2l(&["train", "tiny-ssd", "--dataset", "bananas"], c),
-        "banana-detection",
-    );
     let not_ssd = c.join("other.safetensors");
+    let lr = c.join("lr");
     let o = d2l(
         &[
             "train",
@@ -197,52 +165,32 @@ fn train_tiny_ssd_then_detect() {
             "1",
             "--quiet",
             "--out",
-            c.join("lr").to_str().unwrap(),
+            lr.to_str().unwrap(),
         ],
         c,
     );
-    assert!(o.status.success(), "{}", text(&o));
-    std::fs::copy(c.join("lr/model.safetensors"), &not_ssd).unwrap();
-    fails_with(
-        &d2l(
-            &[
-                "detect",
-                "tiny-ssd",
-                banana.to_str().unwrap(),
-                "--weights",
-                not_ssd.to_str().unwrap(),
-            ],
-            c,
-        ),
-        "not TinySSD weights",
-    );
-    fails_with(
-        &d2l(
-            &[
-                "detect",
-                "lenet",
-                banana.to_str().unwrap(),
-                "--weights",
-                weights.to_str().unwrap(),
-            ],
-            c,
-        ),
-        "not a detection model",
-    );
-    fails_with(
-        &d2l(
-            &[
-                "detect",
-                "tiny-ssd",
-                banana.to_str().unwrap(),
-                "--weights",
-                weights.to_str().unwrap(),
-                "--threshold",
-                "2",
-            ],
-            c,
-        ),
-        "[0, 1]",
+    succeeded(&o);
+    std::fs::copy(lr.join("model.safetensors"), &not_ssd).unwrap();
+    fail_cases(
+        &[
+            (
+                &draw_args("detect", "tiny-ssd", &banana, &not_ssd),
+                "not TinySSD weights",
+            ),
+            (
+                &draw_args("detect", "lenet", &banana, &weights),
+                "not a detection model",
+            ),
+            (
+                &[
+                    &draw_args("detect", "tiny-ssd", &banana, &weights)[..],
+                    &["--threshold", "2"],
+                ]
+                .concat(),
+                "[0, 1]",
+            ),
+        ],
+        c,
     );
 }
 

@@ -6,34 +6,21 @@
 
 mod common;
 
-use common::text;
+use common::{last_json, stderr, text};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// Runs `d2l ARGS` offline with `cache` as its cache folder; `simulate` puts
 /// `D2L_SIMULATE_CUDA=1` in its environment (and it is removed otherwise).
 fn d2l(args: &[&str], cache: &Path, simulate: bool) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_d2l"));
-    c.args(args)
-        .env("D2L_OFFLINE", "1")
-        .env("D2L_CACHE_DIR", cache)
-        .env("BENCH_TARGET_S", "0.02")
-        .env_remove("D2L_DATA_DIR");
+    let mut c = common::isolated(args, cache);
+    c.env("BENCH_TARGET_S", "0.02");
     if simulate {
         c.env("D2L_SIMULATE_CUDA", "1");
     } else {
         c.env_remove("D2L_SIMULATE_CUDA");
     }
-    c.output().expect("the d2l binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn last_json(o: &Output) -> serde_json::Value {
-    let out = String::from_utf8_lossy(&o.stdout);
-    serde_json::from_str(out.lines().last().expect("output")).expect("the last line is JSON")
+    common::output(&mut c)
 }
 
 /// A small, fast `d2l train softmax` on the built-in shapes set.
@@ -60,15 +47,18 @@ fn train_args<'a>(device: &'a str, out: &'a str) -> Vec<&'a str> {
     ]
 }
 
+/// Runs the training of [`train_args`] on `device` into the run folder `run`, with the
+/// folder above it as the cache.
+fn train(device: &str, run: &Path, simulate: bool) -> Output {
+    let cache = run.parent().unwrap();
+    d2l(&train_args(device, run.to_str().unwrap()), cache, simulate)
+}
+
 #[test]
 fn cuda_without_a_gpu_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let o = d2l(
-        &train_args("cuda", run.to_str().unwrap()),
-        dir.path(),
-        false,
-    );
+    let o = train("cuda", &run, false);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(err.starts_with("error: cuda:0 is not available: "), "{err}");
@@ -98,11 +88,7 @@ fn cuda_without_a_gpu_is_a_clear_error() {
 fn auto_without_a_gpu_runs_on_the_cpu_with_a_notice() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    let o = d2l(
-        &train_args("auto", run.to_str().unwrap()),
-        dir.path(),
-        false,
-    );
+    let o = train("auto", &run, false);
     let err = stderr(&o);
     assert!(o.status.success(), "{}", text(&o));
     let notice: Vec<&str> = err
@@ -147,18 +133,10 @@ fn simulated_gpu_trains_like_the_cpu_and_is_listed() {
     let dir = tempfile::tempdir().unwrap();
     let cpu_run = dir.path().join("cpu");
     let gpu_run = dir.path().join("gpu");
-    let o = d2l(
-        &train_args("cpu", cpu_run.to_str().unwrap()),
-        dir.path(),
-        true,
-    );
+    let o = train("cpu", &cpu_run, true);
     assert!(o.status.success(), "{}", text(&o));
     let cpu = last_json(&o);
-    let o = d2l(
-        &train_args("cuda", gpu_run.to_str().unwrap()),
-        dir.path(),
-        true,
-    );
+    let o = train("cuda", &gpu_run, true);
     assert!(o.status.success(), "{}", text(&o));
     let gpu = last_json(&o);
     assert_eq!(cpu["device"], "cpu");
@@ -215,11 +193,7 @@ fn simulated_gpu_trains_like_the_cpu_and_is_listed() {
     assert!(!out.contains("no CUDA GPU"), "{out}");
     // auto picks the simulated GPU and says so.
     let auto_run = dir.path().join("auto");
-    let o = d2l(
-        &train_args("auto", auto_run.to_str().unwrap()),
-        dir.path(),
-        true,
-    );
+    let o = train("auto", &auto_run, true);
     assert!(o.status.success(), "{}", text(&o));
     assert!(stderr(&o).contains("device: cuda:0"), "{}", text(&o));
     assert_eq!(last_json(&o)["device"], "cuda:0");

@@ -21,6 +21,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::text;
+
 const D2L: &str = env!("CARGO_BIN_EXE_d2l");
 /// Seconds any one launch may take before `timeout` ends it.
 const LIMIT: &str = "240";
@@ -65,14 +68,6 @@ fn mpirun_cmd(np: usize, args: &[&str]) -> Command {
 
 fn mpirun(np: usize, args: &[&str]) -> Output {
     mpirun_cmd(np, args).output().expect("mpirun runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn ok(o: &Output) -> String {

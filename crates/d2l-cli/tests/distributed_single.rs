@@ -2,29 +2,20 @@
 //! the same training as without the flag; flag errors. The MPI runs are in
 //! `distributed.rs` (feature `mpi`).
 
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::text;
 
 fn d2l(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_d2l"));
-    c.args(args)
-        .env("D2L_OFFLINE", "1")
-        .env_remove("D2L_DATA_DIR")
+    let mut c = common::command(args);
+    c.env_remove("D2L_DATA_DIR")
         .env_remove("OMPI_COMM_WORLD_SIZE")
         .env_remove("PMI_SIZE")
         .env_remove("PMIX_RANK")
-        .env_remove("SLURM_STEP_ID");
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().expect("the d2l binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+        .env_remove("SLURM_STEP_ID")
+        .envs(envs.iter().copied());
+    common::output(&mut c)
 }
 
 const RUN: &[&str] = &[

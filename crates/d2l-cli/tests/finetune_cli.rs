@@ -8,8 +8,7 @@ use common::*;
 
 /// A torchvision-format ResNet-18 checkpoint (every tensor a view of one small storage).
 fn weights() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../d2l-models/tests/fixtures/torchvision/resnet18_strided.pth")
+    fixture("d2l-models/tests/fixtures/torchvision/resnet18_strided.pth")
 }
 
 /// `root/{train,test}/{hotdog,not-hotdog}/*.png`, 40×48 images of two colours.
@@ -61,23 +60,18 @@ fn finetunes_from_a_torchvision_checkpoint() {
         "--quiet",
         "--json",
     ];
+    // `d2l finetune resnet18 ARGS… --out OUT` with the settings above.
+    let finetune = |args: &[&str], out: &Path| {
+        let out = ["--out", out.to_str().unwrap()];
+        d2l(
+            &[&["finetune", "resnet18"][..], args, &out, &common].concat(),
+            dir.path(),
+        )
+    };
     // A vanishing learning rate: the body must still hold the checkpoint's values after a step.
-    let mut args = vec![
-        "finetune",
-        "resnet18",
-        "--weights",
-        w.to_str().unwrap(),
-        "--lr",
-        "1e-30",
-        "--out",
-        run.to_str().unwrap(),
-    ];
-    args.extend(common);
-    let o = d2l(&args, dir.path());
-    let t = text(&o);
-    assert!(o.status.success(), "{t}");
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let j: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let o = finetune(&["--weights", w.to_str().unwrap(), "--lr", "1e-30"], &run);
+    succeeded(&o);
+    let j = last_json(&o);
     // The test split has 6 images (3 per class): the accuracy is a count out of 6.
     let acc = j["test_acc"].as_f64().unwrap();
     let hits = acc * 6.0;
@@ -108,87 +102,69 @@ fn finetunes_from_a_torchvision_checkpoint() {
 
     // From scratch: one learning rate, no weights.
     let run2 = dir.path().join("run2");
-    let mut args = vec![
-        "finetune",
-        "resnet18",
-        "--scratch",
-        "--out",
-        run2.to_str().unwrap(),
-    ];
-    args.extend(common);
-    let o = d2l(&args, dir.path());
-    assert!(o.status.success(), "{}", text(&o));
+    succeeded(&finetune(&["--scratch"], &run2));
 
     // Bad input.
     let c = dir.path();
     let ds = data.to_str().unwrap();
-    fails_with(
-        &d2l(&["finetune", "resnet18", "--dataset", ds], c),
-        "--scratch",
-    );
-    fails_with(
-        &d2l(
-            &[
-                "finetune",
+    let w = w.to_str().unwrap();
+    let nope = c.join("nope");
+    let wrong = fixture("d2l-nn/tests/fixtures/pth/tiny_zip.pth");
+    fail_cases(
+        &[
+            (&["finetune", "resnet18", "--dataset", ds], "--scratch"),
+            (
+                &[
+                    "finetune",
+                    "resnet18",
+                    "--scratch",
+                    "--weights",
+                    w,
+                    "--dataset",
+                    ds,
+                ],
+                "not both",
+            ),
+            (
+                &["finetune", "vgg11", "--scratch", "--dataset", ds],
                 "resnet18",
-                "--scratch",
-                "--weights",
-                w.to_str().unwrap(),
-                "--dataset",
-                ds,
-            ],
-            c,
-        ),
-        "not both",
-    );
-    fails_with(
-        &d2l(&["finetune", "vgg11", "--scratch", "--dataset", ds], c),
-        "resnet18",
-    );
-    fails_with(
-        &d2l(
-            &[
-                "finetune",
-                "resnet18",
-                "--scratch",
-                "--dataset",
-                c.join("nope").to_str().unwrap(),
-            ],
-            c,
-        ),
-        "train/ and test/",
-    );
-    fails_with(
-        &d2l(
-            &[
-                "finetune",
-                "resnet18",
-                "--scratch",
-                "--dataset",
-                ds,
+            ),
+            (
+                &[
+                    "finetune",
+                    "resnet18",
+                    "--scratch",
+                    "--dataset",
+                    nope.to_str().unwrap(),
+                ],
+                "train/ and test/",
+            ),
+            (
+                &[
+                    "finetune",
+                    "resnet18",
+                    "--scratch",
+                    "--dataset",
+                    ds,
+                    "--head-lr-mult",
+                    "0",
+                ],
                 "--head-lr-mult",
-                "0",
-            ],
-            c,
-        ),
-        "--head-lr-mult",
+            ),
+            (
+                &[
+                    "finetune",
+                    "resnet18",
+                    "--weights",
+                    wrong.to_str().unwrap(),
+                    "--dataset",
+                    ds,
+                ],
+                "conv1.weight",
+            ),
+            // Offline without the hot-dog zip: the error says where it was looked for.
+            (&["finetune", "resnet18", "--scratch"], "hotdog"),
+        ],
+        c,
     );
-    let wrong =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../d2l-nn/tests/fixtures/pth/tiny_zip.pth");
-    fails_with(
-        &d2l(
-            &[
-                "finetune",
-                "resnet18",
-                "--weights",
-                wrong.to_str().unwrap(),
-                "--dataset",
-                ds,
-            ],
-            c,
-        ),
-        "conv1.weight",
-    );
-    // Offline without the hot-dog zip: the error says where it was looked for.
-    fails_with(&d2l(&["finetune", "resnet18", "--scratch"], c), "hotdog");
 }

@@ -13,17 +13,11 @@ use std::process::{Command, Output};
 
 /// Runs `d2l ARGS` offline with the given environment (`D2L_MAX_ALLOC`, ...).
 fn d2l_env(args: &[&str], env: &[(&str, &str)], cache: &Path) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_d2l"));
-    c.args(args)
-        .env("D2L_OFFLINE", "1")
-        .env("D2L_CACHE_DIR", cache)
-        .env_remove("D2L_DATA_DIR")
-        .env_remove("D2L_MAX_ALLOC")
-        .env_remove("RAYON_NUM_THREADS");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("the d2l binary runs")
+    let mut c = common::isolated(args, cache);
+    c.env_remove("D2L_MAX_ALLOC")
+        .env_remove("RAYON_NUM_THREADS")
+        .envs(env.iter().copied());
+    common::output(&mut c)
 }
 
 /// Exit code 1 and exactly one `error: ` line, the last on stderr, holding every needle

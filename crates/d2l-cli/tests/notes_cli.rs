@@ -2,31 +2,14 @@
 //! each runs, writes its figures and prints its numbers; bad input is one line.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn d2l(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_d2l"))
-        .args(args)
-        .env("D2L_OFFLINE", "1")
-        .output()
-        .expect("the d2l binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = d2l(args);
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{args:?}: {}\n{out}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
+mod common;
+use common::{d2l_offline as d2l, ok, stderr};
 
 fn err(args: &[&str]) -> String {
     let o = d2l(args);
     assert!(!o.status.success(), "{args:?} should fail");
-    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    let e = stderr(&o);
     assert_eq!(e.trim().lines().count(), 1, "one line: {e}");
     assert!(!e.contains("panicked"), "{e}");
     e
@@ -74,14 +57,11 @@ fn phm_models_are_in_the_zoo_with_their_parameter_counts() {
 }
 
 fn catdog() -> Option<PathBuf> {
-    let p =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/d2l_images/catdog.jpg");
-    if p.exists() {
-        Some(p)
-    } else {
+    let Some(data) = common::shared_data("d2l_images/catdog.jpg") else {
         eprintln!("skipping: ../shared/data/d2l_images/catdog.jpg not found");
-        None
-    }
+        return None;
+    };
+    Some(data.join("d2l_images/catdog.jpg"))
 }
 
 #[test]
@@ -89,27 +69,24 @@ fn anchors_draws_the_labelling_and_nms_examples() {
     let Some(img) = catdog() else { return };
     let dir = tempfile::tempdir().unwrap();
     let img = img.to_str().unwrap();
+    // `d2l anchors IMG --example EXAMPLE --out OUT`.
+    let example = |name: &str, out: &Path| {
+        ok(&[
+            "anchors",
+            img,
+            "--example",
+            name,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
     let lab = dir.path().join("labels.png");
-    let s = ok(&[
-        "anchors",
-        img,
-        "--example",
-        "labelling",
-        "--out",
-        lab.to_str().unwrap(),
-    ]);
+    let s = example("labelling", &lab);
     // The book's assignment: anchors 0 and 3 background, 1 dog, 2 and 4 cat.
     assert!(s.contains("classes [0, 1, 2, 0, 2]"), "{s}");
     assert!(lab.exists());
     let nms = dir.path().join("nms.png");
-    let s = ok(&[
-        "anchors",
-        img,
-        "--example",
-        "nms",
-        "--out",
-        nms.to_str().unwrap(),
-    ]);
+    let s = example("nms", &nms);
     assert!(s.contains("[ 0, 0.90, 0.10, 0.08, 0.52, 0.92]"), "{s}");
     assert!(s.contains("[ 1, 0.90, 0.55, 0.20, 0.90, 0.88]"), "{s}");
     assert!(nms.exists() && dir.path().join("nms-after-nms.png").exists());
@@ -118,8 +95,7 @@ fn anchors_draws_the_labelling_and_nms_examples() {
 
 #[test]
 fn eval_reads_a_pytorch_checkpoint_directly() {
-    let pth =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../d2l-nn/tests/fixtures/pth/tiny_zip.pth");
+    let pth = common::fixture("d2l-nn/tests/fixtures/pth/tiny_zip.pth");
     // Not an MLP state dict: the answer is a name mismatch from the checkpoint reader,
     // not "not a valid safetensors file".
     let e = err(&[

@@ -5,31 +5,14 @@
 //! fold within 0.002; char-RNN 8.6 perplexity within 5 %.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn d2l(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_d2l"))
-        .args(args)
-        .env("D2L_OFFLINE", "1")
-        .output()
-        .expect("the d2l binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = d2l(args);
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(
-        o.status.success(),
-        "{args:?}: {}\n{out}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
-}
+mod common;
+use common::{d2l_offline as d2l, ok, stderr};
 
 fn err(args: &[&str]) -> String {
     let o = d2l(args);
     assert_eq!(o.status.code(), Some(1), "{args:?} should fail");
-    let e = String::from_utf8_lossy(&o.stderr).into_owned();
+    let e = stderr(&o);
     let last = e.trim().lines().last().unwrap_or("").to_string();
     assert!(last.starts_with("error: "), "{e}");
     assert!(!e.contains("panicked"), "{e}");
@@ -55,8 +38,7 @@ fn reproduce(args: &[&str]) -> (tempfile::TempDir, PathBuf, String) {
 }
 
 fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    (p.join("fashion_mnist").is_dir() && p.join("timemachine").is_dir()).then_some(p)
+    common::shared_data("fashion_mnist").filter(|p| p.join("timemachine").is_dir())
 }
 
 /// The comparison rows a record's `reproduce.json` holds, by metric.

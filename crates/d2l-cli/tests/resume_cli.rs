@@ -7,29 +7,20 @@
 //! one-line errors.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
+mod common;
+use common::text;
+
 fn cmd(args: &[&str], cache: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_d2l"));
-    c.args(args)
-        .env("D2L_OFFLINE", "1")
-        .env("D2L_CACHE_DIR", cache)
-        .env_remove("D2L_DATA_DIR")
-        .env_remove("D2L_TEST_STALL_AT");
+    let mut c = common::isolated(args, cache);
+    c.env_remove("D2L_TEST_STALL_AT");
     c
 }
 
 fn d2l(args: &[&str], cache: &Path) -> Output {
-    cmd(args, cache).output().expect("the d2l binary runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    common::output(&mut cmd(args, cache))
 }
 
 /// A run waiting at its stall point, with a thread draining its stderr (a closed pipe
@@ -219,14 +210,9 @@ fn tiny_ssd_resumes_bit_identically() {
     );
 }
 
-fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    p.join("timemachine/timemachine.txt").is_file().then_some(p)
-}
-
 #[test]
 fn a_language_model_resumes_bit_identically() {
-    let Some(data) = shared_data() else {
+    let Some(data) = common::shared_data("timemachine/timemachine.txt") else {
         eprintln!("skipping: ../shared/data/timemachine/timemachine.txt is not present");
         return;
     };
@@ -262,9 +248,8 @@ fn a_run_folder_belongs_to_one_run() {
     let dir = tempfile::tempdir().unwrap();
     let c = dir.path();
     let out = c.join("run");
-    let base = [
-        "train",
-        "mlp",
+    // 256 training and 64 test images of the shapes set, batch 64.
+    let small = [
         "--dataset",
         "shapes",
         "--train-limit",
@@ -273,8 +258,8 @@ fn a_run_folder_belongs_to_one_run() {
         "64",
         "--batch-size",
         "64",
-        "--quiet",
     ];
+    let base = [&["train", "mlp"][..], &small, &["--quiet"]].concat();
     let args = |extra: &[&'static str]| -> Vec<String> {
         let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
         v.extend(extra.iter().map(|s| s.to_string()));
@@ -331,20 +316,11 @@ fn a_run_folder_belongs_to_one_run() {
     let other = c.join("locked");
     let stall_args = with_out(
         &[
-            "train",
-            "softmax",
-            "--dataset",
-            "shapes",
-            "--train-limit",
-            "256",
-            "--test-limit",
-            "64",
-            "--batch-size",
-            "64",
-            "--epochs",
-            "2",
-            "--quiet",
-        ],
+            &["train", "softmax"][..],
+            &small,
+            &["--epochs", "2", "--quiet"],
+        ]
+        .concat(),
         &other,
     );
     let first = start_stalled(&stall_args, c, "1:2");

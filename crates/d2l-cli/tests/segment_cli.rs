@@ -9,44 +9,24 @@ fn train_fcn_then_segment() {
     let dir = tempfile::tempdir().unwrap();
     let c = dir.path();
     let run = c.join("run");
-    let o = d2l(
-        &[
-            "train",
-            "fcn",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--train-limit",
-            "8",
-            "--test-limit",
-            "4",
-            "--quiet",
-            "--json",
-            "--out",
-            run.to_str().unwrap(),
-        ],
-        c,
-    );
-    let t = text(&o);
-    assert!(o.status.success(), "{t}");
+    let args = [
+        "fcn",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--train-limit",
+        "8",
+        "--test-limit",
+        "4",
+    ];
+    let (t, j) = train_json(&args, &run, c);
     assert!(t.contains("generated segmentation set"), "{t}");
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let j: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     let acc = j["test_acc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc), "{j}");
     // The run folder has every file a run writes, whatever the task.
-    for f in [
-        "config.json",
-        "metrics.csv",
-        "curves.png",
-        "curves.svg",
-        "summary.json",
-        "model.safetensors",
-        "checkpoint.safetensors",
-    ] {
-        assert!(run.join(f).is_file(), "{f} missing");
-    }
+    assert_run_files(&run, &RUN_FILES);
+    assert_run_files(&run, &["checkpoint.safetensors"]);
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert!(
         csv.starts_with("epoch,train_loss,train_acc,train_miou,test_loss,test_acc,test_miou,"),
@@ -62,55 +42,31 @@ fn train_fcn_then_segment() {
         .unwrap()
         .join("JPEGImages/val_00000.png");
     let out = c.join("seg.png");
-    let o = d2l(
+    let weights = run.join("model.safetensors");
+    let (t, size) = draw(["segment", "fcn"], &img, &weights, &[], &out, c);
+    assert!(t.contains("% of the pixels"), "{t}");
+    assert_eq!(size, (448, 160));
+
+    fail_cases(
         &[
-            "segment",
-            "fcn",
-            img.to_str().unwrap(),
-            "--weights",
-            run.join("model.safetensors").to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
+            (
+                &["train", "fcn", "--dataset", "mnist"],
+                "`voc` or `generated`",
+            ),
+            (&["train", "fcn", "--dataset", "voc"], "VOCtrainval"),
+            (
+                &["train", "lenet", "--weights", "x.pth"],
+                "applies to fcn only",
+            ),
+            (
+                &draw_args("segment", "lenet", &img, std::path::Path::new("x")),
+                "not a segmentation model",
+            ),
+            (
+                &draw_args("segment", "fcn", &img, &c.join("none.safetensors")),
+                "none.safetensors",
+            ),
         ],
         c,
-    );
-    let t = text(&o);
-    assert!(o.status.success(), "{t}");
-    assert!(t.contains("% of the pixels"), "{t}");
-    let png = std::fs::read(&out).unwrap();
-    let be = |i: usize| u32::from_be_bytes(png[i..i + 4].try_into().unwrap());
-    assert_eq!((be(16), be(20)), (448, 160));
-
-    fails_with(
-        &d2l(&["train", "fcn", "--dataset", "mnist"], c),
-        "`voc` or `generated`",
-    );
-    fails_with(
-        &d2l(&["train", "fcn", "--dataset", "voc"], c),
-        "VOCtrainval",
-    );
-    fails_with(
-        &d2l(&["train", "lenet", "--weights", "x.pth"], c),
-        "applies to fcn only",
-    );
-    fails_with(
-        &d2l(
-            &["segment", "lenet", img.to_str().unwrap(), "--weights", "x"],
-            c,
-        ),
-        "not a segmentation model",
-    );
-    fails_with(
-        &d2l(
-            &[
-                "segment",
-                "fcn",
-                img.to_str().unwrap(),
-                "--weights",
-                c.join("none.safetensors").to_str().unwrap(),
-            ],
-            c,
-        ),
-        "none.safetensors",
     );
 }

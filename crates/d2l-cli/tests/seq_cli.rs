@@ -2,32 +2,13 @@
 //! summary with perplexity and tokens/s, the run directory, `d2l models`, and one-line
 //! errors for flags that do not apply.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{assert_run_files, out_err as text, shared_data};
 
 fn d2l(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_d2l"))
-        .args(args)
-        .env("D2L_OFFLINE", "1")
-        .env(
-            "D2L_CACHE_DIR",
-            std::env::temp_dir().join("d2l-seq-cli-test-cache"),
-        )
-        .env_remove("D2L_DATA_DIR")
-        .output()
-        .expect("the d2l binary runs")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    p.join("timemachine/timemachine.txt").is_file().then_some(p)
+    common::d2l(args, &std::env::temp_dir().join("d2l-seq-cli-test-cache"))
 }
 
 #[test]
@@ -43,7 +24,7 @@ fn char_models_are_listed() {
 
 #[test]
 fn train_char_models_briefly() {
-    let Some(data) = shared_data() else {
+    let Some(data) = shared_data("timemachine/timemachine.txt") else {
         eprintln!("skipping: ../shared/data/timemachine/timemachine.txt is not present");
         return;
     };
@@ -99,15 +80,16 @@ fn train_char_models_briefly() {
         // epochs must have learned something (13–18 here, seed 0).
         assert!(ppl > 1.0 && ppl < 22.0, "{model}: perplexity {ppl}");
         assert!(j["tokens_per_sec"].as_f64().unwrap() > 0.0);
-        for f in [
-            "config.json",
-            "metrics.csv",
-            "curves.png",
-            "model.safetensors",
-            "summary.json",
-        ] {
-            assert!(out_dir.join(f).is_file(), "{model}: {f} missing");
-        }
+        assert_run_files(
+            &out_dir,
+            &[
+                "config.json",
+                "metrics.csv",
+                "curves.png",
+                "model.safetensors",
+                "summary.json",
+            ],
+        );
     }
 }
 

@@ -2,47 +2,21 @@
 //! the random-weights notice and writes the PNG (and the loss plot); a bad size or a
 //! missing image is a one-line error with exit code 1.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{assert_run_files, book_image, one_line_failure, png_size, RUN_FILES};
 
 /// Runs `d2l` from the repository root (where the book's images default to
 /// `../shared/data/d2l_images`).
 fn d2l(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_d2l"))
-        .args(args)
-        .current_dir(repo_root())
-        .env("D2L_OFFLINE", "1")
-        .env_remove("D2L_DATA_DIR")
-        .output()
-        .expect("the d2l binary runs")
-}
-
-fn book_image(name: &str) -> PathBuf {
-    let p = repo_root().join("../shared/data/d2l_images").join(name);
-    assert!(p.exists(), "../shared/data must sit beside the repository");
-    p
-}
-
-/// Width and height from a PNG's IHDR chunk.
-fn png_size(path: &Path) -> (u32, u32) {
-    let b = std::fs::read(path).unwrap();
-    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
-    assert_eq!(&b[12..16], b"IHDR");
-    let be = |s: &[u8]| u32::from_be_bytes([s[0], s[1], s[2], s[3]]);
-    (be(&b[16..20]), be(&b[20..24]))
-}
-
-fn assert_one_line_failure(o: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains(needle), "{err}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    common::output(
+        common::command(args)
+            .current_dir(root)
+            .env_remove("D2L_DATA_DIR"),
+    )
 }
 
 #[test]
@@ -81,16 +55,7 @@ fn short_run_on_the_books_images_writes_the_png() {
     assert!(plot.exists(), "{stdout}");
     // The run folder has the files every training run has.
     let run = dir.path().join("run");
-    for f in [
-        "config.json",
-        "metrics.csv",
-        "curves.png",
-        "curves.svg",
-        "model.safetensors",
-        "summary.json",
-    ] {
-        assert!(run.join(f).is_file(), "{f} missing");
-    }
+    assert_run_files(&run, &RUN_FILES);
     let csv = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
     assert!(
         csv.starts_with("epoch,content,style,tv,total,lr,images_per_sec,seconds\n"),
@@ -135,46 +100,24 @@ fn explicit_images_and_stated_weights() {
 fn bad_size_is_one_line() {
     for size in ["32", "0x48", "ax48", "32x1", ""] {
         let o = d2l(&["style", "--epochs", "1", "--size", size]);
-        assert_one_line_failure(&o, "--size");
+        one_line_failure(&o, "--size");
     }
 }
 
 #[test]
 fn missing_image_is_one_line() {
-    let o = d2l(&[
-        "style",
-        "--epochs",
-        "1",
-        "--size",
-        "32x48",
-        "--content",
-        "/nonexistent/no.jpg",
-    ]);
-    assert_one_line_failure(&o, "no.jpg");
-    let o = d2l(&[
-        "style",
-        "--epochs",
-        "1",
-        "--size",
-        "32x48",
-        "--style",
-        "/nonexistent/style.jpg",
-    ]);
-    assert_one_line_failure(&o, "style.jpg");
-    let o = d2l(&[
-        "style",
-        "--epochs",
-        "1",
-        "--size",
-        "32x48",
-        "--weights",
-        "/nonexistent/vgg19.pth",
-    ]);
-    assert_one_line_failure(&o, "vgg19.pth");
+    for (flag, path, needle) in [
+        ("--content", "/nonexistent/no.jpg", "no.jpg"),
+        ("--style", "/nonexistent/style.jpg", "style.jpg"),
+        ("--weights", "/nonexistent/vgg19.pth", "vgg19.pth"),
+    ] {
+        let o = d2l(&["style", "--epochs", "1", "--size", "32x48", flag, path]);
+        one_line_failure(&o, needle);
+    }
 }
 
 #[test]
 fn zero_epochs_is_one_line() {
     let o = d2l(&["style", "--epochs", "0", "--size", "32x48"]);
-    assert_one_line_failure(&o, "--epochs");
+    one_line_failure(&o, "--epochs");
 }

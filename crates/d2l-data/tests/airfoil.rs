@@ -3,16 +3,14 @@
 
 use d2l_data::airfoil::{load_airfoil, AirfoilTable, AIRFOIL_BOOK_ROWS};
 use d2l_data::hub::DataHub;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn shared_data() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if d.join("airfoil/airfoil_self_noise.dat").is_file() {
-        Some(d)
-    } else {
-        println!("skipped: {} not found", d.join("airfoil").display());
-        None
+    let d = d2l_testkit::shared_data("airfoil/airfoil_self_noise.dat");
+    if d.is_none() {
+        println!("skipped: ../shared/data/airfoil not found");
     }
+    d
 }
 
 #[test]

@@ -16,16 +16,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 fn shared_data() -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data"));
-    if p.join("fashion_mnist").is_dir() {
-        Some(p)
-    } else {
-        println!(
-            "skipping: no real data at {} (see shared/data/README.md)",
-            p.display()
-        );
-        None
+    let p = d2l_testkit::shared_data("fashion_mnist");
+    if p.is_none() {
+        println!("skipping: no real data at ../shared/data (see shared/data/README.md)");
     }
+    p
 }
 
 /// An offline hub over the shared data with a throw-away cache and no system copies.

@@ -7,16 +7,7 @@ use d2l_tensor::Tensor;
 use std::path::{Path, PathBuf};
 
 fn house_dir() -> Option<PathBuf> {
-    let d = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/kaggle_house"
-    ));
-    if d.is_dir() {
-        Some(d.to_path_buf())
-    } else {
-        println!("skipped: {} not found", d.display());
-        None
-    }
+    d2l_testkit::shared_path_or_skip("kaggle_house")
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

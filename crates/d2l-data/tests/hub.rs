@@ -621,8 +621,7 @@ fn fetch_and_extract_uses_cache_and_data_dir() {
 // ---------- real data ----------
 
 fn shared_data() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    p.is_dir().then_some(p)
+    d2l_testkit::shared_data("")
 }
 
 #[test]

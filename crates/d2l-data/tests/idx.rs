@@ -13,13 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 fn data_dir(sub: &str) -> Option<PathBuf> {
-    let d = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data")).join(sub);
-    if d.is_dir() {
-        Some(d)
-    } else {
-        println!("skipped: {} not found", d.display());
-        None
-    }
+    d2l_testkit::shared_path_or_skip(sub)
 }
 
 fn idx_images(n: u32, h: u32, w: u32, pixels: &[u8]) -> Vec<u8> {

@@ -6,19 +6,10 @@ use d2l_data::ngram::{
     char_corpus, split_held_out, word_corpus, zipf_exponent, LaplaceLm, NGramCounts, Smoothing,
 };
 use d2l_data::text::read_time_machine;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn time_machine() -> Option<PathBuf> {
-    let p = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/timemachine/timemachine.txt"
-    ));
-    if p.is_file() {
-        Some(p.to_path_buf())
-    } else {
-        println!("skipped: {} not found", p.display());
-        None
-    }
+    d2l_testkit::shared_path_or_skip("timemachine/timemachine.txt")
 }
 
 fn top(c: &NGramCounts, k: usize) -> Vec<(String, usize)> {

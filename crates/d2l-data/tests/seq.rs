@@ -141,8 +141,7 @@ fn loader_draws_a_new_epoch_each_time_and_checks_sizes() {
 }
 
 fn data_dir() -> Option<PathBuf> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    d.join("timemachine/timemachine.txt").is_file().then_some(d)
+    d2l_testkit::shared_data("timemachine/timemachine.txt")
 }
 
 #[test]

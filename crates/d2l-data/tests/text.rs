@@ -6,19 +6,10 @@ use d2l_data::text::{
     clean_line, load_corpus_time_machine, read_time_machine, tokenize, TokenKind, Vocab,
 };
 use d2l_data::DataError;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn time_machine() -> Option<PathBuf> {
-    let p = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/data/timemachine/timemachine.txt"
-    ));
-    if p.is_file() {
-        Some(p.to_path_buf())
-    } else {
-        println!("skipped: {} not found", p.display());
-        None
-    }
+    d2l_testkit::shared_path_or_skip("timemachine/timemachine.txt")
 }
 
 #[test]

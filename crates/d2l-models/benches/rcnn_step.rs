@@ -27,9 +27,31 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+/// The median over `reps` repetitions of the mean time of one of `steps` calls of `f`,
+/// in seconds.
+fn median_step(reps: usize, steps: usize, mut f: impl FnMut()) -> f64 {
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t0 = Instant::now();
+            for _ in 0..steps {
+                f();
+            }
+            t0.elapsed().as_secs_f64() / steps as f64
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[times.len() / 2]
+}
+
+/// Prints one measurement's JSON line: `metric` for a batch of `b` images of 3×`s`×`s`
+/// taking `t` seconds a step.
+fn report(name: &str, metric: &str, b: usize, s: usize, t: f64) {
+    println!(
+        "{{\"peer\": \"d2l\", \"workload\": \"{name}\", \"metric\": \"{metric}\", \"value\": {:.3}, \"median_step_ms\": {:.1}, \"batch\": {b}, \"input\": [3, {s}, {s}], \"threads\": {}}}",
+        b as f64 / t,
+        t * 1e3,
+        d2l_tensor::num_threads()
+    );
 }
 
 fn main() {
@@ -77,36 +99,12 @@ fn main() {
             opt.step().unwrap();
         };
         step();
-        let mut times = Vec::new();
-        for _ in 0..reps {
-            let t0 = Instant::now();
-            for _ in 0..steps {
-                step();
-            }
-            times.push(t0.elapsed().as_secs_f64() / steps as f64);
-        }
-        let t = median(times);
-        println!(
-            "{{\"peer\": \"d2l\", \"workload\": \"{name}\", \"metric\": \"train_images_per_s\", \"value\": {:.3}, \"median_step_ms\": {:.1}, \"batch\": {b}, \"input\": [3, {s}, {s}], \"threads\": {}}}",
-            b as f64 / t,
-            t * 1e3,
-            d2l_tensor::num_threads()
-        );
+        let t = median_step(reps, steps, &mut step);
+        report(name, "train_images_per_s", b, s, t);
         net.eval();
-        let mut times = Vec::new();
-        for _ in 0..reps {
-            let t0 = Instant::now();
-            for _ in 0..steps {
-                net.detect(&x).unwrap();
-            }
-            times.push(t0.elapsed().as_secs_f64() / steps as f64);
-        }
-        let t = median(times);
-        println!(
-            "{{\"peer\": \"d2l\", \"workload\": \"{name}\", \"metric\": \"infer_images_per_s\", \"value\": {:.3}, \"median_step_ms\": {:.1}, \"batch\": {b}, \"input\": [3, {s}, {s}], \"threads\": {}}}",
-            b as f64 / t,
-            t * 1e3,
-            d2l_tensor::num_threads()
-        );
+        let t = median_step(reps, steps, || {
+            net.detect(&x).unwrap();
+        });
+        report(name, "infer_images_per_s", b, s, t);
     }
 }

@@ -35,32 +35,14 @@ use d2l_nn::conv::Conv2d;
 use d2l_nn::layers::Linear;
 use d2l_nn::serialize::{load, load_state_dict};
 use d2l_nn::{Module, Sequential};
-use d2l_tensor::{manual_seed, no_grad, Result, Tensor};
+use d2l_tensor::{no_grad, Result, Tensor};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
 
-/// Tests share the global generator: each one holds this lock and reseeds.
-fn seeded(seed: u64) -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    manual_seed(seed);
-    g
-}
-
-const CNNS: [&str; 11] = [
-    "lenet",
-    "lenet-relu-max",
-    "alexnet",
-    "vgg11",
-    "vgg11-full",
-    "nin",
-    "googlenet",
-    "lenet-bn-scratch",
-    "lenet-bn",
-    "resnet18",
-    "densenet",
-];
+mod common;
+use common::CNNS;
+// Tests share the global generator: each one holds the lock of `seeded` and reseeds.
+use d2l_testkit::seeded;
 
 fn cfg(shape: &[usize], width: f64) -> BuildConfig {
     let mut c = BuildConfig::new(shape, 10);
@@ -152,11 +134,7 @@ fn parameter_counts_match_section_d() -> Result<()> {
         ("resnet18", 11_178_378),     // D.7
         ("densenet", 758_226),        // D.9
     ];
-    for (name, n) in expect {
-        let info = zoo::model(name)?;
-        let net = info.build(&info.default_config())?;
-        assert_eq!(net.num_parameters(), n, "{name}");
-    }
+    common::assert_parameter_counts(&expect)?;
     // The parameter count does not depend on the input for the nets ending in global
     // pooling.
     assert_eq!(
@@ -404,9 +382,8 @@ fn googlenet_walk_is_the_books() -> Result<()> {
         + conv(192, 32, 1)
         + hw * (64 + 96 + 128 + 16 + 32 + 32);
     assert_eq!(inner.rows[0].flops, expect);
-    let names: Vec<String> = inc.named_parameters().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
-        names,
+        common::parameter_names(inc),
         [
             "p1_1.weight",
             "p1_1.bias",
@@ -567,9 +544,8 @@ fn blocks_give_the_books_demo_shapes() -> Result<()> {
     assert_eq!(blk.forward(&x)?.shape(), [4, 3, 6, 6]);
     let blk = Residual::new(3, 6, true, 2)?;
     assert_eq!(blk.forward(&x)?.shape(), [4, 6, 3, 3]);
-    let names: Vec<String> = blk.named_parameters().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
-        names,
+        common::parameter_names(&blk),
         [
             "conv1.weight",
             "conv1.bias",

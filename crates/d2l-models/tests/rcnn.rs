@@ -28,6 +28,12 @@ fn f32s(t: &Tensor) -> Vec<f32> {
     t.to_dtype(d2l_tensor::DType::F32).unwrap().to_vec::<f32>()
 }
 
+/// The scalar loss `got` equals the fixture's `want` to 1e-5.
+#[track_caller]
+fn close_loss(got: &Tensor, want: &Tensor, what: &str) {
+    close(&[got.item().unwrap()], &f32s(want), 1e-5, what);
+}
+
 #[track_caller]
 fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     assert_eq!(
@@ -221,18 +227,8 @@ fn anchor_matching_and_rpn_loss_match_torchvision() {
     }
     let reg = Tensor::from_vec(reg, &[768, 4]).unwrap();
     let (lo, lb) = rpn_loss(&o, &d.contiguous().unwrap(), &pos, &neg, &reg).unwrap();
-    close(
-        &[lo.item().unwrap()],
-        &f32s(&f["rpn.loss.objectness"]),
-        1e-5,
-        "objectness loss",
-    );
-    close(
-        &[lb.item().unwrap()],
-        &f32s(&f["rpn.loss.box"]),
-        1e-5,
-        "rpn box loss",
-    );
+    close_loss(&lo, &f["rpn.loss.objectness"], "objectness loss");
+    close_loss(&lb, &f["rpn.loss.box"], "rpn box loss");
 }
 
 fn roi_modules(
@@ -363,18 +359,8 @@ fn roi_training_samples_losses_and_masks_match_torchvision() {
         .collect();
     let t = Tensor::from_vec(t, &[labels.len(), 4]).unwrap();
     let (cl, bl) = fastrcnn_loss(&logits, &regr, &labels, &t).unwrap();
-    close(
-        &[cl.item().unwrap()],
-        &f32s(&f["roi.loss.classifier"]),
-        1e-5,
-        "classifier loss",
-    );
-    close(
-        &[bl.item().unwrap()],
-        &f32s(&f["roi.loss.box_reg"]),
-        1e-5,
-        "box loss",
-    );
+    close_loss(&cl, &f["roi.loss.classifier"], "classifier loss");
+    close_loss(&bl, &f["roi.loss.box_reg"], "box loss");
 
     // The mask branch on the positives.
     let mut pos_boxes = Vec::new();
@@ -410,12 +396,7 @@ fn roi_training_samples_losses_and_masks_match_torchvision() {
     close(&f32s(&ml), &f32s(&f["mask.logits"]), 1e-4, "mask logits");
     let mt = Tensor::cat(&mask_targets.iter().collect::<Vec<_>>(), 0).unwrap();
     let loss = maskrcnn_loss(&ml, &pos_labels, &mt).unwrap();
-    close(
-        &[loss.item().unwrap()],
-        &f32s(&f["mask.loss"]),
-        1e-5,
-        "mask loss",
-    );
+    close_loss(&loss, &f["mask.loss"], "mask loss");
 }
 
 #[test]

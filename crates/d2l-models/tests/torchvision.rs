@@ -190,25 +190,23 @@ fn assert_close(got: &Tensor, want: &Tensor) {
     assert!(err <= 1e-4 * scale, "max error {err} at scale {scale}");
 }
 
-fn parity_io(file: &str) -> (Tensor, Tensor) {
+/// With its weights set by `set_formula(net, prefix)`, `net` in eval mode maps the
+/// fixture `file`'s input to its output.
+fn assert_forward_parity(net: &dyn Module, prefix: &str, file: &str) {
+    set_formula(net, prefix);
+    net.eval();
     let io: BTreeMap<String, Tensor> = serialize::load_dict(fixture(file)).unwrap();
-    (io["input"].clone(), io["output"].clone())
+    assert_close(&net.forward(&io["input"]).unwrap(), &io["output"]);
 }
 
 #[test]
 fn resnet18_forward_parity() {
     let net = resnet18(1000).unwrap();
-    set_formula(&net, "");
-    net.eval();
-    let (x, y) = parity_io("resnet18_forward.safetensors");
-    assert_close(&net.forward(&x).unwrap(), &y);
+    assert_forward_parity(&net, "", "resnet18_forward.safetensors");
 }
 
 #[test]
 fn vgg19_features_forward_parity() {
     let net = vgg19_features(28).unwrap();
-    set_formula(&net, "features.");
-    net.eval();
-    let (x, y) = parity_io("vgg19_features_forward.safetensors");
-    assert_close(&net.forward(&x).unwrap(), &y);
+    assert_forward_parity(&net, "features.", "vgg19_features_forward.safetensors");
 }

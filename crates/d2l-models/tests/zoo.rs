@@ -12,17 +12,12 @@ use d2l_nn::layers::Linear;
 use d2l_nn::Module;
 use d2l_tensor::{manual_seed, Error, Result, Tensor};
 use std::str::FromStr;
-use std::sync::{Mutex, MutexGuard};
 
-/// Tests share the global generator: each one holds this lock (and reseeds) so seeded
-/// draws, and the check that `summarize` leaves the generator alone, are not disturbed
-/// by tests running in parallel.
-fn seeded(seed: u64) -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    manual_seed(seed);
-    g
-}
+mod common;
+// Tests share the global generator: each one holds the lock of `seeded` (and reseeds) so
+// seeded draws, and the check that `summarize` leaves the generator alone, are not
+// disturbed by tests running in parallel.
+use d2l_testkit::seeded;
 
 fn batch(n: usize, shape: &[usize]) -> Tensor {
     let mut s = vec![n];
@@ -32,6 +27,17 @@ fn batch(n: usize, shape: &[usize]) -> Tensor {
 
 fn labels(v: &[i64]) -> Tensor {
     Tensor::from_vec(v.to_vec(), &[v.len()]).unwrap()
+}
+
+/// Backpropagates the mean negative log-likelihood of the classes `y` under the logits
+/// `logits` (what `cross_entropy` computes, written out).
+fn backward_nll(logits: &Tensor, y: &[i64]) -> Result<()> {
+    logits
+        .log_softmax(1)?
+        .gather(1, &labels(y).reshape([-1, 1])?)?
+        .neg()?
+        .mean_all()?
+        .backward()
 }
 
 fn std_of(t: &Tensor) -> f64 {
@@ -44,29 +50,9 @@ fn std_of(t: &Tensor) -> f64 {
 fn every_model_builds_and_runs_its_default_input() -> Result<()> {
     let _rng = seeded(0);
     let names: Vec<&str> = zoo::models().iter().map(|m| m.name).collect();
-    assert_eq!(
-        names,
-        [
-            "linreg",
-            "softmax",
-            "mlp",
-            "mlp-dropout",
-            "lenet",
-            "lenet-relu-max",
-            "alexnet",
-            "vgg11",
-            "vgg11-full",
-            "nin",
-            "googlenet",
-            "lenet-bn-scratch",
-            "lenet-bn",
-            "resnet18",
-            "densenet",
-            "mlp-phm-2",
-            "mlp-phm-4",
-            "mlp-phm-8"
-        ]
-    );
+    let chapters_3_to_5 = ["linreg", "softmax", "mlp", "mlp-dropout"];
+    let phm = ["mlp-phm-2", "mlp-phm-4", "mlp-phm-8"];
+    assert_eq!(names, [&chapters_3_to_5[..], &common::CNNS, &phm].concat());
     assert_eq!(zoo::names(), names);
     for info in zoo::models() {
         // The resized CNNs run at 1/8 width here (tests/cnn_zoo.rs checks them in full).
@@ -101,22 +87,16 @@ fn parameter_counts_match_the_book() -> Result<()> {
         ),
     ];
     assert_eq!(expect[3].1, 269_322);
-    for (name, n) in expect {
-        let info = zoo::model(name)?;
-        let net = info.build(&info.default_config())?;
-        assert_eq!(net.num_parameters(), n, "{name}");
-    }
+    common::assert_parameter_counts(&expect)?;
     Ok(())
 }
 
 #[test]
 fn parameter_names_follow_nn_sequential() -> Result<()> {
     let _rng = seeded(100);
-    let info = zoo::model("mlp-dropout")?;
-    let net = info.build(&info.default_config())?;
-    let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
+    let net = common::build_default("mlp-dropout")?;
     assert_eq!(
-        names,
+        common::parameter_names(&net),
         ["1.weight", "1.bias", "4.weight", "4.bias", "7.weight", "7.bias"]
     );
     Ok(())
@@ -133,8 +113,7 @@ fn initialisation_is_the_books() -> Result<()> {
     assert_eq!(l.bias.as_ref().unwrap().to_f64_vec(), vec![0.0]);
 
     // mlp: weights N(0, 0.01²); biases keep PyTorch's U(±1/√in).
-    let info = zoo::model("mlp")?;
-    let net = info.build(&info.default_config())?;
+    let net = common::build_default("mlp")?;
     let l1 = net.get_as::<Linear>(1).unwrap();
     let s = std_of(&l1.weight);
     assert!((s - 0.01).abs() < 0.0005, "std {s}");
@@ -150,8 +129,7 @@ fn initialisation_is_the_books() -> Result<()> {
 
     // softmax and mlp-dropout: every weight N(0, 0.01²).
     for name in ["softmax", "mlp-dropout"] {
-        let info = zoo::model(name)?;
-        let net = info.build(&info.default_config())?;
+        let net = common::build_default(name)?;
         for (n, p) in net.named_parameters() {
             if n.ends_with("weight") {
                 let s = std_of(&p);
@@ -197,8 +175,7 @@ fn build_config_controls_sizes() -> Result<()> {
 #[test]
 fn mlp_dropout_respects_train_and_eval() -> Result<()> {
     let _rng = seeded(2);
-    let info = zoo::model("mlp-dropout")?;
-    let net = info.build(&info.default_config())?;
+    let net = common::build_default("mlp-dropout")?;
     let x = batch(3, &[1, 28, 28]);
     net.eval();
     let a = net.forward(&x)?.to_f64_vec();
@@ -346,8 +323,7 @@ fn unknown_model_lists_the_names() {
 #[test]
 fn summary_walks_shapes_and_counts() -> Result<()> {
     let _rng = seeded(100);
-    let info = zoo::model("mlp")?;
-    let net = info.build(&info.default_config())?;
+    let net = common::build_default("mlp")?;
     let s = summarize(&net, &[1, 28, 28])?;
     let shapes: Vec<Vec<usize>> = s.rows.iter().map(|r| r.output_shape.clone()).collect();
     assert_eq!(
@@ -374,8 +350,7 @@ fn summary_walks_shapes_and_counts() -> Result<()> {
     assert!(text.contains("407,050"), "{text}");
 
     // Dropout layers are free and keep their shape; summarising leaves the RNG alone.
-    let info = zoo::model("mlp-dropout")?;
-    let net = info.build(&info.default_config())?;
+    let net = common::build_default("mlp-dropout")?;
     manual_seed(5);
     let s = summarize(&net, &[1, 28, 28])?;
     let after = Tensor::rand(&[4]).to_f64_vec();
@@ -402,8 +377,7 @@ fn summary_walks_shapes_and_counts() -> Result<()> {
 fn linreg_scratch_is_the_books() -> Result<()> {
     let _rng = seeded(3);
     let net = LinRegScratch::new(2)?;
-    let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["w", "b"]);
+    assert_eq!(common::parameter_names(&net), ["w", "b"]);
     assert_eq!(net.w.shape(), [2, 1]);
     assert_eq!(net.b.to_f64_vec(), vec![0.0]);
     let x = batch(10, &[2]);
@@ -491,8 +465,7 @@ fn softmax_scratch_rows_sum_to_one() -> Result<()> {
 fn softmax_scratch_model_forward_and_gradients() -> Result<()> {
     let _rng = seeded(6);
     let net = SoftmaxScratch::new(784, 10)?;
-    let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["W", "b"]);
+    assert_eq!(common::parameter_names(&net), ["W", "b"]);
     assert_eq!(net.num_parameters(), 7850);
     assert!((std_of(&net.w) - 0.01).abs() < 0.0005);
     assert!(net.b.to_f64_vec().iter().all(|&v| v == 0.0));
@@ -515,18 +488,13 @@ fn softmax_scratch_model_forward_and_gradients() -> Result<()> {
 fn mlp_scratch_forward_and_gradients() -> Result<()> {
     let _rng = seeded(7);
     let net = MlpScratch::book()?;
-    let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["W1", "b1", "W2", "b2"]);
+    assert_eq!(common::parameter_names(&net), ["W1", "b1", "W2", "b2"]);
     assert_eq!(net.num_parameters(), 203_530);
     assert!((std_of(&net.w1) - 0.01).abs() < 0.0005);
     assert!(net.b1.to_f64_vec().iter().all(|&v| v == 0.0));
     let y = net.forward(&batch(4, &[1, 28, 28]))?;
     assert_eq!(y.shape(), [4, 10]);
-    y.log_softmax(1)?
-        .gather(1, &labels(&[1, 2, 3, 4]).reshape([-1, 1])?)?
-        .neg()?
-        .mean_all()?
-        .backward()?;
+    backward_nll(&y, &[1, 2, 3, 4])?;
     for (n, t) in net.named_parameters() {
         let g = t.grad().unwrap_or_else(|| panic!("no gradient for {n}"));
         assert_eq!(g.shape(), t.shape());
@@ -565,9 +533,8 @@ fn dropout_layer_is_the_books() -> Result<()> {
 fn dropout_mlp_scratch_forward_modes_and_gradients() -> Result<()> {
     let _rng = seeded(9);
     let net = DropoutMlpScratch::book()?;
-    let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
-        names,
+        common::parameter_names(&net),
         [
             "lin1.weight",
             "lin1.bias",
@@ -582,11 +549,7 @@ fn dropout_mlp_scratch_forward_modes_and_gradients() -> Result<()> {
     let x = batch(4, &[1, 28, 28]);
     let y = net.forward(&x)?;
     assert_eq!(y.shape(), [4, 10]);
-    y.log_softmax(1)?
-        .gather(1, &labels(&[1, 2, 3, 4]).reshape([-1, 1])?)?
-        .neg()?
-        .mean_all()?
-        .backward()?;
+    backward_nll(&y, &[1, 2, 3, 4])?;
     for (n, t) in net.named_parameters() {
         assert!(t.grad().is_some(), "no gradient for {n}");
     }

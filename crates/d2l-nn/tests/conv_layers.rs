@@ -13,17 +13,7 @@ use d2l_nn::pool::{
 };
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{manual_seed, no_grad, Conv2dOptions, DType, Generator, Result, Tensor};
-
-fn t(data: &[f32], shape: &[usize]) -> Tensor {
-    Tensor::from_slice(data, shape).unwrap()
-}
-
-fn arange(n: usize, shape: &[usize]) -> Tensor {
-    Tensor::arange(0.0, n as f64, 1.0)
-        .unwrap()
-        .reshape(shape)
-        .unwrap()
-}
+use d2l_testkit::{arange, t};
 
 fn assert_close(got: &Tensor, want: &[f32], tol: f32) {
     let g = got.to_dtype(DType::F32).unwrap().to_vec::<f32>();

@@ -15,6 +15,17 @@ fn net() -> Sequential {
     n
 }
 
+/// Backpropagates the sum of `n`'s output for a batch of two all-ones inputs.
+fn backward_on_ones(n: &Sequential) {
+    let x = Tensor::ones(&[2, 3]);
+    n.forward(&x)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+}
+
 #[test]
 fn glob_patterns() {
     assert!(matches("fc.*", "fc.weight"));
@@ -53,13 +64,7 @@ fn frozen_parameters_get_no_gradient_and_do_not_move() {
     assert_eq!(frozen, ["0.weight", "0.bias"]);
     let before: Vec<Vec<f32>> = n.parameters().iter().map(|p| p.to_vec::<f32>()).collect();
     let mut opt = Sgd::new(n.parameters(), 0.5).unwrap();
-    let x = Tensor::ones(&[2, 3]);
-    n.forward(&x)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    backward_on_ones(&n);
     opt.step().unwrap();
     let after: Vec<Vec<f32>> = n.parameters().iter().map(|p| p.to_vec::<f32>()).collect();
     assert_eq!(before[0], after[0]);
@@ -85,13 +90,7 @@ fn the_head_learns_ten_times_faster() {
         },
     )
     .unwrap();
-    let x = Tensor::ones(&[2, 3]);
-    n.forward(&x)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
+    backward_on_ones(&n);
     let grads: Vec<Vec<f32>> = n
         .parameters()
         .iter()

@@ -7,6 +7,7 @@ use d2l_nn::loss::{
     CrossEntropyLoss, CrossEntropyOptions, HuberLoss, L1Loss, MSELoss, Reduction, SmoothL1Loss,
 };
 use d2l_tensor::{gradcheck, DType, Result, Tensor};
+use d2l_testkit::json::shape;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -24,15 +25,6 @@ fn num(v: &Value) -> f64 {
         },
         other => panic!("bad number {other:?}"),
     }
-}
-
-fn shape(v: &Value) -> Vec<usize> {
-    v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect()
 }
 
 fn data(v: &Value) -> Vec<f64> {

@@ -4,39 +4,11 @@
 use d2l_nn::init::{self, FanMode};
 use d2l_nn::layers::{Dropout, Flatten, Identity, LayerNorm, Linear, PhmLinear, ReLU};
 use d2l_nn::module::{Module, Sequential};
-use d2l_tensor::{manual_seed, Generator, Result, Tensor};
+use d2l_tensor::{manual_seed, Result, Tensor};
 use std::sync::Arc;
 
-fn input(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::rand_with(&mut Generator::new(seed), shape)
-}
-
-/// The book's MLP as a user-written block (5.1.2).
-struct Mlp {
-    hidden: Arc<Linear>,
-    out: Arc<Linear>,
-}
-
-impl Mlp {
-    fn new() -> Result<Self> {
-        Ok(Mlp {
-            hidden: Arc::new(Linear::new(20, 256)?),
-            out: Arc::new(Linear::new(256, 10)?),
-        })
-    }
-}
-
-impl Module for Mlp {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.out.forward(&self.hidden.forward(x)?.relu()?)
-    }
-    fn children(&self) -> Vec<(String, Arc<dyn Module>)> {
-        vec![
-            ("hidden".into(), self.hidden.clone()),
-            ("out".into(), self.out.clone()),
-        ]
-    }
-}
+mod common;
+use common::{input, mlp, shared_net, Mlp};
 
 /// `MySequential` (5.1.3): a block that runs its children in order.
 struct MySequential(Vec<Arc<dyn Module>>);
@@ -132,15 +104,12 @@ impl Module for MyLinear {
 #[test]
 fn sequential_and_custom_blocks() -> Result<()> {
     let x = input(&[2, 20], 1);
-    let net = Sequential::new()
-        .add(Linear::new(20, 256)?)
-        .add(ReLU)
-        .add(Linear::new(256, 10)?);
+    let net = mlp(20, 256, 10)?;
     assert_eq!(net.forward(&x)?.shape(), &[2, 10]);
     let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
 
-    let mlp = Mlp::new()?;
+    let mlp = Mlp::new("out")?; // 5.1.2
     assert_eq!(mlp.forward(&x)?.shape(), &[2, 10]);
     assert_eq!(mlp.named_parameters()[0].0, "hidden.weight");
 
@@ -217,10 +186,7 @@ fn custom_layers() -> Result<()> {
 
 #[test]
 fn parameter_access() -> Result<()> {
-    let net = Sequential::new()
-        .add(Linear::new(4, 8)?)
-        .add(ReLU)
-        .add(Linear::new(8, 1)?);
+    let net = mlp(4, 8, 1)?;
     let p = net.named_parameters();
     let shapes: Vec<(&str, Vec<usize>)> = p
         .iter()
@@ -249,15 +215,7 @@ fn parameter_access() -> Result<()> {
 
 #[test]
 fn shared_parameters_get_both_gradients_and_are_listed_once() -> Result<()> {
-    let shared: Arc<dyn Module> = Arc::new(Linear::new(8, 8)?);
-    let net = Sequential::new()
-        .add(Linear::new(4, 8)?)
-        .add(ReLU)
-        .add_shared(shared.clone())
-        .add(ReLU)
-        .add_shared(shared.clone())
-        .add(ReLU)
-        .add(Linear::new(8, 1)?);
+    let (net, _) = shared_net()?;
     let w2 = net.parameter("2.weight")?;
     let w4 = net.get(4).unwrap().parameters()[0].clone();
     assert!(
@@ -308,10 +266,7 @@ fn shared_parameters_get_both_gradients_and_are_listed_once() -> Result<()> {
 
 #[test]
 fn freezing_stops_gradients() -> Result<()> {
-    let net = Sequential::new()
-        .add(Linear::new(4, 3)?)
-        .add(ReLU)
-        .add(Linear::new(3, 1)?);
+    let net = mlp(4, 3, 1)?;
     net.get(0).unwrap().requires_grad_(false)?;
     net.forward(&input(&[2, 4], 6))?.sum_all()?.backward()?;
     assert!(net.parameter("0.weight")?.grad().is_none());
@@ -324,10 +279,7 @@ fn freezing_stops_gradients() -> Result<()> {
 #[test]
 fn initialisation() -> Result<()> {
     manual_seed(0);
-    let net = Sequential::new()
-        .add(Linear::new(400, 300)?)
-        .add(ReLU)
-        .add(Linear::new(300, 1)?);
+    let net = mlp(400, 300, 1)?;
     // The book's net.apply(init_normal): every Linear gets N(0, 0.01²) weights and zero bias.
     net.apply(&mut |m: &dyn Module| {
         if let Some(l) = m.as_any().downcast_ref::<Linear>() {

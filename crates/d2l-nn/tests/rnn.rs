@@ -8,28 +8,11 @@ use d2l_nn::rnn::{
 };
 use d2l_nn::Module;
 use d2l_tensor::{gradcheck, no_grad, DType, Generator, Result, Tensor};
+use d2l_testkit::json::{data, shape};
 use serde_json::Value;
 
 const ATOL: f64 = 2e-5;
 const RTOL: f64 = 1e-5;
-
-fn shape(v: &Value) -> Vec<usize> {
-    v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect()
-}
-
-fn data(v: &Value) -> Vec<f64> {
-    v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
 
 fn tensor(v: &Value) -> Tensor {
     Tensor::from_vec(data(v).into_iter().map(|x| x as f32).collect(), &shape(v)).unwrap()

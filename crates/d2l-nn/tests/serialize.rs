@@ -5,10 +5,12 @@
 use d2l_nn::layers::{Linear, ReLU};
 use d2l_nn::module::{Module, Sequential};
 use d2l_nn::serialize::{self, LoadReport};
-use d2l_tensor::{DType, Error, Generator, Result, Tensor};
+use d2l_tensor::{DType, Error, Result, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+
+mod common;
+use common::{input, mlp, shared_net, Mlp};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -16,16 +18,9 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn input(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::rand_with(&mut Generator::new(seed), shape)
-}
-
 /// The fixture's architecture: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).
 fn tiny_mlp() -> Result<Sequential> {
-    Ok(Sequential::new()
-        .add(Linear::new(4, 8)?)
-        .add(ReLU)
-        .add(Linear::new(8, 3)?))
+    mlp(4, 8, 3)
 }
 
 fn json_matrix(v: &serde_json::Value) -> (Vec<f32>, Vec<usize>) {
@@ -155,15 +150,7 @@ fn every_dtype_and_layout_round_trips() -> Result<()> {
     let back: BTreeMap<String, Tensor> = serialize::load(&path)?.into_iter().collect();
     assert_eq!(back.len(), entries.len());
     for (name, t) in &entries {
-        let b = &back[name];
-        assert_eq!(b.dtype(), t.dtype(), "{name}");
-        assert_eq!(b.shape(), t.shape(), "{name}");
-        match t.dtype() {
-            DType::F32 => assert_eq!(b.to_vec::<f32>(), t.to_vec::<f32>(), "{name}"),
-            DType::F64 => assert_eq!(b.to_vec::<f64>(), t.to_vec::<f64>(), "{name}"),
-            DType::I64 => assert_eq!(b.to_vec::<i64>(), t.to_vec::<i64>(), "{name}"),
-            DType::U8 => assert_eq!(b.to_vec::<u8>(), t.to_vec::<u8>(), "{name}"),
-        }
+        d2l_testkit::assert_identical(name, &back[name], t);
     }
     assert_eq!(
         back["transposed"].to_vec::<f32>(),
@@ -373,38 +360,11 @@ fn save_into_read_only_directory_fails_cleanly() -> Result<()> {
 
 // ---------------------------------------------------------------- D2L 5.5.2: model parameters
 
-/// The book's MLP (5.5.2) as a user-written block.
-struct Mlp {
-    hidden: Arc<Linear>,
-    output: Arc<Linear>,
-}
-
-impl Mlp {
-    fn new() -> Result<Self> {
-        Ok(Mlp {
-            hidden: Arc::new(Linear::new(20, 256)?),
-            output: Arc::new(Linear::new(256, 10)?),
-        })
-    }
-}
-
-impl Module for Mlp {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.output.forward(&self.hidden.forward(x)?.relu()?)
-    }
-    fn children(&self) -> Vec<(String, Arc<dyn Module>)> {
-        vec![
-            ("hidden".into(), self.hidden.clone()),
-            ("output".into(), self.output.clone()),
-        ]
-    }
-}
-
 #[test]
 fn save_and_load_mlp_parameters() -> Result<()> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mlp.params");
-    let net = Mlp::new()?;
+    let net = Mlp::new("output")?;
     let x = input(&[2, 20], 1);
     let y = net.forward(&x)?;
     serialize::save_state_dict(&net, &path)?; // torch.save(net.state_dict(), 'mlp.params')
@@ -423,7 +383,7 @@ fn save_and_load_mlp_parameters() -> Result<()> {
         ]
     );
 
-    let clone = Mlp::new()?; // clone = MLP(); clone.load_state_dict(torch.load('mlp.params'))
+    let clone = Mlp::new("output")?; // clone = MLP(); clone.load_state_dict(torch.load('mlp.params'))
     let handle = clone.hidden.weight.clone(); // e.g. held by an optimiser
     let report = serialize::load_state_dict(&clone, &path, true)?;
     assert!(report.is_clean(), "{report}");
@@ -571,19 +531,6 @@ fn load_converts_dtypes_like_copy() -> Result<()> {
 }
 
 // ---------------------------------------------------------------- parameter sharing (5.2.3)
-
-fn shared_net() -> Result<(Sequential, Arc<dyn Module>)> {
-    let shared: Arc<dyn Module> = Arc::new(Linear::new(8, 8)?);
-    let net = Sequential::new()
-        .add(Linear::new(4, 8)?)
-        .add(ReLU)
-        .add_shared(shared.clone())
-        .add(ReLU)
-        .add_shared(shared.clone())
-        .add(ReLU)
-        .add(Linear::new(8, 1)?);
-    Ok((net, shared))
-}
 
 #[test]
 fn shared_parameters_are_saved_once_and_stay_shared() -> Result<()> {

@@ -12,8 +12,10 @@
 //! `scripts/bench_torch_conv.py`, which share one protocol and one set of names.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use d2l_tensor::{conv2d_backward, manual_seed, no_grad, Conv2dOptions, Tensor};
-use std::time::Duration;
+use d2l_tensor::{conv2d_backward, no_grad, Conv2dOptions, Tensor};
+
+mod common;
+use common::group;
 
 /// (name, input, weight, padding, backward too)
 const CASES: &[(&str, [usize; 4], [usize; 4], usize, bool)] = &[
@@ -46,11 +48,7 @@ const CASES: &[(&str, [usize; 4], [usize; 4], usize, bool)] = &[
 ];
 
 fn conv(c: &mut Criterion) {
-    manual_seed(0);
-    let mut g = c.benchmark_group("conv2d");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(700))
-        .measurement_time(Duration::from_secs(2));
+    let mut g = group(c, "conv2d", 700);
     for &(name, xs, ws, pad, bwd) in CASES {
         let x = Tensor::randn(&xs);
         let w = Tensor::randn(&ws);

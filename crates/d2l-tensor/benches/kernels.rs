@@ -10,26 +10,17 @@
 //! "GiB/s" is the effective bandwidth. For the ratio against PyTorch use the example
 //! `bench_kernels` and `scripts/bench_torch_kernels.py`, which share one protocol.
 
-use criterion::measurement::WallTime;
-use criterion::{
-    black_box, criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput,
-};
-use d2l_tensor::{manual_seed, no_grad, Tensor};
-use std::time::Duration;
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use d2l_tensor::{no_grad, Tensor};
+
+mod common;
+use common::group;
 
 const ELEMWISE_N: usize = 1 << 24; // 16,777,216 elements
 const F32: u64 = 4;
 
-fn configure(g: &mut BenchmarkGroup<'_, WallTime>) {
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(700))
-        .measurement_time(Duration::from_secs(2));
-}
-
 fn gemm(c: &mut Criterion) {
-    manual_seed(0);
-    let mut g = c.benchmark_group("gemm");
-    configure(&mut g);
+    let mut g = group(c, "gemm", 700);
     for &(m, k, n) in &[(1024usize, 1024usize, 1024usize), (256, 784, 256)] {
         let a = Tensor::randn(&[m, k]);
         let b = Tensor::randn(&[k, n]);
@@ -42,9 +33,7 @@ fn gemm(c: &mut Criterion) {
 }
 
 fn elementwise(c: &mut Criterion) {
-    manual_seed(0);
-    let mut g = c.benchmark_group("elementwise_16m");
-    configure(&mut g);
+    let mut g = group(c, "elementwise_16m", 700);
     let x = Tensor::randn(&[ELEMWISE_N]);
     let y = Tensor::randn(&[ELEMWISE_N]);
     let n = ELEMWISE_N as u64;
@@ -63,9 +52,7 @@ fn elementwise(c: &mut Criterion) {
 }
 
 fn reductions(c: &mut Criterion) {
-    manual_seed(0);
-    let mut g = c.benchmark_group("reduce");
-    configure(&mut g);
+    let mut g = group(c, "reduce", 700);
     let logits = Tensor::randn(&[256, 1000]);
     g.throughput(Throughput::Bytes(2 * 256 * 1000 * F32)); // read + write
     g.bench_function("softmax_256x1000_dim-1", |b| {

@@ -8,15 +8,13 @@
 //! ```
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use d2l_tensor::{manual_seed, no_grad, Pool2dOptions, Tensor};
-use std::time::Duration;
+use d2l_tensor::{no_grad, Pool2dOptions, Tensor};
+
+mod common;
+use common::group;
 
 fn pool(c: &mut Criterion) {
-    manual_seed(0);
-    let mut g = c.benchmark_group("max_pool2d");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    let mut g = group(c, "max_pool2d", 500);
     for (name, shape, opts) in [
         ("lenet_2x2", [256usize, 6, 28, 28], Pool2dOptions::new(2)),
         (
@@ -47,11 +45,7 @@ fn pool(c: &mut Criterion) {
 }
 
 fn batch_norm(c: &mut Criterion) {
-    manual_seed(0);
-    let mut g = c.benchmark_group("batch_norm");
-    g.sample_size(10)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    let mut g = group(c, "batch_norm", 500);
     for (name, shape) in [
         ("lenet_6x28", [256usize, 6, 28, 28]),
         ("resnet_64x48", [32, 64, 48, 48]),

@@ -6,6 +6,7 @@
 use d2l_tensor::{
     conv2d_backward, gradcheck, manual_seed, Conv2dOptions, ConvTranspose2dOptions, DType, Tensor,
 };
+use d2l_testkit::json;
 use serde_json::Value;
 
 fn rand64(shape: &[usize]) -> Tensor {
@@ -275,32 +276,8 @@ fn f32_matches_f64_and_backward_helper() {
 
 // ---------- PyTorch fixtures ----------
 
-fn tensor_of(v: &Value) -> Tensor {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let data: Vec<f64> = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_f64().unwrap())
-        .collect();
-    Tensor::from_vec(data, &shape).unwrap()
-}
-
-fn pair(v: &Value) -> (usize, usize) {
-    let a = v.as_array().unwrap();
-    (
-        a[0].as_u64().unwrap() as usize,
-        a[1].as_u64().unwrap() as usize,
-    )
-}
-
 fn close(name: &str, what: &str, got: &Tensor, want: &Value, dtype: DType) -> Vec<String> {
-    let want_t = tensor_of(want);
+    let want_t = json::tensor(want);
     if got.shape() != want_t.shape() {
         return vec![format!(
             "{name} {what} ({dtype}): shape {:?}, expected {:?}",
@@ -320,12 +297,10 @@ fn close(name: &str, what: &str, got: &Tensor, want: &Value, dtype: DType) -> Ve
 
 #[test]
 fn matches_pytorch_fixtures() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/conv.json"
-    ))
-    .unwrap();
-    let root: Value = serde_json::from_str(&text).unwrap();
+    let root = json::load(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/conv.json"),
+        "scripts/gen_conv_fixtures.py",
+    );
     let cases = root["cases"].as_array().unwrap();
     assert!(cases.len() >= 10);
     let mut errs = vec![];
@@ -334,7 +309,7 @@ fn matches_pytorch_fixtures() {
         let o = &c["opts"];
         for dtype in [DType::F32, DType::F64] {
             let leaf = |k: &str| {
-                tensor_of(&c[k])
+                json::tensor(&c[k])
                     .to_dtype(dtype)
                     .unwrap()
                     .requires_grad_(true)
@@ -344,31 +319,26 @@ fn matches_pytorch_fixtures() {
             let b = c.get("b").map(|_| leaf("b"));
             let groups = o["groups"].as_u64().unwrap() as usize;
             let out = if c["op"] == "conv2d" {
-                let p: Vec<usize> = o["padding"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_u64().unwrap() as usize)
-                    .collect();
+                let p = json::usizes(&o["padding"]);
                 let opts = Conv2dOptions {
-                    stride: pair(&o["stride"]),
+                    stride: json::pair(&o["stride"]),
                     padding: (p[0], p[1], p[2], p[3]),
-                    dilation: pair(&o["dilation"]),
+                    dilation: json::pair(&o["dilation"]),
                     groups,
                 };
                 x.conv2d(&w, b.as_ref(), &opts).unwrap()
             } else {
                 let opts = ConvTranspose2dOptions {
-                    stride: pair(&o["stride"]),
-                    padding: pair(&o["padding"]),
-                    output_padding: pair(&o["output_padding"]),
-                    dilation: pair(&o["dilation"]),
+                    stride: json::pair(&o["stride"]),
+                    padding: json::pair(&o["padding"]),
+                    output_padding: json::pair(&o["output_padding"]),
+                    dilation: json::pair(&o["dilation"]),
                     groups,
                 };
                 x.conv_transpose2d(&w, b.as_ref(), &opts).unwrap()
             };
             errs.extend(close(name, "out", &out, &c["out"], dtype));
-            let g = tensor_of(&c["g"]).to_dtype(dtype).unwrap();
+            let g = json::tensor(&c["g"]).to_dtype(dtype).unwrap();
             out.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
             errs.extend(close(name, "grad x", &x.grad().unwrap(), &c["gx"], dtype));
             errs.extend(close(name, "grad w", &w.grad().unwrap(), &c["gw"], dtype));

@@ -4,10 +4,7 @@
 use d2l_tensor::{
     manual_seed, no_grad, DType, Device, Error, Generator, NoGradGuard, Result, Tensor,
 };
-
-fn t(v: &[f32], shape: &[usize]) -> Tensor {
-    Tensor::from_slice(v, shape).unwrap()
-}
+use d2l_testkit::t;
 
 #[test]
 fn creation_ops() -> Result<()> {

@@ -4,6 +4,7 @@
 //! large inputs, and the errors for bad shapes.
 
 use d2l_tensor::{gradcheck, no_grad, DType, Error, Generator, PadMode, Result, Tensor};
+use d2l_testkit::json;
 use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/norm.json");
@@ -35,6 +36,18 @@ fn assert_close(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {
 
 // ---------------------------------------------------------------- gradient checks
 
+/// `[x]`, then with `affine` a weight in [0.5, 1.5) and a bias of `c` values (seeds `seed`
+/// and `seed + 1`): a normalisation's inputs, its weight and bias at `t.get(1)` and
+/// `t.get(2)`.
+fn with_affine(x: Tensor, affine: bool, c: usize, seed: u64) -> Vec<Tensor> {
+    let mut inputs = vec![x];
+    if affine {
+        inputs.push(uniform(seed, &[c], 0.5, 1.5));
+        inputs.push(randn(seed + 1, &[c]));
+    }
+    inputs
+}
+
 #[test]
 fn gradcheck_batch_norm_training() {
     for (shape, affine) in [
@@ -50,18 +63,10 @@ fn gradcheck_batch_norm_training() {
             .unwrap()
             .add_scalar(0.5)
             .unwrap();
-        let mut inputs = vec![x];
-        if affine {
-            inputs.push(uniform(2, &[c], 0.5, 1.5));
-            inputs.push(randn(3, &[c]));
-        }
+        let inputs = with_affine(x, affine, c, 2);
         gradcheck(
             |t| {
-                let (w, b) = if affine {
-                    (Some(&t[1]), Some(&t[2]))
-                } else {
-                    (None, None)
-                };
+                let (w, b) = (t.get(1), t.get(2));
                 t[0].batch_norm(None, None, w, b, true, 0.1, 1e-5)
             },
             &inputs,
@@ -152,18 +157,10 @@ fn gradcheck_group_norm() {
     ] {
         let c = shape[1];
         let x = randn(14, &shape).add_scalar(1.0).unwrap();
-        let mut inputs = vec![x];
-        if affine {
-            inputs.push(uniform(15, &[c], 0.5, 1.5));
-            inputs.push(randn(16, &[c]));
-        }
+        let inputs = with_affine(x, affine, c, 15);
         gradcheck(
             |t| {
-                let (w, b) = if affine {
-                    (Some(&t[1]), Some(&t[2]))
-                } else {
-                    (None, None)
-                };
+                let (w, b) = (t.get(1), t.get(2));
                 t[0].group_norm(groups, w, b, 1e-5)
             },
             &inputs,
@@ -202,31 +199,11 @@ fn gradcheck_pad2d() {
 // ---------------------------------------------------------------- PyTorch fixtures
 
 fn tensor_of(v: &Value, dtype: DType) -> Tensor {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let data: Vec<f64> = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_f64().unwrap())
-        .collect();
-    Tensor::from_vec(data, &shape)
-        .unwrap()
-        .to_dtype(dtype)
-        .unwrap()
+    json::tensor(v).to_dtype(dtype).unwrap()
 }
 
 fn check(what: String, got: &Tensor, want: &Value, failures: &mut Vec<String>) {
-    let shape: Vec<usize> = want["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
+    let shape = json::shape(want);
     if got.shape() != shape.as_slice() {
         failures.push(format!(
             "{what}: shape {:?}, expected {shape:?}",
@@ -234,12 +211,7 @@ fn check(what: String, got: &Tensor, want: &Value, failures: &mut Vec<String>) {
         ));
         return;
     }
-    let want: Vec<f64> = want["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_f64().unwrap())
-        .collect();
+    let want = json::data(want);
     for (i, (a, b)) in got.to_f64_vec().iter().zip(&want).enumerate() {
         if (a - b).abs() > ATOL + RTOL * b.abs() || a.is_nan() {
             failures.push(format!("{what}: element {i}: got {a}, expected {b}"));
@@ -280,30 +252,13 @@ fn run_case(case: &Value, dtype: DType, failures: &mut Vec<String>) -> Result<()
             b.as_ref(),
             p["eps"].as_f64().unwrap(),
         )?,
-        "upsample_nearest2d" => {
-            let o = &p["out_hw"];
-            x.upsample_nearest2d((
-                o[0].as_u64().unwrap() as usize,
-                o[1].as_u64().unwrap() as usize,
-            ))?
-        }
-        "upsample_bilinear2d" => {
-            let o = &p["out_hw"];
-            x.upsample_bilinear2d(
-                (
-                    o[0].as_u64().unwrap() as usize,
-                    o[1].as_u64().unwrap() as usize,
-                ),
-                p["align_corners"].as_bool().unwrap(),
-            )?
-        }
+        "upsample_nearest2d" => x.upsample_nearest2d(json::pair(&p["out_hw"]))?,
+        "upsample_bilinear2d" => x.upsample_bilinear2d(
+            json::pair(&p["out_hw"]),
+            p["align_corners"].as_bool().unwrap(),
+        )?,
         "pad2d" => {
-            let pads: Vec<usize> = p["pads"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as usize)
-                .collect();
+            let pads = json::usizes(&p["pads"]);
             let mode = match p["mode"].as_str().unwrap() {
                 "constant" => PadMode::Constant(p["value"].as_f64().unwrap()),
                 "reflect" => PadMode::Reflect,
@@ -347,8 +302,7 @@ fn run_case(case: &Value, dtype: DType, failures: &mut Vec<String>) -> Result<()
 
 #[test]
 fn matches_pytorch_fixtures() {
-    let text = std::fs::read_to_string(FIXTURES).expect("run scripts/gen_norm_fixtures.py");
-    let root: Value = serde_json::from_str(&text).unwrap();
+    let root = json::load(FIXTURES, "scripts/gen_norm_fixtures.py");
     let cases = root["cases"].as_array().unwrap();
     assert!(cases.len() >= 30);
     let mut failures = Vec::new();

@@ -3,20 +3,9 @@
 //! parallel path against the serial one, and errors on bad input.
 
 use d2l_tensor::{gradcheck, DType, Error, Pool2dOptions, Result, Tensor};
-use serde_json::Value;
+use d2l_testkit::{arange, json, t};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pool.json");
-
-fn t(data: &[f32], shape: &[usize]) -> Tensor {
-    Tensor::from_slice(data, shape).unwrap()
-}
-
-fn arange(n: usize, shape: &[usize]) -> Tensor {
-    Tensor::arange(0.0, n as f64, 1.0)
-        .unwrap()
-        .reshape(shape)
-        .unwrap()
-}
 
 /// Distinct values in a scrambled order (no ties in any window), f64.
 fn distinct(shape: &[usize]) -> Tensor {
@@ -473,32 +462,6 @@ fn output_sizes_follow_pytorch() {
 // PyTorch fixtures
 // ---------------------------------------------------------------------------------------
 
-fn shape_of(v: &Value) -> Vec<usize> {
-    v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect()
-}
-
-fn data_of(v: &Value) -> Vec<f64> {
-    v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect()
-}
-
-fn pair(v: &Value) -> (usize, usize) {
-    let a = v.as_array().unwrap();
-    (
-        a[0].as_u64().unwrap() as usize,
-        a[1].as_u64().unwrap() as usize,
-    )
-}
-
 fn close(name: &str, what: &str, got: &[f64], want: &[f64], tol: f64) -> Option<String> {
     if got.len() != want.len() {
         return Some(format!(
@@ -517,8 +480,7 @@ fn close(name: &str, what: &str, got: &[f64], want: &[f64], tol: f64) -> Option<
 
 #[test]
 fn matches_pytorch_fixtures() {
-    let text = std::fs::read_to_string(FIXTURES).expect("tests/fixtures/pool.json");
-    let root: Value = serde_json::from_str(&text).unwrap();
+    let root = json::load(FIXTURES, "scripts/gen_pool_fixtures.py");
     let cases = root["cases"].as_array().unwrap();
     assert!(cases.len() >= 30);
     let mut failures = Vec::new();
@@ -528,7 +490,7 @@ fn matches_pytorch_fixtures() {
         let p = &case["params"];
         for dtype in [DType::F32, DType::F64] {
             let tag = format!("{name} ({dtype})");
-            let x = Tensor::from_vec(data_of(&case["input"]), &shape_of(&case["input"]))
+            let x = Tensor::from_vec(json::data(&case["input"]), &json::shape(&case["input"]))
                 .unwrap()
                 .to_dtype(dtype)
                 .unwrap()
@@ -536,10 +498,10 @@ fn matches_pytorch_fixtures() {
                 .unwrap();
             let opts = || {
                 let (k, s, pd, d) = (
-                    pair(&p["kernel"]),
-                    pair(&p["stride"]),
-                    pair(&p["padding"]),
-                    pair(&p["dilation"]),
+                    json::pair(&p["kernel"]),
+                    json::pair(&p["stride"]),
+                    json::pair(&p["padding"]),
+                    json::pair(&p["dilation"]),
                 );
                 let mut o = Pool2dOptions::kernel_hw(k.0, k.1)
                     .with_stride_hw(s.0, s.1)
@@ -556,10 +518,10 @@ fn matches_pytorch_fixtures() {
                     .map(|(a, b)| (a, Some(b))),
                 "avg" => x.avg_pool2d(&opts()).map(|a| (a, None)),
                 "adaptive_avg" => x
-                    .adaptive_avg_pool2d(pair(&p["output_size"]))
+                    .adaptive_avg_pool2d(json::pair(&p["output_size"]))
                     .map(|a| (a, None)),
                 "adaptive_max" => x
-                    .adaptive_max_pool2d_with_indices(pair(&p["output_size"]))
+                    .adaptive_max_pool2d_with_indices(json::pair(&p["output_size"]))
                     .map(|(a, b)| (a, Some(b))),
                 _ => panic!("unknown op {op}"),
             };
@@ -570,11 +532,11 @@ fn matches_pytorch_fixtures() {
                     continue;
                 }
             };
-            if y.shape() != shape_of(&case["output"]).as_slice() {
+            if y.shape() != json::shape(&case["output"]).as_slice() {
                 failures.push(format!(
                     "{tag}: output shape {:?}, PyTorch {:?}",
                     y.shape(),
-                    shape_of(&case["output"])
+                    json::shape(&case["output"])
                 ));
                 continue;
             }
@@ -584,7 +546,7 @@ fn matches_pytorch_fixtures() {
                 &tag,
                 "output",
                 &y.to_f64_vec(),
-                &data_of(&case["output"]),
+                &json::data(&case["output"]),
                 tol,
             ));
             if let Some(i) = idx {
@@ -593,14 +555,16 @@ fn matches_pytorch_fixtures() {
                     &tag,
                     "indices",
                     &got,
-                    &data_of(&case["indices"]),
+                    &json::data(&case["indices"]),
                     0.0,
                 ));
             }
             // Also check that the plain (index-free) forward agrees.
             let plain = match op {
                 "max" => x.max_pool2d(&opts()).unwrap(),
-                "adaptive_max" => x.adaptive_max_pool2d(pair(&p["output_size"])).unwrap(),
+                "adaptive_max" => x
+                    .adaptive_max_pool2d(json::pair(&p["output_size"]))
+                    .unwrap(),
                 _ => y.clone(),
             };
             failures.extend(close(
@@ -611,8 +575,8 @@ fn matches_pytorch_fixtures() {
                 0.0,
             ));
             let g = Tensor::from_vec(
-                data_of(&case["grad_output"]),
-                &shape_of(&case["grad_output"]),
+                json::data(&case["grad_output"]),
+                &json::shape(&case["grad_output"]),
             )
             .unwrap()
             .to_dtype(dtype)
@@ -624,7 +588,7 @@ fn matches_pytorch_fixtures() {
                 &tag,
                 "grad_input",
                 &gi.to_f64_vec(),
-                &data_of(&case["grad_input"]),
+                &json::data(&case["grad_input"]),
                 tol,
             ));
         }

@@ -8,6 +8,7 @@
 //! disagreement with PyTorch.
 
 use d2l_tensor::{DType, Result, Tensor};
+use d2l_testkit::json;
 use serde_json::Value;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -23,27 +24,6 @@ type Failure = String;
 // ---------------------------------------------------------------------------
 // JSON helpers
 // ---------------------------------------------------------------------------
-
-fn shape_of(v: &Value) -> Vec<usize> {
-    v["shape"]
-        .as_array()
-        .expect("fixture: shape must be an array")
-        .iter()
-        .map(|d| {
-            d.as_u64()
-                .expect("fixture: shape entries must be non-negative ints") as usize
-        })
-        .collect()
-}
-
-fn data_of(v: &Value) -> Vec<f64> {
-    v["data"]
-        .as_array()
-        .expect("fixture: data must be an array")
-        .iter()
-        .map(|x| x.as_f64().expect("fixture: data entries must be numbers"))
-        .collect()
-}
 
 fn dtype_of(v: &Value) -> DType {
     match v["dtype"].as_str() {
@@ -139,8 +119,8 @@ fn require_param(params: &Value, key: &str, expected: Value) -> std::result::Res
 
 /// Builds one input tensor; f32 inputs become leaves requiring grad when `grad` is set.
 fn build_input(v: &Value, grad: bool) -> Result<Tensor> {
-    let shape = shape_of(v);
-    let data = data_of(v);
+    let shape = json::shape(v);
+    let data = json::data(v);
     match dtype_of(v) {
         DType::F32 => {
             let t = Tensor::from_vec(data.iter().map(|&x| x as f32).collect::<Vec<f32>>(), &shape)?;
@@ -157,7 +137,7 @@ fn build_input(v: &Value, grad: bool) -> Result<Tensor> {
 /// Compares a tensor against `expected` ({shape, data}) and `dtype`: floats within the
 /// tolerance, integers and masks exactly.
 fn compare(what: &str, actual: &Tensor, expected: &Value, dtype: DType) -> Option<Failure> {
-    let shape = shape_of(expected);
+    let shape = json::shape(expected);
     if actual.shape() != shape.as_slice() {
         return Some(format!(
             "{what}: shape {:?}, expected {:?}",
@@ -171,7 +151,7 @@ fn compare(what: &str, actual: &Tensor, expected: &Value, dtype: DType) -> Optio
             actual.dtype()
         ));
     }
-    let want = data_of(expected);
+    let want = json::data(expected);
     let got = actual.to_f64_vec();
     if got.len() != want.len() {
         return Some(format!(
@@ -475,8 +455,8 @@ fn run_case(case: &Value) -> Vec<Failure> {
 
     // Backward: gradient of sum(out * grad_output) with respect to every float input.
     let go = &case["grad_output"];
-    let go_data: Vec<f32> = data_of(go).iter().map(|&v| v as f32).collect();
-    let go_tensor = match Tensor::from_vec(go_data, &shape_of(go)) {
+    let go_data: Vec<f32> = json::data(go).iter().map(|&v| v as f32).collect();
+    let go_tensor = match Tensor::from_vec(go_data, &json::shape(go)) {
         Ok(t) => t,
         Err(e) => return vec![format!("building grad_output failed: {e}")],
     };
@@ -495,7 +475,7 @@ fn run_case(case: &Value) -> Vec<Failure> {
         match input.grad() {
             Some(g) => failures.extend(compare(&what, &g, want, DType::F32)),
             // No gradient reached the leaf: fine only if PyTorch's gradient is all zeros.
-            None if data_of(want).iter().all(|&v| v == 0.0) => {}
+            None if json::data(want).iter().all(|&v| v == 0.0) => {}
             None => failures.push(format!(
                 "{what}: no gradient reached the input (.grad() is None)"
             )),

@@ -7,17 +7,23 @@ use d2l_nn::optim::Sgd;
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{cuda, Device};
 use d2l_train::bench::{BenchConfig, Protocol};
-use d2l_train::metrics::{data_error, evaluate_accuracy};
+use d2l_train::metrics::evaluate_accuracy;
 use d2l_train::trainer::{cross_entropy_loss, TrainConfig, TrainSummary, Trainer};
 
-/// One simulated GPU for this test process (set before any device query; every test of
-/// this file sets the same value, so the order does not matter).
+mod common;
+use common::{fit_error, shapes};
+
 /// The tests draw from the global generator (`manual_seed`, initialisation): one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn simulate() {
+/// Holds [`SERIAL`] and turns on one simulated GPU for this test process (set before any
+/// device query; every test of this file sets the same value, so the order does not
+/// matter).
+fn serial_on_simulated_gpu() -> std::sync::MutexGuard<'static, ()> {
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     std::env::set_var(cuda::SIMULATE_ENV, "1");
     assert!(cuda::is_simulated() && cuda::num_gpus() == 1);
+    serial
 }
 
 fn mlp() -> Sequential {
@@ -28,19 +34,22 @@ fn mlp() -> Sequential {
         .add(Linear::new(32, 10).unwrap())
 }
 
-fn fit_with(device: Device, momentum: f64) -> (TrainSummary, Sequential) {
-    d2l_tensor::manual_seed(3);
-    let (train, test) = d2l_data::load_data_shapes(512, 128, 64, None, 3)
-        .map_err(data_error)
-        .unwrap();
-    let net = mlp();
-    let mut opt = Sgd::new(net.parameters(), 0.1).unwrap().momentum(momentum);
-    let config = TrainConfig {
-        epochs: 2,
+/// A quiet training of `epochs` epochs on `device`.
+fn quiet_on(device: Device, epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
         quiet: true,
         device,
         ..Default::default()
-    };
+    }
+}
+
+fn fit_with(device: Device, momentum: f64) -> (TrainSummary, Sequential) {
+    d2l_tensor::manual_seed(3);
+    let (train, test) = shapes(512, 128, 64, 3);
+    let net = mlp();
+    let mut opt = Sgd::new(net.parameters(), 0.1).unwrap().momentum(momentum);
+    let config = quiet_on(device, 2);
     let s = Trainer::new(&net, cross_entropy_loss(), &mut opt, config)
         .fit(&train, Some(&test))
         .unwrap();
@@ -53,8 +62,7 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn trainer_on_the_simulated_gpu_matches_the_cpu() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    simulate();
+    let _serial = serial_on_simulated_gpu();
     let (cpu, _) = fit_with(Device::Cpu, 0.0);
     let (gpu, net) = fit_with(Device::Cuda(0), 0.0);
     assert_eq!(cpu.device, "cpu");
@@ -69,9 +77,7 @@ fn trainer_on_the_simulated_gpu_matches_the_cpu() {
     for p in net.parameters() {
         assert_eq!(p.device(), Device::Cuda(0));
     }
-    let (_, test) = d2l_data::load_data_shapes(512, 128, 64, None, 3)
-        .map_err(data_error)
-        .unwrap();
+    let (_, test) = shapes(512, 128, 64, 3);
     assert_eq!(
         evaluate_accuracy(&net, &test).unwrap(),
         gpu.test_acc.unwrap()
@@ -81,8 +87,7 @@ fn trainer_on_the_simulated_gpu_matches_the_cpu() {
 /// The same comparison with SGD momentum 0.9 (the optimiser state lives on the device).
 #[test]
 fn trainer_with_momentum_on_the_simulated_gpu_matches_the_cpu() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    simulate();
+    let _serial = serial_on_simulated_gpu();
     let (cpu, _) = fit_with(Device::Cpu, 0.9);
     let (gpu, _) = fit_with(Device::Cuda(0), 0.9);
     for (c, g) in cpu.epochs.iter().zip(&gpu.epochs) {
@@ -92,25 +97,14 @@ fn trainer_with_momentum_on_the_simulated_gpu_matches_the_cpu() {
 
 #[test]
 fn a_non_finite_loss_on_the_gpu_is_caught_by_the_device_side_check() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    simulate();
+    let _serial = serial_on_simulated_gpu();
     d2l_tensor::manual_seed(3);
-    let (train, _) = d2l_data::load_data_shapes(512, 16, 64, None, 3)
-        .map_err(data_error)
-        .unwrap();
+    let (train, _) = shapes(512, 16, 64, 3);
     let net = mlp();
     // A learning rate that overflows the logits within a few steps.
     let mut opt = Sgd::new(net.parameters(), 1e30).unwrap();
-    let config = TrainConfig {
-        epochs: 2,
-        quiet: true,
-        device: Device::Cuda(0),
-        ..Default::default()
-    };
-    let e = Trainer::new(&net, cross_entropy_loss(), &mut opt, config)
-        .fit(&train, None)
-        .unwrap_err()
-        .to_string();
+    let config = quiet_on(Device::Cuda(0), 2);
+    let e = fit_error(&net, cross_entropy_loss(), &mut opt, config, &train);
     // Read at the end of the epoch (no per-step sync): the error names the unchecked steps.
     assert!(e.contains("the loss became non-finite"), "{e}");
     assert!(e.contains("of the global steps "), "{e}");
@@ -119,31 +113,19 @@ fn a_non_finite_loss_on_the_gpu_is_caught_by_the_device_side_check() {
 
 #[test]
 fn a_gpu_that_is_not_there_is_an_error_not_a_cpu_run() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    simulate();
+    let _serial = serial_on_simulated_gpu();
     let net = mlp();
-    let (train, _) = d2l_data::load_data_shapes(64, 16, 32, None, 0)
-        .map_err(data_error)
-        .unwrap();
+    let (train, _) = shapes(64, 16, 32, 0);
     let mut opt = Sgd::new(net.parameters(), 0.1).unwrap();
-    let config = TrainConfig {
-        epochs: 1,
-        quiet: true,
-        device: Device::Cuda(3),
-        ..Default::default()
-    };
-    let e = Trainer::new(&net, cross_entropy_loss(), &mut opt, config)
-        .fit(&train, None)
-        .unwrap_err()
-        .to_string();
+    let config = quiet_on(Device::Cuda(3), 1);
+    let e = fit_error(&net, cross_entropy_loss(), &mut opt, config, &train);
     assert!(e.contains("cuda:3 is not available"), "{e}");
     assert!(net.parameters().iter().all(|p| p.device() == Device::Cpu));
 }
 
 #[test]
 fn bench_records_the_device_and_its_peak_memory() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    simulate();
+    let _serial = serial_on_simulated_gpu();
     let cfg = BenchConfig {
         protocol: Protocol {
             reps: 1,

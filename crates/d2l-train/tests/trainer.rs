@@ -9,13 +9,14 @@ use d2l_nn::optim::Sgd;
 use d2l_nn::serialize::load_state_dict;
 use d2l_nn::{Module, Sequential};
 use d2l_tensor::{Generator, Tensor};
-use d2l_train::metrics::{
-    accuracy, data_error, evaluate_accuracy, evaluate_loss, Accumulator, Timer,
-};
+use d2l_train::metrics::{accuracy, evaluate_accuracy, evaluate_loss, Accumulator, Timer};
 use d2l_train::plot::{save_line_plot, save_scatter_plot, PlotSpec, Series};
 use d2l_train::run_dir::{utc_timestamp, RunDir, METRICS_HEADER};
 use d2l_train::trainer::{cross_entropy_loss, mse_loss, Task, TrainConfig, Trainer};
 use std::cell::RefCell;
+
+mod common;
+use common::{fit_error, shapes};
 
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 
@@ -28,9 +29,7 @@ fn softmax_net() -> Sequential {
 #[test]
 fn softmax_regression_on_shapes_writes_a_run_dir() {
     let tmp = tempfile::tempdir().unwrap();
-    let (train, test) = d2l_data::load_data_shapes(2000, 500, 64, None, 7)
-        .map_err(data_error)
-        .unwrap();
+    let (train, test) = shapes(2000, 500, 64, 7);
     let net = softmax_net();
     let mut opt = Sgd::new(net.parameters(), 0.1).unwrap();
     let run = RunDir::create(Some(tmp.path().join("run")), "softmax").unwrap();
@@ -201,10 +200,7 @@ fn nan_loss_stops_with_an_error_naming_the_step() {
         run_dir: Some(run.clone()),
         ..Default::default()
     };
-    let err = Trainer::new(&net, mse_loss(), &mut opt, config)
-        .fit(&train, None)
-        .unwrap_err()
-        .to_string();
+    let err = fit_error(&net, mse_loss(), &mut opt, config, &train);
     assert!(err.contains("epoch 1, step "), "{err}");
     assert!(err.contains("NaN") || err.contains("inf"), "{err}");
     // The summary records why it stopped.
@@ -216,9 +212,7 @@ fn nan_loss_stops_with_an_error_naming_the_step() {
 #[test]
 fn a_stop_request_finishes_the_batch_saves_and_returns() {
     let tmp = tempfile::tempdir().unwrap();
-    let (train, test) = d2l_data::load_data_shapes(640, 64, 64, None, 1)
-        .map_err(data_error)
-        .unwrap();
+    let (train, test) = shapes(640, 64, 64, 1);
     let net = softmax_net();
     let mut opt = Sgd::new(net.parameters(), 0.1).unwrap();
     let run = RunDir::create(Some(tmp.path().join("stop")), "softmax").unwrap();

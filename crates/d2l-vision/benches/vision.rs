@@ -9,11 +9,15 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use d2l_data::loader::{DataLoader, Dataset, TensorDataset};
 use d2l_tensor::{Generator, Tensor};
-use d2l_vision::detection::{multibox_prior, multibox_target};
+use d2l_vision::detection::multibox_target;
 use d2l_vision::generated::detection::{generate_detection_set, DetectionSetSpec};
 use d2l_vision::transforms::{AugmentedDataset, Compose};
 use std::sync::Arc;
 use std::time::Duration;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{shifting_labels, ssd_anchors};
 
 fn generation(c: &mut Criterion) {
     let mut g = c.benchmark_group("detection_set");
@@ -74,31 +78,9 @@ fn augmentation(c: &mut Criterion) {
 }
 
 fn anchor_labelling(c: &mut Criterion) {
-    let sizes = [
-        [0.2, 0.272],
-        [0.37, 0.447],
-        [0.54, 0.619],
-        [0.71, 0.79],
-        [0.88, 0.961],
-    ];
-    let mut all = Vec::new();
-    for (s, m) in sizes.iter().zip([32usize, 16, 8, 4, 1]) {
-        all.extend(
-            multibox_prior(m, m, s, &[1.0, 2.0, 0.5])
-                .unwrap()
-                .to_vec::<f32>(),
-        );
-    }
-    let anchors = Tensor::from_vec(all.clone(), &[1, all.len() / 4, 4]).unwrap();
+    let anchors = ssd_anchors();
     let b = 32;
-    let mut d = Vec::new();
-    for i in 0..b {
-        let o = (i as f32) / 64.0;
-        d.extend([0.0, 0.1 + o, 0.2, 0.4 + o, 0.5]);
-        d.extend([1.0, 0.5, 0.5 - o, 0.8, 0.9 - o]);
-        d.extend([0.0, 0.05, 0.6, 0.3, 0.95]);
-    }
-    let labels = Tensor::from_vec(d, &[b, 3, 5]).unwrap();
+    let labels = shifting_labels(b);
     let mut g = c.benchmark_group("multibox_target");
     g.sample_size(10).measurement_time(Duration::from_secs(2));
     g.throughput(Throughput::Elements(b as u64));

@@ -5,6 +5,9 @@ use d2l_tensor::{Error, Tensor};
 use d2l_vision::detection::*;
 use proptest::prelude::*;
 
+mod common;
+use common::{shifting_labels, ssd_anchors};
+
 fn t2(rows: &[&[f32]]) -> Tensor {
     let cols = rows.first().map_or(0, |r| r.len());
     let data: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
@@ -343,41 +346,11 @@ fn nms_nan_scores_rank_last_and_do_not_panic() {
     assert_eq!(out.shape(), &[1, 4, 6]);
 }
 
-/// The SSD anchors of 13.7 (5 scales on 32,16,8,4,1 maps): (1, 5444, 4).
-fn ssd_anchors() -> Tensor {
-    let sizes = [
-        [0.2, 0.272],
-        [0.37, 0.447],
-        [0.54, 0.619],
-        [0.71, 0.79],
-        [0.88, 0.961],
-    ];
-    let maps = [32usize, 16, 8, 4, 1];
-    let mut all = Vec::new();
-    for (s, m) in sizes.iter().zip(maps) {
-        all.extend(
-            multibox_prior(m, m, s, &[1.0, 2.0, 0.5])
-                .unwrap()
-                .to_vec::<f32>(),
-        );
-    }
-    let n = all.len() / 4;
-    Tensor::from_vec(all, &[1, n, 4]).unwrap()
-}
-
 #[test]
 fn multibox_target_labels_every_image_on_tinyssd_anchors() {
     let anchors = ssd_anchors();
     assert_eq!(anchors.shape(), &[1, 5444, 4]);
-    let b = 32;
-    let mut d = Vec::new();
-    for i in 0..b {
-        let o = (i as f32) / 64.0;
-        d.extend([0.0, 0.1 + o, 0.2, 0.4 + o, 0.5]);
-        d.extend([1.0, 0.5, 0.5 - o, 0.8, 0.9 - o]);
-        d.extend([0.0, 0.05, 0.6, 0.3, 0.95]);
-    }
-    let labels = Tensor::from_vec(d, &[b, 3, 5]).unwrap();
+    let labels = shifting_labels(32);
     // (Its speed is measured in `cargo bench -p d2l-vision --bench vision`.)
     let (off, mask, cls) = multibox_target(&anchors, &labels).unwrap();
     assert_eq!(off.shape(), &[32, 4 * 5444]);

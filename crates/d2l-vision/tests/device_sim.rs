@@ -2,28 +2,13 @@
 
 mod device_checks;
 
-use d2l_tensor::{Device, Result};
+d2l_testkit::device_tests! { d2l_testkit::device::simulated;
+    roi_pool_and_align_match_on_the_device => |d| device_checks::roi_ops_match(d, TOL),
+    multibox_ops_keep_the_device => |d| device_checks::multibox_ops_match(d, TOL),
+    upsampling_and_style_transfer_on_the_device => |d| {
+        device_checks::upsample_and_style_match(d, TOL)
+    },
+}
 
+/// Relative tolerance: the simulated device runs the CPU kernels.
 const TOL: f64 = 1e-5;
-
-/// Turns on one simulated device before the first device query of this process.
-fn sim() -> Device {
-    std::env::set_var(d2l_tensor::cuda::SIMULATE_ENV, "1");
-    assert!(d2l_tensor::cuda::is_simulated());
-    Device::Cuda(0)
-}
-
-#[test]
-fn roi_pool_and_align_match_on_the_device() -> Result<()> {
-    device_checks::roi_ops_match(sim(), TOL)
-}
-
-#[test]
-fn multibox_ops_keep_the_device() -> Result<()> {
-    device_checks::multibox_ops_match(sim(), TOL)
-}
-
-#[test]
-fn upsampling_and_style_transfer_on_the_device() -> Result<()> {
-    device_checks::upsample_and_style_match(sim(), TOL)
-}

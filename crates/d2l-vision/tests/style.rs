@@ -59,6 +59,20 @@ fn assert_close(what: &str, got: &Tensor, want: &Tensor, tol: f64) {
     }
 }
 
+/// Backpropagates the loss `l` of the leaf `a` and checks the loss and `a`'s gradient
+/// against the fixture's `name` and `name_grad`.
+fn assert_loss_and_grad(f: &HashMap<String, Tensor>, name: &str, l: &Tensor, a: &Tensor) {
+    l.backward().unwrap();
+    assert_close(name, l, &get(f, name), TOL);
+    let grad = format!("{name}_grad");
+    assert_close(
+        &format!("{name} grad"),
+        &a.grad().unwrap(),
+        &get(f, &grad),
+        TOL,
+    );
+}
+
 fn scalar(t: &Tensor) -> f64 {
     t.to_vec::<f64>()[0]
 }
@@ -71,14 +85,7 @@ fn content_loss_matches_pytorch() {
     let a = leaf(&get(&f, "y_hat"));
     let y = leaf(&get(&f, "y"));
     let l = content_loss(&a, &y).unwrap();
-    l.backward().unwrap();
-    assert_close("content_loss", &l, &get(&f, "content_loss"), TOL);
-    assert_close(
-        "content_loss grad",
-        &a.grad().unwrap(),
-        &get(&f, "content_loss_grad"),
-        TOL,
-    );
+    assert_loss_and_grad(&f, "content_loss", &l, &a);
     // y is detached, as in the book.
     assert!(y.grad().is_none(), "the target must get no gradient");
 }
@@ -118,14 +125,7 @@ fn style_loss_matches_pytorch() {
     let a = leaf(&get(&f, "y_hat"));
     let gy = leaf(&gs);
     let l = style_loss(&a, &gy).unwrap();
-    l.backward().unwrap();
-    assert_close("style_loss", &l, &get(&f, "style_loss"), TOL);
-    assert_close(
-        "style_loss grad",
-        &a.grad().unwrap(),
-        &get(&f, "style_loss_grad"),
-        TOL,
-    );
+    assert_loss_and_grad(&f, "style_loss", &l, &a);
     assert!(gy.grad().is_none(), "gram_y must be detached");
 }
 
@@ -134,14 +134,7 @@ fn tv_loss_matches_pytorch() {
     let f = fixtures();
     let a = leaf(&get(&f, "y_hat"));
     let l = tv_loss(&a).unwrap();
-    l.backward().unwrap();
-    assert_close("tv_loss", &l, &get(&f, "tv_loss"), TOL);
-    assert_close(
-        "tv_loss grad",
-        &a.grad().unwrap(),
-        &get(&f, "tv_loss_grad"),
-        TOL,
-    );
+    assert_loss_and_grad(&f, "tv_loss", &l, &a);
 }
 
 /// The fixture's compute_loss case: X = y_hat, one content layer, two style layers.

@@ -3,13 +3,10 @@
 //! checked against the book's printed results (D2L-REFERENCE C.4, D.11).
 
 use d2l_tensor::{ConvTranspose2dOptions, DType, Tensor};
+use d2l_testkit::t;
 use d2l_vision::image::read_image_f32;
 use d2l_vision::upsample::{bilinear_kernel, corr2d, kernel2matrix, trans_conv, upsample_bilinear};
 use std::path::Path;
-
-fn t(v: &[f32], shape: &[usize]) -> Tensor {
-    Tensor::from_vec(v.to_vec(), shape).unwrap()
-}
 
 fn vals(x: &Tensor) -> Vec<f64> {
     x.to_dtype(DType::F64)

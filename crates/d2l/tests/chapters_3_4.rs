@@ -92,6 +92,15 @@ fn fit(net: &dyn Module, recipe: &Recipe) -> TrainSummary {
     summary
 }
 
+/// The zoo's model `name` at its default configuration, trained with its recipe, passes
+/// [`check_summary`].
+fn zoo_model_learns(name: &str, min_acc: f64) {
+    let info = zoo::model(name).unwrap();
+    let net = info.build(&info.default_config()).unwrap();
+    let s = fit(&net, &info.recipe);
+    check_summary(name, &s, min_acc);
+}
+
 fn check_summary(name: &str, s: &TrainSummary, min_acc: f64) {
     let losses: Vec<f64> = s.epochs.iter().map(|m| m.train_loss).collect();
     let test_loss = s
@@ -203,10 +212,7 @@ fn softmax_regression_scratch_learns() {
 #[test]
 fn softmax_regression_concise_learns() {
     let _g = seeded(37);
-    let info = zoo::model("softmax").unwrap();
-    let net = info.build(&info.default_config()).unwrap();
-    let s = fit(&net, &info.recipe);
-    check_summary("softmax", &s, MIN_ACC_SOFTMAX);
+    zoo_model_learns("softmax", MIN_ACC_SOFTMAX);
 }
 
 /// 4.2: `W1`, `b1`, `W2`, `b2` by hand, trained with `optim.SGD` (lr 0.1).
@@ -222,10 +228,7 @@ fn mlp_scratch_learns() {
 #[test]
 fn mlp_concise_learns() {
     let _g = seeded(43);
-    let info = zoo::model("mlp").unwrap();
-    let net = info.build(&info.default_config()).unwrap();
-    let s = fit(&net, &info.recipe);
-    check_summary("mlp", &s, MIN_ACC_MLP);
+    zoo_model_learns("mlp", MIN_ACC_MLP);
 }
 
 /// 4.6 from scratch: the book's `Net` with `dropout_layer` (0.2, 0.5), lr 0.5; dropout is
@@ -253,8 +256,5 @@ fn dropout_scratch_learns() {
 #[test]
 fn dropout_concise_learns() {
     let _g = seeded(47);
-    let info = zoo::model("mlp-dropout").unwrap();
-    let net = info.build(&info.default_config()).unwrap();
-    let s = fit(&net, &info.recipe);
-    check_summary("mlp-dropout", &s, MIN_ACC_MLP);
+    zoo_model_learns("mlp-dropout", MIN_ACC_MLP);
 }

@@ -18,8 +18,10 @@ use d2l_nn::clip::clip_grad_norm_;
 use d2l_nn::loss::{cross_entropy, mse_loss_with, Reduction};
 use d2l_nn::optim::{Optimizer, Sgd};
 use d2l_nn::Module;
-use d2l_tensor::{manual_seed, no_grad, Device, Error, Result, Tensor};
+use d2l_tensor::{manual_seed, Device, Error, Result, Tensor};
 use std::sync::{Mutex, MutexGuard};
+
+pub use d2l_testkit::device::det;
 
 /// The tests share the global generator (model init, dropout): each holds this lock.
 pub fn lock() -> MutexGuard<'static, ()> {
@@ -27,26 +29,9 @@ pub fn lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A deterministic float tensor with values in about [-1, 1].
-pub fn det(shape: &[usize], salt: f64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|i| ((i as f64 * 0.7311 + salt * 1.37).sin() * 0.9) as f32)
-        .collect();
-    Tensor::from_vec(v, shape).unwrap()
-}
-
 /// Copies every state-dict tensor of `src` into `dst` (same architecture).
 pub fn copy_state(src: &dyn Module, dst: &dyn Module) -> Result<()> {
-    let (s, d) = (src.state_dict(), dst.state_dict());
-    assert_eq!(s.len(), d.len());
-    no_grad(|| {
-        for ((ns, ts), (nd, td)) in s.iter().zip(&d) {
-            assert_eq!(ns, nd);
-            td.copy_(ts)?;
-        }
-        Ok(())
-    })
+    d2l_testkit::device::copy_tensors(&src.state_dict(), &dst.state_dict())
 }
 
 /// Asserts the loss curves agree within `tol` relative.
@@ -282,3 +267,26 @@ pub fn summary_of_a_device_model(dev: Device) -> Result<()> {
     assert!(!s.rows.is_empty());
     Ok(())
 }
+
+/// Declares every check of this file as a test on `$device` (a
+/// `fn(&str) -> Option<Device>` of `d2l_testkit::device`) with relative tolerance `$tol`.
+macro_rules! tests_on {
+    ($device:path, $tol:expr) => {
+        d2l_testkit::device_tests! { $device;
+            zoo_models_give_the_same_first_losses_on_the_device => |d| {
+                device_checks::zoo_models_match(d, $tol)
+            },
+            char_models_give_the_same_first_losses_on_the_device => |d| {
+                device_checks::char_models_match(d, $tol)
+            },
+            tiny_ssd_gives_the_same_first_losses_on_the_device => |d| {
+                device_checks::tiny_ssd_matches(d, $tol)
+            },
+            fcn_gives_the_same_first_losses_on_the_device => |d| {
+                device_checks::fcn_matches(d, $tol)
+            },
+            summaries_of_device_models => device_checks::summary_of_a_device_model,
+        }
+    };
+}
+pub(crate) use tests_on;

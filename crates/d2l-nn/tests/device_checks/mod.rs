@@ -21,43 +21,19 @@ use d2l_nn::optim::{Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
 use d2l_nn::pool::{AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d};
 use d2l_nn::rnn::{Recurrent, GRU, LSTM, RNN};
 use d2l_nn::{Module, Sequential};
-use d2l_tensor::{no_grad, DType, Device, Error, Result, Tensor};
+use d2l_tensor::{DType, Device, Error, Result, Tensor};
 
-/// A deterministic float tensor of `shape` with values in about [-1, 1] (no global
-/// generator, so parallel tests do not disturb each other).
-pub fn det(shape: &[usize], salt: f64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|i| ((i as f64 * 0.7311 + salt * 1.37).sin() * 0.9) as f32)
-        .collect();
-    Tensor::from_vec(v, shape).unwrap()
-}
+use d2l_testkit::device::{assert_close_with, assert_input_grads_agree, copy_tensors};
+pub use d2l_testkit::device::{det, expect_mismatch};
 
-/// Whether `a` (CPU) and `b` (any device) agree within `tol` relative.
+/// Whether `a` (CPU) and `b` (any device) agree within `tol` relative (two NaNs agree).
 pub fn assert_close(what: &str, a: &Tensor, b: &Tensor, tol: f64) {
-    assert_eq!(a.shape(), b.shape(), "{what}: shapes differ");
-    let (va, vb) = (a.to_f64_vec(), b.to_f64_vec());
-    for (i, (x, y)) in va.iter().zip(&vb).enumerate() {
-        let scale = 1.0f64.max(x.abs()).max(y.abs());
-        assert!(
-            (x - y).abs() <= tol * scale || (x.is_nan() && y.is_nan()),
-            "{what}: element {i} differs: cpu {x} vs device {y} (tolerance {tol})"
-        );
-    }
+    assert_close_with(what, a, b, tol, true)
 }
 
 /// Copies every state-dict tensor of `src` into `dst` (same architecture).
 pub fn copy_state(src: &dyn Module, dst: &dyn Module) -> Result<()> {
-    let s = src.state_dict();
-    let d = dst.state_dict();
-    assert_eq!(s.len(), d.len());
-    no_grad(|| {
-        for ((ns, ts), (nd, td)) in s.iter().zip(&d) {
-            assert_eq!(ns, nd);
-            td.copy_(ts)?;
-        }
-        Ok(())
-    })
+    copy_tensors(&src.state_dict(), &dst.state_dict())
 }
 
 /// Asserts that every parameter and buffer of `m` lives on `dev`.
@@ -145,17 +121,15 @@ pub fn check_layer(
     Ok(())
 }
 
-/// Asserts `err` is a device mismatch whose message names the CPU and `dev`.
-pub fn expect_mismatch(what: &str, err: &Error, dev: Device) {
-    assert!(
-        matches!(err, Error::DeviceMismatch { .. }),
-        "{what}: expected a DeviceMismatch, got {err:?}"
-    );
-    let msg = err.to_string();
-    assert!(
-        msg.contains(&dev.to_string()) && msg.contains("cpu"),
-        "{what}: the message should name both devices: {msg}"
-    );
+/// Cross-entropy of `x` against the targets `o[0]` with the class weights `o[1]` and
+/// label smoothing `label_smoothing`.
+fn weighted_cross_entropy(x: &Tensor, o: &[Tensor], label_smoothing: f64) -> Result<Tensor> {
+    let options = CrossEntropyOptions {
+        weight: Some(o[1].clone()),
+        label_smoothing,
+        ..Default::default()
+    };
+    loss::cross_entropy_with(x, &o[0], &options)
 }
 
 fn boxed<M: Module + 'static>(m: Result<M>) -> Result<Box<dyn Module>> {
@@ -461,47 +435,19 @@ pub fn losses_match(dev: Device, tol: f64) -> Result<()> {
             "cross_entropy(weight, smoothing)",
             yhat.clone(),
             vec![labels.clone(), class_w.clone()],
-            Box::new(|x, o| {
-                loss::cross_entropy_with(
-                    x,
-                    &o[0],
-                    &CrossEntropyOptions {
-                        weight: Some(o[1].clone()),
-                        label_smoothing: 0.1,
-                        ..Default::default()
-                    },
-                )
-            }),
+            Box::new(|x, o| weighted_cross_entropy(x, o, 0.1)),
         ),
         (
             "cross_entropy(weight)",
             yhat.clone(),
             vec![labels.clone(), class_w.clone()],
-            Box::new(|x, o| {
-                loss::cross_entropy_with(
-                    x,
-                    &o[0],
-                    &CrossEntropyOptions {
-                        weight: Some(o[1].clone()),
-                        ..Default::default()
-                    },
-                )
-            }),
+            Box::new(|x, o| weighted_cross_entropy(x, o, 0.0)),
         ),
         (
             "cross_entropy(probabilities)",
             yhat.clone(),
             vec![soft.clone(), class_w.clone()],
-            Box::new(|x, o| {
-                loss::cross_entropy_with(
-                    x,
-                    &o[0],
-                    &CrossEntropyOptions {
-                        weight: Some(o[1].clone()),
-                        ..Default::default()
-                    },
-                )
-            }),
+            Box::new(|x, o| weighted_cross_entropy(x, o, 0.0)),
         ),
         (
             "nll",
@@ -537,12 +483,7 @@ pub fn losses_match(dev: Device, tol: f64) -> Result<()> {
         let lb = f(&xb, &others_dev)?;
         assert_eq!(lb.device(), dev, "{name}: loss device");
         assert_close(&format!("{name}: value"), &la, &lb, tol);
-        let w = det(la.shape(), 9.0);
-        la.mul(&w)?.sum_all()?.backward()?;
-        lb.mul(&w.to(dev)?)?.sum_all()?.backward()?;
-        let gb = xb.grad().unwrap();
-        assert_eq!(gb.device(), dev, "{name}: grad device");
-        assert_close(&format!("{name}: grad"), &xa.grad().unwrap(), &gb, tol);
+        assert_input_grads_agree(name, [&xa, &la], [&xb, &lb], 9.0, tol, true)?;
         // Targets left on the CPU are refused, not silently used.
         if let Err(e) = f(&xb, &others) {
             expect_mismatch(name, &e, dev);
@@ -765,3 +706,23 @@ pub fn optimizer_state_follows_the_model(dev: Device, tol: f64) -> Result<()> {
     }
     Ok(())
 }
+
+/// Declares every check of this file as a test on `$device` (a
+/// `fn(&str) -> Option<Device>` of `d2l_testkit::device`) with relative tolerance `$tol`.
+macro_rules! tests_on {
+    ($device:path, $tol:expr) => {
+        d2l_testkit::device_tests! { $device;
+            layers_match_on_the_device => |d| device_checks::layers_match(d, $tol),
+            dropout_masks_are_drawn_for_the_device => device_checks::dropout_mask_on_device,
+            recurrent_states_live_on_the_device => |d| device_checks::rnn_states_on_device(d, $tol),
+            losses_match_on_the_device => |d| device_checks::losses_match(d, $tol),
+            optimizers_match_on_the_device => |d| device_checks::optimizers_match(d, $tol),
+            module_to_moves_everything => device_checks::module_to_moves_everything,
+            save_and_load_a_device_model => device_checks::save_load_round_trip,
+            optimizer_state_follows_a_moved_model => |d| {
+                device_checks::optimizer_state_follows_the_model(d, $tol)
+            },
+        }
+    };
+}
+pub(crate) use tests_on;

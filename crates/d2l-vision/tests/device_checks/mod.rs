@@ -8,38 +8,11 @@
 use d2l_tensor::{Device, Error, Result, Tensor};
 use d2l_vision::{detection, roi, style, upsample};
 
-/// A deterministic float tensor with values in about [-1, 1].
-pub fn det(shape: &[usize], salt: f64) -> Tensor {
-    let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n)
-        .map(|i| ((i as f64 * 0.7311 + salt * 1.37).sin() * 0.9) as f32)
-        .collect();
-    Tensor::from_vec(v, shape).unwrap()
-}
+pub use d2l_testkit::device::{det, expect_mismatch};
 
 /// `a` (CPU) and `b` (any device) agree within `tol` relative.
 pub fn assert_close(what: &str, a: &Tensor, b: &Tensor, tol: f64) {
-    assert_eq!(a.shape(), b.shape(), "{what}: shapes differ");
-    for (i, (x, y)) in a.to_f64_vec().iter().zip(b.to_f64_vec()).enumerate() {
-        let scale = 1.0f64.max(x.abs()).max(y.abs());
-        assert!(
-            (x - y).abs() <= tol * scale,
-            "{what}: element {i}: cpu {x} vs device {y}"
-        );
-    }
-}
-
-/// `err` is a device mismatch naming the CPU and `dev`.
-pub fn expect_mismatch(what: &str, err: &Error, dev: Device) {
-    assert!(
-        matches!(err, Error::DeviceMismatch { .. }),
-        "{what}: expected a DeviceMismatch, got {err:?}"
-    );
-    let msg = err.to_string();
-    assert!(
-        msg.contains(&dev.to_string()) && msg.contains("cpu"),
-        "{what}: {msg}"
-    );
+    d2l_testkit::device::assert_close_with(what, a, b, tol, false)
 }
 
 fn rois() -> Tensor {
@@ -79,12 +52,14 @@ pub fn roi_ops_match(dev: Device, tol: f64) -> Result<()> {
         let yb = f(&xb, &rois().to(dev)?)?;
         assert_eq!(yb.device(), dev, "{name}");
         assert_close(name, &ya, &yb, tol);
-        let w = det(ya.shape(), 2.0);
-        ya.mul(&w)?.sum_all()?.backward()?;
-        yb.mul(&w.to(dev)?)?.sum_all()?.backward()?;
-        let gb = xb.grad().unwrap();
-        assert_eq!(gb.device(), dev, "{name}: grad");
-        assert_close(&format!("{name}: grad"), &xa.grad().unwrap(), &gb, tol);
+        d2l_testkit::device::assert_input_grads_agree(
+            name,
+            [&xa, &ya],
+            [&xb, &yb],
+            2.0,
+            tol,
+            false,
+        )?;
         let err = f(&xb, &rois()).expect_err("rois on the CPU");
         expect_mismatch(name, &err, dev);
     }
