@@ -18,6 +18,7 @@
 mod alloc;
 pub(crate) mod native;
 pub(crate) mod native_nn;
+mod op_codes;
 #[cfg(feature = "cuda")]
 pub(crate) mod real;
 

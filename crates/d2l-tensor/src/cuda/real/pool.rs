@@ -1,6 +1,7 @@
 //! Max and average pooling launchers, forward and backward.
 
 use super::*;
+use crate::cuda::op_codes::pool_mode;
 
 // ------------------------------------------------------------------ pooling
 
@@ -81,20 +82,20 @@ impl PoolAxis {
 
     fn kernel(&self) -> Result<PoolAxisK, String> {
         let (mode, k, s, p, d, cip) = match self.rule {
-            PoolRule::Max { k, s, p, d } => (0, k, s, p, d, false),
+            PoolRule::Max { k, s, p, d } => (pool_mode::MAX, k, s, p, d, false),
             PoolRule::Avg {
                 k,
                 s,
                 p,
                 count_include_pad,
-            } => (1, k, s, p, 1, count_include_pad),
-            PoolRule::Adaptive => (2, 1, 1, 0, 1, false),
+            } => (pool_mode::AVG, k, s, p, 1, count_include_pad),
+            PoolRule::Adaptive => (pool_mode::ADAPTIVE, 1, 1, 0, 1, false),
         };
         if self.len == 0 || self.n == 0 || k == 0 || s == 0 || d == 0 {
             return Err(format!("CUDA: pooling: degenerate axis {self:?}"));
         }
         Ok(PoolAxisK {
-            v: [mode, self.len, self.n, k, s, p, d, cip as usize].map(|x| x as i64),
+            v: [mode as usize, self.len, self.n, k, s, p, d, cip as usize].map(|x| x as i64),
         })
     }
 }
