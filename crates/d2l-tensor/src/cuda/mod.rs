@@ -78,6 +78,14 @@ pub fn kernel_names() -> Vec<String> {
     real::kernel_names()
 }
 
+/// The CUDA C source exactly as NVRTC compiles it: the op-code header generated from
+/// `op_codes.rs`, then `kernels.cu` (for the NVRTC check).
+#[cfg(feature = "cuda")]
+#[doc(hidden)]
+pub fn kernel_source() -> String {
+    real::kernel_source()
+}
+
 /// Number of usable CUDA GPUs (0 without a driver, without a GPU, or in a build without
 /// the `cuda` feature). The book's `d2l.num_gpus()`.
 pub fn num_gpus() -> usize {

@@ -38,6 +38,11 @@ use super::alloc::{Caching, RawAlloc};
 /// `op_codes::header()`).
 pub(crate) const KERNEL_SOURCE: &str = include_str!("../kernels.cu");
 
+/// [`KERNEL_SOURCE`] behind the op-code `#define`s it needs, as NVRTC compiles it.
+pub(crate) fn kernel_source() -> String {
+    format!("{}{KERNEL_SOURCE}", super::op_codes::header())
+}
+
 /// Largest rank a strided operand may have after coalescing.
 pub(crate) const MAX_RANK: usize = 8;
 
@@ -293,8 +298,7 @@ fn ptx_for(cc: i32) -> Result<Ptx, String> {
             name: Some("d2l_kernels.cu".to_owned()),
             ..Default::default()
         };
-        let source = format!("{}{KERNEL_SOURCE}", super::op_codes::header());
-        nvrtc::compile_ptx_with_opts(source, opts).map_err(|e| match e {
+        nvrtc::compile_ptx_with_opts(kernel_source(), opts).map_err(|e| match e {
             nvrtc::CompileError::CompileError { nvrtc, log, .. } => format!(
                 "CUDA: NVRTC failed to compile kernels.cu for compute_{arch} ({nvrtc:?}):\n{}",
                 log.to_string_lossy()
