@@ -423,24 +423,17 @@ pub(crate) fn detection_data(
     }
 }
 
-/// Runs `d2l train tiny-ssd` (and hands Faster / Mask R-CNN to [`super::rcnn::train`]).
-pub fn train(a: TrainArgs) -> CliResult<()> {
-    if super::rcnn::is_rcnn_model(&a.model) {
-        return super::rcnn::train(a);
-    }
-    for (flag, given) in [
-        ("--optimizer", a.optimizer.is_some()),
-        ("--momentum", a.momentum.is_some()),
-        ("--dropout", a.dropout.is_some()),
-        ("--width-mult", a.width_mult != 1.0),
-        ("--test-limit", a.data.test_limit.is_some()),
-    ] {
-        if given {
-            return Err(format!(
-                "{flag} does not apply to tiny-ssd (the book's SGD with weight decay)"
-            )
-            .into());
-        }
+/// The checks `d2l train` makes for the detection models: none of the `unused` flags (each
+/// with whether it was given) may be given, as they do not apply to `model` (its name and,
+/// in brackets, what it trains with), `--lr` must be positive and `--epochs` and
+/// `--batch-size` at least 1.
+pub(super) fn check_train_flags(
+    a: &TrainArgs,
+    model: &str,
+    unused: &[(&str, bool)],
+) -> CliResult<()> {
+    if let Some((flag, _)) = unused.iter().find(|(_, given)| *given) {
+        return Err(format!("{flag} does not apply to {model}").into());
     }
     if let Some(lr) = a.lr {
         if !(lr > 0.0 && lr.is_finite()) {
@@ -450,6 +443,33 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     if a.epochs == Some(0) || a.data.batch_size == Some(0) {
         return Err("--epochs and --batch-size must be at least 1".into());
     }
+    Ok(())
+}
+
+/// Writes `value` as `map.json` in the run folder `dir`, best effort (atomically, so a
+/// reader never sees half a file; a failure to write does not fail the finished run).
+pub(super) fn write_map_json(dir: &std::path::Path, value: &serde_json::Value) {
+    if let Ok(j) = serde_json::to_string_pretty(value) {
+        let _ = d2l_nn::serialize::write_atomic(&dir.join("map.json"), (j + "\n").as_bytes());
+    }
+}
+
+/// Runs `d2l train tiny-ssd` (and hands Faster / Mask R-CNN to [`super::rcnn::train`]).
+pub fn train(a: TrainArgs) -> CliResult<()> {
+    if super::rcnn::is_rcnn_model(&a.model) {
+        return super::rcnn::train(a);
+    }
+    check_train_flags(
+        &a,
+        "tiny-ssd (the book's SGD with weight decay)",
+        &[
+            ("--optimizer", a.optimizer.is_some()),
+            ("--momentum", a.momentum.is_some()),
+            ("--dropout", a.dropout.is_some()),
+            ("--width-mult", a.width_mult != 1.0),
+            ("--test-limit", a.data.test_limit.is_some()),
+        ],
+    )?;
     let cls_loss = parse_cls_loss(a.cls_loss.as_deref().unwrap_or("ce"))?;
     let box_loss = parse_box_loss(a.box_loss.as_deref().unwrap_or("l1"))?;
     a.data.apply_engine_settings()?;
@@ -526,12 +546,8 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         m.images_per_sec,
         d2l_nn::Module::num_parameters(&net)
     );
-    if let (Some(dir), Ok(j)) = (
-        run_dir.as_ref(),
-        serde_json::to_string_pretty(&json!({"map": m, "seconds": s.seconds})),
-    ) {
-        let _ =
-            d2l_nn::serialize::write_atomic(&dir.path().join("map.json"), (j + "\n").as_bytes());
+    if let Some(dir) = &run_dir {
+        write_map_json(dir.path(), &json!({"map": m, "seconds": s.seconds}));
     }
     println!("run saved in {}", run_path.display());
     if a.json {

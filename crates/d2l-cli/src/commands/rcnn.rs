@@ -6,9 +6,9 @@ use super::segment::SegmentArgs;
 use super::train::TrainArgs;
 use super::CliResult;
 use d2l_data::loader::DataLoader;
-use d2l_models::rcnn::{paste_mask, MaskRcnn, RcnnConfig};
+use d2l_models::rcnn::{paste_mask, MaskRcnn, RcnnConfig, RcnnOutput};
 use d2l_nn::Module;
-use d2l_tensor::DType;
+use d2l_tensor::{DType, Tensor};
 use d2l_train::tasks::rcnn::{evaluate_map, train_rcnn, RcnnTrainConfig};
 use d2l_vision::draw::{save_image_with_boxes, LabeledBox};
 use d2l_vision::generated::detection::{load_instance_set, DETECTION_CLASSES};
@@ -98,29 +98,17 @@ fn data(
 /// Runs `d2l train faster-rcnn|mask-rcnn`.
 pub fn train(a: TrainArgs) -> CliResult<()> {
     let mask = a.model == "mask-rcnn";
-    for (flag, given) in [
-        ("--optimizer", a.optimizer.is_some()),
-        ("--dropout", a.dropout.is_some()),
-        ("--width-mult", a.width_mult != 1.0),
-        ("--cls-loss", a.cls_loss.is_some()),
-        ("--box-loss", a.box_loss.is_some()),
-    ] {
-        if given {
-            return Err(format!(
-                "{flag} does not apply to {} (SGD with momentum, torchvision's losses)",
-                a.model
-            )
-            .into());
-        }
-    }
-    if let Some(lr) = a.lr {
-        if !(lr > 0.0 && lr.is_finite()) {
-            return Err(format!("--lr must be a positive number, got {lr}").into());
-        }
-    }
-    if a.epochs == Some(0) || a.data.batch_size == Some(0) {
-        return Err("--epochs and --batch-size must be at least 1".into());
-    }
+    super::detect::check_train_flags(
+        &a,
+        &format!("{} (SGD with momentum, torchvision's losses)", a.model),
+        &[
+            ("--optimizer", a.optimizer.is_some()),
+            ("--dropout", a.dropout.is_some()),
+            ("--width-mult", a.width_mult != 1.0),
+            ("--cls-loss", a.cls_loss.is_some()),
+            ("--box-loss", a.box_loss.is_some()),
+        ],
+    )?;
     if a.distributed || a.sync_bn {
         return Err(format!(
             "--distributed and --sync-bn are not supported for {} yet (its training runs in one process)",
@@ -203,14 +191,10 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         last.examples_per_sec,
         run_dir.path().display()
     );
-    if let Ok(j) =
-        serde_json::to_string_pretty(&json!({"map": m, "seconds": s.seconds, "parameters": params}))
-    {
-        let _ = d2l_nn::serialize::write_atomic(
-            &run_dir.path().join("map.json"),
-            (j + "\n").as_bytes(),
-        );
-    }
+    super::detect::write_map_json(
+        run_dir.path(),
+        &json!({"map": m, "seconds": s.seconds, "parameters": params}),
+    );
     if a.json {
         println!(
             "{}",
@@ -257,6 +241,28 @@ fn class_name(num_classes: usize, label: usize) -> String {
     }
 }
 
+/// Loads the model (see [`load_model`]) onto the device and runs it on the image at
+/// `image`: the network, the image as read (`u8 [3, H, W]`) and its detections.
+fn detect_image(
+    weights: &std::path::Path,
+    want_mask: bool,
+    model: &str,
+    device: &super::DeviceArgs,
+    image: &std::path::Path,
+) -> CliResult<(MaskRcnn, Tensor, Vec<RcnnOutput>)> {
+    let net = load_model(weights, want_mask, model)?;
+    let device = device.resolve()?;
+    d2l_train::device::to_device(&net, device)?;
+    let img = read_image(image)?;
+    let x = img
+        .to_dtype(DType::F32)?
+        .div_scalar(255.0)?
+        .unsqueeze(0)?
+        .to(device)?;
+    let out = net.detect(&x)?;
+    Ok((net, img, out))
+}
+
 /// Runs `d2l detect faster-rcnn|mask-rcnn IMAGE --weights FILE`: draws the detections
 /// scoring at least `threshold`.
 pub fn detect(a: super::detect::DetectArgs) -> CliResult<()> {
@@ -264,17 +270,8 @@ pub fn detect(a: super::detect::DetectArgs) -> CliResult<()> {
         return Err("--threshold must lie in [0, 1]".into());
     }
     super::sizes::check_output(&a.out)?;
-    let net = load_model(&a.weights, false, &a.model)?;
-    let device = a.device.resolve()?;
-    d2l_train::device::to_device(&net, device)?;
-    let img = read_image(&a.image)?;
+    let (net, img, out) = detect_image(&a.weights, false, &a.model, &a.device, &a.image)?;
     let (h, w) = (img.shape()[1], img.shape()[2]);
-    let x = img
-        .to_dtype(DType::F32)?
-        .div_scalar(255.0)?
-        .unsqueeze(0)?
-        .to(device)?;
-    let out = net.detect(&x)?;
     let c = net.config().num_classes;
     let kept: Vec<_> = out[0]
         .detections
@@ -329,17 +326,8 @@ const PALETTE: [(u8, u8, u8); 6] = [
 /// least 0.5 with its mask (probability above 0.5) blended in its colour.
 pub fn segment(a: SegmentArgs) -> CliResult<()> {
     super::sizes::check_output(&a.out)?;
-    let net = load_model(&a.weights, true, &a.model)?;
-    let device = a.device.resolve()?;
-    d2l_train::device::to_device(&net, device)?;
-    let img = read_image(&a.image)?;
+    let (net, img, out) = detect_image(&a.weights, true, &a.model, &a.device, &a.image)?;
     let (h, w) = (img.shape()[1], img.shape()[2]);
-    let x = img
-        .to_dtype(DType::F32)?
-        .div_scalar(255.0)?
-        .unsqueeze(0)?
-        .to(device)?;
-    let out = net.detect(&x)?;
     let c = net.config().num_classes;
     let probs = out[0]
         .masks
