@@ -475,12 +475,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     a.data.apply_engine_settings()?;
     let batch = a.data.batch_size.unwrap_or(32);
     let (train, val, source) = detection_data(&a, batch)?;
-    let train = super::head_loader(
-        train,
-        a.data.train_limit,
-        Some(a.data.seed),
-        "--train-limit",
-    )?;
+    let train = a.data.limit_train(train)?;
     if !a.quiet {
         println!(
             "read {} training examples, {} validation examples ({source})",

@@ -6,6 +6,7 @@ use super::segment::SegmentArgs;
 use super::train::TrainArgs;
 use super::CliResult;
 use d2l_data::loader::DataLoader;
+use d2l_models::rcnn::parts::Detection;
 use d2l_models::rcnn::{paste_mask, MaskRcnn, RcnnConfig, RcnnOutput};
 use d2l_nn::Module;
 use d2l_tensor::{DType, Tensor};
@@ -119,13 +120,8 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     a.data.apply_engine_settings()?;
     let batch = a.data.batch_size.unwrap_or(4);
     let (train, val, source, classes) = data(&a, batch, mask)?;
-    let train = super::head_loader(
-        train,
-        a.data.train_limit,
-        Some(a.data.seed),
-        "--train-limit",
-    )?;
-    let val = super::head_loader(val, a.data.test_limit, None, "--test-limit")?;
+    let train = a.data.limit_train(train)?;
+    let val = a.data.limit_test(val)?;
     if !a.quiet {
         println!(
             "read {} training examples, {} validation examples ({source})",
@@ -263,6 +259,29 @@ fn detect_image(
     Ok((net, img, out))
 }
 
+/// Prints one detection (class, score and box, then `extra`) and returns its box for
+/// drawing in `color`, labelled with the class name and score.
+fn report_detection(d: &Detection, classes: usize, extra: &str, color: (u8, u8, u8)) -> LabeledBox {
+    println!(
+        "  class {} score {:.3} box [{:.1}, {:.1}, {:.1}, {:.1}]{extra}",
+        d.label - 1,
+        d.score,
+        d.bbox[0],
+        d.bbox[1],
+        d.bbox[2],
+        d.bbox[3]
+    );
+    LabeledBox {
+        corners: d.bbox,
+        label: Some(
+            format!("{} {:.2}", class_name(classes, d.label), d.score)
+                .trim()
+                .to_string(),
+        ),
+        color: Some(color),
+    }
+}
+
 /// Runs `d2l detect faster-rcnn|mask-rcnn IMAGE --weights FILE`: draws the detections
 /// scoring at least `threshold`.
 pub fn detect(a: super::detect::DetectArgs) -> CliResult<()> {
@@ -287,26 +306,7 @@ pub fn detect(a: super::detect::DetectArgs) -> CliResult<()> {
     );
     let boxes: Vec<LabeledBox> = kept
         .iter()
-        .map(|d| {
-            println!(
-                "  class {} score {:.3} box [{:.1}, {:.1}, {:.1}, {:.1}]",
-                d.label - 1,
-                d.score,
-                d.bbox[0],
-                d.bbox[1],
-                d.bbox[2],
-                d.bbox[3]
-            );
-            LabeledBox {
-                corners: d.bbox,
-                label: Some(
-                    format!("{} {:.2}", class_name(c, d.label), d.score)
-                        .trim()
-                        .to_string(),
-                ),
-                color: Some((255, 255, 255)),
-            }
-        })
+        .map(|d| report_detection(d, c, "", (255, 255, 255)))
         .collect();
     save_image_with_boxes(&img, &boxes, &a.out)?;
     println!("wrote {}", a.out.display());
@@ -352,24 +352,7 @@ pub fn segment(a: SegmentArgs) -> CliResult<()> {
                 }
             }
         }
-        println!(
-            "  class {} score {:.3} box [{:.1}, {:.1}, {:.1}, {:.1}], mask {area} px",
-            d.label - 1,
-            d.score,
-            d.bbox[0],
-            d.bbox[1],
-            d.bbox[2],
-            d.bbox[3]
-        );
-        boxes.push(LabeledBox {
-            corners: d.bbox,
-            label: Some(
-                format!("{} {:.2}", class_name(c, d.label), d.score)
-                    .trim()
-                    .to_string(),
-            ),
-            color: Some(col),
-        });
+        boxes.push(report_detection(d, c, &format!(", mask {area} px"), col));
     }
     println!(
         "{} instances scoring at least 0.5 on {} ({h}×{w})",

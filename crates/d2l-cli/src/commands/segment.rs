@@ -105,13 +105,8 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     a.data.apply_engine_settings()?;
     let batch = a.data.batch_size.unwrap_or(32);
     let (loaders, classes, source) = seg_data(&a, batch)?;
-    let train = super::head_loader(
-        loaders.train.clone(),
-        a.data.train_limit,
-        Some(a.data.seed),
-        "--train-limit",
-    )?;
-    let val = super::head_loader(loaders.val.clone(), a.data.test_limit, None, "--test-limit")?;
+    let train = a.data.limit_train(loaders.train.clone())?;
+    let val = a.data.limit_test(loaders.val.clone())?;
     let net = fcn(classes, a.weights.as_deref())?;
     let epochs = a.epochs.unwrap_or(5);
     let lr = a.lr.unwrap_or(0.001);
