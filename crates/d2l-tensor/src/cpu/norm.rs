@@ -364,7 +364,6 @@ mod x86 {
     }
 }
 
-
 /// Runs `f` for every unit, in parallel when the work is large enough.
 fn for_units<R: Send>(units: usize, work: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
     if work >= PAR_MIN && units > 1 && threads::num_threads() > 1 {

@@ -220,7 +220,6 @@ pub(crate) fn vec_from_f32<T: 'static>(v: Vec<f32>) -> Vec<T> {
     unsafe { Vec::from_raw_parts(v.as_mut_ptr() as *mut T, v.len(), v.capacity()) }
 }
 
-
 /// Softmax (or log-softmax) of the f32 row `src` into `dst` (same length); NaN anywhere
 /// makes the row NaN.
 pub(crate) fn softmax_row_f32(src: &[f32], dst: &mut [f32], log: bool) {

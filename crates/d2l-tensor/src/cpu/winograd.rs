@@ -283,8 +283,6 @@ mod tests {
     use super::*;
     use crate::random::Generator;
 
-
-
     fn rand(g: &mut Generator, n: usize) -> Vec<f64> {
         (0..n).map(|_| g.normal_f64()).collect()
     }

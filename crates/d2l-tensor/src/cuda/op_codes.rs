@@ -236,7 +236,10 @@ mod tests {
         let total: usize = TABLES.iter().map(|(_, c)| c.len()).sum();
         assert_eq!(defs.len(), total);
         assert_eq!(defs["UNARY_OP_EXP"], unary_op::EXP);
-        assert_eq!(defs["UNARY_OP_RELU_FROM_OUTPUT"], unary_op::RELU_FROM_OUTPUT);
+        assert_eq!(
+            defs["UNARY_OP_RELU_FROM_OUTPUT"],
+            unary_op::RELU_FROM_OUTPUT
+        );
         assert_eq!(defs["BINARY_OP_MINIMUM"], binary_op::MINIMUM);
         assert_eq!(defs["CMP_OP_GE"], cmp_op::GE);
         assert_eq!(defs["REDUCE_KIND_MIN"], reduce_kind::MIN);

@@ -848,8 +848,6 @@ mod tests {
         gw
     }
 
-
-
     /// The direct forward and input-gradient kernels against the im2col paths (f32, so
     /// the direct kernels run; compared in f64 with a tolerance for f32 sums).
     #[test]

@@ -299,7 +299,9 @@ pub(crate) fn reduce_rows(
     cols: usize,
 ) -> Result<(Block, Option<Block>), String> {
     match kind {
-        reduce_kind::SUM if dt == Dt::U8 => return Err("CUDA: sum of u8 is not supported (cast first)".into()),
+        reduce_kind::SUM if dt == Dt::U8 => {
+            return Err("CUDA: sum of u8 is not supported (cast first)".into())
+        }
         reduce_kind::SUM => {}
         reduce_kind::MAX | reduce_kind::MIN if cols == 0 => {
             return Err("CUDA: max/min over an empty dimension".into());
