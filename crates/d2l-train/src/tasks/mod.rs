@@ -117,23 +117,28 @@ pub struct CurveSpec {
     pub log_y: bool,
 }
 
+/// What describes a task to the trainer (see [`TrainTask::info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// The task's name (`"classification"`, `"language-model"`, …), recorded in the
+    /// summary and the checkpoint.
+    pub kind: &'static str,
+    /// How many sums [`TrainTask::train_step`] and [`TrainTask::eval_step`] return.
+    pub stat_counts: (usize, usize),
+    /// The `metrics.csv` columns after `epoch` and before the speed and time columns.
+    pub columns: &'static [&'static str],
+}
+
 /// The per-task part of training; see the module docs.
 ///
 /// Every method takes `&self`: a task that carries state between batches (a language
 /// model's recurrent state) keeps it in a `RefCell`.
 pub trait TrainTask {
-    /// The task's name (`"classification"`, `"language-model"`, …), recorded in the
-    /// summary and the checkpoint.
-    fn kind(&self) -> &'static str;
+    /// The task's name, sum counts and metric columns.
+    fn info(&self) -> TaskInfo;
 
     /// The model being trained.
     fn model(&self) -> &dyn Module;
-
-    /// How many sums [`TrainTask::train_step`] and [`TrainTask::eval_step`] return.
-    fn stat_counts(&self) -> (usize, usize);
-
-    /// The `metrics.csv` columns after `epoch` and before the speed and time columns.
-    fn columns(&self) -> &'static [&'static str];
 
     /// Called before each pass over a source: `training` at the start of every epoch's
     /// training, not before an evaluation (a language model resets its state here).

@@ -1,7 +1,7 @@
 //! Regression (D2L 3.3, 4.4, 4.5): a batch-mean loss (squared error) against real
 //! targets; training loss per epoch and the test loss after it, drawn on a log scale.
 
-use super::{ratio, scaled_stat, Batch, CurveSpec, Measured, Stat, Step, TrainTask};
+use super::{ratio, scaled_stat, Batch, CurveSpec, Measured, Stat, Step, TaskInfo, TrainTask};
 use crate::trainer::LossFn;
 use d2l_nn::Module;
 use d2l_tensor::{Result, Tensor};
@@ -31,21 +31,17 @@ impl RegressionTask<'_> {
 }
 
 impl TrainTask for RegressionTask<'_> {
-    fn kind(&self) -> &'static str {
-        "regression"
+    fn info(&self) -> TaskInfo {
+        TaskInfo {
+            kind: "regression",
+            // loss sum, examples
+            stat_counts: (2, 2),
+            columns: &["train_loss", "test_loss"],
+        }
     }
 
     fn model(&self) -> &dyn Module {
         self.net
-    }
-
-    fn stat_counts(&self) -> (usize, usize) {
-        // loss sum, examples
-        (2, 2)
-    }
-
-    fn columns(&self) -> &'static [&'static str] {
-        &["train_loss", "test_loss"]
     }
 
     fn train_step(&self, batch: &Batch) -> Result<Step> {
