@@ -53,8 +53,7 @@ impl TrainTask for ClassificationTask<'_> {
     }
 
     fn train_step(&self, batch: &Batch) -> Result<Step> {
-        let (loss, stats) = self.loss_and_sums(batch)?;
-        Ok(Step { loss, stats })
+        self.loss_and_sums(batch).map(Step::from)
     }
 
     fn eval_step(&self, batch: &Batch) -> Result<Vec<Stat>> {

@@ -125,12 +125,10 @@ impl TrainTask for DetectionTask<'_> {
         let bbox_mae = t[2] / t[3].max(1.0);
         let val = e.map(|e| (1.0 - e[0] / e[1].max(1.0), e[2] / e[3].max(1.0)));
         let train_loss = ratio(t[4], t[5]);
-        Measured {
+        Measured::losses(
             train_loss,
-            train_acc: None,
-            test_acc: None,
-            test_loss: None,
-            columns: vec![
+            None,
+            vec![
                 Some(train_loss),
                 Some(class_err),
                 Some(bbox_mae),
@@ -138,7 +136,7 @@ impl TrainTask for DetectionTask<'_> {
                 val.map(|v| v.1),
                 Some(self.target_secs.get() / train_secs.max(1e-9)),
             ],
-        }
+        )
     }
 
     fn progress(&self, t: &[f64]) -> String {

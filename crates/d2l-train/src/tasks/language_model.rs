@@ -92,8 +92,7 @@ impl TrainTask for LanguageModelTask<'_> {
     }
 
     fn train_step(&self, batch: &Batch) -> Result<Step> {
-        let (loss, stats) = self.loss_and_sums(batch)?;
-        Ok(Step { loss, stats })
+        self.loss_and_sums(batch).map(Step::from)
     }
 
     fn eval_step(&self, batch: &Batch) -> Result<Vec<Stat>> {
@@ -103,17 +102,15 @@ impl TrainTask for LanguageModelTask<'_> {
     fn measure(&self, t: &[f64], e: Option<&[f64]>, _secs: f64) -> Measured {
         let train_loss = ratio(t[0], t[1]);
         let test_loss = e.map(|e| ratio(e[0], e[1]));
-        Measured {
+        Measured::losses(
             train_loss,
-            train_acc: None,
-            test_acc: None,
             test_loss,
-            columns: vec![
+            vec![
                 Some(train_loss.exp()),
                 Some(train_loss),
                 test_loss.map(f64::exp),
             ],
-        }
+        )
     }
 
     fn progress(&self, t: &[f64]) -> String {

@@ -155,13 +155,7 @@ impl TrainTask for RcnnTask<'_> {
         let mut columns = vec![Some(train_loss)];
         columns.extend((1..6).map(|k| Some(ratio(t[k], n))));
         columns.push(val);
-        Measured {
-            train_loss,
-            train_acc: None,
-            test_acc: None,
-            test_loss: val,
-            columns,
-        }
+        Measured::losses(train_loss, val, columns)
     }
 
     fn progress(&self, t: &[f64]) -> String {

@@ -45,8 +45,7 @@ impl TrainTask for RegressionTask<'_> {
     }
 
     fn train_step(&self, batch: &Batch) -> Result<Step> {
-        let (loss, stats) = self.loss_and_sums(batch)?;
-        Ok(Step { loss, stats })
+        self.loss_and_sums(batch).map(Step::from)
     }
 
     fn eval_step(&self, batch: &Batch) -> Result<Vec<Stat>> {
@@ -56,13 +55,7 @@ impl TrainTask for RegressionTask<'_> {
     fn measure(&self, t: &[f64], e: Option<&[f64]>, _secs: f64) -> Measured {
         let train_loss = ratio(t[0], t[1]);
         let test_loss = e.map(|e| ratio(e[0], e[1]));
-        Measured {
-            train_loss,
-            train_acc: None,
-            test_acc: None,
-            test_loss,
-            columns: vec![Some(train_loss), test_loss],
-        }
+        Measured::losses(train_loss, test_loss, vec![Some(train_loss), test_loss])
     }
 
     fn progress(&self, t: &[f64]) -> String {
