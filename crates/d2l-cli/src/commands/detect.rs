@@ -423,29 +423,6 @@ pub(crate) fn detection_data(
     }
 }
 
-/// The checks `d2l train` makes for the detection models: none of the `unused` flags (each
-/// with whether it was given) may be given, as they do not apply to `model` (its name and,
-/// in brackets, what it trains with), `--lr` must be positive and `--epochs` and
-/// `--batch-size` at least 1.
-pub(super) fn check_train_flags(
-    a: &TrainArgs,
-    model: &str,
-    unused: &[(&str, bool)],
-) -> CliResult<()> {
-    if let Some((flag, _)) = unused.iter().find(|(_, given)| *given) {
-        return Err(format!("{flag} does not apply to {model}").into());
-    }
-    if let Some(lr) = a.lr {
-        if !(lr > 0.0 && lr.is_finite()) {
-            return Err(format!("--lr must be a positive number, got {lr}").into());
-        }
-    }
-    if a.epochs == Some(0) || a.data.batch_size == Some(0) {
-        return Err("--epochs and --batch-size must be at least 1".into());
-    }
-    Ok(())
-}
-
 /// Writes `value` as `map.json` in the run folder `dir`, best effort (atomically, so a
 /// reader never sees half a file; a failure to write does not fail the finished run).
 pub(super) fn write_map_json(dir: &std::path::Path, value: &serde_json::Value) {
@@ -459,7 +436,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     if super::rcnn::is_rcnn_model(&a.model) {
         return super::rcnn::train(a);
     }
-    check_train_flags(
+    super::train::check_recipe_flags(
         &a,
         "tiny-ssd (the book's SGD with weight decay)",
         &[

@@ -99,7 +99,7 @@ fn data(
 /// Runs `d2l train faster-rcnn|mask-rcnn`.
 pub fn train(a: TrainArgs) -> CliResult<()> {
     let mask = a.model == "mask-rcnn";
-    super::detect::check_train_flags(
+    super::train::check_recipe_flags(
         &a,
         &format!("{} (SGD with momentum, torchvision's losses)", a.model),
         &[

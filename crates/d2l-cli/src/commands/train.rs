@@ -778,3 +778,26 @@ fn report(
     }
     Ok(())
 }
+
+/// The checks `d2l train` makes for a model with a fixed recipe (tiny-ssd, the R-CNNs,
+/// fcn): none of the `unused` flags (each with whether it was given) may be given, as they
+/// do not apply to `model` (its name and, in brackets, what it trains with), `--lr` must be
+/// positive and `--epochs` and `--batch-size` at least 1.
+pub(super) fn check_recipe_flags(
+    a: &TrainArgs,
+    model: &str,
+    unused: &[(&str, bool)],
+) -> CliResult<()> {
+    if let Some((flag, _)) = unused.iter().find(|(_, given)| *given) {
+        return Err(format!("{flag} does not apply to {model}").into());
+    }
+    if let Some(lr) = a.lr {
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(format!("--lr must be a positive number, got {lr}").into());
+        }
+    }
+    if a.epochs == Some(0) || a.data.batch_size == Some(0) {
+        return Err("--epochs and --batch-size must be at least 1".into());
+    }
+    Ok(())
+}
