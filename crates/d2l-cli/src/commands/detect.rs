@@ -453,13 +453,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     let batch = a.data.batch_size.unwrap_or(32);
     let (train, val, source) = detection_data(&a, batch)?;
     let train = a.data.limit_train(train)?;
-    if !a.quiet {
-        println!(
-            "read {} training examples, {} validation examples ({source})",
-            train.num_examples(),
-            val.num_examples()
-        );
-    }
+    super::train::print_data_sizes(&a, &train, &val, &source);
     let num_classes = a.num_classes.unwrap_or(1);
     let device = a.device.resolve()?;
     let net = TinySsd::new(num_classes, multibox_prior)?;

@@ -122,13 +122,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     let (train, val, source, classes) = data(&a, batch, mask)?;
     let train = a.data.limit_train(train)?;
     let val = a.data.limit_test(val)?;
-    if !a.quiet {
-        println!(
-            "read {} training examples, {} validation examples ({source})",
-            train.num_examples(),
-            val.num_examples()
-        );
-    }
+    super::train::print_data_sizes(&a, &train, &val, &source);
     let device = a.device.resolve()?;
     d2l_tensor::manual_seed(a.data.seed);
     let net = MaskRcnn::new(RcnnConfig::small(classes + 1, mask))?;

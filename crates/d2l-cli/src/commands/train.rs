@@ -3,7 +3,7 @@
 
 use super::{find_model, image_data, CliResult, DataArgs, DeviceArgs};
 use clap::Args;
-use d2l_data::loader::load_array;
+use d2l_data::loader::{load_array, DataLoader};
 use d2l_data::synthetic::synthetic_data;
 use d2l_dist::Comm;
 use d2l_models::recipe::OptimizerKind;
@@ -800,4 +800,15 @@ pub(super) fn check_recipe_flags(
         return Err("--epochs and --batch-size must be at least 1".into());
     }
     Ok(())
+}
+
+/// Unless `--quiet`: how many training and validation examples were read, and from where.
+pub(super) fn print_data_sizes(a: &TrainArgs, train: &DataLoader, val: &DataLoader, source: &str) {
+    if !a.quiet {
+        println!(
+            "read {} training examples, {} validation examples ({source})",
+            train.num_examples(),
+            val.num_examples()
+        );
+    }
 }
