@@ -17,7 +17,7 @@
 //! assert_eq!(s.row(0)[0], -1.0); // (800 − 900) / 100
 //! ```
 
-use crate::error::{io, DataError, Result};
+use crate::error::{read_text, DataError, Result};
 use crate::hub::DataHub;
 use d2l_tensor::Tensor;
 use std::path::Path;
@@ -94,11 +94,7 @@ impl AirfoilTable {
     /// Reads and parses the file at `path`.
     pub fn read(path: impl AsRef<Path>) -> Result<AirfoilTable> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(io(path))?;
-        let text = String::from_utf8(bytes).map_err(|e| DataError::Format {
-            path: path.to_path_buf(),
-            msg: format!("not UTF-8 text: {e}"),
-        })?;
+        let text = read_text(path)?;
         Self::parse_named(&text, Some(path))
     }
 

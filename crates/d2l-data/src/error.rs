@@ -97,3 +97,12 @@ pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Dat
     let path = path.into();
     move |source| DataError::Io { path, source }
 }
+
+/// Reads the whole file at `path` as UTF-8 text (an I/O or a format error naming it).
+pub(crate) fn read_text(path: &std::path::Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    String::from_utf8(bytes).map_err(|e| DataError::Format {
+        path: path.to_path_buf(),
+        msg: format!("not UTF-8 text: {e}"),
+    })
+}

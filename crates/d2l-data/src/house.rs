@@ -20,7 +20,7 @@
 //! `None` as missing; `MasVnrType` has a `None` category, so there it folds into the `nan`
 //! indicator and the count drops to 330. This module follows the book.
 
-use crate::error::{io, DataError, Result};
+use crate::error::{read_text, DataError, Result};
 use d2l_tensor::Tensor;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -79,9 +79,7 @@ fn parse_csv_records(path: &Path, text: &str) -> Result<Vec<(usize, Vec<String>)
 /// differs from the header's is an error that names the line.
 pub fn read_csv(path: impl AsRef<Path>) -> Result<CsvTable> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    let text =
-        String::from_utf8(bytes).map_err(|e| format_err(path, format!("not UTF-8 text: {e}")))?;
+    let text = read_text(path)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut records = parse_csv_records(path, text)?.into_iter();
     let (_, header) = records

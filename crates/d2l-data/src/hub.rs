@@ -612,6 +612,19 @@ impl DataHub {
 
     /// Like [`DataHub::fetch_and_extract`], for an archive described at run time.
     pub fn fetch_file_and_extract(&self, file: &RemoteFile, folder: &str) -> Result<PathBuf> {
+        self.fetch_file_and_extract_with(file, folder, |f| self.fetch_file(f))
+    }
+
+    /// [`DataHub::fetch_file_and_extract`] with the archive fetched by `fetch` (which may,
+    /// say, verify a checksum before anything is extracted). A folder unpacked by hand in
+    /// the data dir is used as it is, and a completed extraction in the cache is accepted
+    /// as before: `fetch` runs only when the archive must be extracted.
+    pub fn fetch_file_and_extract_with(
+        &self,
+        file: &RemoteFile,
+        folder: &str,
+        fetch: impl FnOnce(&RemoteFile) -> Result<PathBuf>,
+    ) -> Result<PathBuf> {
         let sub = archive::safe_entry_path(Path::new(&file.name), folder).map_err(|_| {
             DataError::Invalid(format!(
                 "folder `{folder}` must be a relative path without `..`"
@@ -634,7 +647,7 @@ impl DataHub {
             .join(parent)
             .join(format!("{leaf}.extracted"));
         if !archive::is_extracted(&dest) {
-            let path = self.fetch_file(file)?;
+            let path = fetch(file)?;
             archive::extract(&path, &dest)?;
         }
         let out = dest.join(&sub);

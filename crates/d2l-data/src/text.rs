@@ -11,7 +11,7 @@
 //! assert_eq!(vocab.to_index("unseen"), 0); // <unk>
 //! ```
 
-use crate::error::{io, DataError, Result};
+use crate::error::{read_text, DataError, Result};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -68,11 +68,7 @@ pub fn clean_line(line: &str) -> String {
 /// one entry per line of the file (empty lines kept as empty strings), see [`clean_line`].
 pub fn read_time_machine(path: impl AsRef<Path>) -> Result<Vec<String>> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    let text = String::from_utf8(bytes).map_err(|e| DataError::Format {
-        path: path.to_path_buf(),
-        msg: format!("not UTF-8 text: {e}"),
-    })?;
+    let text = read_text(path)?;
     Ok(split_lines(&text).into_iter().map(clean_line).collect())
 }
 

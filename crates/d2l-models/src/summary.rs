@@ -274,24 +274,23 @@ impl fmt::Display for Summary {
             .iter()
             .map(|r| format!("({}) {}", r.name, r.kind))
             .collect();
-        let w_layer = labels.iter().map(|s| s.len()).max().unwrap_or(0).max(5);
-        let w_shape = shapes.iter().map(|s| s.len()).max().unwrap_or(0).max(12);
+        // A column is as wide as its widest cell, its total and its header.
+        let width = |cells: &[String], total: &str, header: usize| {
+            cells
+                .iter()
+                .map(|s| s.len())
+                .chain([total.len(), header])
+                .max()
+                .unwrap_or(header)
+        };
+        let w_layer = width(&labels, "", 5);
+        let w_shape = width(&shapes, "", 12);
         let params: Vec<String> = self.rows.iter().map(|r| grouped(r.params as u64)).collect();
         let flops: Vec<String> = self.rows.iter().map(|r| grouped(r.flops)).collect();
         let tp = grouped(self.total_params as u64);
         let tf = grouped(self.total_flops);
-        let w_params = params
-            .iter()
-            .map(|s| s.len())
-            .chain([tp.len(), 6])
-            .max()
-            .unwrap_or(6);
-        let w_flops = flops
-            .iter()
-            .map(|s| s.len())
-            .chain([tf.len(), 5])
-            .max()
-            .unwrap_or(5);
+        let w_params = width(&params, &tp, 6);
+        let w_flops = width(&flops, &tf, 5);
         let header = format!(
             "{:<w_layer$}  {:<w_shape$}  {:>w_params$}  {:>w_flops$}",
             "Layer", "Output shape", "Params", "FLOPs"

@@ -283,16 +283,41 @@ fn legend_corner(
     best.1
 }
 
+/// The points of a plot's series with its axis ranges and legend corner, computed once
+/// and drawn on every backend.
+struct Frame {
+    pts: Vec<Vec<Option<(f64, f64)>>>,
+    xr: (f64, f64),
+    yr: (f64, f64),
+    corner: SeriesLabelPosition,
+}
+
+impl Frame {
+    /// The frame of `series` under `spec`; `x_margin` pads the x range (scatter plots).
+    fn new(spec: &PlotSpec, series: &[Series], x_margin: bool) -> Result<Frame> {
+        let pts: Vec<Vec<Option<(f64, f64)>>> = series
+            .iter()
+            .map(|s| s.points(spec.log_x, spec.log_y))
+            .collect();
+        let xr = axis_range(&pts, |p| p.0, spec.xlim, spec.log_x, x_margin)?;
+        let yr = axis_range(&pts, |p| p.1, spec.ylim, spec.log_y, true)?;
+        let corner = legend_corner(&pts, xr, yr, spec.log_x, spec.log_y);
+        Ok(Frame {
+            pts,
+            xr,
+            yr,
+            corner,
+        })
+    }
+}
+
 /// Draws the whole plot on `root` with the given x and y coordinate specs.
-#[allow(clippy::too_many_arguments)]
 fn draw_chart<DB, XS, YS>(
     root: &DrawingArea<DB, Shift>,
     spec: &PlotSpec,
     series: &[Series],
-    pts: &[Vec<Option<(f64, f64)>>],
-    corner: SeriesLabelPosition,
-    xs: XS,
-    ys: YS,
+    frame: &Frame,
+    (xs, ys): (XS, YS),
     kind: Kind,
 ) -> std::result::Result<(), String>
 where
@@ -329,7 +354,7 @@ where
         .map_err(e)?;
 
     let mut any_label = false;
-    for (i, (s, p)) in series.iter().zip(pts).enumerate() {
+    for (i, (s, p)) in series.iter().zip(&frame.pts).enumerate() {
         let (color, dash) = STYLES[i % STYLES.len()];
         let style = ShapeStyle {
             color: color.to_rgba(),
@@ -390,7 +415,7 @@ where
     if any_label {
         chart
             .configure_series_labels()
-            .position(corner)
+            .position(frame.corner.clone())
             .label_font(("sans-serif", 15))
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(180, 180, 180))
@@ -400,43 +425,20 @@ where
     Ok(())
 }
 
-/// Draws on `root` choosing linear or log coordinates for each axis, then presents it.
-#[allow(clippy::too_many_arguments)]
+/// Draws on `root` choosing linear or log coordinates for each axis; the caller presents
+/// `root` (one image may hold several panels).
 fn draw_any<DB>(
     root: &DrawingArea<DB, Shift>,
     spec: &PlotSpec,
     series: &[Series],
-    pts: &[Vec<Option<(f64, f64)>>],
-    corner: SeriesLabelPosition,
-    xr: (f64, f64),
-    yr: (f64, f64),
+    frame: &Frame,
     kind: Kind,
 ) -> std::result::Result<(), String>
 where
     DB: DrawingBackend,
     DB::ErrorType: 'static,
 {
-    draw_any_unpresented(root, spec, series, pts, corner, xr, yr, kind)?;
-    root.present().map_err(|err| err.to_string())
-}
-
-/// [`draw_any`] without presenting `root` (for one panel of several in one image).
-#[allow(clippy::too_many_arguments)]
-fn draw_any_unpresented<DB>(
-    root: &DrawingArea<DB, Shift>,
-    spec: &PlotSpec,
-    series: &[Series],
-    pts: &[Vec<Option<(f64, f64)>>],
-    corner: SeriesLabelPosition,
-    xr: (f64, f64),
-    yr: (f64, f64),
-    kind: Kind,
-) -> std::result::Result<(), String>
-where
-    DB: DrawingBackend,
-    DB::ErrorType: 'static,
-{
-    let (x, y) = (xr.0..xr.1, yr.0..yr.1);
+    let (x, y) = (frame.xr.0..frame.xr.1, frame.yr.0..frame.yr.1);
     // Log axes get their own ticks: plotters' start at the first power of ten in the
     // range, so an axis from 0.12 to 3 would label only 1.
     let log = |r: std::ops::Range<f64>| {
@@ -444,10 +446,10 @@ where
         r.log_scale().with_key_points(bold).with_light_points(light)
     };
     match (spec.log_x, spec.log_y) {
-        (false, false) => draw_chart(root, spec, series, pts, corner, x, y, kind),
-        (true, false) => draw_chart(root, spec, series, pts, corner, log(x), y, kind),
-        (false, true) => draw_chart(root, spec, series, pts, corner, x, log(y), kind),
-        (true, true) => draw_chart(root, spec, series, pts, corner, log(x), log(y), kind),
+        (false, false) => draw_chart(root, spec, series, frame, (x, y), kind),
+        (true, false) => draw_chart(root, spec, series, frame, (log(x), y), kind),
+        (false, true) => draw_chart(root, spec, series, frame, (x, log(y)), kind),
+        (true, true) => draw_chart(root, spec, series, frame, (log(x), log(y)), kind),
     }
 }
 
@@ -462,30 +464,20 @@ fn write_png_with(
         .map_err(|e| plot_err(format!("writing {}: {e}", png.display())))
 }
 
-fn save_plot(
-    base: &Path,
-    spec: &PlotSpec,
-    series: &[Series],
-    kind: Kind,
-) -> Result<(PathBuf, PathBuf)> {
-    ensure_font()?;
-    if base.file_name().is_none() {
-        return Err(plot_err(format!(
+/// The file name of an output base (`runs/x/curves` → `curves`), or an error without one.
+fn file_name_of(base: &Path) -> Result<&std::ffi::OsStr> {
+    base.file_name().ok_or_else(|| {
+        plot_err(format!(
             "the output base `{}` has no file name",
             base.display()
-        )));
-    }
-    let pts: Vec<Vec<Option<(f64, f64)>>> = series
-        .iter()
-        .map(|s| s.points(spec.log_x, spec.log_y))
-        .collect();
-    let margin = kind == Kind::Points;
-    let xr = axis_range(&pts, |p| p.0, spec.xlim, spec.log_x, margin)?;
-    let yr = axis_range(&pts, |p| p.1, spec.ylim, spec.log_y, true)?;
-    let corner = legend_corner(&pts, xr, yr, spec.log_x, spec.log_y);
+        ))
+    })
+}
 
+/// `<base>.png` and `<base>.svg` (`name` is `base`'s file name), with their folder created.
+fn output_paths(base: &Path, name: &std::ffi::OsStr) -> Result<(PathBuf, PathBuf)> {
     let with_ext = |ext: &str| {
-        let mut name = base.file_name().expect("checked").to_os_string();
+        let mut name = name.to_os_string();
         name.push(ext);
         base.with_file_name(name)
     };
@@ -494,12 +486,26 @@ fn save_plot(
         std::fs::create_dir_all(dir)
             .map_err(|e| plot_err(format!("cannot create {}: {e}", dir.display())))?;
     }
+    Ok((png, svg))
+}
+
+fn save_plot(
+    base: &Path,
+    spec: &PlotSpec,
+    series: &[Series],
+    kind: Kind,
+) -> Result<(PathBuf, PathBuf)> {
+    ensure_font()?;
+    let base_name = file_name_of(base)?;
+    let frame = Frame::new(spec, series, kind == Kind::Points)?;
+    let (png, svg) = output_paths(base, base_name)?;
 
     // SVG: render into a string, then write it atomically.
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, PLOT_SIZE).into_drawing_area();
-        draw_any(&root, spec, series, &pts, corner.clone(), xr, yr, kind)
+        draw_any(&root, spec, series, &frame, kind)
+            .and_then(|()| root.present().map_err(|err| err.to_string()))
             .map_err(|m| plot_err(format!("drawing {}: {m}", svg.display())))?;
     }
     write_atomic(&svg, text.as_bytes())?;
@@ -507,7 +513,8 @@ fn save_plot(
     // PNG: render to a temporary file with a .png name, then rename it into place.
     write_png_with(&png, |tmp| {
         let root = BitMapBackend::new(tmp, PLOT_SIZE).into_drawing_area();
-        draw_any(&root, spec, series, &pts, corner.clone(), xr, yr, kind)
+        draw_any(&root, spec, series, &frame, kind)?;
+        root.present().map_err(|err| err.to_string())
     })?;
     Ok((png, svg))
 }
@@ -550,50 +557,17 @@ pub fn save_line_panels(base: &Path, panels: &[Panel]) -> Result<(PathBuf, PathB
     if panels.is_empty() {
         return Err(plot_err("a panel plot needs at least one panel"));
     }
-    let base_name = base.file_name().ok_or_else(|| {
-        plot_err(format!(
-            "the output base `{}` has no file name",
-            base.display()
-        ))
-    })?;
-    struct Prepared {
-        pts: Vec<Vec<Option<(f64, f64)>>>,
-        xr: (f64, f64),
-        yr: (f64, f64),
-        corner: SeriesLabelPosition,
-    }
-    let mut prepared = Vec::with_capacity(panels.len());
-    for p in panels {
-        let pts: Vec<Vec<Option<(f64, f64)>>> = p
-            .series
-            .iter()
-            .map(|s| s.points(p.spec.log_x, p.spec.log_y))
-            .collect();
-        let xr = axis_range(&pts, |q| q.0, p.spec.xlim, p.spec.log_x, false)?;
-        let yr = axis_range(&pts, |q| q.1, p.spec.ylim, p.spec.log_y, true)?;
-        let corner = legend_corner(&pts, xr, yr, p.spec.log_x, p.spec.log_y);
-        prepared.push(Prepared {
-            pts,
-            xr,
-            yr,
-            corner,
-        });
-    }
+    let base_name = file_name_of(base)?;
+    let prepared = panels
+        .iter()
+        .map(|p| Frame::new(&p.spec, &p.series, false))
+        .collect::<Result<Vec<_>>>()?;
     let size = (PLOT_SIZE.0 * panels.len() as u32, PLOT_SIZE.1);
-    let with_ext = |ext: &str| {
-        let mut name = base_name.to_os_string();
-        name.push(ext);
-        base.with_file_name(name)
-    };
-    let (png, svg) = (with_ext(".png"), with_ext(".svg"));
-    if let Some(dir) = png.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| plot_err(format!("cannot create {}: {e}", dir.display())))?;
-    }
+    let (png, svg) = output_paths(base, base_name)?;
     fn draw_all<DB>(
         root: &DrawingArea<DB, Shift>,
         panels: &[Panel],
-        prepared: &[Prepared],
+        prepared: &[Frame],
     ) -> std::result::Result<(), String>
     where
         DB: DrawingBackend,
@@ -601,16 +575,7 @@ pub fn save_line_panels(base: &Path, panels: &[Panel]) -> Result<(PathBuf, PathB
     {
         let areas = root.split_evenly((1, panels.len()));
         for ((area, p), q) in areas.iter().zip(panels).zip(prepared) {
-            draw_any_unpresented(
-                area,
-                &p.spec,
-                &p.series,
-                &q.pts,
-                q.corner.clone(),
-                q.xr,
-                q.yr,
-                Kind::Lines,
-            )?;
+            draw_any(area, &p.spec, &p.series, q, Kind::Lines)?;
         }
         root.present().map_err(|err| err.to_string())
     }
@@ -708,12 +673,7 @@ pub fn save_image_grid(base: &Path, tiles: &[Tile], cols: usize) -> Result<(Path
             )));
         }
     }
-    let base_name = base.file_name().ok_or_else(|| {
-        plot_err(format!(
-            "the output base `{}` has no file name",
-            base.display()
-        ))
-    })?;
+    let base_name = file_name_of(base)?;
     let lines = tiles
         .iter()
         .map(|t| t.title.lines().count())
@@ -728,16 +688,7 @@ pub fn save_image_grid(base: &Path, tiles: &[Tile], cols: usize) -> Result<(Path
     let cols = cols.min(tiles.len());
     let rows = tiles.len().div_ceil(cols);
     let size = ((cols * cell.0) as u32, (rows * cell.1) as u32);
-    let with_ext = |ext: &str| {
-        let mut name = base_name.to_os_string();
-        name.push(ext);
-        base.with_file_name(name)
-    };
-    let (png, svg) = (with_ext(".png"), with_ext(".svg"));
-    if let Some(dir) = png.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| plot_err(format!("cannot create {}: {e}", dir.display())))?;
-    }
+    let (png, svg) = output_paths(base, base_name)?;
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, size).into_drawing_area();

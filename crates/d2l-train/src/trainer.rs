@@ -510,7 +510,7 @@ impl<'a> Trainer<'a> {
         crate::device::to_device(self.task.model(), device)?;
         let started = Instant::now();
         let params = self.task.model().parameters();
-        let (n_train, n_eval) = self.task.stat_counts();
+        let (n_train, n_eval) = self.task.info().stat_counts;
         let steps = train.batches_per_epoch();
         let dist = self.config.distributed.clone();
         let (rank, ranks) = dist
@@ -520,7 +520,7 @@ impl<'a> Trainer<'a> {
             let key = format!(
                 "{}|{}|{}|{steps}|{}",
                 d.config_key,
-                self.task.kind(),
+                self.task.info().kind,
                 crate::checkpoint::model_fingerprint(self.task.model()),
                 self.config.epochs
             );
@@ -797,7 +797,8 @@ impl<'a> Trainer<'a> {
                 .measure(&train_sums, eval_sums.as_deref(), epoch_secs);
             let columns = self
                 .task
-                .columns()
+                .info()
+                .columns
                 .iter()
                 .map(|c| c.to_string())
                 .zip(measured.columns.iter().copied())
@@ -829,7 +830,7 @@ impl<'a> Trainer<'a> {
                 // are rewritten from it on resume.
                 let ck = self.checkpoint(epoch, 0, &st, None, train.state_words())?;
                 ck.save(&rd.checkpoint_path())?;
-                rd.write_metrics(&st.epochs, self.task.columns(), self.task.speed_unit())?;
+                rd.write_metrics(&st.epochs, self.task.info().columns, self.task.speed_unit())?;
                 rd.plot_task_curves(&st.epochs, &self.task.curves())?;
                 rd.save_model(self.task.model())?;
             }
@@ -976,7 +977,7 @@ impl<'a> Trainer<'a> {
             Some(comm) => self.checkpoint_from_root(&comm)?,
         };
         let model = self.task.model();
-        ck.check_fits(&path, self.task.kind(), model)?;
+        ck.check_fits(&path, self.task.info().kind, model)?;
         let info = &ck.info;
         // Check every part before changing anything.
         let model_entries = ck.section("model.");
@@ -1037,7 +1038,11 @@ impl<'a> Trainer<'a> {
         // metrics.csv and the curves are rewritten from the checkpoint's epochs, so rows a
         // killed run wrote after its last checkpoint disappear.
         if let (Some(rd), false) = (&self.config.run_dir, info.epochs.is_empty()) {
-            rd.write_metrics(&info.epochs, self.task.columns(), self.task.speed_unit())?;
+            rd.write_metrics(
+                &info.epochs,
+                self.task.info().columns,
+                self.task.speed_unit(),
+            )?;
         }
         Ok(Start {
             epochs: info.epochs.clone(),
@@ -1170,7 +1175,7 @@ impl<'a> Trainer<'a> {
         Ok(Checkpoint {
             info: CheckpointInfo {
                 version: 1,
-                task: self.task.kind().to_string(),
+                task: self.task.info().kind.to_string(),
                 fingerprint: crate::checkpoint::model_fingerprint(model),
                 epoch,
                 step_in_epoch,
@@ -1194,7 +1199,7 @@ impl<'a> Trainer<'a> {
     ) -> TrainSummary {
         let last = st.epochs.last();
         TrainSummary {
-            task: self.task.kind().to_string(),
+            task: self.task.info().kind.to_string(),
             epochs: st.epochs.clone(),
             train_loss: last.map(|m| m.train_loss).unwrap_or(f64::NAN),
             train_acc: last.and_then(|m| m.train_acc),

@@ -60,7 +60,6 @@ pub fn md5_file(path: &std::path::Path) -> Result<String> {
 pub fn md5_hex(bytes: &[u8]) -> String {
     d2l_data::hub::digest_hex::<md5::Md5>(bytes)
 }
-use d2l_data::archive;
 use d2l_data::hub::{self, DataHub, RemoteFile};
 use d2l_data::loader::{Batch, DataLoader, Dataset, Example};
 use d2l_data::{DataError, Result};
@@ -186,41 +185,7 @@ fn fetch_md5_and_extract(
     expected_md5: &str,
     folder: &str,
 ) -> Result<PathBuf> {
-    let rel = Path::new(&file.name);
-    let sub = archive::safe_entry_path(rel, folder).map_err(|_| {
-        DataError::Invalid(format!(
-            "folder `{folder}` must be a relative path without `..`"
-        ))
-    })?;
-    let parent = rel.parent().unwrap_or(Path::new(""));
-    // A folder unpacked by hand in the data dir: used as it is (no archive to verify).
-    if let Some(d) = hub.data_dir() {
-        let by_hand = d.join(parent).join(&sub);
-        if by_hand.is_dir() {
-            return Ok(by_hand);
-        }
-    }
-    let leaf = rel
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let dest = hub
-        .cache_dir()
-        .join(parent)
-        .join(format!("{leaf}.extracted"));
-    // A completed extraction is accepted as before; the archive is not re-verified.
-    if !archive::is_extracted(&dest) {
-        let path = fetch_md5_file(hub, file, expected_md5)?;
-        archive::extract(&path, &dest)?;
-    }
-    let out = dest.join(&sub);
-    if !out.exists() {
-        return Err(format_err(
-            &dest,
-            format!("the archive {} holds no `{folder}`", file.name),
-        ));
-    }
-    Ok(out)
+    hub.fetch_file_and_extract_with(file, folder, |f| fetch_md5_file(hub, f, expected_md5))
 }
 
 /// The unpacked `cifar-10-batches-bin` folder, fetched through the hub, checked against

@@ -30,7 +30,8 @@
 //! # Ok(()) }
 //! ```
 
-use d2l_tensor::{DType, Device, Error, Result, Tensor};
+use d2l_nn::module::same_device;
+use d2l_tensor::{DType, Error, Result, Tensor};
 use std::cmp::Ordering;
 
 /// The IoU threshold of the book's `assign_anchor_to_bbox` (and so of `multibox_target`).
@@ -59,23 +60,6 @@ fn invalid(op: &'static str, msg: impl Into<String>) -> Error {
         op,
         msg: msg.into(),
     }
-}
-
-/// The elements of a float tensor as `f32` (row-major).
-/// The one device all of an op's tensors live on (these ops compute on host copies and
-/// put their results there), or an [`Error::DeviceMismatch`] naming two that differ.
-fn one_device(op: &'static str, tensors: &[&Tensor]) -> Result<Device> {
-    let d = tensors.first().map_or(Device::Cpu, |t| t.device());
-    for t in tensors {
-        if t.device() != d {
-            return Err(Error::DeviceMismatch {
-                op,
-                lhs: d,
-                rhs: t.device(),
-            });
-        }
-    }
-    Ok(d)
 }
 
 fn float_data(op: &'static str, name: &str, t: &Tensor) -> Result<Vec<f32>> {
@@ -441,7 +425,7 @@ pub fn box_center_to_corner(boxes: &Tensor) -> Result<Tensor> {
 /// with `x2 >= x1` and `y2 >= y1`, else an error.
 pub fn box_iou(boxes1: &Tensor, boxes2: &Tensor) -> Result<Tensor> {
     const OP: &str = "box_iou";
-    let dev = one_device(OP, &[boxes1, boxes2])?;
+    let dev = same_device(OP, &[boxes1, boxes2])?;
     let (n1, b1) = boxes_n4(OP, "boxes1", boxes1)?;
     let (n2, b2) = boxes_n4(OP, "boxes2", boxes2)?;
     check_corner(OP, "boxes1", &b1, false)?;
@@ -594,7 +578,7 @@ pub fn assign_anchor_to_bbox(
 /// finite with `x2 >= x1`, `y2 >= y1`.
 pub fn offset_boxes(anchors: &Tensor, assigned_bb: &Tensor, eps: f32) -> Result<Tensor> {
     const OP: &str = "offset_boxes";
-    let dev = one_device(OP, &[anchors, assigned_bb])?;
+    let dev = same_device(OP, &[anchors, assigned_bb])?;
     let (na, anc) = anchors_a4(OP, anchors)?;
     let (nb, bb) = boxes_n4(OP, "assigned_bb", assigned_bb)?;
     if na != nb {
@@ -623,7 +607,7 @@ pub fn offset_boxes(anchors: &Tensor, assigned_bb: &Tensor, eps: f32) -> Result<
 /// give infinite boxes, NaN ones NaN boxes).
 pub fn offset_inverse(anchors: &Tensor, offset_preds: &Tensor) -> Result<Tensor> {
     const OP: &str = "offset_inverse";
-    let dev = one_device(OP, &[anchors, offset_preds])?;
+    let dev = same_device(OP, &[anchors, offset_preds])?;
     let (na, anc) = anchors_a4(OP, anchors)?;
     let (np, off) = boxes_n4(OP, "offset_preds", offset_preds)?;
     if na != np {
@@ -671,7 +655,7 @@ pub fn multibox_target_with(
     iou_threshold: f32,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     const OP: &str = "multibox_target";
-    let dev = one_device(OP, &[anchors, labels])?;
+    let dev = same_device(OP, &[anchors, labels])?;
     let (na, anc) = anchors_a4(OP, anchors)?;
     let ls = labels.shape();
     if ls.len() != 3 || ls[2] != 5 {
@@ -794,7 +778,7 @@ pub fn multibox_detection(
     pos_threshold: f32,
 ) -> Result<Tensor> {
     const OP: &str = "multibox_detection";
-    let dev = one_device(OP, &[cls_probs, offset_preds, anchors])?;
+    let dev = same_device(OP, &[cls_probs, offset_preds, anchors])?;
     let cs = cls_probs.shape();
     if cs.len() != 3 || cs[1] < 2 {
         return Err(bad_shape(

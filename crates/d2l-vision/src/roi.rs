@@ -52,6 +52,18 @@ fn invalid(op: &'static str, msg: String) -> Error {
     Error::InvalidArgument { op, msg }
 }
 
+/// `Ok` for an f32 or f64 `t`, else a dtype error of `op` saying what was `expected`.
+fn need_float(op: &'static str, t: &Tensor, expected: &str) -> Result<()> {
+    if matches!(t.dtype(), DType::F32 | DType::F64) {
+        return Ok(());
+    }
+    Err(Error::DTypeMismatch {
+        op,
+        expected: expected.into(),
+        got: t.dtype(),
+    })
+}
+
 /// Checks the input, rois, output size and scale that both ops share; returns the
 /// map's dimensions and the rois (in `f64`).
 fn check_common(
@@ -70,13 +82,7 @@ fn check_common(
             ),
         ));
     }
-    if !matches!(input.dtype(), DType::F32 | DType::F64) {
-        return Err(Error::DTypeMismatch {
-            op,
-            expected: "an f32 or f64 input".into(),
-            got: input.dtype(),
-        });
-    }
+    need_float(op, input, "an f32 or f64 input")?;
     // The kernels read both on the host; like torchvision, they must share a device.
     if rois.device() != input.device() {
         return Err(Error::DeviceMismatch {
@@ -110,13 +116,7 @@ fn check_common(
             ),
         ));
     }
-    if !matches!(rois.dtype(), DType::F32 | DType::F64) {
-        return Err(Error::DTypeMismatch {
-            op,
-            expected: "f32 or f64 rois".into(),
-            got: rois.dtype(),
-        });
-    }
+    need_float(op, rois, "f32 or f64 rois")?;
     if output_size.0 == 0 || output_size.1 == 0 {
         return Err(invalid(
             op,

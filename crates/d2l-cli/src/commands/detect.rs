@@ -423,51 +423,37 @@ pub(crate) fn detection_data(
     }
 }
 
+/// Writes `value` as `map.json` in the run folder `dir`, best effort (atomically, so a
+/// reader never sees half a file; a failure to write does not fail the finished run).
+pub(super) fn write_map_json(dir: &std::path::Path, value: &serde_json::Value) {
+    if let Ok(j) = serde_json::to_string_pretty(value) {
+        let _ = d2l_nn::serialize::write_atomic(&dir.join("map.json"), (j + "\n").as_bytes());
+    }
+}
+
 /// Runs `d2l train tiny-ssd` (and hands Faster / Mask R-CNN to [`super::rcnn::train`]).
 pub fn train(a: TrainArgs) -> CliResult<()> {
     if super::rcnn::is_rcnn_model(&a.model) {
         return super::rcnn::train(a);
     }
-    for (flag, given) in [
-        ("--optimizer", a.optimizer.is_some()),
-        ("--momentum", a.momentum.is_some()),
-        ("--dropout", a.dropout.is_some()),
-        ("--width-mult", a.width_mult != 1.0),
-        ("--test-limit", a.data.test_limit.is_some()),
-    ] {
-        if given {
-            return Err(format!(
-                "{flag} does not apply to tiny-ssd (the book's SGD with weight decay)"
-            )
-            .into());
-        }
-    }
-    if let Some(lr) = a.lr {
-        if !(lr > 0.0 && lr.is_finite()) {
-            return Err(format!("--lr must be a positive number, got {lr}").into());
-        }
-    }
-    if a.epochs == Some(0) || a.data.batch_size == Some(0) {
-        return Err("--epochs and --batch-size must be at least 1".into());
-    }
+    super::train::check_recipe_flags(
+        &a,
+        "tiny-ssd (the book's SGD with weight decay)",
+        &[
+            ("--optimizer", a.optimizer.is_some()),
+            ("--momentum", a.momentum.is_some()),
+            ("--dropout", a.dropout.is_some()),
+            ("--width-mult", a.width_mult != 1.0),
+            ("--test-limit", a.data.test_limit.is_some()),
+        ],
+    )?;
     let cls_loss = parse_cls_loss(a.cls_loss.as_deref().unwrap_or("ce"))?;
     let box_loss = parse_box_loss(a.box_loss.as_deref().unwrap_or("l1"))?;
     a.data.apply_engine_settings()?;
     let batch = a.data.batch_size.unwrap_or(32);
     let (train, val, source) = detection_data(&a, batch)?;
-    let train = super::head_loader(
-        train,
-        a.data.train_limit,
-        Some(a.data.seed),
-        "--train-limit",
-    )?;
-    if !a.quiet {
-        println!(
-            "read {} training examples, {} validation examples ({source})",
-            train.num_examples(),
-            val.num_examples()
-        );
-    }
+    let train = a.data.limit_train(train)?;
+    super::train::print_data_sizes(&a, &train, &val, &source);
     let num_classes = a.num_classes.unwrap_or(1);
     let device = a.device.resolve()?;
     let net = TinySsd::new(num_classes, multibox_prior)?;
@@ -526,12 +512,8 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         m.images_per_sec,
         d2l_nn::Module::num_parameters(&net)
     );
-    if let (Some(dir), Ok(j)) = (
-        run_dir.as_ref(),
-        serde_json::to_string_pretty(&json!({"map": m, "seconds": s.seconds})),
-    ) {
-        let _ =
-            d2l_nn::serialize::write_atomic(&dir.path().join("map.json"), (j + "\n").as_bytes());
+    if let Some(dir) = &run_dir {
+        write_map_json(dir.path(), &json!({"map": m, "seconds": s.seconds}));
     }
     println!("run saved in {}", run_path.display());
     if a.json {

@@ -3,17 +3,19 @@
 
 use super::{find_model, image_data, CliResult, DataArgs, DeviceArgs};
 use clap::Args;
+use d2l_data::datasets::Notice;
+use d2l_data::loader::DataLoader;
 use d2l_models::zoo::ModelInfo;
 use d2l_nn::serialize::load_state_dict;
 use d2l_nn::{Module, Sequential};
-use d2l_tensor::no_grad;
+use d2l_tensor::{no_grad, Device};
 use d2l_train::metrics::evaluate_accuracy;
 use serde_json::json;
 use std::path::PathBuf;
 
-/// Flags of `d2l eval`.
+/// The flags `d2l eval` and `d2l predict` share: which saved model, on which data, where.
 #[derive(Args, Clone, Debug)]
-pub struct EvalArgs {
+pub struct SavedModelArgs {
     /// Model name.
     pub model: String,
     /// A model.safetensors written by `d2l train`, or a PyTorch state dict (`.pth`) saved
@@ -24,6 +26,13 @@ pub struct EvalArgs {
     pub data: DataArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
+}
+
+/// Flags of `d2l eval`.
+#[derive(Args, Clone, Debug)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub saved: SavedModelArgs,
     /// End with one JSON line.
     #[arg(long)]
     pub json: bool,
@@ -32,22 +41,45 @@ pub struct EvalArgs {
 /// Flags of `d2l predict`.
 #[derive(Args, Clone, Debug)]
 pub struct PredictArgs {
-    /// Model name.
-    pub model: String,
-    /// A model.safetensors written by `d2l train`, or a PyTorch state dict (`.pth`) saved
-    /// from the same network.
-    #[arg(long)]
-    pub weights: PathBuf,
     #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub device: DeviceArgs,
+    pub saved: SavedModelArgs,
     /// How many test images to show.
     #[arg(short, long, default_value_t = 6)]
     pub n: usize,
     /// Output image (PNG; an SVG is written beside it).
     #[arg(long, default_value = "predictions.png")]
     pub out: PathBuf,
+}
+
+/// A saved model with its test split: what `d2l eval` and `d2l predict` start from.
+struct SavedModel {
+    model: ModelInfo,
+    device: Device,
+    test: DataLoader,
+    notice: Notice,
+    net: Sequential,
+}
+
+impl SavedModelArgs {
+    /// Resolves the device, loads the test split and the weights; `show_notice` prints the
+    /// data notice (a substituted data set, say) before the weights are read.
+    fn load(&self, show_notice: bool) -> CliResult<SavedModel> {
+        let model = find_model(&self.model)?;
+        let device = self.device.resolve()?;
+        self.data.apply_engine_settings()?;
+        let (_, test, notice) = image_data(&model, &self.data, true)?;
+        if let (true, Some(m)) = (show_notice, &notice.message) {
+            eprintln!("notice: {m}");
+        }
+        let net = load_model(&model, &self.data, &self.weights, notice.used.num_classes())?;
+        Ok(SavedModel {
+            model,
+            device,
+            test,
+            notice,
+            net,
+        })
+    }
 }
 
 /// Warns (one line on stderr) when loaded weights hold NaN or infinite values: the
@@ -113,14 +145,13 @@ fn load_model(
 
 /// Runs `d2l eval`.
 pub fn run_eval(a: EvalArgs) -> CliResult<()> {
-    let model = find_model(&a.model)?;
-    let device = a.device.resolve()?;
-    a.data.apply_engine_settings()?;
-    let (_, test, notice) = image_data(&model, &a.data, true)?;
-    if let Some(m) = &notice.message {
-        eprintln!("notice: {m}");
-    }
-    let net = load_model(&model, &a.data, &a.weights, notice.used.num_classes())?;
+    let SavedModel {
+        model,
+        device,
+        test,
+        notice,
+        net,
+    } = a.saved.load(true)?;
     d2l_train::device::to_device(&net, device)?;
     let acc = evaluate_accuracy(&net, &test)?;
     println!(
@@ -142,12 +173,14 @@ pub fn run_predict(a: PredictArgs) -> CliResult<()> {
     if a.n == 0 {
         return Err("-n must be at least 1".into());
     }
-    let model = find_model(&a.model)?;
-    let device = a.device.resolve()?;
-    a.data.apply_engine_settings()?;
-    let (_, test, notice) = image_data(&model, &a.data, true)?;
+    let SavedModel {
+        device,
+        test,
+        notice,
+        net,
+        ..
+    } = a.saved.load(false)?;
     let names: &[&str] = notice.used.class_names();
-    let net = load_model(&model, &a.data, &a.weights, notice.used.num_classes())?;
     let batch = test.iter_epoch(0).next().ok_or("the test set is empty")??;
     let n = a.n.min(batch.x.shape()[0]);
     let x = batch.x.narrow(0, 0, n)?;

@@ -124,6 +124,16 @@ pub(crate) fn head_loader(
 }
 
 impl DataArgs {
+    /// `train` cut to `--train-limit` examples (a seeded random subset, see [`head_loader`]).
+    pub(crate) fn limit_train(&self, train: DataLoader) -> CliResult<DataLoader> {
+        head_loader(train, self.train_limit, Some(self.seed), "--train-limit")
+    }
+
+    /// `test` cut to its first `--test-limit` examples.
+    pub(crate) fn limit_test(&self, test: DataLoader) -> CliResult<DataLoader> {
+        head_loader(test, self.test_limit, None, "--test-limit")
+    }
+
     /// Applies `--threads` and `--seed` to the engine.
     pub fn apply_engine_settings(&self) -> CliResult<()> {
         sizes::set_threads(self.threads)?;
@@ -177,7 +187,7 @@ pub fn image_data(
     let hub = args.hub(quiet);
     let (train, test, notice) =
         load_image_classification(name, &hub, batch, resize, args.seed, !explicit)?;
-    let train = head_loader(train, args.train_limit, Some(args.seed), "--train-limit")?;
-    let test = head_loader(test, args.test_limit, None, "--test-limit")?;
+    let train = args.limit_train(train)?;
+    let test = args.limit_test(test)?;
     Ok((train, test, notice))
 }

@@ -6,9 +6,10 @@ use super::segment::SegmentArgs;
 use super::train::TrainArgs;
 use super::CliResult;
 use d2l_data::loader::DataLoader;
-use d2l_models::rcnn::{paste_mask, MaskRcnn, RcnnConfig};
+use d2l_models::rcnn::parts::Detection;
+use d2l_models::rcnn::{paste_mask, MaskRcnn, RcnnConfig, RcnnOutput};
 use d2l_nn::Module;
-use d2l_tensor::DType;
+use d2l_tensor::{DType, Tensor};
 use d2l_train::tasks::rcnn::{evaluate_map, train_rcnn, RcnnTrainConfig};
 use d2l_vision::draw::{save_image_with_boxes, LabeledBox};
 use d2l_vision::generated::detection::{load_instance_set, DETECTION_CLASSES};
@@ -98,29 +99,17 @@ fn data(
 /// Runs `d2l train faster-rcnn|mask-rcnn`.
 pub fn train(a: TrainArgs) -> CliResult<()> {
     let mask = a.model == "mask-rcnn";
-    for (flag, given) in [
-        ("--optimizer", a.optimizer.is_some()),
-        ("--dropout", a.dropout.is_some()),
-        ("--width-mult", a.width_mult != 1.0),
-        ("--cls-loss", a.cls_loss.is_some()),
-        ("--box-loss", a.box_loss.is_some()),
-    ] {
-        if given {
-            return Err(format!(
-                "{flag} does not apply to {} (SGD with momentum, torchvision's losses)",
-                a.model
-            )
-            .into());
-        }
-    }
-    if let Some(lr) = a.lr {
-        if !(lr > 0.0 && lr.is_finite()) {
-            return Err(format!("--lr must be a positive number, got {lr}").into());
-        }
-    }
-    if a.epochs == Some(0) || a.data.batch_size == Some(0) {
-        return Err("--epochs and --batch-size must be at least 1".into());
-    }
+    super::train::check_recipe_flags(
+        &a,
+        &format!("{} (SGD with momentum, torchvision's losses)", a.model),
+        &[
+            ("--optimizer", a.optimizer.is_some()),
+            ("--dropout", a.dropout.is_some()),
+            ("--width-mult", a.width_mult != 1.0),
+            ("--cls-loss", a.cls_loss.is_some()),
+            ("--box-loss", a.box_loss.is_some()),
+        ],
+    )?;
     if a.distributed || a.sync_bn {
         return Err(format!(
             "--distributed and --sync-bn are not supported for {} yet (its training runs in one process)",
@@ -131,20 +120,9 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     a.data.apply_engine_settings()?;
     let batch = a.data.batch_size.unwrap_or(4);
     let (train, val, source, classes) = data(&a, batch, mask)?;
-    let train = super::head_loader(
-        train,
-        a.data.train_limit,
-        Some(a.data.seed),
-        "--train-limit",
-    )?;
-    let val = super::head_loader(val, a.data.test_limit, None, "--test-limit")?;
-    if !a.quiet {
-        println!(
-            "read {} training examples, {} validation examples ({source})",
-            train.num_examples(),
-            val.num_examples()
-        );
-    }
+    let train = a.data.limit_train(train)?;
+    let val = a.data.limit_test(val)?;
+    super::train::print_data_sizes(&a, &train, &val, &source);
     let device = a.device.resolve()?;
     d2l_tensor::manual_seed(a.data.seed);
     let net = MaskRcnn::new(RcnnConfig::small(classes + 1, mask))?;
@@ -203,14 +181,10 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         last.examples_per_sec,
         run_dir.path().display()
     );
-    if let Ok(j) =
-        serde_json::to_string_pretty(&json!({"map": m, "seconds": s.seconds, "parameters": params}))
-    {
-        let _ = d2l_nn::serialize::write_atomic(
-            &run_dir.path().join("map.json"),
-            (j + "\n").as_bytes(),
-        );
-    }
+    super::detect::write_map_json(
+        run_dir.path(),
+        &json!({"map": m, "seconds": s.seconds, "parameters": params}),
+    );
     if a.json {
         println!(
             "{}",
@@ -257,6 +231,51 @@ fn class_name(num_classes: usize, label: usize) -> String {
     }
 }
 
+/// Loads the model (see [`load_model`]) onto the device and runs it on the image at
+/// `image`: the network, the image as read (`u8 [3, H, W]`) and its detections.
+fn detect_image(
+    weights: &std::path::Path,
+    want_mask: bool,
+    model: &str,
+    device: &super::DeviceArgs,
+    image: &std::path::Path,
+) -> CliResult<(MaskRcnn, Tensor, Vec<RcnnOutput>)> {
+    let net = load_model(weights, want_mask, model)?;
+    let device = device.resolve()?;
+    d2l_train::device::to_device(&net, device)?;
+    let img = read_image(image)?;
+    let x = img
+        .to_dtype(DType::F32)?
+        .div_scalar(255.0)?
+        .unsqueeze(0)?
+        .to(device)?;
+    let out = net.detect(&x)?;
+    Ok((net, img, out))
+}
+
+/// Prints one detection (class, score and box, then `extra`) and returns its box for
+/// drawing in `color`, labelled with the class name and score.
+fn report_detection(d: &Detection, classes: usize, extra: &str, color: (u8, u8, u8)) -> LabeledBox {
+    println!(
+        "  class {} score {:.3} box [{:.1}, {:.1}, {:.1}, {:.1}]{extra}",
+        d.label - 1,
+        d.score,
+        d.bbox[0],
+        d.bbox[1],
+        d.bbox[2],
+        d.bbox[3]
+    );
+    LabeledBox {
+        corners: d.bbox,
+        label: Some(
+            format!("{} {:.2}", class_name(classes, d.label), d.score)
+                .trim()
+                .to_string(),
+        ),
+        color: Some(color),
+    }
+}
+
 /// Runs `d2l detect faster-rcnn|mask-rcnn IMAGE --weights FILE`: draws the detections
 /// scoring at least `threshold`.
 pub fn detect(a: super::detect::DetectArgs) -> CliResult<()> {
@@ -264,17 +283,8 @@ pub fn detect(a: super::detect::DetectArgs) -> CliResult<()> {
         return Err("--threshold must lie in [0, 1]".into());
     }
     super::sizes::check_output(&a.out)?;
-    let net = load_model(&a.weights, false, &a.model)?;
-    let device = a.device.resolve()?;
-    d2l_train::device::to_device(&net, device)?;
-    let img = read_image(&a.image)?;
+    let (net, img, out) = detect_image(&a.weights, false, &a.model, &a.device, &a.image)?;
     let (h, w) = (img.shape()[1], img.shape()[2]);
-    let x = img
-        .to_dtype(DType::F32)?
-        .div_scalar(255.0)?
-        .unsqueeze(0)?
-        .to(device)?;
-    let out = net.detect(&x)?;
     let c = net.config().num_classes;
     let kept: Vec<_> = out[0]
         .detections
@@ -290,26 +300,7 @@ pub fn detect(a: super::detect::DetectArgs) -> CliResult<()> {
     );
     let boxes: Vec<LabeledBox> = kept
         .iter()
-        .map(|d| {
-            println!(
-                "  class {} score {:.3} box [{:.1}, {:.1}, {:.1}, {:.1}]",
-                d.label - 1,
-                d.score,
-                d.bbox[0],
-                d.bbox[1],
-                d.bbox[2],
-                d.bbox[3]
-            );
-            LabeledBox {
-                corners: d.bbox,
-                label: Some(
-                    format!("{} {:.2}", class_name(c, d.label), d.score)
-                        .trim()
-                        .to_string(),
-                ),
-                color: Some((255, 255, 255)),
-            }
-        })
+        .map(|d| report_detection(d, c, "", (255, 255, 255)))
         .collect();
     save_image_with_boxes(&img, &boxes, &a.out)?;
     println!("wrote {}", a.out.display());
@@ -329,17 +320,8 @@ const PALETTE: [(u8, u8, u8); 6] = [
 /// least 0.5 with its mask (probability above 0.5) blended in its colour.
 pub fn segment(a: SegmentArgs) -> CliResult<()> {
     super::sizes::check_output(&a.out)?;
-    let net = load_model(&a.weights, true, &a.model)?;
-    let device = a.device.resolve()?;
-    d2l_train::device::to_device(&net, device)?;
-    let img = read_image(&a.image)?;
+    let (net, img, out) = detect_image(&a.weights, true, &a.model, &a.device, &a.image)?;
     let (h, w) = (img.shape()[1], img.shape()[2]);
-    let x = img
-        .to_dtype(DType::F32)?
-        .div_scalar(255.0)?
-        .unsqueeze(0)?
-        .to(device)?;
-    let out = net.detect(&x)?;
     let c = net.config().num_classes;
     let probs = out[0]
         .masks
@@ -364,24 +346,7 @@ pub fn segment(a: SegmentArgs) -> CliResult<()> {
                 }
             }
         }
-        println!(
-            "  class {} score {:.3} box [{:.1}, {:.1}, {:.1}, {:.1}], mask {area} px",
-            d.label - 1,
-            d.score,
-            d.bbox[0],
-            d.bbox[1],
-            d.bbox[2],
-            d.bbox[3]
-        );
-        boxes.push(LabeledBox {
-            corners: d.bbox,
-            label: Some(
-                format!("{} {:.2}", class_name(c, d.label), d.score)
-                    .trim()
-                    .to_string(),
-            ),
-            color: Some(col),
-        });
+        boxes.push(report_detection(d, c, &format!(", mask {area} px"), col));
     }
     println!(
         "{} instances scoring at least 0.5 on {} ({h}×{w})",

@@ -82,36 +82,23 @@ fn seg_data(a: &TrainArgs, batch: usize) -> CliResult<(VocLoaders, usize, String
 
 /// Runs `d2l train fcn`.
 pub fn train(a: TrainArgs) -> CliResult<()> {
-    for (flag, given) in [
-        ("--optimizer", a.optimizer.is_some()),
-        ("--momentum", a.momentum.is_some()),
-        ("--dropout", a.dropout.is_some()),
-        ("--resize", a.data.resize.is_some()),
-        ("--width-mult", a.width_mult != 1.0),
-    ] {
-        if given {
-            return Err(format!("{flag} does not apply to fcn (the book's SGD recipe)").into());
-        }
-    }
-    if let Some(lr) = a.lr {
-        if !(lr > 0.0 && lr.is_finite()) {
-            return Err(format!("--lr must be a positive number, got {lr}").into());
-        }
-    }
-    if a.epochs == Some(0) || a.data.batch_size == Some(0) {
-        return Err("--epochs and --batch-size must be at least 1".into());
-    }
+    super::train::check_recipe_flags(
+        &a,
+        "fcn (the book's SGD recipe)",
+        &[
+            ("--optimizer", a.optimizer.is_some()),
+            ("--momentum", a.momentum.is_some()),
+            ("--dropout", a.dropout.is_some()),
+            ("--resize", a.data.resize.is_some()),
+            ("--width-mult", a.width_mult != 1.0),
+        ],
+    )?;
     let device = a.device.resolve()?;
     a.data.apply_engine_settings()?;
     let batch = a.data.batch_size.unwrap_or(32);
     let (loaders, classes, source) = seg_data(&a, batch)?;
-    let train = super::head_loader(
-        loaders.train.clone(),
-        a.data.train_limit,
-        Some(a.data.seed),
-        "--train-limit",
-    )?;
-    let val = super::head_loader(loaders.val.clone(), a.data.test_limit, None, "--test-limit")?;
+    let train = a.data.limit_train(loaders.train.clone())?;
+    let val = a.data.limit_test(loaders.val.clone())?;
     let net = fcn(classes, a.weights.as_deref())?;
     let epochs = a.epochs.unwrap_or(5);
     let lr = a.lr.unwrap_or(0.001);

@@ -3,7 +3,7 @@
 
 use super::{find_model, image_data, CliResult, DataArgs, DeviceArgs};
 use clap::Args;
-use d2l_data::loader::load_array;
+use d2l_data::loader::{load_array, DataLoader};
 use d2l_data::synthetic::synthetic_data;
 use d2l_dist::Comm;
 use d2l_models::recipe::OptimizerKind;
@@ -773,4 +773,38 @@ fn report(
         println!("{line}");
     }
     Ok(())
+}
+
+/// The checks `d2l train` makes for a model with a fixed recipe (tiny-ssd, the R-CNNs,
+/// fcn): none of the `unused` flags (each with whether it was given) may be given, as they
+/// do not apply to `model` (its name and, in brackets, what it trains with), `--lr` must be
+/// positive and `--epochs` and `--batch-size` at least 1.
+pub(super) fn check_recipe_flags(
+    a: &TrainArgs,
+    model: &str,
+    unused: &[(&str, bool)],
+) -> CliResult<()> {
+    if let Some((flag, _)) = unused.iter().find(|(_, given)| *given) {
+        return Err(format!("{flag} does not apply to {model}").into());
+    }
+    if let Some(lr) = a.lr {
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(format!("--lr must be a positive number, got {lr}").into());
+        }
+    }
+    if a.epochs == Some(0) || a.data.batch_size == Some(0) {
+        return Err("--epochs and --batch-size must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// Unless `--quiet`: how many training and validation examples were read, and from where.
+pub(super) fn print_data_sizes(a: &TrainArgs, train: &DataLoader, val: &DataLoader, source: &str) {
+    if !a.quiet {
+        println!(
+            "read {} training examples, {} validation examples ({source})",
+            train.num_examples(),
+            val.num_examples()
+        );
+    }
 }

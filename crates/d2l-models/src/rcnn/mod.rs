@@ -409,15 +409,20 @@ impl MaskRcnn {
         proposals: &[Vec<Box4>],
         image: (usize, usize),
     ) -> Result<(Tensor, Tensor)> {
-        let pooled = roi_align(
-            feature,
-            &Self::rois(proposals)?,
-            (7, 7),
-            Self::scale(feature, image),
-            2,
-            false,
-        )?;
+        let pooled = Self::pool(feature, proposals, (7, 7), image)?;
         self.box_predictor.predict(&self.box_head.forward(&pooled)?)
+    }
+
+    /// RoIAlign of per-image `boxes` on `feature` to `size` bins (torchvision's two
+    /// samples per bin, unaligned), as both heads read their regions.
+    fn pool(
+        feature: &Tensor,
+        boxes: &[Vec<Box4>],
+        size: (usize, usize),
+        image: (usize, usize),
+    ) -> Result<Tensor> {
+        let rois = Self::rois(boxes)?;
+        roi_align(feature, &rois, size, Self::scale(feature, image), 2, false)
     }
 
     /// The mask head's logits `(K, C, 28, 28)` for per-image boxes (Mask R-CNN only).
@@ -430,14 +435,7 @@ impl MaskRcnn {
         let (Some(h), Some(p)) = (&self.mask_head, &self.mask_predictor) else {
             return Ok(None);
         };
-        let pooled = roi_align(
-            feature,
-            &Self::rois(boxes)?,
-            (14, 14),
-            Self::scale(feature, image),
-            2,
-            false,
-        )?;
+        let pooled = Self::pool(feature, boxes, (14, 14), image)?;
         Ok(Some(p.forward(&h.forward(&pooled)?)?))
     }
 

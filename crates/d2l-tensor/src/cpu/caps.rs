@@ -89,12 +89,6 @@ pub(crate) fn avx512() -> bool {
     cpu_path() >= CpuPath::Avx512
 }
 
-/// True when the AVX2 + FMA kernels may run.
-#[inline]
-pub(crate) fn avx2() -> bool {
-    cpu_path() >= CpuPath::Avx2
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

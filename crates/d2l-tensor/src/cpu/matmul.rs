@@ -17,6 +17,20 @@ pub(crate) struct MatView<'a, T> {
     pub cs: usize,
 }
 
+impl<'a, T> MatView<'a, T> {
+    /// The matrices of `data` under layout `l` with `nb` leading batch dims (the last two
+    /// dims are the rows and columns).
+    pub(crate) fn new(data: &'a [T], l: &crate::layout::Layout, nb: usize) -> Self {
+        MatView {
+            data,
+            offset: l.offset,
+            batch_strides: l.strides[..nb].to_vec(),
+            rs: l.strides[nb],
+            cs: l.strides[nb + 1],
+        }
+    }
+}
+
 /// Computes `out[b] = lhs[b] · rhs[b]` for every batch index of `batch_shape`; the result
 /// is row-major `[batch..., m, n]`.
 pub(crate) fn matmul<T: Float>(

@@ -17,6 +17,7 @@
 //! Upsampling and padding are gathers (forward) and scatter-adds (backward, the adjoint)
 //! through per-axis index maps, in parallel over `(n, c)` planes.
 
+use crate::cpu::caps::{cpu_path, CpuPath};
 use crate::dtype::Float;
 use crate::threads::{self, PAR_MIN};
 use rayon::prelude::*;
@@ -363,28 +364,6 @@ mod x86 {
     }
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Level {
-    Base,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-}
-
-fn level() -> Level {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if crate::cpu::caps::avx512() {
-            return Level::Avx512;
-        }
-        if crate::cpu::caps::avx2() {
-            return Level::Avx2;
-        }
-    }
-    Level::Base
-}
-
 /// Runs `f` for every unit, in parallel when the work is large enough.
 fn for_units<R: Send>(units: usize, work: usize, f: impl Fn(usize) -> R + Sync + Send) -> Vec<R> {
     if work >= PAR_MIN && units > 1 && threads::num_threads() > 1 {
@@ -429,14 +408,14 @@ pub(crate) fn norm_forward<T: Float>(
         gamma,
         beta,
     };
-    let lvl = level();
+    let lvl = cpu_path();
     let per: Vec<(f64, f64, f64)> = for_units(units.count(geom), x.len(), |u| match lvl {
         // SAFETY: the CPU has the features these functions were compiled for.
         #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { x86::fwd_avx512(&a, u) },
+        CpuPath::Avx512 => unsafe { x86::fwd_avx512(&a, u) },
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { x86::fwd_avx2(&a, u) },
-        Level::Base => fwd_unit(&a, u),
+        CpuPath::Avx2 => unsafe { x86::fwd_avx2(&a, u) },
+        _ => fwd_unit(&a, u),
     });
     // SAFETY: the units covered every run, so all `x.len()` elements are initialised.
     unsafe { y.set_len(x.len()) };
@@ -487,14 +466,14 @@ pub(crate) fn norm_backward<T: Float>(
         gamma,
         through,
     };
-    let lvl = level();
+    let lvl = cpu_path();
     for_units(units.count(geom), x.len(), |u| match lvl {
         // SAFETY: as in `norm_forward`.
         #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { x86::bwd_avx512(&a, u) },
+        CpuPath::Avx512 => unsafe { x86::bwd_avx512(&a, u) },
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { x86::bwd_avx2(&a, u) },
-        Level::Base => bwd_unit(&a, u),
+        CpuPath::Avx2 => unsafe { x86::bwd_avx2(&a, u) },
+        _ => bwd_unit(&a, u),
     });
     if let Some(v) = dx.as_mut() {
         // SAFETY: every run of dx was written by its unit.

@@ -6,6 +6,7 @@ use crate::dtype::Float;
 use crate::layout::Layout;
 use crate::threads::{self, PAR_MIN};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Sum of a contiguous run: 8 independent lanes per block (so it vectorises), blocks
 /// added in f64 so long sums keep their precision.
@@ -57,6 +58,15 @@ fn split_dims(l: &Layout, dims: &[usize]) -> (Layout, usize, usize) {
     (p, outer, inner)
 }
 
+/// The elements of `src` seen through `p`, in `p`'s row-major order: borrowed when
+/// they are one contiguous run, else copied.
+fn in_order<'a, T: Float>(src: &'a [T], p: &Layout) -> Cow<'a, [T]> {
+    match p.contiguous_range() {
+        Some(r) => Cow::Borrowed(&src[r]),
+        None => Cow::Owned(copy_strided(src, p)),
+    }
+}
+
 /// Sums over `dims` (validated, distinct); the result is row-major over the kept dims.
 pub(crate) fn sum<T: Float>(src: &[T], l: &Layout, dims: &[usize]) -> Vec<T> {
     let (p, outer, inner) = split_dims(l, dims);
@@ -85,14 +95,7 @@ pub(crate) fn sum<T: Float>(src: &[T], l: &Layout, dims: &[usize]) -> Vec<T> {
         }
         return out;
     }
-    let owned;
-    let data: &[T] = match p.contiguous_range() {
-        Some(r) => &src[r],
-        None => {
-            owned = copy_strided(src, &p);
-            &owned
-        }
-    };
+    let data = in_order(src, &p);
     if outer == 1 {
         if data.len() >= PAR_MIN && threads::num_threads() > 1 {
             let chunk = data.len().div_ceil(threads::num_threads() * 4);
@@ -103,7 +106,7 @@ pub(crate) fn sum<T: Float>(src: &[T], l: &Layout, dims: &[usize]) -> Vec<T> {
             });
             return vec![T::of(parts.iter().sum())];
         }
-        return vec![sum_run(data)];
+        return vec![sum_run(&data)];
     }
     let mut out = vec![T::ZERO; outer];
     if data.len() >= PAR_MIN {
@@ -128,14 +131,7 @@ pub(crate) fn extremum_dim<T: Float>(
     max: bool,
 ) -> (Vec<T>, Vec<i64>) {
     let (p, outer, inner) = split_dims(l, &[dim]);
-    let owned;
-    let data: &[T] = match p.contiguous_range() {
-        Some(r) => &src[r],
-        None => {
-            owned = copy_strided(src, &p);
-            &owned
-        }
-    };
+    let data = in_order(src, &p);
     let mut vals = vec![T::ZERO; outer];
     let mut idx = vec![0i64; outer];
     if inner == 0 {
@@ -172,14 +168,7 @@ pub(crate) fn softmax<T: Float>(
     log: bool,
 ) -> (Vec<T>, Vec<usize>) {
     let (p, _outer, inner) = split_dims(l, &[dim]);
-    let owned;
-    let data: &[T] = match p.contiguous_range() {
-        Some(r) => &src[r],
-        None => {
-            owned = copy_strided(src, &p);
-            &owned
-        }
-    };
+    let data = in_order(src, &p);
     let mut out = vec![T::ZERO; data.len()];
     let work = |(row, x): (&mut [T], &[T])| {
         if let (Some(xf), Some(rf)) = (super::simd::as_f32(x), super::simd::as_f32_mut(row)) {

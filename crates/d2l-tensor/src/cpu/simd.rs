@@ -2,6 +2,8 @@
 //! so LLVM can vectorise it, and compiled twice: for the baseline target and, behind a
 //! run-time CPU check, with AVX2 + FMA (AVX-512 for the wide registers where present).
 
+use crate::cpu::caps::{cpu_path, CpuPath};
+
 /// exp(x) for f32 and x <= 0 (all softmax needs, after subtracting the row max), from a
 /// degree-6 polynomial on [-ln2/2, ln2/2] and an exponent built in the float's bits:
 /// within a few ulp of `f32::exp`, branch-free so a loop over it vectorises. Inputs
@@ -218,71 +220,51 @@ pub(crate) fn vec_from_f32<T: 'static>(v: Vec<f32>) -> Vec<T> {
     unsafe { Vec::from_raw_parts(v.as_mut_ptr() as *mut T, v.len(), v.capacity()) }
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Level {
-    Base,
-    Avx2,
-    Avx512,
-}
-
-fn level() -> Level {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if crate::cpu::caps::avx512() {
-            return Level::Avx512;
-        }
-        if crate::cpu::caps::avx2() {
-            return Level::Avx2;
-        }
-    }
-    Level::Base
-}
-
 /// Softmax (or log-softmax) of the f32 row `src` into `dst` (same length); NaN anywhere
 /// makes the row NaN.
 pub(crate) fn softmax_row_f32(src: &[f32], dst: &mut [f32], log: bool) {
-    match level() {
+    match cpu_path() {
         // SAFETY: the CPU supports the features these functions were compiled for.
         #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { x86::softmax_row_avx512(src, dst, log) },
+        CpuPath::Avx512 => unsafe { x86::softmax_row_avx512(src, dst, log) },
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { x86::softmax_row_avx2(src, dst, log) },
+        CpuPath::Avx2 => unsafe { x86::softmax_row_avx2(src, dst, log) },
         _ => softmax_row_body(src, dst, log),
     }
 }
 
 /// `dst[i] = sigmoid(src[i])` (same lengths), vectorised.
 pub(crate) fn sigmoid_f32(src: &[f32], dst: &mut [f32]) {
-    match level() {
+    match cpu_path() {
         // SAFETY: the CPU supports the features these functions were compiled for.
         #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { x86::sigmoid_avx512(src, dst) },
+        CpuPath::Avx512 => unsafe { x86::sigmoid_avx512(src, dst) },
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { x86::sigmoid_avx2(src, dst) },
+        CpuPath::Avx2 => unsafe { x86::sigmoid_avx2(src, dst) },
         _ => sigmoid_body(src, dst),
     }
 }
 
 /// `dst[i] = tanh(src[i])` (same lengths), vectorised.
 pub(crate) fn tanh_f32(src: &[f32], dst: &mut [f32]) {
-    match level() {
+    match cpu_path() {
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { x86::tanh_avx512(src, dst) },
+        CpuPath::Avx512 => unsafe { x86::tanh_avx512(src, dst) },
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { x86::tanh_avx2(src, dst) },
+        CpuPath::Avx2 => unsafe { x86::tanh_avx2(src, dst) },
         _ => tanh_body(src, dst),
     }
 }
 
 /// Sum of an f32 run with 32 independent lanes (block-sized runs keep f32 precision).
 pub(crate) fn sum_f32(x: &[f32]) -> f32 {
-    match level() {
+    match cpu_path() {
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { x86::sum_avx512(x) },
+        CpuPath::Avx512 => unsafe { x86::sum_avx512(x) },
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { x86::sum_avx2(x) },
+        CpuPath::Avx2 => unsafe { x86::sum_avx2(x) },
         _ => sum_body(x),
     }
 }

@@ -283,38 +283,6 @@ mod tests {
     use super::*;
     use crate::random::Generator;
 
-    #[allow(clippy::too_many_arguments)]
-    fn geom(
-        n: usize,
-        ci: usize,
-        h: usize,
-        w: usize,
-        co: usize,
-        pt: usize,
-        pl: usize,
-        pb: usize,
-        pr: usize,
-    ) -> Geom {
-        Geom {
-            n,
-            ci,
-            h,
-            w,
-            co,
-            kh: 3,
-            kw: 3,
-            oh: h + pt + pb - 2,
-            ow: w + pl + pr - 2,
-            sh: 1,
-            sw: 1,
-            pt,
-            pl,
-            dh: 1,
-            dw: 1,
-            groups: 1,
-        }
-    }
-
     fn rand(g: &mut Generator, n: usize) -> Vec<f64> {
         (0..n).map(|_| g.normal_f64()).collect()
     }
@@ -330,7 +298,7 @@ mod tests {
             (5, 32, 4, 5, 16, 1, 1, 1, 1),
             (4, 16, 12, 12, 32, 1, 1, 1, 1),
         ] {
-            let geo = geom(n, ci, h, w, co, pt, pl, pb, pr);
+            let geo = Geom::for_test(n, ci, h, w, co, (3, 3), 1, [pt, pb, pl, pr], 1);
             assert!(applies(&geo));
             let x = rand(&mut g, n * ci * h * w);
             let wt = rand(&mut g, co * ci * 9);

@@ -1,4 +1,5 @@
-// d2l-rs CUDA kernels, compiled at run time with NVRTC (no headers needed).
+// d2l-rs CUDA kernels, compiled at run time with NVRTC after the generated
+// op-code header (see op_codes.rs; no other headers needed).
 //
 // Conventions
 // * Every elementwise kernel takes the element count `n` (64-bit) and uses a
@@ -10,20 +11,12 @@
 // * Outputs are always fresh contiguous buffers.
 // * Dtype suffixes: f32 = float, f64 = double, i64 = long long, u8 = unsigned char.
 //
-// Unary op codes (forward, `unary_*`; a and b are the scalar parameters):
-//    0 neg   1 abs   2 exp   3 log   4 log1p   5 sqrt   6 rsqrt   7 sin
-//    8 cos   9 tanh 10 sigmoid 11 relu 12 gelu (exact, erf) 13 softplus
-//   14 leaky_relu(a = slope) 15 clamp(a = lo, b = hi) 16 pow_scalar(a = p)
-//   17 add_scalar(a) 18 mul_scalar(a) 19 square 20 reciprocal 21 sign
-// Unary backward codes (`unary_backward_*`, returns g * f'(.)):
-//   0..=21 as above with the saved tensor being the INPUT x;
-//   100 exp from output y: g*y        101 sqrt from y: g/(2y)
-//   102 rsqrt from y: g*(-y^3/2)      103 tanh from y: g*(1-y^2)
-//   104 sigmoid from y: g*y*(1-y)     105 relu from y: g*(y>0)
-// Binary op codes: 0 add 1 sub 2 mul 3 div 4 pow 5 maximum 6 minimum
-//   (integers: 0,1,2,5,6 only, with wrapping arithmetic)
-// Compare codes: 0 eq 1 ne 2 lt 3 le 4 gt 5 ge  (output u8 0/1)
-// Reduce kinds: 0 sum 1 max(+argmax) 2 min(+argmin)
+// Op codes (UNARY_OP_*, BINARY_OP_*, CMP_OP_*, REDUCE_KIND_*, POOL_MODE_*) are
+// not defined here: they are listed once in op_codes.rs, which generates the
+// #defines that are compiled in front of this file.
+// Unary backward codes up to UNARY_OP_LAST take the saved INPUT x; the
+// UNARY_OP_*_FROM_OUTPUT codes take the saved OUTPUT y (passed as x).
+// Binary ops on integers: add, sub, mul, maximum, minimum only (wrapping).
 
 #define MAX_RANK 8
 
@@ -102,71 +95,71 @@ template <typename T> __device__ __forceinline__ T sign_of(T x) {
 // ---------------------------------------------------------------- unary
 template <typename T> __device__ __forceinline__ T unary_op(unsigned op, T x, T a, T b) {
     switch (op) {
-    case 0: return -x;
-    case 1: return m_abs(x);
-    case 2: return m_exp(x);
-    case 3: return m_log(x);
-    case 4: return m_log1p(x);
-    case 5: return m_sqrt(x);
-    case 6: return m_rsqrt(x);
-    case 7: return m_sin(x);
-    case 8: return m_cos(x);
-    case 9: return m_tanh(x);
-    case 10: return sigmoid_of(x);
-    case 11: return (x > T(0) || is_nan(x)) ? x : T(0);
-    case 12: return T(0.5) * x * (T(1) + m_erf(x * T(0.70710678118654752440)));
-    case 13: return x > T(20) ? x : m_log1p(m_exp(x));
-    case 14: return x > T(0) ? x : x * a;
-    case 15: {
+    case UNARY_OP_NEG: return -x;
+    case UNARY_OP_ABS: return m_abs(x);
+    case UNARY_OP_EXP: return m_exp(x);
+    case UNARY_OP_LOG: return m_log(x);
+    case UNARY_OP_LOG1P: return m_log1p(x);
+    case UNARY_OP_SQRT: return m_sqrt(x);
+    case UNARY_OP_RSQRT: return m_rsqrt(x);
+    case UNARY_OP_SIN: return m_sin(x);
+    case UNARY_OP_COS: return m_cos(x);
+    case UNARY_OP_TANH: return m_tanh(x);
+    case UNARY_OP_SIGMOID: return sigmoid_of(x);
+    case UNARY_OP_RELU: return (x > T(0) || is_nan(x)) ? x : T(0);
+    case UNARY_OP_GELU: return T(0.5) * x * (T(1) + m_erf(x * T(0.70710678118654752440)));
+    case UNARY_OP_SOFTPLUS: return x > T(20) ? x : m_log1p(m_exp(x));
+    case UNARY_OP_LEAKY_RELU: return x > T(0) ? x : x * a;
+    case UNARY_OP_CLAMP: {
         if (is_nan(x)) return x;
         T y = x < a ? a : x;
         return y > b ? b : y;
     }
-    case 16: return m_pow(x, a);
-    case 17: return x + a;
-    case 18: return x * a;
-    case 19: return x * x;
-    case 20: return T(1) / x;
-    case 21: return sign_of(x);
+    case UNARY_OP_POW_SCALAR: return m_pow(x, a);
+    case UNARY_OP_ADD_SCALAR: return x + a;
+    case UNARY_OP_MUL_SCALAR: return x * a;
+    case UNARY_OP_SQUARE: return x * x;
+    case UNARY_OP_RECIPROCAL: return T(1) / x;
+    case UNARY_OP_SIGN: return sign_of(x);
     default: return nan_of<T>();
     }
 }
 
 template <typename T> __device__ __forceinline__ T unary_grad(unsigned op, T x, T g, T a, T b) {
     switch (op) {
-    case 0: return -g;
-    case 1: return g * sign_of(x);
-    case 2: return g * m_exp(x);
-    case 3: return g / x;
-    case 4: return g / (T(1) + x);
-    case 5: return g / (T(2) * m_sqrt(x));
-    case 6: { T r = m_rsqrt(x); return g * (T(-0.5) * r * r * r); }
-    case 7: return g * m_cos(x);
-    case 8: return -g * m_sin(x);
-    case 9: { T t = m_tanh(x); return g * (T(1) - t * t); }
-    case 10: { T s = sigmoid_of(x); return g * s * (T(1) - s); }
-    case 11: return x > T(0) ? g : T(0);
-    case 12: {
+    case UNARY_OP_NEG: return -g;
+    case UNARY_OP_ABS: return g * sign_of(x);
+    case UNARY_OP_EXP: return g * m_exp(x);
+    case UNARY_OP_LOG: return g / x;
+    case UNARY_OP_LOG1P: return g / (T(1) + x);
+    case UNARY_OP_SQRT: return g / (T(2) * m_sqrt(x));
+    case UNARY_OP_RSQRT: { T r = m_rsqrt(x); return g * (T(-0.5) * r * r * r); }
+    case UNARY_OP_SIN: return g * m_cos(x);
+    case UNARY_OP_COS: return -g * m_sin(x);
+    case UNARY_OP_TANH: { T t = m_tanh(x); return g * (T(1) - t * t); }
+    case UNARY_OP_SIGMOID: { T s = sigmoid_of(x); return g * s * (T(1) - s); }
+    case UNARY_OP_RELU: return x > T(0) ? g : T(0);
+    case UNARY_OP_GELU: {
         T cdf = T(0.5) * (T(1) + m_erf(x * T(0.70710678118654752440)));
         T pdf = m_exp(T(-0.5) * x * x) * T(0.39894228040143267794);
         return g * (cdf + x * pdf);
     }
-    case 13: return x > T(20) ? g : g * sigmoid_of(x);
-    case 14: return x > T(0) ? g : g * a;
-    case 15: return (x >= a && x <= b) ? g : T(0);
-    case 16: return a == T(0) ? T(0) : g * a * m_pow(x, a - T(1));
-    case 17: return g;
-    case 18: return g * a;
-    case 19: return g * T(2) * x;
-    case 20: return -g / (x * x);
-    case 21: return T(0);
+    case UNARY_OP_SOFTPLUS: return x > T(20) ? g : g * sigmoid_of(x);
+    case UNARY_OP_LEAKY_RELU: return x > T(0) ? g : g * a;
+    case UNARY_OP_CLAMP: return (x >= a && x <= b) ? g : T(0);
+    case UNARY_OP_POW_SCALAR: return a == T(0) ? T(0) : g * a * m_pow(x, a - T(1));
+    case UNARY_OP_ADD_SCALAR: return g;
+    case UNARY_OP_MUL_SCALAR: return g * a;
+    case UNARY_OP_SQUARE: return g * T(2) * x;
+    case UNARY_OP_RECIPROCAL: return -g / (x * x);
+    case UNARY_OP_SIGN: return T(0);
     // from the saved OUTPUT y (passed in x)
-    case 100: return g * x;
-    case 101: return g / (T(2) * x);
-    case 102: return g * (T(-0.5) * x * x * x);
-    case 103: return g * (T(1) - x * x);
-    case 104: return g * x * (T(1) - x);
-    case 105: return x > T(0) ? g : T(0);
+    case UNARY_OP_EXP_FROM_OUTPUT: return g * x;
+    case UNARY_OP_SQRT_FROM_OUTPUT: return g / (T(2) * x);
+    case UNARY_OP_RSQRT_FROM_OUTPUT: return g * (T(-0.5) * x * x * x);
+    case UNARY_OP_TANH_FROM_OUTPUT: return g * (T(1) - x * x);
+    case UNARY_OP_SIGMOID_FROM_OUTPUT: return g * x * (T(1) - x);
+    case UNARY_OP_RELU_FROM_OUTPUT: return x > T(0) ? g : T(0);
     default: return nan_of<T>();
     }
 }
@@ -217,13 +210,13 @@ template <typename T> __device__ __forceinline__ T min_nan(T a, T b) {
 
 template <typename T> __device__ __forceinline__ T binary_float(unsigned op, T a, T b) {
     switch (op) {
-    case 0: return a + b;
-    case 1: return a - b;
-    case 2: return a * b;
-    case 3: return a / b;
-    case 4: return m_pow(a, b);
-    case 5: return max_nan(a, b);
-    case 6: return min_nan(a, b);
+    case BINARY_OP_ADD: return a + b;
+    case BINARY_OP_SUB: return a - b;
+    case BINARY_OP_MUL: return a * b;
+    case BINARY_OP_DIV: return a / b;
+    case BINARY_OP_POW: return m_pow(a, b);
+    case BINARY_OP_MAXIMUM: return max_nan(a, b);
+    case BINARY_OP_MINIMUM: return min_nan(a, b);
     default: return nan_of<T>();
     }
 }
@@ -231,11 +224,11 @@ template <typename T> __device__ __forceinline__ T binary_float(unsigned op, T a
 // Integers: wrapping arithmetic computed in unsigned 64-bit then truncated.
 template <typename T> __device__ __forceinline__ T binary_int(unsigned op, T a, T b) {
     switch (op) {
-    case 0: return (T)((u64)a + (u64)b);
-    case 1: return (T)((u64)a - (u64)b);
-    case 2: return (T)((u64)a * (u64)b);
-    case 5: return a > b ? a : b;
-    case 6: return a < b ? a : b;
+    case BINARY_OP_ADD: return (T)((u64)a + (u64)b);
+    case BINARY_OP_SUB: return (T)((u64)a - (u64)b);
+    case BINARY_OP_MUL: return (T)((u64)a * (u64)b);
+    case BINARY_OP_MAXIMUM: return a > b ? a : b;
+    case BINARY_OP_MINIMUM: return a < b ? a : b;
     default: return (T)0;
     }
 }
@@ -247,12 +240,12 @@ __device__ __forceinline__ u8 binary_any(unsigned op, u8 a, u8 b) { return binar
 
 template <typename T> __device__ __forceinline__ u8 compare_op(unsigned op, T a, T b) {
     switch (op) {
-    case 0: return a == b;
-    case 1: return a != b;
-    case 2: return a < b;
-    case 3: return a <= b;
-    case 4: return a > b;
-    case 5: return a >= b;
+    case CMP_OP_EQ: return a == b;
+    case CMP_OP_NE: return a != b;
+    case CMP_OP_LT: return a < b;
+    case CMP_OP_LE: return a <= b;
+    case CMP_OP_GT: return a > b;
+    case CMP_OP_GE: return a >= b;
     default: return 0;
     }
 }
@@ -379,7 +372,7 @@ __device__ __forceinline__ void reduce_rows_impl(unsigned kind, const T *x, i64 
     const unsigned tid = threadIdx.x;
     for (i64 r = blockIdx.x; r < rows; r += gridDim.x) {
         const T *row = x + r * cols;
-        if (kind == 0) {
+        if (kind == REDUCE_KIND_SUM) {
             T acc = T(0);
             for (i64 c = tid; c < cols; c += blockDim.x) acc = wrap_add<T>(acc, row[c]);
             sv[tid] = acc;
@@ -390,7 +383,7 @@ __device__ __forceinline__ void reduce_rows_impl(unsigned kind, const T *x, i64 
             }
             if (tid == 0) out[r] = sv[0];
         } else {
-            const bool is_max = kind == 1;
+            const bool is_max = kind == REDUCE_KIND_MAX;
             T v = T(0);
             i64 idx = -1;
             for (i64 c = tid; c < cols; c += blockDim.x) {
@@ -692,14 +685,14 @@ struct PoolGeom {
 };
 
 __device__ __forceinline__ void pool_win(const PoolAxis &a, i64 i, i64 &st, i64 &en, i64 &cnt) {
-    if (a.mode == 2) {
+    if (a.mode == POOL_MODE_ADAPTIVE) {
         st = i * a.len / a.n;
         en = ((i + 1) * a.len + a.n - 1) / a.n;
         cnt = en - st;
         return;
     }
     i64 raw = i * a.s - a.p;
-    if (a.mode == 0) {
+    if (a.mode == POOL_MODE_MAX) {
         i64 e = raw + (a.k - 1) * a.d + 1;
         if (e > a.len) e = a.len;
         st = raw < 0 ? raw + ((-raw + a.d - 1) / a.d) * a.d : raw;
@@ -719,7 +712,7 @@ __device__ __forceinline__ void pool_win(const PoolAxis &a, i64 i, i64 &st, i64 
 // The outputs [lo, hi] whose window may contain input position i (a superset:
 // callers check membership).
 __device__ __forceinline__ void pool_candidates(const PoolAxis &a, i64 i, i64 &lo, i64 &hi) {
-    if (a.mode == 2) {
+    if (a.mode == POOL_MODE_ADAPTIVE) {
         lo = i * a.n / a.len;
         hi = ((i + 1) * a.n + a.len - 1) / a.len - 1;
     } else {

@@ -18,6 +18,7 @@
 mod alloc;
 pub(crate) mod native;
 pub(crate) mod native_nn;
+mod op_codes;
 #[cfg(feature = "cuda")]
 pub(crate) mod real;
 
@@ -75,6 +76,14 @@ fn backend() -> Backend {
 #[doc(hidden)]
 pub fn kernel_names() -> Vec<String> {
     real::kernel_names()
+}
+
+/// The CUDA C source exactly as NVRTC compiles it: the op-code header generated from
+/// `op_codes.rs`, then `kernels.cu` (for the NVRTC check).
+#[cfg(feature = "cuda")]
+#[doc(hidden)]
+pub fn kernel_source() -> String {
+    real::kernel_source()
 }
 
 /// Number of usable CUDA GPUs (0 without a driver, without a GPU, or in a build without

@@ -12,7 +12,8 @@ use crate::storage::Storage;
 use crate::Tensor;
 
 /// How the windows of one pooling axis were built (ops/pool.rs), so that a kernel can
-/// compute them instead of reading lists; checked against the [`PoolGeom`] before use.
+/// compute them instead of reading lists (`pool_win` in kernels.cu); checked against the
+/// [`PoolGeom`] before use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AxisRule {
     /// Max pooling: kernel, stride, padding, dilation.
@@ -70,7 +71,7 @@ pub(crate) struct NormFwd {
 
 #[cfg(feature = "cuda")]
 mod imp {
-    use super::super::real::{self, Block, PoolAxis, PoolRule};
+    use super::super::real::{self, Block, PoolAxis};
     use super::super::{CudaStorage, Mem};
     use super::*;
     use crate::error::Error;
@@ -150,30 +151,15 @@ mod imp {
     /// The kernel-side axes of a geometry, or `None` when the rules do not give
     /// exactly the geometry's windows.
     pub(super) fn axes(g: &PoolGeom, r: &PoolRules) -> Option<(PoolAxis, PoolAxis)> {
-        let conv = |rule: AxisRule| match rule {
-            AxisRule::Max { k, s, p, d } => PoolRule::Max { k, s, p, d },
-            AxisRule::Avg {
-                k,
-                s,
-                p,
-                count_include_pad,
-            } => PoolRule::Avg {
-                k,
-                s,
-                p,
-                count_include_pad,
-            },
-            AxisRule::Adaptive => PoolRule::Adaptive,
-        };
         let rows = PoolAxis {
             len: g.h,
             n: g.rows.len(),
-            rule: conv(r.rows),
+            rule: r.rows,
         };
         let cols = PoolAxis {
             len: g.w,
             n: g.cols.len(),
-            rule: conv(r.cols),
+            rule: r.cols,
         };
         let dil = |rule: AxisRule| match rule {
             AxisRule::Max { d, .. } => d,

@@ -7,6 +7,7 @@
 
 use crate::cpu::conv::{self as kernels, Geom};
 use crate::error::{bad_shape, invalid, Error, Result};
+use crate::storage::Storage;
 use crate::{DType, Float, Tensor};
 use std::sync::Arc;
 
@@ -220,6 +221,16 @@ fn check_bias(op: &'static str, bias: Option<&Tensor>, c_out: usize) -> Result<(
     Ok(())
 }
 
+/// The error for input `x` and weight `w` of `op` whose shapes do not fit: `why` says how.
+fn mismatch(op: &'static str, x: &Tensor, w: &Tensor, why: String) -> Error {
+    Error::ShapeMismatch {
+        op,
+        lhs: x.shape().to_vec(),
+        rhs: w.shape().to_vec(),
+        why,
+    }
+}
+
 /// Output size of one dim of a convolution, or an error when the kernel does not fit.
 #[allow(clippy::too_many_arguments)]
 fn out_size(
@@ -235,44 +246,67 @@ fn out_size(
 ) -> Result<usize> {
     let span = d * (k - 1) + 1;
     if k == 0 || n + pad < span {
-        return Err(Error::ShapeMismatch {
-            op,
-            lhs: x.shape().to_vec(),
-            rhs: w.shape().to_vec(),
-            why: format!(
-                "give an empty output: the {dim} of the padded input ({n} + {pad} padding) is smaller than the dilated kernel ({span})"
-            ),
-        });
+        return Err(mismatch(op, x, w, format!(
+            "give an empty output: the {dim} of the padded input ({n} + {pad} padding) is smaller than the dilated kernel ({span})"
+        )));
     }
     Ok((n + pad - span) / s + 1)
 }
 
-impl Conv2dOptions {
+/// The options of [`Tensor::conv2d`] and [`Tensor::conv_transpose2d`], as their shared
+/// checks read them.
+trait ConvOptions {
+    /// The op's name in errors.
+    const OP: &'static str;
+    /// `(stride, dilation, groups)`.
+    fn steps(&self) -> ((usize, usize), (usize, usize), usize);
+    /// The geometry of the convolution the op runs (or is the adjoint of) for input `x`
+    /// and weight `w`, or an error when they do not fit the options.
+    fn geom(&self, x: &Tensor, w: &Tensor) -> Result<Geom>;
+    /// The op's output channels (the length of its bias) in geometry `g`.
+    fn out_channels(g: &Geom) -> usize;
+}
+
+/// Checks the operands against the options and returns the op's geometry.
+fn checked_geom<O: ConvOptions>(
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    opts: &O,
+) -> Result<Geom> {
+    let (stride, dilation, groups) = opts.steps();
+    check_common(O::OP, x, w, bias, stride, dilation, groups)?;
+    let g = opts.geom(x, w)?;
+    check_bias(O::OP, bias, O::out_channels(&g))?;
+    Ok(g)
+}
+
+impl ConvOptions for Conv2dOptions {
+    const OP: &'static str = "conv2d";
+
+    fn steps(&self) -> ((usize, usize), (usize, usize), usize) {
+        (self.stride, self.dilation, self.groups)
+    }
+
+    fn out_channels(g: &Geom) -> usize {
+        g.co
+    }
+
     fn geom(&self, x: &Tensor, w: &Tensor) -> Result<Geom> {
-        const OP: &str = "conv2d";
+        const OP: &str = Conv2dOptions::OP;
         let (n, ci, h, wd) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
         let (co, cig, kh, kw) = (w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]);
         let g = self.groups;
         if ci % g != 0 || co % g != 0 {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                lhs: x.shape().to_vec(),
-                rhs: w.shape().to_vec(),
-                why: format!(
-                    "do not fit groups = {g}: input channels {ci} and output channels {co} must both be divisible by it"
-                ),
-            });
+            return Err(mismatch(OP, x, w, format!(
+                "do not fit groups = {g}: input channels {ci} and output channels {co} must both be divisible by it"
+            )));
         }
         if cig * g != ci {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                lhs: x.shape().to_vec(),
-                rhs: w.shape().to_vec(),
-                why: format!(
-                    "do not agree on the input channels: the input has {ci}, the weight expects {cig} × {g} groups = {}",
-                    cig * g
-                ),
-            });
+            return Err(mismatch(OP, x, w, format!(
+                "do not agree on the input channels: the input has {ci}, the weight expects {cig} × {g} groups = {}",
+                cig * g
+            )));
         }
         let (t, b, l, r) = self.padding;
         let oh = out_size(
@@ -318,33 +352,37 @@ impl Conv2dOptions {
     }
 }
 
-impl ConvTranspose2dOptions {
+impl ConvOptions for ConvTranspose2dOptions {
+    const OP: &'static str = "conv_transpose2d";
+
+    fn steps(&self) -> ((usize, usize), (usize, usize), usize) {
+        (self.stride, self.dilation, self.groups)
+    }
+
+    /// The input channels of the convolution this op is the adjoint of.
+    fn out_channels(g: &Geom) -> usize {
+        g.ci
+    }
+
     /// The geometry of the convolution this op is the adjoint of: its input is this op's
     /// output `[N, C_out, H_out, W_out]`, its output this op's input.
     fn geom(&self, x: &Tensor, w: &Tensor) -> Result<Geom> {
-        const OP: &str = "conv_transpose2d";
+        const OP: &str = ConvTranspose2dOptions::OP;
         let (n, ci, h, wd) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
         let (wci, cog, kh, kw) = (w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]);
         let g = self.groups;
         if wci != ci {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                lhs: x.shape().to_vec(),
-                rhs: w.shape().to_vec(),
-                why: format!(
-                    "do not agree on the input channels: the input has {ci}, the weight [C_in, C_out/groups, kH, kW] has {wci}"
-                ),
-            });
+            return Err(mismatch(OP, x, w, format!(
+                "do not agree on the input channels: the input has {ci}, the weight [C_in, C_out/groups, kH, kW] has {wci}"
+            )));
         }
         if ci % g != 0 {
-            return Err(Error::ShapeMismatch {
-                op: OP,
-                lhs: x.shape().to_vec(),
-                rhs: w.shape().to_vec(),
-                why: format!(
-                    "do not fit groups = {g}: input channels {ci} are not divisible by it"
-                ),
-            });
+            return Err(mismatch(
+                OP,
+                x,
+                w,
+                format!("do not fit groups = {g}: input channels {ci} are not divisible by it"),
+            ));
         }
         let (sh, sw) = self.stride;
         let (dh, dw) = self.dilation;
@@ -361,15 +399,10 @@ impl ConvTranspose2dOptions {
         let size = |dim: &str, n: usize, s: usize, p: usize, d: usize, k: usize, op: usize| {
             let full = (n.max(1) - 1) * s + d * (k.max(1) - 1) + op + 1;
             if n == 0 || k == 0 || full <= 2 * p {
-                return Err(Error::ShapeMismatch {
-                    op: OP,
-                    lhs: x.shape().to_vec(),
-                    rhs: w.shape().to_vec(),
-                    why: format!(
-                        "give an empty output {dim}: (in - 1)·stride + dilation·(k - 1) + output_padding + 1 = {full} is not larger than 2·padding = {}",
-                        2 * p
-                    ),
-                });
+                return Err(mismatch(OP, x, w, format!(
+                    "give an empty output {dim}: (in - 1)·stride + dilation·(k - 1) + output_padding + 1 = {full} is not larger than 2·padding = {}",
+                    2 * p
+                )));
             }
             Ok(full - 2 * p)
         };
@@ -450,35 +483,49 @@ macro_rules! by_dtype {
     };
 }
 
+/// The GPU kernel's result `gpu` as a tensor of `shape` when there is one, else the host
+/// path's `host()`.
+fn gpu_or_host(
+    gpu: Option<Storage>,
+    shape: &[usize],
+    host: impl FnOnce() -> Result<Tensor>,
+) -> Result<Tensor> {
+    match gpu {
+        Some(out) => Ok(Tensor::from_parts(out, shape, None)),
+        None => host(),
+    }
+}
+
 /// `conv(x) [+ b]`, the conv "forward" kernel for a geometry.
 fn conv_fwd(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geom) -> Result<Tensor> {
-    if let Some(out) = crate::cuda::native::conv::forward(x, w, b, g)? {
-        return Ok(Tensor::from_parts(out, &[g.n, g.co, g.oh, g.ow], None));
-    }
-    by_dtype!(x.dtype(), fwd_t(x, w, b, g))
+    let gpu = crate::cuda::native::conv::forward(x, w, b, g)?;
+    gpu_or_host(gpu, &[g.n, g.co, g.oh, g.ow], || {
+        by_dtype!(x.dtype(), fwd_t(x, w, b, g))
+    })
 }
 /// The adjoint of the conv in its input, `[+ b]` over the input channels.
 fn conv_bwd_input(gy: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geom) -> Result<Tensor> {
-    if let Some(out) = crate::cuda::native::conv::backward_input(gy, w, b, g)? {
-        return Ok(Tensor::from_parts(out, &[g.n, g.ci, g.h, g.w], None));
-    }
-    by_dtype!(gy.dtype(), bwd_input_t(gy, w, b, g))
+    let gpu = crate::cuda::native::conv::backward_input(gy, w, b, g)?;
+    gpu_or_host(gpu, &[g.n, g.ci, g.h, g.w], || {
+        by_dtype!(gy.dtype(), bwd_input_t(gy, w, b, g))
+    })
 }
 fn conv_bwd_weight(x: &Tensor, gy: &Tensor, g: &Geom) -> Result<Tensor> {
-    if let Some(out) = crate::cuda::native::conv::backward_weight(x, gy, g)? {
-        return Ok(Tensor::from_parts(
-            out,
-            &[g.co, g.ci / g.groups, g.kh, g.kw],
-            None,
-        ));
-    }
-    by_dtype!(x.dtype(), bwd_weight_t(x, gy, g))
+    let gpu = crate::cuda::native::conv::backward_weight(x, gy, g)?;
+    gpu_or_host(gpu, &[g.co, g.ci / g.groups, g.kh, g.kw], || {
+        by_dtype!(x.dtype(), bwd_weight_t(x, gy, g))
+    })
 }
 fn conv_bias_grad(gy: &Tensor, n: usize, c: usize, p: usize) -> Result<Tensor> {
-    if let Some(out) = crate::cuda::native::conv::bias_grad(gy, n, c, p)? {
-        return Ok(Tensor::from_parts(out, &[c], None));
-    }
-    by_dtype!(gy.dtype(), bias_grad_t(gy, n, c, p))
+    let gpu = crate::cuda::native::conv::bias_grad(gy, n, c, p)?;
+    gpu_or_host(gpu, &[c], || {
+        by_dtype!(gy.dtype(), bias_grad_t(gy, n, c, p))
+    })
+}
+
+/// `grad()` where `need` says the gradient is wanted, else `None`.
+fn grad_if(need: bool, grad: impl FnOnce() -> Result<Tensor>) -> Result<Option<Tensor>> {
+    need.then(grad).transpose()
 }
 
 /// The gradients of [`Tensor::conv2d`] with respect to input, weight and bias (PyTorch's
@@ -491,14 +538,15 @@ pub fn conv2d_backward(
     opts: &Conv2dOptions,
     need: [bool; 3],
 ) -> Result<[Option<Tensor>; 3]> {
+    let (stride, dilation, groups) = opts.steps();
     check_common(
         "conv2d_backward",
         input,
         weight,
         None,
-        opts.stride,
-        opts.dilation,
-        opts.groups,
+        stride,
+        dilation,
+        groups,
     )?;
     let g = opts.geom(input, weight)?;
     let want = [g.n, g.co, g.oh, g.ow];
@@ -524,22 +572,11 @@ fn conv2d_grads(
     need: [bool; 3],
 ) -> Result<[Option<Tensor>; 3]> {
     let gy = gy.contiguous()?;
-    let gx = if need[0] {
-        Some(conv_bwd_input(&gy, w, None, g)?)
-    } else {
-        None
-    };
-    let gw = if need[1] {
-        Some(conv_bwd_weight(x, &gy, g)?)
-    } else {
-        None
-    };
-    let gb = if need[2] {
-        Some(conv_bias_grad(&gy, g.n, g.co, g.oh * g.ow)?)
-    } else {
-        None
-    };
-    Ok([gx, gw, gb])
+    Ok([
+        grad_if(need[0], || conv_bwd_input(&gy, w, None, g))?,
+        grad_if(need[1], || conv_bwd_weight(x, &gy, g))?,
+        grad_if(need[2], || conv_bias_grad(&gy, g.n, g.co, g.oh * g.ow))?,
+    ])
 }
 
 impl Tensor {
@@ -563,18 +600,7 @@ impl Tensor {
         opts: &Conv2dOptions,
     ) -> Result<Tensor> {
         let _prof = crate::profile::scope("conv2d");
-        const OP: &str = "conv2d";
-        check_common(
-            OP,
-            self,
-            weight,
-            bias,
-            opts.stride,
-            opts.dilation,
-            opts.groups,
-        )?;
-        let g = opts.geom(self, weight)?;
-        check_bias(OP, bias, g.co)?;
+        let g = checked_geom(self, weight, bias, opts)?;
         with_conv_grads(
             self,
             weight,
@@ -603,18 +629,7 @@ impl Tensor {
         opts: &ConvTranspose2dOptions,
     ) -> Result<Tensor> {
         let _prof = crate::profile::scope("conv_transpose2d");
-        const OP: &str = "conv_transpose2d";
-        check_common(
-            OP,
-            self,
-            weight,
-            bias,
-            opts.stride,
-            opts.dilation,
-            opts.groups,
-        )?;
-        let g = opts.geom(self, weight)?;
-        check_bias(OP, bias, g.ci)?;
+        let g = checked_geom(self, weight, bias, opts)?;
         // The adjoint of conv2d in its input: forward is conv2d's input gradient, and the
         // gradients are conv2d's forward and weight-gradient kernels.
         with_conv_grads(
@@ -624,22 +639,11 @@ impl Tensor {
             |x, w, b| conv_bwd_input(x, w, b, &g),
             move |x, w, gz, need| {
                 let gz = gz.contiguous()?;
-                let gx = if need[0] {
-                    Some(conv_fwd(&gz, w, None, &g)?)
-                } else {
-                    None
-                };
-                let gw = if need[1] {
-                    Some(conv_bwd_weight(&gz, x, &g)?)
-                } else {
-                    None
-                };
-                let gb = if need[2] {
-                    Some(conv_bias_grad(&gz, g.n, g.ci, g.h * g.w)?)
-                } else {
-                    None
-                };
-                Ok([gx, gw, gb])
+                Ok([
+                    grad_if(need[0], || conv_fwd(&gz, w, None, &g))?,
+                    grad_if(need[1], || conv_bwd_weight(&gz, x, &g))?,
+                    grad_if(need[2], || conv_bias_grad(&gz, g.n, g.ci, g.h * g.w))?,
+                ])
             },
         )
     }

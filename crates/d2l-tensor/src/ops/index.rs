@@ -158,17 +158,7 @@ impl Tensor {
 
     /// A fresh row-major copy that shares nothing with `self`.
     pub fn copy(&self) -> Result<Tensor> {
-        let _prof = crate::profile::scope("copy");
-        if let Some(out) = crate::cuda::native::contiguous(self)? {
-            let rec = Tensor::record(&[self], || Op::Copy(self.clone()));
-            return Ok(Tensor::from_parts(out, self.shape(), rec));
-        }
-        let s = self.storage();
-        let out =
-            with_slice!(s.cpu(), v => Element::into_storage(cpu::copy_strided(v, self.layout())));
-        drop(s);
-        let rec = Tensor::record(&[self], || Op::Copy(self.clone()));
-        Tensor::from_storage_on(out, self.shape(), rec, self.device())
+        self.row_major_copy("copy")
     }
 
     /// `a` where `cond` is non-zero, else `b`, all three broadcast together (`torch.where`).

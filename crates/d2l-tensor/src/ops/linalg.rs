@@ -77,20 +77,7 @@ impl Tensor {
         let (sa, sb) = (self.storage(), rhs.storage());
         macro_rules! go {
             ($a:expr, $b:expr) => {{
-                let va = MatView {
-                    data: $a,
-                    offset: la.offset,
-                    batch_strides: la.strides[..nb].to_vec(),
-                    rs: la.strides[nb],
-                    cs: la.strides[nb + 1],
-                };
-                let vb = MatView {
-                    data: $b,
-                    offset: lb.offset,
-                    batch_strides: lb.strides[..nb].to_vec(),
-                    rs: lb.strides[nb],
-                    cs: lb.strides[nb + 1],
-                };
+                let (va, vb) = (MatView::new($a, &la, nb), MatView::new($b, &lb, nb));
                 matmul(&va, &vb, &batch, m, k, n)
             }};
         }

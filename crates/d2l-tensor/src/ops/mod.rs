@@ -1,5 +1,29 @@
 //! Tensor operations, grouped by kind; each file adds methods to [`Tensor`].
 
+/// Runs a generic body with `$T` the float type of `$x` (f32 or f64); any other dtype
+/// returns a dtype error for op `$op` from the enclosing function.
+macro_rules! float_dispatch {
+    ($x:expr, $op:expr, $T:ident => $body:expr) => {
+        match $x.dtype() {
+            $crate::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+            other => {
+                return Err($crate::error::Error::DTypeMismatch {
+                    op: $op,
+                    expected: "a float tensor (f32 or f64)".into(),
+                    got: other,
+                })
+            }
+        }
+    };
+}
+
 pub(crate) mod conv;
 pub(crate) mod creation;
 pub(crate) mod elementwise;

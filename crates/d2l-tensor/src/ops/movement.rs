@@ -42,7 +42,13 @@ impl Tensor {
             return Ok(self.clone());
         }
         // Only real copies show in the profile.
-        let _prof = crate::profile::scope("contiguous");
+        self.row_major_copy("contiguous")
+    }
+
+    /// A fresh row-major copy (a recorded `Copy` op), profiled as `scope`: the body of
+    /// [`Tensor::copy`] and of [`Tensor::contiguous`] on a strided view.
+    pub(crate) fn row_major_copy(&self, scope: &'static str) -> Result<Tensor> {
+        let _prof = crate::profile::scope(scope);
         if let Some(out) = crate::cuda::native::contiguous(self)? {
             let rec = Tensor::record(&[self], || Op::Copy(self.clone()));
             return Ok(Tensor::from_parts(out, self.shape(), rec));

@@ -6,7 +6,7 @@ use crate::cpu::norm::{self as k, Border, Geom, Units};
 use crate::cuda::native_nn;
 use crate::error::{bad_shape, invalid, Error, Result};
 use crate::grad_mode::no_grad;
-use crate::{DType, Element, Float, Tensor};
+use crate::{Element, Float, Tensor};
 use std::sync::Arc;
 
 /// How [`Tensor::pad2d`] fills the border.
@@ -195,29 +195,6 @@ fn fused_norm<T: Float>(
         Tensor::custom_op_named("bwd:norm", value, &inputs, backward),
         stats,
     ))
-}
-
-/// Runs a generic body for the float dtype of `x`.
-macro_rules! float_dispatch {
-    ($x:expr, $op:expr, $T:ident => $body:expr) => {
-        match $x.dtype() {
-            DType::F32 => {
-                type $T = f32;
-                $body
-            }
-            DType::F64 => {
-                type $T = f64;
-                $body
-            }
-            other => {
-                return Err(Error::DTypeMismatch {
-                    op: $op,
-                    expected: "a float tensor (f32 or f64)".into(),
-                    got: other,
-                })
-            }
-        }
-    };
 }
 
 impl Tensor {

@@ -299,23 +299,6 @@ fn adaptive_geom(
     Ok((out_shape, geom, rules))
 }
 
-/// Runs `f` on the input's elements as `&[T]` for its float dtype.
-macro_rules! float_dispatch {
-    ($x:expr, $T:ident => $body:expr) => {
-        match $x.dtype() {
-            DType::F32 => {
-                type $T = f32;
-                $body
-            }
-            DType::F64 => {
-                type $T = f64;
-                $body
-            }
-            other => unreachable!("dtype {other} was checked to be float"),
-        }
-    };
-}
-
 /// The gradient `g` in `dtype` (gradients normally arrive in the output's dtype already).
 fn grad_in(g: &Tensor, dtype: DType) -> Result<Tensor> {
     if g.dtype() == dtype {
@@ -341,7 +324,7 @@ fn max_impl(
             i.map(|i| Tensor::from_parts(i, &out_shape, None)),
         ),
         None => {
-            let (val, idx) = float_dispatch!(x, T => {
+            let (val, idx) = float_dispatch!(x, "max_pool2d", T => {
                 let (v, i) = x.with_slice::<T, _>(|s| kernels::max_forward(s, &geom, with_idx))?;
                 (Tensor::from_vec(v, &out_shape)?.to(x.device())?, i)
             });
@@ -363,7 +346,7 @@ fn max_impl(
         if let Some(s) = native_nn::max_pool_backward(&g, &saved, &geom, &rules)? {
             return Ok(vec![Some(Tensor::from_parts(s, &in_shape, None))]);
         }
-        let gi = float_dispatch!(g, T => {
+        let gi = float_dispatch!(g, "max_pool2d backward", T => {
             let v = g.with_slice::<T, _>(|gs| {
                 saved.with_slice::<i64, _>(|ix| kernels::max_backward::<T>(gs, ix, &geom))
             })??;
@@ -380,7 +363,7 @@ fn max_impl(
 fn avg_impl(x: &Tensor, out_shape: Vec<usize>, geom: Geom, rules: PoolRules) -> Result<Tensor> {
     let val = match native_nn::avg_pool(x, &geom, &rules)? {
         Some(v) => Tensor::from_parts(v, &out_shape, None),
-        None => float_dispatch!(x, T => {
+        None => float_dispatch!(x, "avg_pool2d", T => {
             let v = x.with_slice::<T, _>(|s| kernels::avg_forward(s, &geom))?;
             Tensor::from_vec(v, &out_shape)?.to(x.device())?
         }),
@@ -394,7 +377,7 @@ fn avg_impl(x: &Tensor, out_shape: Vec<usize>, geom: Geom, rules: PoolRules) -> 
         if let Some(s) = native_nn::avg_pool_backward(&g, &geom, &rules)? {
             return Ok(vec![Some(Tensor::from_parts(s, &in_shape, None))]);
         }
-        let gi = float_dispatch!(g, T => {
+        let gi = float_dispatch!(g, "avg_pool2d backward", T => {
             let v = g.with_slice::<T, _>(|gs| kernels::avg_backward::<T>(gs, &geom))?;
             Tensor::from_vec(v, &in_shape)?.to(g.device())?
         });

@@ -2,7 +2,9 @@
 //! (or any batch-mean loss) against class labels; training loss and accuracy per epoch,
 //! test accuracy and test loss after it.
 
-use super::{correct_stat, ratio, scaled_stat, Batch, CurveSpec, Measured, Stat, Step, TrainTask};
+use super::{
+    correct_stat, ratio, scaled_stat, Batch, CurveSpec, Measured, Stat, Step, TaskInfo, TrainTask,
+};
 use crate::trainer::LossFn;
 use d2l_nn::Module;
 use d2l_tensor::{Result, Tensor};
@@ -37,26 +39,21 @@ impl ClassificationTask<'_> {
 }
 
 impl TrainTask for ClassificationTask<'_> {
-    fn kind(&self) -> &'static str {
-        "classification"
+    fn info(&self) -> TaskInfo {
+        TaskInfo {
+            kind: "classification",
+            // loss sum, correct, examples
+            stat_counts: (3, 3),
+            columns: &["train_loss", "train_acc", "test_acc", "test_loss"],
+        }
     }
 
     fn model(&self) -> &dyn Module {
         self.net
     }
 
-    fn stat_counts(&self) -> (usize, usize) {
-        // loss sum, correct, examples
-        (3, 3)
-    }
-
-    fn columns(&self) -> &'static [&'static str] {
-        &["train_loss", "train_acc", "test_acc", "test_loss"]
-    }
-
     fn train_step(&self, batch: &Batch) -> Result<Step> {
-        let (loss, stats) = self.loss_and_sums(batch)?;
-        Ok(Step { loss, stats })
+        self.loss_and_sums(batch).map(Step::from)
     }
 
     fn eval_step(&self, batch: &Batch) -> Result<Vec<Stat>> {

@@ -9,7 +9,7 @@
 //! [`train_ssd`] is the book's recipe (SGD with weight decay) through the one training
 //! loop; [`evaluate_ssd`] and [`predict_ssd`] use a trained model.
 
-use super::{ratio, Batch, CurveSpec, Measured, Stat, Step, TrainTask};
+use super::{ratio, Batch, CurveSpec, Measured, Stat, Step, TaskInfo, TrainTask};
 use crate::metrics::{data_error, Accumulator};
 use crate::run_dir::RunDir;
 use crate::trainer::{TrainConfig, Trainer};
@@ -58,28 +58,24 @@ impl<'a> DetectionTask<'a> {
 }
 
 impl TrainTask for DetectionTask<'_> {
-    fn kind(&self) -> &'static str {
-        "detection"
+    fn info(&self) -> TaskInfo {
+        TaskInfo {
+            kind: "detection",
+            // correct anchors, anchors, Σ|bbox err|, offsets, loss sum, examples
+            stat_counts: (6, 4),
+            columns: &[
+                "train_loss",
+                "class_err",
+                "bbox_mae",
+                "val_class_err",
+                "val_bbox_mae",
+                "target_share",
+            ],
+        }
     }
 
     fn model(&self) -> &dyn Module {
         self.net
-    }
-
-    fn stat_counts(&self) -> (usize, usize) {
-        // correct anchors, anchors, Σ|bbox err|, offsets, loss sum, examples
-        (6, 4)
-    }
-
-    fn columns(&self) -> &'static [&'static str] {
-        &[
-            "train_loss",
-            "class_err",
-            "bbox_mae",
-            "val_class_err",
-            "val_bbox_mae",
-            "target_share",
-        ]
     }
 
     fn begin_pass(&self, training: bool) -> Result<()> {
@@ -129,12 +125,10 @@ impl TrainTask for DetectionTask<'_> {
         let bbox_mae = t[2] / t[3].max(1.0);
         let val = e.map(|e| (1.0 - e[0] / e[1].max(1.0), e[2] / e[3].max(1.0)));
         let train_loss = ratio(t[4], t[5]);
-        Measured {
+        Measured::losses(
             train_loss,
-            train_acc: None,
-            test_acc: None,
-            test_loss: None,
-            columns: vec![
+            None,
+            vec![
                 Some(train_loss),
                 Some(class_err),
                 Some(bbox_mae),
@@ -142,7 +136,7 @@ impl TrainTask for DetectionTask<'_> {
                 val.map(|v| v.1),
                 Some(self.target_secs.get() / train_secs.max(1e-9)),
             ],
-        }
+        )
     }
 
     fn progress(&self, t: &[f64]) -> String {

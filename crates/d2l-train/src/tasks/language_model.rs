@@ -9,7 +9,9 @@
 //! [`train_ch8`] is the book's function: plain SGD with gradient clipping through the one
 //! training loop; [`evaluate_perplexity`] measures a trained model.
 
-use super::{ratio, scaled_stat, Batch, CurveSpec, Measured, SeqSource, Stat, Step, TrainTask};
+use super::{
+    ratio, scaled_stat, Batch, CurveSpec, Measured, SeqSource, Stat, Step, TaskInfo, TrainTask,
+};
 use crate::run_dir::RunDir;
 use crate::trainer::{EpochMetrics, TrainConfig, Trainer};
 use d2l_data::seq::SeqDataLoader;
@@ -71,21 +73,17 @@ impl<'a> LanguageModelTask<'a> {
 }
 
 impl TrainTask for LanguageModelTask<'_> {
-    fn kind(&self) -> &'static str {
-        "language-model"
+    fn info(&self) -> TaskInfo {
+        TaskInfo {
+            kind: "language-model",
+            // loss sum over tokens, tokens
+            stat_counts: (2, 2),
+            columns: &["perplexity", "train_loss", "test_perplexity"],
+        }
     }
 
     fn model(&self) -> &dyn Module {
         self.net.as_dyn()
-    }
-
-    fn stat_counts(&self) -> (usize, usize) {
-        // loss sum over tokens, tokens
-        (2, 2)
-    }
-
-    fn columns(&self) -> &'static [&'static str] {
-        &["perplexity", "train_loss", "test_perplexity"]
     }
 
     fn begin_pass(&self, _training: bool) -> Result<()> {
@@ -94,8 +92,7 @@ impl TrainTask for LanguageModelTask<'_> {
     }
 
     fn train_step(&self, batch: &Batch) -> Result<Step> {
-        let (loss, stats) = self.loss_and_sums(batch)?;
-        Ok(Step { loss, stats })
+        self.loss_and_sums(batch).map(Step::from)
     }
 
     fn eval_step(&self, batch: &Batch) -> Result<Vec<Stat>> {
@@ -105,17 +102,15 @@ impl TrainTask for LanguageModelTask<'_> {
     fn measure(&self, t: &[f64], e: Option<&[f64]>, _secs: f64) -> Measured {
         let train_loss = ratio(t[0], t[1]);
         let test_loss = e.map(|e| ratio(e[0], e[1]));
-        Measured {
+        Measured::losses(
             train_loss,
-            train_acc: None,
-            test_acc: None,
             test_loss,
-            columns: vec![
+            vec![
                 Some(train_loss.exp()),
                 Some(train_loss),
                 test_loss.map(f64::exp),
             ],
-        }
+        )
     }
 
     fn progress(&self, t: &[f64]) -> String {

@@ -80,13 +80,20 @@ impl Stat {
 }
 
 /// What a training step returns: the loss to differentiate (a 1-element batch mean) and
-/// the step's sums (always the same number, [`TrainTask::stat_counts`]).
+/// the step's sums (always the same number, [`TaskInfo::stat_counts`]).
 #[derive(Debug, Clone)]
 pub struct Step {
     /// The mean loss over the batch; the loop calls `backward` on it.
     pub loss: Tensor,
     /// The batch's sums.
     pub stats: Vec<Stat>,
+}
+
+impl From<(Tensor, Vec<Stat>)> for Step {
+    /// The step of a task that computes its batch-mean loss and its sums together.
+    fn from((loss, stats): (Tensor, Vec<Stat>)) -> Self {
+        Step { loss, stats }
+    }
 }
 
 /// One epoch's measurements as a task computes them from its summed stats.
@@ -100,9 +107,22 @@ pub struct Measured {
     pub test_acc: Option<f64>,
     /// Mean evaluation loss, when there was an evaluation.
     pub test_loss: Option<f64>,
-    /// The task's `metrics.csv` columns, in [`TrainTask::columns`] order (`None`: an
+    /// The task's `metrics.csv` columns, in [`TaskInfo::columns`] order (`None`: an
     /// empty cell).
     pub columns: Vec<Option<f64>>,
+}
+
+impl Measured {
+    /// The measurements of a task without accuracies: its losses and its columns.
+    pub fn losses(train_loss: f64, test_loss: Option<f64>, columns: Vec<Option<f64>>) -> Self {
+        Measured {
+            train_loss,
+            train_acc: None,
+            test_acc: None,
+            test_loss,
+            columns,
+        }
+    }
 }
 
 /// What `curves.png` shows for a task.
@@ -117,23 +137,28 @@ pub struct CurveSpec {
     pub log_y: bool,
 }
 
+/// What describes a task to the trainer (see [`TrainTask::info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// The task's name (`"classification"`, `"language-model"`, …), recorded in the
+    /// summary and the checkpoint.
+    pub kind: &'static str,
+    /// How many sums [`TrainTask::train_step`] and [`TrainTask::eval_step`] return.
+    pub stat_counts: (usize, usize),
+    /// The `metrics.csv` columns after `epoch` and before the speed and time columns.
+    pub columns: &'static [&'static str],
+}
+
 /// The per-task part of training; see the module docs.
 ///
 /// Every method takes `&self`: a task that carries state between batches (a language
 /// model's recurrent state) keeps it in a `RefCell`.
 pub trait TrainTask {
-    /// The task's name (`"classification"`, `"language-model"`, …), recorded in the
-    /// summary and the checkpoint.
-    fn kind(&self) -> &'static str;
+    /// The task's name, sum counts and metric columns.
+    fn info(&self) -> TaskInfo;
 
     /// The model being trained.
     fn model(&self) -> &dyn Module;
-
-    /// How many sums [`TrainTask::train_step`] and [`TrainTask::eval_step`] return.
-    fn stat_counts(&self) -> (usize, usize);
-
-    /// The `metrics.csv` columns after `epoch` and before the speed and time columns.
-    fn columns(&self) -> &'static [&'static str];
 
     /// Called before each pass over a source: `training` at the start of every epoch's
     /// training, not before an evaluation (a language model resets its state here).

@@ -12,7 +12,7 @@
 //! (`d2l_vision::generated::detection::InstanceSegDataset`). Classes shift by one (0 is
 //! the background of the R-CNN heads).
 
-use super::{ratio, Batch, CurveSpec, Measured, Stat, Step, TrainTask};
+use super::{ratio, Batch, CurveSpec, Measured, Stat, Step, TaskInfo, TrainTask};
 use crate::metrics::data_error;
 use crate::run_dir::RunDir;
 use crate::trainer::{TrainConfig, Trainer};
@@ -112,29 +112,25 @@ impl<'a> RcnnTask<'a> {
 }
 
 impl TrainTask for RcnnTask<'_> {
-    fn kind(&self) -> &'static str {
-        "rcnn"
+    fn info(&self) -> TaskInfo {
+        TaskInfo {
+            kind: "rcnn",
+            // Σ loss·B for the total and the five parts, examples; validation: Σ loss·B, examples.
+            stat_counts: (7, 2),
+            columns: &[
+                "train_loss",
+                "loss_objectness",
+                "loss_rpn_box_reg",
+                "loss_classifier",
+                "loss_box_reg",
+                "loss_mask",
+                "val_loss",
+            ],
+        }
     }
 
     fn model(&self) -> &dyn Module {
         self.net
-    }
-
-    fn stat_counts(&self) -> (usize, usize) {
-        // Σ loss·B for the total and the five parts, examples; validation: Σ loss·B, examples.
-        (7, 2)
-    }
-
-    fn columns(&self) -> &'static [&'static str] {
-        &[
-            "train_loss",
-            "loss_objectness",
-            "loss_rpn_box_reg",
-            "loss_classifier",
-            "loss_box_reg",
-            "loss_mask",
-            "val_loss",
-        ]
     }
 
     fn train_step(&self, batch: &Batch) -> Result<Step> {
@@ -159,13 +155,7 @@ impl TrainTask for RcnnTask<'_> {
         let mut columns = vec![Some(train_loss)];
         columns.extend((1..6).map(|k| Some(ratio(t[k], n))));
         columns.push(val);
-        Measured {
-            train_loss,
-            train_acc: None,
-            test_acc: None,
-            test_loss: val,
-            columns,
-        }
+        Measured::losses(train_loss, val, columns)
     }
 
     fn progress(&self, t: &[f64]) -> String {

@@ -1,7 +1,7 @@
 //! Regression (D2L 3.3, 4.4, 4.5): a batch-mean loss (squared error) against real
 //! targets; training loss per epoch and the test loss after it, drawn on a log scale.
 
-use super::{ratio, scaled_stat, Batch, CurveSpec, Measured, Stat, Step, TrainTask};
+use super::{ratio, scaled_stat, Batch, CurveSpec, Measured, Stat, Step, TaskInfo, TrainTask};
 use crate::trainer::LossFn;
 use d2l_nn::Module;
 use d2l_tensor::{Result, Tensor};
@@ -31,26 +31,21 @@ impl RegressionTask<'_> {
 }
 
 impl TrainTask for RegressionTask<'_> {
-    fn kind(&self) -> &'static str {
-        "regression"
+    fn info(&self) -> TaskInfo {
+        TaskInfo {
+            kind: "regression",
+            // loss sum, examples
+            stat_counts: (2, 2),
+            columns: &["train_loss", "test_loss"],
+        }
     }
 
     fn model(&self) -> &dyn Module {
         self.net
     }
 
-    fn stat_counts(&self) -> (usize, usize) {
-        // loss sum, examples
-        (2, 2)
-    }
-
-    fn columns(&self) -> &'static [&'static str] {
-        &["train_loss", "test_loss"]
-    }
-
     fn train_step(&self, batch: &Batch) -> Result<Step> {
-        let (loss, stats) = self.loss_and_sums(batch)?;
-        Ok(Step { loss, stats })
+        self.loss_and_sums(batch).map(Step::from)
     }
 
     fn eval_step(&self, batch: &Batch) -> Result<Vec<Stat>> {
@@ -60,13 +55,7 @@ impl TrainTask for RegressionTask<'_> {
     fn measure(&self, t: &[f64], e: Option<&[f64]>, _secs: f64) -> Measured {
         let train_loss = ratio(t[0], t[1]);
         let test_loss = e.map(|e| ratio(e[0], e[1]));
-        Measured {
-            train_loss,
-            train_acc: None,
-            test_acc: None,
-            test_loss,
-            columns: vec![Some(train_loss), test_loss],
-        }
+        Measured::losses(train_loss, test_loss, vec![Some(train_loss), test_loss])
     }
 
     fn progress(&self, t: &[f64]) -> String {

@@ -3,7 +3,9 @@
 //! pixel accuracy and mean intersection over union (IoU averaged over the classes present
 //! in the predictions or the labels), and the same on the validation set.
 
-use super::{ratio, scaled_stat, Batch, BatchSource, CurveSpec, Measured, Stat, Step, TrainTask};
+use super::{
+    ratio, scaled_stat, Batch, BatchSource, CurveSpec, Measured, Stat, Step, TaskInfo, TrainTask,
+};
 use d2l_models::fcn::{pixel_accuracy, seg_loss};
 use d2l_nn::Module;
 use d2l_tensor::{no_grad, Result, Tensor};
@@ -80,28 +82,24 @@ pub fn iou_counts(
 }
 
 impl TrainTask for SegmentationTask<'_> {
-    fn kind(&self) -> &'static str {
-        "segmentation"
+    fn info(&self) -> TaskInfo {
+        let n = 4 + 2 * self.num_classes;
+        TaskInfo {
+            kind: "segmentation",
+            stat_counts: (n, n),
+            columns: &[
+                "train_loss",
+                "train_acc",
+                "train_miou",
+                "test_loss",
+                "test_acc",
+                "test_miou",
+            ],
+        }
     }
 
     fn model(&self) -> &dyn Module {
         self.net
-    }
-
-    fn stat_counts(&self) -> (usize, usize) {
-        let n = 4 + 2 * self.num_classes;
-        (n, n)
-    }
-
-    fn columns(&self) -> &'static [&'static str] {
-        &[
-            "train_loss",
-            "train_acc",
-            "train_miou",
-            "test_loss",
-            "test_acc",
-            "test_miou",
-        ]
     }
 
     fn train_step(&self, batch: &Batch) -> Result<Step> {

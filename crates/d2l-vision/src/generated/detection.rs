@@ -520,28 +520,14 @@ fn sprite(class: usize, rng: &mut Rng, min: usize, max: usize) -> Sprite {
         (x0, y0, x1, y1) = (0, 0, w, h);
     }
     let (cw, ch) = (x1 - x0, y1 - y0);
-    let base = match class {
-        0 => [
-            rng.uniform(215.0, 255.0),
-            rng.uniform(175.0, 225.0),
-            rng.uniform(20.0, 90.0),
-        ],
-        1 => [
-            rng.uniform(20.0, 80.0),
-            rng.uniform(50.0, 140.0),
-            rng.uniform(170.0, 255.0),
-        ],
-        2 => [
-            rng.uniform(180.0, 255.0),
-            rng.uniform(0.0, 60.0),
-            rng.uniform(0.0, 60.0),
-        ],
-        _ => [
-            rng.uniform(0.0, 70.0),
-            rng.uniform(150.0, 230.0),
-            rng.uniform(20.0, 90.0),
-        ],
-    };
+    // Per class, the (low, high) range of each RGB channel of the object's base colour.
+    const COLOURS: [[(f64, f64); 3]; 4] = [
+        [(215.0, 255.0), (175.0, 225.0), (20.0, 90.0)],
+        [(20.0, 80.0), (50.0, 140.0), (170.0, 255.0)],
+        [(180.0, 255.0), (0.0, 60.0), (0.0, 60.0)],
+        [(0.0, 70.0), (150.0, 230.0), (20.0, 90.0)],
+    ];
+    let base = COLOURS[class.min(3)].map(|(lo, hi)| rng.uniform(lo, hi));
     let base = base.map(|v| v as f32);
     let outline = rng.uniform(0.5, 0.7) as f32;
     let amp = rng_amp(rng, 6.0);

@@ -206,28 +206,18 @@ pub fn render_segmentation_image(
             }
         }
     }
+    // Per class 1..=3, the (low, high) range of each RGB channel of the object's colour.
+    const COLOURS: [[(f64, f64); 3]; 3] = [
+        [(190.0, 255.0), (150.0, 220.0), (0.0, 70.0)],
+        [(0.0, 70.0), (60.0, 150.0), (170.0, 255.0)],
+        [(170.0, 255.0), (0.0, 60.0), (40.0, 120.0)],
+    ];
     let mut classes = vec![0u8; h * w];
     let n = 1 + rng.below(spec.max_objects);
     let short = h.min(w) as f64;
     for _ in 0..n {
         let class = 1 + rng.below(3);
-        let base: [f64; 3] = match class {
-            1 => [
-                rng.uniform(190.0, 255.0),
-                rng.uniform(150.0, 220.0),
-                rng.uniform(0.0, 70.0),
-            ],
-            2 => [
-                rng.uniform(0.0, 70.0),
-                rng.uniform(60.0, 150.0),
-                rng.uniform(170.0, 255.0),
-            ],
-            _ => [
-                rng.uniform(170.0, 255.0),
-                rng.uniform(0.0, 60.0),
-                rng.uniform(40.0, 120.0),
-            ],
-        };
+        let base: [f64; 3] = COLOURS[class - 1].map(|(lo, hi)| rng.uniform(lo, hi));
         let r = rng.uniform(0.12, 0.3) * short;
         let cx = rng.uniform(0.0, w as f64);
         let cy = rng.uniform(0.0, h as f64);

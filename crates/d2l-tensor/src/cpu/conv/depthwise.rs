@@ -19,25 +19,10 @@ pub(super) fn depthwise_fwd<T: Float>(
         let wc = &wt[c * kk..][..kk];
         for ki in 0..geo.kh {
             for kj in 0..geo.kw {
-                let wv = wc[ki * geo.kw + kj];
-                let (lo, hi) = geo.col_range(kj);
-                let off = kj * geo.dw;
-                for oy in 0..geo.oh {
-                    let Some(iy) = geo.in_row(oy, ki) else {
-                        continue;
-                    };
+                let (wv, tap) = (wc[ki * geo.kw + kj], geo.tap_cols(kj));
+                for (oy, iy) in geo.tap_rows(ki) {
                     let src = &xc[iy * geo.w..][..geo.w];
-                    let dst = &mut oc[oy * geo.ow..][..geo.ow];
-                    if geo.sw == 1 {
-                        let s0 = lo + off - geo.pl;
-                        for (d, s) in dst[lo..hi].iter_mut().zip(&src[s0..s0 + hi - lo]) {
-                            *d = *d + wv * *s;
-                        }
-                    } else {
-                        for ox in lo..hi {
-                            dst[ox] = dst[ox] + wv * src[ox * geo.sw + off - geo.pl];
-                        }
-                    }
+                    tap.gather_add(wv, &mut oc[oy * geo.ow..][..geo.ow], src);
                 }
             }
         }
@@ -52,26 +37,10 @@ pub(super) fn depthwise_bwd_input<T: Float>(gyn: &[T], wt: &[T], geo: &Geom, gxn
         let wc = &wt[c * kk..][..kk];
         for ki in 0..geo.kh {
             for kj in 0..geo.kw {
-                let wv = wc[ki * geo.kw + kj];
-                let (lo, hi) = geo.col_range(kj);
-                let off = kj * geo.dw;
-                for oy in 0..geo.oh {
-                    let Some(iy) = geo.in_row(oy, ki) else {
-                        continue;
-                    };
+                let (wv, tap) = (wc[ki * geo.kw + kj], geo.tap_cols(kj));
+                for (oy, iy) in geo.tap_rows(ki) {
                     let src = &gyc[oy * geo.ow..][..geo.ow];
-                    let dst = &mut gc[iy * geo.w..][..geo.w];
-                    if geo.sw == 1 {
-                        let d0 = lo + off - geo.pl;
-                        for (d, s) in dst[d0..d0 + hi - lo].iter_mut().zip(&src[lo..hi]) {
-                            *d = *d + wv * *s;
-                        }
-                    } else {
-                        for ox in lo..hi {
-                            let d = &mut dst[ox * geo.sw + off - geo.pl];
-                            *d = *d + wv * src[ox];
-                        }
-                    }
+                    tap.scatter_add(wv, &mut gc[iy * geo.w..][..geo.w], src);
                 }
             }
         }
@@ -85,25 +54,11 @@ pub(super) fn depthwise_bwd_weight<T: Float>(xn: &[T], gyn: &[T], geo: &Geom, gw
         let gyc = &gyn[c * p..][..p];
         for ki in 0..geo.kh {
             for kj in 0..geo.kw {
-                let (lo, hi) = geo.col_range(kj);
-                let off = kj * geo.dw;
+                let tap = geo.tap_cols(kj);
                 let mut acc = T::ZERO;
-                for oy in 0..geo.oh {
-                    let Some(iy) = geo.in_row(oy, ki) else {
-                        continue;
-                    };
+                for (oy, iy) in geo.tap_rows(ki) {
                     let src = &xc[iy * geo.w..][..geo.w];
-                    let g = &gyc[oy * geo.ow..][..geo.ow];
-                    if geo.sw == 1 {
-                        let s0 = lo + off - geo.pl;
-                        for (a, b) in g[lo..hi].iter().zip(&src[s0..s0 + hi - lo]) {
-                            acc = acc + *a * *b;
-                        }
-                    } else {
-                        for ox in lo..hi {
-                            acc = acc + g[ox] * src[ox * geo.sw + off - geo.pl];
-                        }
-                    }
+                    acc = tap.dot_add(acc, &gyc[oy * geo.ow..][..geo.ow], src);
                 }
                 let d = &mut gw[c * kk + ki * geo.kw + kj];
                 *d = *d + acc;

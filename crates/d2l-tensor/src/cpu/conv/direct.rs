@@ -9,6 +9,14 @@ use super::*;
 /// and padded input rows stay in L2.
 pub(super) const DIRECT_BLOCK_PIXELS: usize = 2048;
 
+/// Whether `T` is f32 and the convolution has stride 1 and no dilation: what both
+/// direct kernels need besides AVX-512.
+#[cfg(target_arch = "x86_64")]
+fn f32_unit_steps<T: 'static>(geo: &Geom) -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && (geo.sh, geo.sw, geo.dh, geo.dw) == (1, 1, 1, 1)
+}
+
 /// Whether [`backward_weight`] takes the direct kernel: f32 with AVX-512, stride 1,
 /// no dilation, 3-wide kernels (any height), not depthwise, rows of at least 32
 /// pixels (two full vectors; narrower maps waste most of each masked vector, where the
@@ -17,12 +25,8 @@ pub(super) const DIRECT_BLOCK_PIXELS: usize = 2048;
 pub(super) fn direct_bw_applies<T: 'static>(geo: &Geom) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        f32_unit_steps::<T>(geo)
             && geo.kw == 3
-            && geo.sh == 1
-            && geo.sw == 1
-            && geo.dh == 1
-            && geo.dw == 1
             && !geo.depthwise()
             && geo.ow >= 32
             && geo.cig() * geo.cog() <= 128 * 128
@@ -133,11 +137,7 @@ pub(super) fn direct_bw<T: 'static>(_: &[T], _: &[T], _: &Geom, _: usize, _: usi
 pub(super) fn direct_fwd_applies<T: 'static>(geo: &Geom, out_w: usize) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
-            && geo.sh == 1
-            && geo.sw == 1
-            && geo.dh == 1
-            && geo.dw == 1
+        f32_unit_steps::<T>(geo)
             && geo.groups == 1
             && geo.pt < geo.kh
             && geo.pl < geo.kw

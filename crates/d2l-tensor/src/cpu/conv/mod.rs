@@ -40,6 +40,43 @@ pub(crate) struct Geom {
     pub groups: usize,
 }
 
+#[cfg(test)]
+impl Geom {
+    /// A test geometry `(n, ci, h, w, co, (kh, kw), stride, [top, bottom, left, right]
+    /// padding, groups)`, without dilation, with PyTorch's output size.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn for_test(
+        n: usize,
+        ci: usize,
+        h: usize,
+        w: usize,
+        co: usize,
+        (kh, kw): (usize, usize),
+        s: usize,
+        [pt, pb, pl, pr]: [usize; 4],
+        groups: usize,
+    ) -> Geom {
+        Geom {
+            n,
+            ci,
+            h,
+            w,
+            co,
+            kh,
+            kw,
+            oh: (h + pt + pb - kh) / s + 1,
+            ow: (w + pl + pr - kw) / s + 1,
+            sh: s,
+            sw: s,
+            pt,
+            pl,
+            dh: 1,
+            dw: 1,
+            groups,
+        }
+    }
+}
+
 /// Minimum number of GEMM columns (output pixels of a tile) before batching stops.
 const TILE_COLS: usize = 256;
 
@@ -112,6 +149,87 @@ impl Geom {
     fn in_row(&self, oy: usize, ki: usize) -> Option<usize> {
         let r = (oy * self.sh + ki * self.dh).checked_sub(self.pt)?;
         (r < self.h).then_some(r)
+    }
+    /// The pairs `(oy, iy)` of output row and the input row that kernel row `ki` reads
+    /// for it, over the output rows whose tap lands inside the input.
+    #[inline(always)]
+    fn tap_rows(&self, ki: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.oh).filter_map(move |oy| self.in_row(oy, ki).map(|iy| (oy, iy)))
+    }
+    /// The columns of kernel column `kj` (see [`TapCols`]).
+    #[inline]
+    fn tap_cols(&self, kj: usize) -> TapCols {
+        let (lo, hi) = self.col_range(kj);
+        TapCols {
+            lo,
+            hi,
+            off: kj * self.dw,
+            sw: self.sw,
+            pl: self.pl,
+        }
+    }
+}
+
+/// The output columns `lo..hi` of one kernel column that read inside the input, output
+/// column `ox` reading input column `ox·sw + off − pl`. Its methods are the row loops of
+/// the direct (depthwise) kernels and of col2im, in one place.
+#[derive(Clone, Copy)]
+struct TapCols {
+    lo: usize,
+    hi: usize,
+    off: usize,
+    sw: usize,
+    pl: usize,
+}
+
+impl TapCols {
+    /// `out[ox] += w · inp[ox·sw + off − pl]` for `ox` in `lo..hi` (one output row from
+    /// one input row).
+    #[inline(always)]
+    fn gather_add<T: Float>(&self, w: T, out: &mut [T], inp: &[T]) {
+        let (lo, hi) = (self.lo, self.hi);
+        if self.sw == 1 {
+            let s0 = lo + self.off - self.pl;
+            for (d, s) in out[lo..hi].iter_mut().zip(&inp[s0..s0 + hi - lo]) {
+                *d = *d + w * *s;
+            }
+        } else {
+            for ox in lo..hi {
+                out[ox] = out[ox] + w * inp[ox * self.sw + self.off - self.pl];
+            }
+        }
+    }
+    /// The adjoint of [`TapCols::gather_add`]: `inp[ox·sw + off − pl] += w · out[ox]`.
+    #[inline(always)]
+    fn scatter_add<T: Float>(&self, w: T, inp: &mut [T], out: &[T]) {
+        let (lo, hi) = (self.lo, self.hi);
+        if self.sw == 1 {
+            let d0 = lo + self.off - self.pl;
+            for (d, s) in inp[d0..d0 + hi - lo].iter_mut().zip(&out[lo..hi]) {
+                *d = *d + w * *s;
+            }
+        } else {
+            for ox in lo..hi {
+                let d = &mut inp[ox * self.sw + self.off - self.pl];
+                *d = *d + w * out[ox];
+            }
+        }
+    }
+    /// `acc + Σ out[ox] · inp[ox·sw + off − pl]`, summed left to right from `acc`.
+    #[inline(always)]
+    fn dot_add<T: Float>(&self, mut acc: T, out: &[T], inp: &[T]) -> T {
+        let (lo, hi) = (self.lo, self.hi);
+        if self.sw == 1 {
+            let s0 = lo + self.off - self.pl;
+            for (a, b) in out[lo..hi].iter().zip(&inp[s0..s0 + hi - lo]) {
+                acc = acc + *a * *b;
+            }
+        } else {
+            for ox in lo..hi {
+                acc = acc + out[ox] * inp[ox * self.sw + self.off - self.pl];
+            }
+        }
+        acc
     }
 }
 
@@ -245,25 +363,11 @@ fn col2im<T: Float>(cols: &[T], ld: usize, col0: usize, g: usize, geo: &Geom, gx
             for kj in 0..geo.kw {
                 let r = (c * geo.kh + ki) * geo.kw + kj;
                 let row = &cols[r * ld + col0..][..p];
-                let (lo, hi) = geo.col_range(kj);
-                let off = kj * geo.dw;
-                for oy in 0..geo.oh {
-                    let Some(iy) = geo.in_row(oy, ki) else {
-                        continue;
-                    };
+                let tap = geo.tap_cols(kj);
+                for (oy, iy) in geo.tap_rows(ki) {
                     let src = &row[oy * ow..][..ow];
-                    let dst = &mut gc[iy * geo.w..][..geo.w];
-                    if geo.sw == 1 {
-                        let d0 = lo + off - geo.pl;
-                        for (d, s) in dst[d0..d0 + hi - lo].iter_mut().zip(&src[lo..hi]) {
-                            *d = *d + *s;
-                        }
-                    } else {
-                        for ox in lo..hi {
-                            let d = &mut dst[ox * geo.sw + off - geo.pl];
-                            *d = *d + src[ox];
-                        }
-                    }
+                    // `1·s` is exactly `s`: the sum is col2im's plain `d + s`.
+                    tap.scatter_add(T::ONE, &mut gc[iy * geo.w..][..geo.w], src);
                 }
             }
         }
@@ -744,50 +848,17 @@ mod tests {
         gw
     }
 
-    /// `(n, ci, h, w, co, k, stride, pad, groups)` with the output size of PyTorch.
-    #[allow(clippy::too_many_arguments)]
-    fn geom(
-        n: usize,
-        ci: usize,
-        h: usize,
-        w: usize,
-        co: usize,
-        (kh, kw): (usize, usize),
-        s: usize,
-        pad: usize,
-        groups: usize,
-    ) -> Geom {
-        Geom {
-            n,
-            ci,
-            h,
-            w,
-            co,
-            kh,
-            kw,
-            oh: (h + 2 * pad - kh) / s + 1,
-            ow: (w + 2 * pad - kw) / s + 1,
-            sh: s,
-            sw: s,
-            pt: pad,
-            pl: pad,
-            dh: 1,
-            dw: 1,
-            groups,
-        }
-    }
-
     /// The direct forward and input-gradient kernels against the im2col paths (f32, so
     /// the direct kernels run; compared in f64 with a tolerance for f32 sums).
     #[test]
     fn direct_forward_and_input_gradient_match_im2col() {
         let mut rng = Generator::new(5);
         for geo in [
-            geom(2, 3, 40, 70, 16, (3, 3), 1, 1, 1),
-            geom(2, 16, 33, 67, 9, (3, 3), 1, 0, 1),
-            geom(1, 5, 20, 100, 12, (5, 3), 1, 2, 1),
-            geom(1, 4, 30, 64, 7, (5, 5), 1, 2, 1),
-            geom(3, 2, 9, 65, 1, (1, 1), 1, 0, 1),
+            Geom::for_test(2, 3, 40, 70, 16, (3, 3), 1, [1; 4], 1),
+            Geom::for_test(2, 16, 33, 67, 9, (3, 3), 1, [0; 4], 1),
+            Geom::for_test(1, 5, 20, 100, 12, (5, 3), 1, [2; 4], 1),
+            Geom::for_test(1, 4, 30, 64, 7, (5, 5), 1, [2; 4], 1),
+            Geom::for_test(3, 2, 9, 65, 1, (1, 1), 1, [0; 4], 1),
         ] {
             let mut rand =
                 |len: usize| -> Vec<f32> { (0..len).map(|_| rng.normal_f64() as f32).collect() };
@@ -829,15 +900,15 @@ mod tests {
     fn big_map_weight_gradient_matches_the_definition() {
         let mut rng = Generator::new(11);
         for geo in [
-            geom(2, 16, 96, 96, 16, (3, 3), 1, 1, 1),
-            geom(2, 16, 96, 96, 16, (3, 3), 1, 0, 1),
-            geom(3, 3, 41, 67, 10, (3, 3), 1, 1, 1),
-            geom(2, 16, 57, 75, 12, (3, 3), 2, 1, 1),
-            geom(2, 16, 57, 75, 12, (3, 3), 2, 0, 1),
-            geom(2, 8, 50, 99, 6, (3, 3), 1, 1, 2),
-            geom(2, 8, 50, 99, 6, (3, 3), 2, 1, 2),
-            geom(2, 5, 40, 70, 9, (5, 3), 1, 2, 1),
-            geom(1, 4, 60, 64, 7, (5, 5), 1, 2, 1),
+            Geom::for_test(2, 16, 96, 96, 16, (3, 3), 1, [1; 4], 1),
+            Geom::for_test(2, 16, 96, 96, 16, (3, 3), 1, [0; 4], 1),
+            Geom::for_test(3, 3, 41, 67, 10, (3, 3), 1, [1; 4], 1),
+            Geom::for_test(2, 16, 57, 75, 12, (3, 3), 2, [1; 4], 1),
+            Geom::for_test(2, 16, 57, 75, 12, (3, 3), 2, [0; 4], 1),
+            Geom::for_test(2, 8, 50, 99, 6, (3, 3), 1, [1; 4], 2),
+            Geom::for_test(2, 8, 50, 99, 6, (3, 3), 2, [1; 4], 2),
+            Geom::for_test(2, 5, 40, 70, 9, (5, 3), 1, [2; 4], 1),
+            Geom::for_test(1, 4, 60, 64, 7, (5, 5), 1, [2; 4], 1),
         ] {
             let x: Vec<f64> = (0..geo.n * geo.ci * geo.hw())
                 .map(|_| rng.normal_f64())

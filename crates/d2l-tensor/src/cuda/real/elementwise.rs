@@ -1,6 +1,8 @@
-//! Elementwise launchers (unary, binary, compare, their backward rules) and row reductions, with the op-code tables that mirror `kernels.cu`.
+//! Elementwise launchers (unary, binary, compare, their backward rules) and row reductions;
+//! their op codes are the tables of `cuda/op_codes.rs`, shared with `kernels.cu`.
 
 use super::*;
+pub(crate) use crate::cuda::op_codes::{binary_op, cmp_op, reduce_kind, unary_op};
 
 // ------------------------------------------------------------------ elementwise
 
@@ -24,68 +26,6 @@ pub(crate) fn cast(from: Dt, to: Dt, x: View<'_>) -> Result<Block, String> {
 /// Makes a strided `x` contiguous (a new block of the same type).
 pub(crate) fn strided_copy(dt: Dt, x: View<'_>) -> Result<Block, String> {
     cast(dt, dt, x)
-}
-
-/// Unary op codes for [`unary`] (f32/f64; `a`, `b` are scalar parameters).
-pub(crate) mod unary_op {
-    /// -x
-    pub(crate) const NEG: u32 = 0;
-    /// |x|
-    pub(crate) const ABS: u32 = 1;
-    /// e^x
-    pub(crate) const EXP: u32 = 2;
-    /// ln x
-    pub(crate) const LOG: u32 = 3;
-    /// ln(1+x)
-    pub(crate) const LOG1P: u32 = 4;
-    /// √x
-    pub(crate) const SQRT: u32 = 5;
-    /// 1/√x
-    pub(crate) const RSQRT: u32 = 6;
-    /// sin x
-    pub(crate) const SIN: u32 = 7;
-    /// cos x
-    pub(crate) const COS: u32 = 8;
-    /// tanh x
-    pub(crate) const TANH: u32 = 9;
-    /// 1/(1+e^-x)
-    pub(crate) const SIGMOID: u32 = 10;
-    /// max(x, 0) (NaN propagates)
-    pub(crate) const RELU: u32 = 11;
-    /// x·Φ(x), exact erf form
-    pub(crate) const GELU: u32 = 12;
-    /// x if x > 20 else ln(1+e^x)
-    pub(crate) const SOFTPLUS: u32 = 13;
-    /// x if x > 0 else a·x
-    pub(crate) const LEAKY_RELU: u32 = 14;
-    /// min(max(x, a), b) (NaN propagates)
-    pub(crate) const CLAMP: u32 = 15;
-    /// x^a
-    pub(crate) const POW_SCALAR: u32 = 16;
-    /// x + a
-    pub(crate) const ADD_SCALAR: u32 = 17;
-    /// x·a
-    pub(crate) const MUL_SCALAR: u32 = 18;
-    /// x²
-    pub(crate) const SQUARE: u32 = 19;
-    /// 1/x
-    pub(crate) const RECIPROCAL: u32 = 20;
-    /// sign(x) ∈ {-1, 0, 1} (NaN propagates)
-    pub(crate) const SIGN: u32 = 21;
-    /// Highest forward code.
-    pub(crate) const LAST: u32 = 21;
-    /// Backward codes with the saved tensor being the OUTPUT y: g·y.
-    pub(crate) const EXP_FROM_OUTPUT: u32 = 100;
-    /// g / (2y)
-    pub(crate) const SQRT_FROM_OUTPUT: u32 = 101;
-    /// g·(−y³/2)
-    pub(crate) const RSQRT_FROM_OUTPUT: u32 = 102;
-    /// g·(1 − y²)
-    pub(crate) const TANH_FROM_OUTPUT: u32 = 103;
-    /// g·y·(1 − y)
-    pub(crate) const SIGMOID_FROM_OUTPUT: u32 = 104;
-    /// g·(y > 0)
-    pub(crate) const RELU_FROM_OUTPUT: u32 = 105;
 }
 
 /// Applies unary op `op` (see [`unary_op`]) with parameters `a`, `b` to a
@@ -120,8 +60,7 @@ pub(crate) fn unary(op: u32, a: f64, b: f64, dt: Dt, x: View<'_>) -> Result<Bloc
 }
 
 /// Backward of unary op `op`: returns `g·f'(·)` where `saved` is the input x
-/// for codes 0..=21, or the output y for the `*_FROM_OUTPUT` codes
-/// (100..=105). `saved` and `g` must have the same shape (own strides).
+/// for codes up to [`unary_op::LAST`], or the output y for the `*_FROM_OUTPUT` codes. `saved` and `g` must have the same shape (own strides).
 pub(crate) fn unary_backward(
     op: u32,
     a: f64,
@@ -131,7 +70,8 @@ pub(crate) fn unary_backward(
     g: View<'_>,
 ) -> Result<Block, String> {
     need_float(dt, "unary_backward")?;
-    if op > unary_op::LAST && !(100..=105).contains(&op) {
+    let from_output = unary_op::EXP_FROM_OUTPUT..=unary_op::RELU_FROM_OUTPUT;
+    if op > unary_op::LAST && !from_output.contains(&op) {
         return Err(format!("CUDA: unknown unary backward op code {op}"));
     }
     if saved.shape != g.shape {
@@ -166,24 +106,6 @@ pub(crate) fn unary_backward(
     Ok(out)
 }
 
-/// Binary op codes for [`binary`].
-pub(crate) mod binary_op {
-    /// a + b (wrapping for integers)
-    pub(crate) const ADD: u32 = 0;
-    /// a − b (wrapping for integers)
-    pub(crate) const SUB: u32 = 1;
-    /// a·b (wrapping for integers)
-    pub(crate) const MUL: u32 = 2;
-    /// a / b (floats only)
-    pub(crate) const DIV: u32 = 3;
-    /// a^b (floats only)
-    pub(crate) const POW: u32 = 4;
-    /// max(a, b) (NaN propagates)
-    pub(crate) const MAXIMUM: u32 = 5;
-    /// min(a, b) (NaN propagates)
-    pub(crate) const MINIMUM: u32 = 6;
-}
-
 /// Elementwise `a op b` (see [`binary_op`]) broadcast to `out_shape`
 /// (operands right-aligned; size-1 or stride-0 dimensions broadcast).
 /// f32/f64 support every op; i64/u8 support add, sub, mul, maximum, minimum.
@@ -195,8 +117,15 @@ pub(crate) fn binary(
     out_shape: &[usize],
 ) -> Result<Block, String> {
     let ok = match dt {
-        Dt::F32 | Dt::F64 => op <= 6,
-        Dt::I64 | Dt::U8 => matches!(op, 0 | 1 | 2 | 5 | 6),
+        Dt::F32 | Dt::F64 => binary_op::ALL.iter().any(|&(_, c)| c == op),
+        Dt::I64 | Dt::U8 => [
+            binary_op::ADD,
+            binary_op::SUB,
+            binary_op::MUL,
+            binary_op::MAXIMUM,
+            binary_op::MINIMUM,
+        ]
+        .contains(&op),
     };
     if !ok {
         return Err(format!(
@@ -242,22 +171,6 @@ pub(super) fn launch_pairwise(
     Ok(out)
 }
 
-/// Comparison codes for [`compare`].
-pub(crate) mod cmp_op {
-    /// a == b
-    pub(crate) const EQ: u32 = 0;
-    /// a != b
-    pub(crate) const NE: u32 = 1;
-    /// a < b
-    pub(crate) const LT: u32 = 2;
-    /// a <= b
-    pub(crate) const LE: u32 = 3;
-    /// a > b
-    pub(crate) const GT: u32 = 4;
-    /// a >= b
-    pub(crate) const GE: u32 = 5;
-}
-
 /// Elementwise comparison (see [`cmp_op`]) broadcast to `out_shape`;
 /// returns a u8 block of 0/1. All four dtypes.
 pub(crate) fn compare(
@@ -267,7 +180,7 @@ pub(crate) fn compare(
     b: View<'_>,
     out_shape: &[usize],
 ) -> Result<Block, String> {
-    if op > 5 {
+    if !cmp_op::ALL.iter().any(|&(_, c)| c == op) {
         return Err(format!("CUDA: unknown comparison code {op}"));
     }
     launch_pairwise("compare", op, dt, a, b, out_shape, 1)
@@ -342,16 +255,6 @@ pub(crate) fn axpy_(dst: &Block, src: &Block, alpha: f64, n: usize, dt: Dt) -> R
 
 // ------------------------------------------------------------------ rows
 
-/// Reduction kinds for [`reduce_rows`].
-pub(crate) mod reduce_kind {
-    /// Sum (f32, f64, i64 with wrapping).
-    pub(crate) const SUM: u32 = 0;
-    /// Maximum with argmax (first occurrence; NaN propagates, its index wins).
-    pub(crate) const MAX: u32 = 1;
-    /// Minimum with argmin (first occurrence; NaN propagates, its index wins).
-    pub(crate) const MIN: u32 = 2;
-}
-
 pub(super) fn row_config(rows: usize, cols: usize) -> LaunchConfig {
     let threads = cols.clamp(32, 256).next_power_of_two().min(256) as u32;
     let blocks = (rows as u64).clamp(1, MAX_BLOCKS) as u32;
@@ -396,18 +299,20 @@ pub(crate) fn reduce_rows(
     cols: usize,
 ) -> Result<(Block, Option<Block>), String> {
     match kind {
-        0 if dt == Dt::U8 => return Err("CUDA: sum of u8 is not supported (cast first)".into()),
-        0 => {}
-        1 | 2 if cols == 0 => {
+        reduce_kind::SUM if dt == Dt::U8 => {
+            return Err("CUDA: sum of u8 is not supported (cast first)".into())
+        }
+        reduce_kind::SUM => {}
+        reduce_kind::MAX | reduce_kind::MIN if cols == 0 => {
             return Err("CUDA: max/min over an empty dimension".into());
         }
-        1 | 2 => {}
+        reduce_kind::MAX | reduce_kind::MIN => {}
         _ => return Err(format!("CUDA: unknown reduction kind {kind}")),
     }
     check_rows(x, off, dt, rows, cols, "reduce_rows")?;
     let d = x.dev;
     let out = alloc_on(d, rows * dt.size())?;
-    let arg = if kind == 0 {
+    let arg = if kind == reduce_kind::SUM {
         None
     } else {
         Some(alloc_on(d, rows * 8)?)

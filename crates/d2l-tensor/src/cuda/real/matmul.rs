@@ -123,14 +123,15 @@ pub(crate) fn matmul(
     let (lda, ldb, ldc) = (lda as i32, ldb as i32, n as i32);
     let (sa, sb, sc) = (a_batch_stride as i64, b_batch_stride as i64, (m * n) as i64);
     let bt = batch as i32;
-    let r = match dt {
-        Dt::F32 => {
-            let (alpha, beta) = (1.0f32, 0.0f32);
+    // The f32 and f64 calls differ only in the cuBLAS function and the element type.
+    macro_rules! gemm_strided_batched {
+        ($gemm:ident, $t:ty) => {{
+            let (alpha, beta): ($t, $t) = (1.0, 0.0);
             // SAFETY: pointers are device pointers of live blocks whose
             // extents were checked above; alpha/beta are host scalars
             // (default host pointer mode); the handle is used under the mutex.
             unsafe {
-                cublas::result::sgemm_strided_batched(
+                cublas::result::$gemm(
                     handle,
                     op_b,
                     op_a,
@@ -138,46 +139,24 @@ pub(crate) fn matmul(
                     mi,
                     ki,
                     &alpha,
-                    b.ptr_at(dt, b_off) as *const f32,
+                    b.ptr_at(dt, b_off) as *const $t,
                     ldb,
                     sb,
-                    a.ptr_at(dt, a_off) as *const f32,
+                    a.ptr_at(dt, a_off) as *const $t,
                     lda,
                     sa,
                     &beta,
-                    out.ptr as *mut f32,
+                    out.ptr as *mut $t,
                     ldc,
                     sc,
                     bt,
                 )
             }
-        }
-        _ => {
-            let (alpha, beta) = (1.0f64, 0.0f64);
-            // SAFETY: as for the f32 branch.
-            unsafe {
-                cublas::result::dgemm_strided_batched(
-                    handle,
-                    op_b,
-                    op_a,
-                    ni,
-                    mi,
-                    ki,
-                    &alpha,
-                    b.ptr_at(dt, b_off) as *const f64,
-                    ldb,
-                    sb,
-                    a.ptr_at(dt, a_off) as *const f64,
-                    lda,
-                    sa,
-                    &beta,
-                    out.ptr as *mut f64,
-                    ldc,
-                    sc,
-                    bt,
-                )
-            }
-        }
+        }};
+    }
+    let r = match dt {
+        Dt::F32 => gemm_strided_batched!(sgemm_strided_batched, f32),
+        _ => gemm_strided_batched!(dgemm_strided_batched, f64),
     };
     r.map_err(|e| blas_err(d, "cuBLAS gemm", e))?;
     Ok(out)

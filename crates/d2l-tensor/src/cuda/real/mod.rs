@@ -13,8 +13,8 @@
 //! [`download`] synchronises.
 //!
 //! Op-code tables (`unary`, `unary_backward`, `binary`, `compare`,
-//! `reduce_rows`) are documented on the launchers and at the top of
-//! `kernels.cu`.
+//! `reduce_rows`, pooling modes) live in `cuda/op_codes.rs`, which also
+//! generates the `#define`s compiled in front of `kernels.cu`.
 
 // This file is the backend's full launcher set; the engine wires launchers
 // in as its ops gain CUDA paths, so some may be unused in a given build.
@@ -34,8 +34,14 @@ use cudarc::nvrtc::{self, CompileOptions, Ptx};
 
 use super::alloc::{Caching, RawAlloc};
 
-/// The CUDA C source of all kernels (compiled at run time by NVRTC).
+/// The CUDA C source of all kernels (compiled at run time by NVRTC after
+/// `op_codes::header()`).
 pub(crate) const KERNEL_SOURCE: &str = include_str!("../kernels.cu");
+
+/// [`KERNEL_SOURCE`] behind the op-code `#define`s it needs, as NVRTC compiles it.
+pub(crate) fn kernel_source() -> String {
+    format!("{}{KERNEL_SOURCE}", super::op_codes::header())
+}
 
 /// Largest rank a strided operand may have after coalescing.
 pub(crate) const MAX_RANK: usize = 8;
@@ -292,7 +298,7 @@ fn ptx_for(cc: i32) -> Result<Ptx, String> {
             name: Some("d2l_kernels.cu".to_owned()),
             ..Default::default()
         };
-        nvrtc::compile_ptx_with_opts(KERNEL_SOURCE, opts).map_err(|e| match e {
+        nvrtc::compile_ptx_with_opts(kernel_source(), opts).map_err(|e| match e {
             nvrtc::CompileError::CompileError { nvrtc, log, .. } => format!(
                 "CUDA: NVRTC failed to compile kernels.cu for compute_{arch} ({nvrtc:?}):\n{}",
                 log.to_string_lossy()

@@ -1,30 +1,10 @@
 //! Max and average pooling launchers, forward and backward.
 
 use super::*;
+use crate::cuda::native_nn::AxisRule;
+use crate::cuda::op_codes::pool_mode;
 
 // ------------------------------------------------------------------ pooling
-
-/// How the windows of one pooling axis are laid out (see `pool_win` in
-/// kernels.cu; the caller checks that the rule gives the CPU's windows).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PoolRule {
-    /// Max pooling: kernel, stride, padding, dilation.
-    Max {
-        k: usize,
-        s: usize,
-        p: usize,
-        d: usize,
-    },
-    /// Average pooling: kernel, stride, padding, whether the padding counts.
-    Avg {
-        k: usize,
-        s: usize,
-        p: usize,
-        count_include_pad: bool,
-    },
-    /// Adaptive pooling: `floor(i·len/n) .. ceil((i+1)·len/n)`.
-    Adaptive,
-}
 
 /// One pooling axis: input length, output length and the window rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +14,7 @@ pub(crate) struct PoolAxis {
     /// Output length.
     pub(crate) n: usize,
     /// The window rule.
-    pub(crate) rule: PoolRule,
+    pub(crate) rule: AxisRule,
 }
 
 impl PoolAxis {
@@ -42,12 +22,12 @@ impl PoolAxis {
     pub(crate) fn window(&self, i: usize) -> (usize, usize, usize) {
         let (len, i) = (self.len as i64, i as i64);
         match self.rule {
-            PoolRule::Adaptive => {
+            AxisRule::Adaptive => {
                 let n = self.n as i64;
                 let (st, en) = (i * len / n, ((i + 1) * len + n - 1) / n);
                 (st as usize, en as usize, (en - st) as usize)
             }
-            PoolRule::Max { k, s, p, d } => {
+            AxisRule::Max { k, s, p, d } => {
                 let (k, s, p, d) = (k as i64, s as i64, p as i64, d as i64);
                 let raw = i * s - p;
                 let e = (raw + (k - 1) * d + 1).min(len);
@@ -58,7 +38,7 @@ impl PoolAxis {
                 };
                 (st as usize, e.max(st) as usize, 1)
             }
-            PoolRule::Avg {
+            AxisRule::Avg {
                 k,
                 s,
                 p,
@@ -81,20 +61,20 @@ impl PoolAxis {
 
     fn kernel(&self) -> Result<PoolAxisK, String> {
         let (mode, k, s, p, d, cip) = match self.rule {
-            PoolRule::Max { k, s, p, d } => (0, k, s, p, d, false),
-            PoolRule::Avg {
+            AxisRule::Max { k, s, p, d } => (pool_mode::MAX, k, s, p, d, false),
+            AxisRule::Avg {
                 k,
                 s,
                 p,
                 count_include_pad,
-            } => (1, k, s, p, 1, count_include_pad),
-            PoolRule::Adaptive => (2, 1, 1, 0, 1, false),
+            } => (pool_mode::AVG, k, s, p, 1, count_include_pad),
+            AxisRule::Adaptive => (pool_mode::ADAPTIVE, 1, 1, 0, 1, false),
         };
         if self.len == 0 || self.n == 0 || k == 0 || s == 0 || d == 0 {
             return Err(format!("CUDA: pooling: degenerate axis {self:?}"));
         }
         Ok(PoolAxisK {
-            v: [mode, self.len, self.n, k, s, p, d, cip as usize].map(|x| x as i64),
+            v: [mode as usize, self.len, self.n, k, s, p, d, cip as usize].map(|x| x as i64),
         })
     }
 }
