@@ -1,13 +1,11 @@
-//! Checks that the CUDA kernel source (`src/cuda/kernels.cu`) compiles with
+//! Checks that the CUDA kernel source (the op-code header generated from
+//! `src/cuda/op_codes.rs`, then `src/cuda/kernels.cu`) compiles with
 //! NVRTC for the architectures we target, and that every kernel entry point
 //! the backend loads is present in the PTX.  Needs only libnvrtc, no GPU.
 //! Without libnvrtc the test prints one SKIP line and passes.
 #![cfg(feature = "cuda")]
 
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
-
-/// The kernel source, exactly as the backend embeds it.
-const SOURCE: &str = include_str!("../src/cuda/kernels.cu");
 
 /// Every `extern "C"` entry point the backend loads.
 fn expected_kernels() -> Vec<String> {
@@ -34,7 +32,7 @@ fn kernels_compile_with_nvrtc() {
             name: Some("d2l_kernels.cu".to_string()),
             ..Default::default()
         };
-        let ptx = match compile_ptx_with_opts(SOURCE, opts) {
+        let ptx = match compile_ptx_with_opts(d2l_tensor::cuda::kernel_source(), opts) {
             Ok(p) => p.to_src(),
             Err(cudarc::nvrtc::CompileError::CompileError { log, .. }) => {
                 panic!("NVRTC failed for {arch}:\n{}", log.to_string_lossy())
