@@ -15,13 +15,20 @@ fn kernels_compute_what_the_reference_computes() {
     let src = here.join("tests/cuda_emu/test.cpp");
     let kernels = here.join("src/cuda/kernels.cu");
     let exe = std::env::temp_dir().join(format!("d2l_cuda_emu_{}", std::process::id()));
+    // The op codes, as NVRTC gets them: the header generated from `op_codes.rs`, included
+    // ahead of everything (`-include`), so kernels.cu and test.cpp both use its names.
+    let header = exe.with_extension("op_codes.h");
+    std::fs::write(&header, d2l_tensor::cuda::op_code_header()).unwrap();
     let compiled = Command::new("g++")
         .args(["-std=c++20", "-O1", "-pthread"])
+        .arg("-include")
+        .arg(&header)
         .arg(format!("-DKERNELS_CU=\"{}\"", kernels.display()))
         .arg("-o")
         .arg(&exe)
         .arg(&src)
         .output();
+    let _ = std::fs::remove_file(&header);
     let out = match compiled {
         Err(e) => {
             println!("SKIP kernels_compute_what_the_reference_computes: no g++ ({e})");

@@ -78,6 +78,14 @@ pub fn kernel_names() -> Vec<String> {
     real::kernel_names()
 }
 
+/// The op-code header NVRTC compiles in front of `kernels.cu` (one `#define` per code of
+/// `op_codes.rs`), for the host emulation of the kernels (`tests/cuda_emu.rs`), which runs
+/// without the `cuda` feature.
+#[doc(hidden)]
+pub fn op_code_header() -> String {
+    op_codes::header()
+}
+
 /// The CUDA C source exactly as NVRTC compiles it: the op-code header generated from
 /// `op_codes.rs`, then `kernels.cu` (for the NVRTC check).
 #[cfg(feature = "cuda")]

@@ -27,14 +27,16 @@ int main() {
     }
     // unary grads vs finite differences (f64)
     {
-        unsigned ops[] = {0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20};
+        // every unary op but SIGN (its gradient is 0 where it is defined)
+        unsigned ops[UNARY_OP_SIGN];
+        for (unsigned i = 0; i < UNARY_OP_SIGN; ++i) ops[i] = i;
         double a = 0.3, b = 0.9;
         for (unsigned op : ops) {
             for (double x0 : {0.37, 1.7, 25.0, -0.6}) {
                 double x = x0;
-                if ((op == 3 || op == 5 || op == 6 || op == 16) && x <= 0) continue;
-                if (op == 15 && (x == 25.0)) continue;
-                double aa = op == 16 ? 2.5 : a, bb = b;
+                if ((op == UNARY_OP_LOG || op == UNARY_OP_SQRT || op == UNARY_OP_RSQRT || op == UNARY_OP_POW_SCALAR) && x <= 0) continue;
+                if (op == UNARY_OP_CLAMP && (x == 25.0)) continue;
+                double aa = op == UNARY_OP_POW_SCALAR ? 2.5 : a, bb = b;
                 double h = 1e-6, xp = x + h, xm = x - h, yp, ym, g = 1.0, gr;
                 Strided s1 = contig({1});
                 launch(1,1,1,[&]{ d2l_unary_f64(op, aa, bb, &xp, s1, &yp, 1); });
@@ -43,7 +45,9 @@ int main() {
                 double fd = (yp - ym) / (2*h);
                 CHECK(std::fabs(fd - gr) <= 1e-5 * (1 + std::fabs(fd)), "unary grad op %u x %g: fd %g analytic %g", op, x, fd, gr);
                 // from-output variants
-                unsigned from_out[][2] = {{2,100},{5,101},{6,102},{9,103},{10,104},{11,105}};
+                unsigned from_out[][2] = {{UNARY_OP_EXP, UNARY_OP_EXP_FROM_OUTPUT}, {UNARY_OP_SQRT, UNARY_OP_SQRT_FROM_OUTPUT},
+                    {UNARY_OP_RSQRT, UNARY_OP_RSQRT_FROM_OUTPUT}, {UNARY_OP_TANH, UNARY_OP_TANH_FROM_OUTPUT},
+                    {UNARY_OP_SIGMOID, UNARY_OP_SIGMOID_FROM_OUTPUT}, {UNARY_OP_RELU, UNARY_OP_RELU_FROM_OUTPUT}};
                 for (auto &fo : from_out) if (fo[0] == op) {
                     double y, g2;
                     launch(1,1,1,[&]{ d2l_unary_f64(op, aa, bb, &x, s1, &y, 1); });
@@ -54,24 +58,24 @@ int main() {
         }
         // softplus threshold and gelu value
         double x = 30, y; Strided s1 = contig({1});
-        launch(1,1,1,[&]{ d2l_unary_f64(13, 0, 0, &x, s1, &y, 1); }); CHECK(y == 30, "softplus");
-        x = 1.0; launch(1,1,1,[&]{ d2l_unary_f64(12, 0, 0, &x, s1, &y, 1); }); CHECK(std::fabs(y - 0.8413447460685429) < 1e-12, "gelu %g", y);
-        x = NAN; launch(1,1,1,[&]{ d2l_unary_f64(11, 0, 0, &x, s1, &y, 1); }); CHECK(y != y, "relu nan");
+        launch(1,1,1,[&]{ d2l_unary_f64(UNARY_OP_SOFTPLUS, 0, 0, &x, s1, &y, 1); }); CHECK(y == 30, "softplus");
+        x = 1.0; launch(1,1,1,[&]{ d2l_unary_f64(UNARY_OP_GELU, 0, 0, &x, s1, &y, 1); }); CHECK(std::fabs(y - 0.8413447460685429) < 1e-12, "gelu %g", y);
+        x = NAN; launch(1,1,1,[&]{ d2l_unary_f64(UNARY_OP_RELU, 0, 0, &x, s1, &y, 1); }); CHECK(y != y, "relu nan");
     }
     // broadcast binary: a [2,3] + b [3] (stride 0 on dim 0)
     {
         std::vector<long long> A = {1,2,3,4,5,6}, B = {10,20,30}, O(6);
         Strided as = contig({2,3}); Strided bs = contig({2,3}); bs.stride[0] = 0;
-        launch(1,1,4,[&]{ d2l_binary_i64(0, A.data(), as, B.data(), bs, O.data(), 6); });
+        launch(1,1,4,[&]{ d2l_binary_i64(BINARY_OP_ADD, A.data(), as, B.data(), bs, O.data(), 6); });
         for (int i = 0; i < 6; ++i) CHECK(O[i] == A[i] + B[i%3], "bcast add %d", i);
         std::vector<unsigned char> U = {250, 3}, V = {10, 5}, W(2);
         Strided s2 = contig({2});
-        launch(1,1,2,[&]{ d2l_binary_u8(0, U.data(), s2, V.data(), s2, W.data(), 2); });
+        launch(1,1,2,[&]{ d2l_binary_u8(BINARY_OP_ADD, U.data(), s2, V.data(), s2, W.data(), 2); });
         CHECK(W[0] == 4 && W[1] == 8, "u8 wrap %d %d", W[0], W[1]);
         double p[2] = {NAN, 1}, q[2] = {1, 2}, r[2];
-        launch(1,1,2,[&]{ d2l_binary_f64(5, p, s2, q, s2, r, 2); });
+        launch(1,1,2,[&]{ d2l_binary_f64(BINARY_OP_MAXIMUM, p, s2, q, s2, r, 2); });
         CHECK(r[0] != r[0] && r[1] == 2, "maximum nan");
-        unsigned char c[2]; launch(1,1,2,[&]{ d2l_compare_f64(3, p, s2, q, s2, c, 2); });
+        unsigned char c[2]; launch(1,1,2,[&]{ d2l_compare_f64(CMP_OP_LE, p, s2, q, s2, c, 2); });
         CHECK(c[0] == 0 && c[1] == 1, "le");
         double w[2]; launch(1,1,2,[&]{ d2l_where_f64(c, s2, p, s2, q, s2, w, 2); });
         CHECK(w[0] == 1 && w[1] == 1, "where");
@@ -83,20 +87,20 @@ int main() {
         for (auto &v : x) v = (float)(int)(nd(rng) * 3);
         if (cols > 7) x[1*cols + 6] = NAN;
         std::vector<float> out(rows); std::vector<long long> arg(rows);
-        launch(2, 1, bx, [&]{ d2l_reduce_rows_f32(1, x.data(), rows, cols, out.data(), arg.data()); });
+        launch(2, 1, bx, [&]{ d2l_reduce_rows_f32(REDUCE_KIND_MAX, x.data(), rows, cols, out.data(), arg.data()); });
         for (long long r = 0; r < rows; ++r) {
             float best = x[r*cols]; long long bi = 0;
             for (long long c = 1; c < cols; ++c) { float v = x[r*cols+c]; if (best != best) break; if (v != v || v > best) { best = v; bi = c; } }
             CHECK(arg[r] == bi && (out[r] == best || (best != best && out[r] != out[r])), "argmax bx %u cols %lld row %lld: got %lld want %lld", bx, cols, r, arg[r], bi);
         }
-        launch(2, 1, bx, [&]{ d2l_reduce_rows_f32(2, x.data(), rows, cols, out.data(), arg.data()); });
+        launch(2, 1, bx, [&]{ d2l_reduce_rows_f32(REDUCE_KIND_MIN, x.data(), rows, cols, out.data(), arg.data()); });
         for (long long r = 0; r < rows; ++r) {
             float best = x[r*cols]; long long bi = 0;
             for (long long c = 1; c < cols; ++c) { float v = x[r*cols+c]; if (best != best) break; if (v != v || v < best) { best = v; bi = c; } }
             CHECK(arg[r] == bi, "argmin bx %u cols %lld row %lld: got %lld want %lld", bx, cols, r, arg[r], bi);
         }
         std::vector<double> xd(rows*cols); for (auto &v : xd) v = nd(rng); std::vector<double> od(rows);
-        launch(3, 1, bx, [&]{ d2l_reduce_rows_f64(0, xd.data(), rows, cols, od.data(), nullptr); });
+        launch(3, 1, bx, [&]{ d2l_reduce_rows_f64(REDUCE_KIND_SUM, xd.data(), rows, cols, od.data(), nullptr); });
         for (long long r = 0; r < rows; ++r) { double s = 0; for (long long c = 0; c < cols; ++c) s += xd[r*cols+c]; CHECK(std::fabs(s - od[r]) < 1e-9, "sum"); }
         // softmax + backward vs reference
         std::vector<double> y(rows*cols), g(rows*cols), dx(rows*cols);
@@ -175,8 +179,8 @@ int main() {
             std::vector<RW> v;
             for (long long i = 0; i < n; ++i) {
                 long long raw = i * s - p;
-                if (mode == 2) { long long st = i * len / n, en = ((i + 1) * len + n - 1) / n; v.push_back({st, en, en - st}); }
-                else if (mode == 1) {
+                if (mode == POOL_MODE_ADAPTIVE) { long long st = i * len / n, en = ((i + 1) * len + n - 1) / n; v.push_back({st, en, en - st}); }
+                else if (mode == POOL_MODE_AVG) {
                     long long pad_end = std::min(raw + k, len + p), st = std::max(raw, 0LL), en = std::min(pad_end, len);
                     long long cnt = cip ? pad_end - raw : en - st;
                     v.push_back({st, std::max(en, st), std::max(cnt, 1LL)});
@@ -196,24 +200,24 @@ int main() {
         };
         struct Case { long long h, w, kh, kw, sh, sw, ph, pw, dh, dw; bool ceil, cip; int mode; long long oh, ow; };
         std::vector<Case> cases = {
-            {4, 4, 2, 2, 2, 2, 0, 0, 1, 1, false, true, 0, 0, 0},   // 2x2 stride 2
-            {5, 7, 3, 3, 2, 2, 1, 1, 1, 1, false, true, 0, 0, 0},   // padding
-            {5, 7, 3, 2, 2, 2, 1, 1, 1, 1, true, true, 0, 0, 0},    // ceil mode
-            {6, 8, 3, 3, 2, 1, 1, 1, 2, 2, true, true, 0, 0, 0},    // dilation + ceil
-            {7, 6, 3, 3, 3, 2, 1, 0, 1, 1, true, false, 0, 0, 0},   // ceil, uneven
-            {5, 5, 5, 5, 5, 5, 0, 0, 1, 1, false, true, 0, 0, 0},   // global window
-            {7, 5, 0, 0, 0, 0, 0, 0, 1, 1, false, true, 2, 3, 2},   // adaptive 3x2
-            {3, 4, 0, 0, 0, 0, 0, 0, 1, 1, false, true, 2, 5, 7},   // adaptive upsampling windows
-            {6, 6, 0, 0, 0, 0, 0, 0, 1, 1, false, true, 2, 1, 1},   // global adaptive
+            {4, 4, 2, 2, 2, 2, 0, 0, 1, 1, false, true, POOL_MODE_MAX, 0, 0},   // 2x2 stride 2
+            {5, 7, 3, 3, 2, 2, 1, 1, 1, 1, false, true, POOL_MODE_MAX, 0, 0},   // padding
+            {5, 7, 3, 2, 2, 2, 1, 1, 1, 1, true, true, POOL_MODE_MAX, 0, 0},    // ceil mode
+            {6, 8, 3, 3, 2, 1, 1, 1, 2, 2, true, true, POOL_MODE_MAX, 0, 0},    // dilation + ceil
+            {7, 6, 3, 3, 3, 2, 1, 0, 1, 1, true, false, POOL_MODE_MAX, 0, 0},   // ceil, uneven
+            {5, 5, 5, 5, 5, 5, 0, 0, 1, 1, false, true, POOL_MODE_MAX, 0, 0},   // global window
+            {7, 5, 0, 0, 0, 0, 0, 0, 1, 1, false, true, POOL_MODE_ADAPTIVE, 3, 2},   // adaptive 3x2
+            {3, 4, 0, 0, 0, 0, 0, 0, 1, 1, false, true, POOL_MODE_ADAPTIVE, 5, 7},   // adaptive upsampling windows
+            {6, 6, 0, 0, 0, 0, 0, 0, 1, 1, false, true, POOL_MODE_ADAPTIVE, 1, 1},   // global adaptive
         };
         int pool_checks = 0;
         for (auto cs : cases) for (int avg = 0; avg < 2; ++avg) for (int cip = 0; cip < 2; ++cip) {
-            if (cs.mode != 2 && avg && (cs.dh != 1 || cs.dw != 1)) continue;
+            if (cs.mode != POOL_MODE_ADAPTIVE && avg && (cs.dh != 1 || cs.dw != 1)) continue;
             if (!avg && cip) continue;
-            if (cs.mode == 2 && cip) continue;
-            int mode = cs.mode == 2 ? 2 : (avg ? 1 : 0);
+            if (cs.mode == POOL_MODE_ADAPTIVE && cip) continue;
+            int mode = cs.mode == POOL_MODE_ADAPTIVE ? POOL_MODE_ADAPTIVE : (avg ? POOL_MODE_AVG : POOL_MODE_MAX);
             long long oh = cs.oh, ow = cs.ow;
-            if (mode != 2) { oh = out_size(cs.h, cs.kh, cs.sh, cs.ph, cs.dh, cs.ceil); ow = out_size(cs.w, cs.kw, cs.sw, cs.pw, cs.dw, cs.ceil); }
+            if (mode != POOL_MODE_ADAPTIVE) { oh = out_size(cs.h, cs.kh, cs.sh, cs.ph, cs.dh, cs.ceil); ow = out_size(cs.w, cs.kw, cs.sw, cs.pw, cs.dw, cs.ceil); }
             auto rows = ref_axis(mode, oh, cs.h, cs.kh, cs.sh, cs.ph, cs.dh, cip);
             auto cols = ref_axis(mode, ow, cs.w, cs.kw, cs.sw, cs.pw, cs.dw, cip);
             PoolGeom g{};
