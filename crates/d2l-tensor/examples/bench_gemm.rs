@@ -5,7 +5,8 @@
 //!
 //! Names are `gemm_<m>x<k>x<n>_<a><b>`: `n` a row-major operand, `t` a transposed view
 //! (a strided operand handed to the GEMM without a copy), as the MLP's step has them:
-//! forward `X·W1ᵀ` (nt), backward `Xᵀ·G` (tn), `G·W2` (nn).
+//! forward `X·W1ᵀ` (nt) and `H·W2ᵀ` (nt), backward `Gᵀ·X` and `Gᵀ·H` (tn, the weights'
+//! gradients, computed in the weights' own orientation), `G·W2` (nn).
 //!
 //! ```text
 //! cargo run --release -p d2l-tensor --example bench_gemm -- --threads 2
@@ -25,8 +26,10 @@ use protocol::{emit, start};
 /// `(m, k, n, a transposed, b transposed)` of the shapes timed.
 pub const SHAPES: &[(usize, usize, usize, bool, bool)] = &[
     (256, 784, 256, false, true),
+    (256, 256, 784, true, false),
     (784, 256, 256, true, false),
     (256, 256, 10, false, true),
+    (10, 256, 256, true, false),
     (256, 256, 10, true, false),
     (256, 10, 256, false, false),
     (256, 784, 256, false, false),
@@ -36,36 +39,39 @@ pub const SHAPES: &[(usize, usize, usize, bool, bool)] = &[
 
 fn main() {
     let (only, p) = start();
-    no_grad(|| {
-        for &(m, k, n, ta, tb) in SHAPES {
-            let name = format!(
-                "gemm_{m}x{k}x{n}_{}{}",
-                if ta { 't' } else { 'n' },
-                if tb { 't' } else { 'n' }
-            );
-            if !only.want(&name) {
-                continue;
+    // On a thread of the kernels' pool, as `d2l bench` runs its loops.
+    d2l_tensor::install(|| {
+        no_grad(|| {
+            for &(m, k, n, ta, tb) in SHAPES {
+                let name = format!(
+                    "gemm_{m}x{k}x{n}_{}{}",
+                    if ta { 't' } else { 'n' },
+                    if tb { 't' } else { 'n' }
+                );
+                if !only.want(&name) {
+                    continue;
+                }
+                let a = if ta {
+                    Tensor::randn(&[k, m]).t().unwrap()
+                } else {
+                    Tensor::randn(&[m, k])
+                };
+                let b = if tb {
+                    Tensor::randn(&[n, k]).t().unwrap()
+                } else {
+                    Tensor::randn(&[k, n])
+                };
+                let r = p.measure(|| drop(a.matmul(&b).unwrap()), 2.0 * (m * k * n) as f64);
+                emit(
+                    "gemm",
+                    &name,
+                    "gflops",
+                    "GFLOP/s",
+                    1e9,
+                    &r,
+                    serde_json::json!({"shape": [m, k, n], "cpu": cpu_path().name(), "gemm": sgemm_name()}),
+                );
             }
-            let a = if ta {
-                Tensor::randn(&[k, m]).t().unwrap()
-            } else {
-                Tensor::randn(&[m, k])
-            };
-            let b = if tb {
-                Tensor::randn(&[n, k]).t().unwrap()
-            } else {
-                Tensor::randn(&[k, n])
-            };
-            let r = p.measure(|| drop(a.matmul(&b).unwrap()), 2.0 * (m * k * n) as f64);
-            emit(
-                "gemm",
-                &name,
-                "gflops",
-                "GFLOP/s",
-                1e9,
-                &r,
-                serde_json::json!({"shape": [m, k, n], "cpu": cpu_path().name(), "gemm": sgemm_name()}),
-            );
-        }
+        })
     });
 }

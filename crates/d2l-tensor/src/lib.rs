@@ -61,7 +61,7 @@ pub use ops::BackwardFn;
 pub use random::Generator;
 pub use storage::{CpuStorage, Storage};
 pub use tensor::{Tensor, TensorId};
-pub use threads::{num_threads, set_num_threads};
+pub use threads::{install, num_threads, set_num_threads};
 
 /// The engine's version, from Cargo.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

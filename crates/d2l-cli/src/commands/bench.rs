@@ -72,7 +72,9 @@ pub fn run(a: BenchArgs) -> CliResult<()> {
             profile: profiling(&a),
             device,
         };
-        let out = bench::run(w, &cfg)?;
+        // The loop runs on a thread of the kernels' pool, as PyTorch's on its first
+        // OpenMP thread (see `d2l_tensor::install`).
+        let out = d2l_tensor::install(|| bench::run(w, &cfg).map_err(|e| e.to_string()))?;
         let mut stdout = std::io::stdout().lock();
         for r in &out.records {
             writeln!(stdout, "{}", r.to_json())?;

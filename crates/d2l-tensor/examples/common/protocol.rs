@@ -152,8 +152,11 @@ pub fn parse_args() -> Only {
 }
 
 /// The start of every benchmark: the arguments parsed ([`parse_args`]), the protocol read
-/// from the environment ([`Protocol::from_env`]) and the global generator seeded with 0.
+/// from the environment ([`Protocol::from_env`]), the global generator seeded with 0, and
+/// the allocator tuned as `d2l` tunes it ([`d2l_tensor::alloc::tune`]), so that a kernel
+/// is timed without the page faults of a fresh output buffer per call.
 pub fn start() -> (Only, Protocol) {
+    d2l_tensor::alloc::tune();
     let only = parse_args();
     let p = Protocol::from_env();
     manual_seed(0);

@@ -80,7 +80,10 @@ pub(crate) fn matmul<T: Float>(
     };
     let flops = m * n * k;
     let nt = threads::num_threads();
-    if nt == 1 || (flops < 32 * 32 * 32 && batches == 1) {
+    // A product that would run on one thread anyway runs on the calling thread: handing
+    // it to a worker of the pool costs a wake-up, and the operands and the result move
+    // between the cores' caches (a 256×256·256×10 head ran 3× slower that way).
+    if nt == 1 || (flops < super::sgemm::PAR_MIN_FMAS && batches == 1) {
         for (b, dst) in out.chunks_mut(m * n).enumerate() {
             one(b, dst, Parallelism::None);
         }
@@ -149,11 +152,40 @@ pub(crate) unsafe fn gemm_any<T: Float>(
     b_cs: usize,
     par: Parallelism,
 ) {
+    let threads = match par {
+        Parallelism::None => 1,
+        Parallelism::Rayon(n) => n.max(1),
+    };
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        use super::sgemm::Mat;
+        let ran = super::sgemm_small::sgemm_small(
+            super::caps::cpu_path(),
+            m,
+            n,
+            k,
+            Mat {
+                ptr: dst as *mut f32,
+                rs: d_rs as isize,
+                cs: d_cs as isize,
+            },
+            accumulate,
+            Mat {
+                ptr: a as *const f32,
+                rs: a_rs as isize,
+                cs: a_cs as isize,
+            },
+            Mat {
+                ptr: b as *const f32,
+                rs: b_rs as isize,
+                cs: b_cs as isize,
+            },
+            threads,
+        );
+        if ran {
+            return;
+        }
+    }
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && own_sgemm() {
-        let threads = match par {
-            Parallelism::None => 1,
-            Parallelism::Rayon(n) => n.max(1),
-        };
         return super::sgemm::sgemm(
             m,
             n,
@@ -170,6 +202,13 @@ pub(crate) unsafe fn gemm_any<T: Float>(
             b_cs as isize,
             threads,
         );
+    }
+    if let Parallelism::Rayon(nt) = par {
+        if nt > 1 && m * n * k >= super::sgemm::PAR_MIN_FMAS {
+            return split_for_crate(
+                m, n, k, dst, d_rs, d_cs, accumulate, a, a_rs, a_cs, b, b_rs, b_cs, nt,
+            );
+        }
     }
     gemm::gemm(
         m,
@@ -192,4 +231,85 @@ pub(crate) unsafe fn gemm_any<T: Float>(
         false,
         par,
     )
+}
+
+/// The `gemm` crate on `nt` threads: the result's rows (or its columns, when it is wider
+/// than tall) are split into `nt` blocks of whole 16s, each computed by a one-threaded
+/// call on a thread of the pool. The crate's own threading scaled by 1.2× from one to
+/// two threads on W1's `256×784·784×256`, where this split gives 1.6× (docs/PERFORMANCE.md).
+///
+/// # Safety
+/// As [`gemm_any`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn split_for_crate<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut T,
+    d_rs: usize,
+    d_cs: usize,
+    accumulate: bool,
+    a: *const T,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const T,
+    b_rs: usize,
+    b_cs: usize,
+    nt: usize,
+) {
+    use super::sgemm::Shared;
+    let (d, a, b) = (Shared(dst), Shared(a), Shared(b));
+    let by_rows = m >= n;
+    let len = if by_rows { m } else { n };
+    let per = len.div_ceil(nt).div_ceil(16) * 16;
+    let part = |t: usize| {
+        let s = t * per;
+        let l = per.min(len - s);
+        let (d, a, b) = (d.get(), a.get(), b.get());
+        // SAFETY: the blocks are disjoint rows (or columns) of the result, inside the
+        // caller's bounds; the operands are only read.
+        unsafe {
+            if by_rows {
+                gemm_any(
+                    l,
+                    n,
+                    k,
+                    d.add(s * d_rs),
+                    d_rs,
+                    d_cs,
+                    accumulate,
+                    a.add(s * a_rs),
+                    a_rs,
+                    a_cs,
+                    b,
+                    b_rs,
+                    b_cs,
+                    Parallelism::None,
+                )
+            } else {
+                gemm_any(
+                    m,
+                    l,
+                    k,
+                    d.add(s * d_cs),
+                    d_rs,
+                    d_cs,
+                    accumulate,
+                    a,
+                    a_rs,
+                    a_cs,
+                    b.add(s * b_cs),
+                    b_rs,
+                    b_cs,
+                    Parallelism::None,
+                )
+            }
+        }
+    };
+    threads::run(|| {
+        (0..len.div_ceil(per))
+            .into_par_iter()
+            .with_max_len(1)
+            .for_each(part)
+    });
 }

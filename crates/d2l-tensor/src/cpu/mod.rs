@@ -11,6 +11,7 @@ pub(crate) mod pool;
 pub(crate) mod reduce;
 pub mod rnn;
 pub(crate) mod sgemm;
+pub(crate) mod sgemm_small;
 pub(crate) mod simd;
 pub(crate) mod winograd;
 

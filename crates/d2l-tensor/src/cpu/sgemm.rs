@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 /// Products below this many multiply-adds run on one thread.
-const PAR_MIN_FMAS: usize = 96 * 96 * 96;
+pub(crate) const PAR_MIN_FMAS: usize = 96 * 96 * 96;
 
 /// Blocking of one micro-kernel family: the tile (`MR × NR`) and the cache blocks
 /// (`KC` deep, `MC` rows of A per packed block, `NC` columns of B per packed block).
@@ -33,10 +33,10 @@ type Kernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, bool);
 
 /// One operand or the result: a base pointer with row and column strides (elements).
 #[derive(Clone, Copy)]
-struct Mat<P> {
-    ptr: P,
-    rs: isize,
-    cs: isize,
+pub(crate) struct Mat<P> {
+    pub(crate) ptr: P,
+    pub(crate) rs: isize,
+    pub(crate) cs: isize,
 }
 // SAFETY: the pointers are only dereferenced inside `sgemm`, whose caller guarantees
 // that they stay valid for its duration and that the threads write disjoint tiles.
@@ -190,7 +190,7 @@ thread_local! {
 
 /// Runs `f` with this thread's buffer `key`, or with a fresh one when the buffer is in
 /// use (a worker that, waiting inside a product, picked up another product).
-fn with_buffer<R>(
+pub(super) fn with_buffer<R>(
     key: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
     f: impl FnOnce(&mut Vec<f32>) -> R,
 ) -> R {
@@ -220,7 +220,7 @@ fn even_block(len: usize, max: usize, unit: usize) -> usize {
 /// A raw pointer that may cross threads (the callers keep what it points to alive and
 /// the threads' writes disjoint).
 #[derive(Clone, Copy)]
-struct Shared<P>(P);
+pub(super) struct Shared<P>(pub(super) P);
 // SAFETY: see the type's doc; every use writes disjoint ranges or only reads.
 unsafe impl<P> Send for Shared<P> {}
 unsafe impl<P> Sync for Shared<P> {}
@@ -228,7 +228,7 @@ unsafe impl<P> Sync for Shared<P> {}
 impl<P: Copy> Shared<P> {
     /// The pointer (a method call, so closures capture the whole `Sync` wrapper).
     #[inline(always)]
-    fn get(self) -> P {
+    pub(super) fn get(self) -> P {
         self.0
     }
 }
