@@ -18,7 +18,10 @@
 #   TORCH_BENCH  torch_bench.py (default ../shared/bench/torch_bench.py)
 #   D2L_CPU      avx2 | avx512 | scalar: d2l-rs's kernels run that path; for avx2 the
 #                PyTorch side gets ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
-#                (scalar: ATEN_CPU_CAPABILITY=default), unless those are set already.
+#                ONEDNN_MAX_CPU_ISA=AVX2 (scalar: ATEN_CPU_CAPABILITY=default
+#                ONEDNN_MAX_CPU_ISA=SSE41), unless those are set already. oneDNN (PyTorch's
+#                convolutions) ignores the first two: without its own variable it keeps
+#                its AVX-512 kernels (ONEDNN_VERBOSE=1 prints the ISA it uses).
 #   BENCH_REPS, BENCH_TARGET_S   passed to both sides (the protocol's 5 and 1.0 s).
 #
 # The 1-minute load average is read before every run and printed with the summary: on a
@@ -51,8 +54,8 @@ tb="${TORCH_BENCH:-../shared/bench/torch_bench.py}"
 "$py" -c 'import torch' 2>/dev/null || { echo "bench_ab.sh: $py cannot import torch (set PYTHON)" >&2; exit 2; }
 
 case "${D2L_CPU:-}" in
-  avx2) export ATEN_CPU_CAPABILITY="${ATEN_CPU_CAPABILITY:-avx2}" MKL_ENABLE_INSTRUCTIONS="${MKL_ENABLE_INSTRUCTIONS:-AVX2}" ;;
-  scalar) export ATEN_CPU_CAPABILITY="${ATEN_CPU_CAPABILITY:-default}" ;;
+  avx2) export ATEN_CPU_CAPABILITY="${ATEN_CPU_CAPABILITY:-avx2}" MKL_ENABLE_INSTRUCTIONS="${MKL_ENABLE_INSTRUCTIONS:-AVX2}" ONEDNN_MAX_CPU_ISA="${ONEDNN_MAX_CPU_ISA:-AVX2}" ;;
+  scalar) export ATEN_CPU_CAPABILITY="${ATEN_CPU_CAPABILITY:-default}" ONEDNN_MAX_CPU_ISA="${ONEDNN_MAX_CPU_ISA:-SSE41}" ;;
   ""|avx512|native) ;;
   *) echo "bench_ab.sh: D2L_CPU must be avx2, avx512 or scalar, got '$D2L_CPU'" >&2; exit 2 ;;
 esac

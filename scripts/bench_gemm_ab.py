@@ -4,8 +4,11 @@
 table gives per shape the median GFLOP/s of each candidate over the rounds and its median
 ratio to PyTorch at the same capability, with min-max. The candidates:
 
-  d2l-avx512 / d2l-avx2   our packed GEMM (`D2L_GEMM=d2l`, `D2L_CPU=avx512|avx2`)
-  gemm-avx512             the `gemm` crate as the default build has it (`D2L_GEMM=gemm`)
+  d2l-avx512 / d2l-avx2   our packed GEMM (`D2L_GEMM=d2l`, `D2L_CPU=avx512|avx2`); shapes
+                          with a side of at most 16 take the direct kernels either way
+  gemm-avx512             the default: the `gemm` crate (`D2L_GEMM=gemm`), split into
+                          one-threaded blocks on 2+ threads, small sides direct
+  base-avx512             the default of an older build, given by --base-bin (for A/B)
   gemm-avx2               the `gemm` crate built without its `x86-v4` feature (AVX2 + FMA
                           kernels only): a second build of the example, given by --v3-bin
   torch-avx512 / -avx2    PyTorch (MKL) with ATEN_CPU_CAPABILITY / MKL_ENABLE_INSTRUCTIONS
@@ -42,6 +45,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/examples/bench_gemm"))
     ap.add_argument("--v3-bin", help="bench_gemm built with gemm's x86-v4 feature off")
+    ap.add_argument("--base-bin", help="bench_gemm of an older build, run with its defaults")
     ap.add_argument("--python", default="/work/venv/bin/python")
     ap.add_argument("--only", default=None)
     a = ap.parse_args()
@@ -52,10 +56,13 @@ def main():
         ("gemm-avx512", [a.bin] + extra, {"D2L_GEMM": "gemm"}),
         ("torch-avx512", torch, {"ATEN_CPU_CAPABILITY": "avx512"}),
         ("d2l-avx2", [a.bin] + extra, {"D2L_CPU": "avx2", "D2L_GEMM": "d2l"}),
-        ("torch-avx2", torch, {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
+        ("torch-avx2", torch, {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+                                 "ONEDNN_MAX_CPU_ISA": "AVX2"}),
     ]
     if a.v3_bin:
         cands.insert(4, ("gemm-avx2", [a.v3_bin] + extra, {"D2L_GEMM": "gemm"}))
+    if a.base_bin:
+        cands.insert(2, ("base-avx512", [a.base_bin] + extra, {}))
     res = {c[0]: [] for c in cands}
     loads = []
     for r in range(a.rounds):
@@ -64,6 +71,11 @@ def main():
             res[name].append(run(cmd, env))
         print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
     shapes = list(res["d2l-avx512"][0])
+    if a.base_bin:
+        # An older build may time fewer shapes: those rows leave its cell empty.
+        for x in res["base-avx512"]:
+            for sh in shapes:
+                x.setdefault(sh, float("nan"))
     names = [c[0] for c in cands]
     print(f"threads {a.threads}, {a.rounds} rounds, load average "
           f"{min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f})")

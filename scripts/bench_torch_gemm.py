@@ -16,8 +16,10 @@ from bench_protocol import SEED, emit, measure, parse_args
 
 SHAPES = [
     (256, 784, 256, False, True),
+    (256, 256, 784, True, False),
     (784, 256, 256, True, False),
     (256, 256, 10, False, True),
+    (10, 256, 256, True, False),
     (256, 256, 10, True, False),
     (256, 10, 256, False, False),
     (256, 784, 256, False, False),
