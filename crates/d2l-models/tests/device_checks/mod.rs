@@ -232,8 +232,13 @@ pub fn tiny_ssd_matches(dev: Device, tol: f64) -> Result<()> {
 /// FCN (ResNet-18 body, bilinear transposed conv) on two 64×64 images: the bottleneck is
 /// 2×2, so BatchNorm normalises 8 values per channel there (with 1×1 it normalised 2,
 /// which magnifies a last-bit difference of the loss's gradient into a 5e-4 change of
-/// the next loss).
+/// the next loss). Even at 2×2 the magnification stays: with two threads the CPU and the
+/// simulated device agree to 2e-7 after the first step and to 1.1e-4 after the second
+/// (the products of the 2×2 maps have 4 columns and take the direct small-side GEMM), so
+/// the check allows at least `FCN_TOL` relative — a wrong kernel moves the loss by far
+/// more.
 pub fn fcn_matches(dev: Device, tol: f64) -> Result<()> {
+    let tol = tol.max(FCN_TOL);
     let _g = lock();
     manual_seed(5);
     let a = fcn(2, None)?;
@@ -256,6 +261,9 @@ pub fn fcn_matches(dev: Device, tol: f64) -> Result<()> {
     assert_curves("FCN", &ca, &cb, tol);
     Ok(())
 }
+
+/// The least relative tolerance of [`fcn_matches`] (see there).
+pub const FCN_TOL: f64 = 5e-4;
 
 /// `summarize` walks a device model with a device probe batch.
 pub fn summary_of_a_device_model(dev: Device) -> Result<()> {

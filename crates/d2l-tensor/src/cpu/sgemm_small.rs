@@ -2,7 +2,7 @@
 //! depth): a classifier head (`256×256·256×10`), its weight gradient (`10×256·256×256`)
 //! and its input gradient (`256×10·10×256`). A packed GEMM spends more on packing and on
 //! tile edges there than on arithmetic; these kernels read A where it lies (broadcasting
-//! one element per row and step), read B by rows, and keep a block of `MR` rows × up to
+//! one element per row and step), read B by rows, and keep a block of 8 (AVX2: 6) rows × up to
 //! three vectors of the result in registers for the whole depth, masking the last vector.
 //!
 //! Only B needs unit column stride (and the result, after computing the transpose when
@@ -25,8 +25,10 @@ const MAX_B_COPY: usize = 1 << 16;
 /// gradient, 6 rows, costs more to copy than to compute).
 const MIN_ROWS_FOR_COPY: usize = 64;
 
-/// Rows of the result per register block.
-const MR: usize = 8;
+/// Rows of the result per register block: 8 × up to 3 vectors on AVX-512 (24 of its 32
+/// registers), 6 × up to 2 on AVX2 (12 of 16, leaving room for B and the broadcast).
+const MR_AVX512: usize = 8;
+const MR_AVX2: usize = 6;
 
 thread_local! {
     /// This thread's row-major copy of a transposed B.
@@ -95,13 +97,17 @@ pub(crate) unsafe fn sgemm_small(
             (buf.as_ptr(), n)
         };
         let ldc = dst.rs as usize;
-        let lanes = if path >= CpuPath::Avx512 { 16 } else { 8 };
+        let (lanes, mr) = if path >= CpuPath::Avx512 {
+            (16, MR_AVX512)
+        } else {
+            (8, MR_AVX2)
+        };
         let bp = Shared(bp);
         // One part: rows `r`, columns `c` of the result.
         let part = |r: std::ops::Range<usize>, c: std::ops::Range<usize>| {
             let (a, d) = (a, dst);
-            for i in r.clone().step_by(MR) {
-                let rows = MR.min(r.end - i);
+            for i in r.clone().step_by(mr) {
+                let rows = mr.min(r.end - i);
                 let ai = a.ptr.offset(i as isize * a.rs);
                 let mut j = c.start;
                 while j < c.end {
@@ -124,8 +130,8 @@ pub(crate) unsafe fn sgemm_small(
         } else {
             1
         };
-        if nt > 1 && m >= 2 * MR {
-            let per = m.div_ceil(nt).div_ceil(MR) * MR;
+        if nt > 1 && m >= 2 * mr {
+            let per = m.div_ceil(nt).div_ceil(mr) * mr;
             threads::run(|| {
                 (0..m.div_ceil(per))
                     .into_par_iter()
@@ -147,7 +153,7 @@ pub(crate) unsafe fn sgemm_small(
     true
 }
 
-/// One register block: `rows ≤ MR` rows starting at `a`, the first up to three vectors
+/// One register block: `rows` rows (at most the path's `MR_*`) starting at `a`, the first up to three vectors
 /// of the `cols` columns starting at `b`/`c`; returns how many columns it did.
 #[allow(clippy::too_many_arguments)]
 #[inline]
@@ -170,16 +176,16 @@ unsafe fn block(
         if path >= CpuPath::Avx512 {
             let args = (k, a, a_rs, a_cs, rows, b, ldb, c, ldc, add);
             return match cols {
-                0..=16 => x86::avx512::<1>(args, cols),
-                17..=32 => x86::avx512::<2>(args, cols),
-                _ => x86::avx512::<3>(args, cols.min(48)),
+                0..=16 => x86::avx512::<MR_AVX512, 1>(args, cols),
+                17..=32 => x86::avx512::<MR_AVX512, 2>(args, cols),
+                _ => x86::avx512::<MR_AVX512, 3>(args, cols.min(48)),
             };
         }
         if path >= CpuPath::Avx2 {
             let args = (k, a, a_rs, a_cs, rows, b, ldb, c, ldc, add);
             return match cols {
-                0..=8 => x86::avx2::<1>(args, cols),
-                _ => x86::avx2::<2>(args, cols.min(16)),
+                0..=8 => x86::avx2::<MR_AVX2, 1>(args, cols),
+                _ => x86::avx2::<MR_AVX2, 2>(args, cols.min(16)),
             };
         }
     }
@@ -189,7 +195,6 @@ unsafe fn block(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::MR;
     use std::arch::x86_64::*;
 
     /// `(k, a, a_rs, a_cs, rows, b, ldb, c, ldc, add)` of one block.
@@ -209,7 +214,11 @@ mod x86 {
     /// Row pointers of A for `rows` rows; the rows past `rows` repeat row 0 (computed,
     /// never stored), so that the block's shape stays fixed.
     #[inline(always)]
-    unsafe fn row_ptrs(a: *const f32, a_rs: isize, rows: usize) -> [*const f32; MR] {
+    unsafe fn row_ptrs<const MR: usize>(
+        a: *const f32,
+        a_rs: isize,
+        rows: usize,
+    ) -> [*const f32; MR] {
         let mut r = [a; MR];
         for (i, p) in r.iter_mut().enumerate().take(rows) {
             *p = a.offset(i as isize * a_rs);
@@ -220,14 +229,17 @@ mod x86 {
     /// AVX-512: `MR` rows × `NV` vectors of 16 (`cols` of them valid, the last vector
     /// masked).
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn avx512<const NV: usize>(args: Args, cols: usize) -> usize {
+    pub(super) unsafe fn avx512<const MR: usize, const NV: usize>(
+        args: Args,
+        cols: usize,
+    ) -> usize {
         let (k, a, a_rs, a_cs, rows, b, ldb, c, ldc, add) = args;
         let mut mask = [0u16; NV];
         for (v, m) in mask.iter_mut().enumerate() {
             let left = cols.saturating_sub(v * 16).min(16);
             *m = ((1u32 << left) - 1) as u16;
         }
-        let ap = row_ptrs(a, a_rs, rows);
+        let ap = row_ptrs::<MR>(a, a_rs, rows);
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let mut off = 0isize;
         let mut bp = b;
@@ -260,7 +272,7 @@ mod x86 {
 
     /// AVX2 + FMA: `MR` rows × `NV` vectors of 8 (`cols` valid, the last vector masked).
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn avx2<const NV: usize>(args: Args, cols: usize) -> usize {
+    pub(super) unsafe fn avx2<const MR: usize, const NV: usize>(args: Args, cols: usize) -> usize {
         let (k, a, a_rs, a_cs, rows, b, ldb, c, ldc, add) = args;
         let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         let mut mask = [_mm256_setzero_si256(); NV];
@@ -268,7 +280,7 @@ mod x86 {
             let left = cols.saturating_sub(v * 8).min(8) as i32;
             *m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
         }
-        let ap = row_ptrs(a, a_rs, rows);
+        let ap = row_ptrs::<MR>(a, a_rs, rows);
         let mut acc = [[_mm256_setzero_ps(); NV]; MR];
         let mut off = 0isize;
         let mut bp = b;
