@@ -568,7 +568,7 @@ mod x86 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::cpu::caps::detected_cpu_path;
 
@@ -598,7 +598,9 @@ mod tests {
         out
     }
 
-    fn data(len: usize, seed: u32) -> Vec<f32> {
+    /// `len` values in [-1, 1] from a xorshift seeded with `seed` (shared with the
+    /// small-side kernels' tests).
+    pub(crate) fn data(len: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
         (0..len)
             .map(|_| {

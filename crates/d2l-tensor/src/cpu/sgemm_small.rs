@@ -316,18 +316,7 @@ mod x86 {
 mod tests {
     use super::*;
     use crate::cpu::caps::detected_cpu_path;
-
-    fn data(len: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::cpu::sgemm::tests::data;
 
     /// Every SIMD path this processor has, each small side, every transpose of both
     /// operands, a transposed (column-major) result, accumulation, masked column edges,
