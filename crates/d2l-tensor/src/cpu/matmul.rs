@@ -163,22 +163,10 @@ pub(crate) unsafe fn gemm_any<T: Float>(
             m,
             n,
             k,
-            Mat {
-                ptr: dst as *mut f32,
-                rs: d_rs as isize,
-                cs: d_cs as isize,
-            },
+            Mat::new(dst as *mut f32, d_rs as isize, d_cs as isize),
             accumulate,
-            Mat {
-                ptr: a as *const f32,
-                rs: a_rs as isize,
-                cs: a_cs as isize,
-            },
-            Mat {
-                ptr: b as *const f32,
-                rs: b_rs as isize,
-                cs: b_cs as isize,
-            },
+            Mat::new(a as *const f32, a_rs as isize, a_cs as isize),
+            Mat::new(b as *const f32, b_rs as isize, b_cs as isize),
             threads,
         );
         if ran {

@@ -40,6 +40,12 @@ pub(crate) struct Mat<P> {
 }
 // SAFETY: the pointers are only dereferenced inside `sgemm`, whose caller guarantees
 // that they stay valid for its duration and that the threads write disjoint tiles.
+impl<P> Mat<P> {
+    /// `ptr` with row stride `rs` and column stride `cs` (elements).
+    pub(crate) const fn new(ptr: P, rs: isize, cs: isize) -> Self {
+        Mat { ptr, rs, cs }
+    }
+}
 unsafe impl<P> Send for Mat<P> {}
 unsafe impl<P> Sync for Mat<P> {}
 
@@ -72,22 +78,10 @@ pub(crate) unsafe fn sgemm(
         m,
         n,
         k,
-        Mat {
-            ptr: dst,
-            rs: d_rs,
-            cs: d_cs,
-        },
+        Mat::new(dst, d_rs, d_cs),
         accumulate,
-        Mat {
-            ptr: a,
-            rs: a_rs,
-            cs: a_cs,
-        },
-        Mat {
-            ptr: b,
-            rs: b_rs,
-            cs: b_cs,
-        },
+        Mat::new(a, a_rs, a_cs),
+        Mat::new(b, b_rs, b_cs),
         threads,
     )
 }
@@ -161,16 +155,8 @@ unsafe fn sgemm_on(
     // A result narrower than half a tile wastes most of the kernel's columns: compute
     // its transpose, `dstᵀ = bᵀ · aᵀ`, instead (a 10-class head's gradient).
     if n * 2 <= bl.nr && m > n {
-        let t = |x: Mat<*const f32>| Mat {
-            ptr: x.ptr,
-            rs: x.cs,
-            cs: x.rs,
-        };
-        let dt = Mat {
-            ptr: dst.ptr,
-            rs: dst.cs,
-            cs: dst.rs,
-        };
+        let t = |x: Mat<*const f32>| Mat::new(x.ptr, x.cs, x.rs);
+        let dt = Mat::new(dst.ptr, dst.cs, dst.rs);
         return sgemm_on(path, n, m, k, dt, accumulate, t(b), t(a), threads);
     }
     let nt = if m * n * k < PAR_MIN_FMAS {
@@ -653,22 +639,10 @@ pub(crate) mod tests {
                                     m,
                                     n,
                                     k,
-                                    Mat {
-                                        ptr: got.as_mut_ptr(),
-                                        rs: (n * cs) as isize,
-                                        cs: cs as isize,
-                                    },
+                                    Mat::new(got.as_mut_ptr(), (n * cs) as isize, cs as isize),
                                     accumulate,
-                                    Mat {
-                                        ptr: a.as_ptr(),
-                                        rs: ar,
-                                        cs: ac,
-                                    },
-                                    Mat {
-                                        ptr: b.as_ptr(),
-                                        rs: br,
-                                        cs: bc,
-                                    },
+                                    Mat::new(a.as_ptr(), ar, ac),
+                                    Mat::new(b.as_ptr(), br, bc),
                                     threads,
                                 )
                             };

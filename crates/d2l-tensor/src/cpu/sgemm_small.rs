@@ -58,21 +58,13 @@ pub(crate) unsafe fn sgemm_small(
     if path == CpuPath::Scalar || m == 0 || n == 0 || k == 0 || m.min(n).min(k) > SMALL {
         return false;
     }
-    let t = |x: Mat<*const f32>| Mat {
-        ptr: x.ptr,
-        rs: x.cs,
-        cs: x.rs,
-    };
+    let t = |x: Mat<*const f32>| Mat::new(x.ptr, x.cs, x.rs);
     // Vectors run along the result's rows: compute `dstᵀ = bᵀ · aᵀ` when its columns
     // are the contiguous ones.
     let (m, n, dst, a, b) = if dst.cs == 1 {
         (m, n, dst, a, b)
     } else if dst.rs == 1 {
-        let dt = Mat {
-            ptr: dst.ptr,
-            rs: dst.cs,
-            cs: dst.rs,
-        };
+        let dt = Mat::new(dst.ptr, dst.cs, dst.rs);
         (n, m, dt, t(b), t(a))
     } else {
         return false;
@@ -365,22 +357,10 @@ mod tests {
                                     m,
                                     n,
                                     k,
-                                    Mat {
-                                        ptr: got.as_mut_ptr(),
-                                        rs: dr,
-                                        cs: dc,
-                                    },
+                                    Mat::new(got.as_mut_ptr(), dr, dc),
                                     accumulate,
-                                    Mat {
-                                        ptr: a.as_ptr(),
-                                        rs: ar,
-                                        cs: ac,
-                                    },
-                                    Mat {
-                                        ptr: b.as_ptr(),
-                                        rs: br,
-                                        cs: bc,
-                                    },
+                                    Mat::new(a.as_ptr(), ar, ac),
+                                    Mat::new(b.as_ptr(), br, bc),
                                     threads,
                                 )
                             };
@@ -427,16 +407,8 @@ mod tests {
     fn large_or_scalar_products_are_left_to_the_packed_gemm() {
         let a = data(32 * 32, 1);
         let mut c = vec![0f32; 32 * 32];
-        let mat = |p: *const f32| Mat {
-            ptr: p,
-            rs: 32,
-            cs: 1,
-        };
-        let d = Mat {
-            ptr: c.as_mut_ptr(),
-            rs: 32,
-            cs: 1,
-        };
+        let mat = |p: *const f32| Mat::new(p, 32, 1);
+        let d = Mat::new(c.as_mut_ptr(), 32, 1);
         for path in [CpuPath::Scalar, detected_cpu_path()] {
             let ran = unsafe {
                 sgemm_small(
