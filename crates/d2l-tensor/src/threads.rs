@@ -68,3 +68,21 @@ pub(crate) fn run<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         None => f(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_runs_on_a_pool_thread_and_returns_the_result() {
+        let (on_pool, v) = install(|| (rayon::current_thread_index().is_some(), 41 + 1));
+        assert!(on_pool, "install ran its closure outside the pool");
+        assert_eq!(v, 42);
+        // Nested: the inner call runs where the outer one is.
+        let nested = install(|| {
+            let outer = std::thread::current().id();
+            install(move || std::thread::current().id() == outer)
+        });
+        assert!(nested, "a nested install moved to another thread");
+    }
+}
