@@ -45,6 +45,11 @@ impl<P> Mat<P> {
     pub(crate) const fn new(ptr: P, rs: isize, cs: isize) -> Self {
         Mat { ptr, rs, cs }
     }
+
+    /// The transposed view of the same elements (strides swapped).
+    pub(crate) fn t(self) -> Self {
+        Mat::new(self.ptr, self.cs, self.rs)
+    }
 }
 unsafe impl<P> Send for Mat<P> {}
 unsafe impl<P> Sync for Mat<P> {}
@@ -155,9 +160,7 @@ unsafe fn sgemm_on(
     // A result narrower than half a tile wastes most of the kernel's columns: compute
     // its transpose, `dstᵀ = bᵀ · aᵀ`, instead (a 10-class head's gradient).
     if n * 2 <= bl.nr && m > n {
-        let t = |x: Mat<*const f32>| Mat::new(x.ptr, x.cs, x.rs);
-        let dt = Mat::new(dst.ptr, dst.cs, dst.rs);
-        return sgemm_on(path, n, m, k, dt, accumulate, t(b), t(a), threads);
+        return sgemm_on(path, n, m, k, dst.t(), accumulate, b.t(), a.t(), threads);
     }
     let nt = if m * n * k < PAR_MIN_FMAS {
         1

@@ -58,14 +58,12 @@ pub(crate) unsafe fn sgemm_small(
     if path == CpuPath::Scalar || m == 0 || n == 0 || k == 0 || m.min(n).min(k) > SMALL {
         return false;
     }
-    let t = |x: Mat<*const f32>| Mat::new(x.ptr, x.cs, x.rs);
     // Vectors run along the result's rows: compute `dstᵀ = bᵀ · aᵀ` when its columns
     // are the contiguous ones.
     let (m, n, dst, a, b) = if dst.cs == 1 {
         (m, n, dst, a, b)
     } else if dst.rs == 1 {
-        let dt = Mat::new(dst.ptr, dst.cs, dst.rs);
-        (n, m, dt, t(b), t(a))
+        (n, m, dst.t(), b.t(), a.t())
     } else {
         return false;
     };
