@@ -10,11 +10,19 @@ ratio to PyTorch at the same capability, with min-max. The candidates:
                           one-threaded blocks on 2+ threads, small sides direct
   base-avx512             the default of an older build, given by --base-bin (for A/B)
   gemm-avx2               the `gemm` crate built without its `x86-v4` feature (AVX2 + FMA
-                          kernels only): a second build of the example, given by --v3-bin
+                          kernels only), our kernels held to AVX2 (`D2L_CPU=avx2`): what
+                          an AVX2 machine runs by default; a second build of the example
+                          (scripts/build_avx2.sh), given by --v3-bin
   torch-avx512 / -avx2    PyTorch (MKL) with ATEN_CPU_CAPABILITY / MKL_ENABLE_INSTRUCTIONS
+  openblas-avx512 / -avx2 the system's OpenBLAS and BLIS through CBLAS (`D2L_GEMM=blas`),
+  blis-avx512 / -avx2     one-threaded builds split by our threads, kernels forced with
+                          OPENBLAS_CORETYPE=SkylakeX|Haswell and BLIS_ARCH_TYPE=0 (skx) |
+                          3 (haswell): a build of the example with `--features blas`,
+                          given by --blas-bin (Debian's libopenblas0-serial, libblis4-serial)
 
 Usage:
-    scripts/bench_gemm_ab.py --threads 1 --rounds 5 [--v3-bin PATH] [--only a,b]
+    scripts/bench_gemm_ab.py --threads 1 --rounds 5 [--v3-bin PATH] [--blas-bin PATH]
+        [--only a,b]
 
 Environment: BENCH_TARGET_S (default 0.2 here), BENCH_REPS (default 1 here): each round
 is one short measurement per shape; the rounds give the spread.
@@ -45,6 +53,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/examples/bench_gemm"))
     ap.add_argument("--v3-bin", help="bench_gemm built with gemm's x86-v4 feature off")
+    ap.add_argument("--blas-bin", help="bench_gemm built with d2l-tensor's `blas` feature")
+    ap.add_argument("--blas-dir", default="/usr/lib/x86_64-linux-gnu",
+                    help="where the openblas-serial and blis-serial directories are")
     ap.add_argument("--base-bin", help="bench_gemm of an older build, run with its defaults")
     ap.add_argument("--python", default="/work/venv/bin/python")
     ap.add_argument("--only", default=None)
@@ -60,9 +71,18 @@ def main():
                                  "ONEDNN_MAX_CPU_ISA": "AVX2"}),
     ]
     if a.v3_bin:
-        cands.insert(4, ("gemm-avx2", [a.v3_bin] + extra, {"D2L_GEMM": "gemm"}))
+        cands.insert(4, ("gemm-avx2", [a.v3_bin] + extra, {"D2L_CPU": "avx2", "D2L_GEMM": "gemm"}))
     if a.base_bin:
         cands.insert(2, ("base-avx512", [a.base_bin] + extra, {}))
+    if a.blas_bin:
+        lib = lambda name: os.path.join(a.blas_dir, name)
+        for cap, ob, bl in [("avx512", "SkylakeX", "0"), ("avx2", "Haswell", "3")]:
+            cands.append((f"openblas-{cap}", [a.blas_bin] + extra,
+                          {"D2L_CPU": cap, "D2L_GEMM": "blas", "OPENBLAS_CORETYPE": ob,
+                           "LD_LIBRARY_PATH": lib("openblas-serial")}))
+            cands.append((f"blis-{cap}", [a.blas_bin] + extra,
+                          {"D2L_CPU": cap, "D2L_GEMM": "blas", "BLIS_ARCH_TYPE": bl,
+                           "LD_LIBRARY_PATH": lib("blis-serial")}))
     res = {c[0]: [] for c in cands}
     loads = []
     for r in range(a.rounds):

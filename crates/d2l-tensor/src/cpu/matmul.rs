@@ -103,28 +103,71 @@ pub(crate) fn matmul<T: Float>(
     out
 }
 
-/// Which GEMM the f32 products use. `D2L_GEMM=d2l` or `D2L_GEMM=gemm` choose; by
-/// default the `gemm` crate (measured faster than ours on the hot shapes with its AVX2
-/// and its AVX-512 kernels, docs/PERFORMANCE.md), except when `D2L_CPU` lowers the path
-/// below what the processor has: the crate's dispatch cannot follow, ours can.
-pub(crate) fn own_sgemm() -> bool {
-    static OWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OWN.get_or_init(
-        || match std::env::var("D2L_GEMM").as_deref().map(str::trim) {
-            Ok("gemm") => false,
-            Ok("d2l") => true,
-            _ => super::caps::cpu_path() < super::caps::detected_cpu_path(),
-        },
-    )
+/// The f32 GEMM behind the products that the direct small-side kernels do not take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sgemm {
+    /// The `gemm` crate (the default).
+    Crate,
+    /// Ours (`cpu/sgemm.rs`).
+    Own,
+    /// The system's CBLAS (`cpu/blas.rs`, cargo feature `blas`).
+    Blas,
 }
 
-/// Which f32 GEMM the products use: `"d2l"` (ours) or `"gemm-crate"` (see `D2L_GEMM`).
-pub fn sgemm_name() -> &'static str {
-    if own_sgemm() {
-        "d2l"
-    } else {
-        "gemm-crate"
+/// Which GEMM the f32 products use. `D2L_GEMM=d2l`, `gemm` or `blas` (builds with the
+/// `blas` feature) choose; by default the `gemm` crate (measured faster than ours on the
+/// hot shapes with its AVX2 and its AVX-512 kernels, docs/PERFORMANCE.md), except when
+/// `D2L_CPU` lowers the path below what the processor has: the crate's dispatch cannot
+/// follow, ours can. An unknown or unavailable choice is noted on stderr and ignored.
+pub(crate) fn sgemm_choice() -> Sgemm {
+    static CHOICE: std::sync::OnceLock<Sgemm> = std::sync::OnceLock::new();
+    *CHOICE.get_or_init(|| {
+        let default = if super::caps::cpu_path() < super::caps::detected_cpu_path() {
+            Sgemm::Own
+        } else {
+            Sgemm::Crate
+        };
+        match std::env::var("D2L_GEMM").as_deref().map(str::trim) {
+            Err(_) | Ok("") => default,
+            Ok("gemm") => Sgemm::Crate,
+            Ok("d2l") => Sgemm::Own,
+            Ok("blas") if cfg!(feature = "blas") => Sgemm::Blas,
+            Ok("blas") => {
+                eprintln!(
+                    "D2L_GEMM=blas: this build has no system BLAS (build d2l-tensor with \
+                     `--features blas`); using {}",
+                    name(default)
+                );
+                default
+            }
+            Ok(v) => {
+                eprintln!(
+                    "D2L_GEMM={v} is not one of d2l, gemm, blas; using {}",
+                    name(default)
+                );
+                default
+            }
+        }
+    })
+}
+
+/// True when the f32 products take our own GEMM (see [`sgemm_choice`]).
+pub(crate) fn own_sgemm() -> bool {
+    sgemm_choice() == Sgemm::Own
+}
+
+fn name(s: Sgemm) -> &'static str {
+    match s {
+        Sgemm::Own => "d2l",
+        Sgemm::Crate => "gemm-crate",
+        Sgemm::Blas => "blas",
     }
+}
+
+/// Which f32 GEMM the products use: `"d2l"` (ours), `"gemm-crate"` or `"blas"` (the
+/// system's CBLAS); see `D2L_GEMM`.
+pub fn sgemm_name() -> &'static str {
+    name(sgemm_choice())
 }
 
 /// `dst[i*d_rs + j*d_cs] (+)= Σ_p a[i*a_rs + p*a_cs] · b[p*b_rs + j*b_cs]`, adding to
@@ -198,6 +241,31 @@ pub(crate) unsafe fn gemm_any<T: Float>(
             );
         }
     }
+    #[cfg(feature = "blas")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
+        && sgemm_choice() == Sgemm::Blas
+        // SAFETY: as this function's contract; CBLAS declines (untouched) what it cannot
+        // address, and the crate below takes it.
+        && unsafe {
+            super::blas::sgemm(
+                m,
+                n,
+                k,
+                dst as *mut f32,
+                d_rs,
+                d_cs,
+                accumulate,
+                a as *const f32,
+                a_rs,
+                a_cs,
+                b as *const f32,
+                b_rs,
+                b_cs,
+            )
+        }
+    {
+        return;
+    }
     gemm::gemm(
         m,
         n,
@@ -221,7 +289,7 @@ pub(crate) unsafe fn gemm_any<T: Float>(
     )
 }
 
-/// The `gemm` crate on `nt` threads: the result's rows (or its columns, when it is wider
+/// The `gemm` crate (or the system's CBLAS) on `nt` threads: the result's rows (or its columns, when it is wider
 /// than tall) are split into `nt` blocks of whole 16s, each computed by a one-threaded
 /// call on a thread of the pool. The crate's own threading scaled by 1.2× from one to
 /// two threads on W1's `256×784·784×256`, where this split gives 1.6× (docs/PERFORMANCE.md).

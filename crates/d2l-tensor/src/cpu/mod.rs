@@ -1,6 +1,8 @@
 //! CPU kernels. Each kernel takes plain slices plus layouts and returns a fresh buffer;
 //! contiguous inputs take a fast path, strided ones loop over collapsed rows.
 
+#[cfg(feature = "blas")]
+pub(crate) mod blas;
 pub mod caps;
 pub(crate) mod conv;
 pub(crate) mod elementwise;
