@@ -22,6 +22,12 @@
 #                ONEDNN_MAX_CPU_ISA=SSE41), unless those are set already. oneDNN (PyTorch's
 #                convolutions) ignores the first two: without its own variable it keeps
 #                its AVX-512 kernels (ONEDNN_VERBOSE=1 prints the ISA it uses).
+#                On an AVX-512 machine, D2L_CPU=avx2 alone also moves the products
+#                from the gemm crate to our own GEMM (the crate's kernels cannot be
+#                lowered at run time); what an AVX2 machine runs is the build of
+#                scripts/build_avx2.sh with D2L_CPU=avx2 D2L_GEMM=gemm:
+#                  D2L_BIN=$(scripts/build_avx2.sh | sed -n 1p) D2L_CPU=avx2 \
+#                    D2L_GEMM=gemm scripts/bench_ab.sh W1
 #   BENCH_REPS, BENCH_TARGET_S   passed to both sides (the protocol's 5 and 1.0 s).
 #
 # The 1-minute load average is read before every run and printed with the summary: on a
@@ -35,7 +41,7 @@ while [ $# -gt 0 ]; do
     --pairs) pairs="$2"; shift 2 ;;
     --swap) swap=1; shift ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     W[1-5]|w[1-5]) work="${1^^}"; shift ;;
     *) echo "bench_ab.sh: unknown argument '$1' (expected W1..W5, --pairs N, --swap, --out DIR)" >&2; exit 2 ;;
   esac
@@ -131,6 +137,7 @@ for key in sorted(ours):
                  "ratios": ratios, "median_ratio": statistics.median(ratios),
                  "d2l_median": a, "torch_median": b, "loads": loads,
                  "d2l_cpu": ours[key][both[0]].get("cpu"),
+                 "d2l_gemm": ours[key][both[0]].get("gemm"),
                  "peak_rss_mb": [max((x for x in rss if x), default=None),
                                  max((x for x in trss if x), default=None)]})
 with open(f"{tmp}/summary.json", "w") as f:

@@ -42,10 +42,15 @@ pub(crate) fn matmul<T: Float>(
     n: usize,
 ) -> Vec<T> {
     let batches: usize = batch_shape.iter().product();
-    let mut out = vec![T::ZERO; batches * m * n];
-    if out.is_empty() || k == 0 {
-        return out;
+    let len = batches * m * n;
+    if len == 0 || k == 0 {
+        return vec![T::ZERO; len];
     }
+    // The kernels write every element of the result without reading it (no
+    // accumulation), so the buffer is not zeroed first: zeroing a 784×256 result cost
+    // about a tenth of the product itself (glibc's calloc clears reused heap memory).
+    let mut out: Vec<T> = Vec::with_capacity(len);
+    let base = super::sgemm::Shared(out.as_mut_ptr());
     let offset = |v: &MatView<T>, mut b: usize| {
         let mut off = v.offset;
         for d in (0..batch_shape.len()).rev() {
@@ -54,17 +59,17 @@ pub(crate) fn matmul<T: Float>(
         }
         off
     };
-    let one = |b: usize, dst: &mut [T], par: Parallelism| {
+    let one = |b: usize, par: Parallelism| {
         let (ol, or) = (offset(lhs, b), offset(rhs, b));
         // SAFETY: the offsets and strides come from validated layouts, so every element
-        // the kernel reads lies inside `lhs.data` / `rhs.data`, and `dst` holds m×n
-        // row-major elements that only this call writes.
+        // the kernel reads lies inside `lhs.data` / `rhs.data`; the destination is the
+        // `b`-th m×n row-major block of `out`'s capacity, which only this call writes.
         unsafe {
             gemm_any(
                 m,
                 n,
                 k,
-                dst.as_mut_ptr(),
+                base.get().add(b * m * n),
                 n,
                 1,
                 false,
@@ -84,22 +89,24 @@ pub(crate) fn matmul<T: Float>(
     // it to a worker of the pool costs a wake-up, and the operands and the result move
     // between the cores' caches (a 256×256·256×10 head ran 3× slower that way).
     if nt == 1 || (flops < super::sgemm::PAR_MIN_FMAS && batches == 1) {
-        for (b, dst) in out.chunks_mut(m * n).enumerate() {
-            one(b, dst, Parallelism::None);
+        for b in 0..batches {
+            one(b, Parallelism::None);
         }
     } else if batches >= nt && flops < 128 * 128 * 128 {
         threads::run(|| {
-            out.par_chunks_mut(m * n)
-                .enumerate()
-                .for_each(|(b, dst)| one(b, dst, Parallelism::None))
+            (0..batches)
+                .into_par_iter()
+                .for_each(|b| one(b, Parallelism::None))
         });
     } else {
         threads::run(|| {
-            for (b, dst) in out.chunks_mut(m * n).enumerate() {
-                one(b, dst, Parallelism::Rayon(nt));
+            for b in 0..batches {
+                one(b, Parallelism::Rayon(nt));
             }
         });
     }
+    // SAFETY: every batch's m×n block was written above (k > 0: no kernel skips it).
+    unsafe { out.set_len(len) };
     out
 }
 
@@ -368,4 +375,89 @@ unsafe fn split_for_crate<T: Float>(
             .with_max_len(1)
             .for_each(part)
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::sgemm::tests::data;
+
+    /// [`matmul`] hands the GEMMs an unwritten buffer, so without accumulation no path
+    /// may read the result: a result filled with NaN must come out as the product. Covers
+    /// the direct small-side kernels, the chosen GEMM on one thread and split over two,
+    /// and our own GEMM, every transpose of the operands.
+    #[test]
+    fn products_without_accumulation_never_read_the_result() {
+        for &(m, n, k) in &[(256, 10, 256), (40, 33, 70), (200, 180, 160), (7, 300, 5)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = data(m * k, (m + 3 * k) as u32);
+                let b = data(k * n, (n + 5 * k) as u32);
+                let (ar, ac) = if ta { (1, m) } else { (k, 1) };
+                let (br, bc) = if tb { (1, k) } else { (n, 1) };
+                let mut expect = vec![0f64; m * n];
+                for i in 0..m {
+                    for j in 0..n {
+                        for p in 0..k {
+                            expect[i * n + j] +=
+                                a[i * ar + p * ac] as f64 * b[p * br + j * bc] as f64;
+                        }
+                    }
+                }
+                let check = |got: &[f32], what: &str| {
+                    for (idx, (&g, &e)) in got.iter().zip(&expect).enumerate() {
+                        assert!(
+                            (g as f64 - e).abs() <= 1e-4 * (1.0 + e.abs()),
+                            "{what} {m}x{n}x{k} ta={ta} tb={tb} at {idx}: {g} vs {e}"
+                        );
+                    }
+                };
+                for par in [Parallelism::None, Parallelism::Rayon(2)] {
+                    let mut got = vec![f32::NAN; m * n];
+                    // SAFETY: the strides address a's, b's and got's elements exactly.
+                    unsafe {
+                        gemm_any(
+                            m,
+                            n,
+                            k,
+                            got.as_mut_ptr(),
+                            n,
+                            1,
+                            false,
+                            a.as_ptr(),
+                            ar,
+                            ac,
+                            b.as_ptr(),
+                            br,
+                            bc,
+                            par,
+                        )
+                    };
+                    check(&got, &format!("{} {par:?}", sgemm_name()));
+                }
+                for threads in [1, 2] {
+                    let mut got = vec![f32::NAN; m * n];
+                    // SAFETY: as above.
+                    unsafe {
+                        super::super::sgemm::sgemm(
+                            m,
+                            n,
+                            k,
+                            got.as_mut_ptr(),
+                            n as isize,
+                            1,
+                            false,
+                            a.as_ptr(),
+                            ar as isize,
+                            ac as isize,
+                            b.as_ptr(),
+                            br as isize,
+                            bc as isize,
+                            threads,
+                        )
+                    };
+                    check(&got, &format!("own, {threads} threads"));
+                }
+            }
+        }
+    }
 }
