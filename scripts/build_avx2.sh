@@ -24,7 +24,7 @@ dir="$(cd "$dir" && pwd)"
 rm -rf "$dir/src"
 mkdir -p "$dir/src"
 # The tracked files as they are in the working tree (uncommitted edits included).
-git ls-files -z | xargs -0 cp --parents -t "$dir/src"
+git ls-files -z | xargs -0 cp -p --parents -t "$dir/src"
 grep -q '^gemm = .*"x86-v4"' "$dir/src/Cargo.toml" || {
   echo "build_avx2.sh: Cargo.toml's gemm line has no \"x86-v4\" feature to turn off" >&2
   exit 1
