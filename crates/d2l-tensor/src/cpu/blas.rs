@@ -119,7 +119,7 @@ pub(crate) unsafe fn sgemm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::sgemm::tests::data;
+    use crate::cpu::sgemm::tests::{data, reference};
 
     /// Every transpose of both operands, a column-major result, accumulation, single
     /// rows and columns, against a float64 reference; operands without a unit stride
@@ -167,16 +167,22 @@ mod tests {
                         )
                     };
                     assert!(ran, "{m}x{n}x{k} ta={ta} tb={tb} tc={tc} declined");
+                    let want = reference(
+                        m,
+                        n,
+                        k,
+                        &a,
+                        ar as isize,
+                        ac as isize,
+                        &b,
+                        br as isize,
+                        bc as isize,
+                    );
                     for i in 0..m {
                         for j in 0..n {
-                            let mut e = 0f64;
-                            for p in 0..k {
-                                e += a[i * ar + p * ac] as f64 * b[p * br + j * bc] as f64;
-                            }
                             let idx = i * dr + j * dc;
-                            if accumulate {
-                                e += init[idx] as f64;
-                            }
+                            let e =
+                                want[i * n + j] + if accumulate { init[idx] as f64 } else { 0.0 };
                             let g = got[idx] as f64;
                             assert!(
                                 (g - e).abs() <= 1e-5 * (k as f64).sqrt() * (1.0 + e.abs()),

@@ -380,7 +380,7 @@ unsafe fn split_for_crate<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::sgemm::tests::data;
+    use crate::cpu::sgemm::tests::{data, reference};
 
     /// [`matmul`] hands the GEMMs an unwritten buffer, so without accumulation no path
     /// may read the result: a result filled with NaN must come out as the product. Covers
@@ -394,15 +394,17 @@ mod tests {
                 let b = data(k * n, (n + 5 * k) as u32);
                 let (ar, ac) = if ta { (1, m) } else { (k, 1) };
                 let (br, bc) = if tb { (1, k) } else { (n, 1) };
-                let mut expect = vec![0f64; m * n];
-                for i in 0..m {
-                    for j in 0..n {
-                        for p in 0..k {
-                            expect[i * n + j] +=
-                                a[i * ar + p * ac] as f64 * b[p * br + j * bc] as f64;
-                        }
-                    }
-                }
+                let expect = reference(
+                    m,
+                    n,
+                    k,
+                    &a,
+                    ar as isize,
+                    ac as isize,
+                    &b,
+                    br as isize,
+                    bc as isize,
+                );
                 let check = |got: &[f32], what: &str| {
                     for (idx, (&g, &e)) in got.iter().zip(&expect).enumerate() {
                         assert!(

@@ -561,8 +561,10 @@ pub(crate) mod tests {
     use super::*;
     use crate::cpu::caps::detected_cpu_path;
 
+    /// `A·B` in float64, row-major `m × n`, the operands read at element strides
+    /// `(ar, ac)` and `(br, bc)` (shared with the other GEMM paths' tests).
     #[allow(clippy::too_many_arguments)]
-    fn reference(
+    pub(crate) fn reference(
         m: usize,
         n: usize,
         k: usize,
