@@ -8,8 +8,9 @@
 //! `LD_LIBRARY_PATH` (`/usr/lib/x86_64-linux-gnu/openblas-serial` for OpenBLAS,
 //! `…/blis-serial` for BLIS). Use the one-threaded (`serial`) builds: the engine splits a
 //! product between its own threads, one BLAS call per block, as it does for the `gemm`
-//! crate. OpenBLAS's kernels can be lowered to AVX2 with `OPENBLAS_CORETYPE=Haswell`,
-//! BLIS's with `BLIS_ARCH_TYPE=haswell`.
+//! crate. OpenBLAS's kernels are chosen with `OPENBLAS_CORETYPE=Haswell|SkylakeX`
+//! (Debian's 0.3.21 does not recognise Sapphire Rapids and would take its SSE3 ones),
+//! BLIS's with `BLIS_ARCH_TYPE=3` (haswell) or `0` (skx): a number, not a name.
 
 use std::os::raw::c_int;
 

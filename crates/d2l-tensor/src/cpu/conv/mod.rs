@@ -529,9 +529,18 @@ pub(crate) fn forward_im2col<T: Float>(
                         for c in 0..cog {
                             let src = &tmp[c * ld + j * p..][..p];
                             let dst = &mut chunk[((j0 + j) * co + g * cog + c) * p..][..p];
-                            let bv = bias.map_or(T::ZERO, |b| b[g * cog + c]);
-                            for (d, s) in dst.iter_mut().zip(src) {
-                                d.write(*s + bv);
+                            match bias {
+                                Some(b) => {
+                                    let bv = b[g * cog + c];
+                                    for (d, s) in dst.iter_mut().zip(src) {
+                                        d.write(*s + bv);
+                                    }
+                                }
+                                None => {
+                                    for (d, s) in dst.iter_mut().zip(src) {
+                                        d.write(*s);
+                                    }
+                                }
                             }
                         }
                     }
