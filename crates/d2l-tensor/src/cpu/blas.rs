@@ -12,6 +12,7 @@
 //! (Debian's 0.3.21 does not recognise Sapphire Rapids and would take its SSE3 ones),
 //! BLIS's with `BLIS_ARCH_TYPE=3` (haswell) or `0` (skx): a number, not a name.
 
+use super::sgemm::Mat;
 use std::os::raw::c_int;
 
 const ROW_MAJOR: c_int = 101;
@@ -41,8 +42,10 @@ extern "C" {
 
 /// How CBLAS reads a `rows × cols` operand with element strides `(rs, cs)` as a
 /// row-major matrix: `(transpose flag, leading dimension)`, or `None` when neither
-/// stride is 1 (or the leading dimension would be too small or too large for CBLAS).
-fn layout(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<(c_int, c_int)> {
+/// stride is 1 (or a stride is negative, or the leading dimension would be too small or
+/// too large for CBLAS).
+fn layout<P>(rows: usize, cols: usize, x: &Mat<P>) -> Option<(c_int, c_int)> {
+    let (rs, cs) = (usize::try_from(x.rs).ok()?, usize::try_from(x.cs).ok()?);
     // Row-major: (i, j) at i·ld + j, so unit steps along a row (a single column needs
     // none) and rows at least a row apart (a single row needs no row stride).
     let plain = (cs == 1 || cols == 1) && (rows == 1 || rs >= cols.max(1));
@@ -58,47 +61,35 @@ fn layout(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<(c_int, c_in
     Some((flag, c_int::try_from(ld).ok()?))
 }
 
-/// `dst[i*d_rs + j*d_cs] (+)= Σ_p a[i*a_rs + p*a_cs] · b[p*b_rs + j*b_cs]` (adding when
-/// `accumulate`) by one `cblas_sgemm` call on the calling thread. Returns `false`, with
-/// `dst` untouched, when an operand has no unit stride or a size does not fit CBLAS's
-/// `int`: the caller then takes another GEMM.
+/// `dst = (dst if accumulate else 0) + a · b` (`m × k` by `k × n`, the views' strides
+/// as in [`super::sgemm::sgemm`]) by one `cblas_sgemm` call on the calling thread.
+/// Returns `false`, with `dst` untouched, when an operand has no unit stride or a size
+/// does not fit CBLAS's `int`: the caller then takes another GEMM.
 ///
 /// # Safety
 /// Every addressed element valid, `dst` not overlapping the operands, distinct `(i, j)`
 /// distinct elements of `dst`.
-#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sgemm(
     m: usize,
     n: usize,
     k: usize,
-    dst: *mut f32,
-    d_rs: usize,
-    d_cs: usize,
+    dst: Mat<*mut f32>,
     accumulate: bool,
-    a: *const f32,
-    a_rs: usize,
-    a_cs: usize,
-    b: *const f32,
-    b_rs: usize,
-    b_cs: usize,
+    a: Mat<*const f32>,
+    b: Mat<*const f32>,
 ) -> bool {
     if m == 0 || n == 0 {
         return true;
     }
-    let Some((flag, ldc)) = layout(m, n, d_rs, d_cs) else {
+    let Some((flag, ldc)) = layout(m, n, &dst) else {
         return false;
     };
     if flag == TRANS {
         // A column-major result is the row-major `Cᵀ = Bᵀ·Aᵀ`.
-        // SAFETY: the same elements, addressed through the transposed strides.
-        return unsafe {
-            sgemm(
-                n, m, k, dst, d_cs, d_rs, accumulate, b, b_cs, b_rs, a, a_cs, a_rs,
-            )
-        };
+        // SAFETY: the same elements, addressed through the transposed views.
+        return unsafe { sgemm(n, m, k, dst.t(), accumulate, b.t(), a.t()) };
     }
-    let (Some((ta, lda)), Some((tb, ldb))) = (layout(m, k, a_rs, a_cs), layout(k, n, b_rs, b_cs))
-    else {
+    let (Some((ta, lda)), Some((tb, ldb))) = (layout(m, k, &a), layout(k, n, &b)) else {
         return false;
     };
     let (Ok(mi), Ok(ni), Ok(ki)) = (c_int::try_from(m), c_int::try_from(n), c_int::try_from(k))
@@ -111,7 +102,7 @@ pub(crate) unsafe fn sgemm(
     // and B and writes the `m × n` result through `ldc`.
     unsafe {
         cblas_sgemm(
-            ROW_MAJOR, ta, tb, mi, ni, ki, 1.0, a, lda, b, ldb, beta, dst, ldc,
+            ROW_MAJOR, ta, tb, mi, ni, ki, 1.0, a.ptr, lda, b.ptr, ldb, beta, dst.ptr, ldc,
         );
     }
     true
@@ -121,6 +112,10 @@ pub(crate) unsafe fn sgemm(
 mod tests {
     use super::*;
     use crate::cpu::sgemm::tests::{data, reference};
+
+    fn mat<P>(ptr: P, rs: usize, cs: usize) -> Mat<P> {
+        Mat::new(ptr, rs as isize, cs as isize)
+    }
 
     /// Every transpose of both operands, a column-major result, accumulation, single
     /// rows and columns, against a float64 reference; operands without a unit stride
@@ -155,16 +150,10 @@ mod tests {
                             m,
                             n,
                             k,
-                            got.as_mut_ptr(),
-                            dr,
-                            dc,
+                            mat(got.as_mut_ptr(), dr, dc),
                             accumulate,
-                            a.as_ptr(),
-                            ar,
-                            ac,
-                            b.as_ptr(),
-                            br,
-                            bc,
+                            mat(a.as_ptr(), ar, ac),
+                            mat(b.as_ptr(), br, bc),
                         )
                     };
                     assert!(ran, "{m}x{n}x{k} ta={ta} tb={tb} tc={tc} declined");
@@ -204,16 +193,10 @@ mod tests {
                 4,
                 4,
                 4,
-                d.as_mut_ptr(),
-                4,
-                1,
+                mat(d.as_mut_ptr(), 4, 1),
                 false,
-                a.as_ptr(),
-                8,
-                2,
-                b.as_ptr(),
-                4,
-                1,
+                mat(a.as_ptr(), 8, 2),
+                mat(b.as_ptr(), 4, 1),
             )
         };
         assert!(!ran);

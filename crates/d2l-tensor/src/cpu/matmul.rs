@@ -2,6 +2,7 @@
 //! (see [`own_sgemm`]), f64 through the `gemm` crate; the strides are passed through, so
 //! transposed and permuted views need no copy.
 
+use super::sgemm::Mat;
 use crate::dtype::Float;
 use crate::threads;
 use gemm::Parallelism;
@@ -207,7 +208,6 @@ pub(crate) unsafe fn gemm_any<T: Float>(
         Parallelism::Rayon(n) => n.max(1),
     };
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
-        use super::sgemm::Mat;
         let ran = super::sgemm_small::sgemm_small(
             super::caps::cpu_path(),
             m,
@@ -258,16 +258,10 @@ pub(crate) unsafe fn gemm_any<T: Float>(
                 m,
                 n,
                 k,
-                dst as *mut f32,
-                d_rs,
-                d_cs,
+                Mat::new(dst as *mut f32, d_rs as isize, d_cs as isize),
                 accumulate,
-                a as *const f32,
-                a_rs,
-                a_cs,
-                b as *const f32,
-                b_rs,
-                b_cs,
+                Mat::new(a as *const f32, a_rs as isize, a_cs as isize),
+                Mat::new(b as *const f32, b_rs as isize, b_cs as isize),
             )
         }
     {
@@ -296,9 +290,9 @@ pub(crate) unsafe fn gemm_any<T: Float>(
     )
 }
 
-/// The `gemm` crate (or the system's CBLAS) on `nt` threads: the result's rows (or its columns, when it is wider
-/// than tall) are split into `nt` blocks of whole 16s, each computed by a one-threaded
-/// call on a thread of the pool. The crate's own threading scaled by 1.2× from one to
+/// The `gemm` crate (or the system's CBLAS) on `nt` threads: the result's rows (or its
+/// columns, when it is wider than tall) are split into `nt` blocks of whole 16s, each
+/// computed by a one-threaded call on a thread of the pool. The crate's own threading scaled by 1.2× from one to
 /// two threads on W1's `256×784·784×256`, where this split gives 1.6× (docs/PERFORMANCE.md).
 ///
 /// # Safety

@@ -431,17 +431,18 @@ pub(crate) fn forward_im2col<T: Float>(
 ) -> Vec<T> {
     let (p, co) = (geo.p(), geo.co);
     let len = geo.n * co * p;
-    if geo.depthwise() || geo.k() == 0 {
+    if geo.k() == 0 {
+        // No input channels: the result is the bias alone.
         let mut out = vec![T::ZERO; len];
-        if geo.k() == 0 {
-            // No input channels: the result is the bias alone.
-            if let Some(b) = bias {
-                for (i, y) in out.iter_mut().enumerate() {
-                    *y = b[(i / p.max(1)) % co];
-                }
+        if let Some(b) = bias {
+            for (i, y) in out.iter_mut().enumerate() {
+                *y = b[(i / p.max(1)) % co];
             }
-            return out;
         }
+        return out;
+    }
+    if geo.depthwise() {
+        let mut out = vec![T::ZERO; len];
         let (spw, _) = plan(geo, 1);
         for_workers(&mut out, co * p, spw, |s0, chunk| {
             for (j, on) in chunk.chunks_mut(co * p).enumerate() {
