@@ -474,6 +474,26 @@ fn add_scaled_in_place_fast_and_general_paths() -> Result<()> {
     let g = Tensor::from_vec(vec![10.0f32, 20.0, 30.0, 40.0], &[2, 2])?;
     p.add_scaled_(&g, -0.1)?;
     assert_eq!(p.to_vec::<f32>(), vec![0.0, 0.0, 0.0, 0.0]);
+    // A large one is split over the pool's threads (f32 and f64, an odd length, a
+    // destination that is a view at an offset): every element as the definition.
+    let n = 100_003;
+    let mut rng = Generator::new(9);
+    for dtype in [DType::F32, DType::F64] {
+        let base = Tensor::randn_with(&mut rng, &[n + 3]).to_dtype(dtype)?;
+        let p = base.narrow(0, 3, n)?;
+        let g = Tensor::randn_with(&mut rng, &[n]).to_dtype(dtype)?;
+        let (pv, gv) = (p.to_f64_vec(), g.to_f64_vec());
+        p.add_scaled_(&g, -0.25)?;
+        let got = p.to_f64_vec();
+        for i in 0..n {
+            let want = if dtype == DType::F32 {
+                (pv[i] as f32 + -0.25f32 * gv[i] as f32) as f64
+            } else {
+                pv[i] + -0.25 * gv[i]
+            };
+            assert_eq!(got[i], want, "{dtype:?} [{i}]");
+        }
+    }
     // A strided destination and a broadcast source take the general path.
     let q = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2])?;
     let qt = q.t()?;
