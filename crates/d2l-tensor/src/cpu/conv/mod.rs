@@ -320,6 +320,10 @@ fn im2col_rows<T: Float>(
 ) {
     let (hw, ow) = (geo.hw(), geo.ow);
     let p = (oy1 - oy0) * ow;
+    // Unit strides and an output as wide as the input ("same" padding): consecutive
+    // output rows read consecutive input rows at one column offset, so a kernel tap's
+    // rows are one contiguous copy (see `im2col_row_flat`).
+    let flat = geo.sh == 1 && geo.sw == 1 && ow == geo.w;
     for c in 0..geo.cig() {
         let xc = &xn[(g * geo.cig() + c) * hw..][..hw];
         for ki in 0..geo.kh {
@@ -328,6 +332,10 @@ fn im2col_rows<T: Float>(
                 let row = &mut cols[r * ld + col0..][..p];
                 let (lo, hi) = geo.col_range(kj);
                 let off = kj * geo.dw;
+                if flat && lo < hi {
+                    im2col_row_flat(xc, geo, ki, off, lo, hi, oy0, oy1, row);
+                    continue;
+                }
                 for oy in oy0..oy1 {
                     let dst = &mut row[(oy - oy0) * ow..][..ow];
                     let Some(iy) = geo.in_row(oy, ki) else {
@@ -352,6 +360,45 @@ fn im2col_rows<T: Float>(
                 }
             }
         }
+    }
+}
+
+/// One im2col row (kernel tap `ki`, column offset `off`) of output rows `oy0..oy1`, for
+/// unit strides and `ow == w`: output `(oy, ox)` reads input `(oy + ki·dh − pt, ox + off −
+/// pl)`, so over the output rows whose input row exists, `dst[q] = xc[q + shift]` for one
+/// `shift`: one copy of the whole run, then the columns outside `lo..hi` (which the copy
+/// filled from the neighbouring input row) and the rows outside the input set to zero.
+/// Short rows (W3's 24 and 12 columns) were dominated by the per-row bookkeeping.
+#[allow(clippy::too_many_arguments)]
+fn im2col_row_flat<T: Float>(
+    xc: &[T],
+    geo: &Geom,
+    ki: usize,
+    off: usize,
+    lo: usize,
+    hi: usize,
+    oy0: usize,
+    oy1: usize,
+    row: &mut [T],
+) {
+    let ow = geo.ow;
+    let valid = |oy: usize| geo.in_row(oy, ki).is_some();
+    // With a unit stride the output rows that read an input row form one interval.
+    let a = (oy0..oy1).find(|&oy| valid(oy)).unwrap_or(oy1);
+    let b = (a..oy1).find(|&oy| !valid(oy)).unwrap_or(oy1);
+    row[..(a - oy0) * ow].fill(T::ZERO);
+    row[(b - oy0) * ow..(oy1 - oy0) * ow].fill(T::ZERO);
+    if a == b {
+        return;
+    }
+    let iy = geo.in_row(a, ki).expect("a is a valid row");
+    let (d0, s0) = ((a - oy0) * ow + lo, iy * geo.w + lo + off - geo.pl);
+    let len = (b - a - 1) * ow + (hi - lo);
+    row[d0..d0 + len].copy_from_slice(&xc[s0..s0 + len]);
+    for oy in a..b {
+        let dst = &mut row[(oy - oy0) * ow..][..ow];
+        dst[..lo].fill(T::ZERO);
+        dst[hi..].fill(T::ZERO);
     }
 }
 
@@ -920,6 +967,15 @@ mod tests {
             Geom::for_test(2, 8, 7, 5, 4, (1, 1), 1, [0; 4], 1),
             Geom::for_test(2, 1, 28, 28, 6, (5, 5), 1, [2; 4], 1),
             Geom::for_test(4, 3, 11, 13, 5, (3, 2), 2, [1, 0, 1, 1], 1),
+            // As wide as the input (im2col's one-copy rows): one-sided padding, a kernel
+            // taller than the input, and a dilated kernel.
+            Geom::for_test(2, 3, 7, 6, 4, (3, 3), 1, [2, 0, 2, 0], 1),
+            Geom::for_test(1, 2, 2, 5, 3, (5, 5), 1, [2; 4], 1),
+            {
+                let mut g = Geom::for_test(2, 3, 9, 8, 5, (3, 3), 1, [2; 4], 1);
+                (g.dh, g.dw, g.oh, g.ow) = (2, 2, 9, 8);
+                g
+            },
         ] {
             let mut rand =
                 |len: usize| -> Vec<f64> { (0..len).map(|_| rng.normal_f64()).collect() };
