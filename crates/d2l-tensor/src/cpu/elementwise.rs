@@ -74,9 +74,7 @@ pub(crate) fn copy_strided<T: Copy + Send + Sync + Default>(src: &[T], l: &Layou
             for_each_row(out, inner, |r, row| {
                 let off = row_offset(&shape, s, l.offset, r);
                 if is == 1 {
-                    for (o, &x) in row.iter_mut().zip(&src[off..off + inner]) {
-                        o.write(x);
-                    }
+                    row.write_copy_of_slice(&src[off..off + inner]);
                 } else {
                     for (j, o) in row.iter_mut().enumerate() {
                         o.write(src[off + j * is]);

@@ -239,9 +239,9 @@ fn correlate<T: Float>(
                                 y1[2 * tx + 1] = t1[1] - t1[2] - t1[3] + b;
                             }
                             let oy = 2 * ty;
-                            put(&mut yo[oy * s.ow..][..s.ow], &y0[..s.ow]);
+                            yo[oy * s.ow..][..s.ow].write_copy_of_slice(&y0[..s.ow]);
                             if oy + 1 < s.oh {
-                                put(&mut yo[(oy + 1) * s.ow..][..s.ow], &y1[..s.ow]);
+                                yo[(oy + 1) * s.ow..][..s.ow].write_copy_of_slice(&y1[..s.ow]);
                             }
                         }
                     }
@@ -262,13 +262,6 @@ fn unwritten<T>(n: usize) -> Vec<MaybeUninit<T>> {
     // SAFETY: `MaybeUninit` needs no initialisation.
     unsafe { v.set_len(n) };
     v
-}
-
-/// Writes `src` into `dst` (of the same length).
-fn put<T: Copy>(dst: &mut [MaybeUninit<T>], src: &[T]) {
-    for (d, &x) in dst.iter_mut().zip(src) {
-        d.write(x);
-    }
 }
 
 /// `conv2d(x, w) + b` for a geometry where [`applies`] holds.
