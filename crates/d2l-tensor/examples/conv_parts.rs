@@ -6,6 +6,9 @@
 //! ```text
 //! RAYON_NUM_THREADS=1 cargo run --release -p d2l-tensor --example conv_parts
 //! ```
+//!
+//! For `perf record`: `CONV_ONLY="r18 s1"` keeps one case, and `CONV_REPEAT_BW=N` /
+//! `CONV_REPEAT_BI=N` then repeat its weight / input gradient N more times.
 
 use d2l_tensor::{conv2d_backward, no_grad, Conv2dOptions, Generator, Tensor};
 
@@ -90,7 +93,11 @@ fn main() {
         "GFLOP",
         if multi_threaded() { "wall" } else { "CPU" }
     );
+    let only = std::env::var("CONV_ONLY").ok();
     for (name, n, ci, h, co, k, s, p) in cases {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let x = Tensor::randn_with(&mut g, &[n, ci, h, h]);
         let w = Tensor::randn_with(&mut g, &[co, ci, k, k]);
         let opts = Conv2dOptions::default().with_stride(s, s).with_padding(p);
@@ -108,6 +115,16 @@ fn main() {
             conv2d_backward(&x, &w, &gy, &opts, [false, true, false]).unwrap();
         });
         println!("{name:<10} {f:>9.2} {bi:>9.2} {bw:>9.2} {gf:>9.3}");
+        if let Ok(reps) = std::env::var("CONV_REPEAT_BW") {
+            for _ in 0..reps.parse::<usize>().unwrap_or(0) {
+                conv2d_backward(&x, &w, &gy, &opts, [false, true, false]).unwrap();
+            }
+        }
+        if let Ok(reps) = std::env::var("CONV_REPEAT_BI") {
+            for _ in 0..reps.parse::<usize>().unwrap_or(0) {
+                conv2d_backward(&x, &w, &gy, &opts, [true, false, false]).unwrap();
+            }
+        }
         if std::env::var("CONV_PROFILE").is_ok() {
             d2l_tensor::profile::take();
             d2l_tensor::profile::enable(true);

@@ -41,43 +41,64 @@ pub(crate) fn applies(geo: &Geom) -> bool {
         && geo.w >= 4
 }
 
-/// `U[e][o][c]` (16 × co × ci) from the 3×3 filters, element `(i, j)` of the filter of
-/// the pair `(o, c)` being `filter(o, c, i, j)` (so that callers can flip and transpose
-/// without copying).
-fn transform_filters<T: Float>(
-    co: usize,
-    ci: usize,
-    filter: impl Fn(usize, usize, usize, usize) -> T,
-) -> Vec<T> {
-    let half = T::of(0.5);
+/// `U[e][o][c]` (16 × co × ci) from the 3×3 filters `w [co, ci, 3, 3]`.
+fn transform_filters<T: Float>(co: usize, ci: usize, w: &[T]) -> Vec<T> {
     let mut u = vec![T::ZERO; 16 * co * ci];
+    with_simd(
+        #[inline(always)]
+        || transform_filters_body(co, ci, w, &mut u),
+    );
+    u
+}
+
+/// The body of [`transform_filters`]: per output channel, the filters' nine elements are
+/// first laid out as nine planes over the input channels, so that `G·g·Gᵀ` runs over
+/// unit-stride slices (vectorised) and writes each of the 16 `U[e][o]` rows whole.
+#[inline(always)]
+fn transform_filters_body<T: Float>(co: usize, ci: usize, w: &[T], u: &mut [T]) {
+    let half = T::of(0.5);
+    let mut planes = vec![T::ZERO; 9 * ci];
+    let mut gg = vec![T::ZERO; 12 * ci];
     for o in 0..co {
-        for c in 0..ci {
-            let g = |i: usize, j: usize| filter(o, c, i, j);
-            // Gg: 4 × 3.
-            let mut gg = [[T::ZERO; 3]; 4];
-            #[allow(clippy::needless_range_loop)] // j indexes the filter and all four rows
-            for j in 0..3 {
-                let (g0, g1, g2) = (g(0, j), g(1, j), g(2, j));
-                gg[0][j] = g0;
-                gg[1][j] = (g0 + g1 + g2) * half;
-                gg[2][j] = (g0 - g1 + g2) * half;
-                gg[3][j] = g2;
-            }
-            for (i, r) in gg.iter().enumerate() {
-                let v = [
-                    r[0],
-                    (r[0] + r[1] + r[2]) * half,
-                    (r[0] - r[1] + r[2]) * half,
-                    r[2],
-                ];
-                for (j, &x) in v.iter().enumerate() {
-                    u[((i * 4 + j) * co + o) * ci + c] = x;
-                }
+        for (c, f) in w[o * ci * 9..][..ci * 9].chunks_exact(9).enumerate() {
+            for (k, &x) in f.iter().enumerate() {
+                planes[k * ci + c] = x;
             }
         }
+        let p = |k: usize| &planes[k * ci..][..ci];
+        // G·g (4 × 3 planes): rows g0, (g0 + g1 + g2)/2, (g0 − g1 + g2)/2, g2 of column j.
+        for j in 0..3 {
+            let (g0, g1, g2) = (p(j), p(3 + j), p(6 + j));
+            // Row i of G·g is gg[i·3·ci..], its column j the ci elements at j·ci in it.
+            let (d0, rest) = gg.split_at_mut(3 * ci);
+            let (d1, rest) = rest.split_at_mut(3 * ci);
+            let (d2, d3) = rest.split_at_mut(3 * ci);
+            let r = j * ci..(j + 1) * ci;
+            let (d0, d1) = (&mut d0[r.clone()], &mut d1[r.clone()]);
+            let (d2, d3) = (&mut d2[r.clone()], &mut d3[r]);
+            for c in 0..ci {
+                let (a, b, e) = (g0[c], g1[c], g2[c]);
+                d0[c] = a;
+                d1[c] = (a + b + e) * half;
+                d2[c] = (a - b + e) * half;
+                d3[c] = e;
+            }
+        }
+        // (G·g)·Gᵀ: row i of G·g, columns r0, (r0 + r1 + r2)/2, (r0 − r1 + r2)/2, r2.
+        for i in 0..4 {
+            let r = |j: usize| &gg[(i * 3 + j) * ci..][..ci];
+            let (r0, r1, r2) = (r(0), r(1), r(2));
+            let at = |j: usize| ((i * 4 + j) * co + o) * ci;
+            u[at(0)..][..ci].copy_from_slice(r0);
+            for (d, ((a, b), e)) in u[at(1)..][..ci].iter_mut().zip(r0.iter().zip(r1).zip(r2)) {
+                *d = (*a + *b + *e) * half;
+            }
+            for (d, ((a, b), e)) in u[at(2)..][..ci].iter_mut().zip(r0.iter().zip(r1).zip(r2)) {
+                *d = (*a - *b + *e) * half;
+            }
+            u[at(3)..][..ci].copy_from_slice(r2);
+        }
     }
-    u
 }
 
 /// The shape of one Winograd correlation: input `[n, ci, h, w]`, output `[n, co, oh, ow]`,
@@ -95,6 +116,113 @@ struct Shape {
     pl: isize,
 }
 
+/// Input transform of samples `first..first + t` of `x`: `V[e][c][col] = (Bᵀ·d·B)[e]` for the
+/// 4×4 patch `d` of channel `c` under tile `col = (sample − first, ty, tx)`, into the first
+/// `16·ci·cols` elements of `v` (`cols = t·th·tw`), every one of which it writes.
+fn input_transform<T: Float>(
+    x: &[T],
+    s: &Shape,
+    first: usize,
+    t: usize,
+    cols: usize,
+    v: &mut [MaybeUninit<T>],
+) {
+    with_simd(
+        #[inline(always)]
+        || input_transform_body(x, s, first, t, cols, v),
+    )
+}
+
+#[inline(always)]
+fn input_transform_body<T: Float>(
+    x: &[T],
+    s: &Shape,
+    first: usize,
+    t: usize,
+    cols: usize,
+    v: &mut [MaybeUninit<T>],
+) {
+    let (th, tw) = (s.oh.div_ceil(2), s.ow.div_ceil(2));
+    let (tpi, hw) = (th * tw, s.h * s.w);
+    // Every loop below runs over unit-stride slices, so that it vectorises:
+    // 1. each padded row y (zeros outside the input; 2·th + 2 rows of 2·tw + 2 columns) is
+    //    split into its even and odd columns `e`, `o` (tw + 1 each);
+    // 2. · B along the row: h0 = e[q] − e[q+1], h1 = o[q] + e[q+1], h2 = e[q+1] − o[q],
+    //    h3 = o[q] − o[q+1] (tw each), into plane k's row y/2 of the even-row or odd-row half;
+    // 3. Bᵀ · down the columns, all tiles at once: tile (ty, tx) reads rows 2ty..2ty+3, which
+    //    are rows ty and ty + 1 of the two halves, i.e. elements f and f + tw of them with
+    //    f = ty·tw + tx, the tile's own index.
+    let wp = 2 * tw + 2;
+    let plane = (th + 1) * tw;
+    let mut prow = vec![T::ZERO; wp];
+    let (mut e, mut o) = (vec![T::ZERO; tw + 1], vec![T::ZERO; tw + 1]);
+    // h[(k·2 + parity)·plane + (y/2)·tw + tx]
+    let mut h = vec![T::ZERO; 8 * plane];
+    let q0 = s.pl.max(0) as usize;
+    let skip = (-s.pl).max(0) as usize;
+    let len = if skip < s.w && q0 < wp {
+        (s.w - skip).min(wp - q0)
+    } else {
+        0
+    };
+    for c in 0..s.ci {
+        for j in 0..t {
+            let xc = &x[((first + j) * s.ci + c) * hw..][..hw];
+            for y in 0..2 * th + 2 {
+                let yy = y as isize - s.pt;
+                if yy < 0 || yy >= s.h as isize || len == 0 {
+                    e.fill(T::ZERO);
+                    o.fill(T::ZERO);
+                } else {
+                    // Padded column q reads input column q − pl.
+                    prow.fill(T::ZERO);
+                    prow[q0..q0 + len].copy_from_slice(&xc[yy as usize * s.w + skip..][..len]);
+                    for ((pe, po), pair) in e.iter_mut().zip(o.iter_mut()).zip(prow.chunks_exact(2))
+                    {
+                        *pe = pair[0];
+                        *po = pair[1];
+                    }
+                }
+                let (half, row) = (y % 2, y / 2);
+                let (e0, e1) = (&e[..tw], &e[1..]);
+                let (o0, o1) = (&o[..tw], &o[1..]);
+                let at = |k: usize| (k * 2 + half) * plane + row * tw;
+                for (d, (a, b)) in h[at(0)..][..tw].iter_mut().zip(e0.iter().zip(e1)) {
+                    *d = *a - *b;
+                }
+                for (d, (a, b)) in h[at(1)..][..tw].iter_mut().zip(o0.iter().zip(e1)) {
+                    *d = *a + *b;
+                }
+                for (d, (a, b)) in h[at(2)..][..tw].iter_mut().zip(e1.iter().zip(o0)) {
+                    *d = *a - *b;
+                }
+                for (d, (a, b)) in h[at(3)..][..tw].iter_mut().zip(o0.iter().zip(o1)) {
+                    *d = *a - *b;
+                }
+            }
+            let col0 = j * tpi;
+            for k in 0..4 {
+                let he = &h[(k * 2) * plane..][..plane];
+                let ho = &h[(k * 2 + 1) * plane..][..plane];
+                let (a, b, cc, d) = (&he[..tpi], &ho[..tpi], &he[tw..tw + tpi], &ho[tw..tw + tpi]);
+                let at = |i: usize| ((i * 4 + k) * s.ci + c) * cols + col0;
+                for (dv, (a, c)) in v[at(0)..][..tpi].iter_mut().zip(a.iter().zip(cc)) {
+                    dv.write(*a - *c);
+                }
+                for (dv, (b, c)) in v[at(1)..][..tpi].iter_mut().zip(b.iter().zip(cc)) {
+                    dv.write(*b + *c);
+                }
+                for (dv, (c, b)) in v[at(2)..][..tpi].iter_mut().zip(cc.iter().zip(b)) {
+                    dv.write(*c - *b);
+                }
+                for (dv, (b, d)) in v[at(3)..][..tpi].iter_mut().zip(b.iter().zip(d)) {
+                    dv.write(*b - *d);
+                }
+            }
+        }
+    }
+}
+
 /// Correlates `x` with the transformed filters `u`, adding `bias` per output channel.
 fn correlate<T: Float>(
     x: &[T],
@@ -105,7 +233,7 @@ fn correlate<T: Float>(
 ) -> Vec<T> {
     let (th, tw) = (s.oh.div_ceil(2), s.ow.div_ceil(2));
     let tpi = th * tw;
-    let (hw, ohw) = (s.h * s.w, s.oh * s.ow);
+    let ohw = s.oh * s.ow;
     // The result and the two transform buffers are written whole before they are read
     // (checked by the tests of `forward`), so none is cleared first: clearing them cost
     // ResNet-18 (W3) about 2 % of its training step.
@@ -126,61 +254,8 @@ fn correlate<T: Float>(
             while j0 < ns {
                 let t = nb.min(ns - j0);
                 let cols = t * tpi;
-                // Input transform: V[e][c][col], col = (sample, ty, tx). For each tile row, the
-                // four input rows (zero-padded to 2·tw + 2 columns) are combined by Bᵀ once,
-                // whole rows at a time; then · B per tile, writing 16 contiguous streams.
                 let prof = crate::profile::scope("winograd:input");
-                let wp = 2 * tw + 2;
-                let mut rows = vec![T::ZERO; 4 * wp];
-                let mut comb = vec![T::ZERO; 4 * wp];
-                for c in 0..s.ci {
-                    for j in 0..t {
-                        let xc = &x[((s0 + j0 + j) * s.ci + c) * hw..][..hw];
-                        for ty in 0..th {
-                            let col0 = (j * th + ty) * tw;
-                            let y0 = 2 * ty as isize - s.pt;
-                            for (i, row) in rows.chunks_exact_mut(wp).enumerate() {
-                                let yy = y0 + i as isize;
-                                row.fill(T::ZERO);
-                                if yy < 0 || yy >= s.h as isize {
-                                    continue;
-                                }
-                                let src = &xc[yy as usize * s.w..][..s.w];
-                                // Padded column q reads input column q − pl.
-                                let q0 = s.pl.max(0) as usize;
-                                let skip = (-s.pl).max(0) as usize;
-                                if skip < s.w && q0 < wp {
-                                    let len = (s.w - skip).min(wp - q0);
-                                    row[q0..q0 + len].copy_from_slice(&src[skip..skip + len]);
-                                }
-                            }
-                            let (p0, rest) = rows.split_at(wp);
-                            let (p1, rest) = rest.split_at(wp);
-                            let (p2, p3) = rest.split_at(wp);
-                            let (r0, rest) = comb.split_at_mut(wp);
-                            let (r1, rest) = rest.split_at_mut(wp);
-                            let (r2, r3) = rest.split_at_mut(wp);
-                            for q in 0..wp {
-                                r0[q] = p0[q] - p2[q];
-                                r1[q] = p1[q] + p2[q];
-                                r2[q] = p2[q] - p1[q];
-                                r3[q] = p1[q] - p3[q];
-                            }
-                            for (i, r) in [&*r0, &*r1, &*r2, &*r3].into_iter().enumerate() {
-                                let base = |k: usize| ((i * 4 + k) * s.ci + c) * cols + col0;
-                                let (v0, v1, v2, v3) = (base(0), base(1), base(2), base(3));
-                                for tx in 0..tw {
-                                    let q = 2 * tx;
-                                    let (a, b, cc, d) = (r[q], r[q + 1], r[q + 2], r[q + 3]);
-                                    v[v0 + tx].write(a - cc);
-                                    v[v1 + tx].write(b + cc);
-                                    v[v2 + tx].write(cc - b);
-                                    v[v3 + tx].write(b - d);
-                                }
-                            }
-                        }
-                    }
-                }
+                input_transform(x, &s, s0 + j0, t, cols, &mut v);
                 drop(prof);
                 // M[e] = U[e] · V[e].
                 let prof = crate::profile::scope("winograd:gemm");
@@ -256,6 +331,34 @@ fn correlate<T: Float>(
     out
 }
 
+/// Runs `f` compiled for the widest SIMD path the kernels may take ([`cpu_path`]): the
+/// transforms' loops are plain Rust, which the baseline x86-64 target would compile to
+/// 128-bit SSE. `f` must be a closure around `#[inline(always)]` code, so that it is
+/// inlined into (and compiled with) the wrapper's target features.
+#[inline(always)]
+fn with_simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::cpu::caps::{cpu_path, CpuPath};
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        match cpu_path() {
+            // SAFETY: cpu_path never names a path the processor lacks.
+            CpuPath::Avx512 => return unsafe { avx512(f) },
+            // SAFETY: as above.
+            CpuPath::Avx2 => return unsafe { avx2(f) },
+            CpuPath::Scalar => {}
+        }
+    }
+    f()
+}
+
 /// `n` elements of storage not yet written.
 fn unwritten<T>(n: usize) -> Vec<MaybeUninit<T>> {
     let mut v = Vec::with_capacity(n);
@@ -267,7 +370,7 @@ fn unwritten<T>(n: usize) -> Vec<MaybeUninit<T>> {
 /// `conv2d(x, w) + b` for a geometry where [`applies`] holds.
 pub(crate) fn forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, geo: &Geom) -> Vec<T> {
     let (co, ci) = (geo.co, geo.ci);
-    let u = transform_filters(co, ci, |o, c, i, j| wt[((o * ci + c) * 3 + i) * 3 + j]);
+    let u = transform_filters(co, ci, wt);
     let s = Shape {
         n: geo.n,
         ci,
@@ -286,10 +389,21 @@ pub(crate) fn forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, geo: &Geo
 /// flipped, channel-transposed filters, padded by `2 − pad`.
 pub(crate) fn backward_input<T: Float>(gy: &[T], wt: &[T], geo: &Geom) -> Vec<T> {
     let (co, ci) = (geo.co, geo.ci);
-    // Output channel c of the gradient, input channel o: w[o][c][2 − i][2 − j].
-    let u = transform_filters(ci, co, |c, o, i, j| {
-        wt[((o * ci + c) * 3 + (2 - i)) * 3 + (2 - j)]
-    });
+    // Output channel c of the gradient, input channel o: w[o][c][2 − i][2 − j]. The
+    // flipped filters are first laid out as [ci][co][3][3] (flipping both dimensions of a
+    // row-major 3×3 reverses its nine elements), so that the transform reads them in
+    // order: read in place, each step of its inner loop jumped ci·9 elements, which cost
+    // ResNet-18's 256-channel layers a third of their input gradient.
+    let mut flipped = vec![T::ZERO; co * ci * 9];
+    for (o, wo) in wt.chunks_exact(ci * 9).enumerate() {
+        for (c, f) in wo.chunks_exact(9).enumerate() {
+            let dst = &mut flipped[(c * co + o) * 9..][..9];
+            for (d, &e) in dst.iter_mut().zip(f.iter().rev()) {
+                *d = e;
+            }
+        }
+    }
+    let u = transform_filters(ci, co, &flipped);
     let s = Shape {
         n: geo.n,
         ci: co,
@@ -302,6 +416,200 @@ pub(crate) fn backward_input<T: Float>(gy: &[T], wt: &[T], geo: &Geom) -> Vec<T>
         pl: 2 - geo.pl as isize,
     };
     correlate(gy, &u, None, s, geo)
+}
+
+/// The weight gradient of a convolution where [`applies`] holds, `gw [co, ci, 3, 3]`.
+///
+/// Transposing the forward formula `Y = Aᵀ·[(G·g·Gᵀ) ⊙ V]·A` gives, summed over every
+/// tile of every sample, `gw[o][c] = Gᵀ·(Σ_tiles (A·gy·Aᵀ)[o] ⊙ V[c])·G`, with `V` the
+/// forward's input transform and `gy` the 2×2 output-gradient tile (zeros past the map's
+/// edge). The sum is 16 GEMMs `W[e] += GY[e] · V[e]ᵀ` (`[co × tiles] · [tiles × ci]`):
+/// 16 multiplications per 2×2 tile and channel pair where im2col needs 36.
+pub(crate) fn backward_weight<T: Float>(x: &[T], gy: &[T], geo: &Geom) -> Vec<T> {
+    let (co, ci) = (geo.co, geo.ci);
+    let s = Shape {
+        n: geo.n,
+        ci,
+        h: geo.h,
+        w: geo.w,
+        co,
+        oh: geo.oh,
+        ow: geo.ow,
+        pt: geo.pt as isize,
+        pl: geo.pl as isize,
+    };
+    let (th, tw) = (s.oh.div_ceil(2), s.ow.div_ceil(2));
+    let tpi = th * tw;
+    let (spw, par) = plan(geo, 1);
+    let spw = spw.max(1);
+    let nb = MIN_TILES.div_ceil(tpi).clamp(1, spw);
+    let wlen = 16 * co * ci;
+    // W[e][o][c], the sum over the samples s0..s0 + ns.
+    let work = |s0: usize, ns: usize| -> Vec<T> {
+        let mut acc = vec![T::ZERO; wlen];
+        let cols_max = nb.min(ns) * tpi;
+        let mut v = unwritten::<T>(16 * ci * cols_max);
+        let mut u = unwritten::<T>(16 * co * cols_max);
+        let mut j0 = 0;
+        while j0 < ns {
+            let t = nb.min(ns - j0);
+            let cols = t * tpi;
+            let prof = crate::profile::scope("winograd:input");
+            input_transform(x, &s, s0 + j0, t, cols, &mut v);
+            grad_transform(gy, &s, s0 + j0, t, cols, &mut u);
+            drop(prof);
+            let _prof = crate::profile::scope("winograd:gemm");
+            for e in 0..16 {
+                // SAFETY: acc[e] holds co×ci; u[e] is co×cols and v[e] ci×cols (read
+                // transposed), both written whole by the two transforms above.
+                unsafe {
+                    gemm_raw(
+                        co,
+                        ci,
+                        cols,
+                        acc[e * co * ci..].as_mut_ptr(),
+                        ci,
+                        1,
+                        true,
+                        u[e * co * cols..].as_ptr() as *const T,
+                        cols,
+                        1,
+                        v[e * ci * cols..].as_ptr() as *const T,
+                        1,
+                        cols,
+                        par,
+                    )
+                };
+            }
+            j0 += t;
+        }
+        acc
+    };
+    let w = if spw >= geo.n {
+        work(0, geo.n)
+    } else {
+        let starts: Vec<usize> = (0..geo.n).step_by(spw).collect();
+        let parts: Vec<Vec<T>> = crate::threads::run(|| {
+            use rayon::prelude::*;
+            starts
+                .par_iter()
+                .map(|&s0| work(s0, spw.min(geo.n - s0)))
+                .collect()
+        });
+        let mut it = parts.into_iter();
+        let mut w = it.next().unwrap_or_else(|| vec![T::ZERO; wlen]);
+        for part in it {
+            for (a, b) in w.iter_mut().zip(&part) {
+                *a = *a + *b;
+            }
+        }
+        w
+    };
+    // gw[o][c] = Gᵀ·W·G, Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]].
+    let half = T::of(0.5);
+    let g_t = |r: [T; 4]| {
+        [
+            r[0] + (r[1] + r[2]) * half,
+            (r[1] - r[2]) * half,
+            (r[1] + r[2]) * half + r[3],
+        ]
+    };
+    let mut gw = vec![T::ZERO; co * ci * 9];
+    for (pair, out) in gw.chunks_exact_mut(9).enumerate() {
+        let m = |e: usize| w[e * co * ci + pair];
+        // Rows of Gᵀ·W (3 × 4), then each row · G.
+        let cols: [[T; 3]; 4] = std::array::from_fn(|k| g_t([m(k), m(4 + k), m(8 + k), m(12 + k)]));
+        for i in 0..3 {
+            let row = g_t([cols[0][i], cols[1][i], cols[2][i], cols[3][i]]);
+            out[i * 3..i * 3 + 3].copy_from_slice(&row);
+        }
+    }
+    gw
+}
+
+/// Output-gradient transform of samples `first..first + t`: `GY[e][o][col] = (A·g·Aᵀ)[e]`
+/// for the 2×2 tile `g` of `gy [n, co, oh, ow]` under tile `col` (zeros past the map's
+/// edge), `A = [[1, 0], [1, 1], [1, −1], [0, −1]]`, into the first `16·co·cols` elements of
+/// `u`, every one of which it writes.
+fn grad_transform<T: Float>(
+    gy: &[T],
+    s: &Shape,
+    first: usize,
+    t: usize,
+    cols: usize,
+    u: &mut [MaybeUninit<T>],
+) {
+    with_simd(
+        #[inline(always)]
+        || grad_transform_body(gy, s, first, t, cols, u),
+    )
+}
+
+#[inline(always)]
+fn grad_transform_body<T: Float>(
+    gy: &[T],
+    s: &Shape,
+    first: usize,
+    t: usize,
+    cols: usize,
+    u: &mut [MaybeUninit<T>],
+) {
+    let (th, tw) = (s.oh.div_ceil(2), s.ow.div_ceil(2));
+    let (tpi, ohw) = (th * tw, s.oh * s.ow);
+    // As in the input transform: each gradient row (zero-padded to 2·tw columns, rows past
+    // oh zero) is split into even and odd columns, combined by A along the row into plane
+    // k's even-row or odd-row half (a = e, a + b, a − b, −b), then by A down the columns
+    // for all tiles at once (tile f reads element f of both halves).
+    let plane = th * tw;
+    let mut prow = vec![T::ZERO; 2 * tw];
+    let (mut e, mut o) = (vec![T::ZERO; tw], vec![T::ZERO; tw]);
+    let mut h = vec![T::ZERO; 8 * plane];
+    for oc in 0..s.co {
+        for j in 0..t {
+            let go = &gy[((first + j) * s.co + oc) * ohw..][..ohw];
+            for y in 0..2 * th {
+                if y < s.oh {
+                    prow[..s.ow].copy_from_slice(&go[y * s.ow..][..s.ow]);
+                    for ((pe, po), pair) in e.iter_mut().zip(o.iter_mut()).zip(prow.chunks_exact(2))
+                    {
+                        *pe = pair[0];
+                        *po = pair[1];
+                    }
+                } else {
+                    e.fill(T::ZERO);
+                    o.fill(T::ZERO);
+                }
+                let (half, row) = (y % 2, y / 2);
+                let at = |k: usize| (k * 2 + half) * plane + row * tw;
+                h[at(0)..][..tw].copy_from_slice(&e);
+                for (d, (a, b)) in h[at(1)..][..tw].iter_mut().zip(e.iter().zip(&o)) {
+                    *d = *a + *b;
+                }
+                for (d, (a, b)) in h[at(2)..][..tw].iter_mut().zip(e.iter().zip(&o)) {
+                    *d = *a - *b;
+                }
+                for (d, b) in h[at(3)..][..tw].iter_mut().zip(&o) {
+                    *d = T::ZERO - *b;
+                }
+            }
+            let col0 = j * tpi;
+            for k in 0..4 {
+                let a = &h[(k * 2) * plane..][..plane];
+                let b = &h[(k * 2 + 1) * plane..][..plane];
+                let at = |i: usize| ((i * 4 + k) * s.co + oc) * cols + col0;
+                u[at(0)..][..tpi].write_copy_of_slice(a);
+                for (d, (a, b)) in u[at(1)..][..tpi].iter_mut().zip(a.iter().zip(b)) {
+                    d.write(*a + *b);
+                }
+                for (d, (a, b)) in u[at(2)..][..tpi].iter_mut().zip(a.iter().zip(b)) {
+                    d.write(*a - *b);
+                }
+                for (d, b) in u[at(3)..][..tpi].iter_mut().zip(b) {
+                    d.write(T::ZERO - *b);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -322,7 +630,7 @@ mod tests {
     }
 
     #[test]
-    fn agrees_with_the_im2col_path_forward_and_backward() {
+    fn agrees_with_the_im2col_path_forward_and_both_gradients() {
         let mut g = Generator::new(7);
         // Odd and even sizes, symmetric and one-sided padding, one tile and many.
         for &(n, ci, h, w, co, pt, pl, pb, pr) in &[
@@ -359,6 +667,17 @@ mod tests {
                 assert!(
                     (a - e).abs() < 1e-9 * (1.0 + e.abs()),
                     "backward {a} vs {e} for {geo:?}"
+                );
+            }
+            let want = crate::cpu::conv::backward_weight_gemm(&x, &gy, &geo);
+            let tiles = n * geo.oh.div_ceil(2) * geo.ow.div_ceil(2);
+            poison(&[16 * ci * tiles, 16 * co * tiles]);
+            let got = backward_weight(&x, &gy, &geo);
+            assert_eq!(got.len(), want.len());
+            for (a, e) in got.iter().zip(&want) {
+                assert!(
+                    (a - e).abs() < 1e-9 * (1.0 + e.abs()),
+                    "weight gradient {a} vs {e} for {geo:?}"
                 );
             }
         }

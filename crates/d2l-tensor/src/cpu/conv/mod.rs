@@ -699,6 +699,15 @@ pub(crate) fn backward_input_im2col<T: Float>(gy: &[T], wt: &[T], geo: &Geom) ->
 
 /// The gradient of [`forward`] with respect to the weight: `gw [co, ci/g, kh, kw]`.
 pub(crate) fn backward_weight<T: Float>(x: &[T], gy: &[T], geo: &Geom) -> Vec<T> {
+    if geo.n > 0 && !direct_bw_applies::<T>(geo) && super::winograd::applies(geo) {
+        return super::winograd::backward_weight(x, gy, geo);
+    }
+    backward_weight_gemm(x, gy, geo)
+}
+
+/// [`backward_weight`] by the direct kernel where it applies, else by im2col + GEMM (every
+/// geometry).
+pub(crate) fn backward_weight_gemm<T: Float>(x: &[T], gy: &[T], geo: &Geom) -> Vec<T> {
     let (p, co, hw, ci) = (geo.p(), geo.co, geo.hw(), geo.ci);
     let (k, cog, cig) = (geo.k(), geo.cog(), geo.cig());
     let wlen = co * k;
