@@ -250,6 +250,7 @@ fn correlate<T: Float>(
             let cols_max = nb.min(ns) * tpi;
             let mut v = unwritten::<T>(16 * s.ci * cols_max);
             let mut m = unwritten::<T>(16 * s.co * cols_max);
+            let mut quads = vec![T::ZERO; 12 * tpi];
             let mut j0 = 0;
             while j0 < ns {
                 let t = nb.min(ns - j0);
@@ -286,39 +287,12 @@ fn correlate<T: Float>(
                 // SAFETY: the 16 products above wrote all of m's first 16·co·cols elements.
                 let m: &[T] =
                     unsafe { std::slice::from_raw_parts(m.as_ptr() as *const T, 16 * s.co * cols) };
-                // Output transform: Y = Aᵀ m A for each (o, tile), a tile row at a time from
-                // 16 contiguous streams into two output-row buffers.
                 let _prof = crate::profile::scope("winograd:output");
-                let mut y0 = vec![T::ZERO; 2 * tw];
-                let mut y1 = vec![T::ZERO; 2 * tw];
                 for o in 0..s.co {
                     let b = bias.map_or(T::ZERO, |b| b[o]);
                     for j in 0..t {
                         let yo = &mut chunk[((j0 + j) * s.co + o) * ohw..][..ohw];
-                        for ty in 0..th {
-                            let col0 = (j * th + ty) * tw;
-                            let st: [&[T]; 16] =
-                                std::array::from_fn(|e| &m[(e * s.co + o) * cols + col0..][..tw]);
-                            for tx in 0..tw {
-                                let a = |i: usize, k: usize| st[i * 4 + k][tx];
-                                let mut t0 = [T::ZERO; 4];
-                                let mut t1 = [T::ZERO; 4];
-                                for k in 0..4 {
-                                    let (m0, m1, m2, m3) = (a(0, k), a(1, k), a(2, k), a(3, k));
-                                    t0[k] = m0 + m1 + m2;
-                                    t1[k] = m1 - m2 - m3;
-                                }
-                                y0[2 * tx] = t0[0] + t0[1] + t0[2] + b;
-                                y0[2 * tx + 1] = t0[1] - t0[2] - t0[3] + b;
-                                y1[2 * tx] = t1[0] + t1[1] + t1[2] + b;
-                                y1[2 * tx + 1] = t1[1] - t1[2] - t1[3] + b;
-                            }
-                            let oy = 2 * ty;
-                            yo[oy * s.ow..][..s.ow].write_copy_of_slice(&y0[..s.ow]);
-                            if oy + 1 < s.oh {
-                                yo[(oy + 1) * s.ow..][..s.ow].write_copy_of_slice(&y1[..s.ow]);
-                            }
-                        }
+                        output_transform(&m, s.co, o, cols, j * tpi, tw, b, &mut quads, yo, s.ow);
                     }
                 }
                 j0 += t;
@@ -329,6 +303,88 @@ fn correlate<T: Float>(
     // output row (rows 2·ty and 2·ty + 1 for every tile row ty < ⌈oh/2⌉).
     unsafe { out.set_len(len) };
     out
+}
+
+/// Output transform of one channel `o` of one sample: `Y = Aᵀ·M·A` for each of its
+/// `tpi = quads.len() / 12` tiles (the 16 streams `m[e][o][col0..col0 + tpi]`), plus `b`,
+/// written into every element of `yo [oh, ow]`.
+#[allow(clippy::too_many_arguments)]
+fn output_transform<T: Float>(
+    m: &[T],
+    co: usize,
+    o: usize,
+    cols: usize,
+    col0: usize,
+    tw: usize,
+    b: T,
+    quads: &mut [T],
+    yo: &mut [MaybeUninit<T>],
+    ow: usize,
+) {
+    with_simd(
+        #[inline(always)]
+        || output_transform_body(m, co, o, cols, col0, tw, b, quads, yo, ow),
+    )
+}
+
+/// The body of [`output_transform`]: `Aᵀ·M` (8 planes over the tiles), then `·A` into the
+/// four outputs of each tile (4 planes), over unit-stride slices; then the planes are
+/// interleaved into the output rows.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn output_transform_body<T: Float>(
+    m: &[T],
+    co: usize,
+    o: usize,
+    cols: usize,
+    col0: usize,
+    tw: usize,
+    b: T,
+    quads: &mut [T],
+    yo: &mut [MaybeUninit<T>],
+    ow: usize,
+) {
+    let tpi = quads.len() / 12;
+    let st = |e: usize| &m[(e * co + o) * cols + col0..][..tpi];
+    let (t, y) = quads.split_at_mut(8 * tpi);
+    // Aᵀ·M: t0[k] = m0k + m1k + m2k, t1[k] = m1k − m2k − m3k (planes k and 4 + k of t).
+    for k in 0..4 {
+        let (m0, m1, m2, m3) = (st(k), st(4 + k), st(8 + k), st(12 + k));
+        let (t0, t1) = t.split_at_mut(4 * tpi);
+        let (t0, t1) = (&mut t0[k * tpi..][..tpi], &mut t1[k * tpi..][..tpi]);
+        for (d, ((a, c), e)) in t0.iter_mut().zip(m0.iter().zip(m1).zip(m2)) {
+            *d = *a + *c + *e;
+        }
+        for (d, ((a, c), e)) in t1.iter_mut().zip(m1.iter().zip(m2).zip(m3)) {
+            *d = *a - *c - *e;
+        }
+    }
+    // ·A: y_r0 = t_r[0] + t_r[1] + t_r[2] + b, y_r1 = t_r[1] − t_r[2] − t_r[3] + b.
+    for r in 0..2 {
+        let p = |k: usize| &t[(r * 4 + k) * tpi..][..tpi];
+        let (q0, q1, q2, q3) = (p(0), p(1), p(2), p(3));
+        let (y0, y1) = y[r * 2 * tpi..][..2 * tpi].split_at_mut(tpi);
+        for (d, ((a, c), e)) in y0.iter_mut().zip(q0.iter().zip(q1).zip(q2)) {
+            *d = *a + *c + *e + b;
+        }
+        for (d, ((a, c), e)) in y1.iter_mut().zip(q1.iter().zip(q2).zip(q3)) {
+            *d = *a - *c - *e + b;
+        }
+    }
+    // Output (2·ty + r, 2·tx + s) is plane 2r + s at tile ty·tw + tx.
+    let even = ow / 2;
+    for (oy, row) in yo.chunks_exact_mut(ow).enumerate() {
+        let (ty, r) = (oy / 2, oy % 2);
+        let p0 = &y[(2 * r) * tpi + ty * tw..][..tw];
+        let p1 = &y[(2 * r + 1) * tpi + ty * tw..][..tw];
+        for (pair, (a, c)) in row.chunks_exact_mut(2).zip(p0.iter().zip(p1)) {
+            pair[0].write(*a);
+            pair[1].write(*c);
+        }
+        if ow % 2 == 1 {
+            row[ow - 1].write(p0[even]);
+        }
+    }
 }
 
 /// Runs `f` compiled for the widest SIMD path the kernels may take ([`cpu_path`]): the
