@@ -17,6 +17,7 @@
 
 use super::conv::{for_workers, gemm_raw, plan, Geom};
 use crate::dtype::Float;
+use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// Columns each GEMM should have at least (tiles of several samples side by side).
@@ -152,36 +153,21 @@ fn input_transform_body<T: Float>(
     // 3. Bᵀ · down the columns, all tiles at once: tile (ty, tx) reads rows 2ty..2ty+3, which
     //    are rows ty and ty + 1 of the two halves, i.e. elements f and f + tw of them with
     //    f = ty·tw + tx, the tile's own index.
-    let wp = 2 * tw + 2;
     let plane = (th + 1) * tw;
-    let mut prow = vec![T::ZERO; wp];
     let (mut e, mut o) = (vec![T::ZERO; tw + 1], vec![T::ZERO; tw + 1]);
     // h[(k·2 + parity)·plane + (y/2)·tw + tx]
     let mut h = vec![T::ZERO; 8 * plane];
-    let q0 = s.pl.max(0) as usize;
-    let skip = (-s.pl).max(0) as usize;
-    let len = if skip < s.w && q0 < wp {
-        (s.w - skip).min(wp - q0)
-    } else {
-        0
-    };
     for c in 0..s.ci {
         for j in 0..t {
             let xc = &x[((first + j) * s.ci + c) * hw..][..hw];
             for y in 0..2 * th + 2 {
                 let yy = y as isize - s.pt;
-                if yy < 0 || yy >= s.h as isize || len == 0 {
+                if yy < 0 || yy >= s.h as isize {
                     e.fill(T::ZERO);
                     o.fill(T::ZERO);
                 } else {
                     // Padded column q reads input column q − pl.
-                    prow.fill(T::ZERO);
-                    prow[q0..q0 + len].copy_from_slice(&xc[yy as usize * s.w + skip..][..len]);
-                    for ((pe, po), pair) in e.iter_mut().zip(o.iter_mut()).zip(prow.chunks_exact(2))
-                    {
-                        *pe = pair[0];
-                        *po = pair[1];
-                    }
+                    split_row(&xc[yy as usize * s.w..][..s.w], s.pl, &mut e, &mut o);
                 }
                 let (half, row) = (y % 2, y / 2);
                 let (e0, e1) = (&e[..tw], &e[1..]);
@@ -387,6 +373,39 @@ fn output_transform_body<T: Float>(
     }
 }
 
+/// `e[q] = row[2q − pl]` and `o[q] = row[2q + 1 − pl]`, zero where that is outside `row`:
+/// the even and odd columns of the row padded by `pl` on the left (and zeros on the right).
+/// The interior is one unit-stride pass (no per-element bounds tests, no `memcpy` call for
+/// these short rows).
+#[inline(always)]
+fn split_row<T: Float>(row: &[T], pl: isize, e: &mut [T], o: &mut [T]) {
+    let (n, w) = (e.len() as isize, row.len() as isize);
+    let at = |i: isize| {
+        if (0..w).contains(&i) {
+            row[i as usize]
+        } else {
+            T::ZERO
+        }
+    };
+    // Interior: 0 ≤ 2q − pl and 2q + 1 − pl < w.
+    let qa = ((pl + 1).div_euclid(2)).clamp(0, n);
+    let qb = ((w + pl).div_euclid(2)).clamp(qa, n);
+    for q in (0..qa).chain(qb..n) {
+        e[q as usize] = at(2 * q - pl);
+        o[q as usize] = at(2 * q + 1 - pl);
+    }
+    let (qa, qb) = (qa as usize, qb as usize);
+    let src = &row[(2 * qa as isize - pl) as usize..][..2 * (qb - qa)];
+    for ((pe, po), pair) in e[qa..qb]
+        .iter_mut()
+        .zip(o[qa..qb].iter_mut())
+        .zip(src.chunks_exact(2))
+    {
+        *pe = pair[0];
+        *po = pair[1];
+    }
+}
+
 /// Runs `f` compiled for the widest SIMD path the kernels may take ([`cpu_path`]): the
 /// transforms' loops are plain Rust, which the baseline x86-64 target would compile to
 /// 128-bit SSE. `f` must be a closure around `#[inline(always)]` code, so that it is
@@ -500,9 +519,11 @@ pub(crate) fn backward_weight<T: Float>(x: &[T], gy: &[T], geo: &Geom) -> Vec<T>
     let spw = spw.max(1);
     let nb = MIN_TILES.div_ceil(tpi).clamp(1, spw);
     let wlen = 16 * co * ci;
-    // W[e][o][c], the sum over the samples s0..s0 + ns.
+    // W[e][o][c], the sum over the samples s0..s0 + ns (ns ≥ 1): the first block's products
+    // write it whole, the later ones add to it, so it is not cleared first.
     let work = |s0: usize, ns: usize| -> Vec<T> {
-        let mut acc = vec![T::ZERO; wlen];
+        let mut acc: Vec<T> = Vec::with_capacity(wlen);
+        let accp = acc.spare_capacity_mut().as_mut_ptr() as *mut T;
         let cols_max = nb.min(ns) * tpi;
         let mut v = unwritten::<T>(16 * ci * cols_max);
         let mut u = unwritten::<T>(16 * co * cols_max);
@@ -516,17 +537,19 @@ pub(crate) fn backward_weight<T: Float>(x: &[T], gy: &[T], geo: &Geom) -> Vec<T>
             drop(prof);
             let _prof = crate::profile::scope("winograd:gemm");
             for e in 0..16 {
-                // SAFETY: acc[e] holds co×ci; u[e] is co×cols and v[e] ci×cols (read
-                // transposed), both written whole by the two transforms above.
+                // SAFETY: acc has capacity for 16 co×ci blocks; u[e] is co×cols and v[e]
+                // ci×cols (read transposed), both written whole by the two transforms above.
+                // The first block's product (no accumulation) writes every element of
+                // acc[e] before any later one reads it.
                 unsafe {
                     gemm_raw(
                         co,
                         ci,
                         cols,
-                        acc[e * co * ci..].as_mut_ptr(),
+                        accp.add(e * co * ci),
                         ci,
                         1,
-                        true,
+                        j0 > 0,
                         u[e * co * cols..].as_ptr() as *const T,
                         cols,
                         1,
@@ -539,48 +562,95 @@ pub(crate) fn backward_weight<T: Float>(x: &[T], gy: &[T], geo: &Geom) -> Vec<T>
             }
             j0 += t;
         }
+        // SAFETY: the first block's 16 products wrote all 16·co·ci elements.
+        unsafe { acc.set_len(wlen) };
         acc
     };
-    let w = if spw >= geo.n {
-        work(0, geo.n)
+    let parts: Vec<Vec<T>> = if spw >= geo.n {
+        vec![work(0, geo.n)]
     } else {
         let starts: Vec<usize> = (0..geo.n).step_by(spw).collect();
-        let parts: Vec<Vec<T>> = crate::threads::run(|| {
-            use rayon::prelude::*;
+        crate::threads::run(|| {
             starts
                 .par_iter()
                 .map(|&s0| work(s0, spw.min(geo.n - s0)))
                 .collect()
-        });
-        let mut it = parts.into_iter();
-        let mut w = it.next().unwrap_or_else(|| vec![T::ZERO; wlen]);
-        for part in it {
-            for (a, b) in w.iter_mut().zip(&part) {
-                *a = *a + *b;
+        })
+    };
+    // gw[o][c] = Gᵀ·(Σ_parts W)·G, in blocks of channel pairs spread over the threads.
+    const PAIRS: usize = 512;
+    let pairs = co * ci;
+    let mut gw = vec![T::ZERO; pairs * 9];
+    crate::threads::run(|| {
+        gw.par_chunks_mut(9 * PAIRS)
+            .enumerate()
+            .for_each(|(b, out)| {
+                with_simd(
+                    #[inline(always)]
+                    || filter_grad_block(&parts, pairs, b * PAIRS, out),
+                )
+            })
+    });
+    gw
+}
+
+/// `out[(p − p0)·9 + 3i + j] = (Gᵀ·W·G)[i][j]` for the channel pairs `p0..p0 + out.len()/9`,
+/// `W[e]` being the sum over `parts` of `part[e·pairs + p]`, with
+/// `Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]]`: the sums and both products run over
+/// unit-stride planes (one element per pair), then the nine planes are interleaved.
+#[inline(always)]
+fn filter_grad_block<T: Float>(parts: &[Vec<T>], pairs: usize, p0: usize, out: &mut [T]) {
+    let n = out.len() / 9;
+    let half = T::of(0.5);
+    let mut w = vec![T::ZERO; 16 * n];
+    for (e, we) in w.chunks_exact_mut(n).enumerate() {
+        for (k, part) in parts.iter().enumerate() {
+            let src = &part[e * pairs + p0..][..n];
+            if k == 0 {
+                we.copy_from_slice(src);
+            } else {
+                for (d, x) in we.iter_mut().zip(src) {
+                    *d = *d + *x;
+                }
             }
         }
-        w
+    }
+    // r = Gᵀ·(four planes a0..a3): r0 = a0 + (a1 + a2)/2, r1 = (a1 − a2)/2, r2 = (a1 + a2)/2 + a3.
+    let g_t = |a: [&[T]; 4], r: [&mut [T]; 3]| {
+        let [r0, r1, r2] = r;
+        for q in 0..n {
+            let (a0, a1, a2, a3) = (a[0][q], a[1][q], a[2][q], a[3][q]);
+            let sum = (a1 + a2) * half;
+            r0[q] = a0 + sum;
+            r1[q] = (a1 - a2) * half;
+            r2[q] = sum + a3;
+        }
     };
-    // gw[o][c] = Gᵀ·W·G, Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]].
-    let half = T::of(0.5);
-    let g_t = |r: [T; 4]| {
-        [
-            r[0] + (r[1] + r[2]) * half,
-            (r[1] - r[2]) * half,
-            (r[1] + r[2]) * half + r[3],
-        ]
-    };
-    let mut gw = vec![T::ZERO; co * ci * 9];
-    for (pair, out) in gw.chunks_exact_mut(9).enumerate() {
-        let m = |e: usize| w[e * co * ci + pair];
-        // Rows of Gᵀ·W (3 × 4), then each row · G.
-        let cols: [[T; 3]; 4] = std::array::from_fn(|k| g_t([m(k), m(4 + k), m(8 + k), m(12 + k)]));
-        for i in 0..3 {
-            let row = g_t([cols[0][i], cols[1][i], cols[2][i], cols[3][i]]);
-            out[i * 3..i * 3 + 3].copy_from_slice(&row);
+    // Gᵀ·W: 3 × 4 planes (row i, column k at (i·4 + k)·n).
+    let mut gtw = vec![T::ZERO; 12 * n];
+    for k in 0..4 {
+        let a = std::array::from_fn(|i| &w[(i * 4 + k) * n..][..n]);
+        let (r0, rest) = gtw.split_at_mut(4 * n);
+        let (r1, r2) = rest.split_at_mut(4 * n);
+        let col = k * n..(k + 1) * n;
+        g_t(
+            a,
+            [&mut r0[col.clone()], &mut r1[col.clone()], &mut r2[col]],
+        );
+    }
+    // (Gᵀ·W)·G: row i of Gᵀ·W times G gives the filter row i (3 planes each).
+    let mut planes = vec![T::ZERO; 9 * n];
+    for i in 0..3 {
+        let a = std::array::from_fn(|k| &gtw[(i * 4 + k) * n..][..n]);
+        let (r0, rest) = planes[i * 3 * n..][..3 * n].split_at_mut(n);
+        let (r1, r2) = rest.split_at_mut(n);
+        g_t(a, [r0, r1, r2]);
+    }
+    for (q, f) in out.chunks_exact_mut(9).enumerate() {
+        for (k, d) in f.iter_mut().enumerate() {
+            *d = planes[k * n + q];
         }
     }
-    gw
 }
 
 /// Output-gradient transform of samples `first..first + t`: `GY[e][o][col] = (A·g·Aᵀ)[e]`
@@ -617,7 +687,6 @@ fn grad_transform_body<T: Float>(
     // k's even-row or odd-row half (a = e, a + b, a − b, −b), then by A down the columns
     // for all tiles at once (tile f reads element f of both halves).
     let plane = th * tw;
-    let mut prow = vec![T::ZERO; 2 * tw];
     let (mut e, mut o) = (vec![T::ZERO; tw], vec![T::ZERO; tw]);
     let mut h = vec![T::ZERO; 8 * plane];
     for oc in 0..s.co {
@@ -625,12 +694,7 @@ fn grad_transform_body<T: Float>(
             let go = &gy[((first + j) * s.co + oc) * ohw..][..ohw];
             for y in 0..2 * th {
                 if y < s.oh {
-                    prow[..s.ow].copy_from_slice(&go[y * s.ow..][..s.ow]);
-                    for ((pe, po), pair) in e.iter_mut().zip(o.iter_mut()).zip(prow.chunks_exact(2))
-                    {
-                        *pe = pair[0];
-                        *po = pair[1];
-                    }
+                    split_row(&go[y * s.ow..][..s.ow], 0, &mut e, &mut o);
                 } else {
                     e.fill(T::ZERO);
                     o.fill(T::ZERO);
