@@ -43,6 +43,7 @@ fn images() -> (Tensor, Tensor) {
 
 #[test]
 fn defaults_are_the_books() {
+    let _seeded = d2l_testkit::seeded(0);
     let c = StyleConfig::default();
     assert_eq!(c.epochs, 500);
     assert_eq!(c.lr, 0.3);
@@ -58,6 +59,7 @@ fn defaults_are_the_books() {
 
 #[test]
 fn loss_falls_and_only_the_image_changes() {
+    let _seeded = d2l_testkit::seeded(0);
     let net = small_net();
     let (content, style) = images();
     let before: Vec<Vec<f32>> = net.parameters().iter().map(|p| p.to_vec()).collect();
@@ -92,6 +94,7 @@ fn loss_falls_and_only_the_image_changes() {
 
 #[test]
 fn lr_decays_every_step_epochs() {
+    let _seeded = d2l_testkit::seeded(0);
     let net = small_net();
     let (content, style) = images();
     let cfg = StyleConfig {
@@ -116,6 +119,7 @@ fn lr_decays_every_step_epochs() {
 
 #[test]
 fn logs_every_n_epochs_and_the_last() {
+    let _seeded = d2l_testkit::seeded(0);
     let net = small_net();
     let (content, style) = images();
     let cfg = StyleConfig {
@@ -129,6 +133,7 @@ fn logs_every_n_epochs_and_the_last() {
 
 #[test]
 fn bad_settings_are_errors() {
+    let _seeded = d2l_testkit::seeded(0);
     let net = small_net();
     let (content, style) = images();
     for cfg in [

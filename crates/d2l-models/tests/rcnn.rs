@@ -66,6 +66,7 @@ fn flat(v: &[Box4]) -> Vec<f32> {
 
 #[test]
 fn box_coding_matches_torchvision() {
+    let _seeded = d2l_testkit::seeded(0);
     let f = fixture("parts");
     let props = tensor_boxes(&f["coder.proposals"]);
     let gts = tensor_boxes(&f["coder.gt"]);
@@ -99,6 +100,7 @@ fn box_coding_matches_torchvision() {
 
 #[test]
 fn anchors_rpn_head_and_proposals_match_torchvision() {
+    let _seeded = d2l_testkit::seeded(0);
     let f = fixture("parts");
     let anchors = grid_anchors(&[16.0, 32.0], &[0.5, 1.0, 2.0], (8, 8), (64, 64));
     assert_eq!(flat(&anchors), f32s(&f["rpn.anchors"]), "anchors");
@@ -180,6 +182,7 @@ fn targets(f: &HashMap<String, Tensor>) -> Vec<RcnnTarget> {
 
 #[test]
 fn anchor_matching_and_rpn_loss_match_torchvision() {
+    let _seeded = d2l_testkit::seeded(0);
     let f = fixture("parts");
     let anchors = tensor_boxes(&f["rpn.anchors"]);
     let tg = targets(&f);
@@ -263,6 +266,7 @@ fn rois(p: &[Vec<Box4>]) -> Tensor {
 
 #[test]
 fn roi_head_and_detections_match_torchvision() {
+    let _seeded = d2l_testkit::seeded(0);
     let f = fixture("parts");
     let (bh, bp, _, _) = roi_modules(&f);
     let props: Vec<Vec<Box4>> = (0..2)
@@ -315,6 +319,7 @@ fn roi_head_and_detections_match_torchvision() {
 
 #[test]
 fn roi_training_samples_losses_and_masks_match_torchvision() {
+    let _seeded = d2l_testkit::seeded(0);
     let f = fixture("parts");
     let (bh, bp, mh, mp) = roi_modules(&f);
     let props: Vec<Vec<Box4>> = (0..2)
@@ -401,6 +406,7 @@ fn roi_training_samples_losses_and_masks_match_torchvision() {
 
 #[test]
 fn random_sampling_has_the_counts_and_is_uniform() {
+    let _seeded = d2l_testkit::seeded(0);
     // 40 positives, 300 negatives, 20 ignored: 64 with at most a quarter positive.
     let mut labels = vec![0i64; 360];
     for l in labels.iter_mut().take(40) {
@@ -442,6 +448,7 @@ fn random_sampling_has_the_counts_and_is_uniform() {
 
 #[test]
 fn composed_losses_have_correct_gradients() {
+    let _seeded = d2l_testkit::seeded(0);
     // The heads' losses are built from ops with their own gradient checks; this checks
     // the composition (index selection of the sampled rows and the class-specific deltas).
     let mut g = Generator::new(3);
@@ -493,6 +500,7 @@ fn fixture_config() -> RcnnConfig {
 
 #[test]
 fn a_torchvision_mask_rcnn_state_dict_loads_and_gives_its_outputs() {
+    let _seeded = d2l_testkit::seeded(0);
     let f = fixture("model");
     let net = MaskRcnn::new(fixture_config()).unwrap();
     load(&net, &f, "state.");
@@ -536,6 +544,7 @@ fn a_torchvision_mask_rcnn_state_dict_loads_and_gives_its_outputs() {
 
 #[test]
 fn losses_of_the_whole_model_train_and_faster_rcnn_has_no_mask_branch() {
+    let _seeded = d2l_testkit::seeded(0);
     let f = fixture("parts");
     let tg = targets(&f);
     let mut cfg = RcnnConfig::small(3, true);
@@ -571,7 +580,7 @@ fn losses_of_the_whole_model_train_and_faster_rcnn_has_no_mask_branch() {
 #[test]
 fn a_few_sgd_steps_fit_one_batch() {
     use d2l_nn::optim::{Optimizer, Sgd};
-    d2l_tensor::manual_seed(5);
+    let _seeded = d2l_testkit::seeded(5);
     let f = fixture("parts");
     let mut tg = targets(&f);
     for t in tg.iter_mut() {

@@ -31,7 +31,7 @@ fn cfg(epochs: usize, random: bool) -> SeqTrainConfig {
 
 #[test]
 fn a_tiny_char_rnn_overfits_a_short_string() {
-    d2l_tensor::manual_seed(0);
+    let _seeded = d2l_testkit::seeded(0);
     let (mut loader, vocab) = tiny_corpus(false);
     let net = RnnLm::with_mode(RnnMode::RnnTanh, vocab.len(), 64).unwrap();
     let before = evaluate_perplexity(&net, &mut loader).unwrap();
@@ -57,6 +57,7 @@ fn a_tiny_char_rnn_overfits_a_short_string() {
 
 #[test]
 fn gru_lstm_and_scratch_models_learn_too() {
+    let _seeded = d2l_testkit::seeded(0);
     for name in ["char-gru", "char-lstm", "char-rnn-scratch"] {
         d2l_tensor::manual_seed(1);
         let (mut loader, vocab) = tiny_corpus(false);
@@ -76,7 +77,7 @@ fn gru_lstm_and_scratch_models_learn_too() {
 
 #[test]
 fn random_sampling_trains_with_a_fresh_state_per_batch() {
-    d2l_tensor::manual_seed(2);
+    let _seeded = d2l_testkit::seeded(2);
     let (mut loader, vocab) = tiny_corpus(true);
     let net = RnnLm::with_mode(RnnMode::RnnTanh, vocab.len(), 64).unwrap();
     let s = train_ch8(&net, &mut loader, &vocab, &cfg(40, true)).unwrap();
@@ -89,7 +90,7 @@ fn random_sampling_trains_with_a_fresh_state_per_batch() {
 
 #[test]
 fn a_run_directory_gets_metrics_curves_weights_and_summary() {
-    d2l_tensor::manual_seed(3);
+    let _seeded = d2l_testkit::seeded(3);
     let dir = tempfile::tempdir().unwrap();
     let (mut loader, vocab) = tiny_corpus(false);
     let net = RnnLmScratch::new(vocab.len(), 16).unwrap();

@@ -67,6 +67,7 @@ fn assert_close(name: &str, got: &Tensor, want: &Tensor, tol: f32) {
 
 #[test]
 fn parameter_count_and_names_follow_the_book() {
+    let _seeded = d2l_testkit::seeded(0);
     let net = TinySsd::new(1, multibox_prior).unwrap();
     assert_eq!(net.num_parameters(), 1_010_376);
     let names: Vec<String> = net.named_parameters().into_iter().map(|(n, _)| n).collect();
@@ -78,6 +79,7 @@ fn parameter_count_and_names_follow_the_book() {
 
 #[test]
 fn book_shapes_for_a_256_batch() {
+    let _seeded = d2l_testkit::seeded(0);
     // 13.7: anchors (1, 5444, 4), cls_preds (32, 5444, 2), bbox_preds (32, 21776); a batch
     // of 2 keeps the test fast.
     let net = TinySsd::new(1, multibox_prior).unwrap();
@@ -98,6 +100,7 @@ fn book_shapes_for_a_256_batch() {
 
 #[test]
 fn forward_targets_and_loss_match_pytorch() {
+    let _seeded = d2l_testkit::seeded(0);
     let f = fixture();
     let net = TinySsd::new(2, multibox_prior).unwrap();
     formula_init(&net);
@@ -135,6 +138,7 @@ fn forward_targets_and_loss_match_pytorch() {
 
 #[test]
 fn loss_variants_reduce_to_the_book_loss_at_their_limits() {
+    let _seeded = d2l_testkit::seeded(0);
     let f = fixture();
     let net = TinySsd::new(2, multibox_prior).unwrap();
     formula_init(&net);
@@ -165,6 +169,7 @@ fn loss_variants_reduce_to_the_book_loss_at_their_limits() {
 
 #[test]
 fn metrics_count_like_the_book() {
+    let _seeded = d2l_testkit::seeded(0);
     let cls_preds = Tensor::from_vec(vec![2.0f32, 1.0, 0.0, 3.0, 5.0, -1.0], &[1, 3, 2]).unwrap();
     let cls_labels = Tensor::from_vec(vec![0i64, 1, 1], &[1, 3]).unwrap();
     assert_eq!(cls_eval(&cls_preds, &cls_labels).unwrap(), 2.0);
@@ -176,6 +181,7 @@ fn metrics_count_like_the_book() {
 
 #[test]
 fn training_on_a_generated_set_lowers_both_errors() {
+    let _seeded = d2l_testkit::seeded(0);
     let dir = tempfile::tempdir().unwrap();
     let spec = DetectionSetSpec {
         num_train: 64,
