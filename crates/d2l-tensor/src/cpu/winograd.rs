@@ -120,22 +120,8 @@ struct Shape {
 /// Input transform of samples `first..first + t` of `x`: `V[e][c][col] = (Bᵀ·d·B)[e]` for the
 /// 4×4 patch `d` of channel `c` under tile `col = (sample − first, ty, tx)`, into the first
 /// `16·ci·cols` elements of `v` (`cols = t·th·tw`), every one of which it writes.
-fn input_transform<T: Float>(
-    x: &[T],
-    s: &Shape,
-    first: usize,
-    t: usize,
-    cols: usize,
-    v: &mut [MaybeUninit<T>],
-) {
-    with_simd(
-        #[inline(always)]
-        || input_transform_body(x, s, first, t, cols, v),
-    )
-}
-
 #[inline(always)]
-fn input_transform_body<T: Float>(
+fn input_transform<T: Float>(
     x: &[T],
     s: &Shape,
     first: usize,
@@ -242,7 +228,10 @@ fn correlate<T: Float>(
                 let t = nb.min(ns - j0);
                 let cols = t * tpi;
                 let prof = crate::profile::scope("winograd:input");
-                input_transform(x, &s, s0 + j0, t, cols, &mut v);
+                with_simd(
+                    #[inline(always)]
+                    || input_transform(x, &s, s0 + j0, t, cols, &mut v),
+                );
                 drop(prof);
                 // M[e] = U[e] · V[e].
                 let prof = crate::profile::scope("winograd:gemm");
@@ -278,7 +267,23 @@ fn correlate<T: Float>(
                     let b = bias.map_or(T::ZERO, |b| b[o]);
                     for j in 0..t {
                         let yo = &mut chunk[((j0 + j) * s.co + o) * ohw..][..ohw];
-                        output_transform(&m, s.co, o, cols, j * tpi, tw, b, &mut quads, yo, s.ow);
+                        with_simd(
+                            #[inline(always)]
+                            || {
+                                output_transform(
+                                    m,
+                                    s.co,
+                                    o,
+                                    cols,
+                                    j * tpi,
+                                    tw,
+                                    b,
+                                    &mut quads,
+                                    yo,
+                                    s.ow,
+                                )
+                            },
+                        );
                     }
                 }
                 j0 += t;
@@ -294,31 +299,13 @@ fn correlate<T: Float>(
 /// Output transform of one channel `o` of one sample: `Y = Aᵀ·M·A` for each of its
 /// `tpi = quads.len() / 12` tiles (the 16 streams `m[e][o][col0..col0 + tpi]`), plus `b`,
 /// written into every element of `yo [oh, ow]`.
-#[allow(clippy::too_many_arguments)]
-fn output_transform<T: Float>(
-    m: &[T],
-    co: usize,
-    o: usize,
-    cols: usize,
-    col0: usize,
-    tw: usize,
-    b: T,
-    quads: &mut [T],
-    yo: &mut [MaybeUninit<T>],
-    ow: usize,
-) {
-    with_simd(
-        #[inline(always)]
-        || output_transform_body(m, co, o, cols, col0, tw, b, quads, yo, ow),
-    )
-}
-
-/// The body of [`output_transform`]: `Aᵀ·M` (8 planes over the tiles), then `·A` into the
+///
+/// How: `Aᵀ·M` (8 planes over the tiles), then `·A` into the
 /// four outputs of each tile (4 planes), over unit-stride slices; then the planes are
 /// interleaved into the output rows.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn output_transform_body<T: Float>(
+fn output_transform<T: Float>(
     m: &[T],
     co: usize,
     o: usize,
@@ -532,8 +519,14 @@ pub(crate) fn backward_weight<T: Float>(x: &[T], gy: &[T], geo: &Geom) -> Vec<T>
             let t = nb.min(ns - j0);
             let cols = t * tpi;
             let prof = crate::profile::scope("winograd:input");
-            input_transform(x, &s, s0 + j0, t, cols, &mut v);
-            grad_transform(gy, &s, s0 + j0, t, cols, &mut u);
+            with_simd(
+                #[inline(always)]
+                || input_transform(x, &s, s0 + j0, t, cols, &mut v),
+            );
+            with_simd(
+                #[inline(always)]
+                || grad_transform(gy, &s, s0 + j0, t, cols, &mut u),
+            );
             drop(prof);
             let _prof = crate::profile::scope("winograd:gemm");
             for e in 0..16 {
@@ -657,22 +650,8 @@ fn filter_grad_block<T: Float>(parts: &[Vec<T>], pairs: usize, p0: usize, out: &
 /// for the 2×2 tile `g` of `gy [n, co, oh, ow]` under tile `col` (zeros past the map's
 /// edge), `A = [[1, 0], [1, 1], [1, −1], [0, −1]]`, into the first `16·co·cols` elements of
 /// `u`, every one of which it writes.
-fn grad_transform<T: Float>(
-    gy: &[T],
-    s: &Shape,
-    first: usize,
-    t: usize,
-    cols: usize,
-    u: &mut [MaybeUninit<T>],
-) {
-    with_simd(
-        #[inline(always)]
-        || grad_transform_body(gy, s, first, t, cols, u),
-    )
-}
-
 #[inline(always)]
-fn grad_transform_body<T: Float>(
+fn grad_transform<T: Float>(
     gy: &[T],
     s: &Shape,
     first: usize,
