@@ -117,6 +117,23 @@ struct Shape {
     pl: isize,
 }
 
+impl Shape {
+    /// The convolution's own correlation (its forward, and the input of its weight gradient).
+    fn forward(geo: &Geom) -> Shape {
+        Shape {
+            n: geo.n,
+            ci: geo.ci,
+            h: geo.h,
+            w: geo.w,
+            co: geo.co,
+            oh: geo.oh,
+            ow: geo.ow,
+            pt: geo.pt as isize,
+            pl: geo.pl as isize,
+        }
+    }
+}
+
 /// Input transform of samples `first..first + t` of `x`: `V[e][c][col] = (Bᵀ·d·B)[e]` for the
 /// 4×4 patch `d` of channel `c` under tile `col = (sample − first, ty, tx)`, into the first
 /// `16·ci·cols` elements of `v` (`cols = t·th·tw`), every one of which it writes.
@@ -263,13 +280,13 @@ fn correlate<T: Float>(
                 let m: &[T] =
                     unsafe { std::slice::from_raw_parts(m.as_ptr() as *const T, 16 * s.co * cols) };
                 let _prof = crate::profile::scope("winograd:output");
-                for o in 0..s.co {
-                    let b = bias.map_or(T::ZERO, |b| b[o]);
-                    for j in 0..t {
-                        let yo = &mut chunk[((j0 + j) * s.co + o) * ohw..][..ohw];
-                        with_simd(
-                            #[inline(always)]
-                            || {
+                with_simd(
+                    #[inline(always)]
+                    || {
+                        for o in 0..s.co {
+                            let b = bias.map_or(T::ZERO, |b| b[o]);
+                            for j in 0..t {
+                                let yo = &mut chunk[((j0 + j) * s.co + o) * ohw..][..ohw];
                                 output_transform(
                                     m,
                                     s.co,
@@ -281,11 +298,11 @@ fn correlate<T: Float>(
                                     &mut quads,
                                     yo,
                                     s.ow,
-                                )
-                            },
-                        );
-                    }
-                }
+                                );
+                            }
+                        }
+                    },
+                );
                 j0 += t;
             }
         },
@@ -433,17 +450,7 @@ fn unwritten<T>(n: usize) -> Vec<MaybeUninit<T>> {
 pub(crate) fn forward<T: Float>(x: &[T], wt: &[T], bias: Option<&[T]>, geo: &Geom) -> Vec<T> {
     let (co, ci) = (geo.co, geo.ci);
     let u = transform_filters(co, ci, wt);
-    let s = Shape {
-        n: geo.n,
-        ci,
-        h: geo.h,
-        w: geo.w,
-        co,
-        oh: geo.oh,
-        ow: geo.ow,
-        pt: geo.pt as isize,
-        pl: geo.pl as isize,
-    };
+    let s = Shape::forward(geo);
     correlate(x, &u, bias, s, geo)
 }
 
@@ -489,17 +496,7 @@ pub(crate) fn backward_input<T: Float>(gy: &[T], wt: &[T], geo: &Geom) -> Vec<T>
 /// 16 multiplications per 2×2 tile and channel pair where im2col needs 36.
 pub(crate) fn backward_weight<T: Float>(x: &[T], gy: &[T], geo: &Geom) -> Vec<T> {
     let (co, ci) = (geo.co, geo.ci);
-    let s = Shape {
-        n: geo.n,
-        ci,
-        h: geo.h,
-        w: geo.w,
-        co,
-        oh: geo.oh,
-        ow: geo.ow,
-        pt: geo.pt as isize,
-        pl: geo.pl as isize,
-    };
+    let s = Shape::forward(geo);
     let (th, tw) = (s.oh.div_ceil(2), s.ow.div_ceil(2));
     let tpi = th * tw;
     let (spw, par) = plan(geo, 1);
