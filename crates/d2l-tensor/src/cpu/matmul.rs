@@ -290,8 +290,8 @@ pub(crate) unsafe fn gemm_any<T: Float>(
     )
 }
 
-/// The `gemm` crate (or the system's CBLAS) on `nt` threads: the result's rows (or its
-/// columns, when it is wider than tall) are split into `nt` blocks of whole 16s, each
+/// The `gemm` crate (or the system's CBLAS) on `nt` threads: the result's rows or its
+/// columns (see the choice below) are split into `nt` blocks of whole 16s, each
 /// computed by a one-threaded call on a thread of the pool. The crate's own threading scaled by 1.2× from one to
 /// two threads on W1's `256×784·784×256`, where this split gives 1.6× (docs/PERFORMANCE.md).
 ///
@@ -316,7 +316,18 @@ unsafe fn split_for_crate<T: Float>(
 ) {
     use super::sgemm::Shared;
     let (d, a, b) = (Shared(dst), Shared(a), Shared(b));
-    let by_rows = m >= n;
+    // Each thread reads all of the operand that is not split. The crate packs the
+    // operand whose rows are not unit-stride (a transposed view: `wᵀ` in `x · wᵀ`, `gᵀ`
+    // in `gᵀ · x`) with a transpose, its costliest packing; split that one, so that each
+    // thread packs only its share. W1's forward `x · w1ᵀ` by columns and its weight
+    // gradient `gᵀ · x` by rows ran 5 % and 4 % faster than the other way round
+    // (docs/PERFORMANCE.md, sixth round). Otherwise, or when that side is too short to
+    // give every thread two tiles of 16, split the longer side.
+    let by_rows = match (a_cs == 1, b_cs == 1) {
+        (true, false) if n >= 32 * nt => false,
+        (false, true) if m >= 32 * nt => true,
+        _ => m >= n,
+    };
     let len = if by_rows { m } else { n };
     let per = len.div_ceil(nt).div_ceil(16) * 16;
     let part = |t: usize| {
