@@ -18,6 +18,24 @@ use std::cell::RefCell;
 /// A product takes this path when its rows, columns or depth are at most this.
 pub(crate) const SMALL: usize = 16;
 
+/// Products of this path split over the threads from this many multiply-adds when they
+/// are called on a thread of the pool, where the other workers are at hand (W1's head
+/// products, `256×256·256×10` and its two gradients, ran 1.6× faster on two threads than
+/// on one that way; docs/PERFORMANCE.md, sixth round). Called from outside the pool,
+/// handing the work over costs a wake-up and a move between caches, and they split only
+/// from [`PAR_MIN_FMAS`], as every product does.
+const PAR_MIN_FMAS_ON_POOL: usize = 1 << 17;
+
+/// The fewest multiply-adds for which a product of this path splits over the threads
+/// (see [`PAR_MIN_FMAS_ON_POOL`]).
+pub(crate) fn par_min_fmas() -> usize {
+    if rayon::current_thread_index().is_some() {
+        PAR_MIN_FMAS_ON_POOL
+    } else {
+        PAR_MIN_FMAS
+    }
+}
+
 /// The largest transposed B (elements) copied into a row-major buffer for this path.
 const MAX_B_COPY: usize = 1 << 16;
 
@@ -115,7 +133,7 @@ pub(crate) unsafe fn sgemm_small(
                 }
             }
         };
-        let nt = if m * n * k >= PAR_MIN_FMAS {
+        let nt = if m * n * k >= par_min_fmas() {
             threads.max(1)
         } else {
             1
@@ -310,7 +328,8 @@ mod tests {
 
     /// Every SIMD path this processor has, each small side, every transpose of both
     /// operands, a transposed (column-major) result, accumulation, masked column edges,
-    /// partial row blocks, 1 and 2 threads, against a float64 reference.
+    /// partial row blocks, 1 thread and 2 (called on a thread of the pool, so that the
+    /// larger shapes split by rows or by columns), against a float64 reference.
     #[test]
     fn small_products_agree_with_a_float64_reference() {
         let best = detected_cpu_path();
@@ -349,18 +368,27 @@ mod tests {
                         for accumulate in [false, true] {
                             let init = data(m * n, 7);
                             let mut got = init.clone();
-                            let ran = unsafe {
+                            let dst = Shared(got.as_mut_ptr());
+                            let (a, b) = (&a, &b);
+                            let call = move || unsafe {
                                 sgemm_small(
                                     path,
                                     m,
                                     n,
                                     k,
-                                    Mat::new(got.as_mut_ptr(), dr, dc),
+                                    Mat::new(dst.get(), dr, dc),
                                     accumulate,
                                     Mat::new(a.as_ptr(), ar, ac),
                                     Mat::new(b.as_ptr(), br, bc),
                                     threads,
                                 )
+                            };
+                            // Two threads from a thread of the pool, where products from
+                            // PAR_MIN_FMAS_ON_POOL multiply-adds split by rows or columns.
+                            let ran = if threads == 1 {
+                                call()
+                            } else {
+                                crate::threads::install(call)
                             };
                             // After orienting the result, B must be row-major or worth
                             // copying (many rows); otherwise the path declines untouched.
