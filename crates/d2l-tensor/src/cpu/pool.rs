@@ -297,12 +297,12 @@ fn max_strided<T: Float, const IDX: bool>(
         return;
     }
     assert!(x.len() > (n - 1) * s && (!IDX || bi.len() >= n));
-    for i in 0..n {
+    for (i, bv) in b.iter_mut().enumerate() {
         // SAFETY: i·s ≤ (n−1)·s < x.len(), checked above.
         let v = unsafe { *x.get_unchecked(i * s) };
-        let m = b[i];
+        let m = *bv;
         let take = v > m;
-        b[i] = if take { v } else { m };
+        *bv = if take { v } else { m };
         if IDX {
             // SAFETY: bi.len() ≥ n, checked above.
             unsafe {
