@@ -323,10 +323,10 @@ unsafe fn split_for_crate<T: Float>(
 ) {
     use super::sgemm::Shared;
     let (d, a, b) = (Shared(dst), Shared(a), Shared(b));
-    // Each thread reads all of the operand that is not split. The crate packs the
-    // operand whose rows are not unit-stride (a transposed view: `wᵀ` in `x · wᵀ`, `gᵀ`
-    // in `gᵀ · x`) with a transpose, its costliest packing; split that one, so that each
-    // thread packs only its share. W1's forward `x · w1ᵀ` by columns and its weight
+    // Each thread reads all of the operand that is not split. The crate packs an
+    // operand whose rows are not contiguous (column stride ≠ 1, a transposed view: `wᵀ`
+    // in `x · wᵀ`, `gᵀ` in `gᵀ · x`) with a transpose, its costliest packing; split that
+    // one, so that each thread packs only its share. W1's forward `x · w1ᵀ` by columns and its weight
     // gradient `gᵀ · x` by rows ran 5 % and 4 % faster than the other way round
     // (docs/PERFORMANCE.md, sixth round). Otherwise, or when that side is too short to
     // give every thread two tiles of 16, split the longer side.
