@@ -91,12 +91,7 @@ pub(crate) fn matmul<T: Float>(
     // between the cores' caches (a 256×256·256×10 head ran 3× slower that way from
     // outside the pool). The direct kernels for a small side split earlier when this
     // thread is one of the pool's.
-    let par_min = if m.min(n).min(k) <= super::sgemm_small::SMALL {
-        super::sgemm_small::par_min_fmas()
-    } else {
-        super::sgemm::PAR_MIN_FMAS
-    };
-    if nt == 1 || (flops < par_min && batches == 1) {
+    if nt == 1 || (flops < super::sgemm_small::par_min_fmas(m, n, k) && batches == 1) {
         for b in 0..batches {
             one(b, Parallelism::None);
         }

@@ -26,10 +26,11 @@ pub(crate) const SMALL: usize = 16;
 /// from [`PAR_MIN_FMAS`], as every product does.
 const PAR_MIN_FMAS_ON_POOL: usize = 1 << 17;
 
-/// The fewest multiply-adds for which a product of this path splits over the threads
-/// (see [`PAR_MIN_FMAS_ON_POOL`]).
-pub(crate) fn par_min_fmas() -> usize {
-    if rayon::current_thread_index().is_some() {
+/// The fewest multiply-adds for which an `m × k · k × n` product splits over the
+/// threads: [`PAR_MIN_FMAS_ON_POOL`] for a shape of this path on a thread of the pool,
+/// [`PAR_MIN_FMAS`] otherwise.
+pub(crate) fn par_min_fmas(m: usize, n: usize, k: usize) -> usize {
+    if m.min(n).min(k) <= SMALL && rayon::current_thread_index().is_some() {
         PAR_MIN_FMAS_ON_POOL
     } else {
         PAR_MIN_FMAS
@@ -133,7 +134,7 @@ pub(crate) unsafe fn sgemm_small(
                 }
             }
         };
-        let nt = if m * n * k >= par_min_fmas() {
+        let nt = if m * n * k >= par_min_fmas(m, n, k) {
             threads.max(1)
         } else {
             1

@@ -518,11 +518,10 @@ pub(crate) fn backward_weight<T: Float>(x: &[T], gy: &[T], geo: &Geom) -> Vec<T>
             let prof = crate::profile::scope("winograd:input");
             with_simd(
                 #[inline(always)]
-                || input_transform(x, &s, s0 + j0, t, cols, &mut v),
-            );
-            with_simd(
-                #[inline(always)]
-                || grad_transform(gy, &s, s0 + j0, t, cols, &mut u),
+                || {
+                    input_transform(x, &s, s0 + j0, t, cols, &mut v);
+                    grad_transform(gy, &s, s0 + j0, t, cols, &mut u);
+                },
             );
             drop(prof);
             let _prof = crate::profile::scope("winograd:gemm");
